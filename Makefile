@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each creates .venv from pyproject.toml on first use (and again when pyproject.toml changes).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[serve,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/modelgate validate
+	$(BIN)/modelgate render
+	$(BIN)/modelgate deploy models/iris.yaml --target local
+
+# pytest exits 5 when it collected no tests: for the whole suite that is a broken
+# suite (fail); for a filtered run (PYTEST_ARGS=-k ...) it only means nothing matched.
+test: $(STAMP)
+	@rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then \
+	  echo "pytest collected no tests"; \
+	  if [ -z "$(PYTEST_ARGS)" ]; then exit 1; else exit 0; fi; \
+	fi; exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/validate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""modelgate: validate, render, deploy and smoke-test ML model deployment specs."""

@@ -1,0 +1,191 @@
+"""The `modelgate` command: argument parsing, one function per subcommand, exit codes.
+
+Only this module prints. Exit codes: 0 ok, 1 findings or a failed deploy, 2 usage error,
+3 internal fault (a bug in modelgate: the message asks for a report, no traceback unless
+MODELGATE_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import workspace
+from .diagnostics import Diagnostic
+from .report import FORMATS, format_report
+from .report.text import format_diagnostic
+
+if TYPE_CHECKING:
+    from .deploy import Outcome
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("modelgate: interrupted; everything it started was stopped", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: never a traceback for users
+        if os.environ.get("MODELGATE_DEBUG"):
+            raise
+        print(f"modelgate: internal error: {type(exc).__name__}: {exc}\n"
+              "    hint: this is a bug in modelgate; rerun with MODELGATE_DEBUG=1 and report "
+              "the traceback", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelgate", description="Validate, render, deploy and smoke-test ML model specs.")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="repository root (default: nearest directory upward with models/)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check specs against the schema")
+    validate.add_argument("paths", nargs="*", help="spec files or directories (default: models/)")
+    validate.add_argument("--format", choices=sorted(FORMATS), default="text")
+    validate.add_argument("--strict", action="store_true", help="fail on warnings too")
+    validate.set_defaults(handler=cmd_validate)
+
+    render = commands.add_parser("render", help="render specs into rendered/")
+    render.add_argument("paths", nargs="*", help="spec files or directories (default: models/)")
+    render.set_defaults(handler=cmd_render)
+
+    deploy = commands.add_parser("deploy", help="deploy specs and smoke-test their endpoints")
+    deploy.add_argument("specs", nargs="+", help="spec files")
+    deploy.add_argument("--target", choices=["local"], default="local")
+    deploy.add_argument("--keep", action="store_true",
+                        help="leave the endpoint running (stop it with `modelgate stop NAME`)")
+    deploy.set_defaults(handler=cmd_deploy)
+
+    stop = commands.add_parser("stop", help="stop a deployment left running by --keep")
+    stop.add_argument("name")
+    stop.set_defaults(handler=cmd_stop)
+
+    status = commands.add_parser("status", help="list deployments left running by --keep")
+    status.set_defaults(handler=cmd_status)
+    return parser
+
+
+def _root(args: argparse.Namespace) -> Path:
+    return (args.root or workspace.find_root()).resolve()
+
+
+def _validated(args: argparse.Namespace, paths: Sequence[str]) -> workspace.Validation:
+    root = _root(args)
+    return workspace.validate(workspace.discover(root, paths), root)
+
+
+def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
+    for diagnostic in diagnostics:
+        print(format_diagnostic(diagnostic), file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    root = _root(args)
+    files = workspace.discover(root, args.paths)
+    if not files:
+        print(f"modelgate: no spec files found under {root / workspace.SPEC_DIR}", file=sys.stderr)
+        return EXIT_USAGE
+    result = workspace.validate(files, root)
+    shown = [workspace.display_path(path, root) for path in files]
+    sys.stdout.write(format_report(args.format, result.diagnostics, shown))
+    return EXIT_FINDINGS if result.failed(args.strict) else EXIT_OK
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from . import render
+
+    root = _root(args)
+    result = _validated(args, args.paths)
+    diagnostics = list(result.diagnostics)
+    written = 0
+    for document in result.valid_documents():
+        files, problems = render.render_document(document, root)
+        diagnostics.extend(problems)
+        written += len(render.write(files, root))
+    _print_diagnostics(diagnostics)
+    print(f"rendered {len(result.valid_documents())} spec(s) into {render.RENDERED_DIR}/ "
+          f"({written} file(s) changed)")
+    return EXIT_FINDINGS if result.failed() or diagnostics else EXIT_OK
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from .deploy import local
+
+    root = _root(args)
+    result = _validated(args, args.specs)
+    if result.failed():
+        _print_diagnostics(result.diagnostics)
+        print("modelgate: model not deployed: the spec is invalid", file=sys.stderr)
+        return EXIT_FINDINGS
+    failed = False
+    for document in result.valid_documents():
+        outcome = local.deploy(document, root, keep=args.keep)
+        _print_outcome(outcome)
+        failed = failed or not outcome.ok
+    return EXIT_FINDINGS if failed else EXIT_OK
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    for result in outcome.smoke:
+        mark = "pass" if result.passed else "FAIL"
+        status = result.status if result.status is not None else "-"
+        print(f"  smoke {mark}  {result.name:<24} HTTP {status}  {result.latency_ms:7.1f} ms")
+    if outcome.ok and outcome.endpoint:
+        print(f"deployed {outcome.name} in {outcome.seconds:.1f} s")
+        print(f"endpoint: {outcome.endpoint.inference_url}")
+        if outcome.kept:
+            print(f"kept running; stop it with `modelgate stop {outcome.name}`")
+        else:
+            print("torn down (use --keep to leave it running)")
+        return
+    _print_diagnostics(outcome.diagnostics)
+    print(f"modelgate: {outcome.name} failed after {outcome.seconds:.1f} s; nothing left running",
+          file=sys.stderr)
+    if outcome.previous:
+        print(f"modelgate: the previous deployment still serves at {outcome.previous}",
+              file=sys.stderr)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from .deploy import local
+
+    problems = local.stop(_root(args), args.name)
+    if problems:
+        _print_diagnostics(problems)
+        return EXIT_FINDINGS
+    print(f"stopped {args.name}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .deploy import local
+
+    states = local.running(_root(args))
+    if not states:
+        print("nothing running")
+    for state in states:
+        print(f"{state.name:<24} pid {state.pid:<8} {state.base_url}  log {state.log}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""The local target: MLServer as a subprocess of this machine, no Docker, no cluster.
+
+MLServer facts this module relies on (measured with 1.7.1):
+- `/v2/health/ready` answers 200 before the model is loaded, so readiness is the model's own
+  `/v2/models/NAME/ready`.
+- A model that fails to load makes the server exit with code 0: any exit before the model is
+  ready is "model not deployed", whatever the exit code.
+- It always opens an HTTP and a gRPC port (both are picked free here) and writes into its
+  working directory (a private temporary one here).
+
+A kept deployment is recorded in .modelgate/run/NAME.json. Redeploying a kept model is
+blue/green: the new server starts beside the old one on other ports, and the old one is
+stopped only after the new one passed its smoke tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .. import render, smoke
+from ..diagnostics import Diagnostic, error
+from ..load import Document
+from ..smoke import Endpoint
+from . import (
+    ENDPOINT_NOT_AVAILABLE,
+    ENGINE_MISSING,
+    MODEL_NOT_DEPLOYED,
+    NOT_RUNNING,
+    PORT_TAKEN,
+    TARGET_UNSUPPORTED,
+    Outcome,
+)
+
+STATE_DIR = Path(".modelgate") / "run"
+LOG_TAIL_LINES = 15
+POLL_INTERVAL_S = 0.1
+STOP_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What `--keep` leaves behind so that `status` and `stop` can find the server."""
+
+    name: str
+    pid: int
+    base_url: str
+    protocol: str
+    workdir: str
+    log: str
+
+
+def deploy(document: Document, root: Path, keep: bool = False) -> Outcome:
+    name = document.data["metadata"]["name"]
+    outcome = Outcome(name)
+    started = time.monotonic()
+    problem = _prepare(document, root)
+    if problem:
+        outcome.diagnostics.append(problem)
+        return outcome
+    previous = read_state(root, name)
+    if previous and not _alive(previous.pid):
+        _forget(root, previous)
+        previous = None
+    server = None
+    try:
+        server, problem = _start(document, root)
+        if problem:
+            outcome.diagnostics.append(problem)
+            return outcome
+        outcome.diagnostics.extend(_wait_ready(document, server))
+        if not outcome.diagnostics:
+            outcome.smoke = smoke.run(document, server.endpoint)
+            outcome.diagnostics.extend(_smoke_failures(document, server, outcome.smoke))
+        if not outcome.diagnostics:
+            outcome.endpoint = server.endpoint
+            if keep:
+                _promote(root, server, previous)
+                outcome.kept, server = True, None
+    finally:
+        if server is not None:
+            server.stop()
+        outcome.seconds = time.monotonic() - started
+        if previous and not outcome.ok:
+            outcome.previous = previous.base_url
+    return outcome
+
+
+def stop(root: Path, name: str) -> list[Diagnostic]:
+    state = read_state(root, name)
+    if state is None:
+        return [error(name, 0, 0, NOT_RUNNING, f"no kept deployment named '{name}'",
+                      "`modelgate status` lists what is running")]
+    _terminate(state.pid)
+    _forget(root, state)
+    return []
+
+
+def running(root: Path) -> list[RunState]:
+    """Kept deployments whose server is still alive (stale records are dropped)."""
+    alive = []
+    for path in sorted((root / STATE_DIR).glob("*.json")):
+        state = read_state(root, path.stem)
+        if state and _alive(state.pid):
+            alive.append(state)
+        elif state:
+            _forget(root, state)
+    return alive
+
+
+def read_state(root: Path, name: str) -> RunState | None:
+    try:
+        return RunState(**json.loads((root / STATE_DIR / f"{name}.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+class _Server:
+    def __init__(self, process: subprocess.Popen[bytes], workdir: Path, endpoint: Endpoint) -> None:
+        self.process, self.workdir, self.endpoint = process, workdir, endpoint
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "server.log"
+
+    def log_tail(self) -> str:
+        try:
+            lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return "(no server log)"
+        return "\n".join(lines[-LOG_TAIL_LINES:]) or "(server log is empty)"
+
+    def stop(self) -> None:
+        _terminate(self.process.pid, self.process)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _prepare(document: Document, root: Path) -> Diagnostic | None:
+    """Refuse what the local target cannot serve, and check the artifact before starting."""
+    spec = document.data["spec"]
+    model = spec["model"]
+    if spec["engine"]["name"] != "mlserver" or "image" in model:
+        line, col = document.locate(["spec", "engine", "name"])
+        return error(document.path, line, col, TARGET_UNSUPPORTED,
+                     "the local target serves repository artifacts with the mlserver engine",
+                     "deploy image-based or non-MLServer models with --target docker or kubernetes")
+    if "://" in model["artifact"]:
+        line, col = document.locate(["spec", "model", "artifact"])
+        return error(document.path, line, col, TARGET_UNSUPPORTED,
+                     "the local target serves artifacts inside this repository, not remote URIs",
+                     "download the artifact into the repository, or use --target kubernetes")
+    files, problems = render.render_document(document, root)
+    if problems:
+        return problems[0]
+    render.write(files, root)
+    return _check_artifact(document, root)
+
+
+def _check_artifact(document: Document, root: Path) -> Diagnostic | None:
+    model = document.data["spec"]["model"]
+    line, col = document.locate(["spec", "model", "artifact"])
+    path = (root / model["artifact"]).resolve()
+    if not path.is_relative_to(root.resolve()):
+        return error(document.path, line, col, MODEL_NOT_DEPLOYED,
+                     f"model not deployed: artifact {model['artifact']} lies outside the repository",
+                     "keep model artifacts inside the repository")
+    if not path.is_file():
+        return error(document.path, line, col, MODEL_NOT_DEPLOYED,
+                     f"model not deployed: artifact {model['artifact']} does not exist",
+                     "check the path (relative to the repository root) or create the artifact")
+    expected = model.get("sha256")
+    if expected:
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if actual != expected:
+            line, col = document.locate(["spec", "model", "sha256"])
+            return error(document.path, line, col, MODEL_NOT_DEPLOYED,
+                         f"model not deployed: artifact sha256 is {actual}, the spec expects {expected}",
+                         "the artifact changed or is corrupt: restore it, or update sha256 after review")
+    return None
+
+
+def _mlserver_binary() -> str | None:
+    beside_python = Path(sys.executable).with_name("mlserver")
+    return str(beside_python) if beside_python.is_file() else shutil.which("mlserver")
+
+
+def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic | None]:
+    binary = _mlserver_binary()
+    if binary is None:
+        line, col = document.locate(["spec", "engine", "name"])
+        return None, error(document.path, line, col, ENGINE_MISSING,
+                           "model not deployed: the mlserver engine is not installed",
+                           "pip install 'modelgate[serve]' (or run `make demo`, which does)")
+    fixed = document.data["spec"].get("endpoint", {}).get("port")
+    if fixed is not None and not _port_free(fixed):
+        line, col = document.locate(["spec", "endpoint", "port"])
+        return None, error(document.path, line, col, PORT_TAKEN,
+                           f"model not deployed: port {fixed} is already in use",
+                           "stop what listens there, or remove spec.endpoint.port to pick a free one")
+    http_port, grpc_port = (fixed, _free_port()) if fixed else _free_ports(2)
+    name = document.data["metadata"]["name"]
+    workdir = Path(tempfile.mkdtemp(prefix=f"modelgate-{name}-"))
+    env = {**os.environ,
+           "MLSERVER_HTTP_PORT": str(http_port),
+           "MLSERVER_GRPC_PORT": str(grpc_port),
+           "MLSERVER_METRICS_DIR": str(workdir),
+           "MLSERVER_ENVIRONMENTS_DIR": str(workdir)}
+    model_dir = root / render.rendered_dir("local", name)
+    with open(workdir / "server.log", "wb") as log:
+        process = subprocess.Popen(
+            [binary, "start", str(model_dir)], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    protocol = document.data["spec"]["engine"]["protocol"]
+    endpoint = Endpoint(name, f"http://127.0.0.1:{http_port}", protocol, "local")
+    return _Server(process, workdir, endpoint), None
+
+
+def _wait_ready(document: Document, server: _Server) -> list[Diagnostic]:
+    smoke_spec = document.data["spec"].get("smoke") or {}
+    timeout = float(smoke_spec.get("readinessTimeoutSeconds", 60))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = server.process.poll()
+        if code is not None:
+            line, col = document.locate(["spec", "model"])
+            return [error(document.path, line, col, MODEL_NOT_DEPLOYED,
+                          f"model not deployed: the engine exited (code {code}) before the "
+                          f"model was ready",
+                          f"last lines of the server log:\n{_indent(server.log_tail())}")]
+        if _answers_200(server.endpoint.ready_url):
+            return []
+        time.sleep(POLL_INTERVAL_S)
+    line, col = document.locate(["spec", "smoke", "readinessTimeoutSeconds"])
+    return [error(document.path, line, col, ENDPOINT_NOT_AVAILABLE,
+                  f"endpoint not available: the model was not ready within {timeout:g} s",
+                  "raise spec.smoke.readinessTimeoutSeconds if loading is slow; last lines of "
+                  f"the server log:\n{_indent(server.log_tail())}")]
+
+
+def _smoke_failures(document: Document, server: _Server,
+                    results: list[smoke.SmokeResult]) -> list[Diagnostic]:
+    failed = [r for r in results if not r.passed]
+    if not failed:
+        return []
+    findings = [d for r in failed for d in r.diagnostics]
+    names = ", ".join(r.name for r in failed)
+    line, col = document.locate(["spec", "smoke", "requests"])
+    crashed = server.process.poll() is not None
+    detail = "the engine crashed" if crashed else f"smoke request(s) failed: {names}"
+    findings.append(error(document.path, line, col, ENDPOINT_NOT_AVAILABLE,
+                          f"endpoint not available: {detail}",
+                          f"last lines of the server log:\n{_indent(server.log_tail())}"))
+    return findings
+
+
+def _promote(root: Path, server: _Server, previous: RunState | None) -> None:
+    """Record the new server as the kept one, then retire the one it replaces."""
+    state = RunState(server.endpoint.name, server.process.pid, server.endpoint.base_url,
+                     server.endpoint.protocol, str(server.workdir), str(server.log))
+    path = root / STATE_DIR / f"{state.name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(asdict(state), indent=2, sort_keys=True) + "\n")
+    os.replace(temporary, path)
+    if previous:
+        _terminate(previous.pid)
+        shutil.rmtree(previous.workdir, ignore_errors=True)
+
+
+def _forget(root: Path, state: RunState) -> None:
+    shutil.rmtree(state.workdir, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        (root / STATE_DIR / f"{state.name}.json").unlink()
+
+
+def _terminate(pid: int, process: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM the server's process group, SIGKILL it after a grace period."""
+    for sig, grace in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                return
+            if process is None and not _alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _answers_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    return _free_ports(1)[0]
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+def _indent(text: str) -> str:
+    return "\n".join("      " + line for line in text.splitlines())

@@ -1,0 +1,23 @@
+"""One output interface, several formats: each format is a function from findings to text.
+
+Adding a format is one module here plus one entry in FORMATS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..diagnostics import Diagnostic
+from . import json_format, text
+
+Formatter = Callable[[Sequence[Diagnostic], Sequence[str]], str]
+
+FORMATS: dict[str, Formatter] = {
+    "text": text.format_report,
+    "json": json_format.format_report,
+}
+
+
+def format_report(name: str, diagnostics: Sequence[Diagnostic], files: Sequence[str]) -> str:
+    """Render findings about `files` (every file that was checked, clean ones included)."""
+    return FORMATS[name](diagnostics, files)

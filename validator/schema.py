@@ -1,0 +1,78 @@
+"""Check a loaded spec against the ModelDeployment JSON Schema (draft 2020-12)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .diagnostics import Diagnostic, error
+from .load import Document
+
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "modeldeployment.v1alpha1.json"
+SCHEMA_VIOLATION = "MG201"
+UNKNOWN_FIELD = "MG202"
+
+
+@cache
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema())
+
+
+def check(document: Document) -> list[Diagnostic]:
+    """All schema violations of one document, each at the line:col of the offending value."""
+    findings: list[Diagnostic] = []
+    for failure in _validator().iter_errors(document.data):
+        findings.extend(_diagnose(document, failure))
+    return findings
+
+
+def _diagnose(document: Document, failure: Any) -> Iterator[Diagnostic]:
+    path = list(failure.absolute_path)
+    if failure.validator == "additionalProperties" and isinstance(failure.instance, dict):
+        yield from _unknown_fields(document, path, failure)
+        return
+    line, col = document.locate(path)
+    message = failure.schema.get("x-messages", {}).get(failure.validator) or failure.message
+    yield error(document.path, line, col, SCHEMA_VIOLATION,
+                f"{_dotted(path)}: {message}", _hint(failure))
+
+
+def _unknown_fields(document: Document, path: list[Any], failure: Any) -> Iterator[Diagnostic]:
+    known = list(failure.schema.get("properties", {}))
+    for name in sorted(set(failure.instance) - set(known)):
+        line, col = document.locate([*path, name], key=True)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"allowed here: {', '.join(known)}"
+        yield error(document.path, line, col, UNKNOWN_FIELD,
+                    f"{_dotted([*path, name])}: unknown field '{name}'", hint)
+
+
+def _hint(failure: Any) -> str:
+    """The field's own description tells the user what a valid value looks like."""
+    if failure.validator == "required":
+        return "add the missing field"
+    description = failure.schema.get("description", "")
+    allowed = failure.schema.get("enum")
+    if allowed and failure.validator == "enum":
+        return "one of: " + ", ".join(map(str, allowed))
+    return description
+
+
+def _dotted(path: list[Any]) -> str:
+    if not path:
+        return "(document)"
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

@@ -1,0 +1,197 @@
+"""Smoke tests: send the spec's requests to a live endpoint and check every expectation.
+
+A failed expectation is a Diagnostic located at that expectation in the spec, so the author
+sees `models/iris.yaml:44:15: MG601 ...` and knows exactly which line to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from .diagnostics import Diagnostic, error
+from .load import Document
+
+SMOKE_FAILED = "MG601"
+DEFAULT_TIMEOUT_S = 30.0
+
+INFERENCE_PATHS = {
+    "v2": "/v2/models/{name}/infer",
+    "v1": "/v1/models/{name}:predict",
+    "openai": "/v1/chat/completions",
+}
+READY_PATHS = {
+    "v2": "/v2/models/{name}/ready",
+    "v1": "/v1/models/{name}",
+    "openai": "/v1/models",
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A live inference endpoint."""
+
+    name: str
+    base_url: str
+    protocol: str
+    target: str
+
+    @property
+    def inference_url(self) -> str:
+        return self.base_url + INFERENCE_PATHS[self.protocol].format(name=self.name)
+
+    @property
+    def ready_url(self) -> str:
+        return self.base_url + READY_PATHS[self.protocol].format(name=self.name)
+
+
+@dataclass
+class SmokeResult:
+    name: str
+    status: int | None
+    latency_ms: float
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.diagnostics
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int | None
+    body: str
+    latency_ms: float
+    failure: str = ""
+
+
+def run(document: Document, endpoint: Endpoint) -> list[SmokeResult]:
+    smoke = document.data["spec"].get("smoke") or {}
+    return [_run_one(document, endpoint, index, request)
+            for index, request in enumerate(smoke.get("requests", []))]
+
+
+def post_json(url: str, body: Any, timeout: float = DEFAULT_TIMEOUT_S) -> Response:
+    data = json.dumps(body).encode("utf-8")
+    request = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            payload = answer.read().decode("utf-8", "replace")
+            status = answer.status
+    except urllib.error.HTTPError as exc:
+        payload, status = exc.read().decode("utf-8", "replace"), exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        reason = getattr(exc, "reason", exc)
+        return Response(None, "", elapsed, f"no answer from {url}: {reason}")
+    return Response(status, payload, (time.perf_counter() - started) * 1000)
+
+
+def _run_one(document: Document, endpoint: Endpoint, index: int, request: dict[str, Any]) -> SmokeResult:
+    where = ["spec", "smoke", "requests", index]
+    url = endpoint.base_url + request["path"] if "path" in request else endpoint.inference_url
+    response = post_json(url, request["body"])
+    result = SmokeResult(request["name"], response.status, response.latency_ms)
+
+    def fail(path: list[str | int], message: str, hint: str = "") -> None:
+        line, col = document.locate(where + path)
+        result.diagnostics.append(error(document.path, line, col, SMOKE_FAILED,
+                                        f"smoke request '{request['name']}': {message}", hint))
+
+    if response.failure:
+        fail([], response.failure, "the endpoint stopped answering; see the server log")
+        return result
+    for path, message in _check(request.get("expect", {}), response):
+        fail(["expect", *path], message)
+    return result
+
+
+def _check(expect: dict[str, Any], response: Response) -> list[tuple[list[str | int], str]]:
+    problems: list[tuple[list[str | int], str]] = []
+    wanted_status = expect.get("status", 200)
+    if response.status != wanted_status:
+        snippet = response.body[:300].replace("\n", " ")
+        problems.append((["status"] if "status" in expect else [],
+                         f"HTTP {response.status}, expected {wanted_status}: {snippet}"))
+        return problems
+    budget = expect.get("maxLatencyMs")
+    if budget is not None and response.latency_ms > budget:
+        problems.append((["maxLatencyMs"],
+                         f"took {response.latency_ms:.1f} ms, over the {budget} ms budget"))
+    if "contains" in expect and expect["contains"] not in response.body:
+        problems.append((["contains"], f"response does not contain {expect['contains']!r}"))
+    if "outputs" in expect:
+        problems.extend(_check_outputs(expect["outputs"], response.body))
+    return problems
+
+
+def _check_outputs(expected: list[dict[str, Any]], body: str) -> list[tuple[list[str | int], str]]:
+    try:
+        outputs = {out["name"]: out for out in json.loads(body)["outputs"]}
+    except (ValueError, KeyError, TypeError):
+        return [(["outputs"], f"response is not an inference response with outputs: {body[:200]}")]
+    problems: list[tuple[list[str | int], str]] = []
+    for index, want in enumerate(expected):
+        got = outputs.get(want["name"])
+        here: list[str | int] = ["outputs", index]
+        if got is None:
+            problems.append((here, f"no output named '{want['name']}' (got {sorted(outputs)})"))
+            continue
+        problems.extend((here + [key], message) for key, message in _compare_output(want, got))
+    return problems
+
+
+def _compare_output(want: dict[str, Any], got: dict[str, Any]) -> list[tuple[str, str]]:
+    name = want["name"]
+    problems = []
+    if "datatype" in want and got.get("datatype") != want["datatype"]:
+        problems.append(("datatype", f"output '{name}' has datatype {got.get('datatype')}, "
+                                     f"expected {want['datatype']}"))
+    if "shape" in want and not _shape_matches(want["shape"], got.get("shape")):
+        problems.append(("shape", f"output '{name}' has shape {got.get('shape')}, "
+                                  f"expected {want['shape']}"))
+    data = _flatten(got.get("data", []))
+    if "equals" in want and not _equal(data, _flatten(want["equals"])):
+        problems.append(("equals", f"output '{name}' is {_short(data)}, expected {want['equals']}"))
+    low, high = want.get("min", -math.inf), want.get("max", math.inf)
+    outside = [v for v in data if isinstance(v, (int, float)) and not low <= v <= high]
+    if outside:
+        problems.append(("min" if "min" in want else "max",
+                         f"output '{name}' has values outside [{low}, {high}]: {_short(outside)}"))
+    return problems
+
+
+def _shape_matches(want: list[int], got: Any) -> bool:
+    return (isinstance(got, list) and len(got) == len(want)
+            and all(w == -1 or w == g for w, g in zip(want, got, strict=True)))
+
+
+def _flatten(values: Any) -> list[Any]:
+    if not isinstance(values, list):
+        return [values]
+    flat: list[Any] = []
+    for value in values:
+        flat.extend(_flatten(value))
+    return flat
+
+
+def _equal(got: list[Any], want: list[Any]) -> bool:
+    if len(got) != len(want):
+        return False
+    return all(math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-12)
+               if _is_number(g) and _is_number(w) else g == w for g, w in zip(got, want, strict=True))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _short(values: list[Any]) -> str:
+    return str(values if len(values) <= 10 else [*values[:10], "..."])

@@ -1,0 +1,74 @@
+"""Where specs live and how a set of them is validated: load -> schema -> identity."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import identity, load, schema
+from .diagnostics import Diagnostic, has_errors
+
+SPEC_DIR = "models"
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Validation:
+    """The outcome of validating a set of spec files."""
+
+    documents: list[load.Document] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def valid_documents(self) -> list[load.Document]:
+        broken = {d.path for d in self.diagnostics if d.severity.value == "error"}
+        return [doc for doc in self.documents if doc.path not in broken]
+
+    def failed(self, strict: bool = False) -> bool:
+        return has_errors(self.diagnostics, strict)
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: the nearest directory upward holding models/, else the start."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / SPEC_DIR).is_dir():
+            return candidate
+    return here
+
+
+def discover(root: Path, paths: Sequence[str] = ()) -> list[Path]:
+    """Spec files named on the command line (files or directories), or all of models/."""
+    if not paths:
+        paths = [str(root / SPEC_DIR)]
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found.extend(p for p in sorted(path.iterdir()) if p.suffix in SPEC_SUFFIXES)
+        else:
+            found.append(path)
+    return found
+
+
+def display_path(path: Path, root: Path) -> str:
+    try:
+        return os.path.relpath(path.resolve(), root)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def validate(files: Iterable[Path], root: Path) -> Validation:
+    result = Validation()
+    for path in files:
+        document, problems = load.load_file(path, display_path(path, root))
+        result.diagnostics.extend(problems)
+        if document is None:
+            continue
+        result.documents.append(document)
+        result.diagnostics.extend(schema.check(document))
+        result.diagnostics.extend(identity.check_file_name(document))
+    result.diagnostics.extend(identity.check_unique_names(result.documents))
+    result.diagnostics.sort(key=Diagnostic.sort_key)
+    return result
