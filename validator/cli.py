@@ -41,9 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: never a traceback for users
         if os.environ.get("MODELGATE_DEBUG"):
             raise
-        print(f"modelgate: internal error: {type(exc).__name__}: {exc}\n"
-              "    hint: this is a bug in modelgate; rerun with MODELGATE_DEBUG=1 and report "
-              "the traceback", file=sys.stderr)
+        print(
+            f"modelgate: internal error: {type(exc).__name__}: {exc}\n"
+            "    hint: this is a bug in modelgate; rerun with MODELGATE_DEBUG=1 and report "
+            "the traceback",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 
@@ -53,9 +56,14 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="modelgate", description="Validate, render, deploy and smoke-test ML model specs.")
-    parser.add_argument("--root", type=Path, default=None,
-                        help="repository root (default: nearest directory upward with models/)")
+        prog="modelgate", description="Validate, render, deploy and smoke-test ML model specs."
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="repository root (default: nearest directory upward with models/)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check specs against the schema")
@@ -71,8 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="deploy specs and smoke-test their endpoints")
     deploy.add_argument("specs", nargs="+", help="spec files")
     deploy.add_argument("--target", choices=["local"], default="local")
-    deploy.add_argument("--keep", action="store_true",
-                        help="leave the endpoint running (stop it with `modelgate stop NAME`)")
+    deploy.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the endpoint running (stop it with `modelgate stop NAME`)",
+    )
     deploy.set_defaults(handler=cmd_deploy)
 
     stop = commands.add_parser("stop", help="stop a deployment left running by --keep")
@@ -122,8 +133,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         diagnostics.extend(problems)
         written += len(render.write(files, root))
     _print_diagnostics(diagnostics)
-    print(f"rendered {len(result.valid_documents())} spec(s) into {render.RENDERED_DIR}/ "
-          f"({written} file(s) changed)")
+    print(
+        f"rendered {len(result.valid_documents())} spec(s) into {render.RENDERED_DIR}/ "
+        f"({written} file(s) changed)"
+    )
     return EXIT_FINDINGS if result.failed() or diagnostics else EXIT_OK
 
 
@@ -158,11 +171,15 @@ def _print_outcome(outcome: Outcome) -> None:
             print("torn down (use --keep to leave it running)")
         return
     _print_diagnostics(outcome.diagnostics)
-    print(f"modelgate: {outcome.name} failed after {outcome.seconds:.1f} s; nothing left running",
-          file=sys.stderr)
+    print(
+        f"modelgate: {outcome.name} failed after {outcome.seconds:.1f} s; nothing left running",
+        file=sys.stderr,
+    )
     if outcome.previous:
-        print(f"modelgate: the previous deployment still serves at {outcome.previous}",
-              file=sys.stderr)
+        print(
+            f"modelgate: the previous deployment still serves at {outcome.previous}",
+            file=sys.stderr,
+        )
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

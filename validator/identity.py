@@ -24,9 +24,16 @@ def check_file_name(document: Document) -> list[Diagnostic]:
     if name is None or name == stem:
         return []
     line, col = document.locate(["metadata", "name"])
-    return [error(document.path, line, col, NAME_MISMATCH,
-                  f"metadata.name '{name}' does not match the file name '{PurePath(document.path).name}'",
-                  f"rename the file to {name}.yaml or set metadata.name to '{stem}'")]
+    return [
+        error(
+            document.path,
+            line,
+            col,
+            NAME_MISMATCH,
+            f"metadata.name '{name}' does not match the file name '{PurePath(document.path).name}'",
+            f"rename the file to {name}.yaml or set metadata.name to '{stem}'",
+        )
+    ]
 
 
 def check_unique_names(documents: Iterable[Document]) -> list[Diagnostic]:
@@ -40,7 +47,14 @@ def check_unique_names(documents: Iterable[Document]) -> list[Diagnostic]:
             first[name] = document
             continue
         line, col = document.locate(["metadata", "name"])
-        findings.append(error(document.path, line, col, DUPLICATE_NAME,
-                              f"name '{name}' is already used by {first[name].path}",
-                              "every model deployment needs its own name"))
+        findings.append(
+            error(
+                document.path,
+                line,
+                col,
+                DUPLICATE_NAME,
+                f"name '{name}' is already used by {first[name].path}",
+                "every model deployment needs its own name",
+            )
+        )
     return findings

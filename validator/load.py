@@ -89,11 +89,27 @@ def load_file(path: Path, display: str | None = None) -> tuple[Document | None, 
         with path.open("rb") as stream:
             raw = stream.read(MAX_BYTES + 1)
     except OSError as exc:
-        return None, [error(shown, 0, 0, UNREADABLE, f"cannot read file: {exc.strerror}",
-                            "check the path and its permissions")]
+        return None, [
+            error(
+                shown,
+                0,
+                0,
+                UNREADABLE,
+                f"cannot read file: {exc.strerror}",
+                "check the path and its permissions",
+            )
+        ]
     if len(raw) > MAX_BYTES:
-        return None, [error(shown, 1, 1, TOO_LARGE, "file is larger than 1 MiB",
-                            "a model deployment spec is a few kilobytes; move data out of it")]
+        return None, [
+            error(
+                shown,
+                1,
+                1,
+                TOO_LARGE,
+                "file is larger than 1 MiB",
+                "a model deployment spec is a few kilobytes; move data out of it",
+            )
+        ]
     return load_bytes(raw, shown)
 
 
@@ -102,32 +118,62 @@ def load_bytes(raw: bytes, display: str) -> tuple[Document | None, list[Diagnost
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, col = _byte_position(raw, exc.start)
-        return None, [error(display, line, col, NOT_UTF8,
-                            f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
-                            "save the file as UTF-8")]
+        return None, [
+            error(
+                display,
+                line,
+                col,
+                NOT_UTF8,
+                f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+                "save the file as UTF-8",
+            )
+        ]
     return load_text(text.removeprefix("\ufeff"), display)
 
 
 def load_text(text: str, display: str) -> tuple[Document | None, list[Diagnostic]]:
     if not text.strip():
-        return None, [error(display, 1, 1, EMPTY, "file is empty",
-                            "write a ModelDeployment spec, or delete the file")]
+        return None, [
+            error(
+                display,
+                1,
+                1,
+                EMPTY,
+                "file is empty",
+                "write a ModelDeployment spec, or delete the file",
+            )
+        ]
     try:
         root = SafeLoader(text).get_single_node()
     except yaml.MarkedYAMLError as exc:
         return None, [_syntax_error(exc, display)]
     if root is None:
-        return None, [error(display, 1, 1, EMPTY, "file holds no YAML document",
-                            "write a ModelDeployment spec, or delete the file")]
+        return None, [
+            error(
+                display,
+                1,
+                1,
+                EMPTY,
+                "file holds no YAML document",
+                "write a ModelDeployment spec, or delete the file",
+            )
+        ]
     if "&" in text or "*" in text:
         refusal = _find_anchor(text, display)
         if refusal:
             return None, [refusal]
     if not isinstance(root, yaml.MappingNode):
         line, col = _position(root)
-        return None, [error(display, line, col, NOT_A_MAPPING,
-                            "the document must be a mapping (apiVersion, kind, metadata, spec)",
-                            "start from an example in models/ or `modelgate new`")]
+        return None, [
+            error(
+                display,
+                line,
+                col,
+                NOT_A_MAPPING,
+                "the document must be a mapping (apiVersion, kind, metadata, spec)",
+                "start from an example in models/ or `modelgate new`",
+            )
+        ]
     try:
         data = _build(root, 0)
     except _Refusal as refusal:
@@ -141,12 +187,23 @@ def _syntax_error(exc: yaml.MarkedYAMLError, display: str) -> Diagnostic:
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     problem = exc.problem or "invalid YAML"
     if isinstance(exc, yaml.composer.ComposerError) and "single document" in (exc.context or ""):
-        return error(display, line, col, MULTIPLE_DOCUMENTS,
-                     "file holds more than one YAML document",
-                     "put one model deployment per file; remove the '---' separator")
+        return error(
+            display,
+            line,
+            col,
+            MULTIPLE_DOCUMENTS,
+            "file holds more than one YAML document",
+            "put one model deployment per file; remove the '---' separator",
+        )
     context = f" ({exc.context})" if exc.context else ""
-    return error(display, line, col, INVALID_YAML, f"invalid YAML: {problem}{context}",
-                 "fix the YAML syntax at this position (indentation, quoting, ':' after keys)")
+    return error(
+        display,
+        line,
+        col,
+        INVALID_YAML,
+        f"invalid YAML: {problem}{context}",
+        "fix the YAML syntax at this position (indentation, quoting, ':' after keys)",
+    )
 
 
 def _find_anchor(text: str, display: str) -> Diagnostic | None:
@@ -155,17 +212,26 @@ def _find_anchor(text: str, display: str) -> Diagnostic | None:
         if anchor is not None:
             kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
             line, col = event.start_mark.line + 1, event.start_mark.column + 1
-            return error(display, line, col, ALIAS,
-                         f"YAML {kind} '{anchor}' is not allowed",
-                         "write the value out in full; anchors and aliases can hide "
-                         "exponential expansion and make reviews misleading")
+            return error(
+                display,
+                line,
+                col,
+                ALIAS,
+                f"YAML {kind} '{anchor}' is not allowed",
+                "write the value out in full; anchors and aliases can hide "
+                "exponential expansion and make reviews misleading",
+            )
     return None
 
 
 def _build(node: yaml.Node, depth: int) -> Any:
     if depth > MAX_DEPTH:
-        raise _Refusal(node, TOO_DEEP, f"nesting deeper than {MAX_DEPTH} levels",
-                       "a spec is a few levels deep; flatten this value")
+        raise _Refusal(
+            node,
+            TOO_DEEP,
+            f"nesting deeper than {MAX_DEPTH} levels",
+            "a spec is a few levels deep; flatten this value",
+        )
     if isinstance(node, yaml.ScalarNode):
         return _scalar(node)
     if node.tag not in _COLLECTION_TAGS:
@@ -180,15 +246,23 @@ def _mapping(node: yaml.MappingNode, depth: int) -> dict[str, Any]:
     first_seen: dict[str, yaml.Node] = {}
     for key_node, value_node in node.value:
         if not isinstance(key_node, yaml.ScalarNode):
-            raise _Refusal(key_node, KEY_NOT_SCALAR, "mapping keys must be plain strings",
-                           "use a simple word as the key")
+            raise _Refusal(
+                key_node,
+                KEY_NOT_SCALAR,
+                "mapping keys must be plain strings",
+                "use a simple word as the key",
+            )
         if key_node.tag not in _SCALAR_TAGS:
             raise _forbidden_tag(key_node)
         key = key_node.value
         if key in first_seen:
             first_line, _ = _position(first_seen[key])
-            raise _Refusal(key_node, DUPLICATE_KEY, f"duplicate key '{key}'",
-                           f"'{key}' is already set on line {first_line}; keep one of them")
+            raise _Refusal(
+                key_node,
+                DUPLICATE_KEY,
+                f"duplicate key '{key}'",
+                f"'{key}' is already set on line {first_line}; keep one of them",
+            )
         first_seen[key] = key_node
         result[key] = _build(value_node, depth + 1)
     return result
@@ -204,14 +278,22 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     try:
         return constructor(_CONSTRUCTOR, node)
     except (ValueError, yaml.constructor.ConstructorError) as exc:
-        raise _Refusal(node, INVALID_YAML, f"invalid {tag.rsplit(':', 1)[-1]} value: {exc}",
-                       "quote the value if it is meant as text") from None
+        raise _Refusal(
+            node,
+            INVALID_YAML,
+            f"invalid {tag.rsplit(':', 1)[-1]} value: {exc}",
+            "quote the value if it is meant as text",
+        ) from None
 
 
 def _forbidden_tag(node: yaml.Node) -> _Refusal:
     tag = node.tag.replace(_CORE, "!!")
-    return _Refusal(node, FORBIDDEN_TAG, f"YAML tag '{tag}' is not allowed",
-                    "specs hold plain data only: remove the tag")
+    return _Refusal(
+        node,
+        FORBIDDEN_TAG,
+        f"YAML tag '{tag}' is not allowed",
+        "specs hold plain data only: remove the tag",
+    )
 
 
 def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node | None, yaml.Node] | None:

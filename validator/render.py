@@ -69,16 +69,23 @@ def write(files: list[RenderedFile], root: Path) -> list[PurePosixPath]:
     return written
 
 
-def _context(document: Document, root: Path, out_dir: PurePosixPath) -> tuple[dict[str, Any], Diagnostic | None]:
+def _context(
+    document: Document, root: Path, out_dir: PurePosixPath
+) -> tuple[dict[str, Any], Diagnostic | None]:
     data = document.data
     spec = data["spec"]
     runtime = runtime_for(spec)
     if runtime is None:
         line, col = document.locate(["spec", "engine"])
-        return {}, error(document.path, line, col, NO_RUNTIME,
-                         f"engine {spec['engine']['name']} has no default runtime for "
-                         f"format {spec['model']['format']}",
-                         "set spec.engine.runtime to the implementation that loads this model")
+        return {}, error(
+            document.path,
+            line,
+            col,
+            NO_RUNTIME,
+            f"engine {spec['engine']['name']} has no default runtime for "
+            f"format {spec['model']['format']}",
+            "set spec.engine.runtime to the implementation that loads this model",
+        )
     model = spec["model"]
     return {
         "name": data["metadata"]["name"],
@@ -98,23 +105,43 @@ def _model_uri(model: dict[str, Any], out_dir: PurePosixPath) -> str:
     return os.path.relpath(PurePosixPath(artifact), out_dir).replace(os.sep, "/")
 
 
-def _render_one(document: Document, root: Path, engine: str, template: str,
-                context: dict[str, Any], out_dir: PurePosixPath) -> tuple[RenderedFile, Diagnostic | None]:
+def _render_one(
+    document: Document,
+    root: Path,
+    engine: str,
+    template: str,
+    context: dict[str, Any],
+    out_dir: PurePosixPath,
+) -> tuple[RenderedFile, Diagnostic | None]:
     from jinja2 import TemplateError
 
     output = out_dir / template.removesuffix(".j2")
     try:
-        text = _environment(str(root / TEMPLATE_DIR)).get_template(f"{engine}/{template}").render(context)
+        text = (
+            _environment(str(root / TEMPLATE_DIR))
+            .get_template(f"{engine}/{template}")
+            .render(context)
+        )
     except TemplateError as exc:
-        return RenderedFile(output, ""), error(document.path, 0, 0, TEMPLATE_ERROR,
-                                               f"template {engine}/{template} failed: {exc}",
-                                               "fix the template; values reach it as `name | tojson`")
+        return RenderedFile(output, ""), error(
+            document.path,
+            0,
+            0,
+            TEMPLATE_ERROR,
+            f"template {engine}/{template} failed: {exc}",
+            "fix the template; values reach it as `name | tojson`",
+        )
     text = text.rstrip("\n") + "\n"
     problem = _parse_back(output, text)
     if problem:
-        return RenderedFile(output, text), error(document.path, 0, 0, RENDERED_INVALID,
-                                                 f"{output} is not valid: {problem}",
-                                                 "a template produced a broken file; fix the template")
+        return RenderedFile(output, text), error(
+            document.path,
+            0,
+            0,
+            RENDERED_INVALID,
+            f"{output} is not valid: {problem}",
+            "a template produced a broken file; fix the template",
+        )
     return RenderedFile(output, text), None
 
 

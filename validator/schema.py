@@ -44,8 +44,9 @@ def _diagnose(document: Document, failure: Any) -> Iterator[Diagnostic]:
         return
     line, col = document.locate(path)
     message = failure.schema.get("x-messages", {}).get(failure.validator) or failure.message
-    yield error(document.path, line, col, SCHEMA_VIOLATION,
-                f"{_dotted(path)}: {message}", _hint(failure))
+    yield error(
+        document.path, line, col, SCHEMA_VIOLATION, f"{_dotted(path)}: {message}", _hint(failure)
+    )
 
 
 def _unknown_fields(document: Document, path: list[Any], failure: Any) -> Iterator[Diagnostic]:
@@ -54,8 +55,14 @@ def _unknown_fields(document: Document, path: list[Any], failure: Any) -> Iterat
         line, col = document.locate([*path, name], key=True)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"allowed here: {', '.join(known)}"
-        yield error(document.path, line, col, UNKNOWN_FIELD,
-                    f"{_dotted([*path, name])}: unknown field '{name}'", hint)
+        yield error(
+            document.path,
+            line,
+            col,
+            UNKNOWN_FIELD,
+            f"{_dotted([*path, name])}: unknown field '{name}'",
+            hint,
+        )
 
 
 def _hint(failure: Any) -> str:

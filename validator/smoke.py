@@ -72,14 +72,17 @@ class Response:
 
 def run(document: Document, endpoint: Endpoint) -> list[SmokeResult]:
     smoke = document.data["spec"].get("smoke") or {}
-    return [_run_one(document, endpoint, index, request)
-            for index, request in enumerate(smoke.get("requests", []))]
+    return [
+        _run_one(document, endpoint, index, request)
+        for index, request in enumerate(smoke.get("requests", []))
+    ]
 
 
 def post_json(url: str, body: Any, timeout: float = DEFAULT_TIMEOUT_S) -> Response:
     data = json.dumps(body).encode("utf-8")
-    request = urllib.request.Request(url, data=data, method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": "application/json"}
+    )
     started = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
@@ -94,7 +97,9 @@ def post_json(url: str, body: Any, timeout: float = DEFAULT_TIMEOUT_S) -> Respon
     return Response(status, payload, (time.perf_counter() - started) * 1000)
 
 
-def _run_one(document: Document, endpoint: Endpoint, index: int, request: dict[str, Any]) -> SmokeResult:
+def _run_one(
+    document: Document, endpoint: Endpoint, index: int, request: dict[str, Any]
+) -> SmokeResult:
     where = ["spec", "smoke", "requests", index]
     url = endpoint.base_url + request["path"] if "path" in request else endpoint.inference_url
     response = post_json(url, request["body"])
@@ -102,8 +107,16 @@ def _run_one(document: Document, endpoint: Endpoint, index: int, request: dict[s
 
     def fail(path: list[str | int], message: str, hint: str = "") -> None:
         line, col = document.locate(where + path)
-        result.diagnostics.append(error(document.path, line, col, SMOKE_FAILED,
-                                        f"smoke request '{request['name']}': {message}", hint))
+        result.diagnostics.append(
+            error(
+                document.path,
+                line,
+                col,
+                SMOKE_FAILED,
+                f"smoke request '{request['name']}': {message}",
+                hint,
+            )
+        )
 
     if response.failure:
         fail([], response.failure, "the endpoint stopped answering; see the server log")
@@ -118,13 +131,18 @@ def _check(expect: dict[str, Any], response: Response) -> list[tuple[list[str | 
     wanted_status = expect.get("status", 200)
     if response.status != wanted_status:
         snippet = response.body[:300].replace("\n", " ")
-        problems.append((["status"] if "status" in expect else [],
-                         f"HTTP {response.status}, expected {wanted_status}: {snippet}"))
+        problems.append(
+            (
+                ["status"] if "status" in expect else [],
+                f"HTTP {response.status}, expected {wanted_status}: {snippet}",
+            )
+        )
         return problems
     budget = expect.get("maxLatencyMs")
     if budget is not None and response.latency_ms > budget:
-        problems.append((["maxLatencyMs"],
-                         f"took {response.latency_ms:.1f} ms, over the {budget} ms budget"))
+        problems.append(
+            (["maxLatencyMs"], f"took {response.latency_ms:.1f} ms, over the {budget} ms budget")
+        )
     if "contains" in expect and expect["contains"] not in response.body:
         problems.append((["contains"], f"response does not contain {expect['contains']!r}"))
     if "outputs" in expect:
@@ -144,7 +162,7 @@ def _check_outputs(expected: list[dict[str, Any]], body: str) -> list[tuple[list
         if got is None:
             problems.append((here, f"no output named '{want['name']}' (got {sorted(outputs)})"))
             continue
-        problems.extend((here + [key], message) for key, message in _compare_output(want, got))
+        problems.extend(([*here, key], message) for key, message in _compare_output(want, got))
     return problems
 
 
@@ -152,25 +170,37 @@ def _compare_output(want: dict[str, Any], got: dict[str, Any]) -> list[tuple[str
     name = want["name"]
     problems = []
     if "datatype" in want and got.get("datatype") != want["datatype"]:
-        problems.append(("datatype", f"output '{name}' has datatype {got.get('datatype')}, "
-                                     f"expected {want['datatype']}"))
+        problems.append(
+            (
+                "datatype",
+                f"output '{name}' has datatype {got.get('datatype')}, expected {want['datatype']}",
+            )
+        )
     if "shape" in want and not _shape_matches(want["shape"], got.get("shape")):
-        problems.append(("shape", f"output '{name}' has shape {got.get('shape')}, "
-                                  f"expected {want['shape']}"))
+        problems.append(
+            ("shape", f"output '{name}' has shape {got.get('shape')}, expected {want['shape']}")
+        )
     data = _flatten(got.get("data", []))
     if "equals" in want and not _equal(data, _flatten(want["equals"])):
         problems.append(("equals", f"output '{name}' is {_short(data)}, expected {want['equals']}"))
     low, high = want.get("min", -math.inf), want.get("max", math.inf)
     outside = [v for v in data if isinstance(v, (int, float)) and not low <= v <= high]
     if outside:
-        problems.append(("min" if "min" in want else "max",
-                         f"output '{name}' has values outside [{low}, {high}]: {_short(outside)}"))
+        problems.append(
+            (
+                "min" if "min" in want else "max",
+                f"output '{name}' has values outside [{low}, {high}]: {_short(outside)}",
+            )
+        )
     return problems
 
 
 def _shape_matches(want: list[int], got: Any) -> bool:
-    return (isinstance(got, list) and len(got) == len(want)
-            and all(w == -1 or w == g for w, g in zip(want, got, strict=True)))
+    return (
+        isinstance(got, list)
+        and len(got) == len(want)
+        and all(w == -1 or w == g for w, g in zip(want, got, strict=True))
+    )
 
 
 def _flatten(values: Any) -> list[Any]:
@@ -185,8 +215,12 @@ def _flatten(values: Any) -> list[Any]:
 def _equal(got: list[Any], want: list[Any]) -> bool:
     if len(got) != len(want):
         return False
-    return all(math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-12)
-               if _is_number(g) and _is_number(w) else g == w for g, w in zip(got, want, strict=True))
+    return all(
+        math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-12)
+        if _is_number(g) and _is_number(w)
+        else g == w
+        for g, w in zip(got, want, strict=True)
+    )
 
 
 def _is_number(value: Any) -> bool:

@@ -102,8 +102,16 @@ def deploy(document: Document, root: Path, keep: bool = False) -> Outcome:
 def stop(root: Path, name: str) -> list[Diagnostic]:
     state = read_state(root, name)
     if state is None:
-        return [error(name, 0, 0, NOT_RUNNING, f"no kept deployment named '{name}'",
-                      "`modelgate status` lists what is running")]
+        return [
+            error(
+                name,
+                0,
+                0,
+                NOT_RUNNING,
+                f"no kept deployment named '{name}'",
+                "`modelgate status` lists what is running",
+            )
+        ]
     _terminate(state.pid)
     _forget(root, state)
     return []
@@ -154,14 +162,24 @@ def _prepare(document: Document, root: Path) -> Diagnostic | None:
     model = spec["model"]
     if spec["engine"]["name"] != "mlserver" or "image" in model:
         line, col = document.locate(["spec", "engine", "name"])
-        return error(document.path, line, col, TARGET_UNSUPPORTED,
-                     "the local target serves repository artifacts with the mlserver engine",
-                     "deploy image-based or non-MLServer models with --target docker or kubernetes")
+        return error(
+            document.path,
+            line,
+            col,
+            TARGET_UNSUPPORTED,
+            "the local target serves repository artifacts with the mlserver engine",
+            "deploy image-based or non-MLServer models with --target docker or kubernetes",
+        )
     if "://" in model["artifact"]:
         line, col = document.locate(["spec", "model", "artifact"])
-        return error(document.path, line, col, TARGET_UNSUPPORTED,
-                     "the local target serves artifacts inside this repository, not remote URIs",
-                     "download the artifact into the repository, or use --target kubernetes")
+        return error(
+            document.path,
+            line,
+            col,
+            TARGET_UNSUPPORTED,
+            "the local target serves artifacts inside this repository, not remote URIs",
+            "download the artifact into the repository, or use --target kubernetes",
+        )
     files, problems = render.render_document(document, root)
     if problems:
         return problems[0]
@@ -174,21 +192,36 @@ def _check_artifact(document: Document, root: Path) -> Diagnostic | None:
     line, col = document.locate(["spec", "model", "artifact"])
     path = (root / model["artifact"]).resolve()
     if not path.is_relative_to(root.resolve()):
-        return error(document.path, line, col, MODEL_NOT_DEPLOYED,
-                     f"model not deployed: artifact {model['artifact']} lies outside the repository",
-                     "keep model artifacts inside the repository")
+        return error(
+            document.path,
+            line,
+            col,
+            MODEL_NOT_DEPLOYED,
+            f"model not deployed: artifact {model['artifact']} lies outside the repository",
+            "keep model artifacts inside the repository",
+        )
     if not path.is_file():
-        return error(document.path, line, col, MODEL_NOT_DEPLOYED,
-                     f"model not deployed: artifact {model['artifact']} does not exist",
-                     "check the path (relative to the repository root) or create the artifact")
+        return error(
+            document.path,
+            line,
+            col,
+            MODEL_NOT_DEPLOYED,
+            f"model not deployed: artifact {model['artifact']} does not exist",
+            "check the path (relative to the repository root) or create the artifact",
+        )
     expected = model.get("sha256")
     if expected:
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if actual != expected:
             line, col = document.locate(["spec", "model", "sha256"])
-            return error(document.path, line, col, MODEL_NOT_DEPLOYED,
-                         f"model not deployed: artifact sha256 is {actual}, the spec expects {expected}",
-                         "the artifact changed or is corrupt: restore it, or update sha256 after review")
+            return error(
+                document.path,
+                line,
+                col,
+                MODEL_NOT_DEPLOYED,
+                f"model not deployed: artifact sha256 is {actual}, the spec expects {expected}",
+                "the artifact changed or is corrupt: restore it, or update sha256 after review",
+            )
     return None
 
 
@@ -201,28 +234,46 @@ def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic |
     binary = _mlserver_binary()
     if binary is None:
         line, col = document.locate(["spec", "engine", "name"])
-        return None, error(document.path, line, col, ENGINE_MISSING,
-                           "model not deployed: the mlserver engine is not installed",
-                           "pip install 'modelgate[serve]' (or run `make demo`, which does)")
+        return None, error(
+            document.path,
+            line,
+            col,
+            ENGINE_MISSING,
+            "model not deployed: the mlserver engine is not installed",
+            "pip install 'modelgate[serve]' (or run `make demo`, which does)",
+        )
     fixed = document.data["spec"].get("endpoint", {}).get("port")
     if fixed is not None and not _port_free(fixed):
         line, col = document.locate(["spec", "endpoint", "port"])
-        return None, error(document.path, line, col, PORT_TAKEN,
-                           f"model not deployed: port {fixed} is already in use",
-                           "stop what listens there, or remove spec.endpoint.port to pick a free one")
+        return None, error(
+            document.path,
+            line,
+            col,
+            PORT_TAKEN,
+            f"model not deployed: port {fixed} is already in use",
+            "stop what listens there, or remove spec.endpoint.port to pick a free one",
+        )
     http_port, grpc_port = (fixed, _free_port()) if fixed else _free_ports(2)
     name = document.data["metadata"]["name"]
     workdir = Path(tempfile.mkdtemp(prefix=f"modelgate-{name}-"))
-    env = {**os.environ,
-           "MLSERVER_HTTP_PORT": str(http_port),
-           "MLSERVER_GRPC_PORT": str(grpc_port),
-           "MLSERVER_METRICS_DIR": str(workdir),
-           "MLSERVER_ENVIRONMENTS_DIR": str(workdir)}
+    env = {
+        **os.environ,
+        "MLSERVER_HTTP_PORT": str(http_port),
+        "MLSERVER_GRPC_PORT": str(grpc_port),
+        "MLSERVER_METRICS_DIR": str(workdir),
+        "MLSERVER_ENVIRONMENTS_DIR": str(workdir),
+    }
     model_dir = root / render.rendered_dir("local", name)
     with open(workdir / "server.log", "wb") as log:
         process = subprocess.Popen(
-            [binary, "start", str(model_dir)], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [binary, "start", str(model_dir)],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     protocol = document.data["spec"]["engine"]["protocol"]
     endpoint = Endpoint(name, f"http://127.0.0.1:{http_port}", protocol, "local")
     return _Server(process, workdir, endpoint), None
@@ -236,22 +287,37 @@ def _wait_ready(document: Document, server: _Server) -> list[Diagnostic]:
         code = server.process.poll()
         if code is not None:
             line, col = document.locate(["spec", "model"])
-            return [error(document.path, line, col, MODEL_NOT_DEPLOYED,
-                          f"model not deployed: the engine exited (code {code}) before the "
-                          f"model was ready",
-                          f"last lines of the server log:\n{_indent(server.log_tail())}")]
+            return [
+                error(
+                    document.path,
+                    line,
+                    col,
+                    MODEL_NOT_DEPLOYED,
+                    f"model not deployed: the engine exited (code {code}) before the "
+                    f"model was ready",
+                    f"last lines of the server log:\n{_indent(server.log_tail())}",
+                )
+            ]
         if _answers_200(server.endpoint.ready_url):
             return []
         time.sleep(POLL_INTERVAL_S)
     line, col = document.locate(["spec", "smoke", "readinessTimeoutSeconds"])
-    return [error(document.path, line, col, ENDPOINT_NOT_AVAILABLE,
-                  f"endpoint not available: the model was not ready within {timeout:g} s",
-                  "raise spec.smoke.readinessTimeoutSeconds if loading is slow; last lines of "
-                  f"the server log:\n{_indent(server.log_tail())}")]
+    return [
+        error(
+            document.path,
+            line,
+            col,
+            ENDPOINT_NOT_AVAILABLE,
+            f"endpoint not available: the model was not ready within {timeout:g} s",
+            "raise spec.smoke.readinessTimeoutSeconds if loading is slow; last lines of "
+            f"the server log:\n{_indent(server.log_tail())}",
+        )
+    ]
 
 
-def _smoke_failures(document: Document, server: _Server,
-                    results: list[smoke.SmokeResult]) -> list[Diagnostic]:
+def _smoke_failures(
+    document: Document, server: _Server, results: list[smoke.SmokeResult]
+) -> list[Diagnostic]:
     failed = [r for r in results if not r.passed]
     if not failed:
         return []
@@ -260,16 +326,29 @@ def _smoke_failures(document: Document, server: _Server,
     line, col = document.locate(["spec", "smoke", "requests"])
     crashed = server.process.poll() is not None
     detail = "the engine crashed" if crashed else f"smoke request(s) failed: {names}"
-    findings.append(error(document.path, line, col, ENDPOINT_NOT_AVAILABLE,
-                          f"endpoint not available: {detail}",
-                          f"last lines of the server log:\n{_indent(server.log_tail())}"))
+    findings.append(
+        error(
+            document.path,
+            line,
+            col,
+            ENDPOINT_NOT_AVAILABLE,
+            f"endpoint not available: {detail}",
+            f"last lines of the server log:\n{_indent(server.log_tail())}",
+        )
+    )
     return findings
 
 
 def _promote(root: Path, server: _Server, previous: RunState | None) -> None:
     """Record the new server as the kept one, then retire the one it replaces."""
-    state = RunState(server.endpoint.name, server.process.pid, server.endpoint.base_url,
-                     server.endpoint.protocol, str(server.workdir), str(server.log))
+    state = RunState(
+        server.endpoint.name,
+        server.process.pid,
+        server.endpoint.base_url,
+        server.endpoint.protocol,
+        str(server.workdir),
+        str(server.log),
+    )
     path = root / STATE_DIR / f"{state.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")

@@ -8,8 +8,11 @@ from ..diagnostics import Diagnostic, Severity
 
 
 def format_diagnostic(diagnostic: Diagnostic) -> str:
-    where = diagnostic.path if diagnostic.line == 0 else (
-        f"{diagnostic.path}:{diagnostic.line}:{diagnostic.col}")
+    where = (
+        diagnostic.path
+        if diagnostic.line == 0
+        else (f"{diagnostic.path}:{diagnostic.line}:{diagnostic.col}")
+    )
     level = "" if diagnostic.severity is Severity.ERROR else f"{diagnostic.severity.value}: "
     line = f"{where}: {diagnostic.rule} {level}{diagnostic.message}"
     return f"{line}\n    hint: {diagnostic.hint}" if diagnostic.hint else line

@@ -1,0 +1,74 @@
+"""Shared fixtures: a scratch repository laid out like the scaffold, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+IRIS_SPEC = (PROJECT / "models" / "iris.yaml").read_text(encoding="utf-8")
+IRIS_ARTIFACT = Path("models/artifacts/iris/model.joblib")
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Scaffold:
+    """A temporary repository with templates/, the iris artifact and an empty models/."""
+
+    root: Path
+
+    def write_spec(self, name: str, text: str) -> Path:
+        path = self.root / "models" / f"{name}.yaml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def iris(self, name: str = "iris", **replacements: str) -> Path:
+        """The iris spec under another name, with exact text replacements applied."""
+        text = IRIS_SPEC.replace("name: iris", f"name: {name}")
+        for old, new in replacements.items():
+            assert old in text, f"{old!r} is not in the iris spec"
+            text = text.replace(old, new)
+        return self.write_spec(name, text)
+
+
+@pytest.fixture
+def scaffold(tmp_path: Path) -> Scaffold:
+    root = tmp_path / "repo"
+    (root / "models").mkdir(parents=True)
+    shutil.copytree(PROJECT / "templates", root / "templates")
+    artifact = root / IRIS_ARTIFACT
+    artifact.parent.mkdir(parents=True)
+    shutil.copyfile(PROJECT / IRIS_ARTIFACT, artifact)
+    return Scaffold(root)
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> CliResult:
+    """The real `modelgate` command in a child process, as users and CI run it."""
+    env = {k: v for k, v in os.environ.items() if k != "MODELGATE_DEBUG"}
+    done = subprocess.run(
+        [sys.executable, "-m", "validator.cli", *args],
+        cwd=cwd or PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def cli() -> Callable[..., CliResult]:
+    return run_cli

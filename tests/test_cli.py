@@ -1,0 +1,93 @@
+"""The command line: exit codes, output formats, cross-file checks, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import PROJECT, Scaffold, run_cli
+
+
+def test_clean_repository_exits_zero(scaffold: Scaffold) -> None:
+    scaffold.iris()
+    result = run_cli("--root", str(scaffold.root), "validate")
+    assert result.code == 0, result.out + result.err
+    assert "1 spec checked: all valid." in result.out
+
+
+def test_project_specs_are_valid() -> None:
+    result = run_cli("validate", cwd=PROJECT)
+    assert result.code == 0, result.out + result.err
+
+
+def test_findings_exit_one_with_ruff_style_lines(scaffold: Scaffold) -> None:
+    path = scaffold.iris(**{"protocol: v2": "protocol: grpc"})
+    result = run_cli("--root", str(scaffold.root), "validate", str(path))
+    assert result.code == 1
+    first = result.out.splitlines()[0]
+    line = path.read_text().splitlines().index("  engine:") + 4
+    assert first.startswith(f"models/iris.yaml:{line}:15: MG201 spec.engine.protocol:")
+    assert result.out.splitlines()[1] == "    hint: one of: v2, v1, openai"
+    assert "Traceback" not in result.out + result.err
+
+
+def test_file_name_must_match_metadata_name(scaffold: Scaffold) -> None:
+    spec = scaffold.iris()
+    spec.rename(spec.with_name("flowers.yaml"))
+    result = run_cli("--root", str(scaffold.root), "validate")
+    assert result.code == 1
+    assert "models/flowers.yaml:5:9: MG109 metadata.name 'iris' does not match" in result.out
+
+
+def test_two_specs_with_one_name(scaffold: Scaffold) -> None:
+    scaffold.iris()
+    (scaffold.root / "models" / "iris.yml").write_text(
+        (scaffold.root / "models" / "iris.yaml").read_text()
+    )
+    result = run_cli("--root", str(scaffold.root), "validate", "--format", "json")
+    assert result.code == 1
+    report = json.loads(result.out)
+    assert [(d["path"], d["line"], d["col"], d["rule"]) for d in report["diagnostics"]] == [
+        ("models/iris.yml", 5, 9, "MG301")
+    ]
+    assert "already used by models/iris.yaml" in report["diagnostics"][0]["message"]
+    assert report["summary"] == {"files": 2, "error": 1, "warning": 0, "info": 0}
+
+
+def test_json_format_of_a_clean_run(scaffold: Scaffold) -> None:
+    scaffold.iris()
+    result = run_cli("--root", str(scaffold.root), "validate", "--format", "json")
+    assert result.code == 0
+    assert json.loads(result.out) == {
+        "diagnostics": [],
+        "files": ["models/iris.yaml"],
+        "summary": {"error": 0, "files": 1, "info": 0, "warning": 0},
+    }
+
+
+def test_unreadable_and_broken_files_do_not_stop_the_others(scaffold: Scaffold) -> None:
+    scaffold.iris()
+    scaffold.write_spec("broken", "a: [\n")
+    result = run_cli("--root", str(scaffold.root), "validate", "--format", "json")
+    assert result.code == 1
+    report = json.loads(result.out)
+    assert {d["path"] for d in report["diagnostics"]} == {"models/broken.yaml"}
+    assert report["summary"]["files"] == 2
+
+
+def test_usage_errors_exit_two(scaffold: Scaffold) -> None:
+    assert run_cli("validate", "--format", "xml").code == 2
+    assert run_cli("frobnicate").code == 2
+    assert run_cli().code == 2
+    empty = scaffold.root / "nothing"
+    empty.mkdir()
+    result = run_cli("--root", str(scaffold.root), "validate", str(empty))
+    assert result.code == 2 and "no spec files" in result.err
+
+
+def test_internal_fault_exits_three_without_traceback(scaffold: Scaffold) -> None:
+    # rendered/ as a plain file breaks the writer in a way no spec can cause.
+    scaffold.iris()
+    (scaffold.root / "rendered").write_text("not a directory")
+    result = run_cli("--root", str(scaffold.root), "render")
+    assert result.code == 3, result.out + result.err
+    assert "internal error" in result.err and "Traceback" not in result.err
