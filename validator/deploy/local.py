@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -49,6 +50,10 @@ STATE_DIR = Path(".modelgate") / "run"
 LOG_TAIL_LINES = 15
 POLL_INTERVAL_S = 0.1
 STOP_GRACE_S = 10.0
+SHUTDOWN_CHATTER = re.compile(
+    r"shutdown|Shutting down|Waiting for application|Finished server process", re.IGNORECASE
+)
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
 
 
 @dataclass(frozen=True)
@@ -144,12 +149,23 @@ class _Server:
     def log(self) -> Path:
         return self.workdir / "server.log"
 
-    def log_tail(self) -> str:
+    def log_lines(self) -> list[str]:
+        """The server log without the shutdown chatter that buries the cause."""
         try:
             lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
-            return "(no server log)"
-        return "\n".join(lines[-LOG_TAIL_LINES:]) or "(server log is empty)"
+            return []
+        return [line for line in lines if not SHUTDOWN_CHATTER.search(line)]
+
+    def log_tail(self) -> str:
+        return "\n".join(self.log_lines()[-LOG_TAIL_LINES:]) or "(server log is empty)"
+
+    def failure_reason(self) -> str:
+        """The last exception line in the log, e.g. "KeyError: 110", if there is one."""
+        for line in reversed(self.log_lines()):
+            if EXCEPTION_LINE.match(line.strip()):
+                return line.strip()
+        return ""
 
     def stop(self) -> None:
         _terminate(self.process.pid, self.process)
@@ -294,7 +310,7 @@ def _wait_ready(document: Document, server: _Server) -> list[Diagnostic]:
                     col,
                     MODEL_NOT_DEPLOYED,
                     f"model not deployed: the engine exited (code {code}) before the "
-                    f"model was ready",
+                    f"model was ready{_because(server.failure_reason())}",
                     f"last lines of the server log:\n{_indent(server.log_tail())}",
                 )
             ]
@@ -424,6 +440,10 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for probe in sockets:
             probe.close()
+
+
+def _because(reason: str) -> str:
+    return f": {reason}" if reason else ""
 
 
 def _indent(text: str) -> str:

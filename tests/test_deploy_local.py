@@ -1,0 +1,226 @@
+"""Deploys on the local target against a real MLServer process, success and failure alike.
+
+Every test checks that no engine process started for its scratch repository survives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import PROJECT, Scaffold, run_cli
+
+pytestmark = pytest.mark.engine
+
+SETOSA = {
+    "inputs": [
+        {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+    ]
+}
+
+
+def engine_processes(root: Path) -> list[int]:
+    """PIDs of live processes whose command line mentions this scratch repository."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if "mlserver" in cmdline and str(root) in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def repo(scaffold: Scaffold):
+    yield scaffold
+    leftovers = engine_processes(scaffold.root)
+    for pid in leftovers:  # clean up before failing, so one failure does not cascade
+        os.kill(pid, signal.SIGKILL)
+    assert leftovers == [], "an engine process outlived its deploy"
+
+
+def deploy(repo: Scaffold, *args: str) -> tuple[int, str, str]:
+    result = run_cli("--root", str(repo.root), "deploy", *args)
+    return result.code, result.out, result.err
+
+
+def infer(base_url: str) -> dict:
+    request = urllib.request.Request(
+        f"{base_url}/v2/models/iris/infer",
+        data=json.dumps(SETOSA).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def kept_url(repo: Scaffold, name: str = "iris") -> str:
+    state = json.loads((repo.root / ".modelgate" / "run" / f"{name}.json").read_text())
+    return state["base_url"]
+
+
+def test_deploy_smoke_and_tear_down(repo: Scaffold) -> None:
+    code, out, err = deploy(repo, str(repo.iris()))
+    assert code == 0, out + err
+    assert "smoke pass  setosa" in out and "smoke pass  three-species" in out
+    assert "endpoint: http://127.0.0.1:" in out and "/v2/models/iris/infer" in out
+    assert "torn down" in out
+    rendered = repo.root / "rendered" / "local" / "iris"
+    assert sorted(p.name for p in rendered.iterdir()) == ["model-settings.json", "settings.json"]
+
+
+def test_keep_then_status_infer_and_stop(repo: Scaffold) -> None:
+    code, out, err = deploy(repo, str(repo.iris()), "--keep")
+    assert code == 0, out + err
+    url = kept_url(repo)
+    assert infer(url)["outputs"][0]["data"] == [0]
+    status = run_cli("--root", str(repo.root), "status")
+    assert status.code == 0 and url in status.out
+    stopped = run_cli("--root", str(repo.root), "stop", "iris")
+    assert stopped.code == 0 and engine_processes(repo.root) == []
+    assert run_cli("--root", str(repo.root), "status").out.strip() == "nothing running"
+    again = run_cli("--root", str(repo.root), "stop", "iris")
+    assert again.code == 1 and "MG506" in again.err
+
+
+def test_model_not_deployed_when_the_engine_cannot_load_it(repo: Scaffold) -> None:
+    spec = repo.iris()
+    text = "\n".join(line for line in spec.read_text().splitlines() if "sha256:" not in line)
+    spec.write_text(text + "\n")
+    (repo.root / "models/artifacts/iris/model.joblib").write_bytes(b"not a pickle")
+    code, out, err = deploy(repo, str(spec))
+    assert code == 1
+    assert "models/iris.yaml:13:3: MG501 model not deployed: the engine exited" in err
+    assert "last lines of the server log" in err and "joblib" in err
+    assert "nothing left running" in err
+
+
+def test_model_not_deployed_when_the_artifact_checksum_differs(repo: Scaffold) -> None:
+    artifact = repo.root / "models/artifacts/iris/model.joblib"
+    artifact.write_bytes(artifact.read_bytes() + b"tampered")
+    code, _, err = deploy(repo, str(repo.iris()))
+    assert code == 1
+    assert "models/iris.yaml:15:13: MG501 model not deployed: artifact sha256 is" in err
+
+
+def test_model_not_deployed_when_the_artifact_is_missing(repo: Scaffold) -> None:
+    spec = repo.iris(**{"models/artifacts/iris/model.joblib": "models/artifacts/nope.joblib"})
+    code, _, err = deploy(repo, str(spec))
+    assert (
+        code == 1
+        and "MG501 model not deployed: artifact models/artifacts/nope.joblib does not exist" in err
+    )
+
+
+def test_artifact_outside_the_repository_is_refused(repo: Scaffold) -> None:
+    outside = repo.root.parent / "model.joblib"
+    outside.write_bytes((PROJECT / "models/artifacts/iris/model.joblib").read_bytes())
+    spec = repo.iris(**{"models/artifacts/iris/model.joblib": "../model.joblib"})
+    code, _, err = deploy(repo, str(spec))
+    assert code == 1 and "lies outside the repository" in err
+
+
+def test_endpoint_not_available_when_readiness_times_out(repo: Scaffold) -> None:
+    spec = repo.iris(**{"readinessTimeoutSeconds: 60": "readinessTimeoutSeconds: 0.3"})
+    code, _, err = deploy(repo, str(spec))
+    assert code == 1
+    assert "MG502 endpoint not available: the model was not ready within 0.3 s" in err
+    assert "readinessTimeoutSeconds" in err
+
+
+def test_endpoint_not_available_when_a_smoke_expectation_fails(repo: Scaffold) -> None:
+    spec = repo.iris(**{"equals: [0]}": "equals: [2]}"})
+    code, out, err = deploy(repo, str(spec))
+    assert code == 1
+    assert "smoke FAIL  setosa" in out and "smoke pass  three-species" in out
+    line = next(
+        i for i, text in enumerate(spec.read_text().splitlines(), 1) if "equals: [2]" in text
+    )
+    assert f"models/iris.yaml:{line}:" in err
+    assert "MG601 smoke request 'setosa': output 'predict' is [0], expected [2]" in err
+    assert "MG502 endpoint not available: smoke request(s) failed: setosa" in err
+
+
+def test_latency_budget_is_enforced(repo: Scaffold) -> None:
+    spec = repo.iris(**{"maxLatencyMs: 500": "maxLatencyMs: 0.001"})
+    code, _, err = deploy(repo, str(spec))
+    assert code == 1 and "over the 0.001 ms budget" in err
+
+
+def test_failed_upgrade_leaves_the_previous_deployment_serving(repo: Scaffold) -> None:
+    spec = repo.iris()
+    code, out, err = deploy(repo, str(spec), "--keep")
+    assert code == 0, out + err
+    good_url = kept_url(repo)
+    broken = spec.read_text().replace("equals: [0]}", "equals: [1]}")
+    spec.write_text(broken)
+    code, _, err = deploy(repo, str(spec), "--keep")
+    assert code == 1
+    assert f"the previous deployment still serves at {good_url}" in err
+    assert infer(good_url)["outputs"][0]["data"] == [0]
+    assert kept_url(repo) == good_url
+    assert len(engine_processes(repo.root)) == 1
+    spec.write_text(broken.replace("equals: [1]}", "equals: [0]}"))
+    code, out, err = deploy(repo, str(spec), "--keep")  # a good upgrade replaces it
+    assert code == 0, out + err
+    assert kept_url(repo) != good_url and len(engine_processes(repo.root)) == 1
+    assert run_cli("--root", str(repo.root), "stop", "iris").code == 0
+
+
+def test_port_already_taken(repo: Scaffold) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        spec = repo.iris(**{"visibility: internal": f"visibility: internal\n    port: {port}"})
+        code, _, err = deploy(repo, str(spec))
+    assert code == 1 and f"MG505 model not deployed: port {port} is already in use" in err
+
+
+def test_image_models_are_not_for_the_local_target(repo: Scaffold) -> None:
+    spec = repo.iris(
+        **{
+            "artifact: models/artifacts/iris/model.joblib": "image: registry.local/iris@sha256:"
+            + "a" * 64
+        }
+    )
+    code, _, err = deploy(repo, str(spec))
+    assert code == 1 and "MG503" in err
+
+
+def test_invalid_spec_is_not_deployed(repo: Scaffold) -> None:
+    code, _, err = deploy(repo, str(repo.iris(**{"protocol: v2": "protocol: v9"})))
+    assert code == 1 and "MG201" in err and "model not deployed: the spec is invalid" in err
+
+
+def test_interrupt_during_deploy_stops_the_engine(repo: Scaffold) -> None:
+    spec = repo.iris(**{"readinessTimeoutSeconds: 60": "readinessTimeoutSeconds: 120"})
+    child = subprocess.Popen(
+        [sys.executable, "-m", "validator.cli", "--root", str(repo.root), "deploy", str(spec)],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not engine_processes(repo.root) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine_processes(repo.root), "the engine never started"
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 130 and "interrupted" in err
+    assert engine_processes(repo.root) == []
