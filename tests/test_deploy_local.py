@@ -102,7 +102,7 @@ def test_model_not_deployed_when_the_engine_cannot_load_it(repo: Scaffold) -> No
     text = "\n".join(line for line in spec.read_text().splitlines() if "sha256:" not in line)
     spec.write_text(text + "\n")
     (repo.root / "models/artifacts/iris/model.joblib").write_bytes(b"not a pickle")
-    code, out, err = deploy(repo, str(spec))
+    code, _, err = deploy(repo, str(spec))
     assert code == 1
     assert "models/iris.yaml:13:3: MG501 model not deployed: the engine exited" in err
     assert "last lines of the server log" in err and "joblib" in err
