@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="*", help="spec files or directories (default: models/)")
     validate.add_argument("--format", choices=sorted(FORMATS), default="text")
     validate.add_argument("--strict", action="store_true", help="fail on warnings too")
+    validate.add_argument("--env", help="check the rules of this environment only")
     validate.set_defaults(handler=cmd_validate)
 
     render = commands.add_parser("render", help="render specs into rendered/")
@@ -89,6 +90,16 @@ def _parser() -> argparse.ArgumentParser:
     stop = commands.add_parser("stop", help="stop a deployment left running by --keep")
     stop.add_argument("name")
     stop.set_defaults(handler=cmd_stop)
+
+    policies = commands.add_parser("policies", help="list and explain policy rules")
+    policy_commands = policies.add_subparsers(
+        dest="policy_command", metavar="ACTION", required=True
+    )
+    policy_list = policy_commands.add_parser("list", help="every rule with its severity")
+    policy_list.set_defaults(handler=cmd_policies_list)
+    explain = policy_commands.add_parser("explain", help="rationale, remediation and examples")
+    explain.add_argument("rule_id", metavar="ID")
+    explain.set_defaults(handler=cmd_policies_explain)
 
     status = commands.add_parser("status", help="list deployments left running by --keep")
     status.set_defaults(handler=cmd_status)
@@ -115,7 +126,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not files:
         print(f"modelgate: no spec files found under {root / workspace.SPEC_DIR}", file=sys.stderr)
         return EXIT_USAGE
-    result = workspace.validate(files, root)
+    result = workspace.validate(files, root, environment=args.env)
     shown = [workspace.display_path(path, root) for path in files]
     sys.stdout.write(format_report(args.format, result.diagnostics, shown))
     return EXIT_FINDINGS if result.failed(args.strict) else EXIT_OK
@@ -180,6 +191,47 @@ def _print_outcome(outcome: Outcome) -> None:
             f"modelgate: the previous deployment still serves at {outcome.previous}",
             file=sys.stderr,
         )
+
+
+def _policy(args: argparse.Namespace):  # -> policy.Policy | None
+    from . import policy
+
+    rules, problems = policy.load_policy(_root(args))
+    if problems:
+        _print_diagnostics(problems)
+        return None
+    return rules
+
+
+def cmd_policies_list(args: argparse.Namespace) -> int:
+    rules = _policy(args)
+    if rules is None:
+        return EXIT_FINDINGS
+    for rule in rules.rules:
+        scope = ",".join(rule.environments) if rule.environments else "all"
+        overrides = "".join(
+            f" {env}={level}" for env, level in sorted(rule.severity_by_environment.items())
+        )
+        print(f"{rule.id:<12} {rule.severity:<8} env:{scope:<12} {rule.title}{overrides}")
+    print(f"{len(rules.rules)} rules")
+    return EXIT_OK
+
+
+def cmd_policies_explain(args: argparse.Namespace) -> int:
+    from .policy import explain
+
+    rules = _policy(args)
+    if rules is None:
+        return EXIT_FINDINGS
+    rule = rules.rule(args.rule_id)
+    if rule is None:
+        print(
+            f"modelgate: no rule {args.rule_id}; `modelgate policies list` shows them",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    sys.stdout.write(explain.explain(rule))
+    return EXIT_OK
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

@@ -12,6 +12,10 @@ class Severity(str, enum.Enum):
     WARNING = "warning"
     INFO = "info"
 
+    @property
+    def rank(self) -> int:
+        return {"error": 3, "warning": 2, "info": 1}[self.value]
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
@@ -24,6 +28,11 @@ class Diagnostic:
     severity: Severity
     message: str
     hint: str = ""
+    waiver: str = ""  # set when an approved waiver accepts this finding
+
+    @property
+    def waived(self) -> bool:
+        return bool(self.waiver)
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (self.path, self.line, self.col, self.rule, self.message)
@@ -41,4 +50,4 @@ def error(path: str, line: int, col: int, rule: str, message: str, hint: str = "
 def has_errors(diagnostics: Iterable[Diagnostic], strict: bool = False) -> bool:
     """True when a finding should fail the run: errors always, warnings too when strict."""
     failing = {Severity.ERROR, Severity.WARNING} if strict else {Severity.ERROR}
-    return any(d.severity in failing for d in diagnostics)
+    return any(d.severity in failing and not d.waived for d in diagnostics)

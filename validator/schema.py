@@ -12,27 +12,33 @@ from typing import Any
 from .diagnostics import Diagnostic, error
 from .load import Document
 
-SCHEMA_PATH = Path(__file__).with_name("schemas") / "modeldeployment.v1alpha1.json"
+SCHEMA_DIR = Path(__file__).with_name("schemas")
+SPEC_SCHEMA = "modeldeployment.v1alpha1"
 SCHEMA_VIOLATION = "MG201"
 UNKNOWN_FIELD = "MG202"
 
 
 @cache
-def schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+def schema(name: str = SPEC_SCHEMA) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
 
 
 @cache
-def _validator() -> Any:
+def _validator(name: str) -> Any:
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(schema())
+    return Draft202012Validator(schema(name))
 
 
-def check(document: Document) -> list[Diagnostic]:
-    """All schema violations of one document, each at the line:col of the offending value."""
+def check(document: Document, name: str = SPEC_SCHEMA) -> list[Diagnostic]:
+    """All violations of the named schema, each at the line:col of the offending value."""
+    return violations(document, _validator(name))
+
+
+def violations(document: Document, validator: Any) -> list[Diagnostic]:
+    """Diagnostics for every error a JSON Schema validator finds in the document."""
     findings: list[Diagnostic] = []
-    for failure in _validator().iter_errors(document.data):
+    for failure in validator.iter_errors(document.data):
         findings.extend(_diagnose(document, failure))
     return findings
 
@@ -45,7 +51,7 @@ def _diagnose(document: Document, failure: Any) -> Iterator[Diagnostic]:
     line, col = document.locate(path)
     message = failure.schema.get("x-messages", {}).get(failure.validator) or failure.message
     yield error(
-        document.path, line, col, SCHEMA_VIOLATION, f"{_dotted(path)}: {message}", _hint(failure)
+        document.path, line, col, SCHEMA_VIOLATION, f"{dotted(path)}: {message}", _hint(failure)
     )
 
 
@@ -60,7 +66,7 @@ def _unknown_fields(document: Document, path: list[Any], failure: Any) -> Iterat
             line,
             col,
             UNKNOWN_FIELD,
-            f"{_dotted([*path, name])}: unknown field '{name}'",
+            f"{dotted([*path, name])}: unknown field '{name}'",
             hint,
         )
 
@@ -76,7 +82,7 @@ def _hint(failure: Any) -> str:
     return description
 
 
-def _dotted(path: list[Any]) -> str:
+def dotted(path: list[Any]) -> str:
     if not path:
         return "(document)"
     text = ""

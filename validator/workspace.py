@@ -59,7 +59,19 @@ def display_path(path: Path, root: Path) -> str:
         return str(path)
 
 
-def validate(files: Iterable[Path], root: Path) -> Validation:
+def _policy_findings(result: Validation, root: Path, environment: str | None) -> list[Diagnostic]:
+    from . import policy
+
+    rules, problems = policy.load_policy(root)
+    if problems:
+        return problems
+    return policy.evaluate(result.valid_documents(), rules, root, environment)
+
+
+def validate(
+    files: Iterable[Path], root: Path, environment: str | None = None, policies: bool = True
+) -> Validation:
+    """load -> schema -> identity -> policy, for every file; cross-file checks at the end."""
     result = Validation()
     for path in files:
         document, problems = load.load_file(path, display_path(path, root))
@@ -70,5 +82,7 @@ def validate(files: Iterable[Path], root: Path) -> Validation:
         result.diagnostics.extend(schema.check(document))
         result.diagnostics.extend(identity.check_file_name(document))
     result.diagnostics.extend(identity.check_unique_names(result.documents))
+    if policies:
+        result.diagnostics.extend(_policy_findings(result, root, environment))
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result

@@ -5,9 +5,11 @@ Adding a format is one module here plus one entry in FORMATS.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from ..diagnostics import Diagnostic
+from ..secrets import mask
 from . import json_format, text
 
 Formatter = Callable[[Sequence[Diagnostic], Sequence[str]], str]
@@ -19,5 +21,13 @@ FORMATS: dict[str, Formatter] = {
 
 
 def format_report(name: str, diagnostics: Sequence[Diagnostic], files: Sequence[str]) -> str:
-    """Render findings about `files` (every file that was checked, clean ones included)."""
-    return FORMATS[name](diagnostics, files)
+    """Render findings about `files` (every file that was checked, clean ones included).
+
+    Secret-looking tokens are masked in every format: findings quote spec values."""
+    return FORMATS[name]([masked(d) for d in diagnostics], files)
+
+
+def masked(diagnostic: Diagnostic) -> Diagnostic:
+    return dataclasses.replace(
+        diagnostic, message=mask(diagnostic.message), hint=mask(diagnostic.hint)
+    )

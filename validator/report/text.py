@@ -11,11 +11,15 @@ def format_diagnostic(diagnostic: Diagnostic) -> str:
     where = (
         diagnostic.path
         if diagnostic.line == 0
-        else (f"{diagnostic.path}:{diagnostic.line}:{diagnostic.col}")
+        else f"{diagnostic.path}:{diagnostic.line}:{diagnostic.col}"
     )
-    level = "" if diagnostic.severity is Severity.ERROR else f"{diagnostic.severity.value}: "
-    line = f"{where}: {diagnostic.rule} {level}{diagnostic.message}"
-    return f"{line}\n    hint: {diagnostic.hint}" if diagnostic.hint else line
+    if diagnostic.waived:
+        level = "waived: "
+    else:
+        level = "" if diagnostic.severity is Severity.ERROR else f"{diagnostic.severity.value}: "
+    text = f"{where}: {diagnostic.rule} {level}{diagnostic.message}"
+    hint = diagnostic.waiver or diagnostic.hint
+    return f"{text}\n    hint: {hint}" if hint else text
 
 
 def format_report(diagnostics: Sequence[Diagnostic], files: Sequence[str]) -> str:
@@ -25,12 +29,15 @@ def format_report(diagnostics: Sequence[Diagnostic], files: Sequence[str]) -> st
 
 
 def summary(diagnostics: Sequence[Diagnostic], files: Sequence[str]) -> str:
-    counts = {severity: 0 for severity in Severity}
-    for diagnostic in diagnostics:
-        counts[diagnostic.severity] += 1
     noun = "spec" if len(files) == 1 else "specs"
-    if not diagnostics:
-        return f"{len(files)} {noun} checked: all valid."
+    open_findings = [d for d in diagnostics if not d.waived]
+    waived = len(diagnostics) - len(open_findings)
+    tail = f" ({waived} waived)" if waived else ""
+    if not open_findings:
+        return f"{len(files)} {noun} checked: all valid{tail}."
+    counts = {severity: 0 for severity in Severity}
+    for diagnostic in open_findings:
+        counts[diagnostic.severity] += 1
     parts = [f"{n} {s.value}{'' if n == 1 else 's'}" for s, n in counts.items() if n]
-    broken = len({d.path for d in diagnostics})
-    return f"{len(files)} {noun} checked: {', '.join(parts)} in {broken} file(s)."
+    broken = len({d.path for d in open_findings})
+    return f"{len(files)} {noun} checked: {', '.join(parts)} in {broken} file(s){tail}."

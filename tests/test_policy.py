@@ -1,0 +1,242 @@
+"""Policy rules: every built-in rule's own examples, extension by data, waivers, masking."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from validator import policy, schema
+from validator.policy.examples import example_document, parse_path
+
+from .conftest import PROJECT, Scaffold, run_cli
+
+BUILTIN, PROBLEMS = policy.load_policy(PROJECT)
+CASES = [(rule.id, "pass", index) for rule in BUILTIN.rules for index in range(len(rule.passing))]
+CASES += [(rule.id, "fail", index) for rule in BUILTIN.rules for index in range(len(rule.failing))]
+
+
+def test_builtin_policy_loads_cleanly() -> None:
+    assert PROBLEMS == []
+    assert len(BUILTIN.rules) >= 15
+
+
+def test_reference_spec_is_valid_and_passes_every_rule() -> None:
+    document = example_document({})
+    assert schema.check(document) == []
+    assert policy.evaluate([document], BUILTIN, PROJECT) == []
+
+
+def findings_for(rule_id: str, patch: dict, twice: bool = False) -> tuple[list, list]:
+    """Evaluate the rule on the example beside a second spec: the reference one, or, for
+    cross-file rules (`twice`), a copy of the example to collide with."""
+    rule = BUILTIN.rule(rule_id)
+    assert rule is not None
+    documents = [
+        example_document(patch if twice else {}, "zeroth"),
+        example_document(patch, "first"),
+    ]
+    for document in documents:
+        assert schema.check(document) == [], f"{rule_id} example is not a valid spec"
+    return policy.evaluate_rule(rule, documents, BUILTIN, PROJECT), documents
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "kind", "index"), CASES, ids=[f"{r}-{k}{i}" for r, k, i in CASES]
+)
+def test_rule_examples(rule_id: str, kind: str, index: int) -> None:
+    rule = BUILTIN.rule(rule_id)
+    assert rule is not None
+    if kind == "pass":
+        found, _ = findings_for(rule_id, rule.passing[index].patch)
+        assert found == []
+        return
+    example = rule.failing[index]
+    found, documents = findings_for(rule_id, example.patch, twice=rule.check == "unique_endpoints")
+    document = documents[-1]
+    expected = document.locate(parse_path(example.at))
+    assert [(d.path, d.line, d.col, d.rule) for d in found] == [
+        (document.path, *expected, rule_id)
+    ], [d.message for d in found]
+    assert found[0].hint == rule.remediation
+
+
+def scaffold_with_policies(scaffold: Scaffold) -> Scaffold:
+    shutil.copytree(
+        PROJECT / "policies",
+        scaffold.root / "policies",
+        ignore=shutil.ignore_patterns("waivers.yaml"),
+    )
+    return scaffold
+
+
+def validate(scaffold: Scaffold, *args: str) -> tuple[int, list[dict]]:
+    result = run_cli("--root", str(scaffold.root), "validate", "--format", "json", *args)
+    assert result.code in (0, 1), result.err
+    return result.code, json.loads(result.out)["diagnostics"]
+
+
+ACME = """\
+apiVersion: modelgate.dev/v1alpha1
+kind: PolicySet
+metadata: {name: acme}
+extends: [modelgate]
+parameters:
+  maxReplicasCap: 2
+overrides:
+  MG-SEC-004: {severity: warning, severityByEnvironment: {production: error}}
+rules:
+  - id: ACME-001
+    title: models must be described
+    severity: warning
+    rationale: Product managers read the catalog.
+    remediation: write metadata.description
+    require: {properties: {metadata: {required: [description]}}}
+    examples:
+      pass: [{metadata: {description: A model.}}]
+      fail: [{at: metadata, patch: {metadata: {description: null}}}]
+"""
+
+
+def test_a_new_rule_file_is_picked_up_without_code_changes(scaffold: Scaffold) -> None:
+    scaffold_with_policies(scaffold)
+    spec = scaffold.iris(
+        **{
+            "  description: Logistic regression on the iris data set; "
+            "the reference model for modelgate.\n": ""
+        }
+    )
+    assert validate(scaffold, str(spec)) == (0, [])
+    (scaffold.root / "policies" / "acme.yaml").write_text(ACME)
+    code, found = validate(scaffold, str(spec))
+    assert code == 1  # the tightened cap turns maxReplicas 3 into an error
+    assert {(d["rule"], d["severity"]) for d in found} == {
+        ("ACME-001", "warning"),
+        ("MG-OPS-010", "error"),
+    }
+    listed = run_cli("--root", str(scaffold.root), "policies", "list")
+    assert "ACME-001" in listed.out and "production=error" in listed.out
+    explained = run_cli("--root", str(scaffold.root), "policies", "explain", "ACME-001")
+    assert explained.code == 0 and "Product managers read the catalog." in explained.out
+
+
+def test_severity_follows_the_environment(scaffold: Scaffold) -> None:
+    scaffold_with_policies(scaffold)
+    (scaffold.root / "policies" / "acme.yaml").write_text(ACME)
+    spec = scaffold.iris(
+        **{
+            "    sha256: 0b814744ea001d648bbd6340be7be08707b54138f9e23fc1eb11853c0dd2d8f7\n": "",
+            "format: sklearn": "format: xgboost",
+            "maxReplicas: 3": "maxReplicas: 2",
+        }
+    )
+    code, found = validate(scaffold, str(spec), "--env", "staging")
+    assert code == 0 and [(d["rule"], d["severity"]) for d in found] == [("MG-SEC-004", "warning")]
+    code, found = validate(scaffold, str(spec))  # staging and production: the strictest wins
+    assert code == 1 and [(d["rule"], d["severity"]) for d in found] == [("MG-SEC-004", "error")]
+
+
+def test_broken_policy_files_are_located(scaffold: Scaffold) -> None:
+    scaffold_with_policies(scaffold)
+    scaffold.iris()
+    bad = ACME.replace("extends: [modelgate]", "extends: [nosuchset]")
+    (scaffold.root / "policies" / "acme.yaml").write_text(bad)
+    code, found = validate(scaffold)
+    assert code == 1 and [(d["path"], d["line"], d["col"], d["rule"]) for d in found] == [
+        ("policies/acme.yaml", 4, 11, "MG701")
+    ]
+    missing_examples = ACME.split("    examples:")[0]
+    (scaffold.root / "policies" / "acme.yaml").write_text(missing_examples)
+    code, found = validate(scaffold)
+    assert code == 1 and found[0]["path"] == "policies/acme.yaml" and found[0]["rule"] == "MG201"
+    assert "'examples' is a required property" in found[0]["message"]
+
+
+WAIVER = """\
+apiVersion: modelgate.dev/v1alpha1
+kind: Waivers
+waivers:
+  - rule: {rule}
+    spec: iris
+    justification: Migration to two replicas is scheduled with the platform team.
+    approver: {approver}
+    expires: "{expires}"
+"""
+
+
+def waive(
+    scaffold: Scaffold,
+    rule: str = "MG-OPS-011",
+    approver: str = "security@example.com",
+    expires: str = "2999-12-31",
+) -> None:
+    text = WAIVER.format(rule=rule, approver=approver, expires=expires)
+    (scaffold.root / "policies" / "waivers.yaml").write_text(text)
+
+
+@pytest.fixture
+def one_replica(scaffold: Scaffold) -> Scaffold:
+    scaffold_with_policies(scaffold)
+    scaffold.iris(**{"minReplicas: 2": "minReplicas: 1"})
+    return scaffold
+
+
+def test_valid_waiver_accepts_the_finding(one_replica: Scaffold) -> None:
+    assert validate(one_replica)[0] == 1
+    waive(one_replica)
+    code, found = validate(one_replica)
+    assert code == 0
+    [finding] = found
+    assert finding["rule"] == "MG-OPS-011" and finding["waiver"].startswith(
+        "waived until 2999-12-31"
+    )
+    text = run_cli("--root", str(one_replica.root), "validate")
+    assert text.code == 0 and "waived until 2999-12-31 by security@example.com" in text.out
+
+
+def test_expired_waiver_is_an_error_and_waives_nothing(one_replica: Scaffold) -> None:
+    waive(one_replica, expires="2020-01-31")
+    code, found = validate(one_replica)
+    assert code == 1
+    assert {(d["rule"], d["path"], d["line"], d["col"]) for d in found} == {
+        ("MG-OPS-011", "models/iris.yaml", 26, 18),
+        ("MG801", "policies/waivers.yaml", 4, 5),
+    }
+    assert all(not d["waiver"] for d in found)
+
+
+def test_stale_waiver_warns_and_fails_only_when_strict(one_replica: Scaffold) -> None:
+    waive(one_replica, rule="MG-SEC-001")
+    code, found = validate(one_replica)
+    assert {d["rule"] for d in found} == {"MG-OPS-011", "MG802"}
+    one_replica.iris()  # fix the finding: the waiver for MG-SEC-001 was never needed
+    code, found = validate(one_replica)
+    assert code == 0 and [(d["rule"], d["severity"]) for d in found] == [("MG802", "warning")]
+    assert validate(one_replica, "--strict")[0] == 1
+
+
+def test_waiver_from_an_unlisted_approver_is_refused(one_replica: Scaffold) -> None:
+    waive(one_replica, approver="intern@example.com")
+    code, found = validate(one_replica)
+    assert code == 1 and {d["rule"] for d in found} == {"MG-OPS-011", "MG803"}
+    assert (
+        "who may not approve waivers" in next(d for d in found if d["rule"] == "MG803")["message"]
+    )
+
+
+def test_secrets_are_masked_in_every_output(scaffold: Scaffold) -> None:
+    scaffold_with_policies(scaffold)
+    key = "AKIA" + "Z7Q4M2X9P1L8K3J6"
+    scaffold.iris(**{"description: Logistic": f"description: {key} Logistic"})
+    # a schema message quotes the offending value; that spec gets no policy findings
+    scaffold.iris("quoted", **{"[staging, production]": f"[staging, production, {key}]"})
+    for fmt in ("text", "json"):
+        result = run_cli("--root", str(scaffold.root), "validate", "--format", fmt)
+        assert result.code == 1 and "MG-SEC-030" in result.out and "MG201" in result.out
+        assert key not in result.out and "AKIA****" in result.out
+
+
+def test_policy_files_in_the_project_are_valid(tmp_path: Path) -> None:
+    assert policy.load_policy(PROJECT)[1] == []

@@ -1,0 +1,92 @@
+"""Security and compliance policies: evaluate every rule of the policy on a set of specs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..diagnostics import Diagnostic, Severity
+from ..load import Document
+from ..schema import dotted
+from . import waivers
+from .checks import REPOSITORY_CHECKS, SPEC_CHECKS, Context
+from .rules import Policy, Rule, load_policy
+
+__all__ = ["Policy", "Rule", "evaluate", "evaluate_rule", "load_policy"]
+
+
+def evaluate(
+    documents: Sequence[Document],
+    policy: Policy,
+    root: Path,
+    environment: str | None = None,
+    today: dt.date | None = None,
+) -> list[Diagnostic]:
+    """Findings of every rule on every document, with waivers applied."""
+    findings: list[Diagnostic] = []
+    for rule in policy.rules:
+        findings.extend(evaluate_rule(rule, documents, policy, root, environment))
+    found_waivers, problems = waivers.load_waivers(root)
+    names = {doc.path: doc.data["metadata"]["name"] for doc in documents}
+    approvers = policy.parameters.get("waiverApprovers", [])
+    return problems + waivers.apply(
+        findings, names, found_waivers, approvers, today or dt.date.today()
+    )
+
+
+def evaluate_rule(
+    rule: Rule,
+    documents: Sequence[Document],
+    policy: Policy,
+    root: Path,
+    environment: str | None = None,
+) -> list[Diagnostic]:
+    context = Context(root, policy.parameters)
+    applicable = []
+    for document in documents:
+        environments = [environment] if environment else document.data["spec"]["environments"]
+        severity = rule.severity_for(environments)
+        if severity is None:
+            continue
+        if rule.when_validator is not None and not rule.when_validator.is_valid(document.data):
+            continue
+        applicable.append((document, severity))
+    findings: list[Diagnostic] = []
+    if rule.check in REPOSITORY_CHECKS:
+        severities = {id(doc): severity for doc, severity in applicable}
+        for document, path, message in REPOSITORY_CHECKS[rule.check](
+            [doc for doc, _ in applicable], context
+        ):
+            findings.append(_finding(rule, document, severities[id(document)], path, message))
+        return findings
+    for document, severity in applicable:
+        for path, message in _spec_findings(rule, document, context):
+            findings.append(_finding(rule, document, severity, path, message))
+    return findings
+
+
+def _spec_findings(rule: Rule, document: Document, context: Context) -> Iterator[tuple[list, str]]:
+    if rule.check:
+        yield from SPEC_CHECKS[rule.check](document, context)
+        return
+    for failure in rule.require_validator.iter_errors(document.data):
+        path = list(failure.absolute_path)
+        yield path, f"{rule.title} ({_detail(path, failure)})"
+
+
+def _detail(path: list[Any], failure: Any) -> str:
+    if failure.validator == "required":
+        missing = [name for name in failure.validator_value if name not in failure.instance]
+        return f"{dotted([*path, missing[0]]) if missing else dotted(path)} is missing"
+    if isinstance(failure.instance, (dict, list)):
+        return f"{dotted(path)}: {failure.message}"
+    return f"{dotted(path)} is {failure.instance!r}"
+
+
+def _finding(
+    rule: Rule, document: Document, severity: Severity, path: list, message: str
+) -> Diagnostic:
+    line, col = document.locate(path)
+    return Diagnostic(document.path, line, col, rule.id, severity, message, rule.remediation)

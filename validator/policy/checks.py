@@ -1,0 +1,145 @@
+"""The few policy checks JSON Schema cannot express, each a small function with a name.
+
+A rule in policies/*.yaml refers to one by `check: NAME`; the rule keeps its id, severity,
+rationale and examples in the YAML like any other. Spec checks see one spec; repository
+checks see every spec at once (uniqueness across files).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..load import Document
+from ..secrets import find_secret
+
+JsonPath = list[str | int]
+SpecFinding = tuple[JsonPath, str]
+RepositoryFinding = tuple[Document, JsonPath, str]
+
+
+@dataclass(frozen=True)
+class Context:
+    root: Path
+    parameters: dict[str, Any]
+
+
+SpecCheck = Callable[[Document, Context], Iterator[SpecFinding]]
+RepositoryCheck = Callable[[list[Document], Context], Iterator[RepositoryFinding]]
+
+
+def artifact_inside_repository(document: Document, context: Context) -> Iterator[SpecFinding]:
+    artifact = document.data["spec"]["model"].get("artifact")
+    if not artifact or "://" in artifact:
+        return
+    where: JsonPath = ["spec", "model", "artifact"]
+    path = PurePosixPath(artifact)
+    if path.is_absolute() or artifact.startswith("\\") or re.match(r"^[A-Za-z]:", artifact):
+        yield where, f"artifact path '{artifact}' is absolute"
+    elif ".." in path.parts:
+        yield where, f"artifact path '{artifact}' climbs out with '..'"
+    else:
+        local = context.root / artifact
+        if local.exists() and not local.resolve().is_relative_to(context.root.resolve()):
+            yield where, f"artifact path '{artifact}' is a symlink that leaves the repository"
+
+
+def no_inline_secrets(document: Document, context: Context) -> Iterator[SpecFinding]:
+    engine = document.data["spec"]["engine"]
+    for index, variable in enumerate(engine.get("env", [])):
+        value = variable.get("value")
+        if not isinstance(value, str):
+            continue
+        kind = find_secret(value, suspicious_name=variable.get("name", ""))
+        if kind:
+            yield (
+                ["spec", "engine", "env", index, "value"],
+                f"environment variable {variable['name']} holds {kind} inline",
+            )
+    for index, argument in enumerate(engine.get("args", [])):
+        kind = find_secret(argument)
+        if kind:
+            yield ["spec", "engine", "args", index], f"engine argument holds {kind} inline"
+    for path, value in _strings(document.data, []):
+        if path[:3] in (["spec", "engine", "env"], ["spec", "engine", "args"]):
+            continue
+        kind = find_secret(value, entropy=False)
+        if kind:
+            yield path, f"{'.'.join(map(str, path))} holds {kind}"
+
+
+def scaling_bounds(document: Document, context: Context) -> Iterator[SpecFinding]:
+    scaling = document.data["spec"].get("scaling", {})
+    low, high = scaling.get("minReplicas"), scaling.get("maxReplicas")
+    cap = context.parameters.get("maxReplicasCap", math.inf)
+    if low is not None and high is not None and low > high:
+        yield ["spec", "scaling", "minReplicas"], f"minReplicas {low} exceeds maxReplicas {high}"
+    if high is not None and high > cap:
+        yield ["spec", "scaling", "maxReplicas"], f"maxReplicas {high} exceeds the cap of {cap}"
+
+
+def engine_supports_format(document: Document, context: Context) -> Iterator[SpecFinding]:
+    spec = document.data["spec"]
+    engine, model_format = spec["engine"]["name"], spec["model"]["format"]
+    allowed = context.parameters.get("engines", {}).get(engine)
+    if allowed is None:
+        yield ["spec", "engine", "name"], f"engine {engine} is not on the allowed list"
+        return
+    if model_format not in allowed.get("formats", []):
+        yield (
+            ["spec", "model", "format"],
+            f"engine {engine} does not serve format {model_format} "
+            f"(allowed: {', '.join(allowed.get('formats', []))})",
+        )
+    version = spec["engine"].get("version")
+    patterns = allowed.get("versions")
+    if patterns and not (version and any(fnmatch.fnmatchcase(version, p) for p in patterns)):
+        where: JsonPath = ["spec", "engine", "version" if version else "name"]
+        yield where, f"{engine} version {version or '(unset)'} is not one of {', '.join(patterns)}"
+
+
+def unique_endpoints(documents: list[Document], context: Context) -> Iterator[RepositoryFinding]:
+    for field in ("host", "port"):
+        owners: dict[Any, Document] = {}
+        counts = Counter(doc.data["spec"].get("endpoint", {}).get(field) for doc in documents)
+        for document in documents:
+            value = document.data["spec"].get("endpoint", {}).get(field)
+            if value is None or counts[value] < 2:
+                continue
+            if value in owners:
+                yield (
+                    document,
+                    ["spec", "endpoint", field],
+                    f"endpoint {field} {value} is already used by {owners[value].path}",
+                )
+            else:
+                owners[value] = document
+
+
+def _strings(node: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, [*path, key])
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, [*path, index])
+
+
+SPEC_CHECKS: dict[str, SpecCheck] = {
+    "artifact_inside_repository": artifact_inside_repository,
+    "no_inline_secrets": no_inline_secrets,
+    "scaling_bounds": scaling_bounds,
+    "engine_supports_format": engine_supports_format,
+}
+REPOSITORY_CHECKS: dict[str, RepositoryCheck] = {
+    "unique_endpoints": unique_endpoints,
+}
+CHECKS = {**SPEC_CHECKS, **REPOSITORY_CHECKS}

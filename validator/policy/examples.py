@@ -1,0 +1,58 @@
+"""Rule examples: JSON merge patches (RFC 7386) on the reference spec, turned into Documents.
+
+The same examples are the rules' tests and what `modelgate policies explain` shows.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .. import load
+
+REFERENCE = Path(__file__).with_name("reference.yaml")
+
+
+@cache
+def reference() -> dict[str, Any]:
+    document, problems = load.load_file(REFERENCE)
+    assert document is not None, problems
+    return document.data
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def to_yaml(data: dict[str, Any]) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def example_document(patch: dict[str, Any], name: str = "reference") -> load.Document:
+    """The reference spec with `patch` applied, loaded back with positions."""
+    data = merge_patch(reference(), patch)
+    data["metadata"]["name"] = name
+    document, problems = load.load_text(to_yaml(data), f"models/{name}.yaml")
+    assert document is not None, problems
+    return document
+
+
+def parse_path(dotted: str) -> list[str | int]:
+    """`spec.engine.env[0].value` -> ['spec', 'engine', 'env', 0, 'value']."""
+    parts: list[str | int] = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", dotted):
+        parts.append(int(index) if index else name)
+    return parts

@@ -1,0 +1,35 @@
+"""`modelgate policies explain ID`: a rule in words, with the examples it is tested on."""
+
+from __future__ import annotations
+
+from .examples import to_yaml
+from .rules import Rule
+
+
+def explain(rule: Rule) -> str:
+    scope = ", ".join(rule.environments) if rule.environments else "all environments"
+    lines = [
+        f"{rule.id}: {rule.title}",
+        f"severity: {rule.severity}"
+        + "".join(
+            f", {env}: {level}" for env, level in sorted(rule.severity_by_environment.items())
+        ),
+        f"applies to: {scope}",
+        f"defined in: {rule.source}",
+        "",
+        "Why:",
+        f"  {rule.rationale}",
+        "",
+        "What to do:",
+        f"  {rule.remediation}",
+        "",
+        "Passes (changes to the reference spec):",
+        _indent(to_yaml(rule.passing[0].patch)),
+        f"Fails (the finding points at {rule.failing[0].at}):",
+        _indent(to_yaml(rule.failing[0].patch)),
+    ]
+    return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    return "".join(f"    {line}\n" for line in text.splitlines())

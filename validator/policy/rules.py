@@ -1,0 +1,275 @@
+"""Policy sets as data: loading policies/*.yaml, resolving `extends`, and compiling rules.
+
+A rule is either JSON Schema (`when` selects the specs it applies to, `require` is what they
+must satisfy) or names a built-in Python `check` for what JSON Schema cannot say. Rules
+reference the set's parameters with `{$param: NAME}` (or `{$param: NAME, as: prefixPattern}`
+to turn a list of prefixes into a regular expression), so allow-lists live in data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .. import load, schema
+from ..diagnostics import Diagnostic, Severity, error
+
+POLICY_DIR = "policies"
+WAIVERS_FILE = "waivers.yaml"
+POLICY_SCHEMA = "policyset.v1alpha1"
+POLICY_INVALID = "MG701"
+
+OFF = "off"
+
+
+@dataclass(frozen=True)
+class Example:
+    patch: dict[str, Any]  # JSON merge patch on the reference spec
+    at: str = ""  # dotted path a failing example's finding must point at
+
+
+@dataclass
+class Rule:
+    id: str
+    title: str
+    severity: str
+    rationale: str
+    remediation: str
+    source: str  # policies/file.yaml:LINE, where the rule is defined
+    environments: tuple[str, ...] | None = None
+    severity_by_environment: dict[str, str] = field(default_factory=dict)
+    when: Any = None
+    require: Any = None
+    check: str | None = None
+    passing: list[Example] = field(default_factory=list)
+    failing: list[Example] = field(default_factory=list)
+
+    def severity_for(self, environments: list[str]) -> Severity | None:
+        """The strictest severity over the spec's environments the rule applies to."""
+        applicable = [
+            e for e in environments if self.environments is None or e in self.environments
+        ]
+        if not applicable:
+            return None
+        levels = [self.severity_by_environment.get(e, self.severity) for e in applicable]
+        active = [Severity(level) for level in levels if level != OFF]
+        return max(active, key=lambda s: s.rank) if active else None
+
+    @cached_property
+    def when_validator(self) -> Any:
+        return _compile(self.when)
+
+    @cached_property
+    def require_validator(self) -> Any:
+        return _compile(self.require)
+
+
+@dataclass
+class Policy:
+    rules: list[Rule] = field(default_factory=list)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((rule for rule in self.rules if rule.id == rule_id), None)
+
+
+def load_policy(root: Path) -> tuple[Policy, list[Diagnostic]]:
+    """Every policy set in policies/ (waivers.yaml aside), applied parents first."""
+    directory = root / POLICY_DIR
+    if not directory.is_dir():
+        return Policy(), []
+    documents, problems = [], []
+    for path in sorted(directory.glob("*.yaml")):
+        if path.name == WAIVERS_FILE:
+            continue
+        document, found = load.load_file(path, f"{POLICY_DIR}/{path.name}")
+        found = found or schema.check(document, POLICY_SCHEMA)
+        problems.extend(found)
+        if document is not None and not found:
+            documents.append(document)
+    ordered, order_problems = _ordered(documents)
+    problems.extend(order_problems)
+    policy = Policy()
+    for document in ordered:
+        problems.extend(_apply(policy, document))
+    problems.extend(_compile_rules(policy))
+    return policy, problems
+
+
+def _ordered(documents: list[load.Document]) -> tuple[list[load.Document], list[Diagnostic]]:
+    """Topological order by `extends`: every set after the sets it extends."""
+    by_name: dict[str, load.Document] = {}
+    problems = []
+    for document in documents:
+        name = document.data["metadata"]["name"]
+        if name in by_name:
+            problems.append(
+                _at(
+                    document,
+                    ["metadata", "name"],
+                    f"policy set '{name}' is also defined in {by_name[name].path}",
+                    "give every policy set its own name",
+                )
+            )
+            continue
+        by_name[name] = document
+    ordered: list[load.Document] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, document: load.Document) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            problems.append(
+                _at(
+                    document,
+                    ["extends"],
+                    f"policy set '{name}' extends itself",
+                    "remove the cycle in `extends`",
+                )
+            )
+            return
+        state[name] = "visiting"
+        complete = True
+        for index, parent in enumerate(document.data.get("extends", [])):
+            if parent not in by_name:
+                problems.append(
+                    _at(
+                        document,
+                        ["extends", index],
+                        f"unknown policy set '{parent}'",
+                        f"known sets: {', '.join(sorted(by_name))}",
+                    )
+                )
+                complete = False
+                continue
+            visit(parent, by_name[parent])
+        state[name] = "done"
+        if complete:  # a set whose parents are missing would only add confusing findings
+            ordered.append(document)
+
+    for name, document in sorted(by_name.items()):
+        visit(name, document)
+    return ordered, problems
+
+
+def _apply(policy: Policy, document: load.Document) -> list[Diagnostic]:
+    data = document.data
+    problems = []
+    policy.parameters.update(data.get("parameters", {}))
+    for index, raw in enumerate(data.get("rules", [])):
+        if policy.rule(raw["id"]):
+            problems.append(
+                _at(
+                    document,
+                    ["rules", index, "id"],
+                    f"rule {raw['id']} is already defined",
+                    "change its severity with `overrides` instead of redefining it",
+                )
+            )
+            continue
+        policy.rules.append(_rule(document, index, raw))
+    for rule_id, change in data.get("overrides", {}).items():
+        rule = policy.rule(rule_id)
+        if rule is None:
+            problems.append(
+                _at(
+                    document,
+                    ["overrides", rule_id],
+                    f"override of unknown rule {rule_id}",
+                    "`modelgate policies list` shows the rule ids",
+                )
+            )
+            continue
+        rule.severity = change.get("severity", rule.severity)
+        rule.severity_by_environment = {
+            **rule.severity_by_environment,
+            **change.get("severityByEnvironment", {}),
+        }
+        if "environments" in change:
+            rule.environments = tuple(change["environments"])
+    return problems
+
+
+def _rule(document: load.Document, index: int, raw: dict[str, Any]) -> Rule:
+    line, _ = document.locate(["rules", index])
+    examples = raw["examples"]
+    return Rule(
+        id=raw["id"],
+        title=raw["title"],
+        severity=raw["severity"],
+        rationale=raw["rationale"],
+        remediation=raw["remediation"],
+        source=f"{document.path}:{line}",
+        environments=tuple(raw["environments"]) if "environments" in raw else None,
+        severity_by_environment=dict(raw.get("severityByEnvironment", {})),
+        when=raw.get("when"),
+        require=raw.get("require"),
+        check=raw.get("check"),
+        passing=[Example(patch) for patch in examples["pass"]],
+        failing=[Example(case["patch"], case["at"]) for case in examples["fail"]],
+    )
+
+
+def _compile_rules(policy: Policy) -> list[Diagnostic]:
+    from .checks import CHECKS
+
+    problems = []
+    for rule in policy.rules:
+        path, line = rule.source.rsplit(":", 1)
+        try:
+            rule.when = substitute(rule.when, policy.parameters)
+            rule.require = substitute(rule.require, policy.parameters)
+        except KeyError as exc:
+            problems.append(
+                error(
+                    path,
+                    int(line),
+                    1,
+                    POLICY_INVALID,
+                    f"rule {rule.id} uses unknown parameter {exc.args[0]}",
+                    "define it under `parameters` in a policy set",
+                )
+            )
+        if rule.check and rule.check not in CHECKS:
+            problems.append(
+                error(
+                    path,
+                    int(line),
+                    1,
+                    POLICY_INVALID,
+                    f"rule {rule.id} names unknown check '{rule.check}'",
+                    f"built-in checks: {', '.join(sorted(CHECKS))}",
+                )
+            )
+    return problems
+
+
+def substitute(node: Any, parameters: dict[str, Any]) -> Any:
+    """Replace every `{$param: NAME}` (optionally `as: prefixPattern`) with its value."""
+    if isinstance(node, list):
+        return [substitute(item, parameters) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$param" in node:
+        value = parameters[node["$param"]]
+        if node.get("as") == "prefixPattern":
+            return "^(" + "|".join(re.escape(prefix) for prefix in value) + ")"
+        return value
+    return {key: substitute(value, parameters) for key, value in node.items()}
+
+
+def _compile(condition: Any) -> Any:
+    if condition is None:
+        return None
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(condition)
+
+
+def _at(document: load.Document, path: list[str | int], message: str, hint: str) -> Diagnostic:
+    line, col = document.locate(path)
+    return error(document.path, line, col, POLICY_INVALID, message, hint)
