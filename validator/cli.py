@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from . import workspace
 from .diagnostics import Diagnostic
-from .report import FORMATS, format_report
+from .report import FORMAT_NAMES, Report, format_report
 from .report.text import format_diagnostic
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check specs against the schema")
     validate.add_argument("paths", nargs="*", help="spec files or directories (default: models/)")
-    validate.add_argument("--format", choices=sorted(FORMATS), default="text")
+    validate.add_argument("--format", choices=FORMAT_NAMES, default="text")
     validate.add_argument("--strict", action="store_true", help="fail on warnings too")
     validate.add_argument("--env", help="check the rules of this environment only")
     validate.set_defaults(handler=cmd_validate)
@@ -128,7 +128,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     result = workspace.validate(files, root, environment=args.env)
     shown = [workspace.display_path(path, root) for path in files]
-    sys.stdout.write(format_report(args.format, result.diagnostics, shown))
+    report = Report(result.diagnostics, shown, result.rules())
+    sys.stdout.write(format_report(args.format, report))
     return EXIT_FINDINGS if result.failed(args.strict) else EXIT_OK
 
 

@@ -51,3 +51,15 @@ def has_errors(diagnostics: Iterable[Diagnostic], strict: bool = False) -> bool:
     """True when a finding should fail the run: errors always, warnings too when strict."""
     failing = {Severity.ERROR, Severity.WARNING} if strict else {Severity.ERROR}
     return any(d.severity in failing and not d.waived for d in diagnostics)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """What reporters say about a rule id (SARIF rule descriptors, JUnit, explain)."""
+
+    id: str
+    title: str
+    description: str
+    help: str
+    severity: Severity = Severity.ERROR
+    tags: tuple[str, ...] = ()

@@ -6,9 +6,11 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import identity, load, schema
-from .diagnostics import Diagnostic, has_errors
+from .codes import BUILTIN_RULES
+from .diagnostics import Diagnostic, RuleInfo, has_errors
 
 SPEC_DIR = "models"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -20,6 +22,14 @@ class Validation:
 
     documents: list[load.Document] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    policy: Any = None  # the policy.Policy that was applied, if any
+
+    def rules(self) -> dict[str, RuleInfo]:
+        """Descriptions of every rule that can appear in the diagnostics."""
+        described = dict(BUILTIN_RULES)
+        if self.policy is not None:
+            described.update((rule.id, rule.info()) for rule in self.policy.rules)
+        return described
 
     def valid_documents(self) -> list[load.Document]:
         broken = {d.path for d in self.diagnostics if d.severity.value == "error"}
@@ -65,6 +75,7 @@ def _policy_findings(result: Validation, root: Path, environment: str | None) ->
     rules, problems = policy.load_policy(root)
     if problems:
         return problems
+    result.policy = rules
     return policy.evaluate(result.valid_documents(), rules, root, environment)
 
 

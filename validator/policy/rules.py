@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import load, schema
-from ..diagnostics import Diagnostic, Severity, error
+from ..diagnostics import Diagnostic, RuleInfo, Severity, error
 
 POLICY_DIR = "policies"
 WAIVERS_FILE = "waivers.yaml"
@@ -57,6 +57,13 @@ class Rule:
         levels = [self.severity_by_environment.get(e, self.severity) for e in applicable]
         active = [Severity(level) for level in levels if level != OFF]
         return max(active, key=lambda s: s.rank) if active else None
+
+    def info(self) -> RuleInfo:
+        tags = (
+            ("security",) if "-SEC-" in self.id else ("compliance",) if "-CMP-" in self.id else ()
+        )
+        level = Severity.ERROR if self.severity == OFF else Severity(self.severity)
+        return RuleInfo(self.id, self.title, self.rationale, self.remediation, level, tags)
 
     @cached_property
     def when_validator(self) -> Any:

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ..diagnostics import Diagnostic, Severity
+from ..diagnostics import Severity
+
+if TYPE_CHECKING:
+    from . import Report
 
 
-def format_report(diagnostics: Sequence[Diagnostic], files: Sequence[str]) -> str:
-    counts = {s.value: sum(d.severity is s for d in diagnostics) for s in Severity}
+def format_report(report: Report) -> str:
+    open_findings = [d for d in report.diagnostics if not d.waived]
+    counts = {s.value: sum(d.severity is s for d in open_findings) for s in Severity}
     document = {
-        "files": list(files),
-        "summary": {"files": len(files), **counts},
-        "diagnostics": [d.to_dict() for d in diagnostics],
+        "files": list(report.files),
+        "summary": {
+            "files": len(report.files),
+            **counts,
+            "waived": len(report.diagnostics) - len(open_findings),
+        },
+        "diagnostics": [d.to_dict() for d in report.diagnostics],
     }
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..diagnostics import Diagnostic, Severity
+
+if TYPE_CHECKING:
+    from . import Report
 
 
 def format_diagnostic(diagnostic: Diagnostic) -> str:
@@ -22,9 +26,9 @@ def format_diagnostic(diagnostic: Diagnostic) -> str:
     return f"{text}\n    hint: {hint}" if hint else text
 
 
-def format_report(diagnostics: Sequence[Diagnostic], files: Sequence[str]) -> str:
-    lines = [format_diagnostic(d) for d in diagnostics]
-    lines.append(summary(diagnostics, files))
+def format_report(report: Report) -> str:
+    lines = [format_diagnostic(d) for d in report.diagnostics]
+    lines.append(summary(report.diagnostics, report.files))
     return "\n".join(lines) + "\n"
 
 

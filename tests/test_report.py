@@ -1,0 +1,80 @@
+"""Reporters: SARIF and JUnit validate against their official schemas; text reads like ruff."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft4Validator
+
+from .conftest import PROJECT, Scaffold, run_cli
+
+SHARED_SCHEMAS = PROJECT.parent / "shared" / "schemas"
+
+
+def official(name: str) -> Path:
+    path = SHARED_SCHEMAS / name
+    if not path.is_file():
+        pytest.skip(f"the official schema {name} is not beside the checkout ({SHARED_SCHEMAS})")
+    return path
+
+
+@pytest.fixture
+def findings_repo(scaffold: Scaffold) -> Scaffold:
+    """Two specs: one clean, one with a policy error, a waived finding and a schema error."""
+    shutil.copytree(
+        PROJECT / "policies",
+        scaffold.root / "policies",
+        ignore=shutil.ignore_patterns("waivers.yaml"),
+    )
+    scaffold.iris()
+    scaffold.iris("broken", **{"minReplicas: 2": "minReplicas: 1", "tls: true": "tls: false"})
+    scaffold.iris("typo", **{"protocol: v2": "protocol: v3"})
+    (scaffold.root / "policies" / "waivers.yaml").write_text(
+        "apiVersion: modelgate.dev/v1alpha1\nkind: Waivers\nwaivers:\n"
+        "  - {rule: MG-SEC-021, spec: broken, justification: TLS terminates at the mesh sidecar.,"
+        " approver: security@example.com, expires: '2999-01-01'}\n"
+    )
+    return scaffold
+
+
+def test_sarif_is_valid_and_carries_rules_and_locations(findings_repo: Scaffold) -> None:
+    result = run_cli("--root", str(findings_repo.root), "validate", "--format", "sarif")
+    assert result.code == 1
+    sarif = json.loads(result.out)
+    schema = json.loads(official("sarif-schema-2.1.0.json").read_text())
+    errors = sorted(Draft4Validator(schema).iter_errors(sarif), key=str)
+    assert errors == [], errors[0].message if errors else ""
+    run = sarif["runs"][0]
+    rules = {rule["id"]: rule for rule in run["tool"]["driver"]["rules"]}
+    assert {"MG-SEC-001", "MG-CMP-003", "MG201"} <= set(rules)  # every policy rule, described
+    assert rules["MG-SEC-021"]["properties"]["security-severity"] == "8.0"
+    assert rules["MG-SEC-021"]["help"]["text"] == "set spec.endpoint.tls: true"
+    by_rule = {r["ruleId"]: r for r in run["results"]}
+    replicas = by_rule["MG-OPS-011"]
+    location = replicas["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == "models/broken.yaml"
+    assert location["region"] == {"startLine": 26, "startColumn": 18}
+    assert run["tool"]["driver"]["rules"][replicas["ruleIndex"]]["id"] == "MG-OPS-011"
+    assert by_rule["MG-SEC-021"]["suppressions"][0]["kind"] == "external"
+    assert by_rule["MG201"]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
+        "models/typo.yaml"
+    )
+
+
+def test_junit_is_valid_against_the_xsd(findings_repo: Scaffold) -> None:
+    xmlschema = pytest.importorskip("xmlschema")
+    result = run_cli("--root", str(findings_repo.root), "validate", "--format", "junit")
+    assert result.code == 1
+    schema = xmlschema.XMLSchema(str(official("junit.xsd")))
+    schema.validate(result.out.encode())
+    assert 'tests="3" failures="2"' in result.out
+    assert "models/broken.yaml:26:18: MG-OPS-011" in result.out
+
+
+def test_reports_are_deterministic(findings_repo: Scaffold) -> None:
+    for fmt in ("text", "json", "sarif", "junit"):
+        first = run_cli("--root", str(findings_repo.root), "validate", "--format", fmt).out
+        assert first == run_cli("--root", str(findings_repo.root), "validate", "--format", fmt).out

@@ -1,0 +1,47 @@
+"""The built-in diagnostic codes outside the policy rules: loading, schema, identity,
+render, deploy, smoke, policy files and waivers. Reporters describe them from here."""
+
+from __future__ import annotations
+
+from .diagnostics import RuleInfo, Severity
+
+_CODES: dict[str, tuple[str, str]] = {
+    "MG101": ("invalid YAML", "fix the YAML syntax at the position shown"),
+    "MG102": ("duplicate key", "keep one of the two keys; YAML parsers disagree on which wins"),
+    "MG103": ("more than one YAML document", "put one model deployment per file"),
+    "MG104": ("YAML anchor or alias", "write values out in full; aliases can hide expansion bombs"),
+    "MG105": ("file larger than 1 MiB", "a spec is a few kilobytes; move data out of it"),
+    "MG106": ("file is not UTF-8", "save the file as UTF-8"),
+    "MG107": ("empty file", "write a spec or delete the file"),
+    "MG108": ("YAML tag not allowed", "specs hold plain data only: remove the tag"),
+    "MG109": ("metadata.name does not match the file name", "rename the file or the spec"),
+    "MG110": ("document is not a mapping", "start from an example spec"),
+    "MG111": ("file cannot be read", "check the path and its permissions"),
+    "MG112": ("nesting too deep", "flatten the value"),
+    "MG113": ("mapping key is not a string", "use plain words as keys"),
+    "MG201": ("schema violation", "see the field's description in docs/spec.md"),
+    "MG202": ("unknown field", "remove the field or fix its spelling"),
+    "MG301": ("two specs share a name", "give every model deployment its own name"),
+    "MG401": ("template failed", "fix the template"),
+    "MG402": ("no runtime for this engine and format", "set spec.engine.runtime"),
+    "MG403": ("rendered file is invalid", "fix the template"),
+    "MG501": ("model not deployed", "see the server log lines in the finding"),
+    "MG502": ("endpoint not available", "see the server log lines in the finding"),
+    "MG503": ("target cannot serve this model", "choose another target"),
+    "MG504": ("engine not installed", "install the engine"),
+    "MG505": ("port already in use", "free the port or let modelgate pick one"),
+    "MG506": ("no such running deployment", "`modelgate status` lists them"),
+    "MG601": ("smoke expectation failed", "fix the model or the expectation"),
+    "MG701": ("invalid policy set", "fix the policy file at the position shown"),
+    "MG801": ("waiver expired", "fix the finding or renew the waiver"),
+    "MG802": ("stale waiver", "delete the waiver"),
+    "MG803": ("waiver approver not allowed", "have a listed approver approve it"),
+}
+_WARNINGS = {"MG802"}
+
+BUILTIN_RULES: dict[str, RuleInfo] = {
+    code: RuleInfo(
+        code, title, title, hint, Severity.WARNING if code in _WARNINGS else Severity.ERROR
+    )
+    for code, (title, hint) in _CODES.items()
+}
