@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -100,3 +101,15 @@ def test_invalid_name_is_located() -> None:
     [(_, line, col, message, hint)] = findings(text)
     assert (line, col) == (5, 9) and message.startswith("metadata.name:")
     assert "DNS-1123" in hint
+
+
+def test_checking_never_changes_the_data() -> None:
+    # fastjsonschema fills in `default`s unless told not to; policies must see the spec as written
+    text = IRIS_SPEC.replace("          status: 200\n", "").replace(
+        "    visibility: internal\n", ""
+    )
+    document, _ = load.load_bytes(text.encode(), "models/iris.yaml")
+    assert document is not None
+    before = copy.deepcopy(document.data)
+    assert schema.check(document) == []
+    assert document.data == before

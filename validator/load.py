@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +41,43 @@ TOO_DEEP = "MG112"
 KEY_NOT_SCALAR = "MG113"
 
 _CORE = "tag:yaml.org,2002:"
+_STR = _CORE + "str"
+# A plain scalar starting with one of these can only resolve to a string under YAML 1.1's
+# implicit rules (ints, floats, bools, nulls and dates start with a digit, a sign, '.', '~'
+# or one of the letters of yes/no/true/false/on/off/null/NaN/Inf).
+_ALWAYS_TEXT = frozenset("abcdeghijklmpqrsuvwxzABCDEGHIJKLMPQRSUVWXZ_/\"'#$%&()*,:;>?@[\\]^`{|}")
+
+
+class _Loader(SafeLoader):  # type: ignore[misc,valid-type]
+    """libyaml's parser with a short cut past the implicit-type regexes for plain text."""
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode and (not implicit[0] or (value and value[0] in _ALWAYS_TEXT)):
+            return _STR
+        return super().resolve(kind, value, implicit)
+
+
 _SCALAR_TAGS = {_CORE + name for name in ("str", "int", "float", "bool", "null", "timestamp")}
 _COLLECTION_TAGS = {_CORE + "map", _CORE + "seq"}
 
 JsonPath = Sequence[str | int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass
 class Document:
-    """One loaded spec: its plain data plus the YAML node tree for positions."""
+    """One loaded spec: its plain data, and its text for mapping paths back to positions.
+
+    The YAML node tree is rebuilt only when a position is asked for (a finding): keeping
+    thousands of node trees alive would cost more in garbage collection than parsing them.
+    """
 
     path: str
     data: dict[str, Any]
-    root: yaml.Node
+    text: str
+
+    @cached_property
+    def root(self) -> yaml.Node:
+        return _Loader(self.text).get_single_node()
 
     def locate(self, path: JsonPath, *, key: bool = False) -> tuple[int, int]:
         """Line and column (1-based) of the value at `path`.
@@ -144,7 +169,7 @@ def load_text(text: str, display: str) -> tuple[Document | None, list[Diagnostic
             )
         ]
     try:
-        root = SafeLoader(text).get_single_node()
+        root = _Loader(text).get_single_node()
     except yaml.MarkedYAMLError as exc:
         return None, [_syntax_error(exc, display)]
     if root is None:
@@ -179,7 +204,7 @@ def load_text(text: str, display: str) -> tuple[Document | None, list[Diagnostic
     except _Refusal as refusal:
         line, col = _position(refusal.node)
         return None, [error(display, line, col, refusal.rule, refusal.message, refusal.hint)]
-    return Document(display, data, root), []
+    return Document(display, data, text), []
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, display: str) -> Diagnostic:

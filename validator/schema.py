@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from . import fastcheck
 from .diagnostics import Diagnostic, error
 from .load import Document
 
@@ -32,6 +33,8 @@ def _validator(name: str) -> Any:
 
 def check(document: Document, name: str = SPEC_SCHEMA) -> list[Diagnostic]:
     """All violations of the named schema, each at the line:col of the offending value."""
+    if fastcheck.compiled(schema(name))(document.data):
+        return []
     return violations(document, _validator(name))
 
 

@@ -18,6 +18,7 @@ TOKEN_PATTERNS: dict[str, re.Pattern[str]] = {
     "a private key": re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----"),
     "a Slack token": re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
 }
+ANY_TOKEN = re.compile("|".join(f"(?:{p.pattern})" for p in TOKEN_PATTERNS.values()))
 SECRET_NAME = re.compile(r"(?i)(secret|token|passw(or)?d|api[_-]?key|private[_-]?key|credential)")
 CANDIDATE = re.compile(r"[A-Za-z0-9+/=_\-]{24,}")
 MIN_ENTROPY_BITS = 4.0
@@ -26,9 +27,8 @@ MIN_ENTROPY_BITS = 4.0
 def find_secret(value: str, suspicious_name: str = "", entropy: bool = True) -> str | None:
     """What kind of secret `value` holds, or None. `entropy` adds the high-entropy heuristic,
     meant for places (env values, arguments) where long random strings are unusual."""
-    for kind, pattern in TOKEN_PATTERNS.items():
-        if pattern.search(value):
-            return kind
+    if ANY_TOKEN.search(value):  # one pass over the text; name the kind only on a hit
+        return next(kind for kind, pattern in TOKEN_PATTERNS.items() if pattern.search(value))
     if suspicious_name and SECRET_NAME.search(suspicious_name) and value.strip():
         return "a secret-looking value"
     if entropy and any(_entropy(token) >= MIN_ENTROPY_BITS for token in CANDIDATE.findall(value)):
@@ -38,9 +38,7 @@ def find_secret(value: str, suspicious_name: str = "", entropy: bool = True) -> 
 
 def mask(text: str) -> str:
     """`text` with every recognised token replaced by its first four characters and '****'."""
-    for pattern in TOKEN_PATTERNS.values():
-        text = pattern.sub(lambda match: match.group(0)[:4] + "****", text)
-    return text
+    return ANY_TOKEN.sub(lambda match: match.group(0)[:4] + "****", text)
 
 
 def _entropy(token: str) -> float:

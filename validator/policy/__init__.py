@@ -50,7 +50,7 @@ def evaluate_rule(
         severity = rule.severity_for(environments)
         if severity is None:
             continue
-        if rule.when_validator is not None and not rule.when_validator.is_valid(document.data):
+        if not rule.applies(document.data):
             continue
         applicable.append((document, severity))
     findings: list[Diagnostic] = []
@@ -70,6 +70,8 @@ def evaluate_rule(
 def _spec_findings(rule: Rule, document: Document, context: Context) -> Iterator[tuple[list, str]]:
     if rule.check:
         yield from SPEC_CHECKS[rule.check](document, context)
+        return
+    if rule.satisfied(document.data):
         return
     for failure in rule.require_validator.iter_errors(document.data):
         path = list(failure.absolute_path)

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .. import load, schema
+from .. import fastcheck, load, schema
 from ..diagnostics import Diagnostic, RuleInfo, Severity, error
 
 POLICY_DIR = "policies"
@@ -46,9 +46,16 @@ class Rule:
     check: str | None = None
     passing: list[Example] = field(default_factory=list)
     failing: list[Example] = field(default_factory=list)
+    _severities: dict[tuple[str, ...], Severity | None] = field(default_factory=dict, repr=False)
 
     def severity_for(self, environments: list[str]) -> Severity | None:
         """The strictest severity over the spec's environments the rule applies to."""
+        key = tuple(environments)
+        if key not in self._severities:
+            self._severities[key] = self._strictest(environments)
+        return self._severities[key]
+
+    def _strictest(self, environments: list[str]) -> Severity | None:
         applicable = [
             e for e in environments if self.environments is None or e in self.environments
         ]
@@ -65,13 +72,18 @@ class Rule:
         level = Severity.ERROR if self.severity == OFF else Severity(self.severity)
         return RuleInfo(self.id, self.title, self.rationale, self.remediation, level, tags)
 
-    @cached_property
-    def when_validator(self) -> Any:
-        return _compile(self.when)
+    def applies(self, data: Any) -> bool:
+        return self.when is None or fastcheck.compiled(self.when)(data)
+
+    def satisfied(self, data: Any) -> bool:
+        return self.require is None or fastcheck.compiled(self.require)(data)
 
     @cached_property
     def require_validator(self) -> Any:
-        return _compile(self.require)
+        """The slow, detailed validator: only for specs that failed `satisfied`."""
+        from jsonschema import Draft202012Validator
+
+        return Draft202012Validator(self.require)
 
 
 @dataclass
@@ -198,6 +210,7 @@ def _apply(policy: Policy, document: load.Document) -> list[Diagnostic]:
         }
         if "environments" in change:
             rule.environments = tuple(change["environments"])
+        rule._severities.clear()
     return problems
 
 
@@ -267,14 +280,6 @@ def substitute(node: Any, parameters: dict[str, Any]) -> Any:
             return "^(" + "|".join(re.escape(prefix) for prefix in value) + ")"
         return value
     return {key: substitute(value, parameters) for key, value in node.items()}
-
-
-def _compile(condition: Any) -> Any:
-    if condition is None:
-        return None
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(condition)
 
 
 def _at(document: load.Document, path: list[str | int], message: str, hint: str) -> Diagnostic:
