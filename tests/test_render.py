@@ -1,17 +1,38 @@
-"""Rendering: real MLServer settings models accept the output; it is deterministic and
-no value in a spec can change the structure of a rendered file."""
+"""Rendering: every target's output validates against real schemas (Kubernetes, the KServe,
+Seldon and Argo CD CRDs, Triton's model_config.proto, MLServer's settings models), is
+byte-identical across runs, survives hostile values, and `render --check` catches drift."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from validator import load, render
+from validator import kube, load, render, workspace
 
 from .conftest import PROJECT, Scaffold, run_cli
+
+CRDS = PROJECT.parent / "shared" / "crds"
+
+
+@pytest.fixture(scope="module")
+def schemas() -> kube.Schemas:
+    if not CRDS.is_dir():
+        pytest.skip(f"the KServe, Seldon and Argo CD CRDs are not beside the checkout ({CRDS})")
+    return kube.Schemas.from_dirs([CRDS])
+
+
+def project_documents() -> list[load.Document]:
+    result = workspace.validate(workspace.discover(PROJECT, []), PROJECT)
+    assert not result.failed(), result.diagnostics
+    return result.valid_documents()
 
 
 def rendered_tree(root: Path) -> dict[str, bytes]:
@@ -21,7 +42,93 @@ def rendered_tree(root: Path) -> dict[str, bytes]:
     }
 
 
-def test_rendered_files_are_accepted_by_mlserver_itself(scaffold: Scaffold) -> None:
+def copy_project(tmp_path: Path) -> Path:
+    copy = tmp_path / "repo"
+    for part in ("models", "templates", "policies", "rendered"):
+        shutil.copytree(PROJECT / part, copy / part)
+    return copy
+
+
+def test_every_target_of_every_example_validates(schemas: kube.Schemas) -> None:
+    rendering = render.render_all(project_documents(), PROJECT, schemas)
+    assert rendering.diagnostics == []
+    assert rendering.unchecked == set(), "every kind was checked against a real schema"
+    kinds = {
+        yaml.safe_load(f.content).get("kind")
+        for f in rendering.files
+        if f.path.suffix == ".yaml" and f.path.name != "compose.yaml"
+    }
+    assert kinds >= {
+        "InferenceService",
+        "Model",
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "ApplicationSet",
+    }
+
+
+def test_crd_schemas_are_strict(schemas: kube.Schemas) -> None:
+    [isvc] = [
+        f
+        for f in render.render_all(project_documents(), PROJECT, schemas).files
+        if f.path.name == "inferenceservice.yaml"
+    ][:1]
+    manifest = yaml.safe_load(isvc.content)
+    manifest["spec"]["predictor"]["minReplica"] = 1  # a typo an unchecked manifest would keep
+    problem, found = kube.check(manifest, schemas)
+    assert found and "minReplica" in problem
+    manifest = yaml.safe_load(isvc.content)
+    manifest["spec"]["predictor"]["minReplicas"] = "two"
+    assert "minReplicas" in kube.check(manifest, schemas)[0]
+
+
+def test_builtin_kinds_are_checked_strictly() -> None:
+    deployment = PROJECT / "rendered/production/chat-assistant/deployment.yaml"
+    manifest = yaml.safe_load(deployment.read_text())
+    assert kube.check(manifest, kube.Schemas()) == (None, True)
+    manifest["spec"]["template"]["spec"]["containers"][0]["imagePullPolice"] = "Always"
+    problem, _ = kube.check(manifest, kube.Schemas())
+    assert "imagePullPolice" in problem
+
+
+TRITON_PARSE = """
+import json, sys
+from google.protobuf import json_format, text_format
+from tritonclient.grpc import model_config_pb2
+config = text_format.Parse(sys.stdin.read(), model_config_pb2.ModelConfig())
+print(json.dumps(json_format.MessageToDict(config)))
+"""
+
+
+def test_triton_config_parses_with_tritons_own_proto() -> None:
+    pytest.importorskip("tritonclient")
+    configmap = yaml.safe_load(
+        (PROJECT / "rendered/production/fraud-onnx/configmap.yaml").read_text()
+    )
+    # its own process: tritonclient's protos clash with MLServer's in one descriptor pool
+    done = subprocess.run(
+        [sys.executable, "-c", TRITON_PARSE],
+        input=configmap["data"]["config.pbtxt"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    config = json.loads(done.stdout)
+    assert (config["name"], config["platform"], config["maxBatchSize"]) == (
+        "fraud-onnx",
+        "onnxruntime_onnx",
+        64,
+    )
+    assert config["input"] == [{"name": "features", "dataType": "TYPE_FP32", "dims": ["32"]}]
+    assert config["output"][0]["dataType"] == "TYPE_FP32"
+
+
+def test_local_files_are_accepted_by_mlserver_itself(scaffold: Scaffold) -> None:
     settings_models = pytest.importorskip("mlserver.settings")
     scaffold.iris()
     assert run_cli("--root", str(scaffold.root), "render").code == 0
@@ -40,48 +147,144 @@ def test_rendered_files_are_accepted_by_mlserver_itself(scaffold: Scaffold) -> N
 
 
 def test_committed_rendered_tree_matches_the_specs(tmp_path: Path) -> None:
-    copy = tmp_path / "repo"
-    for part in ("models", "templates"):
-        shutil.copytree(PROJECT / part, copy / part)
+    copy = copy_project(tmp_path)
+    shutil.rmtree(copy / "rendered")
     assert run_cli("--root", str(copy), "render").code == 0
     assert rendered_tree(copy) == rendered_tree(PROJECT)
 
 
-def test_rendering_twice_is_byte_identical(scaffold: Scaffold) -> None:
-    scaffold.iris()
-    run_cli("--root", str(scaffold.root), "render")
-    first = rendered_tree(scaffold.root)
-    result = run_cli("--root", str(scaffold.root), "render")
-    assert "(0 file(s) changed)" in result.out
-    assert rendered_tree(scaffold.root) == first
+def test_rendering_twice_is_byte_identical(tmp_path: Path) -> None:
+    copy = copy_project(tmp_path)
+    first = rendered_tree(copy)
+    result = run_cli("--root", str(copy), "render")
+    assert "0 file(s) changed, 0 removed" in result.out
+    assert rendered_tree(copy) == first
     assert all(b"\r\n" not in content for content in first.values())
+
+
+def test_render_check_catches_edits_stale_files_and_orphans(tmp_path: Path) -> None:
+    copy = copy_project(tmp_path)
+    assert run_cli("--root", str(copy), "render", "--check").code == 0
+
+    edited = copy / "rendered/staging/iris/model.yaml"
+    edited.write_text(edited.read_text().replace("replicas: 2", "replicas: 9"))
+    result = run_cli("--root", str(copy), "render", "--check")
+    assert result.code == 1 and "MG404" in result.err
+    assert "-  replicas: 9\n+  replicas: 2" in result.out  # a unified diff back to the truth
+
+    run_cli("--root", str(copy), "render")
+    spec = copy / "models/iris.yaml"
+    spec.write_text(spec.read_text().replace("maxReplicas: 3", "maxReplicas: 4"))
+    result = run_cli("--root", str(copy), "render", "--check")
+    assert result.code == 1 and "rendered/production/iris/model.yaml differs" in result.err
+    assert "+  maxReplicas: 4" in result.out
+
+    run_cli("--root", str(copy), "render")
+    (copy / "models/chat-assistant.yaml").unlink()
+    result = run_cli("--root", str(copy), "render", "--check")
+    assert result.code == 1
+    assert "rendered/staging/chat-assistant/deployment.yaml is orphaned" in result.err
+    assert (
+        copy / "rendered/staging/chat-assistant/deployment.yaml"
+    ).exists()  # check writes nothing
+    result = run_cli("--root", str(copy), "render")
+    assert result.code == 0 and "removed" in result.out
+    assert not (copy / "rendered/staging/chat-assistant").exists()
+    assert run_cli("--root", str(copy), "render", "--check").code == 0
 
 
 HOSTILE = [
     'evil"\n  "implementation": "os.system',
-    "{{ 7 * 7 }}{% raw %}",
+    "x\nkind: Secret\nmetadata:\n  name: stolen",
+    "{{ 7 * 7 }}{% raw %}{{ lipsum }}",
     "line\u2028separator\u2029and\x85next",
     "'; rm -rf / #",
-    "---\nkind: Secret",
-    "</script><!--",
+    "---\napiVersion: v1\nkind: Secret",
+    "</script><!-- & ' \\ \t tab",
+    "emoji \U0001f600 and \ufeff bom",
     "x" * 4000,
 ]
 
 
+def hostile_spec(scaffold: Scaffold, engine_patch: str, value: str) -> load.Document:
+    """A spec whose free-text fields (owner, contact, an argument, an env value) hold `value`."""
+    text = (PROJECT / "models" / engine_patch).read_text()
+    data = yaml.safe_load(text)
+    data["metadata"]["owner"] = value
+    data["metadata"]["contact"] = value
+    data["spec"]["engine"]["args"] = [value]
+    data["spec"]["engine"]["env"] = [{"name": "HOSTILE", "value": value}]
+    return load.Document(f"models/{data['metadata']['name']}.yaml", data, text="")
+
+
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
-def test_hostile_values_cannot_change_the_structure(scaffold: Scaffold, value: str) -> None:
-    document, problems = load.load_text(
-        scaffold.iris().read_text().replace('version: "1.0.0"', f"version: {json.dumps(value)}"),
-        "models/iris.yaml",
-    )
-    assert problems == [] and document is not None
-    files, problems = render.render_document(document, scaffold.root)
-    assert problems == []
-    model_settings = json.loads(
-        next(f for f in files if f.path.name == "model-settings.json").content
-    )
-    assert model_settings == {
-        "name": "iris",
-        "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": "../../../models/artifacts/iris/model.joblib", "version": value},
-    }
+@pytest.mark.parametrize(
+    "spec", ["iris.yaml", "chat-assistant.yaml", "fraud-onnx.yaml", "churn-kserve.yaml"]
+)
+def test_hostile_values_cannot_change_the_structure(
+    scaffold: Scaffold, schemas: kube.Schemas, spec: str, value: str
+) -> None:
+    """Rendered with hostile free text, every file parses to exactly the structure it has with
+    harmless text, the hostile text sitting verbatim where the harmless text was."""
+    hostile = render.render_document(hostile_spec(scaffold, spec, value), PROJECT, schemas)
+    calm = render.render_document(hostile_spec(scaffold, spec, "calm"), PROJECT, schemas)
+    assert hostile.diagnostics == [] and calm.diagnostics == []
+    assert [f.path for f in hostile.files] == [f.path for f in calm.files]
+    for hostile_file, calm_file in zip(hostile.files, calm.files, strict=True):
+        parsed = _parse(hostile_file.content, hostile_file.path.suffix)
+        expected = _substitute(_parse(calm_file.content, calm_file.path.suffix), "calm", value)
+        assert _without_derived_labels(parsed) == _without_derived_labels(expected), (
+            f"{hostile_file.path} changed shape"
+        )
+        for labels in _label_maps(parsed):
+            assert all(LABEL_VALUE.fullmatch(v) for v in labels.values()), labels
+
+
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+DERIVED_LABELS = {"modelgate.dev/owner", "modelgate.dev/spec-hash"}  # sanitised or hashed
+
+
+def _parse(text: str, suffix: str) -> Any:
+    if suffix == ".json":
+        return json.loads(text)
+    documents = list(yaml.safe_load_all(text))
+    assert len(documents) == 1
+    return documents[0]
+
+
+def _substitute(node: Any, old: str, new: str) -> Any:
+    if isinstance(node, dict):
+        return {key: _substitute(value, old, new) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_substitute(item, old, new) for item in node]
+    if isinstance(node, str):
+        return node.replace(old, new)
+    return node
+
+
+def _without_derived_labels(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: (
+                {k: v for k, v in value.items() if k not in DERIVED_LABELS}
+                if key == "labels" and isinstance(value, dict)
+                else _without_derived_labels(value)
+            )
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_without_derived_labels(item) for item in node]
+    return node
+
+
+def _label_maps(node: Any) -> list[dict[str, str]]:
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("labels", "matchLabels") and isinstance(value, dict):
+                found.append(value)
+            found.extend(_label_maps(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_label_maps(item))
+    return found

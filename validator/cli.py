@@ -76,6 +76,20 @@ def _parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("render", help="render specs into rendered/")
     render.add_argument("paths", nargs="*", help="spec files or directories (default: models/)")
+    render.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 with a diff when rendered/ is out of date",
+    )
+    render.add_argument(
+        "--crds",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="directory of CustomResourceDefinition files to check custom "
+        "resources against (repeatable)",
+    )
     render.set_defaults(handler=cmd_render)
 
     deploy = commands.add_parser("deploy", help="deploy specs and smoke-test their endpoints")
@@ -136,22 +150,54 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from . import render
+    from . import kube, render
 
+    gc.disable()
     root = _root(args)
     result = _validated(args, args.paths)
-    diagnostics = list(result.diagnostics)
-    written = 0
-    for document in result.valid_documents():
-        files, problems = render.render_document(document, root)
-        diagnostics.extend(problems)
-        written += len(render.write(files, root))
+    documents = result.valid_documents()
+    schemas = kube.Schemas.from_dirs(args.crds)
+    if args.paths:  # a subset: no ApplicationSets and no pruning, which need every spec
+        rendering = render.Rendering()
+        for document in documents:
+            render._extend(rendering, render.render_document(document, root, schemas))
+    else:
+        rendering = render.render_all(documents, root, schemas)
+    note = render.severity_note(rendering)
+    diagnostics = [*result.diagnostics, *rendering.diagnostics, *([note] if note else [])]
+    failed = result.failed() or any(d.severity.value == "error" for d in rendering.diagnostics)
+    if args.check:
+        findings, diff = (
+            render.drift(rendering.files, root)
+            if not args.paths
+            else _subset_drift(rendering, root)
+        )
+        sys.stdout.write(diff)
+        _print_diagnostics([*diagnostics, *findings])
+        if findings:
+            print(
+                f"modelgate: {len(findings)} rendered file(s) out of date; run `modelgate render`",
+                file=sys.stderr,
+            )
+        return EXIT_FINDINGS if failed or findings else EXIT_OK
     _print_diagnostics(diagnostics)
+    if failed:
+        print("modelgate: nothing written: fix the findings above first", file=sys.stderr)
+        return EXIT_FINDINGS
+    written, removed = render.write(rendering.files, root, prune=not args.paths)
     print(
-        f"rendered {len(result.valid_documents())} spec(s) into {render.RENDERED_DIR}/ "
-        f"({written} file(s) changed)"
+        f"rendered {len(documents)} spec(s) into {render.RENDERED_DIR}/: "
+        f"{len(written)} file(s) changed, {len(removed)} removed"
     )
-    return EXIT_FINDINGS if result.failed() or diagnostics else EXIT_OK
+    return EXIT_OK
+
+
+def _subset_drift(rendering: object, root: Path) -> tuple[list[Diagnostic], str]:
+    from . import render
+
+    findings, diff = render.drift(rendering.files, root)  # type: ignore[attr-defined]
+    kept = [f for f in findings if "orphaned" not in f.message]
+    return kept, diff if len(kept) == len(findings) else ""
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:

@@ -1,18 +1,30 @@
-"""The engine table: which templates each engine renders, per target.
+"""The engine table: which templates each engine renders, and where.
 
-Adding an engine is one folder in templates/ plus one entry here.
+Adding an engine is one folder in templates/ plus one entry here. Template paths are relative
+to templates/; the output file is the template's name without ".j2".
+
+- local:   rendered/local/NAME/      files for the local target (MLServer settings)
+- cluster: rendered/ENV/NAME/        Kubernetes manifests, once per environment of the spec
+- docker:  rendered/docker/NAME/     a compose file, for specs whose model is an image
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+WORKLOAD = (
+    "_k8s/service.yaml.j2",
+    "_k8s/hpa.yaml.j2",
+    "_k8s/pdb.yaml.j2",
+    "_k8s/networkpolicy.yaml.j2",
+)
+
 
 @dataclass(frozen=True)
 class Engine:
     name: str
-    # target -> template file names inside templates/<engine>/ (".j2" is dropped on output)
-    templates: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    local: tuple[str, ...] = ()
+    cluster: tuple[str, ...] = ()
     # model format -> the engine's default runtime/implementation for it
     runtimes: dict[str, str] = field(default_factory=dict)
 
@@ -20,7 +32,8 @@ class Engine:
 ENGINES: dict[str, Engine] = {
     "mlserver": Engine(
         name="mlserver",
-        templates={"local": ("model-settings.json.j2", "settings.json.j2")},
+        local=("mlserver/model-settings.json.j2", "mlserver/settings.json.j2"),
+        cluster=("mlserver/model.yaml.j2",),
         runtimes={
             "sklearn": "mlserver_sklearn.SKLearnModel",
             "xgboost": "mlserver_xgboost.XGBoostModel",
@@ -28,11 +41,30 @@ ENGINES: dict[str, Engine] = {
             "huggingface": "mlserver_huggingface.HuggingFaceRuntime",
         },
     ),
-    "kserve": Engine(name="kserve"),
-    "vllm": Engine(name="vllm"),
-    "tgi": Engine(name="tgi"),
-    "triton": Engine(name="triton"),
-    "docker": Engine(name="docker"),
+    "kserve": Engine(name="kserve", cluster=("kserve/inferenceservice.yaml.j2",)),
+    "vllm": Engine(name="vllm", cluster=("vllm/deployment.yaml.j2", *WORKLOAD)),
+    "tgi": Engine(name="tgi", cluster=("tgi/deployment.yaml.j2", *WORKLOAD)),
+    "triton": Engine(
+        name="triton", cluster=("triton/deployment.yaml.j2", "triton/configmap.yaml.j2", *WORKLOAD)
+    ),
+    "docker": Engine(name="docker", cluster=("docker/deployment.yaml.j2", *WORKLOAD)),
+}
+COMPOSE_TEMPLATE = "docker/compose.yaml.j2"
+APPLICATIONSET_TEMPLATE = "argocd/applicationset.yaml.j2"
+# Seldon's runtime requirement names per model format
+SELDON_REQUIREMENTS = {
+    "sklearn": "sklearn",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "huggingface": "huggingface",
+    "onnx": "onnx",
+    "pytorch": "pytorch",
+    "tensorflow": "tensorflow",
+}
+TRITON_PLATFORMS = {
+    "onnx": "onnxruntime_onnx",
+    "pytorch": "pytorch_libtorch",
+    "tensorflow": "tensorflow_savedmodel",
 }
 
 

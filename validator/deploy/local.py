@@ -196,10 +196,10 @@ def _prepare(document: Document, root: Path) -> Diagnostic | None:
             "the local target serves artifacts inside this repository, not remote URIs",
             "download the artifact into the repository, or use --target kubernetes",
         )
-    files, problems = render.render_document(document, root)
-    if problems:
-        return problems[0]
-    render.write(files, root)
+    rendering = render.render_document(document, root)
+    if rendering.diagnostics:
+        return rendering.diagnostics[0]
+    render.write(rendering.files, root)
     return _check_artifact(document, root)
 
 

@@ -1,0 +1,61 @@
+"""Scalars and blocks for rendered files, encoded so that no value can change the structure.
+
+Every scalar is written as a JSON string, number, boolean or null, which YAML reads back as
+exactly that value. JSON alone is not quite enough for YAML: a raw U+2028, U+2029 or U+0085
+is a YAML line break even inside quotes, and characters YAML does not allow unescaped are
+refused by its parsers, so those are written as \\u escapes. Non-BMP characters stay raw
+(a surrogate-pair escape would read back as two broken characters in YAML).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# Keys that read back as the same string when written plain (no quotes).
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+_YAML11_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+# Not printable in YAML, or a line break inside a quoted scalar: escape.
+_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+
+
+def scalar(value: Any, **kwargs: Any) -> str:
+    """JSON text for a value that reads back identically as YAML and as JSON."""
+    if type(value).__name__.endswith("Undefined"):  # jinja2's StrictUndefined: raise its error
+        str(value)
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, **kwargs)
+    return _UNSAFE.sub(lambda match: f"\\u{ord(match.group(0)):04x}", text)
+
+
+def block(value: Any, indent: int) -> str:
+    """A value as it follows `key:` in block YAML: inline for scalars and empty collections,
+    else a newline and the collection indented by `indent` spaces."""
+    if isinstance(value, dict) and value:
+        return "\n" + "\n".join(_mapping_lines(value, indent))
+    if isinstance(value, list) and value:
+        return "\n" + "\n".join(_sequence_lines(value, indent))
+    return " " + scalar(value)
+
+
+def _mapping_lines(value: dict[str, Any], indent: int) -> list[str]:
+    pad = " " * indent
+    return [f"{pad}{key_text(str(key))}:{block(item, indent + 2)}" for key, item in value.items()]
+
+
+def key_text(key: str) -> str:
+    plain = _PLAIN_KEY.match(key) and key.lower() not in _YAML11_WORDS
+    return key if plain else scalar(key)
+
+
+def _sequence_lines(value: list[Any], indent: int) -> list[str]:
+    pad = " " * indent
+    lines = []
+    for item in value:
+        if isinstance(item, dict) and item:
+            inner = _mapping_lines(item, indent + 2)
+            lines.append(f"{pad}- {inner[0].lstrip()}")
+            lines.extend(inner[1:])
+        else:
+            lines.append(f"{pad}-{block(item, indent + 2)}")
+    return lines

@@ -1,0 +1,125 @@
+"""Check rendered Kubernetes manifests against real schemas, like kubeconform does.
+
+Built-in kinds are checked against the Kubernetes JSON schemas that the kubernetes-validate
+package ships (strict: unknown fields are errors). Custom resources (KServe, Seldon, Argo CD)
+are checked against CustomResourceDefinition files the user supplies (`--crds DIR`), made
+strict the same way. A kind with no schema at hand is reported as skipped, never as valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KUBERNETES_VERSION = "1.30.0"
+
+
+@dataclass
+class Schemas:
+    """CRD schemas by (apiVersion, kind), loaded from user-supplied CRD files."""
+
+    crds: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    _validators: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+
+    def validator(self, key: tuple[str, str]) -> Any | None:
+        if key not in self.crds:
+            return None
+        if key not in self._validators:
+            from jsonschema import Draft4Validator
+
+            self._validators[key] = Draft4Validator(self.crds[key])
+        return self._validators[key]
+
+    @classmethod
+    def from_dirs(cls, directories: Iterable[Path]) -> Schemas:
+        schemas = cls()
+        for directory in directories:
+            for path in sorted(Path(directory).glob("*.y*ml")):
+                schemas.crds.update(_crd_schemas(str(path)))
+        return schemas
+
+
+def check(manifest: dict[str, Any], schemas: Schemas) -> tuple[str | None, bool]:
+    """(problem or None, whether a schema was found) for one parsed manifest."""
+    api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        return "apiVersion and kind must be strings", True
+    validator = schemas.validator((api_version, kind))
+    if validator is not None:
+        return _first_error(validator, manifest), True
+    if "." not in api_version.split("/")[0] or api_version.startswith(_BUILTIN_GROUPS):
+        return _builtin(manifest), True
+    return None, False
+
+
+_BUILTIN_GROUPS = ("apps/", "autoscaling/", "policy/", "networking.k8s.io/", "batch/", "rbac.")
+
+
+def _builtin(manifest: dict[str, Any]) -> str | None:
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        where = ".".join(str(part) for part in exc.path) or "(root)"
+        return f"{where}: {exc.message}"
+    except kubernetes_validate.SchemaNotFoundError:
+        return f"no Kubernetes schema for {manifest['apiVersion']} {manifest['kind']}"
+    return None
+
+
+def _first_error(validator: Any, manifest: dict[str, Any]) -> str | None:
+    error = next(iter(sorted(validator.iter_errors(manifest), key=lambda e: list(e.path))), None)
+    if error is None:
+        return None
+    where = ".".join(str(part) for part in error.absolute_path) or "(root)"
+    return f"{where}: {error.message}"
+
+
+@cache
+def _crd_schemas(path: str) -> dict[tuple[str, str], dict[str, Any]]:
+    with open(path, encoding="utf-8") as stream:
+        documents = list(
+            yaml.load_all(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        )
+    found = {}
+    for crd in documents:
+        if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = crd["spec"]
+        for version in spec.get("versions", []):
+            schema = version.get("schema", {}).get("openAPIV3Schema")
+            if schema:
+                found[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = strict(
+                    schema
+                )
+    return found
+
+
+def strict(schema: Any) -> Any:
+    """An OpenAPI v3 CRD schema as strict JSON Schema: objects with declared properties refuse
+    unknown fields (unless marked to preserve them), int-or-string means exactly that, and
+    ObjectMeta (left open by CRDs) gets the basic shape every object has."""
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {
+        key: strict(value)
+        for key, value in schema.items()
+        if key not in ("nullable",) and not key.startswith("x-kubernetes")
+    }
+    if schema.get("x-kubernetes-int-or-string"):
+        result.pop("type", None)
+        result["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if schema.get("nullable") and "type" in result:
+        result["type"] = [result["type"], "null"]
+    open_object = schema.get("x-kubernetes-preserve-unknown-fields")
+    if "properties" in result and "additionalProperties" not in result and not open_object:
+        result["additionalProperties"] = False
+    return result

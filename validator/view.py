@@ -1,0 +1,277 @@
+"""What the templates see: a spec turned into the values a manifest needs.
+
+All decisions live here, in Python, so that templates stay layout: labels, resources, security
+contexts, images and URIs are computed once, the same way for every engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .engines import SELDON_REQUIREMENTS, TRITON_PLATFORMS, runtime_for
+from .load import Document
+
+MANAGED_BY = "modelgate"
+DEFAULT_USER = 10001
+TRITON_TYPES = {"BYTES": "TYPE_STRING"}
+SCALE_METRICS = {"cpu": "cpu", "memory": "memory", "concurrency": "concurrency", "rps": "rps"}
+
+
+def spec_hash(document: Document) -> str:
+    """A stable fingerprint of the whole spec (label-sized: 32 hex characters)."""
+    canonical = json.dumps(document.data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def label_value(text: str) -> str:
+    """`text` squeezed into a Kubernetes label value: [A-Za-z0-9._-], at most 63, alnum ends."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:63]
+    return cleaned.strip("-._")
+
+
+def base(document: Document) -> dict[str, Any]:
+    """Values every template may use, whatever the target."""
+    data = document.data
+    metadata, spec = data["metadata"], data["spec"]
+    name = metadata["name"]
+    labels = {
+        **metadata.get("labels", {}),
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/version": label_value(spec["model"]["version"]),
+        "app.kubernetes.io/component": "model-server",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "modelgate.dev/owner": label_value(metadata["owner"]),
+        "modelgate.dev/team": label_value(metadata["team"]),
+        "modelgate.dev/spec-hash": spec_hash(document),
+    }
+    annotations = {"modelgate.dev/owner": metadata["owner"], "modelgate.dev/source": document.path}
+    if "contact" in metadata:
+        annotations["modelgate.dev/contact"] = metadata["contact"]
+    return {
+        "name": name,
+        "source": document.path,
+        "labels": dict(sorted(labels.items())),
+        "annotations": dict(sorted(annotations.items())),
+        "selector": {"app.kubernetes.io/name": name},
+        "spec": spec,
+        "model": spec["model"],
+        "engine": spec["engine"],
+        "protocol": spec["engine"]["protocol"],
+        "runtime": runtime_for(spec),
+        "version": spec["model"]["version"],
+    }
+
+
+def local(document: Document, out_dir: PurePosixPath) -> dict[str, Any]:
+    """The local target: MLServer reads a repository path relative to its settings file."""
+    view = base(document)
+    artifact = document.data["spec"]["model"].get("artifact", "")
+    uri = artifact if "://" in artifact else os.path.relpath(artifact, out_dir).replace(os.sep, "/")
+    return {**view, "uri": uri, "signature": document.data["spec"]["model"].get("signature")}
+
+
+def cluster(document: Document, environment: str, values: dict[str, Any]) -> dict[str, Any]:
+    spec = document.data["spec"]
+    view = base(document)
+    engine_values = values.get("engines", {}).get(spec["engine"]["name"], {})
+    scaling = spec.get("scaling", {})
+    low = scaling.get("minReplicas", 1)
+    endpoint = spec.get("endpoint", {})
+    return {
+        **view,
+        "environment": environment,
+        "namespace": values["namespace"].format(environment=environment),
+        "image": _image(spec, engine_values, values),
+        "storage_uri": storage_uri(document, values),
+        "port": endpoint.get("port") or engine_values.get("port", 8080),
+        "live_path": engine_values.get("live", "/v2/health/live"),
+        "ready_path": engine_values.get("ready", "/v2/health/ready"),
+        "args": list(spec["engine"].get("args", [])),
+        "env": [_env(variable) for variable in spec["engine"].get("env", [])],
+        "resources": _resources(spec.get("resources", {})),
+        "min_replicas": low,
+        "max_replicas": max(scaling.get("maxReplicas", low), low),
+        "scale_metric": SCALE_METRICS.get(scaling.get("metric", "cpu"), "cpu"),
+        "scale_target": scaling.get("target", 80),
+        "canary": spec.get("rollout", {}).get("canaryTrafficPercent"),
+        "deployment_mode": spec["engine"].get("deploymentMode", "RawDeployment"),
+        "service_account": spec.get("serviceAccountName"),
+        "public": endpoint.get("visibility") == "public",
+        "pod_security": _pod_security(spec.get("security", {})),
+        "container_security": _container_security(spec.get("security", {})),
+        "seldon_requirements": _seldon_requirements(spec),
+        "triton_platform": TRITON_PLATFORMS.get(spec["model"]["format"]),
+        "max_batch_size": spec["engine"].get("maxBatchSize", 0),
+        "triton_inputs": _triton_tensors(spec, "inputs"),
+        "model_ref": _model_ref(document, values),
+        "model_file": Path(spec["model"].get("artifact", "model")).name or "model",
+        "cache_size": values.get("modelCacheSize", "20Gi"),
+        "storage_initializer": _mirrored(values, values["storageInitializer"]),
+        "triton_outputs": _triton_tensors(spec, "outputs"),
+    }
+
+
+def docker(document: Document) -> dict[str, Any]:
+    spec = document.data["spec"]
+    view = base(document)
+    security = spec.get("security", {})
+    limits = spec.get("resources", {}).get("limits", {})
+    return {
+        **view,
+        "image": spec["model"]["image"],
+        "port": spec.get("endpoint", {}).get("port", 8080),
+        "user": str(security.get("runAsUser", DEFAULT_USER)),
+        "read_only": security.get("readOnlyRootFilesystem", True),
+        "cap_add": list(security.get("capabilities", {}).get("add", [])),
+        "memory": _compose_memory(limits.get("memory")),
+        "cpus": _cpus(limits.get("cpu")),
+        "environment": {
+            v["name"]: v["value"] for v in spec["engine"].get("env", []) if "value" in v
+        },
+        "secrets": sorted(v["name"] for v in spec["engine"].get("env", []) if "valueFrom" in v),
+        "ready_path": READY_PATHS.get(spec["engine"]["protocol"], "/v2/health/ready"),
+    }
+
+
+READY_PATHS = {"v2": "/v2/health/ready", "v1": "/", "openai": "/health"}
+
+
+def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, list[dict]]:
+    """One Argo CD ApplicationSet per environment the specs deploy to."""
+    environments = sorted({env for doc in documents for env in doc.data["spec"]["environments"]})
+    sync = values.get("sync", {})
+    return {
+        "applicationsets": [
+            {
+                "environment": env,
+                "namespace": values["namespace"].format(environment=env),
+                "repo_url": values["repoURL"],
+                "revision": values["targetRevision"],
+                "sync": {
+                    **{"prune": True, "selfHeal": True},
+                    **sync.get("default", {}),
+                    **sync.get(env, {}),
+                },
+            }
+            for env in environments
+        ]
+    }
+
+
+def storage_uri(document: Document, values: dict[str, Any]) -> str:
+    model = document.data["spec"]["model"]
+    artifact = model.get("artifact", "")
+    if not artifact or "://" in artifact:
+        return artifact
+    name = document.data["metadata"]["name"]
+    return f"{values['artifactStore'].rstrip('/')}/{name}/{model['version']}/{Path(artifact).name}"
+
+
+def _model_ref(document: Document, values: dict[str, Any]) -> str:
+    """What an LLM server loads: a Hugging Face id for hf:// artifacts, else the storage URI."""
+    artifact = document.data["spec"]["model"].get("artifact", "")
+    return (
+        artifact.removeprefix("hf://")
+        if artifact.startswith("hf://")
+        else storage_uri(document, values)
+    )
+
+
+def _image(spec: dict[str, Any], engine_values: dict[str, Any], values: dict[str, Any]) -> str:
+    if spec["engine"].get("image"):
+        return spec["engine"]["image"]
+    if spec["model"].get("image"):
+        return spec["model"]["image"]
+    pattern = engine_values.get("image", "")
+    if not pattern:
+        return ""
+    version = spec["engine"].get("version") or engine_values.get("defaultVersion", "latest")
+    return _mirrored(values, pattern.format(version=version))
+
+
+def _mirrored(values: dict[str, Any], image: str) -> str:
+    return f"{values['imageMirror'].rstrip('/')}/{image}"
+
+
+def _env(variable: dict[str, Any]) -> dict[str, Any]:
+    if "valueFrom" in variable:
+        ref = variable["valueFrom"]
+        return {
+            "name": variable["name"],
+            "valueFrom": {"secretKeyRef": {"name": ref["name"], "key": ref["key"]}},
+        }
+    return {"name": variable["name"], "value": variable["value"]}
+
+
+def _resources(resources: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for kind in ("requests", "limits"):
+        amounts = {key: str(value) for key, value in resources.get(kind, {}).items()}
+        if resources.get("gpu"):
+            amounts["nvidia.com/gpu"] = str(resources["gpu"])
+        if amounts:
+            result[kind] = dict(sorted(amounts.items()))
+    return result
+
+
+def _pod_security(security: dict[str, Any]) -> dict[str, Any]:
+    user = security.get("runAsUser", DEFAULT_USER)
+    return {
+        "runAsNonRoot": security.get("runAsNonRoot", True),
+        "runAsUser": user,
+        "runAsGroup": user,
+        "fsGroup": user,
+        "seccompProfile": {"type": security.get("seccompProfile", "RuntimeDefault")},
+    }
+
+
+def _container_security(security: dict[str, Any]) -> dict[str, Any]:
+    capabilities = security.get("capabilities", {})
+    result: dict[str, Any] = {
+        "allowPrivilegeEscalation": security.get("allowPrivilegeEscalation", False),
+        "readOnlyRootFilesystem": security.get("readOnlyRootFilesystem", True),
+        "privileged": security.get("privileged", False),
+        "capabilities": {"drop": capabilities.get("drop", ["ALL"])},
+    }
+    if capabilities.get("add"):
+        result["capabilities"]["add"] = capabilities["add"]
+    return result
+
+
+def _seldon_requirements(spec: dict[str, Any]) -> list[str]:
+    requirement = SELDON_REQUIREMENTS.get(spec["model"]["format"])
+    return [requirement] if requirement else []
+
+
+def _triton_tensors(spec: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    signature = spec["model"].get("signature") or {}
+    return [
+        {
+            "name": t["name"],
+            "data_type": TRITON_TYPES.get(t["datatype"], "TYPE_" + t["datatype"]),
+            "dims": t["shape"],
+        }
+        for t in signature.get(kind, [])
+    ]
+
+
+def _compose_memory(quantity: Any) -> str | None:
+    if quantity is None:
+        return None
+    text = str(quantity)
+    for suffix, unit in (("Ki", "k"), ("Mi", "m"), ("Gi", "g"), ("Ti", "t")):
+        if text.endswith(suffix):
+            return text[: -len(suffix)] + unit
+    return text
+
+
+def _cpus(quantity: Any) -> str | None:
+    if quantity is None:
+        return None
+    text = str(quantity)
+    return str(int(text[:-1]) / 1000) if text.endswith("m") else text
