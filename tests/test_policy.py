@@ -240,3 +240,12 @@ def test_secrets_are_masked_in_every_output(scaffold: Scaffold) -> None:
 
 def test_policy_files_in_the_project_are_valid(tmp_path: Path) -> None:
     assert policy.load_policy(PROJECT)[1] == []
+
+
+def test_escaped_secrets_are_found_too(scaffold: Scaffold) -> None:
+    scaffold_with_policies(scaffold)
+    scaffold.iris(**{"description: Logistic": 'description: "key \\x41KIAIOSFODNN7EXAMPLE" #'})
+    result = run_cli("--root", str(scaffold.root), "validate")
+    assert (
+        result.code == 1 and "MG-SEC-030 metadata.description holds an AWS access key" in result.out
+    )

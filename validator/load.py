@@ -41,7 +41,7 @@ TOO_DEEP = "MG112"
 KEY_NOT_SCALAR = "MG113"
 
 _CORE = "tag:yaml.org,2002:"
-_STR = _CORE + "str"
+_STR, _MAP, _SEQ = _CORE + "str", _CORE + "map", _CORE + "seq"
 # A plain scalar starting with one of these can only resolve to a string under YAML 1.1's
 # implicit rules (ints, floats, bools, nulls and dates start with a digit, a sign, '.', '~'
 # or one of the letters of yes/no/true/false/on/off/null/NaN/Inf).
@@ -52,9 +52,11 @@ class _Loader(SafeLoader):  # type: ignore[misc,valid-type]
     """libyaml's parser with a short cut past the implicit-type regexes for plain text."""
 
     def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
-        if kind is yaml.ScalarNode and (not implicit[0] or (value and value[0] in _ALWAYS_TEXT)):
-            return _STR
-        return super().resolve(kind, value, implicit)
+        if kind is yaml.ScalarNode:
+            if not implicit[0] or (value and value[0] in _ALWAYS_TEXT):
+                return _STR
+            return super().resolve(kind, value, implicit)
+        return _MAP if kind is yaml.MappingNode else _SEQ
 
 
 _SCALAR_TAGS = {_CORE + name for name in ("str", "int", "float", "bool", "null", "timestamp")}

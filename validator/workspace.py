@@ -63,8 +63,8 @@ def discover(root: Path, paths: Sequence[str] = ()) -> list[Path]:
 
 
 def display_path(path: Path, root: Path) -> str:
-    try:
-        return os.path.relpath(path.resolve(), root)
+    try:  # abspath, not resolve(): no symlink look-ups per file, and the user's own path
+        return os.path.relpath(os.path.abspath(path), root)
     except ValueError:  # another drive on Windows
         return str(path)
 

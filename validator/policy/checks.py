@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..load import Document
-from ..secrets import ANY_TOKEN, find_secret
+from ..secrets import TOKEN_START, find_secret
 
 JsonPath = list[str | int]
 SpecFinding = tuple[JsonPath, str]
@@ -66,9 +66,11 @@ def no_inline_secrets(document: Document, context: Context) -> Iterator[SpecFind
         kind = find_secret(argument)
         if kind:
             yield ["spec", "engine", "args", index], f"engine argument holds {kind} inline"
-    if not ANY_TOKEN.search(document.text):  # one pass over the file spares the walk below
+    strings = list(_strings(document.data, []))
+    # decoded values, not the file's text: YAML escapes ("\x41KIA...") must not hide a token
+    if not TOKEN_START.search("\n".join(value for _, value in strings)):
         return
-    for path, value in _strings(document.data, []):
+    for path, value in strings:
         if path[:3] in (["spec", "engine", "env"], ["spec", "engine", "args"]):
             continue
         kind = find_secret(value, entropy=False)
