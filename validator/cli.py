@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import signal
 import sys
@@ -93,7 +94,21 @@ def _parser() -> argparse.ArgumentParser:
     render.set_defaults(handler=cmd_render)
 
     deploy = commands.add_parser("deploy", help="deploy specs and smoke-test their endpoints")
-    deploy.add_argument("specs", nargs="+", help="spec files")
+    deploy.add_argument("specs", nargs="*", help="spec files")
+    deploy.add_argument(
+        "--changed-since",
+        metavar="REF",
+        help="deploy the specs changed since this git ref (and those whose "
+        "engine templates or policies changed)",
+    )
+    deploy.add_argument("--jobs", type=int, default=2, help="deploys at once (default 2)")
+    deploy.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for another deploy of the same model",
+    )
     deploy.add_argument("--target", choices=["local"], default="local")
     deploy.add_argument(
         "--keep",
@@ -101,6 +116,17 @@ def _parser() -> argparse.ArgumentParser:
         help="leave the endpoint running (stop it with `modelgate stop NAME`)",
     )
     deploy.set_defaults(handler=cmd_deploy)
+
+    history = commands.add_parser("history", help="deploy attempts of a model, from the ledger")
+    history.add_argument("name")
+    history.add_argument("--format", choices=["text", "json"], default="text")
+    history.set_defaults(handler=cmd_history)
+
+    catalog = commands.add_parser("catalog", help="write the model catalog (HTML and Markdown)")
+    catalog.add_argument(
+        "--out", type=Path, default=Path("catalog"), help="output directory (default: catalog/)"
+    )
+    catalog.set_defaults(handler=cmd_catalog)
 
     stop = commands.add_parser("stop", help="stop a deployment left running by --keep")
     stop.add_argument("name")
@@ -201,20 +227,104 @@ def _subset_drift(rendering: object, root: Path) -> tuple[list[Diagnostic], str]
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import deploy
     from .deploy import local
 
     root = _root(args)
+    if not args.specs and not args.changed_since:
+        print("modelgate: name spec files to deploy, or use --changed-since REF", file=sys.stderr)
+        return EXIT_USAGE
     result = _validated(args, args.specs)
     if result.failed():
         _print_diagnostics(result.diagnostics)
         print("modelgate: model not deployed: the spec is invalid", file=sys.stderr)
         return EXIT_FINDINGS
-    failed = False
-    for document in result.valid_documents():
-        outcome = local.deploy(document, root, keep=args.keep)
-        _print_outcome(outcome)
-        failed = failed or not outcome.ok
-    return EXIT_FINDINGS if failed else EXIT_OK
+    documents = result.valid_documents()
+    if args.changed_since:
+        documents = _changed(root, documents, args.changed_since)
+        if documents is None:
+            return EXIT_USAGE
+        skipped = [d for d in documents if not local.can_serve(d)]
+        for document in skipped:
+            print(
+                f"skip {document.data['metadata']['name']}: the {args.target} target cannot "
+                f"serve engine {document.data['spec']['engine']['name']} with this model"
+            )
+        documents = [d for d in documents if local.can_serve(d)]
+        if not documents:
+            print(
+                f"nothing to deploy: no {args.target}-deployable spec changed since "
+                f"{args.changed_since}"
+            )
+            return EXIT_OK
+
+    def one(document: object) -> deploy.Outcome:
+        return deploy.run(document, root, args.target, args.keep, args.lock_timeout)  # type: ignore[arg-type]
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        outcomes = []
+        for done, outcome in enumerate(pool.map(one, documents), 1):
+            print(
+                f"[{done}/{len(documents)}] {outcome.name}: "
+                f"{'deployed' if outcome.ok else 'FAILED'} in {outcome.seconds:.1f} s"
+            )
+            _print_outcome(outcome)
+            outcomes.append(outcome)
+    if len(outcomes) > 1:
+        _print_summary(outcomes)
+    return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FINDINGS
+
+
+def _changed(root: Path, documents: list, ref: str) -> list | None:
+    from .changes import GitError, affected, changed_files
+
+    try:
+        return affected(documents, changed_files(root, ref))
+    except GitError as exc:
+        print(f"modelgate: --changed-since {ref}: {exc}", file=sys.stderr)
+        return None
+
+
+def _print_summary(outcomes: list[Outcome]) -> None:
+    print(f"\n{'model':<24} {'result':<9} {'seconds':>7}  {'smoke':<6} endpoint")
+    for outcome in outcomes:
+        passed = sum(r.passed for r in outcome.smoke)
+        endpoint = outcome.endpoint.inference_url if outcome.endpoint else "-"
+        print(
+            f"{outcome.name:<24} {'deployed' if outcome.ok else 'failed':<9} "
+            f"{outcome.seconds:7.1f}  {passed}/{len(outcome.smoke):<4} {endpoint}"
+        )
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from . import ledger
+
+    records = ledger.history(_root(args), args.name)
+    if args.format == "json":
+        print(json.dumps(records, indent=2, sort_keys=True))
+        return EXIT_OK
+    if not records:
+        print(f"no deploys of {args.name} recorded")
+    for entry in records:
+        where = entry.get("endpoint") or entry.get("error", "")
+        print(
+            f"{entry.get('time', '?'):<26} {entry.get('result', '?'):<9} "
+            f"{entry.get('target', '?'):<8} {str(entry.get('commit', ''))[:10]:<10} "
+            f"{entry.get('user', '?'):<12} {where}"
+        )
+    return EXIT_OK
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from .catalog import build
+
+    root = _root(args)
+    out = args.out if args.out.is_absolute() else root / args.out
+    for path in build(root, out):
+        print(f"wrote {path}")
+    return EXIT_OK
 
 
 def _print_outcome(outcome: Outcome) -> None:

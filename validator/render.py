@@ -91,7 +91,9 @@ def render_document(
     root: Path,
     schemas: kube.Schemas | None = None,
     values: dict[str, Any] | None = None,
+    local_only: bool = False,
 ) -> Rendering:
+    """The document's files; `local_only` for what the local target needs and nothing else."""
     values = load_values(root) if values is None else values
     spec = document.data["spec"]
     engine = ENGINES[spec["engine"]["name"]]
@@ -118,6 +120,8 @@ def render_document(
             _render_into(
                 result, document, root, template, context, out_dir / _output(template), schemas
             )
+    if local_only:
+        return result
     for environment in spec["environments"]:
         out_dir = rendered_dir(environment, name)
         context = {"v": view.cluster(document, environment, values)}

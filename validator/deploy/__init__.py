@@ -10,8 +10,10 @@ nothing is left running. The two named failures:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ..diagnostics import Diagnostic
+from ..diagnostics import Diagnostic, error
+from ..load import Document
 from ..smoke import Endpoint, SmokeResult
 
 MODEL_NOT_DEPLOYED = "MG501"
@@ -37,3 +39,54 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.endpoint is not None and not self.diagnostics
+
+
+DEPLOY_BUSY = "MG507"
+
+
+def run(
+    document: Document,
+    root: Path,
+    target: str = "local",
+    keep: bool = False,
+    lock_timeout: float = 30.0,
+) -> Outcome:
+    """Deploy one spec under its lock and record the attempt in the ledger, whatever happens."""
+    from .. import ledger
+    from ..view import spec_hash
+    from . import local
+    from .lock import Busy, deploy_lock
+
+    name = document.data["metadata"]["name"]
+    try:
+        with deploy_lock(root, name, lock_timeout):
+            outcome = local.deploy(document, root, keep=keep)
+    except Busy as busy:
+        line, col = document.locate(["metadata", "name"])
+        outcome = Outcome(
+            name,
+            diagnostics=[
+                error(
+                    document.path,
+                    line,
+                    col,
+                    DEPLOY_BUSY,
+                    f"model not deployed: {busy}",
+                    "wait for it to finish, or run the deploys one after the other",
+                )
+            ],
+        )
+    model = document.data["spec"]["model"]
+    ledger.record(
+        root,
+        name=name,
+        spec_hash=spec_hash(document),
+        artifact=model.get("image") or model.get("sha256") or model.get("artifact", ""),
+        target=target,
+        environment=target,
+        result="deployed" if outcome.ok else "failed",
+        error="; ".join(d.message for d in outcome.diagnostics if d.severity.value == "error"),
+        endpoint=outcome.endpoint.inference_url if outcome.endpoint else "",
+        seconds=round(outcome.seconds, 3),
+    )
+    return outcome

@@ -172,6 +172,13 @@ class _Server:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def can_serve(document: Document) -> bool:
+    """The local target runs MLServer on artifacts kept in this repository."""
+    spec = document.data["spec"]
+    artifact = spec["model"].get("artifact", "")
+    return spec["engine"]["name"] == "mlserver" and bool(artifact) and "://" not in artifact
+
+
 def _prepare(document: Document, root: Path) -> Diagnostic | None:
     """Refuse what the local target cannot serve, and check the artifact before starting."""
     spec = document.data["spec"]
@@ -196,7 +203,7 @@ def _prepare(document: Document, root: Path) -> Diagnostic | None:
             "the local target serves artifacts inside this repository, not remote URIs",
             "download the artifact into the repository, or use --target kubernetes",
         )
-    rendering = render.render_document(document, root)
+    rendering = render.render_document(document, root, local_only=True)
     if rendering.diagnostics:
         return rendering.diagnostics[0]
     render.write(rendering.files, root)

@@ -1,0 +1,126 @@
+"""The deployment ledger, `history`, the per-model deploy lock and `--changed-since`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from validator import changes, ledger, workspace
+from validator.deploy.lock import deploy_lock
+
+from .conftest import Scaffold, run_cli
+from .test_deploy_local import engine_processes
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+            "PATH": "/usr/bin:/bin:/usr/local/bin",
+            "HOME": str(root),
+        },
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def repo(scaffold: Scaffold) -> Scaffold:
+    git(scaffold.root, "init", "-q", "-b", "main")
+    scaffold.iris()
+    git(scaffold.root, "add", "-A")
+    git(scaffold.root, "commit", "-q", "-m", "iris")
+    return scaffold
+
+
+def test_every_attempt_is_recorded_and_history_reads_it(repo: Scaffold) -> None:
+    spec = repo.root / "models" / "iris.yaml"
+    assert run_cli("--root", str(repo.root), "deploy", str(spec)).code == 0
+    spec.write_text(spec.read_text().replace("equals: [0]}", "equals: [2]}"))
+    assert run_cli("--root", str(repo.root), "deploy", str(spec)).code == 1
+    records = ledger.history(repo.root, "iris")
+    assert [r["result"] for r in records] == ["deployed", "failed"]
+    first, second = records
+    assert first["commit"] == git(repo.root, "rev-parse", "HEAD").strip()
+    assert first["endpoint"].endswith("/v2/models/iris/infer") and first["error"] == ""
+    assert first["artifact"] == "0b814744ea001d648bbd6340be7be08707b54138f9e23fc1eb11853c0dd2d8f7"
+    assert second["endpoint"] == "" and "endpoint not available" in second["error"]
+    assert first["spec_hash"] != second["spec_hash"]
+    text = run_cli("--root", str(repo.root), "history", "iris")
+    assert text.code == 0 and text.out.count("\n") == 2 and "failed" in text.out
+    as_json = json.loads(
+        run_cli("--root", str(repo.root), "history", "iris", "--format", "json").out
+    )
+    assert as_json == records
+    assert engine_processes(repo.root) == []
+
+
+def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
+    ledger.record(
+        tmp_path,
+        name="a",
+        spec_hash="h",
+        artifact="x",
+        target="local",
+        environment="local",
+        result="deployed",
+        error="",
+        endpoint="e",
+        seconds=1.0,
+    )
+    with (tmp_path / ledger.LEDGER).open("a") as stream:
+        stream.write('{"name": "a", "result": "depl')  # a crash in the middle of a write
+    assert [r["result"] for r in ledger.history(tmp_path, "a")] == ["deployed"]
+
+
+def test_a_second_deploy_of_the_same_model_fails_clearly(repo: Scaffold) -> None:
+    with deploy_lock(repo.root, "iris", timeout=1):
+        result = run_cli(
+            "--root",
+            str(repo.root),
+            "deploy",
+            "models/iris.yaml",
+            "--lock-timeout",
+            "0.5",
+            cwd=repo.root,
+        )
+    assert result.code == 1
+    assert "MG507 model not deployed: another deploy of iris is in progress (pid" in result.err
+    assert engine_processes(repo.root) == []
+    assert ledger.history(repo.root, "iris")[-1]["result"] == "failed"
+
+
+def test_changed_since_picks_edited_specs_and_engine_templates(repo: Scaffold) -> None:
+    documents = workspace.validate(workspace.discover(repo.root, []), repo.root).valid_documents()
+    assert changes.affected(documents, changes.changed_files(repo.root, "HEAD")) == []
+    nothing = run_cli("--root", str(repo.root), "deploy", "--changed-since", "HEAD")
+    assert nothing.code == 0 and "nothing to deploy" in nothing.out
+
+    template = repo.root / "templates" / "mlserver" / "settings.json.j2"
+    template.write_text(template.read_text() + "\n")
+    touched = changes.affected(documents, changes.changed_files(repo.root, "HEAD"))
+    assert [d.path for d in touched] == ["models/iris.yaml"]
+    git(repo.root, "checkout", "--", "templates")
+
+    (repo.root / "models" / "iris.yaml").write_text(
+        (repo.root / "models" / "iris.yaml").read_text().replace("maxReplicas: 3", "maxReplicas: 4")
+    )
+    deployed = run_cli("--root", str(repo.root), "deploy", "--changed-since", "HEAD")
+    assert deployed.code == 0, deployed.out + deployed.err
+    assert "[1/1] iris: deployed" in deployed.out
+    assert engine_processes(repo.root) == []
+
+
+def test_changed_since_an_unknown_ref_is_a_usage_error(repo: Scaffold) -> None:
+    result = run_cli("--root", str(repo.root), "deploy", "--changed-since", "no-such-ref")
+    assert result.code == 2 and "--changed-since no-such-ref" in result.err

@@ -1,0 +1,381 @@
+"""The model catalog: every spec, its policy status, waivers and last deploy, on one page.
+
+`build` writes catalog.md (a Markdown table for the repository) and index.html (a static,
+self-contained page for product managers and compliance officers) through the Jinja2
+templates in templates/catalog/. Every spec value is untrusted: the HTML template escapes
+it (autoescape), the Markdown template escapes every expression it prints (`finalize`).
+The output depends only on the repository, the ledger and `today`, never on the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import load, policy, workspace
+from .diagnostics import Diagnostic, Severity
+from .policy import waivers
+
+TEMPLATE_DIR = Path("templates") / "catalog"
+LEDGER = Path(".modelgate") / "ledger.jsonl"
+MARKDOWN_FILE = "catalog.md"
+HTML_FILE = "index.html"
+SOON_DAYS = 30
+
+_SCALARS = (str, int, float)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_WEB = re.compile(r"^https?://\S+$", re.IGNORECASE)
+_NEWLINE = re.compile(r"\r\n|\r|\n|\u2028|\u2029")
+# Backslash first, so that the escapes added below are not escaped again.
+_MARKDOWN_ESCAPES = {"\\": "\\\\", "&": "&amp;", "<": "&lt;", ">": "&gt;"} | {
+    char: "\\" + char for char in "|`*_[]~"
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str
+    message: str
+    waived: bool
+
+
+@dataclass(frozen=True)
+class Status:
+    """A spec's policy status: open errors and warnings, and the rules waived for it."""
+
+    errors: int
+    warnings: int
+    waived: tuple[str, ...]
+    findings: tuple[Finding, ...]
+
+    @property
+    def kind(self) -> str:
+        if self.errors:
+            return "errors"
+        return "warnings" if self.warnings else "clean"
+
+    @property
+    def label(self) -> str:
+        parts = [_count(self.errors, "error"), _count(self.warnings, "warning")]
+        if self.waived:
+            parts.append("waived: " + ", ".join(self.waived))
+        return ", ".join(part for part in parts if part) or "clean"
+
+
+@dataclass(frozen=True)
+class WaiverEntry:
+    rule: str
+    expires: str
+    approver: str
+    justification: str
+    state: str  # active, soon (expires within SOON_DAYS days), expired or invalid
+
+    @property
+    def note(self) -> str:
+        return {"soon": "expires soon", "expired": "expired", "invalid": "invalid date"}.get(
+            self.state, ""
+        )
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """The last deploy attempt recorded in the ledger for one model."""
+
+    result: str
+    time: str
+    environment: str
+    target: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One catalog row."""
+
+    name: str
+    path: str
+    description: str
+    owner: str
+    team: str
+    contact: str
+    contact_href: str
+    engine: str
+    engine_version: str
+    format: str
+    model_version: str
+    environments: tuple[str, ...]
+    classification: str
+    pii: str  # yes, no or "" (not stated)
+    license: str
+    model_card: str
+    model_card_href: str
+    status: Status
+    waivers: tuple[WaiverEntry, ...]
+    deploy: Deploy | None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    entries: tuple[Entry, ...]
+    findings: tuple[Diagnostic, ...]  # open findings on files that are not catalogued specs
+
+    def count(self, kind: str) -> int:
+        return sum(entry.status.kind == kind for entry in self.entries)
+
+    def waivers_in(self, *states: str) -> int:
+        return sum(w.state in states for entry in self.entries for w in entry.waivers)
+
+    def deploys(self, result: str | None) -> int:
+        return sum(_deploy_result(entry.deploy) == result for entry in self.entries)
+
+
+def build(root: Path, out_dir: Path, today: dt.date | None = None) -> list[Path]:
+    """Write catalog.md and index.html into out_dir; return their paths."""
+    catalog = collect(root, today or dt.date.today())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render(catalog, root / TEMPLATE_DIR).items():
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8", newline="\n")
+        written.append(path)
+    return written
+
+
+def collect(root: Path, today: dt.date) -> Catalog:
+    """Validate every spec under root/models and gather what the catalog shows."""
+    result = _validate(root, today)
+    found, _ = waivers.load_waivers(root)  # a broken waivers file is among the findings
+    deploys = last_deploys(root / LEDGER)
+    entries = sorted(
+        (_entry(doc, result.diagnostics, found, deploys, today) for doc in result.documents),
+        key=lambda entry: (entry.name, entry.path),
+    )
+    catalogued = {doc.path for doc in result.documents}
+    others = tuple(d for d in result.diagnostics if d.path not in catalogued and _open(d))
+    return Catalog(tuple(entries), others)
+
+
+def render(catalog: Catalog, template_dir: Path) -> dict[str, str]:
+    """File name -> text, for every output file."""
+    context = {"catalog": catalog, "soon_days": SOON_DAYS}
+    return {
+        MARKDOWN_FILE: _environment(template_dir, html=False)
+        .get_template(MARKDOWN_FILE + ".j2")
+        .render(context),
+        HTML_FILE: _environment(template_dir, html=True).get_template(HTML_FILE + ".j2").render(
+            context
+        ),
+    }
+
+
+def markdown_cell(value: Any) -> str:
+    """`value` as text that stays inside one Markdown table cell and renders literally."""
+    text = "" if value is None else str(value)
+    escaped = "".join(_MARKDOWN_ESCAPES.get(char, char) for char in text)
+    return _NEWLINE.sub("<br>", escaped)
+
+
+def last_deploys(ledger: Path) -> dict[str, Deploy]:
+    """Model name -> its latest deploy attempt (by time; later lines win ties)."""
+    latest: dict[str, tuple[tuple[dt.datetime, int], Deploy]] = {}
+    for index, record in enumerate(_records(ledger)):
+        name = record.get("name")
+        if not isinstance(name, str):
+            continue
+        key = (_instant(record.get("time")), index)
+        if name not in latest or key > latest[name][0]:
+            latest[name] = (key, _deploy(record))
+    return {name: deploy for name, (_, deploy) in latest.items()}
+
+
+def _validate(root: Path, today: dt.date) -> workspace.Validation:
+    """workspace.validate, with waiver expiry judged on `today` rather than the clock."""
+    result = workspace.validate(workspace.discover(root, []), root, policies=False)
+    rules, problems = policy.load_policy(root)
+    if problems:
+        result.diagnostics.extend(problems)
+    else:
+        result.policy = rules
+        result.diagnostics.extend(
+            policy.evaluate(result.valid_documents(), rules, root, today=today)
+        )
+    result.diagnostics.sort(key=Diagnostic.sort_key)
+    return result
+
+
+def _entry(
+    document: load.Document,
+    diagnostics: Sequence[Diagnostic],
+    found: Iterable[waivers.Waiver],
+    deploys: dict[str, Deploy],
+    today: dt.date,
+) -> Entry:
+    data = document.data
+    name = _text(data, "metadata", "name") or Path(document.path).stem
+    contact = _text(data, "metadata", "contact")
+    card = _text(data, "spec", "compliance", "modelCard")
+    return Entry(
+        name=name,
+        path=document.path,
+        description=_text(data, "metadata", "description"),
+        owner=_text(data, "metadata", "owner"),
+        team=_text(data, "metadata", "team"),
+        contact=contact,
+        contact_href=_contact_href(contact),
+        engine=_text(data, "spec", "engine", "name"),
+        engine_version=_text(data, "spec", "engine", "version"),
+        format=_text(data, "spec", "model", "format"),
+        model_version=_text(data, "spec", "model", "version"),
+        environments=_texts(_get(data, "spec", "environments")),
+        classification=_text(data, "spec", "compliance", "dataClassification"),
+        pii=_yes_no(_get(data, "spec", "compliance", "pii")),
+        license=_text(data, "spec", "compliance", "license"),
+        model_card=card,
+        model_card_href=card if _WEB.match(card) else "",
+        status=_status(d for d in diagnostics if d.path == document.path),
+        waivers=tuple(_waiver(w, today) for w in _sorted_waivers(found) if w.spec == name),
+        deploy=deploys.get(name),
+    )
+
+
+def _status(diagnostics: Iterable[Diagnostic]) -> Status:
+    relevant = [d for d in diagnostics if d.severity is not Severity.INFO]
+    return Status(
+        errors=sum(_open(d) and d.severity is Severity.ERROR for d in relevant),
+        warnings=sum(_open(d) and d.severity is Severity.WARNING for d in relevant),
+        waived=tuple(sorted({d.rule for d in relevant if d.waived})),
+        findings=tuple(Finding(d.rule, d.severity.value, d.message, d.waived) for d in relevant),
+    )
+
+
+def _open(diagnostic: Diagnostic) -> bool:
+    return not diagnostic.waived and diagnostic.severity is not Severity.INFO
+
+
+def _waiver(waiver: waivers.Waiver, today: dt.date) -> WaiverEntry:
+    return WaiverEntry(
+        rule=waiver.rule,
+        expires=waiver.expires,
+        approver=waiver.approver,
+        justification=waiver.justification,
+        state=expiry_state(waiver.expires, today),
+    )
+
+
+def _sorted_waivers(found: Iterable[waivers.Waiver]) -> list[waivers.Waiver]:
+    return sorted(found, key=lambda w: (w.spec, w.rule, w.expires, w.line))
+
+
+def expiry_state(expires: str, today: dt.date) -> str:
+    """active, soon (within SOON_DAYS days), expired (the day after `expires`) or invalid."""
+    try:
+        last_day = dt.date.fromisoformat(expires)
+    except ValueError:
+        return "invalid"
+    if last_day < today:
+        return "expired"
+    return "soon" if (last_day - today).days <= SOON_DAYS else "active"
+
+
+def _records(ledger: Path) -> Iterable[dict[str, Any]]:
+    """The ledger's records; missing file -> none, unreadable lines are skipped."""
+    try:
+        lines = ledger.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _instant(value: Any) -> dt.datetime:
+    """An ISO 8601 time for ordering (naive means UTC); unparsable sorts first."""
+    earliest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    if not isinstance(value, str):
+        return earliest
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return earliest
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _deploy(record: dict[str, Any]) -> Deploy:
+    return Deploy(
+        result=_text(record, "result"),
+        time=_text(record, "time"),
+        environment=_text(record, "environment"),
+        target=_text(record, "target"),
+        error=_text(record, "error"),
+    )
+
+
+def _deploy_result(deploy: Deploy | None) -> str | None:
+    return deploy.result if deploy else None
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _text(data: Any, *keys: str) -> str:
+    """A scalar at `keys` as text; "" when missing or not a scalar (the spec may be invalid)."""
+    value = _get(data, *keys)
+    if isinstance(value, bool):
+        return _yes_no(value)
+    return str(value) if isinstance(value, _SCALARS) else ""
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(item) for item in value if isinstance(item, _SCALARS))
+
+
+def _yes_no(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return ""
+
+
+def _contact_href(contact: str) -> str:
+    if _EMAIL.match(contact):
+        return "mailto:" + contact
+    return contact if _WEB.match(contact) else ""
+
+
+def _count(number: int, noun: str) -> str:
+    if not number:
+        return ""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _environment(template_dir: Path, html: bool) -> Any:
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(str(template_dir)),
+        undefined=StrictUndefined,
+        autoescape=html,
+        finalize=None if html else markdown_cell,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
