@@ -162,15 +162,15 @@ def collect(root: Path, today: dt.date) -> Catalog:
 
 
 def render(catalog: Catalog, template_dir: Path) -> dict[str, str]:
-    """File name -> text, for every output file."""
+    """File name -> text, for every output file (templates/catalog/NAME.j2)."""
+    if not template_dir.is_dir():
+        raise FileNotFoundError(f"catalog templates not found: {template_dir}")
     context = {"catalog": catalog, "soon_days": SOON_DAYS}
     return {
-        MARKDOWN_FILE: _environment(template_dir, html=False)
-        .get_template(MARKDOWN_FILE + ".j2")
-        .render(context),
-        HTML_FILE: _environment(template_dir, html=True).get_template(HTML_FILE + ".j2").render(
-            context
-        ),
+        name: _environment(template_dir, html=name == HTML_FILE)
+        .get_template(name + ".j2")
+        .render(context)
+        for name in (MARKDOWN_FILE, HTML_FILE)
     }
 
 

@@ -168,7 +168,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not files:
         print(f"modelgate: no spec files found under {root / workspace.SPEC_DIR}", file=sys.stderr)
         return EXIT_USAGE
-    result = workspace.validate(files, root, environment=args.env)
+    result = workspace.validate(
+        files, root, environment=args.env, peers=workspace.peers_of(root, args.paths)
+    )
     shown = [workspace.display_path(path, root) for path in files]
     report = Report(result.diagnostics, shown, result.rules())
     sys.stdout.write(format_report(args.format, report))

@@ -69,21 +69,39 @@ def display_path(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _policy_findings(result: Validation, root: Path, environment: str | None) -> list[Diagnostic]:
+def _policy_findings(
+    result: Validation,
+    root: Path,
+    environment: str | None,
+    peers: list[load.Document],
+    complete: bool,
+) -> list[Diagnostic]:
     from . import policy
 
     rules, problems = policy.load_policy(root)
     if problems:
         return problems
     result.policy = rules
-    return policy.evaluate(result.valid_documents(), rules, root, environment)
+    return policy.evaluate(
+        result.valid_documents(), rules, root, environment, peers=peers, complete=complete
+    )
 
 
 def validate(
-    files: Iterable[Path], root: Path, environment: str | None = None, policies: bool = True
+    files: Iterable[Path],
+    root: Path,
+    environment: str | None = None,
+    policies: bool = True,
+    peers: Iterable[Path] = (),
 ) -> Validation:
-    """load -> schema -> identity -> policy, for every file; cross-file checks at the end."""
+    """load -> schema -> identity -> policy, for every file; cross-file checks at the end.
+
+    `peers` are the other specs of the repository when only some files are checked (a
+    pre-commit run): they take part in cross-file checks, but findings are only reported
+    for `files`.
+    """
     result = Validation()
+    peer_paths = list(peers)
     for path in files:
         document, problems = load.load_file(path, display_path(path, root))
         result.diagnostics.extend(problems)
@@ -92,8 +110,31 @@ def validate(
         result.documents.append(document)
         result.diagnostics.extend(schema.check(document))
         result.diagnostics.extend(identity.check_file_name(document))
-    result.diagnostics.extend(identity.check_unique_names(result.documents))
+    others = _load_peers(peer_paths, root, {doc.path for doc in result.documents})
+    mine = {doc.path for doc in result.documents}
+    result.diagnostics.extend(
+        d for d in identity.check_unique_names([*result.documents, *others]) if d.path in mine
+    )
     if policies:
-        result.diagnostics.extend(_policy_findings(result, root, environment))
+        complete = not peer_paths
+        result.diagnostics.extend(_policy_findings(result, root, environment, others, complete))
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result
+
+
+def _load_peers(peers: Iterable[Path], root: Path, skip: set[str]) -> list[load.Document]:
+    """The other specs, for cross-file checks only: those that load and fit the schema."""
+    documents = []
+    for path in peers:
+        shown = display_path(path, root)
+        if shown in skip:
+            continue
+        document, problems = load.load_file(path, shown)
+        if document is not None and not problems and not schema.check(document):
+            documents.append(document)
+    return documents
+
+
+def peers_of(root: Path, paths: Sequence[str]) -> list[Path]:
+    """Every spec in models/ when only some were named; none when all are checked anyway."""
+    return discover(root, []) if paths else []

@@ -23,13 +23,20 @@ def evaluate(
     root: Path,
     environment: str | None = None,
     today: dt.date | None = None,
+    peers: Sequence[Document] = (),
+    complete: bool = True,
 ) -> list[Diagnostic]:
-    """Findings of every rule on every document, with waivers applied."""
+    """Findings of every rule on every document, with waivers applied.
+
+    `peers` only take part in cross-file rules; `complete` says the documents are every spec
+    of the repository, so that a waiver naming none of them is stale."""
     findings: list[Diagnostic] = []
     for rule in policy.rules:
-        findings.extend(evaluate_rule(rule, documents, policy, root, environment))
+        findings.extend(evaluate_rule(rule, documents, policy, root, environment, peers))
     found_waivers, problems = waivers.load_waivers(root)
     names = {doc.path: doc.data["metadata"]["name"] for doc in documents}
+    if not complete:
+        found_waivers = [w for w in found_waivers if w.spec in names.values()]
     approvers = policy.parameters.get("waiverApprovers", [])
     return problems + waivers.apply(
         findings, names, found_waivers, approvers, today or dt.date.today()
@@ -42,10 +49,13 @@ def evaluate_rule(
     policy: Policy,
     root: Path,
     environment: str | None = None,
+    peers: Sequence[Document] = (),
 ) -> list[Diagnostic]:
     context = Context(root, policy.parameters)
     applicable = []
-    for document in documents:
+    checked = list(documents) + (list(peers) if rule.check in REPOSITORY_CHECKS else [])
+    mine = {id(doc) for doc in documents}
+    for document in checked:
         environments = [environment] if environment else document.data["spec"]["environments"]
         severity = rule.severity_for(environments)
         if severity is None:
@@ -59,7 +69,8 @@ def evaluate_rule(
         for document, path, message in REPOSITORY_CHECKS[rule.check](
             [doc for doc, _ in applicable], context
         ):
-            findings.append(_finding(rule, document, severities[id(document)], path, message))
+            if id(document) in mine:
+                findings.append(_finding(rule, document, severities[id(document)], path, message))
         return findings
     for document, severity in applicable:
         for path, message in _spec_findings(rule, document, context):
