@@ -10,19 +10,17 @@ The output depends only on the repository, the ledger and `today`, never on the 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import load, policy, workspace
+from . import ledger, load, policy, workspace
 from .diagnostics import Diagnostic, Severity
 from .policy import waivers
 
 TEMPLATE_DIR = Path("templates") / "catalog"
-LEDGER = Path(".modelgate") / "ledger.jsonl"
 MARKDOWN_FILE = "catalog.md"
 HTML_FILE = "index.html"
 SOON_DAYS = 30
@@ -31,7 +29,7 @@ _SCALARS = (str, int, float)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _WEB = re.compile(r"^https?://\S+$", re.IGNORECASE)
 _NEWLINE = re.compile(r"\r\n|\r|\n|\u2028|\u2029")
-# Backslash first, so that the escapes added below are not escaped again.
+# Applied character by character in one pass, so no escape is itself escaped again.
 _MARKDOWN_ESCAPES = {"\\": "\\\\", "&": "&amp;", "<": "&lt;", ">": "&gt;"} | {
     char: "\\" + char for char in "|`*_[]~"
 }
@@ -92,6 +90,8 @@ class Deploy:
     environment: str
     target: str
     error: str
+    user: str
+    commit: str
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def collect(root: Path, today: dt.date) -> Catalog:
     """Validate every spec under root/models and gather what the catalog shows."""
     result = _validate(root, today)
     found, _ = waivers.load_waivers(root)  # a broken waivers file is among the findings
-    deploys = last_deploys(root / LEDGER)
+    deploys = last_deploys(root)
     entries = sorted(
         (_entry(doc, result.diagnostics, found, deploys, today) for doc in result.documents),
         key=lambda entry: (entry.name, entry.path),
@@ -181,10 +181,10 @@ def markdown_cell(value: Any) -> str:
     return _NEWLINE.sub("<br>", escaped)
 
 
-def last_deploys(ledger: Path) -> dict[str, Deploy]:
-    """Model name -> its latest deploy attempt (by time; later lines win ties)."""
+def last_deploys(root: Path) -> dict[str, Deploy]:
+    """Model name -> its latest attempt in the ledger (by time; later lines win ties)."""
     latest: dict[str, tuple[tuple[dt.datetime, int], Deploy]] = {}
-    for index, record in enumerate(_records(ledger)):
+    for index, record in enumerate(ledger.history(root)):
         name = record.get("name")
         if not isinstance(name, str):
             continue
@@ -283,23 +283,6 @@ def expiry_state(expires: str, today: dt.date) -> str:
     return "soon" if (last_day - today).days <= SOON_DAYS else "active"
 
 
-def _records(ledger: Path) -> Iterable[dict[str, Any]]:
-    """The ledger's records; missing file -> none, unreadable lines are skipped."""
-    try:
-        lines = ledger.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    records = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
 def _instant(value: Any) -> dt.datetime:
     """An ISO 8601 time for ordering (naive means UTC); unparsable sorts first."""
     earliest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
@@ -319,6 +302,8 @@ def _deploy(record: dict[str, Any]) -> Deploy:
         environment=_text(record, "environment"),
         target=_text(record, "target"),
         error=_text(record, "error"),
+        user=_text(record, "user"),
+        commit=_text(record, "commit")[:12],
     )
 
 

@@ -26,6 +26,17 @@ if TYPE_CHECKING:
     from .deploy import Outcome
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+ENGINE_NAMES = ("docker", "kserve", "mlserver", "tgi", "triton", "vllm")
+MODEL_FORMATS = (
+    "sklearn",
+    "xgboost",
+    "lightgbm",
+    "onnx",
+    "pytorch",
+    "tensorflow",
+    "huggingface",
+    "custom",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,6 +127,15 @@ def _parser() -> argparse.ArgumentParser:
         help="leave the endpoint running (stop it with `modelgate stop NAME`)",
     )
     deploy.set_defaults(handler=cmd_deploy)
+
+    new = commands.add_parser("new", help="scaffold a spec that validates as written")
+    new.add_argument("name", help="deployment name (DNS-1123 label)")
+    new.add_argument("--engine", required=True, choices=sorted(ENGINE_NAMES))
+    new.add_argument("--format", dest="model_format", required=True, choices=MODEL_FORMATS)
+    new.add_argument("--owner", help="owner email (default: git config user.email)")
+    new.add_argument("--team", default="my-team")
+    new.add_argument("--stdout", action="store_true", help="print the spec instead of writing it")
+    new.set_defaults(handler=cmd_new)
 
     history = commands.add_parser("history", help="deploy attempts of a model, from the ledger")
     history.add_argument("name")
@@ -298,6 +318,35 @@ def _print_summary(outcomes: list[Outcome]) -> None:
             f"{outcome.name:<24} {'deployed' if outcome.ok else 'failed':<9} "
             f"{outcome.seconds:7.1f}  {passed}/{len(outcome.smoke):<4} {endpoint}"
         )
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from . import load, scaffold
+
+    root = _root(args)
+    try:
+        text = scaffold.new_spec(
+            root, args.name, args.engine, args.model_format, args.owner, args.team
+        )
+    except scaffold.ScaffoldError as exc:
+        print(f"modelgate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    document, problems = load.load_text(text, f"models/{args.name}.yaml")
+    if document is None or problems:  # our own template must always produce a loadable spec
+        raise RuntimeError(f"modelgate new produced an unreadable spec: {problems}")
+    if args.stdout:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        path = scaffold.write_new(root, args.name, text)
+    except scaffold.ScaffoldError as exc:
+        print(f"modelgate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"wrote {path.relative_to(root)}: fill in the TODOs, then `modelgate validate` and "
+        "`modelgate render`"
+    )
+    return EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:

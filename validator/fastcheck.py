@@ -96,10 +96,18 @@ def _cached_code(key: str) -> Any:
 
 
 def _store(key: str, payload: bytes) -> None:
-    directory = cache_dir()
+    store_bytes(cache_dir() / f"{key}.bin", payload)
+
+
+def store_text(path: Path, text: str) -> None:
+    store_bytes(path, text.encode("utf-8"))
+
+
+def store_bytes(path: Path, payload: bytes) -> None:
+    """Write a cache file atomically; a cache that cannot be written is only slower."""
     with contextlib.suppress(OSError):
-        directory.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
-        os.replace(temporary, directory / f"{key}.bin")
+        os.replace(temporary, path)

@@ -1,0 +1,359 @@
+"""The model catalog: catalog.md and index.html from a scratch repository, and in a real browser."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from validator import catalog
+
+PROJECT = Path(__file__).resolve().parents[1]
+TODAY = dt.date(2026, 3, 1)
+SOON = "2026-03-11"  # within 30 days of TODAY
+EXPIRED = "2026-02-01"
+HOSTILE = "<script>alert(1)</script> a|b `tick` \\| end\nsecond line"
+HEADER = [
+    "Model",
+    "Description",
+    "Owner",
+    "Team",
+    "Engine",
+    "Format",
+    "Environments",
+    "Policy status",
+    "Waivers",
+    "Last deploy",
+]
+WAIVERS = f"""\
+apiVersion: modelgate.dev/v1alpha1
+kind: Waivers
+waivers:
+  - rule: MG-CMP-001
+    spec: hostile
+    justification: the on-call rota moves to a new tool this quarter
+    approver: security@example.com
+    expires: "{SOON}"
+  - rule: MG-SEC-004
+    spec: iris
+    justification: kept only to show an expired waiver in the catalog
+    approver: compliance@example.com
+    expires: "{EXPIRED}"
+"""
+LEDGER = [
+    {
+        "time": "2026-02-20T09:15:00Z",
+        "name": "iris",
+        "target": "local",
+        "environment": "staging",
+        "result": "deployed",
+        "error": "",
+        "endpoint": "http://127.0.0.1:8080",
+        "spec_hash": "0" * 32,
+        "commit": "a" * 40,
+        "user": "alice",
+    },
+    {
+        "time": "2026-02-21T10:30:00Z",
+        "name": "fraud-onnx",
+        "target": "kubernetes",
+        "environment": "production",
+        "result": "failed",
+        "error": "readiness timed out after 180s",
+        "endpoint": "",
+        "spec_hash": "1" * 32,
+        "commit": "b" * 40,
+    },
+]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """models/, policies/ and templates/ of the project, a hostile spec, waivers and a ledger."""
+    root = tmp_path / "repo"
+    for name in ("models", "policies", "templates"):
+        shutil.copytree(PROJECT / name, root / name)
+    iris = (root / "models" / "iris.yaml").read_text(encoding="utf-8")
+    hostile = iris.replace("name: iris", "name: hostile")
+    hostile = _replace_line(hostile, "  description:", f"  description: {json.dumps(HOSTILE)}")
+    hostile = _replace_line(hostile, "  contact:", '  contact: "javascript:alert(1)"')
+    hostile = _replace_line(hostile, "    modelCard:", '    modelCard: "javascript:alert(2)"')
+    (root / "models" / "hostile.yaml").write_text(hostile, encoding="utf-8")
+    (root / "policies" / "waivers.yaml").write_text(WAIVERS, encoding="utf-8")
+    (root / ".modelgate").mkdir()
+    lines = [json.dumps(record) for record in LEDGER]
+    (root / ".modelgate" / "ledger.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def built(repo: Path, tmp_path: Path) -> dict[str, Path]:
+    paths = catalog.build(repo, tmp_path / "site", today=TODAY)
+    return {path.name: path for path in paths}
+
+
+def _replace_line(text: str, prefix: str, new: str) -> str:
+    lines = text.splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith(prefix))
+    lines[index] = new
+    return "\n".join(lines) + "\n"
+
+
+def _model_names(root: Path) -> list[str]:
+    return sorted(path.stem for path in (root / "models").glob("*.yaml"))
+
+
+def _cells(line: str) -> list[str]:
+    """A Markdown table row split at its unescaped pipes, escapes kept as written."""
+    cells, current, chars = [], "", iter(line.strip().removeprefix("|").removesuffix("|"))
+    for char in chars:
+        if char == "\\":
+            current += char + next(chars, "")
+        elif char == "|":
+            cells.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*cells, current.strip()]
+
+
+def _table(markdown: str) -> dict[str, dict[str, str]]:
+    rows = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert _cells(rows[0]) == HEADER
+    assert set(rows[1].replace("|", "")) == {"-"}
+    table = {}
+    for row in rows[2:]:
+        cells = _cells(row)
+        assert len(cells) == len(HEADER), row
+        table[cells[0]] = dict(zip(HEADER, cells, strict=True))
+    return table
+
+
+class _Page(HTMLParser):
+    """Rows, links, scripts and resource references of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[str] = []
+        self.hrefs: list[str] = []
+        self.tags: set[str] = set()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        self.tags.add(tag)
+        if tag == "tr" and values.get("data-model"):
+            self.rows.append(values["data-model"] or "")
+        if tag == "a":
+            self.hrefs.append(values.get("href") or "")
+        self.sources.extend(values[key] or "" for key in ("src", "srcset") if key in values)
+
+
+def _page(text: str) -> _Page:
+    page = _Page()
+    page.feed(text)
+    return page
+
+
+def test_markdown_table(repo: Path, built: dict[str, Path]) -> None:
+    markdown = built["catalog.md"].read_text(encoding="utf-8")
+    table = _table(markdown)
+    assert list(table) == _model_names(repo)
+    iris = table["iris"]
+    assert iris["Owner"] == "ml-platform@example.com"
+    assert iris["Team"] == "ml-platform"
+    assert iris["Engine"] == "mlserver 1.7.1"
+    assert iris["Format"] == "sklearn"
+    assert iris["Environments"] == "staging, production"
+    assert iris["Policy status"] == "clean"  # an expired waiver waives nothing
+    assert iris["Waivers"] == f"MG-SEC-004 until {EXPIRED} (expired)"
+    assert iris["Last deploy"] == "deployed 2026-02-20T09:15:00Z (staging)"
+    assert table["fraud-onnx"]["Last deploy"] == "failed 2026-02-21T10:30:00Z (production)"
+    assert table["chat-assistant"]["Last deploy"] == "no record"
+    hostile = table["hostile"]
+    assert hostile["Policy status"] == "waived: MG-CMP-001"
+    assert hostile["Waivers"] == f"MG-CMP-001 until {SOON} (expires soon)"
+    assert "MG801" in markdown  # the expired waiver is itself a finding
+
+
+def test_markdown_escapes_untrusted_text(built: dict[str, Path]) -> None:
+    markdown = built["catalog.md"].read_text(encoding="utf-8")
+    description = _table(markdown)["hostile"]["Description"]
+    assert description == (
+        "&lt;script&gt;alert(1)&lt;/script&gt; a\\|b \\`tick\\` \\\\\\| end<br>second line"
+    )
+    assert "<script" not in markdown
+
+
+def test_html_page(repo: Path, built: dict[str, Path]) -> None:
+    text = built["index.html"].read_text(encoding="utf-8")
+    page = _page(text)
+    assert page.rows == _model_names(repo)
+    assert '<li class="soon"><b>MG-CMP-001</b> until <time datetime="2026-03-11">' in text
+    assert '<li class="expired"><b>MG-SEC-004</b> until <time datetime="2026-02-01">' in text
+    assert '<span class="badge deployed">deployed</span><br>\n<time>2026-02-20T09:15:00Z' in text
+    assert '<span class="badge failed">failed</span>' in text
+    assert "readiness timed out after 180s" in text
+    assert 'by alice · <span class="src">aaaaaaaaaaaa</span>' in text
+    assert '<span class="badge waived">waived MG-CMP-001</span>' in text
+    assert '<span class="badge confidential">confidential</span>' in text  # fraud-onnx
+    assert '<span class="badge pii">PII</span>' in text
+    assert '<a href="https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct"' in text
+    assert '<a href="mailto:risk-ml-oncall@example.com"' in text
+    assert "BSD-3-Clause" in text
+    assert "docs/models/iris.md" in text
+
+
+def test_html_escapes_untrusted_text(built: dict[str, Path]) -> None:
+    text = built["index.html"].read_text(encoding="utf-8")
+    page = _page(text)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; a|b `tick` \\| end\nsecond line" in text
+    assert "script" not in page.tags
+    assert page.sources == []  # self-contained: no images, frames or scripts from anywhere
+    assert "<link" not in text
+    assert not [href for href in page.hrefs if not href.startswith(("https://", "mailto:"))]
+    assert "javascript:alert(1)" in text  # shown as text, never as a link
+
+
+def test_output_is_deterministic(repo: Path, tmp_path: Path) -> None:
+    first = catalog.build(repo, tmp_path / "one", today=TODAY)
+    second = catalog.build(repo, tmp_path / "two", today=TODAY)
+    assert [path.name for path in first] == ["catalog.md", "index.html"]
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+        assert TODAY.isoformat() not in a.read_text(encoding="utf-8")
+
+
+def test_without_a_ledger(repo: Path, tmp_path: Path) -> None:
+    shutil.rmtree(repo / ".modelgate")
+    paths = catalog.build(repo, tmp_path / "site", today=TODAY)
+    table = _table(paths[0].read_text(encoding="utf-8"))
+    assert {row["Last deploy"] for row in table.values()} == {"no record"}
+
+
+def test_last_deploy_is_the_latest_by_time(tmp_path: Path) -> None:
+    ledger = tmp_path / ".modelgate" / "ledger.jsonl"
+    ledger.parent.mkdir()
+    records = [
+        {"time": "2026-02-02T12:00:00+01:00", "name": "iris", "result": "deployed"},
+        {"time": "2026-02-01T12:00:00Z", "name": "iris", "result": "failed"},
+        {"time": "2026-02-01T11:00:00", "name": "fraud", "result": "failed"},
+    ]
+    lines = [json.dumps(record) for record in records]
+    ledger.write_text("\n".join([*lines, "not json", "[]", '{"name": 3}']) + "\n")
+    deploys = catalog.last_deploys(tmp_path)
+    assert sorted(deploys) == ["fraud", "iris"]
+    assert deploys["iris"].result == "deployed"
+    assert deploys["fraud"].result == "failed"
+    assert catalog.last_deploys(tmp_path / "elsewhere") == {}
+
+
+@pytest.mark.parametrize(
+    ("expires", "state"),
+    [
+        ("2026-02-28", "expired"),
+        ("2026-03-01", "soon"),
+        ("2026-03-31", "soon"),
+        ("2026-04-01", "active"),
+        ("2026-02-30", "invalid"),
+    ],
+)
+def test_expiry_state(expires: str, state: str) -> None:
+    assert catalog.expiry_state(expires, TODAY) == state
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("a|b", "a\\|b"),
+        ("one\ntwo\r\nthree", "one<br>two<br>three"),
+        ("`x`", "\\`x\\`"),
+        ("\\|", "\\\\\\|"),
+        ("<b>&", "&lt;b&gt;&amp;"),
+        (None, ""),
+        (3, "3"),
+    ],
+)
+def test_markdown_cell(value: object, cell: str) -> None:
+    assert catalog.markdown_cell(value) == cell
+
+
+# --- a real browser ------------------------------------------------------------------------
+
+
+def _chromium_binary() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def chromium(tmp_path: Path):
+    binary = _chromium_binary()
+    if binary is None:
+        pytest.skip("no chromium binary on PATH (Debian/Ubuntu: apt-get install chromium)")
+
+    def run(page: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *args,
+            page.as_uri(),
+        ]
+        env = {**os.environ, "HOME": str(tmp_path)}
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    return run
+
+
+def _console_problems(stderr: str) -> list[str]:
+    """Console messages and uncaught errors. This page has no scripts, so it should log none:
+    Chromium logs even console.error and CSP violations as INFO:CONSOLE, so any CONSOLE line
+    counts, besides the 'Uncaught' and 'ERROR:CONSOLE' a script error would show."""
+    markers = ("Uncaught", "ERROR:CONSOLE", ":CONSOLE")
+    return [line for line in stderr.splitlines() if any(m in line for m in markers)]
+
+
+def test_browser_renders_the_catalog(repo: Path, built: dict[str, Path], chromium, tmp_path):
+    page = built["index.html"]
+    dumped = chromium(page, "--dump-dom")
+    assert _console_problems(dumped.stderr) == []
+    dom = _page(dumped.stdout)
+    assert dom.rows == _model_names(repo)
+    assert "script" not in dom.tags
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dumped.stdout
+    assert '<li class="soon"><b>MG-CMP-001</b>' in dumped.stdout
+
+    shot = tmp_path / "catalog.png"
+    taken = chromium(page, f"--screenshot={shot}", "--window-size=1280,900")
+    assert _console_problems(taken.stderr) == []
+    png = shot.read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert int.from_bytes(png[16:20], "big") == 1280  # IHDR width
+    assert len(png) > 20_000  # a rendered page, not a blank one
+
+
+def test_browser_console_check_sees_errors(chromium, tmp_path: Path) -> None:
+    """The console check above would notice a broken page in this Chromium build."""
+    broken = tmp_path / "broken.html"
+    broken.write_text("<!DOCTYPE html><title>x</title><script>missing();</script>")
+    problems = _console_problems(chromium(broken, "--dump-dom").stderr)
+    assert any("Uncaught ReferenceError" in line for line in problems)

@@ -1,0 +1,96 @@
+"""`modelgate new`: every engine and format it allows gives a spec that validates as written,
+renders to manifests that pass their schemas, and passes yamllint."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from validator import kube, policy, render, workspace
+
+from .conftest import PROJECT, run_cli
+
+ENGINES = policy.load_policy(PROJECT)[0].parameters["engines"]
+COMBINATIONS = [
+    (engine, fmt) for engine, allowed in sorted(ENGINES.items()) for fmt in allowed["formats"]
+]
+CRDS = PROJECT.parent / "shared" / "crds"
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("new") / "repo"
+    for part in ("templates", "policies"):
+        shutil.copytree(PROJECT / part, root / part)
+    (root / "models").mkdir()
+    for engine, fmt in COMBINATIONS:
+        result = run_cli(
+            "--root",
+            str(root),
+            "new",
+            f"{engine}-{fmt}",
+            "--engine",
+            engine,
+            "--format",
+            fmt,
+            "--owner",
+            "ml@example.com",
+        )
+        assert result.code == 0, result.err
+    return root
+
+
+def test_every_scaffold_validates_as_written(repo: Path) -> None:
+    result = run_cli("--root", str(repo), "validate", "--strict")
+    assert result.code == 0, result.out
+    assert f"{len(COMBINATIONS)} specs checked: all valid." in result.out
+
+
+def test_every_scaffold_renders_valid_manifests(repo: Path) -> None:
+    schemas = kube.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube.Schemas()
+    documents = workspace.validate(workspace.discover(repo, []), repo).valid_documents()
+    rendering = render.render_all(documents, repo, schemas)
+    assert rendering.diagnostics == []
+
+
+def test_every_scaffold_passes_yamllint(repo: Path) -> None:
+    yamllint = Path(sys.executable).with_name("yamllint")
+    if not yamllint.exists():
+        pytest.skip("yamllint is not installed (pip install 'modelgate[dev]')")
+    done = subprocess.run(
+        [str(yamllint), "-c", str(PROJECT / ".yamllint.yaml"), "--strict", str(repo / "models")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+
+
+def test_scaffold_keeps_its_comments_and_schema_line(repo: Path) -> None:
+    text = (repo / "models" / "mlserver-sklearn.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=../validator/schemas/")
+    assert "# TODO: sha256sum of the artifact" in text
+
+
+def test_refusals(repo: Path) -> None:
+    taken = run_cli(
+        "--root",
+        str(repo),
+        "new",
+        "mlserver-sklearn",
+        "--engine",
+        "mlserver",
+        "--format",
+        "sklearn",
+    )
+    assert taken.code == 2 and "already exists" in taken.err
+    mismatch = run_cli("--root", str(repo), "new", "x", "--engine", "vllm", "--format", "onnx")
+    assert mismatch.code == 2 and "vllm does not serve format onnx" in mismatch.err
+    bad_name = run_cli(
+        "--root", str(repo), "new", "Bad_Name", "--engine", "mlserver", "--format", "sklearn"
+    )
+    assert bad_name.code == 2 and "DNS-1123" in bad_name.err

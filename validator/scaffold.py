@@ -1,0 +1,137 @@
+"""`modelgate new`: a spec that passes validation as written, with TODOs where only its
+author knows the answer."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from . import render, workspace
+
+NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+PROTOCOLS = {"vllm": "openai", "tgi": "openai"}
+ENGINE_VERSIONS = {
+    "mlserver": "1.7.1",
+    "vllm": "0.6.3",
+    "tgi": "2.4.0",
+    "triton": "24.08",
+    "kserve": "0.14.0",
+}
+KSERVE_RUNTIMES = {
+    "sklearn": "kserve-sklearnserver",
+    "xgboost": "kserve-xgbserver",
+    "lightgbm": "kserve-lgbserver",
+    "onnx": "kserve-tritonserver",
+    "pytorch": "kserve-torchserve",
+    "tensorflow": "kserve-tensorflow-serving",
+    "huggingface": "kserve-huggingfaceserver",
+}
+EXTENSIONS = {
+    "sklearn": "model.joblib",
+    "xgboost": "model.bst",
+    "lightgbm": "model.txt",
+    "onnx": "model.onnx",
+    "pytorch": "model.pt",
+    "tensorflow": "saved_model.tar.gz",
+    "custom": "model.bin",
+}
+PLACEHOLDER_SHA256 = "0" * 64
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+
+
+class ScaffoldError(Exception):
+    """The request cannot become a valid spec (bad name, unsupported engine and format)."""
+
+
+def new_spec(
+    root: Path,
+    name: str,
+    engine: str,
+    model_format: str,
+    owner: str | None = None,
+    team: str = "my-team",
+) -> str:
+    if not NAME.match(name) or len(name) > 63:
+        raise ScaffoldError(f"'{name}' is not a DNS-1123 label (a-z, 0-9 and '-', at most 63)")
+    allowed = _allowed_formats(root, engine)
+    if allowed is not None and model_format not in allowed:
+        raise ScaffoldError(
+            f"engine {engine} does not serve format {model_format}; it serves: {', '.join(allowed)}"
+        )
+    context = _context(name, engine, model_format, owner or _git_email(root), team)
+    return (
+        render._environment(str(root / render.TEMPLATE_DIR))
+        .get_template("new/modeldeployment.yaml.j2")
+        .render(context)
+    )
+
+
+def write_new(root: Path, name: str, text: str) -> Path:
+    path = root / workspace.SPEC_DIR / f"{name}.yaml"
+    if path.exists():
+        raise ScaffoldError(f"{path.relative_to(root)} already exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _context(name: str, engine: str, model_format: str, owner: str, team: str) -> dict[str, Any]:
+    llm = engine in ("vllm", "tgi")
+    image = engine == "docker"
+    artifact = (
+        f"hf://TODO-org/{name}"
+        if model_format == "huggingface"
+        else f"s3://model-artifacts/{name}/{EXTENSIONS.get(model_format, 'model.bin')}"
+    )
+    if engine == "mlserver" and model_format != "huggingface":
+        artifact = f"models/artifacts/{name}/{EXTENSIONS.get(model_format, 'model.bin')}"
+    return {
+        "name": name,
+        "owner": owner,
+        "team": team,
+        "contact": owner,
+        "format": model_format,
+        "engine": engine,
+        "engine_version": ENGINE_VERSIONS.get(engine),
+        "protocol": PROTOCOLS.get(engine, "v2"),
+        "runtime": KSERVE_RUNTIMES.get(model_format)
+        if engine == "kserve"
+        else (
+            "TODO.module.ModelClass" if engine == "mlserver" and model_format == "custom" else None
+        ),
+        "image": f"registry.example.com/ml/{name}@{PLACEHOLDER_DIGEST}" if image else None,
+        "artifact": artifact,
+        "sha256": None if artifact.startswith("hf://") else PLACEHOLDER_SHA256,
+        "signature": engine == "triton",
+        "gpu": llm,
+        "cpu": "4" if llm else "1",
+        "memory": "16Gi" if llm else "1Gi",
+        "readiness": 600 if llm else 120,
+    }
+
+
+def _allowed_formats(root: Path, engine: str) -> list[str] | None:
+    from . import policy
+
+    rules, problems = policy.load_policy(root)
+    engines = rules.parameters.get("engines")
+    if problems or not engines:
+        return None
+    return list(engines.get(engine, {}).get("formats", []))
+
+
+def _git_email(root: Path) -> str:
+    try:
+        done = subprocess.run(
+            ["git", "config", "user.email"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except OSError:
+        return "owner@example.com"
+    return done.stdout.strip() or "owner@example.com"
