@@ -117,7 +117,7 @@ def test_changed_since_picks_edited_specs_and_engine_templates(repo: Scaffold) -
     )
     deployed = run_cli("--root", str(repo.root), "deploy", "--changed-since", "HEAD")
     assert deployed.code == 0, deployed.out + deployed.err
-    assert "[1/1] iris: deployed" in deployed.out
+    assert "deployed iris in" in deployed.out
     assert engine_processes(repo.root) == []
 
 

@@ -120,7 +120,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to wait for another deploy of the same model",
     )
-    deploy.add_argument("--target", choices=["local"], default="local")
+    deploy.add_argument(
+        "--target",
+        choices=["local", "docker"],
+        default="local",
+        help="where the engine runs: a local process, or a Docker container",
+    )
     deploy.add_argument(
         "--keep",
         action="store_true",
@@ -150,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
 
     stop = commands.add_parser("stop", help="stop a deployment left running by --keep")
     stop.add_argument("name")
+    stop.add_argument("--target", choices=["local", "docker"], default="local")
     stop.set_defaults(handler=cmd_stop)
 
     policies = commands.add_parser("policies", help="list and explain policy rules")
@@ -252,7 +258,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from . import deploy
-    from .deploy import local
 
     root = _root(args)
     if not args.specs and not args.changed_since:
@@ -268,13 +273,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         documents = _changed(root, documents, args.changed_since)
         if documents is None:
             return EXIT_USAGE
-        skipped = [d for d in documents if not local.can_serve(d)]
+        target = deploy.backend(args.target)
+        skipped = [d for d in documents if not target.can_serve(d)]
         for document in skipped:
             print(
                 f"skip {document.data['metadata']['name']}: the {args.target} target cannot "
                 f"serve engine {document.data['spec']['engine']['name']} with this model"
             )
-        documents = [d for d in documents if local.can_serve(d)]
+        documents = [d for d in documents if target.can_serve(d)]
         if not documents:
             print(
                 f"nothing to deploy: no {args.target}-deployable spec changed since "
@@ -288,10 +294,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         outcomes = []
         for done, outcome in enumerate(pool.map(one, documents), 1):
-            print(
-                f"[{done}/{len(documents)}] {outcome.name}: "
-                f"{'deployed' if outcome.ok else 'FAILED'} in {outcome.seconds:.1f} s"
-            )
+            if len(documents) > 1:
+                print(
+                    f"[{done}/{len(documents)}] {outcome.name}: "
+                    f"{'deployed' if outcome.ok else 'FAILED'} in {outcome.seconds:.1f} s"
+                )
             _print_outcome(outcome)
             outcomes.append(outcome)
     if len(outcomes) > 1:
@@ -445,9 +452,9 @@ def cmd_policies_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from .deploy import local
+    from . import deploy
 
-    problems = local.stop(_root(args), args.name)
+    problems = deploy.backend(args.target).stop(_root(args), args.name)
     if problems:
         _print_diagnostics(problems)
         return EXIT_FINDINGS

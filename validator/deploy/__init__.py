@@ -23,7 +23,8 @@ ENGINE_MISSING = "MG504"
 PORT_TAKEN = "MG505"
 NOT_RUNNING = "MG506"
 
-TARGETS = ("local",)
+DOCKER_UNAVAILABLE = "MG508"
+TARGETS = ("local", "docker")
 
 
 @dataclass
@@ -44,6 +45,17 @@ class Outcome:
 DEPLOY_BUSY = "MG507"
 
 
+def backend(target: str):  # -> the target's module: deploy, stop, running, can_serve
+    """The module that deploys to `target`; imported only when used."""
+    if target == "docker":
+        from . import docker
+
+        return docker
+    from . import local
+
+    return local
+
+
 def run(
     document: Document,
     root: Path,
@@ -54,13 +66,12 @@ def run(
     """Deploy one spec under its lock and record the attempt in the ledger, whatever happens."""
     from .. import ledger
     from ..view import spec_hash
-    from . import local
     from .lock import Busy, deploy_lock
 
     name = document.data["metadata"]["name"]
     try:
         with deploy_lock(root, name, lock_timeout):
-            outcome = local.deploy(document, root, keep=keep)
+            outcome = backend(target).deploy(document, root, keep=keep)
     except Busy as busy:
         line, col = document.locate(["metadata", "name"])
         outcome = Outcome(
