@@ -289,7 +289,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             return EXIT_OK
 
     def one(document: object) -> deploy.Outcome:
-        return deploy.run(document, root, args.target, args.keep, args.lock_timeout)  # type: ignore[arg-type]
+        return deploy.run(document, root, args.target, args.keep, args.lock_timeout, args.env)  # type: ignore[arg-type]
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         outcomes = []

@@ -24,7 +24,7 @@ PORT_TAKEN = "MG505"
 NOT_RUNNING = "MG506"
 
 DOCKER_UNAVAILABLE = "MG508"
-TARGETS = ("local", "docker")
+TARGETS = ("local", "docker", "kubernetes")
 
 
 @dataclass
@@ -51,6 +51,10 @@ def backend(target: str):  # -> the target's module: deploy, stop, running, can_
         from . import docker
 
         return docker
+    if target == "kubernetes":
+        from . import kubernetes
+
+        return kubernetes
     from . import local
 
     return local
@@ -62,6 +66,7 @@ def run(
     target: str = "local",
     keep: bool = False,
     lock_timeout: float = 30.0,
+    environment: str | None = None,
 ) -> Outcome:
     """Deploy one spec under its lock and record the attempt in the ledger, whatever happens."""
     from .. import ledger
@@ -71,7 +76,8 @@ def run(
     name = document.data["metadata"]["name"]
     try:
         with deploy_lock(root, name, lock_timeout):
-            outcome = backend(target).deploy(document, root, keep=keep)
+            options = {"environment": environment} if target == "kubernetes" else {}
+            outcome = backend(target).deploy(document, root, keep=keep, **options)
     except Busy as busy:
         line, col = document.locate(["metadata", "name"])
         outcome = Outcome(
@@ -94,7 +100,8 @@ def run(
         spec_hash=spec_hash(document),
         artifact=model.get("image") or model.get("sha256") or model.get("artifact", ""),
         target=target,
-        environment=target,
+        environment=environment
+        or (document.data["spec"]["environments"][0] if target == "kubernetes" else target),
         result="deployed" if outcome.ok else "failed",
         error="; ".join(d.message for d in outcome.diagnostics if d.severity.value == "error"),
         endpoint=outcome.endpoint.inference_url if outcome.endpoint else "",
