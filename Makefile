@@ -47,7 +47,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate.py
+	$(BIN)/python benchmarks/precommit.py
 	$(BIN)/python benchmarks/render.py
+	$(BIN)/python benchmarks/deploy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -122,9 +122,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument(
         "--target",
-        choices=["local", "docker"],
+        choices=["local", "docker", "kubernetes"],
         default="local",
-        help="where the engine runs: a local process, or a Docker container",
+        help="where the engine runs: a local process, a Docker container, or the cluster "
+        "KUBECONFIG points at",
+    )
+    deploy.add_argument(
+        "--env", help="environment to deploy to on kubernetes (default: the spec's first)"
     )
     deploy.add_argument(
         "--keep",

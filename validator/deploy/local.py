@@ -48,7 +48,7 @@ from . import (
 
 STATE_DIR = Path(".modelgate") / "run"
 LOG_TAIL_LINES = 15
-POLL_INTERVAL_S = 0.1
+POLL_INTERVAL_S = 0.05
 STOP_GRACE_S = 10.0
 SHUTDOWN_CHATTER = re.compile(
     r"shutdown|Shutting down|Waiting for application|Finished server process", re.IGNORECASE
@@ -168,7 +168,9 @@ class _Server:
         return ""
 
     def stop(self) -> None:
-        _terminate(self.process.pid, self.process)
+        """A server that never served anyone but the smoke tests has nothing to drain: kill it
+        outright (a graceful MLServer shutdown takes most of a second)."""
+        _terminate(self.process.pid, self.process, graceful=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -388,9 +390,13 @@ def _forget(root: Path, state: RunState) -> None:
         (root / STATE_DIR / f"{state.name}.json").unlink()
 
 
-def _terminate(pid: int, process: subprocess.Popen[bytes] | None = None) -> None:
-    """SIGTERM the server's process group, SIGKILL it after a grace period."""
-    for sig, grace in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
+def _terminate(
+    pid: int, process: subprocess.Popen[bytes] | None = None, graceful: bool = True
+) -> None:
+    """SIGTERM the server's process group, SIGKILL it after a grace period (at once when not
+    `graceful`)."""
+    steps = [(signal.SIGTERM, STOP_GRACE_S)] if graceful else []
+    for sig, grace in [*steps, (signal.SIGKILL, STOP_GRACE_S)]:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
         deadline = time.monotonic() + grace
