@@ -146,6 +146,17 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("--stdout", action="store_true", help="print the spec instead of writing it")
     new.set_defaults(handler=cmd_new)
 
+    smoke_cmd = commands.add_parser("smoke", help="smoke-test or load-check a running deployment")
+    smoke_cmd.add_argument("name", help="a deployment left running by `deploy --keep`")
+    smoke_cmd.add_argument(
+        "--load",
+        type=int,
+        metavar="REQUESTS",
+        help="send the smoke requests this many times and report latency",
+    )
+    smoke_cmd.add_argument("--concurrency", type=int, default=4)
+    smoke_cmd.set_defaults(handler=cmd_smoke)
+
     history = commands.add_parser("history", help="deploy attempts of a model, from the ledger")
     history.add_argument("name")
     history.add_argument("--format", choices=["text", "json"], default="text")
@@ -358,6 +369,51 @@ def cmd_new(args: argparse.Namespace) -> int:
         "`modelgate render`"
     )
     return EXIT_OK
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from . import smoke
+    from .deploy import local
+
+    root = _root(args)
+    state = local.read_state(root, args.name)
+    if state is None or not local.running(root):
+        print(
+            f"modelgate: no running deployment named '{args.name}': deploy it with --keep",
+            file=sys.stderr,
+        )
+        return EXIT_FINDINGS
+    spec = root / workspace.SPEC_DIR / f"{args.name}.yaml"
+    result = workspace.validate([spec], root)
+    if result.failed() or not result.valid_documents():
+        _print_diagnostics(result.diagnostics)
+        return EXIT_FINDINGS
+    document = result.valid_documents()[0]
+    endpoint = smoke.Endpoint(args.name, state.base_url, state.protocol, "local")
+    if not args.load:
+        results = smoke.run(document, endpoint)
+        for item in results:
+            print(
+                f"  smoke {'pass' if item.passed else 'FAIL'}  {item.name:<24} "
+                f"HTTP {item.status if item.status is not None else '-'}  {item.latency_ms:7.1f} ms"
+            )
+            _print_diagnostics(item.diagnostics)
+        return EXIT_OK if all(item.passed for item in results) else EXIT_FINDINGS
+    if args.load < 1 or args.concurrency < 1:
+        print("modelgate: --load and --concurrency must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    report = smoke.load_check(document, endpoint, args.load, args.concurrency)
+    print(
+        f"load check {args.name}: {report.requests} requests, concurrency {args.concurrency}, "
+        f"{report.seconds:.2f} s, {report.throughput:.1f} req/s, errors {report.errors} "
+        f"({report.error_rate:.1%})"
+    )
+    print(f"  {'request':<24} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for name, values in report.latencies_ms.items():
+        p50, p95, p99 = (smoke.percentile(values, share) for share in (0.5, 0.95, 0.99))
+        print(f"  {name:<24} {p50:8.2f} {p95:8.2f} {p99:8.2f}")
+    _print_diagnostics(report.diagnostics)
+    return EXIT_FINDINGS if report.diagnostics else EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -229,3 +229,133 @@ def _is_number(value: Any) -> bool:
 
 def _short(values: list[Any]) -> str:
     return str(values if len(values) <= 10 else [*values[:10], "..."])
+
+
+@dataclass
+class LoadReport:
+    """What a load check measured, per smoke request name and overall."""
+
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: dict[str, list[float]]
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile (share in 0..1); 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
+
+
+def load_check(document: Document, endpoint: Endpoint, total: int, concurrency: int) -> LoadReport:
+    """Send the spec's smoke requests round-robin, `total` in all, `concurrency` at a time,
+    each checked against its expectations; fail on the error budget or a p95 latency over the
+    request's budget."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    requests = (document.data["spec"].get("smoke") or {}).get("requests", [])
+    if not requests or total < 1:
+        return LoadReport(0, 0, 0.0, {})
+    shares = [
+        total // concurrency + (1 if worker < total % concurrency else 0)
+        for worker in range(concurrency)
+    ]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(lambda share: _worker(endpoint, requests, share), shares))
+    seconds = time.perf_counter() - started
+    latencies: dict[str, list[float]] = {r["name"]: [] for r in requests}
+    errors = 0
+    for worker_latencies, worker_errors in results:
+        errors += worker_errors
+        for name, values in worker_latencies.items():
+            latencies[name].extend(values)
+    report = LoadReport(total, errors, seconds, latencies)
+    report.diagnostics = _budget_findings(document, report, requests)
+    return report
+
+
+def _worker(
+    endpoint: Endpoint, requests: list[dict[str, Any]], count: int
+) -> tuple[dict[str, list[float]], int]:
+    import http.client
+    from urllib.parse import urlsplit
+
+    address = urlsplit(endpoint.base_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+    latencies: dict[str, list[float]] = {r["name"]: [] for r in requests}
+    errors = 0
+    try:
+        for index in range(count):
+            request = requests[index % len(requests)]
+            path = request.get("path") or urlsplit(endpoint.inference_url).path
+            body = json.dumps(request["body"]).encode("utf-8")
+            began = time.perf_counter()
+            try:
+                connection.request("POST", path, body, {"Content-Type": "application/json"})
+                answer = connection.getresponse()
+                payload = answer.read().decode("utf-8", "replace")
+                response = Response(answer.status, payload, (time.perf_counter() - began) * 1000)
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                response = Response(None, "", (time.perf_counter() - began) * 1000, str(exc))
+            latencies[request["name"]].append(response.latency_ms)
+            expect = {k: v for k, v in request.get("expect", {}).items() if k != "maxLatencyMs"}
+            if response.failure or _check(expect, response):
+                errors += 1
+    finally:
+        connection.close()
+    return latencies, errors
+
+
+def _budget_findings(
+    document: Document, report: LoadReport, requests: list[dict[str, Any]]
+) -> list[Diagnostic]:
+    findings = []
+    budget = (document.data["spec"].get("smoke") or {}).get("errorBudget", 0.0)
+    if report.error_rate > budget:
+        line, col = document.locate(["spec", "smoke", "errorBudget"])
+        findings.append(
+            error(
+                document.path,
+                line,
+                col,
+                LOAD_FAILED,
+                f"load check: {report.errors} of {report.requests} requests failed "
+                f"({report.error_rate:.1%}), over the error budget of {budget:.1%}",
+                "see the smoke expectations; raise spec.smoke.errorBudget only after review",
+            )
+        )
+    for index, request in enumerate(requests):
+        limit = request.get("expect", {}).get("maxLatencyMs")
+        p95 = percentile(report.latencies_ms.get(request["name"], []), 0.95)
+        if limit is not None and p95 > limit:
+            line, col = document.locate(
+                ["spec", "smoke", "requests", index, "expect", "maxLatencyMs"]
+            )
+            findings.append(
+                error(
+                    document.path,
+                    line,
+                    col,
+                    LOAD_FAILED,
+                    f"load check: '{request['name']}' p95 is {p95:.1f} ms, over "
+                    f"its {limit} ms budget",
+                    "lower the concurrency, add replicas, or revisit the budget",
+                )
+            )
+    return findings
+
+
+LOAD_FAILED = "MG602"
