@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/precommit.py
 	$(BIN)/python benchmarks/render.py
 	$(BIN)/python benchmarks/deploy.py
+	$(BIN)/python benchmarks/loadcheck.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
