@@ -45,12 +45,9 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Every benchmark, and benchmarks/RESULTS.md with each target MET or MISSED.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/validate.py
-	$(BIN)/python benchmarks/precommit.py
-	$(BIN)/python benchmarks/render.py
-	$(BIN)/python benchmarks/deploy.py
-	$(BIN)/python benchmarks/loadcheck.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
