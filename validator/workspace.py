@@ -69,24 +69,6 @@ def display_path(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _policy_findings(
-    result: Validation,
-    root: Path,
-    environment: str | None,
-    peers: list[load.Document],
-    complete: bool,
-) -> list[Diagnostic]:
-    from . import policy
-
-    rules, problems = policy.load_policy(root)
-    if problems:
-        return problems
-    result.policy = rules
-    return policy.evaluate(
-        result.valid_documents(), rules, root, environment, peers=peers, complete=complete
-    )
-
-
 def validate(
     files: Iterable[Path],
     root: Path,
@@ -102,24 +84,106 @@ def validate(
     """
     result = Validation()
     peer_paths = list(peers)
-    for path in files:
-        document, problems = load.load_file(path, display_path(path, root))
+    if policies:
+        from . import policy
+
+        result.policy, problems = policy.load_policy(root)
+        if problems:
+            result.diagnostics.extend(problems)
+            result.policy = None
+    checked = _check_files(list(files), root, _FileCheck(root, result.policy, environment))
+    policy_findings: list[Diagnostic] = []
+    for document, problems, findings in checked:
         result.diagnostics.extend(problems)
-        if document is None:
-            continue
-        result.documents.append(document)
-        result.diagnostics.extend(schema.check(document))
-        result.diagnostics.extend(identity.check_file_name(document))
+        policy_findings.extend(findings)
+        if document is not None:
+            result.documents.append(document)
     others = _load_peers(peer_paths, root, {doc.path for doc in result.documents})
     mine = {doc.path for doc in result.documents}
     result.diagnostics.extend(
         d for d in identity.check_unique_names([*result.documents, *others]) if d.path in mine
     )
-    if policies:
-        complete = not peer_paths
-        result.diagnostics.extend(_policy_findings(result, root, environment, others, complete))
+    if result.policy is not None:
+        result.diagnostics.extend(
+            _cross_file_policy(
+                result, policy_findings, root, environment, others, complete=not peer_paths
+            )
+        )
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result
+
+
+def _cross_file_policy(
+    result: Validation,
+    findings: list[Diagnostic],
+    root: Path,
+    environment: str | None,
+    others: list[load.Document],
+    complete: bool,
+) -> list[Diagnostic]:
+    from . import policy
+
+    broken = {d.path for d in result.diagnostics if d.severity.value == "error"}
+    documents = [doc for doc in result.documents if doc.path not in broken]
+    findings = findings + policy.evaluate_cross_file(
+        documents, result.policy, root, environment, others
+    )
+    return policy.apply_waivers(findings, documents, result.policy, root, complete)
+
+
+@dataclass(frozen=True)
+class _FileCheck:
+    """Everything one file's checks need, so that worker processes can run them."""
+
+    root: Path
+    policy: Any
+    environment: str | None
+
+    def __call__(self, path: Path) -> tuple[load.Document | None, list[Diagnostic], list]:
+        document, problems = load.load_file(path, display_path(path, self.root))
+        if document is None:
+            return None, problems, []
+        problems = [*problems, *schema.check(document), *identity.check_file_name(document)]
+        if self.policy is None or any(d.severity.value == "error" for d in problems):
+            return document, problems, []
+        from . import policy
+
+        return (
+            document,
+            problems,
+            policy.evaluate_spec(document, self.policy, self.root, self.environment),
+        )
+
+
+PARALLEL_FROM = 256  # files; below this, starting a second process costs more than it saves
+_ACTIVE_CHECK: _FileCheck | None = None  # inherited by forked workers, never pickled
+
+
+def _check_files(files: list[Path], root: Path, check: _FileCheck) -> list[tuple]:
+    """Each file's own checks; on two or more cores, large sets are split across processes
+    (parsing YAML and checking rules is CPU-bound, and specs are independent)."""
+    global _ACTIVE_CHECK
+    workers = min(os.cpu_count() or 1, 4)
+    if len(files) < PARALLEL_FROM or workers < 2 or not hasattr(os, "fork"):
+        return [check(path) for path in files]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _ACTIVE_CHECK = check
+    try:
+        chunks = [files[start::workers] for start in range(workers)]
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            parts = list(pool.map(_check_chunk, chunks))
+    finally:
+        _ACTIVE_CHECK = None
+    by_path = {key: item for part in parts for key, item in part}
+    return [by_path[str(path)] for path in files]
+
+
+def _check_chunk(files: list[Path]) -> list[tuple[str, tuple]]:
+    assert _ACTIVE_CHECK is not None
+    return [(str(path), _ACTIVE_CHECK(path)) for path in files]
 
 
 def _load_peers(peers: Iterable[Path], root: Path, skip: set[str]) -> list[load.Document]:

@@ -30,9 +30,46 @@ def evaluate(
 
     `peers` only take part in cross-file rules; `complete` says the documents are every spec
     of the repository, so that a waiver naming none of them is stale."""
-    findings: list[Diagnostic] = []
-    for rule in policy.rules:
-        findings.extend(evaluate_rule(rule, documents, policy, root, environment, peers))
+    findings = [d for doc in documents for d in evaluate_spec(doc, policy, root, environment)]
+    findings += evaluate_cross_file(documents, policy, root, environment, peers)
+    return apply_waivers(findings, documents, policy, root, complete, today)
+
+
+def evaluate_spec(
+    document: Document, policy: Policy, root: Path, environment: str | None = None
+) -> list[Diagnostic]:
+    """The rules that look at one spec alone (all but the cross-file ones)."""
+    return [
+        finding
+        for rule in policy.rules
+        if rule.check not in REPOSITORY_CHECKS
+        for finding in evaluate_rule(rule, [document], policy, root, environment)
+    ]
+
+
+def evaluate_cross_file(
+    documents: Sequence[Document],
+    policy: Policy,
+    root: Path,
+    environment: str | None = None,
+    peers: Sequence[Document] = (),
+) -> list[Diagnostic]:
+    return [
+        finding
+        for rule in policy.rules
+        if rule.check in REPOSITORY_CHECKS
+        for finding in evaluate_rule(rule, documents, policy, root, environment, peers)
+    ]
+
+
+def apply_waivers(
+    findings: list[Diagnostic],
+    documents: Sequence[Document],
+    policy: Policy,
+    root: Path,
+    complete: bool = True,
+    today: dt.date | None = None,
+) -> list[Diagnostic]:
     found_waivers, problems = waivers.load_waivers(root)
     names = {doc.path: doc.data["metadata"]["name"] for doc in documents}
     if not complete:

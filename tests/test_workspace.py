@@ -1,0 +1,36 @@
+"""Large sets are checked across processes; the findings must not depend on it."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from validator import workspace
+
+from .conftest import IRIS_SPEC, PROJECT, Scaffold
+
+
+def test_parallel_and_serial_checks_agree(
+    scaffold: Scaffold, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(PROJECT / "policies", scaffold.root / "policies")
+    for index in range(workspace.PARALLEL_FROM + 20):
+        name = f"m-{index:04d}"
+        text = IRIS_SPEC.replace("name: iris", f"name: {name}")
+        if index % 7 == 0:
+            text = text.replace("minReplicas: 2", "minReplicas: 1")  # a policy finding
+        if index % 11 == 0:
+            text = text.replace("protocol: v2", "protocol: v9")  # a schema finding
+        if index % 13 == 0:
+            text = text.replace("    tls: true", "    tls: true\n    port: 8080")  # cross-file
+        scaffold.write_spec(name, text)
+    (scaffold.root / "models" / "broken.yaml").write_text("a: [\n")
+    files = workspace.discover(scaffold.root, [])
+    parallel = workspace.validate(files, scaffold.root)
+    monkeypatch.setattr(workspace, "PARALLEL_FROM", 10**9)
+    serial = workspace.validate(files, scaffold.root)
+    assert parallel.diagnostics == serial.diagnostics
+    assert [d.path for d in parallel.documents] == [d.path for d in serial.documents]
+    rules = {d.rule for d in serial.diagnostics}
+    assert {"MG-OPS-011", "MG201", "MG-OPS-040", "MG101"} <= rules
