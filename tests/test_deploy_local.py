@@ -224,3 +224,44 @@ def test_interrupt_during_deploy_stops_the_engine(repo: Scaffold) -> None:
     _, err = child.communicate(timeout=30)
     assert child.returncode == 130 and "interrupted" in err
     assert engine_processes(repo.root) == []
+
+
+def test_engine_binary_missing(repo: Scaffold, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELGATE_MLSERVER", str(repo.root / "no-such-mlserver"))
+    code, _, err = deploy(repo, str(repo.iris()))
+    assert code == 1
+    assert "MG504 model not deployed: the mlserver engine is not installed" in err
+
+
+CRASHER = '''
+import os
+from mlserver import MLModel
+
+
+class Crasher(MLModel):
+    """Loads fine, then takes the whole server down on its first request."""
+
+    async def load(self) -> bool:
+        return True
+
+    async def predict(self, payload):
+        os._exit(3)
+'''
+
+
+def test_endpoint_not_available_when_the_engine_crashes_after_ready(
+    repo: Scaffold, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo.root / "plugins").mkdir()
+    (repo.root / "plugins" / "crasher.py").write_text(CRASHER)
+    monkeypatch.setenv("PYTHONPATH", str(repo.root / "plugins"))
+    spec = repo.iris(
+        **{
+            "format: sklearn": "format: custom",
+            "    protocol: v2": "    protocol: v2\n    runtime: crasher.Crasher",
+        }
+    )
+    code, out, err = deploy(repo, str(spec))
+    assert code == 1, out + err
+    assert "smoke FAIL  setosa" in out
+    assert "MG502 endpoint not available: the engine crashed" in err

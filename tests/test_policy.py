@@ -249,3 +249,21 @@ def test_escaped_secrets_are_found_too(scaffold: Scaffold) -> None:
     assert (
         result.code == 1 and "MG-SEC-030 metadata.description holds an AWS access key" in result.out
     )
+
+
+def test_an_artifact_symlink_out_of_the_repository_is_refused(scaffold: Scaffold) -> None:
+    scaffold_with_policies(scaffold)
+    outside = scaffold.root.parent / "elsewhere.joblib"
+    outside.write_bytes(b"not reviewed")
+    link = scaffold.root / "models" / "artifacts" / "iris" / "linked.joblib"
+    link.symlink_to(outside)
+    spec = scaffold.iris(**{"iris/model.joblib": "iris/linked.joblib"})
+    result = run_cli("--root", str(scaffold.root), "validate", str(spec))
+    line = (
+        spec.read_text().splitlines().index("    artifact: models/artifacts/iris/linked.joblib") + 1
+    )
+    assert result.code == 1
+    assert (
+        f"models/iris.yaml:{line}:15: MG-SEC-006 artifact path 'models/artifacts/iris/"
+        "linked.joblib' is a symlink that leaves the repository"
+    ) in result.out

@@ -251,6 +251,11 @@ def _check_artifact(document: Document, root: Path) -> Diagnostic | None:
 
 
 def _mlserver_binary() -> str | None:
+    """MODELGATE_MLSERVER if set (an MLServer installed elsewhere), else the one installed
+    beside this Python, else the first on PATH."""
+    configured = os.environ.get("MODELGATE_MLSERVER")
+    if configured is not None:
+        return configured if Path(configured).is_file() else None
     beside_python = Path(sys.executable).with_name("mlserver")
     return str(beside_python) if beside_python.is_file() else shutil.which("mlserver")
 
