@@ -523,13 +523,23 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .deploy import local
+    """Kept deployments on every target that can be asked (a Docker engine that does not
+    answer simply has none)."""
+    from . import deploy
 
-    states = local.running(_root(args))
-    if not states:
+    root = _root(args)
+    rows = []
+    for target in ("local", "docker"):
+        try:
+            kept = deploy.backend(target).running(root)
+        except Exception:
+            continue
+        rows += [(target, item) for item in kept]
+    if not rows:
         print("nothing running")
-    for state in states:
-        print(f"{state.name:<24} pid {state.pid:<8} {state.base_url}  log {state.log}")
+    for target, item in rows:
+        where = getattr(item, "pid", None) or getattr(item, "container", "")
+        print(f"{item.name:<24} {target:<7} {where!s:<14} {item.base_url}")
     return EXIT_OK
 
 
