@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import PurePath
 
-from .diagnostics import Diagnostic, error
+from .diagnostics import Diagnostic
 from .load import Document
 
 NAME_MISMATCH = "MG109"
@@ -23,12 +23,9 @@ def check_file_name(document: Document) -> list[Diagnostic]:
     stem = PurePath(document.path).stem
     if name is None or name == stem:
         return []
-    line, col = document.locate(["metadata", "name"])
     return [
-        error(
-            document.path,
-            line,
-            col,
+        document.finding(
+            ["metadata", "name"],
             NAME_MISMATCH,
             f"metadata.name '{name}' does not match the file name '{PurePath(document.path).name}'",
             f"rename the file to {name}.yaml or set metadata.name to '{stem}'",
@@ -46,12 +43,9 @@ def check_unique_names(documents: Iterable[Document]) -> list[Diagnostic]:
         if name not in first:
             first[name] = document
             continue
-        line, col = document.locate(["metadata", "name"])
         findings.append(
-            error(
-                document.path,
-                line,
-                col,
+            document.finding(
+                ["metadata", "name"],
                 DUPLICATE_NAME,
                 f"name '{name}' is already used by {first[name].path}",
                 "every model deployment needs its own name",

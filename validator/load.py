@@ -81,6 +81,13 @@ class Document:
     def root(self) -> yaml.Node:
         return _Loader(self.text).get_single_node()
 
+    def finding(
+        self, path: JsonPath, rule: str, message: str, hint: str = "", *, key: bool = False
+    ) -> Diagnostic:
+        """An error Diagnostic at the value (or key) `path` names."""
+        line, col = self.locate(path, key=key)
+        return error(self.path, line, col, rule, message, hint)
+
     def locate(self, path: JsonPath, *, key: bool = False) -> tuple[int, int]:
         """Line and column (1-based) of the value at `path`.
 

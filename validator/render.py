@@ -101,12 +101,9 @@ def render_document(
     result = Rendering()
     if engine.local:
         if view.base(document)["runtime"] is None:
-            line, col = document.locate(["spec", "engine"])
             result.diagnostics.append(
-                error(
-                    document.path,
-                    line,
-                    col,
+                document.finding(
+                    ["spec", "engine"],
                     NO_RUNTIME,
                     f"engine {engine.name} has no default runtime for format "
                     f"{spec['model']['format']}",

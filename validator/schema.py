@@ -61,16 +61,14 @@ def _diagnose(document: Document, failure: Any) -> Iterator[Diagnostic]:
 def _unknown_fields(document: Document, path: list[Any], failure: Any) -> Iterator[Diagnostic]:
     known = list(failure.schema.get("properties", {}))
     for name in sorted(set(failure.instance) - set(known)):
-        line, col = document.locate([*path, name], key=True)
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"allowed here: {', '.join(known)}"
-        yield error(
-            document.path,
-            line,
-            col,
+        yield document.finding(
+            [*path, name],
             UNKNOWN_FIELD,
             f"{dotted([*path, name])}: unknown field '{name}'",
             hint,
+            key=True,
         )
 
 

@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from .diagnostics import Diagnostic, error
+from .diagnostics import Diagnostic
 from .load import Document
 
 SMOKE_FAILED = "MG601"
@@ -106,12 +106,9 @@ def _run_one(
     result = SmokeResult(request["name"], response.status, response.latency_ms)
 
     def fail(path: list[str | int], message: str, hint: str = "") -> None:
-        line, col = document.locate(where + path)
         result.diagnostics.append(
-            error(
-                document.path,
-                line,
-                col,
+            document.finding(
+                where + path,
                 SMOKE_FAILED,
                 f"smoke request '{request['name']}': {message}",
                 hint,
@@ -325,12 +322,9 @@ def _budget_findings(
     findings = []
     budget = (document.data["spec"].get("smoke") or {}).get("errorBudget", 0.0)
     if report.error_rate > budget:
-        line, col = document.locate(["spec", "smoke", "errorBudget"])
         findings.append(
-            error(
-                document.path,
-                line,
-                col,
+            document.finding(
+                ["spec", "smoke", "errorBudget"],
                 LOAD_FAILED,
                 f"load check: {report.errors} of {report.requests} requests failed "
                 f"({report.error_rate:.1%}), over the error budget of {budget:.1%}",
@@ -341,14 +335,9 @@ def _budget_findings(
         limit = request.get("expect", {}).get("maxLatencyMs")
         p95 = percentile(report.latencies_ms.get(request["name"], []), 0.95)
         if limit is not None and p95 > limit:
-            line, col = document.locate(
-                ["spec", "smoke", "requests", index, "expect", "maxLatencyMs"]
-            )
             findings.append(
-                error(
-                    document.path,
-                    line,
-                    col,
+                document.finding(
+                    ["spec", "smoke", "requests", index, "expect", "maxLatencyMs"],
                     LOAD_FAILED,
                     f"load check: '{request['name']}' p95 is {p95:.1f} ms, over "
                     f"its {limit} ms budget",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..diagnostics import Diagnostic, error
+from ..diagnostics import Diagnostic
 from ..load import Document
 from ..smoke import Endpoint, SmokeResult
 
@@ -79,14 +79,11 @@ def run(
             options = {"environment": environment} if target == "kubernetes" else {}
             outcome = backend(target).deploy(document, root, keep=keep, **options)
     except Busy as busy:
-        line, col = document.locate(["metadata", "name"])
         outcome = Outcome(
             name,
             diagnostics=[
-                error(
-                    document.path,
-                    line,
-                    col,
+                document.finding(
+                    ["metadata", "name"],
                     DEPLOY_BUSY,
                     f"model not deployed: {busy}",
                     "wait for it to finish, or run the deploys one after the other",

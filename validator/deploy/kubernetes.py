@@ -47,12 +47,9 @@ def deploy(
     try:
         outcome.diagnostics.extend(_deploy(document, root, environment, outcome))
     except KubectlError as exc:
-        line, col = document.locate(["spec", "engine"])
         outcome.diagnostics.append(
-            error(
-                document.path,
-                line,
-                col,
+            document.finding(
+                ["spec", "engine"],
                 MODEL_NOT_DEPLOYED,
                 f"model not deployed: {exc}",
                 "check KUBECONFIG and that the cluster answers",
@@ -81,12 +78,9 @@ def running(root: Path) -> list[Any]:
 
 def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) -> list[Diagnostic]:
     if shutil.which("kubectl") is None:
-        line, col = document.locate(["spec", "engine"])
         return [
-            error(
-                document.path,
-                line,
-                col,
+            document.finding(
+                ["spec", "engine"],
                 ENGINE_MISSING,
                 "model not deployed: kubectl is not installed",
                 "install kubectl",
@@ -106,15 +100,12 @@ def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) 
         problems = _smoke(document, manifests, outcome)
     if problems:
         restored = _restore_last_good(root, environment, name)
-        line, col = document.locate(["spec"])
         note = (
             "the last good manifests were applied again" if restored else "no earlier good version"
         )
         return [
-            error(
-                document.path,
-                line,
-                col,
+            document.finding(
+                ["spec"],
                 ENDPOINT_NOT_AVAILABLE,
                 f"endpoint not available: {problem}",
                 f"{note}",

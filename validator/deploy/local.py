@@ -186,21 +186,15 @@ def _prepare(document: Document, root: Path) -> Diagnostic | None:
     spec = document.data["spec"]
     model = spec["model"]
     if spec["engine"]["name"] != "mlserver" or "image" in model:
-        line, col = document.locate(["spec", "engine", "name"])
-        return error(
-            document.path,
-            line,
-            col,
+        return document.finding(
+            ["spec", "engine", "name"],
             TARGET_UNSUPPORTED,
             "the local target serves repository artifacts with the mlserver engine",
             "deploy image-based or non-MLServer models with --target docker or kubernetes",
         )
     if "://" in model["artifact"]:
-        line, col = document.locate(["spec", "model", "artifact"])
-        return error(
-            document.path,
-            line,
-            col,
+        return document.finding(
+            ["spec", "model", "artifact"],
             TARGET_UNSUPPORTED,
             "the local target serves artifacts inside this repository, not remote URIs",
             "download the artifact into the repository, or use --target kubernetes",
@@ -214,22 +208,17 @@ def _prepare(document: Document, root: Path) -> Diagnostic | None:
 
 def _check_artifact(document: Document, root: Path) -> Diagnostic | None:
     model = document.data["spec"]["model"]
-    line, col = document.locate(["spec", "model", "artifact"])
     path = (root / model["artifact"]).resolve()
     if not path.is_relative_to(root.resolve()):
-        return error(
-            document.path,
-            line,
-            col,
+        return document.finding(
+            ["spec", "model", "artifact"],
             MODEL_NOT_DEPLOYED,
             f"model not deployed: artifact {model['artifact']} lies outside the repository",
             "keep model artifacts inside the repository",
         )
     if not path.is_file():
-        return error(
-            document.path,
-            line,
-            col,
+        return document.finding(
+            ["spec", "model", "artifact"],
             MODEL_NOT_DEPLOYED,
             f"model not deployed: artifact {model['artifact']} does not exist",
             "check the path (relative to the repository root) or create the artifact",
@@ -238,11 +227,8 @@ def _check_artifact(document: Document, root: Path) -> Diagnostic | None:
     if expected:
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if actual != expected:
-            line, col = document.locate(["spec", "model", "sha256"])
-            return error(
-                document.path,
-                line,
-                col,
+            return document.finding(
+                ["spec", "model", "sha256"],
                 MODEL_NOT_DEPLOYED,
                 f"model not deployed: artifact sha256 is {actual}, the spec expects {expected}",
                 "the artifact changed or is corrupt: restore it, or update sha256 after review",
@@ -263,22 +249,16 @@ def _mlserver_binary() -> str | None:
 def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic | None]:
     binary = _mlserver_binary()
     if binary is None:
-        line, col = document.locate(["spec", "engine", "name"])
-        return None, error(
-            document.path,
-            line,
-            col,
+        return None, document.finding(
+            ["spec", "engine", "name"],
             ENGINE_MISSING,
             "model not deployed: the mlserver engine is not installed",
             "pip install 'modelgate[serve]' (or run `make demo`, which does)",
         )
     fixed = document.data["spec"].get("endpoint", {}).get("port")
     if fixed is not None and not _port_free(fixed):
-        line, col = document.locate(["spec", "endpoint", "port"])
-        return None, error(
-            document.path,
-            line,
-            col,
+        return None, document.finding(
+            ["spec", "endpoint", "port"],
             PORT_TAKEN,
             f"model not deployed: port {fixed} is already in use",
             "stop what listens there, or remove spec.endpoint.port to pick a free one",
@@ -316,12 +296,9 @@ def _wait_ready(document: Document, server: _Server) -> list[Diagnostic]:
     while time.monotonic() < deadline:
         code = server.process.poll()
         if code is not None:
-            line, col = document.locate(["spec", "model"])
             return [
-                error(
-                    document.path,
-                    line,
-                    col,
+                document.finding(
+                    ["spec", "model"],
                     MODEL_NOT_DEPLOYED,
                     f"model not deployed: the engine exited (code {code}) before the "
                     f"model was ready{_because(server.failure_reason())}",
@@ -331,12 +308,9 @@ def _wait_ready(document: Document, server: _Server) -> list[Diagnostic]:
         if _answers_200(server.endpoint.ready_url):
             return []
         time.sleep(POLL_INTERVAL_S)
-    line, col = document.locate(["spec", "smoke", "readinessTimeoutSeconds"])
     return [
-        error(
-            document.path,
-            line,
-            col,
+        document.finding(
+            ["spec", "smoke", "readinessTimeoutSeconds"],
             ENDPOINT_NOT_AVAILABLE,
             f"endpoint not available: the model was not ready within {timeout:g} s",
             "raise spec.smoke.readinessTimeoutSeconds if loading is slow; last lines of "
@@ -353,14 +327,11 @@ def _smoke_failures(
         return []
     findings = [d for r in failed for d in r.diagnostics]
     names = ", ".join(r.name for r in failed)
-    line, col = document.locate(["spec", "smoke", "requests"])
     crashed = server.process.poll() is not None
     detail = "the engine crashed" if crashed else f"smoke request(s) failed: {names}"
     findings.append(
-        error(
-            document.path,
-            line,
-            col,
+        document.finding(
+            ["spec", "smoke", "requests"],
             ENDPOINT_NOT_AVAILABLE,
             f"endpoint not available: {detail}",
             f"last lines of the server log:\n{_indent(server.log_tail())}",

@@ -283,5 +283,4 @@ def substitute(node: Any, parameters: dict[str, Any]) -> Any:
 
 
 def _at(document: load.Document, path: list[str | int], message: str, hint: str) -> Diagnostic:
-    line, col = document.locate(path)
-    return error(document.path, line, col, POLICY_INVALID, message, hint)
+    return document.finding(path, POLICY_INVALID, message, hint)
