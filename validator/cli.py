@@ -24,6 +24,7 @@ from .report.text import format_diagnostic
 
 if TYPE_CHECKING:
     from .deploy import Outcome
+    from .load import Document
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 ENGINE_NAMES = ("docker", "kserve", "mlserver", "tgi", "triton", "vllm")
@@ -229,18 +230,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.paths:  # a subset: no ApplicationSets and no pruning, which need every spec
         rendering = render.Rendering()
         for document in documents:
-            render._extend(rendering, render.render_document(document, root, schemas))
+            rendering.extend(render.render_document(document, root, schemas))
     else:
         rendering = render.render_all(documents, root, schemas)
     note = render.severity_note(rendering)
     diagnostics = [*result.diagnostics, *rendering.diagnostics, *([note] if note else [])]
     failed = result.failed() or any(d.severity.value == "error" for d in rendering.diagnostics)
     if args.check:
-        findings, diff = (
-            render.drift(rendering.files, root)
-            if not args.paths
-            else _subset_drift(rendering, root)
-        )
+        # a subset cannot know which files are orphans: only the whole set can
+        findings, diff = render.drift(rendering.files, root, with_orphans=not args.paths)
         sys.stdout.write(diff)
         _print_diagnostics([*diagnostics, *findings])
         if findings:
@@ -259,14 +257,6 @@ def cmd_render(args: argparse.Namespace) -> int:
         f"{len(written)} file(s) changed, {len(removed)} removed"
     )
     return EXIT_OK
-
-
-def _subset_drift(rendering: object, root: Path) -> tuple[list[Diagnostic], str]:
-    from . import render
-
-    findings, diff = render.drift(rendering.files, root)  # type: ignore[attr-defined]
-    kept = [f for f in findings if "orphaned" not in f.message]
-    return kept, diff if len(kept) == len(findings) else ""
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -303,8 +293,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             )
             return EXIT_OK
 
-    def one(document: object) -> deploy.Outcome:
-        return deploy.run(document, root, args.target, args.keep, args.lock_timeout, args.env)  # type: ignore[arg-type]
+    def one(document: Document) -> deploy.Outcome:
+        return deploy.run(document, root, args.target, args.keep, args.lock_timeout, args.env)
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         outcomes = []

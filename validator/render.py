@@ -51,6 +51,11 @@ class Rendering:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     unchecked: set[str] = field(default_factory=set)  # kinds no schema was supplied for
 
+    def extend(self, other: Rendering) -> None:
+        self.files.extend(other.files)
+        self.diagnostics.extend(other.diagnostics)
+        self.unchecked |= other.unchecked
+
 
 def rendered_dir(target: str, name: str) -> PurePosixPath:
     return PurePosixPath(RENDERED_DIR, target, name)
@@ -78,7 +83,7 @@ def render_all(
     values = load_values(root)
     result = Rendering()
     for document in documents:
-        _extend(result, render_document(document, root, schemas, values))
+        result.extend(render_document(document, root, schemas, values))
     for env_view in view.repository(documents, values)["applicationsets"]:
         output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
         _render_into(result, None, root, APPLICATIONSET_TEMPLATE, {"a": env_view}, output, schemas)
@@ -175,7 +180,9 @@ def orphans(files: list[RenderedFile], root: Path) -> list[PurePosixPath]:
     return sorted(path for path in present if path not in expected)
 
 
-def drift(files: list[RenderedFile], root: Path) -> tuple[list[Diagnostic], str]:
+def drift(
+    files: list[RenderedFile], root: Path, with_orphans: bool = True
+) -> tuple[list[Diagnostic], str]:
     """Findings and a unified diff for every rendered file that differs from the specs:
     edited by hand, missing, or orphaned (its spec is gone)."""
     findings, diffs = [], []
@@ -196,7 +203,7 @@ def drift(files: list[RenderedFile], root: Path) -> tuple[list[Diagnostic], str]
             )
         )
         diffs.append(_diff(str(item.path), current or "", item.content))
-    for orphan in orphans(files, root):
+    for orphan in orphans(files, root) if with_orphans else []:
         current = (root / orphan).read_text(encoding="utf-8", errors="replace")
         findings.append(
             error(
@@ -227,12 +234,6 @@ def _remove_empty_dirs(base: Path) -> None:
     for directory in sorted((p for p in base.rglob("*") if p.is_dir()), reverse=True):
         if not any(directory.iterdir()):
             directory.rmdir()
-
-
-def _extend(into: Rendering, other: Rendering) -> None:
-    into.files.extend(other.files)
-    into.diagnostics.extend(other.diagnostics)
-    into.unchecked |= other.unchecked
 
 
 def _output(template: str) -> str:
