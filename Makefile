@@ -31,15 +31,17 @@ test: $(STAMP) system-deps
 	  if [ -z "$(PYTEST_ARGS)" ]; then exit 1; else exit 0; fi; \
 	fi; exit $$rc
 
-# System packages some tests drive for real (a headless browser for the catalog page). They
+# System packages some tests drive for real (a headless browser for the catalog page,
+# shellcheck for actionlint's checks of workflow scripts). They
 # are installed when missing and this machine allows it (root with apt-get); elsewhere those
 # tests skip and say why.
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing chromium for the catalog's browser test"; \
+	@if ! { command -v chromium && command -v shellcheck; } >/dev/null 2>&1 \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and shellcheck for the browser and workflow tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends chromium fonts-liberation >/dev/null) \
-	  || echo "could not install chromium: the browser test will skip"; \
+	    --no-install-recommends chromium fonts-liberation shellcheck >/dev/null) \
+	  || echo "could not install them: those checks will skip"; \
 	fi
 
 lint: $(STAMP)

