@@ -294,3 +294,22 @@ def _label_maps(node: Any) -> list[dict[str, str]]:
         for item in node:
             found.extend(_label_maps(item))
     return found
+
+
+def test_parallel_and_serial_rendering_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy = copy_project(tmp_path)
+    examples = {p.stem: p.read_text() for p in (copy / "models").glob("*.yaml")}
+    for index in range(render.PARALLEL_FROM):
+        stem = sorted(examples)[index % len(examples)]
+        name = f"{stem}-{index:03d}"
+        text = examples[stem].replace(f"name: {stem}", f"name: {name}")
+        text = text.replace("chat.models.example.com", f"{name}.models.example.com")
+        (copy / "models" / f"{name}.yaml").write_text(text.replace("    port: 8080\n", ""))
+    documents = workspace.validate(workspace.discover(copy, []), copy).valid_documents()
+    assert len(documents) > render.PARALLEL_FROM
+    parallel = render.render_all(documents, copy)
+    monkeypatch.setattr(render, "PARALLEL_FROM", 10**9)
+    serial = render.render_all(documents, copy)
+    assert parallel.files == serial.files and parallel.diagnostics == serial.diagnostics
