@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench venv clean system-deps
+.PHONY: demo test lint bench fuzz venv clean system-deps
 
 venv: $(STAMP)
 
@@ -43,6 +43,11 @@ system-deps:
 	    --no-install-recommends chromium fonts-liberation shellcheck >/dev/null) \
 	  || echo "could not install them: those checks will skip"; \
 	fi
+
+# The property-based fuzz tests with many examples (make test runs a small, fixed sample).
+FUZZ_EXAMPLES ?= 10000
+fuzz: $(STAMP)
+	MODELGATE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -53,6 +53,11 @@ def test_refusals_are_located(text: str, rule: str | None, line: int, col: int) 
     assert refuse(text)[:3] == (rule, line, col)
 
 
+def test_control_characters_are_located() -> None:
+    rule, line, col, message = refuse(b"a: 1\nb: x\x00y\n")
+    assert (rule, line, col) == (load.INVALID_YAML, 2, 5) and "U+0000" in message
+
+
 def test_billion_laughs_is_refused_before_expansion() -> None:
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n"
     for level in "bcdefghij":

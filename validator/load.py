@@ -181,6 +181,18 @@ def load_text(text: str, display: str) -> tuple[Document | None, list[Diagnostic
         root = _Loader(text).get_single_node()
     except yaml.MarkedYAMLError as exc:
         return None, [_syntax_error(exc, display)]
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids, e.g. NUL
+        line, col = _text_position(text, exc.position)
+        return None, [
+            error(
+                display,
+                line,
+                col,
+                INVALID_YAML,
+                f"invalid YAML: character U+{exc.character:04X} is not allowed",
+                "remove the control character; specs are plain text",
+            )
+        ]
     if root is None:
         return None, [
             error(
@@ -342,6 +354,11 @@ def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node | None, yaml.Nod
 
 def _position(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _text_position(text: str, offset: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
 def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:

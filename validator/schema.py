@@ -76,11 +76,13 @@ def _hint(failure: Any) -> str:
     """The field's own description tells the user what a valid value looks like."""
     if failure.validator == "required":
         return "add the missing field"
-    description = failure.schema.get("description", "")
     allowed = failure.schema.get("enum")
     if allowed and failure.validator == "enum":
         return "one of: " + ", ".join(map(str, allowed))
-    return description
+    described = failure.schema.get("description")
+    if described:
+        return described
+    return f"see {dotted(list(failure.absolute_path))} in docs/spec.md"
 
 
 def dotted(path: list[Any]) -> str:

@@ -42,6 +42,8 @@ def artifact_inside_repository(document: Document, context: Context) -> Iterator
     path = PurePosixPath(artifact)
     if path.is_absolute() or artifact.startswith("\\") or re.match(r"^[A-Za-z]:", artifact):
         yield where, f"artifact path '{artifact}' is absolute"
+    elif "\\" in artifact:
+        yield where, f"artifact path '{artifact}' uses backslashes; write it with '/'"
     elif ".." in path.parts:
         yield where, f"artifact path '{artifact}' climbs out with '..'"
     else:
