@@ -1,0 +1,264 @@
+"""A real Docker engine, a local registry and the iris model image, for the docker target's
+tests. Everything it starts it stops; what is slow to make (the Debian root filesystem, the
+wheels, the image) is cached under MODELGATE_TEST_CACHE (default /var/cache/modelgate-tests)
+so a warm run starts in seconds.
+
+Nothing is pulled from Docker Hub: the base image is a debootstrap root filesystem from the
+Debian mirror apt already uses, and the model image installs wheels downloaded on the host
+(`pip download`) without any index, as a user's hermetic build would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("MODELGATE_TEST_CACHE", "/var/cache/modelgate-tests"))
+REGISTRY = "127.0.0.1:5000"
+BASE_IMAGE = "local/bookworm-py:1"
+MODEL_REPOSITORY = f"{REGISTRY}/modelgate/iris-mlserver"
+WHEELS = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "scikit-learn==1.9.1", "uvloop<0.22")
+PACKAGES = ("docker.io", "debootstrap", "docker-registry")
+
+
+class Unavailable(Exception):
+    """Docker cannot be made available here; the tests skip with this reason."""
+
+
+@dataclass
+class DockerEnv:
+    host: str
+    image: str  # the iris model image, by digest
+    processes: list[subprocess.Popen]
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def start() -> DockerEnv:
+    _ensure_packages()
+    processes: list[subprocess.Popen] = []
+    try:
+        host = _start_dockerd(processes)
+        _start_registry(processes)
+        env = {**os.environ, "DOCKER_HOST": host}
+        _ensure_base_image(env)
+        image = _ensure_model_image(env)
+        return DockerEnv(host, image, processes)
+    except BaseException:
+        DockerEnv("", "", processes).close()
+        raise
+
+
+def _run(*command: str, env: dict | None = None, timeout: float = 900, **kwargs) -> str:
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=timeout, check=False, **kwargs
+    )
+    if done.returncode != 0:
+        raise Unavailable(f"{' '.join(command[:3])} failed: {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
+def _ensure_packages() -> None:
+    if all(shutil.which(tool) for tool in ("dockerd", "debootstrap", "docker-registry")):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise Unavailable(
+            "no Docker engine, and this machine cannot install one (needs root "
+            "with apt-get: docker.io, debootstrap, docker-registry)"
+        )
+    _run("apt-get", "update", "-qq")
+    _run(
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        *PACKAGES,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+def _start_dockerd(processes: list[subprocess.Popen]) -> str:
+    state = CACHE / "docker"
+    run_dir = Path("/tmp/modelgate-tests-dockerd")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    socket = run_dir / "docker.sock"
+    for driver in ("overlay2", "vfs"):
+        data_root = state / driver
+        data_root.mkdir(parents=True, exist_ok=True)
+        log = open(run_dir / f"dockerd-{driver}.log", "wb")  # noqa: SIM115 - lives with dockerd
+        process = subprocess.Popen(
+            [
+                "dockerd",
+                f"--storage-driver={driver}",
+                f"--data-root={data_root}",
+                f"--exec-root={run_dir / 'exec'}",
+                f"--pidfile={run_dir / 'docker.pid'}",
+                f"-H=unix://{socket}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        host = f"unix://{socket}"
+        if _wait_for_docker(host, process):
+            processes.append(process)
+            return host
+        process.terminate()
+        process.wait(timeout=20)
+    raise Unavailable(f"dockerd did not start; see {run_dir}/dockerd-*.log")
+
+
+def _wait_for_docker(host: str, process: subprocess.Popen, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        done = subprocess.run(["docker", "-H", host, "info"], capture_output=True, check=False)
+        if done.returncode == 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _start_registry(processes: list[subprocess.Popen]) -> None:
+    storage = CACHE / "registry"
+    storage.mkdir(parents=True, exist_ok=True)
+    config = CACHE / "registry.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: {REGISTRY}\n"
+    )
+    process = subprocess.Popen(
+        ["docker-registry", "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    processes.append(process)
+    import urllib.request
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise Unavailable("the local registry did not answer on 127.0.0.1:5000")
+
+
+def _debian_mirror() -> str:
+    for source in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]:
+        try:
+            text = source.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            words = line.split()
+            if words[:1] == ["URIs:"] and "debian" in line and "security" not in line:
+                return words[1]
+            if words[:1] == ["deb"] and "debian" in line and "security" not in line:
+                return next(w for w in words[1:] if w.startswith("http"))
+    raise Unavailable("no Debian mirror found in the apt sources")
+
+
+def _ensure_base_image(env: dict) -> None:
+    if (
+        subprocess.run(
+            ["docker", "image", "inspect", BASE_IMAGE], env=env, capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
+        return
+    tarball = CACHE / "bookworm-py.tar"
+    if not tarball.is_file():
+        rootfs = CACHE / "rootfs"
+        shutil.rmtree(rootfs, ignore_errors=True)
+        _run(
+            "debootstrap",
+            "--variant=minbase",
+            "--include=python3,python3-venv,ca-certificates",
+            "bookworm",
+            str(rootfs),
+            _debian_mirror(),
+            timeout=1200,
+        )
+        _run("tar", "-C", str(rootfs), "-cf", str(tarball) + ".tmp", ".")
+        os.replace(str(tarball) + ".tmp", tarball)
+        shutil.rmtree(rootfs, ignore_errors=True)
+    with tarball.open("rb") as stream:
+        done = subprocess.run(
+            ["docker", "import", "-", BASE_IMAGE],
+            stdin=stream,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise Unavailable(f"docker import failed: {done.stderr.decode()[-300:]}")
+
+
+def _ensure_model_image(env: dict) -> str:
+    context = CACHE / "iris-context"
+    _prepare_context(context)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(context)).encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    tag = f"{MODEL_REPOSITORY}:{digest.hexdigest()[:16]}"
+    if (
+        subprocess.run(
+            ["docker", "image", "inspect", tag], env=env, capture_output=True, check=False
+        ).returncode
+        != 0
+    ):
+        _run("docker", "build", "-t", tag, str(context), env=env, timeout=1800)
+    _run("docker", "push", tag, env=env, timeout=900)
+    repo_digest = _run(
+        "docker",
+        "image",
+        "inspect",
+        "--format",
+        "{{range .RepoDigests}}{{println .}}{{end}}",
+        tag,
+        env=env,
+    )
+    for line in repo_digest.split():
+        if line.startswith(MODEL_REPOSITORY + "@sha256:"):
+            return line
+    raise Unavailable(f"no registry digest for {tag}")
+
+
+def _prepare_context(context: Path) -> None:
+    wheels = context / "wheels"
+    if not (wheels / ".complete").exists():
+        wheels.mkdir(parents=True, exist_ok=True)
+        _run(
+            str(Path(sys.executable).with_name("pip")),
+            "download",
+            "--quiet",
+            "-d",
+            str(wheels),
+            *WHEELS,
+            timeout=1200,
+        )
+        (wheels / ".complete").write_text("ok\n")
+    models = context / "models" / "iris"
+    models.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT / "models/artifacts/iris/model.joblib", models / "model.joblib")
+    source = Path(__file__).parent / "images" / "iris-mlserver"
+    for name in ("Dockerfile", "settings.json"):
+        shutil.copyfile(
+            source / name, context / name if name == "Dockerfile" else context / "models" / name
+        )
+    shutil.copyfile(source / "model-settings.json", models / "model-settings.json")

@@ -1,0 +1,179 @@
+"""The docker target against a real Docker engine (started by tests/docker_env.py), with the
+iris model image pulled by digest from a local registry, as a user deploys one."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from validator import load, schema
+from validator.deploy import docker as target
+
+from . import docker_env
+from .conftest import IRIS_SPEC, Scaffold
+
+pytestmark = pytest.mark.engine
+SETOSA = {
+    "inputs": [
+        {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+    ]
+}
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[docker_env.DockerEnv]:
+    try:
+        env = docker_env.start()
+    except docker_env.Unavailable as reason:
+        pytest.skip(f"no Docker engine: {reason}")
+    previous = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = env.host
+    try:
+        yield env
+    finally:
+        _remove_all(env.host)
+        env.close()
+        if previous is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = previous
+
+
+def _remove_all(host: str) -> None:
+    import docker
+
+    client = docker.DockerClient(base_url=host)
+    for container in client.containers.list(all=True, filters={"label": target.NAME_LABEL}):
+        container.remove(force=True)
+
+
+def containers(env: docker_env.DockerEnv) -> list[str]:
+    import docker
+
+    client = docker.DockerClient(base_url=env.host)
+    return [c.name for c in client.containers.list(all=True, filters={"label": target.NAME_LABEL})]
+
+
+def image_spec(image: str, **replacements: str) -> load.Document:
+    text = IRIS_SPEC.replace(
+        "    artifact: models/artifacts/iris/model.joblib\n"
+        "    sha256: 0b814744ea001d648bbd6340be7be08707b54138f9e23fc1eb11853c0dd2d8f7\n",
+        f"    image: {image}\n",
+    )
+    for old, new in replacements.items():
+        assert old in text
+        text = text.replace(old, new)
+    document, problems = load.load_text(text, "models/iris.yaml")
+    assert document is not None and not problems
+    assert schema.check(document) == []
+    return document
+
+
+def infer(url: str) -> list:
+    request = urllib.request.Request(
+        f"{url}/v2/models/iris/infer",
+        data=json.dumps(SETOSA).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())["outputs"][0]["data"]
+
+
+def test_deploy_by_digest_smoke_and_tear_down(engine, scaffold: Scaffold) -> None:
+    outcome = target.deploy(image_spec(engine.image), scaffold.root)
+    assert outcome.ok, [d.message for d in outcome.diagnostics]
+    assert [r.passed for r in outcome.smoke] == [True, True]
+    assert containers(engine) == []
+
+
+def test_keep_blue_green_and_stop(engine, scaffold: Scaffold) -> None:
+    first = target.deploy(image_spec(engine.image), scaffold.root, keep=True)
+    assert first.ok and first.kept
+    url = first.endpoint.base_url
+    assert infer(url) == [0]
+    assert [r.name for r in target.running(scaffold.root)] == ["iris"]
+    broken = target.deploy(
+        image_spec(engine.image, **{"equals: [0]}": "equals: [1]}"}), scaffold.root, keep=True
+    )
+    assert not broken.ok and broken.previous == url
+    assert infer(url) == [0]  # the old container still serves
+    assert len(containers(engine)) == 1
+    upgraded = target.deploy(image_spec(engine.image), scaffold.root, keep=True)
+    assert upgraded.ok and upgraded.endpoint.base_url != url
+    assert len(containers(engine)) == 1
+    assert target.stop(scaffold.root, "iris") == []
+    assert containers(engine) == []
+    assert target.stop(scaffold.root, "iris")[0].rule == "MG506"
+
+
+def test_image_not_found(engine, scaffold: Scaffold) -> None:
+    missing = engine.image.rsplit("@", 1)[0] + "@sha256:" + "0" * 64
+    outcome = target.deploy(image_spec(missing), scaffold.root)
+    assert not outcome.ok and outcome.diagnostics[0].rule == "MG501"
+    assert "not found" in outcome.diagnostics[0].message
+    assert containers(engine) == []
+
+
+def test_tag_only_reference_is_refused(engine, scaffold: Scaffold) -> None:
+    outcome = target.deploy(image_spec(engine.image.rsplit("@", 1)[0] + ":latest"), scaffold.root)
+    assert outcome.diagnostics[0].rule == "MG503"
+
+
+def test_crash_at_start(engine, scaffold: Scaffold) -> None:
+    document = image_spec(engine.image)
+    # the container's command (spec.engine.args) dies before the model is ever loaded
+    document.data["spec"]["engine"]["args"] = [
+        "/opt/venv/bin/python",
+        "-c",
+        "import sys; print('boom'); sys.exit(3)",
+    ]
+    outcome = target.deploy(document, scaffold.root)
+    assert not outcome.ok and outcome.diagnostics[0].rule == "MG501"
+    assert "the container exited (code 3)" in outcome.diagnostics[0].message
+    assert "boom" in outcome.diagnostics[0].hint
+    assert containers(engine) == []
+
+
+def test_never_ready_within_the_timeout(engine, scaffold: Scaffold) -> None:
+    document = image_spec(
+        engine.image, **{"readinessTimeoutSeconds: 60": "readinessTimeoutSeconds: 0.5"}
+    )
+    outcome = target.deploy(document, scaffold.root)
+    assert [d.rule for d in outcome.diagnostics] == ["MG502"]
+    assert containers(engine) == []
+
+
+def test_wrong_smoke_output(engine, scaffold: Scaffold) -> None:
+    outcome = target.deploy(
+        image_spec(engine.image, **{"equals: [0]}": "equals: [2]}"}), scaffold.root
+    )
+    assert {d.rule for d in outcome.diagnostics} == {"MG601", "MG502"}
+    assert containers(engine) == []
+
+
+def test_port_already_taken(engine, scaffold: Scaffold) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        document = image_spec(
+            engine.image, **{"visibility: internal": f"visibility: internal\n    port: {port}"}
+        )
+        outcome = target.deploy(document, scaffold.root)
+    assert outcome.diagnostics[0].rule == "MG505"
+    assert containers(engine) == []
+
+
+def test_docker_engine_not_answering(
+    scaffold: Scaffold, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'nobody.sock'}")
+    outcome = target.deploy(image_spec("127.0.0.1:5000/x@sha256:" + "0" * 64), scaffold.root)
+    assert [d.rule for d in outcome.diagnostics] == ["MG508"]
+    assert "not answering" in outcome.diagnostics[0].message
