@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -47,8 +48,12 @@ class DockerEnv:
                 process.kill()
 
 
+RUN_DIR = Path("/tmp/modelgate-tests-dockerd")
+
+
 def start() -> DockerEnv:
     _ensure_packages()
+    _stop_stale()
     processes: list[subprocess.Popen] = []
     try:
         host = _start_dockerd(processes)
@@ -60,6 +65,25 @@ def start() -> DockerEnv:
     except BaseException:
         DockerEnv("", "", processes).close()
         raise
+
+
+def _stop_stale() -> None:
+    """A run that was killed may have left our dockerd or registry behind: stop them, so that
+    this run talks to the processes it started and nothing else."""
+    for pidfile in (RUN_DIR / "docker.pid", RUN_DIR / "registry.pid"):
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)  # ours, and orphaned: no state worth a clean exit
+        except ProcessLookupError:
+            pidfile.unlink(missing_ok=True)
+            continue
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.2)
+        pidfile.unlink(missing_ok=True)
 
 
 def _run(*command: str, env: dict | None = None, timeout: float = 900, **kwargs) -> str:
@@ -92,7 +116,7 @@ def _ensure_packages() -> None:
 
 def _start_dockerd(processes: list[subprocess.Popen]) -> str:
     state = CACHE / "docker"
-    run_dir = Path("/tmp/modelgate-tests-dockerd")
+    run_dir = RUN_DIR
     run_dir.mkdir(parents=True, exist_ok=True)
     socket = run_dir / "docker.sock"
     for driver in ("overlay2", "vfs"):
@@ -145,6 +169,7 @@ def _start_registry(processes: list[subprocess.Popen]) -> None:
         stderr=subprocess.DEVNULL,
     )
     processes.append(process)
+    (RUN_DIR / "registry.pid").write_text(str(process.pid))
     import urllib.request
 
     deadline = time.monotonic() + 20

@@ -37,8 +37,10 @@ def engine() -> Iterator[docker_env.DockerEnv]:
     try:
         yield env
     finally:
-        _remove_all(env.host)
-        env.close()
+        try:
+            _remove_all(env.host)
+        finally:
+            env.close()
         if previous is None:
             os.environ.pop("DOCKER_HOST", None)
         else:
