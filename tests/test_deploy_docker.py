@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -12,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from validator import load, schema
+from validator import ledger, load, schema
 from validator.deploy import docker as target
 
 from . import docker_env
-from .conftest import IRIS_SPEC, Scaffold
+from .conftest import IRIS_SPEC, PROJECT, Scaffold
 
 pytestmark = pytest.mark.engine
 SETOSA = {
@@ -179,3 +180,34 @@ def test_docker_engine_not_answering(
     outcome = target.deploy(image_spec("127.0.0.1:5000/x@sha256:" + "0" * 64), scaffold.root)
     assert [d.rule for d in outcome.diagnostics] == ["MG508"]
     assert "not answering" in outcome.diagnostics[0].message
+
+
+def test_the_cli_deploys_keeps_lists_and_stops(engine, scaffold: Scaffold) -> None:
+    from .conftest import run_cli
+
+    shutil.copytree(PROJECT / "policies", scaffold.root / "policies")
+    scaffold.write_spec("iris", dump_spec(image_spec(engine.image)))
+    root = str(scaffold.root)
+    result = run_cli(
+        "--root",
+        root,
+        "deploy",
+        "models/iris.yaml",
+        "--target",
+        "docker",
+        "--keep",
+        cwd=scaffold.root,
+    )
+    assert result.code == 0, result.out + result.err
+    assert "kept running" in result.out
+    status = run_cli("--root", root, "status")
+    assert "iris" in status.out and "docker" in status.out
+    assert run_cli("--root", root, "stop", "iris", "--target", "docker").code == 0
+    assert containers(engine) == []
+    assert ledger.history(scaffold.root, "iris")[-1]["target"] == "docker"
+
+
+def dump_spec(document: load.Document) -> str:
+    import yaml
+
+    return yaml.safe_dump(document.data, sort_keys=False)
