@@ -45,6 +45,36 @@ class Outcome:
 DEPLOY_BUSY = "MG507"
 
 
+def smoke_failures(
+    document: Document, results: list[SmokeResult], crashed: bool, log: str
+) -> list[Diagnostic]:
+    """Each failed expectation, then one "endpoint not available" naming what failed."""
+    failed = [r for r in results if not r.passed]
+    if not failed:
+        return []
+    names = ", ".join(r.name for r in failed)
+    detail = "the engine crashed" if crashed else f"smoke request(s) failed: {names}"
+    return [
+        *(d for r in failed for d in r.diagnostics),
+        document.finding(
+            ["spec", "smoke", "requests"],
+            ENDPOINT_NOT_AVAILABLE,
+            f"endpoint not available: {detail}",
+            f"last lines of the log:\n{log}",
+        ),
+    ]
+
+
+def not_ready(document: Document, timeout: float, log: str) -> Diagnostic:
+    return document.finding(
+        ["spec", "smoke", "readinessTimeoutSeconds"],
+        ENDPOINT_NOT_AVAILABLE,
+        f"endpoint not available: the model was not ready within {timeout:g} s",
+        "raise spec.smoke.readinessTimeoutSeconds if loading is slow; last lines of the "
+        f"log:\n{log}",
+    )
+
+
 def backend(target: str):  # -> the target's module: deploy, stop, running, can_serve
     """The module that deploys to `target`; imported only when used."""
     if target == "docker":

@@ -22,12 +22,13 @@ from ..load import Document
 from ..smoke import Endpoint
 from . import (
     DOCKER_UNAVAILABLE,
-    ENDPOINT_NOT_AVAILABLE,
     MODEL_NOT_DEPLOYED,
     NOT_RUNNING,
     PORT_TAKEN,
     TARGET_UNSUPPORTED,
     Outcome,
+    not_ready,
+    smoke_failures,
 )
 from .local import _free_port, _port_free
 
@@ -74,7 +75,9 @@ def deploy(document: Document, root: Path, keep: bool = False) -> Outcome:
         outcome.diagnostics.extend(_wait_ready(document, container, endpoint))
         if not outcome.diagnostics:
             outcome.smoke = smoke.run(document, endpoint)
-            outcome.diagnostics.extend(_smoke_failures(document, container, outcome.smoke))
+            outcome.diagnostics.extend(
+                smoke_failures(document, outcome.smoke, False, _log_tail(container))
+            )
         if not outcome.diagnostics:
             outcome.endpoint = endpoint
             if keep:
@@ -254,32 +257,7 @@ def _wait_ready(document: Document, container: Any, endpoint: Endpoint) -> list[
         if _answers_200(endpoint.ready_url):
             return []
         time.sleep(POLL_INTERVAL_S)
-    return [
-        document.finding(
-            ["spec", "smoke", "readinessTimeoutSeconds"],
-            ENDPOINT_NOT_AVAILABLE,
-            f"endpoint not available: the model was not ready within {timeout:g} s",
-            f"last lines of the container log:\n{_log_tail(container)}",
-        )
-    ]
-
-
-def _smoke_failures(
-    document: Document, container: Any, results: list[smoke.SmokeResult]
-) -> list[Diagnostic]:
-    failed = [r for r in results if not r.passed]
-    if not failed:
-        return []
-    findings = [d for r in failed for d in r.diagnostics]
-    findings.append(
-        document.finding(
-            ["spec", "smoke", "requests"],
-            ENDPOINT_NOT_AVAILABLE,
-            f"endpoint not available: smoke request(s) failed: {', '.join(r.name for r in failed)}",
-            f"last lines of the container log:\n{_log_tail(container)}",
-        )
-    )
-    return findings
+    return [not_ready(document, timeout, _log_tail(container))]
 
 
 def _kept(client: Any, name: str) -> list[Any]:

@@ -37,13 +37,14 @@ from ..diagnostics import Diagnostic, error
 from ..load import Document
 from ..smoke import Endpoint
 from . import (
-    ENDPOINT_NOT_AVAILABLE,
     ENGINE_MISSING,
     MODEL_NOT_DEPLOYED,
     NOT_RUNNING,
     PORT_TAKEN,
     TARGET_UNSUPPORTED,
     Outcome,
+    not_ready,
+    smoke_failures,
 )
 
 STATE_DIR = Path(".modelgate") / "run"
@@ -89,7 +90,14 @@ def deploy(document: Document, root: Path, keep: bool = False) -> Outcome:
         outcome.diagnostics.extend(_wait_ready(document, server))
         if not outcome.diagnostics:
             outcome.smoke = smoke.run(document, server.endpoint)
-            outcome.diagnostics.extend(_smoke_failures(document, server, outcome.smoke))
+            outcome.diagnostics.extend(
+                smoke_failures(
+                    document,
+                    outcome.smoke,
+                    server.process.poll() is not None,
+                    _indent(server.log_tail()),
+                )
+            )
         if not outcome.diagnostics:
             outcome.endpoint = server.endpoint
             if keep:
@@ -308,36 +316,7 @@ def _wait_ready(document: Document, server: _Server) -> list[Diagnostic]:
         if _answers_200(server.endpoint.ready_url):
             return []
         time.sleep(POLL_INTERVAL_S)
-    return [
-        document.finding(
-            ["spec", "smoke", "readinessTimeoutSeconds"],
-            ENDPOINT_NOT_AVAILABLE,
-            f"endpoint not available: the model was not ready within {timeout:g} s",
-            "raise spec.smoke.readinessTimeoutSeconds if loading is slow; last lines of "
-            f"the server log:\n{_indent(server.log_tail())}",
-        )
-    ]
-
-
-def _smoke_failures(
-    document: Document, server: _Server, results: list[smoke.SmokeResult]
-) -> list[Diagnostic]:
-    failed = [r for r in results if not r.passed]
-    if not failed:
-        return []
-    findings = [d for r in failed for d in r.diagnostics]
-    names = ", ".join(r.name for r in failed)
-    crashed = server.process.poll() is not None
-    detail = "the engine crashed" if crashed else f"smoke request(s) failed: {names}"
-    findings.append(
-        document.finding(
-            ["spec", "smoke", "requests"],
-            ENDPOINT_NOT_AVAILABLE,
-            f"endpoint not available: {detail}",
-            f"last lines of the server log:\n{_indent(server.log_tail())}",
-        )
-    )
-    return findings
+    return [not_ready(document, timeout, _indent(server.log_tail()))]
 
 
 def _promote(root: Path, server: _Server, previous: RunState | None) -> None:
