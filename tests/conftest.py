@@ -9,8 +9,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from validator import load, render
 
 PROJECT = Path(__file__).resolve().parents[1]
 IRIS_SPEC = (PROJECT / "models" / "iris.yaml").read_text(encoding="utf-8")
@@ -72,3 +75,22 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> CliRes
 @pytest.fixture
 def cli() -> Callable[..., CliResult]:
     return run_cli
+
+
+def assert_both_parsers_agree(rendered: render.RenderedFile) -> None:
+    """The fast read-back (yaml-rs) sees exactly what the strict loader (PyYAML) sees."""
+    if rendered.path.suffix == ".json":
+        return
+    fast, problem = load.read_back(rendered.content, str(rendered.path), plain_safe=True)
+    strict, problems = load.load_text(rendered.content, str(rendered.path))
+    assert problem is None and strict is not None, (problem, problems)
+    assert fast == strict.data, f"{rendered.path}: the two YAML parsers disagree"
+    assert _types(fast) == _types(strict.data)
+
+
+def _types(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _types(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_types(item) for item in node]
+    return type(node).__name__

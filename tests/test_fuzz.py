@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from validator import load, policy, render, schema
 
-from .conftest import IRIS_SPEC, PROJECT
+from .conftest import IRIS_SPEC, PROJECT, assert_both_parsers_agree
 
 EXAMPLES = int(os.environ.get("MODELGATE_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
@@ -111,6 +111,8 @@ def test_mutated_specs_never_raise_and_valid_ones_render(data: dict) -> None:
     if document is not None and not any(p.severity.value == "error" for p in problems):
         rendering = render.render_document(document, PROJECT)
         assert rendering.diagnostics == [], rendering.diagnostics
+        for rendered in rendering.files:
+            assert_both_parsers_agree(rendered)
 
 
 @FUZZ

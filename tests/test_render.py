@@ -17,7 +17,7 @@ import yaml
 
 from validator import kube, load, render, workspace
 
-from .conftest import PROJECT, Scaffold, run_cli
+from .conftest import PROJECT, Scaffold, assert_both_parsers_agree, run_cli
 
 CRDS = PROJECT.parent / "shared" / "crds"
 
@@ -242,6 +242,7 @@ def test_hostile_values_cannot_change_the_structure(
         assert _without_derived_labels(parsed) == _without_derived_labels(expected), (
             f"{hostile_file.path} changed shape"
         )
+        assert_both_parsers_agree(hostile_file)
         for labels in _label_maps(parsed):
             assert all(LABEL_VALUE.fullmatch(v) for v in labels.values()), labels
 

@@ -10,7 +10,9 @@ refused by its parsers, so those are written as \\u escapes. Non-BMP characters 
 from __future__ import annotations
 
 import json
+import math
 import re
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 # Keys that read back as the same string when written plain (no quotes).
@@ -22,20 +24,65 @@ _UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 
 def scalar(value: Any, **kwargs: Any) -> str:
     """JSON text for a value that reads back identically as YAML and as JSON."""
-    if type(value).__name__.endswith("Undefined"):  # jinja2's StrictUndefined: raise its error
-        str(value)
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, **kwargs)
-    return _UNSAFE.sub(lambda match: f"\\u{ord(match.group(0)):04x}", text)
+    kind = type(value)
+    if kind is str and not kwargs:  # the common case, without json.dumps' per-call set-up
+        text = encode_basestring(value)
+    elif kind is bool:
+        return "true" if value else "false"
+    elif kind is int:
+        return int.__repr__(value)
+    elif value is None:
+        return "null"
+    elif kind is float and math.isfinite(value):
+        return _float(value)
+    else:
+        if kind.__name__.endswith("Undefined"):  # jinja2's StrictUndefined: raise its error
+            str(value)
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, **kwargs)
+    return _UNSAFE.sub(_escape, text)
+
+
+def _float(value: float) -> str:
+    """Python's shortest repr, with a '.' in the mantissa: YAML 1.1 reads `1e+20` as text."""
+    text = repr(value)
+    if "e" in text and "." not in text:
+        mantissa, exponent = text.split("e")
+        return f"{mantissa}.0e{exponent}"
+    return text
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group(0)):04x}"
 
 
 def block(value: Any, indent: int) -> str:
     """A value as it follows `key:` in block YAML: inline for scalars and empty collections,
     else a newline and the collection indented by `indent` spaces."""
     if isinstance(value, dict) and value:
-        return "\n" + "\n".join(_mapping_lines(value, indent))
+        return _remembered(value, indent, _mapping_lines)
     if isinstance(value, list) and value:
-        return "\n" + "\n".join(_sequence_lines(value, indent))
+        return _remembered(value, indent, _sequence_lines)
     return " " + scalar(value)
+
+
+# Blocks already written for the spec being rendered, by (id, indent): its labels, resources
+# and security contexts appear in every manifest. Entries hold the value itself, so an id
+# cannot be reused while it is remembered; forget() between specs.
+_BLOCKS: dict[tuple[int, int], tuple[Any, str]] = {}
+
+
+def forget() -> None:
+    _BLOCKS.clear()
+
+
+def _remembered(value: Any, indent: int, lines: Any) -> str:
+    key = (id(value), indent)
+    known = _BLOCKS.get(key)
+    if known is not None and known[0] is value:
+        return known[1]
+    text = "\n" + "\n".join(lines(value, indent))
+    _BLOCKS[key] = (value, text)
+    return text
 
 
 def _mapping_lines(value: dict[str, Any], indent: int) -> list[str]:

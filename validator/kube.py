@@ -89,9 +89,18 @@ def _builtin_check(api_version: str, kind: str) -> Any:
     path = directory / f"{kind.lower()}-{group_version}.json"
     if not path.is_file():
         return None
-    schema = _local_refs(json.loads(path.read_text(encoding="utf-8")))
-    schema["$defs"] = _definitions(str(directory))
-    return fastcheck.compiled(schema)
+
+    def schema() -> dict[str, Any]:
+        loaded = _local_refs(json.loads(path.read_text(encoding="utf-8")))
+        loaded["$defs"] = _definitions(str(directory))
+        return loaded
+
+    files = [path, directory / "_definitions.json"]
+    fingerprint = "|".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    return fastcheck.compiled_from(f"{REFS_LAYOUT}|{fingerprint}", schema)
+
+
+REFS_LAYOUT = "local-refs-1"  # part of the cache key: change it when _local_refs changes
 
 
 def _schema_dir() -> Path:

@@ -18,13 +18,13 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-from . import emit, kube, load, view
+from . import emit, kube, load, plain, view
 from .diagnostics import Diagnostic, Severity, error
 from .engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
 from .load import Document
@@ -33,6 +33,7 @@ RENDERED_DIR = "rendered"
 TEMPLATE_DIR = "templates"
 VALUES_FILE = "values.yaml"
 LOCAL, DOCKER, ARGOCD = "local", "docker", "argocd"
+TRITON_CONFIG_TEMPLATE = "triton/config.pbtxt.j2"
 TEMPLATE_ERROR = "MG401"
 NO_RUNTIME = "MG402"
 RENDERED_INVALID = "MG403"
@@ -76,39 +77,81 @@ def load_values(root: Path) -> dict[str, Any]:
     return yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader) or {}
 
 
+class _Run:
+    """What one render run shares: values, schemas and templates, each loaded once
+    (compiled before any worker forks). A run that finds templates/ edited gets a new
+    environment, so a long-lived process never renders with stale templates."""
+
+    def __init__(
+        self, root: Path, schemas: kube.Schemas | None, values: dict[str, Any] | None
+    ) -> None:
+        self.root = root
+        self.schemas = schemas or kube.Schemas()
+        self.values = load_values(root) if values is None else values
+        self._environment = environment(root)
+        self._templates: dict[str, Any] = {}
+        self._plain_safe: dict[str, bool] = {}
+
+    def plain_safe(self, name: str) -> bool:
+        """Whether the fast YAML parser may read this template's output back (see plain)."""
+        known = self._plain_safe.get(name)
+        if known is None:
+            known = self._plain_safe[name] = plain.template_is_plain_safe(self._environment, name)
+        return known
+
+    def template(self, name: str) -> Any:
+        found = self._templates.get(name)
+        if found is None:
+            found = self._templates[name] = self._environment.get_template(name)
+        return found
+
+    def preload(self, documents: list[Document]) -> None:
+        """Compile every template these specs use, so forked workers inherit them."""
+        from jinja2 import TemplateError
+
+        names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE, TRITON_CONFIG_TEMPLATE}
+        for engine in {d.data["spec"]["engine"]["name"] for d in documents}:
+            names.update(ENGINES[engine].local, ENGINES[engine].cluster)
+        for name in names:
+            try:
+                self.template(name)
+                self.plain_safe(name)
+            except TemplateError:
+                pass  # reported, with the spec that needs it, when it is rendered
+
+
 def render_all(
     documents: Iterable[Document], root: Path, schemas: kube.Schemas | None = None
 ) -> Rendering:
     """Every file the specs produce, the repository-wide ApplicationSets included."""
     documents = list(documents)
-    values = load_values(root)
+    run = _Run(root, schemas, None)
     result = Rendering()
-    for part in _render_documents(documents, root, schemas, values):
+    for part in _render_documents(documents, run):
         result.extend(part)
-    for env_view in view.repository(documents, values)["applicationsets"]:
+    for env_view in view.repository(documents, run.values)["applicationsets"]:
         output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
-        _render_into(result, None, root, APPLICATIONSET_TEMPLATE, {"a": env_view}, output, schemas)
-    result.files.sort(key=lambda item: item.path)
+        _render_into(result, None, run, APPLICATIONSET_TEMPLATE, {"a": env_view}, output)
+    result.files.sort(key=lambda item: item.path.parts)
     return result
 
 
 PARALLEL_FROM = 64  # specs; below this a second process costs more than it saves
-_ACTIVE: tuple[Path, kube.Schemas | None, dict[str, Any]] | None = None  # for forked workers
+_ACTIVE: _Run | None = None  # the run forked workers inherit, never pickled
 
 
-def _render_documents(
-    documents: list[Document], root: Path, schemas: kube.Schemas | None, values: dict[str, Any]
-) -> list[Rendering]:
-    """render_document for each spec; large sets across processes (one per core, up to 4):
-    specs render independently, and rendering and checking are CPU-bound."""
+def _render_documents(documents: list[Document], run: _Run) -> list[Rendering]:
+    """Each spec's files; large sets across processes (one per core, up to 4): specs
+    render independently, and rendering and checking are CPU-bound."""
     global _ACTIVE
     workers = min(os.cpu_count() or 1, 4)
     if len(documents) < PARALLEL_FROM or workers < 2 or not hasattr(os, "fork"):
-        return [render_document(d, root, schemas, values) for d in documents]
+        return [_render_one(d, run) for d in documents]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    _ACTIVE = (root, schemas, values)
+    run.preload(documents)
+    _ACTIVE = run
     try:
         chunks = [documents[start::workers] for start in range(workers)]
         context = multiprocessing.get_context("fork")
@@ -120,8 +163,7 @@ def _render_documents(
 
 def _render_chunk(documents: list[Document]) -> list[Rendering]:
     assert _ACTIVE is not None
-    root, schemas, values = _ACTIVE
-    return [render_document(document, root, schemas, values) for document in documents]
+    return [_render_one(document, _ACTIVE) for document in documents]
 
 
 def render_document(
@@ -132,13 +174,18 @@ def render_document(
     local_only: bool = False,
 ) -> Rendering:
     """The document's files; `local_only` for what the local target needs and nothing else."""
-    values = load_values(root) if values is None else values
+    return _render_one(document, _Run(root, schemas, values), local_only)
+
+
+def _render_one(document: Document, run: _Run, local_only: bool = False) -> Rendering:
     spec = document.data["spec"]
     engine = ENGINES[spec["engine"]["name"]]
     name = document.data["metadata"]["name"]
+    shared = view.base(document)  # computed once: every file of the spec shows it
     result = Rendering()
+    emit.forget()
     if engine.local:
-        if view.base(document)["runtime"] is None:
+        if shared["runtime"] is None:
             result.diagnostics.append(
                 document.finding(
                     ["spec", "engine"],
@@ -150,50 +197,65 @@ def render_document(
             )
             return result
         out_dir = rendered_dir(LOCAL, name)
-        context = {"v": view.local(document, out_dir)}
+        context = {"v": view.local(document, out_dir, shared)}
         for template in engine.local:
-            _render_into(
-                result, document, root, template, context, out_dir / _output(template), schemas
-            )
+            _render_into(result, document, run, template, context, out_dir / _output(template))
     if local_only:
         return result
     for environment in spec["environments"]:
         out_dir = rendered_dir(environment, name)
-        context = {"v": view.cluster(document, environment, values)}
+        context = {"v": view.cluster(document, environment, run.values, shared)}
         if engine.name == "triton":
-            context["v"]["triton_config"] = _template(root, "triton/config.pbtxt.j2").render(
-                context
-            )
-            _check_pbtxt(result, document, context["v"]["triton_config"])
+            _render_triton_config(result, document, run, context)
         for template in engine.cluster:
-            _render_into(
-                result, document, root, template, context, out_dir / _output(template), schemas
-            )
+            _render_into(result, document, run, template, context, out_dir / _output(template))
     if spec["model"].get("image"):
         out_dir = rendered_dir(DOCKER, name)
+        context = {"v": view.docker(document, shared)}
         _render_into(
-            result,
-            document,
-            root,
-            COMPOSE_TEMPLATE,
-            {"v": view.docker(document)},
-            out_dir / _output(COMPOSE_TEMPLATE),
-            schemas,
+            result, document, run, COMPOSE_TEMPLATE, context, out_dir / _output(COMPOSE_TEMPLATE)
         )
     return result
+
+
+def _render_triton_config(
+    result: Rendering, document: Document, run: _Run, context: dict[str, Any]
+) -> None:
+    from .pbtxt import parse_error
+
+    text = _render_text(result, document.path, run, TRITON_CONFIG_TEMPLATE, context)
+    context["v"]["triton_config"] = text or ""
+    problem = text is not None and parse_error(text)
+    if problem:
+        result.diagnostics.append(
+            error(
+                document.path,
+                0,
+                0,
+                RENDERED_INVALID,
+                f"triton config.pbtxt is not valid: {problem}",
+                f"fix templates/{TRITON_CONFIG_TEMPLATE}",
+            )
+        )
 
 
 def write(files: list[RenderedFile], root: Path, prune: bool = False) -> tuple[list, list]:
     """Write files whose content changed; with `prune`, delete rendered files no spec makes.
     Returns (written, removed) paths."""
     written = []
+    directories: set[Path] = set()
     for item in files:
         target = root / item.path
-        if target.is_file() and target.read_bytes() == item.content.encode("utf-8"):
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(item.content)
+        content = item.content.encode("utf-8")
+        try:
+            if target.read_bytes() == content:
+                continue
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        if target.parent not in directories:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            directories.add(target.parent)
+        target.write_bytes(content)
         written.append(item.path)
     removed = []
     if prune:
@@ -276,31 +338,17 @@ def _output(template: str) -> str:
 def _render_into(
     result: Rendering,
     document: Document | None,
-    root: Path,
+    run: _Run,
     template: str,
     context: dict[str, Any],
     output: PurePosixPath,
-    schemas: kube.Schemas | None,
 ) -> None:
-    from jinja2 import TemplateError
-
     source = document.path if document else str(output)
-    try:
-        text = _template(root, template).render(context)
-    except TemplateError as exc:
-        result.diagnostics.append(
-            error(
-                source,
-                0,
-                0,
-                TEMPLATE_ERROR,
-                f"template {template} failed: {exc}",
-                "fix the template; values reach it through `tojson`",
-            )
-        )
+    text = _render_text(result, source, run, template, context)
+    if text is None:
         return
     text = text.rstrip("\n") + "\n"
-    problem, unchecked = _parse_back(output, text, schemas or kube.Schemas())
+    problem, unchecked = _parse_back(output, text, run.schemas, run.plain_safe(template))
     if problem:
         result.diagnostics.append(
             error(
@@ -318,7 +366,31 @@ def _render_into(
     result.files.append(RenderedFile(output, text))
 
 
-def _parse_back(output: PurePosixPath, text: str, schemas: kube.Schemas) -> tuple[str | None, str]:
+def _render_text(
+    result: Rendering, source: str, run: _Run, template: str, context: dict[str, Any]
+) -> str | None:
+    """The template's output, or None with an MG401 finding when the template fails."""
+    from jinja2 import TemplateError
+
+    try:
+        return run.template(template).render(context)
+    except TemplateError as exc:
+        result.diagnostics.append(
+            error(
+                source,
+                0,
+                0,
+                TEMPLATE_ERROR,
+                f"template {template} failed: {exc}",
+                "fix the template; values reach it through `tojson`",
+            )
+        )
+        return None
+
+
+def _parse_back(
+    output: PurePosixPath, text: str, schemas: kube.Schemas, plain_safe: bool
+) -> tuple[str | None, str]:
     """(problem, kind left unchecked for want of a schema)."""
     if output.suffix == ".json":
         try:
@@ -326,40 +398,33 @@ def _parse_back(output: PurePosixPath, text: str, schemas: kube.Schemas) -> tupl
         except ValueError as exc:
             return str(exc), ""
         return (None if isinstance(parsed, dict) else "expected a JSON object"), ""
-    # the spec loader: strict (one document, no anchors or tags) and 3x faster than yaml.load
-    parsed, problems = load.load_text(text, str(output))
-    if parsed is None:
-        return f"not a single plain YAML mapping: {problems[0].message}", ""
-    manifest = parsed.data
+    manifest, problem = load.read_back(text, str(output), plain_safe=plain_safe)
+    if manifest is None:
+        return problem, ""
     if output.name == "compose.yaml":
         return (None if "services" in manifest else "a compose file needs services"), ""
     problem, found = kube.check(manifest, schemas)
     return problem, "" if found else f"{manifest.get('apiVersion')} {manifest.get('kind')}"
 
 
-def _check_pbtxt(result: Rendering, document: Document, text: str) -> None:
-    from .pbtxt import parse_error
-
-    problem = parse_error(text)
-    if problem:
-        result.diagnostics.append(
-            error(
-                document.path,
-                0,
-                0,
-                RENDERED_INVALID,
-                f"triton config.pbtxt is not valid: {problem}",
-                "fix templates/triton/config.pbtxt.j2",
-            )
-        )
+def environment(root: Path) -> Any:
+    """The sandboxed Jinja environment for the repository's templates/ as they are now."""
+    template_dir = root / TEMPLATE_DIR
+    return _environment(str(template_dir), _fingerprint(template_dir))
 
 
-def _template(root: Path, name: str) -> Any:
-    return _environment(str(root / TEMPLATE_DIR)).get_template(name)
+def _fingerprint(template_dir: Path) -> tuple:
+    """Every template file's path, size and modification time."""
+    found = []
+    for directory, _, names in os.walk(template_dir):
+        for name in names:
+            stat = os.stat(os.path.join(directory, name))
+            found.append((directory, name, stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(found))
 
 
-@cache
-def _environment(template_dir: str) -> Any:
+@lru_cache(maxsize=4)
+def _environment(template_dir: str, fingerprint: tuple) -> Any:
     from jinja2 import FileSystemLoader, StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -367,12 +432,14 @@ def _environment(template_dir: str) -> Any:
         loader=FileSystemLoader(template_dir),
         undefined=StrictUndefined,
         autoescape=False,
+        auto_reload=False,  # the fingerprint in the cache key notices edits, once per run
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
     environment.policies["json.dumps_function"] = emit.scalar
     environment.policies["json.dumps_kwargs"] = {}
+    environment.filters["tojson"] = emit.scalar  # no HTML escaping: these files are not HTML
     environment.filters["toyaml"] = emit.block
     environment.filters["combine"] = lambda first, second: dict(sorted({**first, **second}.items()))
     environment.filters["pbtxt"] = _pbtxt_string

@@ -61,11 +61,7 @@ def new_spec(
             f"engine {engine} does not serve format {model_format}; it serves: {', '.join(allowed)}"
         )
     context = _context(name, engine, model_format, owner or _git_email(root), team)
-    return (
-        render._environment(str(root / render.TEMPLATE_DIR))
-        .get_template("new/modeldeployment.yaml.j2")
-        .render(context)
-    )
+    return render.environment(root).get_template("new/modeldeployment.yaml.j2").render(context)
 
 
 def write_new(root: Path, name: str, text: str) -> Path:

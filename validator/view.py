@@ -67,17 +67,25 @@ def base(document: Document) -> dict[str, Any]:
     }
 
 
-def local(document: Document, out_dir: PurePosixPath) -> dict[str, Any]:
-    """The local target: MLServer reads a repository path relative to its settings file."""
-    view = base(document)
+def local(
+    document: Document, out_dir: PurePosixPath, shared: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The local target: MLServer reads a repository path relative to its settings file.
+    `shared` is base(document), when the caller already has it."""
+    view = shared or base(document)
     artifact = document.data["spec"]["model"].get("artifact", "")
     uri = artifact if "://" in artifact else os.path.relpath(artifact, out_dir).replace(os.sep, "/")
     return {**view, "uri": uri, "signature": document.data["spec"]["model"].get("signature")}
 
 
-def cluster(document: Document, environment: str, values: dict[str, Any]) -> dict[str, Any]:
+def cluster(
+    document: Document,
+    environment: str,
+    values: dict[str, Any],
+    shared: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     spec = document.data["spec"]
-    view = base(document)
+    view = shared or base(document)
     engine_values = values.get("engines", {}).get(spec["engine"]["name"], {})
     scaling = spec.get("scaling", {})
     low = scaling.get("minReplicas", 1)
@@ -116,9 +124,9 @@ def cluster(document: Document, environment: str, values: dict[str, Any]) -> dic
     }
 
 
-def docker(document: Document) -> dict[str, Any]:
+def docker(document: Document, shared: dict[str, Any] | None = None) -> dict[str, Any]:
     spec = document.data["spec"]
-    view = base(document)
+    view = shared or base(document)
     security = spec.get("security", {})
     limits = spec.get("resources", {}).get("limits", {})
     return {

@@ -1,0 +1,121 @@
+"""Reading rendered files back: the fast YAML 1.2 parser is used only where it reads exactly
+what the strict YAML 1.1 loader reads, and the strict loader decides everything else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from validator import emit, load, plain, render, workspace
+
+from .conftest import PROJECT, assert_both_parsers_agree
+
+RENDER_TEMPLATES = sorted(
+    str(path.relative_to(PROJECT / "templates"))
+    for path in (PROJECT / "templates").rglob("*.j2")
+    if path.parts[-2] not in ("catalog", "new")
+)
+
+
+@pytest.mark.parametrize("name", RENDER_TEMPLATES)
+def test_every_render_template_may_use_the_fast_parser(name: str) -> None:
+    """Otherwise rendering silently falls back to the slow parser for that template."""
+    assert plain.template_is_plain_safe(render.environment(PROJECT), name)
+
+
+def test_every_rendered_example_reads_the_same_with_both_parsers() -> None:
+    documents = workspace.validate(workspace.discover(PROJECT, []), PROJECT).valid_documents()
+    files = render.render_all(documents, PROJECT).files
+    assert len(files) > 20
+    for rendered in files:
+        assert_both_parsers_agree(rendered)
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [
+        "readOnly: yes\n",  # a boolean in YAML 1.1, text in 1.2
+        "enabled: On\n",
+        "mode: 0755\n",  # octal in 1.1
+        "timeout: 1e3\n",  # a number in 1.2 only
+        "window: 12:30\n",  # sexagesimal in 1.1
+        "base: &defaults {a: 1}\n",
+        "copy: *defaults\n",
+        "secret: !!binary aGk=\n",
+        "%YAML 1.1\n",
+        "---\nkind: Secret\n",
+        "? complex\n: key\n",
+        "note: |\n  block\n",
+        'image: "repo:\x00"\n',  # an inserted value inside literal quotes: not escaped
+        "name: prefix-\x00\n",  # literal text glued to an inserted value
+        "tab:\tvalue\n",
+        "<<: {a: 1}\n",
+    ],
+)
+def test_literal_text_the_parsers_could_read_differently_is_refused(literal: str) -> None:
+    assert not plain.literal_is_plain_safe(literal)
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [
+        'apiVersion: "apps/v1"\nkind: Deployment\n',
+        "spec:\n  replicas: \x00\n  paused: false\n  ratio: 0.5\n",
+        "labels:\x00\n",  # toyaml starts its output with a space or a line break
+        '# Generated from \x00; do not edit: run `modelgate render`.\nkind: "Service"\n',
+        '- {name: "tmp", mountPath: "/tmp"}\n',
+        'say: "yes: 0755 &x *y !z"\n',  # indicators inside quotes are text
+    ],
+)
+def test_plain_literal_text_is_accepted(literal: str) -> None:
+    assert plain.literal_is_plain_safe(literal)
+
+
+def test_a_template_that_uses_an_unsafe_one_is_unsafe(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    (templates / "x").mkdir(parents=True)
+    (templates / "x/base.j2").write_text("{% macro m() %}flag: yes\n{% endmacro %}\n")
+    (templates / "x/user.yaml.j2").write_text('{% import "x/base.j2" as b %}\n{{ b.m() }}\n')
+    (templates / "x/alone.yaml.j2").write_text("flag: true\n")
+    environment = render.environment(tmp_path)
+    assert not plain.template_is_plain_safe(environment, "x/user.yaml.j2")
+    assert plain.template_is_plain_safe(environment, "x/alone.yaml.j2")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: 1\na: 2\n", "duplicate key 'a'"),
+        ("a: 1\n---\nb: 2\n", "more than one YAML document"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("a: &x 1\nb: *x\n", "anchor 'x' is not allowed"),
+        ("a: [1,\n", "invalid YAML"),
+        ("a: 'x\u2028y'\n", None),  # raw line separator: the strict loader reads it
+    ],
+)
+def test_what_the_fast_parser_refuses_the_strict_loader_explains(
+    text: str, message: str | None
+) -> None:
+    data, problem = load.read_back(text, "rendered/x.yaml", plain_safe="&" not in text)
+    strict, _ = load.load_text(text, "rendered/x.yaml")
+    if message is None:
+        assert problem is None and strict is not None and data == strict.data
+    else:
+        assert data is None and problem is not None and message in problem, problem
+
+
+def test_templates_not_known_to_be_plain_are_read_by_the_strict_loader() -> None:
+    """yaml-rs would read `on` as text; the strict loader reads YAML 1.1's boolean."""
+    data, problem = load.read_back("flag: on\n", "rendered/x.yaml", plain_safe=False)
+    assert problem is None and data == {"flag": True}
+
+
+@pytest.mark.parametrize("value", [1e20, -3e300, 1.5e-07, 0.5, 2.0, 10**20, True, None])
+def test_numbers_are_written_so_both_yaml_versions_read_the_same_value(value: object) -> None:
+    text = f"k: {emit.scalar(value)}\n"
+    strict = yaml.load(text, Loader=yaml.CSafeLoader)["k"]
+    fast, problem = load.read_back(text, "x.yaml", plain_safe=True)
+    assert problem is None and fast is not None
+    assert strict == value == fast["k"] and type(strict) is type(fast["k"])

@@ -1,0 +1,93 @@
+"""Whether a template's own text reads the same under YAML 1.1 and YAML 1.2.
+
+Rendered files are read back by yaml-rs (YAML 1.2) when that gives the same data as the
+strict loader (PyYAML, YAML 1.1, like the parser Kubernetes uses). Values always reach a file
+quoted (`tojson`, `toyaml`), and quoted scalars read the same under both. What could differ
+is a template's literal text: `yes` or `on` (booleans in 1.1 only), `0755` or `1_000`
+(numbers that change value), `1e3` (a number in 1.2 only), anchors, aliases, tags,
+directives, complex keys, and literal text glued to an inserted value. A template holding
+any of these, or using one that does, is read back by the strict loader alone.
+
+Each template is checked once per run, before any file is rendered.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from .load import SafeLoader, yaml_rs
+
+_VALUE = "\x00"  # stands for an inserted value in the literal text
+# Indicators that start anchors, aliases, tags, directives, reserved or block scalars and
+# complex keys; document markers.
+_INDICATORS = re.compile(r"(?:^|[\s\[{,])[&*!%@`?|>]|^(?:---|\.\.\.)(?:\s|$)", re.M)
+_RAW_SPECIAL = re.compile("[\t\r\x01-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+# Literal text touching an inserted value would merge with it into one scalar.
+_GLUED = re.compile(f"[^\\s:\\[{{,{_VALUE}]{_VALUE}|{_VALUE}[^\\s,\\]}}{_VALUE}]")
+_QUOTED = re.compile(f"\"(?:[^\"\\\\\\n{_VALUE}]|\\\\.)*\"|'(?:[^'\\n{_VALUE}]|'')*'")
+_COMMENT = re.compile(r"(?:^|(?<=\s))#[^\n]*", re.M)
+_SEPARATORS = re.compile(r":(?=\s|$)|[\s,\[\]{}]+", re.M)
+
+
+def template_is_plain_safe(environment: Any, name: str) -> bool:
+    """True when `name` and every template it imports, includes or extends keep to literal
+    text that YAML 1.1 and 1.2 read the same way."""
+    from jinja2 import meta
+
+    seen: set[str] = set()
+    pending = [name]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        source = environment.loader.get_source(environment, current)[0]
+        if not literal_is_plain_safe(_literal_text(environment, source)):
+            return False
+        referenced = list(meta.find_referenced_templates(environment.parse(source)))
+        if None in referenced:  # a template chosen at render time: cannot be checked here
+            return False
+        pending.extend(referenced)
+    return True
+
+
+def literal_is_plain_safe(literal: str) -> bool:
+    """The check on a template's literal text, inserted values marked by _VALUE."""
+    text = _COMMENT.sub("", _QUOTED.sub('""', literal))
+    if _GLUED.search(text) or _RAW_SPECIAL.search(text):
+        return False
+    text = text.replace(_VALUE, '""')
+    if _INDICATORS.search(text):
+        return False
+    tokens = {token for token in _SEPARATORS.split(text) if token.strip('"') not in ("", "-")}
+    return all(_reads_the_same(token) for token in tokens)
+
+
+def _literal_text(environment: Any, source: str) -> str:
+    """The template's text outside Jinja tags, each expression replaced by _VALUE and each
+    statement by a line break (statements print nothing themselves; macro bodies and
+    conditional parts become separate lines, and what they include is checked on its own)."""
+    parts = []
+    for _, kind, value in environment.lex(source):
+        if kind == "data":
+            parts.append(value)
+        elif kind == "variable_begin":
+            parts.append(_VALUE)
+        elif kind == "block_begin":
+            parts.append("\n")
+    return "".join(parts)
+
+
+def _reads_the_same(token: str) -> bool:
+    """A plain scalar that both parsers read as the same value of the same type."""
+    if yaml_rs is None:
+        return False
+    try:
+        old = yaml.load(f"k: {token}\n", Loader=SafeLoader)["k"]
+        new = yaml_rs.loads(f"k: {token}\n", parse_datetime=False)["k"]
+    except Exception:  # either parser refusing it means "not the same"
+        return False
+    return type(old) is type(new) and old == new
