@@ -314,3 +314,11 @@ def test_parallel_and_serial_rendering_agree(
     monkeypatch.setattr(render, "PARALLEL_FROM", 10**9)
     serial = render.render_all(documents, copy)
     assert parallel.files == serial.files and parallel.diagnostics == serial.diagnostics
+
+    # the command renders each spec in the worker that validated it: same files
+    monkeypatch.setattr(workspace, "PARALLEL_FROM", 16)
+    shutil.rmtree(copy / "rendered")
+    assert run_cli("--root", str(copy), "render").code == 0
+    assert rendered_tree(copy) == {
+        str(item.path.relative_to("rendered")): item.content.encode() for item in serial.files
+    }

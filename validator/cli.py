@@ -224,15 +224,16 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     gc.disable()
     root = _root(args)
-    result = _validated(args, args.paths)
+    renderer = render.Renderer(root, kube.Schemas.from_dirs(args.crds)).preload()
+    # each spec is rendered right after its own checks, in the process that loaded it
+    result = workspace.validate(workspace.discover(root, args.paths), root, follow=renderer)
     documents = result.valid_documents()
-    schemas = kube.Schemas.from_dirs(args.crds)
     if args.paths:  # a subset: no ApplicationSets and no pruning, which need every spec
         rendering = render.Rendering()
         for document in documents:
-            rendering.extend(render.render_document(document, root, schemas))
+            rendering.extend(result.followed[document.path])
     else:
-        rendering = render.render_all(documents, root, schemas)
+        rendering = render.render_all(documents, root, renderer=renderer, rendered=result.followed)
     note = render.severity_note(rendering)
     diagnostics = [*result.diagnostics, *rendering.diagnostics, *([note] if note else [])]
     failed = result.failed() or any(d.severity.value == "error" for d in rendering.diagnostics)

@@ -13,10 +13,11 @@ grammar) before it is written. Output is deterministic: sorted keys, no timestam
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -28,6 +29,7 @@ from . import emit, kube, load, plain, view
 from .diagnostics import Diagnostic, Severity, error
 from .engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
 from .load import Document
+from .parallel import fork_map
 
 RENDERED_DIR = "rendered"
 TEMPLATE_DIR = "templates"
@@ -77,13 +79,18 @@ def load_values(root: Path) -> dict[str, Any]:
     return yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader) or {}
 
 
-class _Run:
+class Renderer:
     """What one render run shares: values, schemas and templates, each loaded once
     (compiled before any worker forks). A run that finds templates/ edited gets a new
-    environment, so a long-lived process never renders with stale templates."""
+    environment, so a long-lived process never renders with stale templates.
+
+    Calling it renders one spec: it is what validation follows each valid spec with."""
 
     def __init__(
-        self, root: Path, schemas: kube.Schemas | None, values: dict[str, Any] | None
+        self,
+        root: Path,
+        schemas: kube.Schemas | None = None,
+        values: dict[str, Any] | None = None,
     ) -> None:
         self.root = root
         self.schemas = schemas or kube.Schemas()
@@ -91,6 +98,9 @@ class _Run:
         self._environment = environment(root)
         self._templates: dict[str, Any] = {}
         self._plain_safe: dict[str, bool] = {}
+
+    def __call__(self, document: Document) -> Rendering:
+        return _render_one(document, self)
 
     def plain_safe(self, name: str) -> bool:
         """Whether the fast YAML parser may read this template's output back (see plain)."""
@@ -105,65 +115,51 @@ class _Run:
             found = self._templates[name] = self._environment.get_template(name)
         return found
 
-    def preload(self, documents: list[Document]) -> None:
-        """Compile every template these specs use, so forked workers inherit them."""
+    def preload(self) -> Renderer:
+        """Compile every engine's templates now, so that forked workers inherit them."""
         from jinja2 import TemplateError
 
         names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE, TRITON_CONFIG_TEMPLATE}
-        for engine in {d.data["spec"]["engine"]["name"] for d in documents}:
-            names.update(ENGINES[engine].local, ENGINES[engine].cluster)
-        for name in names:
+        for engine in ENGINES.values():
+            names.update(engine.local, engine.cluster)
+        for name in sorted(names):
             try:
                 self.template(name)
                 self.plain_safe(name)
             except TemplateError:
                 pass  # reported, with the spec that needs it, when it is rendered
+        return self
 
 
 def render_all(
-    documents: Iterable[Document], root: Path, schemas: kube.Schemas | None = None
+    documents: Iterable[Document],
+    root: Path,
+    schemas: kube.Schemas | None = None,
+    *,
+    renderer: Renderer | None = None,
+    rendered: Mapping[str, Rendering] | None = None,
 ) -> Rendering:
-    """Every file the specs produce, the repository-wide ApplicationSets included."""
+    """Every file the specs produce, the repository-wide ApplicationSets included.
+    `rendered` holds specs already rendered by `renderer` (as validation followed them)."""
     documents = list(documents)
-    run = _Run(root, schemas, None)
+    renderer = renderer or Renderer(root, schemas)
+    rendered = rendered or {}
+    missing = [document for document in documents if document.path not in rendered]
+    if len(missing) >= PARALLEL_FROM:
+        renderer.preload()
+    fresh = fork_map(renderer, missing, PARALLEL_FROM)
+    by_path = {**dict(zip((d.path for d in missing), fresh, strict=True)), **rendered}
     result = Rendering()
-    for part in _render_documents(documents, run):
-        result.extend(part)
-    for env_view in view.repository(documents, run.values)["applicationsets"]:
+    for document in documents:
+        result.extend(by_path[document.path])
+    for env_view in view.repository(documents, renderer.values)["applicationsets"]:
         output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
-        _render_into(result, None, run, APPLICATIONSET_TEMPLATE, {"a": env_view}, output)
+        _render_into(result, None, renderer, APPLICATIONSET_TEMPLATE, {"a": env_view}, output)
     result.files.sort(key=lambda item: item.path.parts)
     return result
 
 
 PARALLEL_FROM = 64  # specs; below this a second process costs more than it saves
-_ACTIVE: _Run | None = None  # the run forked workers inherit, never pickled
-
-
-def _render_documents(documents: list[Document], run: _Run) -> list[Rendering]:
-    """Each spec's files; large sets across processes (one per core, up to 4): specs
-    render independently, and rendering and checking are CPU-bound."""
-    global _ACTIVE
-    workers = min(os.cpu_count() or 1, 4)
-    if len(documents) < PARALLEL_FROM or workers < 2 or not hasattr(os, "fork"):
-        return [_render_one(d, run) for d in documents]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    run.preload(documents)
-    _ACTIVE = run
-    try:
-        chunks = [documents[start::workers] for start in range(workers)]
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            return [part for chunk in pool.map(_render_chunk, chunks) for part in chunk]
-    finally:
-        _ACTIVE = None
-
-
-def _render_chunk(documents: list[Document]) -> list[Rendering]:
-    assert _ACTIVE is not None
-    return [_render_one(document, _ACTIVE) for document in documents]
 
 
 def render_document(
@@ -174,10 +170,10 @@ def render_document(
     local_only: bool = False,
 ) -> Rendering:
     """The document's files; `local_only` for what the local target needs and nothing else."""
-    return _render_one(document, _Run(root, schemas, values), local_only)
+    return _render_one(document, Renderer(root, schemas, values), local_only)
 
 
-def _render_one(document: Document, run: _Run, local_only: bool = False) -> Rendering:
+def _render_one(document: Document, run: Renderer, local_only: bool = False) -> Rendering:
     spec = document.data["spec"]
     engine = ENGINES[spec["engine"]["name"]]
     name = document.data["metadata"]["name"]
@@ -219,7 +215,7 @@ def _render_one(document: Document, run: _Run, local_only: bool = False) -> Rend
 
 
 def _render_triton_config(
-    result: Rendering, document: Document, run: _Run, context: dict[str, Any]
+    result: Rendering, document: Document, run: Renderer, context: dict[str, Any]
 ) -> None:
     from .pbtxt import parse_error
 
@@ -243,36 +239,47 @@ def write(files: list[RenderedFile], root: Path, prune: bool = False) -> tuple[l
     """Write files whose content changed; with `prune`, delete rendered files no spec makes.
     Returns (written, removed) paths."""
     written = []
-    directories: set[Path] = set()
+    new_directories: set[str] = set()  # made by this run: nothing in them to compare with
+    known_directories: set[str] = set()
     for item in files:
-        target = root / item.path
+        target = os.path.join(root, item.path)
+        directory = os.path.dirname(target)
+        if directory not in known_directories:
+            known_directories.add(directory)
+            if not os.path.isdir(directory):
+                os.makedirs(directory, exist_ok=True)
+                new_directories.add(directory)
         content = item.content.encode("utf-8")
-        try:
-            if target.read_bytes() == content:
-                continue
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-        if target.parent not in directories:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            directories.add(target.parent)
-        target.write_bytes(content)
+        if directory not in new_directories and _current(target) == content:
+            continue
+        with open(target, "wb") as stream:
+            stream.write(content)
         written.append(item.path)
     removed = []
     if prune:
         for orphan in orphans(files, root):
-            (root / orphan).unlink()
+            os.unlink(os.path.join(root, orphan))
             removed.append(orphan)
         _remove_empty_dirs(root / RENDERED_DIR)
     return written, removed
 
 
+def _current(target: str) -> bytes | None:
+    try:
+        with open(target, "rb") as stream:
+            return stream.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
 def orphans(files: list[RenderedFile], root: Path) -> list[PurePosixPath]:
-    expected = {item.path for item in files}
-    base = root / RENDERED_DIR
-    present = (
-        PurePosixPath(p.relative_to(root).as_posix()) for p in base.rglob("*") if p.is_file()
-    )
-    return sorted(path for path in present if path not in expected)
+    """Files under rendered/ that no spec renders (os.walk: pathlib costs 10x more here)."""
+    expected = {str(item.path) for item in files}
+    found = []
+    for directory, _, names in os.walk(root / RENDERED_DIR):
+        relative = os.path.relpath(directory, root).replace(os.sep, "/")
+        found.extend(f"{relative}/{name}" for name in names)
+    return sorted(PurePosixPath(path) for path in found if path not in expected)
 
 
 def drift(
@@ -282,9 +289,8 @@ def drift(
     edited by hand, missing, or orphaned (its spec is gone)."""
     findings, diffs = [], []
     for item in files:
-        target = root / item.path
-        current = target.read_text(encoding="utf-8") if target.is_file() else None
-        if current == item.content:
+        current = _current(os.path.join(root, item.path))
+        if current == item.content.encode("utf-8"):
             continue
         state = "is missing" if current is None else "differs from what the specs render"
         findings.append(
@@ -297,7 +303,8 @@ def drift(
                 "run `modelgate render` and commit rendered/",
             )
         )
-        diffs.append(_diff(str(item.path), current or "", item.content))
+        before = (current or b"").decode("utf-8", errors="replace")
+        diffs.append(_diff(str(item.path), before, item.content))
     for orphan in orphans(files, root) if with_orphans else []:
         current = (root / orphan).read_text(encoding="utf-8", errors="replace")
         findings.append(
@@ -326,9 +333,10 @@ def _diff(path: str, before: str, after: str) -> str:
 
 
 def _remove_empty_dirs(base: Path) -> None:
-    for directory in sorted((p for p in base.rglob("*") if p.is_dir()), reverse=True):
-        if not any(directory.iterdir()):
-            directory.rmdir()
+    for directory, _, names in os.walk(base, topdown=False):
+        if not names and directory != str(base):
+            with contextlib.suppress(OSError):  # not empty: a subdirectory stayed
+                os.rmdir(directory)
 
 
 def _output(template: str) -> str:
@@ -338,7 +346,7 @@ def _output(template: str) -> str:
 def _render_into(
     result: Rendering,
     document: Document | None,
-    run: _Run,
+    run: Renderer,
     template: str,
     context: dict[str, Any],
     output: PurePosixPath,
@@ -367,7 +375,7 @@ def _render_into(
 
 
 def _render_text(
-    result: Rendering, source: str, run: _Run, template: str, context: dict[str, Any]
+    result: Rendering, source: str, run: Renderer, template: str, context: dict[str, Any]
 ) -> str | None:
     """The template's output, or None with an MG401 finding when the template fails."""
     from jinja2 import TemplateError

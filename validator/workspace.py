@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import identity, load, schema
+from . import identity, load, parallel, schema
 from .codes import BUILTIN_RULES
 from .diagnostics import Diagnostic, RuleInfo, has_errors
 
@@ -23,6 +23,7 @@ class Validation:
     documents: list[load.Document] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     policy: Any = None  # the policy.Policy that was applied, if any
+    followed: dict[str, Any] = field(default_factory=dict)  # follow()'s results, by path
 
     def rules(self) -> dict[str, RuleInfo]:
         """Descriptions of every rule that can appear in the diagnostics."""
@@ -75,12 +76,17 @@ def validate(
     environment: str | None = None,
     policies: bool = True,
     peers: Iterable[Path] = (),
+    follow: Callable[[load.Document], Any] | None = None,
 ) -> Validation:
     """load -> schema -> identity -> policy, for every file; cross-file checks at the end.
 
     `peers` are the other specs of the repository when only some files are checked (a
     pre-commit run): they take part in cross-file checks, but findings are only reported
     for `files`.
+
+    `follow` is the next stage (rendering), run on each document that passes its own file's
+    checks, in the process that loaded it: the document need not travel to another one.
+    Its results are in `followed`; cross-file findings may still fail some of those specs.
     """
     result = Validation()
     peer_paths = list(peers)
@@ -91,13 +97,16 @@ def validate(
         if problems:
             result.diagnostics.extend(problems)
             result.policy = None
-    checked = _check_files(list(files), root, _FileCheck(root, result.policy, environment))
+    check = _FileCheck(root, result.policy, environment, follow)
+    checked = parallel.fork_map(check, list(files), PARALLEL_FROM)
     policy_findings: list[Diagnostic] = []
-    for document, problems, findings in checked:
+    for document, problems, findings, followed in checked:
         result.diagnostics.extend(problems)
         policy_findings.extend(findings)
         if document is not None:
             result.documents.append(document)
+        if followed is not None:
+            result.followed[document.path] = followed
     others = _load_peers(peer_paths, root, {doc.path for doc in result.documents})
     mine = {doc.path for doc in result.documents}
     result.diagnostics.extend(
@@ -138,52 +147,25 @@ class _FileCheck:
     root: Path
     policy: Any
     environment: str | None
+    follow: Callable[[load.Document], Any] | None = None
 
-    def __call__(self, path: Path) -> tuple[load.Document | None, list[Diagnostic], list]:
+    def __call__(self, path: Path) -> tuple[load.Document | None, list[Diagnostic], list, Any]:
         document, problems = load.load_file(path, display_path(path, self.root))
         if document is None:
-            return None, problems, []
+            return None, problems, [], None
         problems = [*problems, *schema.check(document), *identity.check_file_name(document)]
-        if self.policy is None or any(d.severity.value == "error" for d in problems):
-            return document, problems, []
-        from . import policy
+        if any(d.severity.value == "error" for d in problems):
+            return document, problems, [], None
+        findings = []
+        if self.policy is not None:
+            from . import policy
 
-        return (
-            document,
-            problems,
-            policy.evaluate_spec(document, self.policy, self.root, self.environment),
-        )
+            findings = policy.evaluate_spec(document, self.policy, self.root, self.environment)
+        followed = self.follow(document) if self.follow else None
+        return document, problems, findings, followed
 
 
 PARALLEL_FROM = 256  # files; below this, starting a second process costs more than it saves
-_ACTIVE_CHECK: _FileCheck | None = None  # inherited by forked workers, never pickled
-
-
-def _check_files(files: list[Path], root: Path, check: _FileCheck) -> list[tuple]:
-    """Each file's own checks; on two or more cores, large sets are split across processes
-    (parsing YAML and checking rules is CPU-bound, and specs are independent)."""
-    global _ACTIVE_CHECK
-    workers = min(os.cpu_count() or 1, 4)
-    if len(files) < PARALLEL_FROM or workers < 2 or not hasattr(os, "fork"):
-        return [check(path) for path in files]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    _ACTIVE_CHECK = check
-    try:
-        chunks = [files[start::workers] for start in range(workers)]
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            parts = list(pool.map(_check_chunk, chunks))
-    finally:
-        _ACTIVE_CHECK = None
-    by_path = {key: item for part in parts for key, item in part}
-    return [by_path[str(path)] for path in files]
-
-
-def _check_chunk(files: list[Path]) -> list[tuple[str, tuple]]:
-    assert _ACTIVE_CHECK is not None
-    return [(str(path), _ACTIVE_CHECK(path)) for path in files]
 
 
 def _load_peers(peers: Iterable[Path], root: Path, skip: set[str]) -> list[load.Document]:
