@@ -315,10 +315,12 @@ def test_parallel_and_serial_rendering_agree(
     serial = render.render_all(documents, copy)
     assert parallel.files == serial.files and parallel.diagnostics == serial.diagnostics
 
-    # the command renders each spec in the worker that validated it: same files
+    # as `modelgate render` does: each spec rendered in the worker that validated it
     monkeypatch.setattr(workspace, "PARALLEL_FROM", 16)
-    shutil.rmtree(copy / "rendered")
-    assert run_cli("--root", str(copy), "render").code == 0
-    assert rendered_tree(copy) == {
-        str(item.path.relative_to("rendered")): item.content.encode() for item in serial.files
-    }
+    renderer = render.Renderer(copy).preload()
+    validation = workspace.validate(workspace.discover(copy, []), copy, follow=renderer)
+    followed = render.render_all(
+        validation.valid_documents(), copy, renderer=renderer, rendered=validation.followed
+    )
+    assert len(validation.followed) == len(documents)
+    assert followed.files == serial.files and followed.diagnostics == serial.diagnostics
