@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from validator import emit, load, plain, render, workspace
+from validator import emit, load, plain, render, templating, workspace
 
 from .conftest import PROJECT, assert_both_parsers_agree
 
@@ -22,7 +22,7 @@ RENDER_TEMPLATES = sorted(
 @pytest.mark.parametrize("name", RENDER_TEMPLATES)
 def test_every_render_template_may_use_the_fast_parser(name: str) -> None:
     """Otherwise rendering silently falls back to the slow parser for that template."""
-    assert plain.template_is_plain_safe(render.environment(PROJECT), name)
+    assert plain.template_is_plain_safe(templating.environment(PROJECT), name)
 
 
 def test_every_rendered_example_reads_the_same_with_both_parsers() -> None:
@@ -79,7 +79,7 @@ def test_a_template_that_uses_an_unsafe_one_is_unsafe(tmp_path: Path) -> None:
     (templates / "x/base.j2").write_text("{% macro m() %}flag: yes\n{% endmacro %}\n")
     (templates / "x/user.yaml.j2").write_text('{% import "x/base.j2" as b %}\n{{ b.m() }}\n')
     (templates / "x/alone.yaml.j2").write_text("flag: true\n")
-    environment = render.environment(tmp_path)
+    environment = templating.environment(tmp_path)
     assert not plain.template_is_plain_safe(environment, "x/user.yaml.j2")
     assert plain.template_is_plain_safe(environment, "x/alone.yaml.j2")
 

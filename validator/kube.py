@@ -92,7 +92,7 @@ def _builtin_check(api_version: str, kind: str) -> Any:
 
     def schema() -> dict[str, Any]:
         loaded = _local_refs(json.loads(path.read_text(encoding="utf-8")))
-        loaded["$defs"] = _definitions(str(directory))
+        loaded["$defs"] = _reachable(loaded, _definitions(str(directory)))
         return loaded
 
     files = [path, directory / "_definitions.json"]
@@ -100,19 +100,42 @@ def _builtin_check(api_version: str, kind: str) -> Any:
     return fastcheck.compiled_from(f"{REFS_LAYOUT}|{fingerprint}", schema)
 
 
-REFS_LAYOUT = "local-refs-1"  # part of the cache key: change it when _local_refs changes
+REFS_LAYOUT = "local-refs-2"  # part of the cache key: change it when _local_refs changes
 
 
 def _schema_dir() -> Path:
-    import kubernetes_validate
+    from importlib.util import find_spec
 
-    base = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    # found, not imported: importing it (and jsonschema with it) costs 0.1 s a process
+    spec = find_spec("kubernetes_validate")
+    assert spec is not None and spec.origin is not None, "kubernetes-validate is a dependency"
+    base = Path(spec.origin).parent / "kubernetes-json-schema"
     return base / f"v{KUBERNETES_VERSION}-local-strict"
 
 
 @cache
 def _definitions(directory: str) -> dict[str, Any]:
     return _local_refs(json.loads((Path(directory) / "_definitions.json").read_text())["$defs"])
+
+
+def _reachable(schema: Any, definitions: dict[str, Any]) -> dict[str, Any]:
+    """The definitions `schema` refers to, directly or not: code is generated for each one
+    kept, and all of them would make 28 MB of code for a Deployment."""
+    kept: dict[str, Any] = {}
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/$defs/"):
+                name = reference.removeprefix("#/$defs/")
+                if name not in kept and name in definitions:
+                    kept[name] = definitions[name]
+                    pending.append(definitions[name])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return dict(sorted(kept.items()))
 
 
 def _local_refs(node: Any) -> Any:

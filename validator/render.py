@@ -19,20 +19,19 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-from . import emit, kube, load, plain, view
+from . import emit, kube, load, templating, view
 from .diagnostics import Diagnostic, Severity, error
 from .engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
 from .load import Document
 from .parallel import fork_map
 
 RENDERED_DIR = "rendered"
-TEMPLATE_DIR = "templates"
+TEMPLATE_DIR = templating.TEMPLATE_DIR
 VALUES_FILE = "values.yaml"
 LOCAL, DOCKER, ARGOCD = "local", "docker", "argocd"
 TRITON_CONFIG_TEMPLATE = "triton/config.pbtxt.j2"
@@ -95,39 +94,23 @@ class Renderer:
         self.root = root
         self.schemas = schemas or kube.Schemas()
         self.values = load_values(root) if values is None else values
-        self._environment = environment(root)
-        self._templates: dict[str, Any] = {}
-        self._plain_safe: dict[str, bool] = {}
+        self.templates = templating.Templates(root)
 
     def __call__(self, document: Document) -> Rendering:
         return _render_one(document, self)
 
     def plain_safe(self, name: str) -> bool:
-        """Whether the fast YAML parser may read this template's output back (see plain)."""
-        known = self._plain_safe.get(name)
-        if known is None:
-            known = self._plain_safe[name] = plain.template_is_plain_safe(self._environment, name)
-        return known
+        return self.templates.plain_safe(name)
 
     def template(self, name: str) -> Any:
-        found = self._templates.get(name)
-        if found is None:
-            found = self._templates[name] = self._environment.get_template(name)
-        return found
+        return self.templates.get(name)
 
     def preload(self) -> Renderer:
         """Compile every engine's templates now, so that forked workers inherit them."""
-        from jinja2 import TemplateError
-
         names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE, TRITON_CONFIG_TEMPLATE}
         for engine in ENGINES.values():
             names.update(engine.local, engine.cluster)
-        for name in sorted(names):
-            try:
-                self.template(name)
-                self.plain_safe(name)
-            except TemplateError:
-                pass  # reported, with the spec that needs it, when it is rendered
+        self.templates.preload(sorted(names))
         return self
 
 
@@ -238,29 +221,31 @@ def _render_triton_config(
 def write(files: list[RenderedFile], root: Path, prune: bool = False) -> tuple[list, list]:
     """Write files whose content changed; with `prune`, delete rendered files no spec makes.
     Returns (written, removed) paths."""
+    present = _present(root)
     written = []
-    new_directories: set[str] = set()  # made by this run: nothing in them to compare with
-    known_directories: set[str] = set()
+    directories: set[str] = set()
     for item in files:
-        target = os.path.join(root, item.path)
-        directory = os.path.dirname(target)
-        if directory not in known_directories:
-            known_directories.add(directory)
-            if not os.path.isdir(directory):
-                os.makedirs(directory, exist_ok=True)
-                new_directories.add(directory)
+        relative = str(item.path)
+        target = os.path.join(root, relative)
         content = item.content.encode("utf-8")
-        if directory not in new_directories and _current(target) == content:
-            continue
+        if relative in present:
+            if _current(target) == content:
+                continue
+        else:
+            directory = os.path.dirname(target)
+            if directory not in directories:
+                os.makedirs(directory, exist_ok=True)
+                directories.add(directory)
         with open(target, "wb") as stream:
             stream.write(content)
         written.append(item.path)
     removed = []
     if prune:
-        for orphan in orphans(files, root):
+        for orphan in _orphans(files, present):
             os.unlink(os.path.join(root, orphan))
             removed.append(orphan)
-        _remove_empty_dirs(root / RENDERED_DIR)
+        if removed:
+            _remove_empty_dirs(root / RENDERED_DIR)
     return written, removed
 
 
@@ -273,13 +258,32 @@ def _current(target: str) -> bytes | None:
 
 
 def orphans(files: list[RenderedFile], root: Path) -> list[PurePosixPath]:
-    """Files under rendered/ that no spec renders (os.walk: pathlib costs 10x more here)."""
-    expected = {str(item.path) for item in files}
-    found = []
-    for directory, _, names in os.walk(root / RENDERED_DIR):
-        relative = os.path.relpath(directory, root).replace(os.sep, "/")
-        found.extend(f"{relative}/{name}" for name in names)
-    return sorted(PurePosixPath(path) for path in found if path not in expected)
+    """Files under rendered/ that no spec renders."""
+    return _orphans(files, _present(root))
+
+
+def _orphans(files: list[RenderedFile], present: set[str]) -> list[PurePosixPath]:
+    return sorted(PurePosixPath(path) for path in present - {str(item.path) for item in files})
+
+
+def _present(root: Path) -> set[str]:
+    """Every file under rendered/, as a path relative to the root with '/' separators
+    (os.scandir and strings: pathlib costs 10x more for thousands of files)."""
+    found: set[str] = set()
+    pending = [RENDERED_DIR]
+    while pending:
+        relative = pending.pop()
+        try:
+            entries = list(os.scandir(os.path.join(root, relative)))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            path = f"{relative}/{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(path)
+            else:
+                found.add(path)
+    return found
 
 
 def drift(
@@ -340,7 +344,8 @@ def _remove_empty_dirs(base: Path) -> None:
 
 
 def _output(template: str) -> str:
-    return PurePosixPath(template).name.removesuffix(".j2")
+    """The file a template makes: its name without ".j2" (template names use '/')."""
+    return template.rsplit("/", 1)[-1].removesuffix(".j2")
 
 
 def _render_into(
@@ -413,59 +418,6 @@ def _parse_back(
         return (None if "services" in manifest else "a compose file needs services"), ""
     problem, found = kube.check(manifest, schemas)
     return problem, "" if found else f"{manifest.get('apiVersion')} {manifest.get('kind')}"
-
-
-def environment(root: Path) -> Any:
-    """The sandboxed Jinja environment for the repository's templates/ as they are now."""
-    template_dir = root / TEMPLATE_DIR
-    return _environment(str(template_dir), _fingerprint(template_dir))
-
-
-def _fingerprint(template_dir: Path) -> tuple:
-    """Every template file's path, size and modification time."""
-    found = []
-    for directory, _, names in os.walk(template_dir):
-        for name in names:
-            stat = os.stat(os.path.join(directory, name))
-            found.append((directory, name, stat.st_size, stat.st_mtime_ns))
-    return tuple(sorted(found))
-
-
-@lru_cache(maxsize=4)
-def _environment(template_dir: str, fingerprint: tuple) -> Any:
-    from jinja2 import FileSystemLoader, StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
-
-    environment = SandboxedEnvironment(
-        loader=FileSystemLoader(template_dir),
-        undefined=StrictUndefined,
-        autoescape=False,
-        auto_reload=False,  # the fingerprint in the cache key notices edits, once per run
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    environment.policies["json.dumps_function"] = emit.scalar
-    environment.policies["json.dumps_kwargs"] = {}
-    environment.filters["tojson"] = emit.scalar  # no HTML escaping: these files are not HTML
-    environment.filters["toyaml"] = emit.block
-    environment.filters["combine"] = lambda first, second: dict(sorted({**first, **second}.items()))
-    environment.filters["pbtxt"] = _pbtxt_string
-    return environment
-
-
-def _pbtxt_string(value: Any) -> str:
-    """A protobuf text-format string literal: C escapes, bytes outside printable ASCII octal."""
-    out = []
-    for byte in str(value).encode("utf-8"):
-        char = chr(byte)
-        if char in ('"', "\\"):
-            out.append("\\" + char)
-        elif 0x20 <= byte < 0x7F:
-            out.append(char)
-        else:
-            out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
 
 
 def severity_note(rendering: Rendering) -> Diagnostic | None:

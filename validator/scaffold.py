@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from . import render, workspace
+from . import templating, workspace
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PROTOCOLS = {"vllm": "openai", "tgi": "openai"}
@@ -61,7 +61,7 @@ def new_spec(
             f"engine {engine} does not serve format {model_format}; it serves: {', '.join(allowed)}"
         )
     context = _context(name, engine, model_format, owner or _git_email(root), team)
-    return render.environment(root).get_template("new/modeldeployment.yaml.j2").render(context)
+    return templating.environment(root).get_template("new/modeldeployment.yaml.j2").render(context)
 
 
 def write_new(root: Path, name: str, text: str) -> Path:

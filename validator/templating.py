@@ -1,0 +1,157 @@
+"""The repository's Jinja templates: one sandboxed environment, compiled once, cached on disk.
+
+Templates run in Jinja's sandbox with StrictUndefined; values reach them through `tojson`
+(emit.scalar, no HTML escaping: these files are not HTML) or `toyaml` (emit.block).
+
+A cold `modelgate render` would spend a tenth of its time compiling templates and checking
+which of them may be read back by the fast parser (see plain), so both are cached under the
+modelgate cache directory, like .pyc files: compiled code keyed by each template's source,
+the checks by the fingerprint of templates/ (every file's path, size and modification time).
+An edit changes the fingerprint, so a long-lived process never renders stale templates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from . import emit, plain
+from .fastcheck import cache_dir, store_text
+
+TEMPLATE_DIR = "templates"
+# Part of the compiled-code cache key: the environment's options change the generated code.
+ENVIRONMENT_OPTIONS = "sandboxed,strict-undefined,trim-blocks,lstrip-blocks,keep-newline"
+PLAIN_CHECK_VERSION = "1"  # part of the plain-check cache key: change it when plain changes
+
+
+def environment(root: Path) -> Any:
+    """The sandboxed Jinja environment for the repository's templates/ as they are now."""
+    template_dir = root / TEMPLATE_DIR
+    return _environment(str(template_dir), _fingerprint(template_dir))
+
+
+class Templates:
+    """templates/ for one run: each template compiled once, and whether its output may be read
+    back by the fast parser."""
+
+    def __init__(self, root: Path) -> None:
+        template_dir = root / TEMPLATE_DIR
+        self.fingerprint = _fingerprint(template_dir)
+        self.environment = _environment(str(template_dir), self.fingerprint)
+        self._compiled: dict[str, Any] = {}
+        self._plain_file = cache_dir() / f"plain-{_digest(self.fingerprint)}.json"
+        self._plain_safe: dict[str, bool] = _read_json(self._plain_file)
+
+    def get(self, name: str) -> Any:
+        found = self._compiled.get(name)
+        if found is None:
+            found = self._compiled[name] = self.environment.get_template(name)
+        return found
+
+    def plain_safe(self, name: str) -> bool:
+        known = self._plain_safe.get(name)
+        if known is None:
+            known = self._plain_safe[name] = plain.template_is_plain_safe(self.environment, name)
+        return known
+
+    def preload(self, names: list[str]) -> None:
+        """Compile and check `names` now (before forking workers, which inherit them)."""
+        from jinja2 import TemplateError
+
+        known = dict(self._plain_safe)
+        for name in names:
+            try:
+                self.get(name)
+                self.plain_safe(name)
+            except TemplateError:
+                pass  # reported, with the spec that needs it, when it is rendered
+        if self._plain_safe != known:
+            store_text(self._plain_file, json.dumps(self._plain_safe, sort_keys=True))
+
+
+def _fingerprint(template_dir: Path) -> tuple:
+    """Every template file's path, size and modification time."""
+    found = []
+    for directory, _, names in os.walk(template_dir):
+        for name in names:
+            stat = os.stat(os.path.join(directory, name))
+            found.append((directory, name, stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(found))
+
+
+def _digest(fingerprint: tuple) -> str:
+    from jinja2 import __version__ as jinja_version
+
+    material = json.dumps([PLAIN_CHECK_VERSION, jinja_version, plain.versions(), fingerprint])
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def _read_json(path: Path) -> dict[str, bool]:
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(loaded, dict):
+        return {}
+    return {key: value for key, value in loaded.items() if isinstance(value, bool)}
+
+
+@lru_cache(maxsize=4)
+def _environment(template_dir: str, fingerprint: tuple) -> Any:
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    environment = SandboxedEnvironment(
+        loader=FileSystemLoader(template_dir),
+        undefined=StrictUndefined,
+        autoescape=False,
+        auto_reload=False,  # the fingerprint in the cache key notices edits, once per run
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        bytecode_cache=_bytecode_cache(),
+    )
+    environment.policies["json.dumps_function"] = emit.scalar
+    environment.policies["json.dumps_kwargs"] = {}
+    environment.filters["tojson"] = emit.scalar
+    environment.filters["toyaml"] = emit.block
+    environment.filters["combine"] = lambda first, second: dict(sorted({**first, **second}.items()))
+    environment.filters["pbtxt"] = _pbtxt_string
+    return environment
+
+
+def _bytecode_cache() -> Any:
+    from jinja2 import FileSystemBytecodeCache
+    from jinja2 import __version__ as jinja_version
+
+    class QuietBytecodeCache(FileSystemBytecodeCache):
+        """A cache that cannot be written is only slower."""
+
+        def dump_bytecode(self, bucket: Any) -> None:
+            with contextlib.suppress(OSError):
+                super().dump_bytecode(bucket)
+
+    options = hashlib.sha256(ENVIRONMENT_OPTIONS.encode()).hexdigest()[:12]
+    directory = cache_dir() / f"jinja-{jinja_version}-{options}"
+    with contextlib.suppress(OSError):
+        directory.mkdir(parents=True, exist_ok=True)
+    return QuietBytecodeCache(str(directory))
+
+
+def _pbtxt_string(value: Any) -> str:
+    """A protobuf text-format string literal: C escapes, bytes outside printable ASCII octal."""
+    out = []
+    for byte in str(value).encode("utf-8"):
+        char = chr(byte)
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif 0x20 <= byte < 0x7F:
+            out.append(char)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
