@@ -52,6 +52,8 @@ def test_every_rendered_example_reads_the_same_with_both_parsers() -> None:
         "name: prefix-\x00\n",  # literal text glued to an inserted value
         "tab:\tvalue\n",
         "<<: {a: 1}\n",
+        "ports:\n  8080: http\n",  # the strict loader keeps keys as text, yaml-rs makes 8080
+        "{true: x}\n",
     ],
 )
 def test_literal_text_the_parsers_could_read_differently_is_refused(literal: str) -> None:

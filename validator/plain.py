@@ -30,6 +30,7 @@ _GLUED = re.compile(f"[^\\s:\\[{{,{_VALUE}]{_VALUE}|{_VALUE}[^\\s,\\]}}{_VALUE}]
 _QUOTED = re.compile(f"\"(?:[^\"\\\\\\n{_VALUE}]|\\\\.)*\"|'(?:[^'\\n{_VALUE}]|'')*'")
 _COMMENT = re.compile(r"(?:^|(?<=\s))#[^\n]*", re.M)
 _SEPARATORS = re.compile(r":(?=\s|$)|[\s,\[\]{}]+", re.M)
+_KEYS = re.compile(r"(?:^|[\s{,\[])([^\s\"'{}\[\],#:][^\s{}\[\],:]*):(?=\s|$)", re.M)
 
 
 def template_is_plain_safe(environment: Any, name: str) -> bool:
@@ -63,7 +64,8 @@ def literal_is_plain_safe(literal: str) -> bool:
     if _INDICATORS.search(text):
         return False
     tokens = {token for token in _SEPARATORS.split(text) if token.strip('"') not in ("", "-")}
-    return all(_reads_the_same(token) for token in tokens)
+    keys = set(_KEYS.findall(text))
+    return all(map(_reads_the_same, tokens)) and all(map(_is_text_key, keys))
 
 
 def _literal_text(environment: Any, source: str) -> str:
@@ -79,6 +81,18 @@ def _literal_text(environment: Any, source: str) -> str:
         elif kind == "block_begin":
             parts.append("\n")
     return "".join(parts)
+
+
+def _is_text_key(token: str) -> bool:
+    """A plain key that both parsers read as this very string (the strict loader keeps every
+    key as text; yaml-rs would make `1:` an integer)."""
+    if yaml_rs is None:
+        return False
+    try:
+        new = yaml_rs.loads(f"{token}: 0\n", parse_datetime=False)
+    except Exception:  # refused: not the same
+        return False
+    return isinstance(new, dict) and list(new) == [token]
 
 
 def _reads_the_same(token: str) -> bool:

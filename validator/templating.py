@@ -26,7 +26,6 @@ from .fastcheck import cache_dir, store_text
 TEMPLATE_DIR = "templates"
 # Part of the compiled-code cache key: the environment's options change the generated code.
 ENVIRONMENT_OPTIONS = "sandboxed,strict-undefined,trim-blocks,lstrip-blocks,keep-newline"
-PLAIN_CHECK_VERSION = "1"  # part of the plain-check cache key: change it when plain changes
 
 
 def environment(root: Path) -> Any:
@@ -87,7 +86,9 @@ def _fingerprint(template_dir: Path) -> tuple:
 def _digest(fingerprint: tuple) -> str:
     from jinja2 import __version__ as jinja_version
 
-    material = json.dumps([PLAIN_CHECK_VERSION, jinja_version, plain.versions(), fingerprint])
+    # the check's own code is part of the key: a changed check never reads old verdicts
+    check_code = hashlib.sha256(Path(plain.__file__).read_bytes()).hexdigest()
+    material = json.dumps([check_code, jinja_version, plain.versions(), fingerprint])
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
