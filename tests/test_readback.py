@@ -3,6 +3,10 @@ what the strict YAML 1.1 loader reads, and the strict loader decides everything 
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +125,33 @@ def test_numbers_are_written_so_both_yaml_versions_read_the_same_value(value: ob
     fast, problem = load.read_back(text, "x.yaml", plain_safe=True)
     assert problem is None and fast is not None
     assert strict == value == fast["k"] and type(strict) is type(fast["k"])
+
+
+def test_an_edited_template_is_used_by_the_next_run_of_the_same_process(tmp_path: Path) -> None:
+    for part in ("models", "templates", "policies"):
+        shutil.copytree(PROJECT / part, tmp_path / part)
+    documents = workspace.validate(workspace.discover(tmp_path, []), tmp_path).valid_documents()
+    before = render.render_all(documents, tmp_path)
+    service = tmp_path / "templates/_k8s/service.yaml.j2"
+    service.write_text(service.read_text() + "# edited\n")
+    after = render.render_all(documents, tmp_path)
+    edited = [f for f in after.files if f.path.name == "service.yaml"]
+    assert edited and all(f.content.endswith("# edited\n") for f in edited)
+    assert len(after.files) == len(before.files)
+
+
+def test_render_works_and_agrees_when_the_cache_cannot_be_written(tmp_path: Path) -> None:
+    """The caches only save time: a cache path that is a file leaves the output unchanged."""
+    blocked = tmp_path / "cache-is-a-file"
+    blocked.write_text("")
+    env = {**os.environ, "MODELGATE_CACHE_DIR": str(blocked)}
+    done = subprocess.run(
+        [sys.executable, "-m", "validator.cli", "render", "--check"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

@@ -131,7 +131,11 @@ def _bytecode_cache() -> Any:
     from jinja2 import __version__ as jinja_version
 
     class QuietBytecodeCache(FileSystemBytecodeCache):
-        """A cache that cannot be written is only slower."""
+        """A cache that cannot be read or written is only slower."""
+
+        def load_bytecode(self, bucket: Any) -> None:
+            with contextlib.suppress(OSError):
+                super().load_bytecode(bucket)
 
         def dump_bytecode(self, bucket: Any) -> None:
             with contextlib.suppress(OSError):
