@@ -141,7 +141,7 @@ def jinja_only(root: Path, documents: list, values: dict) -> int:
             context = {"v": view.cluster(document, environment, values)}
             context["v"]["triton_config"] = ""
             for template in engine.cluster:
-                renderer.template(template).render(context)
+                renderer.templates.get(template).render(context)
                 count += 1
     return count
 

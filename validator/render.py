@@ -80,10 +80,8 @@ def load_values(root: Path) -> dict[str, Any]:
 
 class Renderer:
     """What one render run shares: values, schemas and templates, each loaded once
-    (compiled before any worker forks). A run that finds templates/ edited gets a new
-    environment, so a long-lived process never renders with stale templates.
-
-    Calling it renders one spec: it is what validation follows each valid spec with."""
+    (compiled before any worker forks). Calling it renders one spec: it is the stage
+    validation follows each valid spec with."""
 
     def __init__(
         self,
@@ -98,12 +96,6 @@ class Renderer:
 
     def __call__(self, document: Document) -> Rendering:
         return _render_one(document, self)
-
-    def plain_safe(self, name: str) -> bool:
-        return self.templates.plain_safe(name)
-
-    def template(self, name: str) -> Any:
-        return self.templates.get(name)
 
     def preload(self) -> Renderer:
         """Compile every engine's templates now, so that forked workers inherit them."""
@@ -156,7 +148,7 @@ def render_document(
     return _render_one(document, Renderer(root, schemas, values), local_only)
 
 
-def _render_one(document: Document, run: Renderer, local_only: bool = False) -> Rendering:
+def _render_one(document: Document, renderer: Renderer, local_only: bool = False) -> Rendering:
     spec = document.data["spec"]
     engine = ENGINES[spec["engine"]["name"]]
     name = document.data["metadata"]["name"]
@@ -178,31 +170,36 @@ def _render_one(document: Document, run: Renderer, local_only: bool = False) -> 
         out_dir = rendered_dir(LOCAL, name)
         context = {"v": view.local(document, out_dir, shared)}
         for template in engine.local:
-            _render_into(result, document, run, template, context, out_dir / _output(template))
+            _render_into(result, document, renderer, template, context, out_dir / _output(template))
     if local_only:
         return result
     for environment in spec["environments"]:
         out_dir = rendered_dir(environment, name)
-        context = {"v": view.cluster(document, environment, run.values, shared)}
+        context = {"v": view.cluster(document, environment, renderer.values, shared)}
         if engine.name == "triton":
-            _render_triton_config(result, document, run, context)
+            _render_triton_config(result, document, renderer, context)
         for template in engine.cluster:
-            _render_into(result, document, run, template, context, out_dir / _output(template))
+            _render_into(result, document, renderer, template, context, out_dir / _output(template))
     if spec["model"].get("image"):
         out_dir = rendered_dir(DOCKER, name)
         context = {"v": view.docker(document, shared)}
         _render_into(
-            result, document, run, COMPOSE_TEMPLATE, context, out_dir / _output(COMPOSE_TEMPLATE)
+            result,
+            document,
+            renderer,
+            COMPOSE_TEMPLATE,
+            context,
+            out_dir / _output(COMPOSE_TEMPLATE),
         )
     return result
 
 
 def _render_triton_config(
-    result: Rendering, document: Document, run: Renderer, context: dict[str, Any]
+    result: Rendering, document: Document, renderer: Renderer, context: dict[str, Any]
 ) -> None:
     from .pbtxt import parse_error
 
-    text = _render_text(result, document.path, run, TRITON_CONFIG_TEMPLATE, context)
+    text = _render_text(result, document.path, renderer, TRITON_CONFIG_TEMPLATE, context)
     context["v"]["triton_config"] = text or ""
     problem = text is not None and parse_error(text)
     if problem:
@@ -351,17 +348,19 @@ def _output(template: str) -> str:
 def _render_into(
     result: Rendering,
     document: Document | None,
-    run: Renderer,
+    renderer: Renderer,
     template: str,
     context: dict[str, Any],
     output: PurePosixPath,
 ) -> None:
     source = document.path if document else str(output)
-    text = _render_text(result, source, run, template, context)
+    text = _render_text(result, source, renderer, template, context)
     if text is None:
         return
     text = text.rstrip("\n") + "\n"
-    problem, unchecked = _parse_back(output, text, run.schemas, run.plain_safe(template))
+    problem, unchecked = _parse_back(
+        output, text, renderer.schemas, renderer.templates.plain_safe(template)
+    )
     if problem:
         result.diagnostics.append(
             error(
@@ -380,13 +379,13 @@ def _render_into(
 
 
 def _render_text(
-    result: Rendering, source: str, run: Renderer, template: str, context: dict[str, Any]
+    result: Rendering, source: str, renderer: Renderer, template: str, context: dict[str, Any]
 ) -> str | None:
     """The template's output, or None with an MG401 finding when the template fails."""
     from jinja2 import TemplateError
 
     try:
-        return run.template(template).render(context)
+        return renderer.templates.get(template).render(context)
     except TemplateError as exc:
         result.diagnostics.append(
             error(
