@@ -16,14 +16,15 @@ from validator import emit, load, plain, render, templating, workspace
 
 from .conftest import PROJECT, assert_both_parsers_agree
 
-RENDER_TEMPLATES = sorted(
+YAML_TEMPLATES = sorted(  # what renders YAML files, and the partials they include
     str(path.relative_to(PROJECT / "templates"))
     for path in (PROJECT / "templates").rglob("*.j2")
     if path.parts[-2] not in ("catalog", "new")
+    and (path.name.endswith(".yaml.j2") or path.parts[-2] == "_k8s")
 )
 
 
-@pytest.mark.parametrize("name", RENDER_TEMPLATES)
+@pytest.mark.parametrize("name", YAML_TEMPLATES)
 def test_every_render_template_may_use_the_fast_parser(name: str) -> None:
     """Otherwise rendering silently falls back to the slow parser for that template."""
     assert plain.template_is_plain_safe(templating.environment(PROJECT), name)
@@ -84,10 +85,12 @@ def test_a_template_that_uses_an_unsafe_one_is_unsafe(tmp_path: Path) -> None:
     (templates / "x").mkdir(parents=True)
     (templates / "x/base.j2").write_text("{% macro m() %}flag: yes\n{% endmacro %}\n")
     (templates / "x/user.yaml.j2").write_text('{% import "x/base.j2" as b %}\n{{ b.m() }}\n')
-    (templates / "x/alone.yaml.j2").write_text("flag: true\n")
+    (templates / "x/alone.yaml.j2").write_text("flag: true\nname: {{ v.name | tojson }}\n")
+    (templates / "x/raw.yaml.j2").write_text("name: {{ v.name }}\n")  # a value not escaped
     environment = templating.environment(tmp_path)
     assert not plain.template_is_plain_safe(environment, "x/user.yaml.j2")
     assert plain.template_is_plain_safe(environment, "x/alone.yaml.j2")
+    assert not plain.template_is_plain_safe(environment, "x/raw.yaml.j2")
 
 
 @pytest.mark.parametrize(

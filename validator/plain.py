@@ -6,7 +6,8 @@ quoted (`tojson`, `toyaml`), and quoted scalars read the same under both. What c
 is a template's literal text: `yes` or `on` (booleans in 1.1 only), `0755` or `1_000`
 (numbers that change value), `1e3` (a number in 1.2 only), anchors, aliases, tags,
 directives, complex keys, and literal text glued to an inserted value. A template holding
-any of these, or using one that does, is read back by the strict loader alone.
+any of these, inserting a value without `tojson` or `toyaml`, or using a template that
+does, is read back by the strict loader alone.
 
 Each template is checked once per run, before any file is rendered.
 """
@@ -46,9 +47,12 @@ def template_is_plain_safe(environment: Any, name: str) -> bool:
             continue
         seen.add(current)
         source = environment.loader.get_source(environment, current)[0]
+        tree = environment.parse(source)
+        if not _values_are_escaped(tree):
+            return False
         if not literal_is_plain_safe(_literal_text(environment, source)):
             return False
-        referenced = list(meta.find_referenced_templates(environment.parse(source)))
+        referenced = list(meta.find_referenced_templates(tree))
         if None in referenced:  # a template chosen at render time: cannot be checked here
             return False
         pending.extend(referenced)
@@ -66,6 +70,21 @@ def literal_is_plain_safe(literal: str) -> bool:
     tokens = {token for token in _SEPARATORS.split(text) if token.strip('"') not in ("", "-")}
     keys = set(_KEYS.findall(text))
     return all(map(_reads_the_same, tokens)) and all(map(_is_text_key, keys))
+
+
+ESCAPING_FILTERS = ("tojson", "toyaml")
+
+
+def _values_are_escaped(tree: Any) -> bool:
+    """Every `{{ ... }}` ends in tojson or toyaml: what this module's argument rests on."""
+    from jinja2 import nodes
+
+    return all(
+        isinstance(child, nodes.TemplateData)
+        or (isinstance(child, nodes.Filter) and child.name in ESCAPING_FILTERS)
+        for output in tree.find_all(nodes.Output)
+        for child in output.nodes
+    )
 
 
 def _literal_text(environment: Any, source: str) -> str:
