@@ -324,3 +324,17 @@ def test_parallel_and_serial_rendering_agree(
     )
     assert len(validation.followed) == len(documents)
     assert followed.files == serial.files and followed.diagnostics == serial.diagnostics
+
+
+def test_a_broken_crd_file_is_a_located_finding_and_a_missing_directory_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    crds = tmp_path / "crds"
+    crds.mkdir()
+    (crds / "broken.yaml").write_text("kind: CustomResourceDefinition\nspec: [1,\n")
+    result = run_cli("render", "--check", "--crds", str(crds))
+    assert result.code == 1, result.err
+    assert f"{crds / 'broken.yaml'}:3:1: MG406 CRD file cannot be read" in result.err
+    assert "internal error" not in result.err
+    missing = run_cli("render", "--check", "--crds", str(tmp_path / "nowhere"))
+    assert missing.code == 2 and "--crds needs a directory" in missing.err

@@ -224,7 +224,15 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     gc.disable()
     root = _root(args)
-    renderer = render.Renderer(root, kube.Schemas.from_dirs(args.crds)).preload()
+    missing = [str(path) for path in args.crds if not path.is_dir()]
+    if missing:
+        print(f"modelgate: --crds needs a directory: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    schemas = kube.Schemas.from_dirs(args.crds)
+    if schemas.problems:
+        _print_diagnostics(schemas.problems)
+        return EXIT_FINDINGS
+    renderer = render.Renderer(root, schemas).preload()
     # each spec is rendered right after its own checks, in the process that loaded it
     result = workspace.validate(workspace.discover(root, args.paths), root, follow=renderer)
     documents = result.valid_documents()

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from .diagnostics import Diagnostic, error
+
 KUBERNETES_VERSION = "1.30.0"
 
 
@@ -26,6 +28,7 @@ class Schemas:
     """CRD schemas by (apiVersion, kind), loaded from user-supplied CRD files."""
 
     crds: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    problems: list[Diagnostic] = field(default_factory=list)  # CRD files that did not load
     _validators: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     def validator(self, key: tuple[str, str]) -> Any | None:
@@ -39,11 +42,33 @@ class Schemas:
 
     @classmethod
     def from_dirs(cls, directories: Iterable[Path]) -> Schemas:
+        """The CRDs in each directory's *.yaml and *.yml files; a file that cannot be read
+        or parsed becomes a problem with its position instead of an exception."""
         schemas = cls()
         for directory in directories:
             for path in sorted(Path(directory).glob("*.y*ml")):
-                schemas.crds.update(_crd_schemas(str(path)))
+                try:
+                    schemas.crds.update(_crd_schemas(str(path)))
+                except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+                    schemas.problems.append(_crd_problem(str(path), exc))
         return schemas
+
+
+CRD_INVALID = "MG406"
+
+
+def _crd_problem(path: str, exc: Exception) -> Diagnostic:
+    mark = getattr(exc, "problem_mark", None)
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    reason = getattr(exc, "problem", None) or str(exc)
+    return error(
+        path,
+        line,
+        col,
+        CRD_INVALID,
+        f"CRD file cannot be read: {reason}",
+        "pass --crds a directory of valid CustomResourceDefinition YAML files",
+    )
 
 
 def check(manifest: dict[str, Any], schemas: Schemas) -> tuple[str | None, bool]:
