@@ -39,12 +39,16 @@ def evaluate_spec(
     document: Document, policy: Policy, root: Path, environment: str | None = None
 ) -> list[Diagnostic]:
     """The rules that look at one spec alone (all but the cross-file ones)."""
-    return [
-        finding
-        for rule in policy.rules
-        if rule.check not in REPOSITORY_CHECKS
-        for finding in evaluate_rule(rule, [document], policy, root, environment)
-    ]
+    context = Context(root, policy.parameters)
+    findings = []
+    for rule in policy.rules:
+        if rule.check in REPOSITORY_CHECKS:
+            continue
+        severity = _severity(rule, document, environment)
+        if severity is not None:
+            for path, message in _spec_findings(rule, document, context):
+                findings.append(_finding(rule, document, severity, path, message))
+    return findings
 
 
 def evaluate_cross_file(
@@ -93,13 +97,9 @@ def evaluate_rule(
     checked = list(documents) + (list(peers) if rule.check in REPOSITORY_CHECKS else [])
     mine = {id(doc) for doc in documents}
     for document in checked:
-        environments = [environment] if environment else document.data["spec"]["environments"]
-        severity = rule.severity_for(environments)
-        if severity is None:
-            continue
-        if not rule.applies(document.data):
-            continue
-        applicable.append((document, severity))
+        severity = _severity(rule, document, environment)
+        if severity is not None:
+            applicable.append((document, severity))
     findings: list[Diagnostic] = []
     if rule.check in REPOSITORY_CHECKS:
         severities = {id(doc): severity for doc, severity in applicable}
@@ -113,6 +113,15 @@ def evaluate_rule(
         for path, message in _spec_findings(rule, document, context):
             findings.append(_finding(rule, document, severity, path, message))
     return findings
+
+
+def _severity(rule: Rule, document: Document, environment: str | None) -> Severity | None:
+    """The rule's severity for this spec, or None when the rule does not apply to it."""
+    environments = [environment] if environment else document.data["spec"]["environments"]
+    severity = rule.severity_for(environments)
+    if severity is None or not rule.applies(document.data):
+        return None
+    return severity
 
 
 def _spec_findings(rule: Rule, document: Document, context: Context) -> Iterator[tuple[list, str]]:

@@ -68,11 +68,10 @@ def no_inline_secrets(document: Document, context: Context) -> Iterator[SpecFind
         kind = find_secret(argument)
         if kind:
             yield ["spec", "engine", "args", index], f"engine argument holds {kind} inline"
-    strings = list(_strings(document.data, []))
     # decoded values, not the file's text: YAML escapes ("\x41KIA...") must not hide a token
-    if not TOKEN_START.search("\n".join(value for _, value in strings)):
+    if not TOKEN_START.search("\n".join(_string_values(document.data))):
         return
-    for path, value in strings:
+    for path, value in _strings(document.data, []):
         if path[:3] in (["spec", "engine", "env"], ["spec", "engine", "args"]):
             continue
         kind = find_secret(value, entropy=False)
@@ -126,6 +125,21 @@ def unique_endpoints(documents: list[Document], context: Context) -> Iterator[Re
                 )
             else:
                 owners[value] = document
+
+
+def _string_values(node: Any) -> list[str]:
+    """Every string value in `node`, without the paths _strings builds (those are only
+    wanted for the rare spec whose text looks like it holds a token)."""
+    found, pending = [], [node]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, str):
+            found.append(current)
+        elif isinstance(current, dict):
+            pending.extend(current.values())
+        elif isinstance(current, list):
+            pending.extend(current)
+    return found
 
 
 def _strings(node: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
