@@ -147,11 +147,11 @@ def jinja_only(root: Path, documents: list, values: dict) -> int:
 
 
 def strict_loader_only(documents: list, root: Path) -> None:
-    fast_parser, load.yaml_rs = load.yaml_rs, None
+    fast_parser, load.fast_parser = load.fast_parser, lambda: None
     try:
         render.render_all(documents, root)
     finally:
-        load.yaml_rs = fast_parser
+        load.fast_parser = fast_parser
 
 
 def row(label: str, seconds: float | None, count: int, note: str = "") -> str:

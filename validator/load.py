@@ -12,18 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .diagnostics import Diagnostic, error
-
-try:  # a YAML 1.2 parser in Rust, about 6x faster than libyaml through PyYAML
-    import yaml_rs
-except ImportError:  # pragma: no cover - the strict loader below then reads everything
-    yaml_rs = None
 
 try:  # libyaml's C parser: about 10x faster than the pure-Python one.
     from yaml import CSafeLoader as SafeLoader
@@ -375,6 +370,17 @@ def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:
 _CONSTRUCTOR = yaml.SafeLoader("")  # only its scalar constructors are used
 
 
+@cache
+def fast_parser() -> Any | None:
+    """yaml-rs, a YAML 1.2 parser in Rust (about 6x faster than libyaml through PyYAML),
+    imported on first use: validating specs never needs it. None where it is missing."""
+    try:
+        import yaml_rs
+    except ImportError:  # pragma: no cover - the strict loader then reads everything
+        return None
+    return yaml_rs
+
+
 # Characters the renderer never writes raw (it writes escape sequences for them): line breaks
 # in YAML 1.1 but not 1.2, BOMs, tabs, carriage returns and control characters.
 _RAW_SPECIAL = re.compile("[\t\r\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
@@ -389,10 +395,11 @@ def read_back(text: str, display: str, *, plain_safe: bool) -> tuple[dict | None
     Anything else, and everything the fast parser refuses (duplicate keys, several
     documents), goes to the strict loader, whose verdict and message count.
     """
-    if plain_safe and yaml_rs is not None and not _RAW_SPECIAL.search(text):
+    fast = fast_parser() if plain_safe else None
+    if fast is not None and not _RAW_SPECIAL.search(text):
         try:
-            data = yaml_rs.loads(text, parse_datetime=False)
-        except yaml_rs.YAMLDecodeError:
+            data = fast.loads(text, parse_datetime=False)
+        except fast.YAMLDecodeError:
             data = None
         if isinstance(data, dict):
             return data, None

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .load import SafeLoader, yaml_rs
+from .load import SafeLoader, fast_parser
 
 _VALUE = "\x00"  # stands for an inserted value in the literal text
 # Indicators that start anchors, aliases, tags, directives, reserved or block scalars and
@@ -105,10 +105,11 @@ def _literal_text(environment: Any, source: str) -> str:
 def _is_text_key(token: str) -> bool:
     """A plain key that both parsers read as this very string (the strict loader keeps every
     key as text; yaml-rs would make `1:` an integer)."""
-    if yaml_rs is None:
+    fast = fast_parser()
+    if fast is None:
         return False
     try:
-        new = yaml_rs.loads(f"{token}: 0\n", parse_datetime=False)
+        new = fast.loads(f"{token}: 0\n", parse_datetime=False)
     except Exception:  # refused: not the same
         return False
     return isinstance(new, dict) and list(new) == [token]
@@ -116,11 +117,12 @@ def _is_text_key(token: str) -> bool:
 
 def _reads_the_same(token: str) -> bool:
     """A plain scalar that both parsers read as the same value of the same type."""
-    if yaml_rs is None:
+    fast = fast_parser()
+    if fast is None:
         return False
     try:
         old = yaml.load(f"k: {token}\n", Loader=SafeLoader)["k"]
-        new = yaml_rs.loads(f"k: {token}\n", parse_datetime=False)["k"]
+        new = fast.loads(f"k: {token}\n", parse_datetime=False)["k"]
     except Exception:  # either parser refusing it means "not the same"
         return False
     return type(old) is type(new) and old == new
@@ -128,4 +130,4 @@ def _reads_the_same(token: str) -> bool:
 
 def versions() -> list[str]:
     """The two parsers' versions: the verdicts above hold for these."""
-    return [getattr(yaml_rs, "__version__", "none"), yaml.__version__]
+    return [getattr(fast_parser(), "__version__", "none"), yaml.__version__]
