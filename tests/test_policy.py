@@ -196,6 +196,19 @@ def test_valid_waiver_accepts_the_finding(one_replica: Scaffold) -> None:
     assert text.code == 0 and "waived until 2999-12-31 by security@example.com" in text.out
 
 
+def test_a_waived_spec_is_rendered_and_its_files_are_not_pruned(one_replica: Scaffold) -> None:
+    """The waiver is what lets the spec ship: render must not treat it as broken (it used
+    to skip the spec and prune its files, which Argo CD would have deleted)."""
+    waive(one_replica)
+    rendered = one_replica.root / "rendered/production/iris/model.yaml"
+    result = run_cli("--root", str(one_replica.root), "render")
+    assert result.code == 0, result.err
+    assert "minReplicas: 1" in rendered.read_text()
+    again = run_cli("--root", str(one_replica.root), "render")
+    assert again.code == 0 and "0 file(s) changed, 0 removed" in again.out
+    assert rendered.exists()
+
+
 def test_expired_waiver_is_an_error_and_waives_nothing(one_replica: Scaffold) -> None:
     waive(one_replica, expires="2020-01-31")
     code, found = validate(one_replica)
