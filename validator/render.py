@@ -7,8 +7,13 @@
 
 Templates are an attack surface: they run in Jinja's sandbox with StrictUndefined, every value
 reaches them through `tojson` (or `toyaml`, which encodes every scalar the same way), and every
-rendered file is parsed back and checked (Kubernetes schemas, CRD schemas, Triton's config
-grammar) before it is written. Output is deterministic: sorted keys, no timestamps, LF endings.
+rendered file is read back and checked (Kubernetes schemas, CRD schemas, Triton's config
+grammar) before it is written: by yaml-rs where the template's own text reads the same under
+YAML 1.1 and 1.2 (see plain), else by the strict loader. Output is deterministic: sorted
+keys, no timestamps, LF endings.
+
+`modelgate render` renders each spec in the worker process that validated it (the Renderer
+is validation's follow stage), so that large repositories use every core once.
 """
 
 from __future__ import annotations
