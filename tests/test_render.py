@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from validator import kube, load, render, workspace
+from validator import identity, kube, load, render, workspace
 
 from .conftest import PROJECT, Scaffold, assert_both_parsers_agree, run_cli
 
@@ -338,3 +338,25 @@ def test_a_broken_crd_file_is_a_located_finding_and_a_missing_directory_a_usage_
     assert "internal error" not in result.err
     missing = run_cli("render", "--check", "--crds", str(tmp_path / "nowhere"))
     assert missing.code == 2 and "--crds needs a directory" in missing.err
+
+
+@pytest.mark.parametrize("reserved", ["local", "docker", "argocd"])
+def test_environments_cannot_take_the_name_of_a_target_directory(
+    scaffold: Scaffold, reserved: str
+) -> None:
+    """rendered/local, rendered/docker and rendered/argocd are not environments: a spec
+    deploying to one would mix its manifests into another target's files."""
+    assert {render.LOCAL, render.DOCKER, render.ARGOCD} == set(identity.TARGET_DIRECTORIES)
+    path = scaffold.iris(
+        **{"environments: [staging, production]": f"environments: [{reserved}, production]"}
+    )
+    line = next(
+        number
+        for number, text in enumerate(path.read_text().splitlines(), 1)
+        if "environments:" in text
+    )
+    result = workspace.validate([path], scaffold.root)
+    [finding] = [d for d in result.diagnostics if d.rule == "MG114"]
+    assert (finding.line, finding.col) == (line, 18)
+    assert f"environment name '{reserved}' is reserved" in finding.message
+    assert result.valid_documents() == []

@@ -1,4 +1,5 @@
-"""A spec's identity: its name matches its file, and no two specs share a name."""
+"""A spec's identity: its name matches its file, no two specs share a name, and its
+environments do not take the names of rendered/'s other directories."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from .diagnostics import Diagnostic
 from .load import Document
 
 NAME_MISMATCH = "MG109"
+RESERVED_ENVIRONMENT = "MG114"
 DUPLICATE_NAME = "MG301"
+# Directories of rendered/ that are not environments: the local and docker targets' files and
+# the Argo CD ApplicationSets (render.LOCAL, render.DOCKER, render.ARGOCD).
+TARGET_DIRECTORIES = ("local", "docker", "argocd")
 
 
 def spec_name(document: Document) -> str | None:
@@ -30,6 +35,26 @@ def check_file_name(document: Document) -> list[Diagnostic]:
             f"metadata.name '{name}' does not match the file name '{PurePath(document.path).name}'",
             f"rename the file to {name}.yaml or set metadata.name to '{stem}'",
         )
+    ]
+
+
+def check_environments(document: Document) -> list[Diagnostic]:
+    """An environment named like a target directory would mix its manifests into that
+    directory of rendered/ (and Argo CD would sync, say, MLServer's settings.json)."""
+    spec = document.data.get("spec")
+    environments = spec.get("environments") if isinstance(spec, dict) else None
+    if not isinstance(environments, list):
+        return []
+    return [
+        document.finding(
+            ["spec", "environments", index],
+            RESERVED_ENVIRONMENT,
+            f"environment name '{name}' is reserved: rendered/{name}/ holds "
+            + ("the ApplicationSets" if name == "argocd" else f"the {name} target's files"),
+            "name the environment after where it runs, e.g. dev, staging or production",
+        )
+        for index, name in enumerate(environments)
+        if name in TARGET_DIRECTORIES
     ]
 
 

@@ -155,7 +155,12 @@ class _FileCheck:
         document, problems = load.load_file(path, display_path(path, self.root))
         if document is None:
             return None, problems, [], None
-        problems = [*problems, *schema.check(document), *identity.check_file_name(document)]
+        problems = [
+            *problems,
+            *schema.check(document),
+            *identity.check_file_name(document),
+            *identity.check_environments(document),
+        ]
         if any(d.severity.value == "error" for d in problems):
             return document, problems, [], None
         findings = []
