@@ -360,3 +360,31 @@ def test_environments_cannot_take_the_name_of_a_target_directory(
     assert (finding.line, finding.col) == (line, 18)
     assert f"environment name '{reserved}' is reserved" in finding.message
     assert result.valid_documents() == []
+
+
+def test_render_env_touches_only_that_environment(tmp_path: Path) -> None:
+    copy = copy_project(tmp_path)
+    rendered = copy / "rendered"
+    for environment in ("staging", "production"):
+        (rendered / environment / "ghost").mkdir()
+        (rendered / environment / "ghost" / "a.yaml").write_text("x: 1\n")
+    edited = rendered / "staging/iris/model.yaml"
+    edited.write_text(edited.read_text() + "# edited\n")
+    before = rendered_tree(copy)
+
+    check = run_cli("--root", str(copy), "render", "--check", "--env", "production")
+    assert check.code == 1
+    assert "rendered/production/ghost/a.yaml is orphaned" in check.err
+    assert "staging" not in check.err + check.out  # other environments are out of scope
+
+    result = run_cli("--root", str(copy), "render", "--env", "production")
+    assert result.code == 0, result.err
+    assert "into rendered/production/: 0 file(s) changed, 1 removed" in result.out
+    after = rendered_tree(copy)
+    assert "production/ghost/a.yaml" not in after
+    del before["production/ghost/a.yaml"]
+    assert after == before  # staging, local, docker and the other ApplicationSet untouched
+
+    for reserved in ("local", "../staging", "Prod"):
+        usage = run_cli("--root", str(copy), "render", "--env", reserved)
+        assert usage.code == 2 and "is not an environment name" in usage.err

@@ -11,13 +11,14 @@ import argparse
 import gc
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import workspace
+from . import identity, workspace
 from .diagnostics import Diagnostic
 from .report import FORMAT_NAMES, Report, format_report
 from .report.text import format_diagnostic
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from .load import Document
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")  # as spec.environments allows
 ENGINE_NAMES = ("docker", "kserve", "mlserver", "tgi", "triton", "vllm")
 MODEL_FORMATS = (
     "sklearn",
@@ -102,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="directory of CustomResourceDefinition files to check custom "
         "resources against (repeatable)",
+    )
+    render.add_argument(
+        "--env",
+        metavar="ENV",
+        help="only this environment's manifests and ApplicationSet (not the local and docker "
+        "targets' files); pruning and --check stay inside rendered/ENV",
     )
     render.set_defaults(handler=cmd_render)
 
@@ -232,7 +240,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     if schemas.problems:
         _print_diagnostics(schemas.problems)
         return EXIT_FINDINGS
-    renderer = render.Renderer(root, schemas).preload()
+    if args.env is not None and (
+        not ENVIRONMENT.match(args.env) or args.env in identity.TARGET_DIRECTORIES
+    ):
+        print(f"modelgate: --env {args.env!r} is not an environment name", file=sys.stderr)
+        return EXIT_USAGE
+    renderer = render.Renderer(root, schemas, environment=args.env).preload()
     # each spec is rendered right after its own checks, in the process that loaded it
     result = workspace.validate(workspace.discover(root, args.paths), root, follow=renderer)
     documents = result.valid_documents()
@@ -247,7 +260,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     failed = result.failed() or any(d.severity.value == "error" for d in rendering.diagnostics)
     if args.check:
         # a subset cannot know which files are orphans: only the whole set can
-        findings, diff = render.drift(rendering.files, root, with_orphans=not args.paths)
+        findings, diff = render.drift(
+            rendering.files, root, with_orphans=not args.paths, within=render.scope(args.env)
+        )
         sys.stdout.write(diff)
         _print_diagnostics([*diagnostics, *findings])
         if findings:
@@ -260,9 +275,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     if failed:
         print("modelgate: nothing written: fix the findings above first", file=sys.stderr)
         return EXIT_FINDINGS
-    written, removed = render.write(rendering.files, root, prune=not args.paths)
+    written, removed = render.write(
+        rendering.files, root, prune=not args.paths, within=render.scope(args.env)
+    )
+    if args.env:
+        documents = [d for d in documents if args.env in d.data["spec"]["environments"]]
+    where = f"{render.RENDERED_DIR}/{args.env}" if args.env else render.RENDERED_DIR
     print(
-        f"rendered {len(documents)} spec(s) into {render.RENDERED_DIR}/: "
+        f"rendered {len(documents)} spec(s) into {where}/: "
         f"{len(written)} file(s) changed, {len(removed)} removed"
     )
     return EXIT_OK

@@ -93,11 +93,14 @@ class Renderer:
         root: Path,
         schemas: kube.Schemas | None = None,
         values: dict[str, Any] | None = None,
+        environment: str | None = None,
     ) -> None:
         self.root = root
         self.schemas = schemas or kube.Schemas()
         self.values = load_values(root) if values is None else values
         self.templates = templating.Templates(root)
+        # only this environment's manifests and ApplicationSet, no local or docker files
+        self.environment = environment
 
     def __call__(self, document: Document) -> Rendering:
         return _render_one(document, self)
@@ -133,6 +136,8 @@ def render_all(
     for document in documents:
         result.extend(by_path[document.path])
     for env_view in view.repository(documents, renderer.values)["applicationsets"]:
+        if renderer.environment not in (None, env_view["environment"]):
+            continue
         output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
         _render_into(result, None, renderer, APPLICATIONSET_TEMPLATE, {"a": env_view}, output)
     result.files.sort(key=lambda item: item.path.parts)
@@ -160,7 +165,7 @@ def _render_one(document: Document, renderer: Renderer, local_only: bool = False
     shared = view.base(document)  # computed once: every file of the spec shows it
     result = Rendering()
     emit.forget()
-    if engine.local:
+    if engine.local and renderer.environment is None:
         if shared["runtime"] is None:
             result.diagnostics.append(
                 document.finding(
@@ -179,13 +184,15 @@ def _render_one(document: Document, renderer: Renderer, local_only: bool = False
     if local_only:
         return result
     for environment in spec["environments"]:
+        if renderer.environment not in (None, environment):
+            continue
         out_dir = rendered_dir(environment, name)
         context = {"v": view.cluster(document, environment, renderer.values, shared)}
         if engine.name == "triton":
             _render_triton_config(result, document, renderer, context)
         for template in engine.cluster:
             _render_into(result, document, renderer, template, context, out_dir / _output(template))
-    if spec["model"].get("image"):
+    if spec["model"].get("image") and renderer.environment is None:
         out_dir = rendered_dir(DOCKER, name)
         context = {"v": view.docker(document, shared)}
         _render_into(
@@ -220,9 +227,21 @@ def _render_triton_config(
         )
 
 
-def write(files: list[RenderedFile], root: Path, prune: bool = False) -> tuple[list, list]:
-    """Write files whose content changed; with `prune`, delete rendered files no spec makes.
-    Returns (written, removed) paths."""
+def scope(environment: str | None) -> tuple[str, ...]:
+    """Where a render of `environment` (None: of everything) may find orphans."""
+    if environment is None:
+        return (f"{RENDERED_DIR}/",)
+    return (f"{RENDERED_DIR}/{environment}/", f"{RENDERED_DIR}/{ARGOCD}/{environment}.yaml")
+
+
+def write(
+    files: list[RenderedFile],
+    root: Path,
+    prune: bool = False,
+    within: tuple[str, ...] = (f"{RENDERED_DIR}/",),
+) -> tuple[list, list]:
+    """Write files whose content changed; with `prune`, delete the rendered files `within`
+    those prefixes (see scope) that no spec makes. Returns (written, removed) paths."""
     present = _present(root)
     written = []
     directories: set[str] = set()
@@ -243,7 +262,7 @@ def write(files: list[RenderedFile], root: Path, prune: bool = False) -> tuple[l
         written.append(item.path)
     removed = []
     if prune:
-        for orphan in _orphans(files, present):
+        for orphan in _orphans(files, present, within):
             os.unlink(os.path.join(root, orphan))
             removed.append(orphan)
         if removed:
@@ -259,13 +278,20 @@ def _current(target: str) -> bytes | None:
         return None
 
 
-def orphans(files: list[RenderedFile], root: Path) -> list[PurePosixPath]:
-    """Files under rendered/ that no spec renders."""
-    return _orphans(files, _present(root))
+def orphans(
+    files: list[RenderedFile], root: Path, within: tuple[str, ...] = (f"{RENDERED_DIR}/",)
+) -> list[PurePosixPath]:
+    """Files under rendered/ (and within those prefixes) that no spec renders."""
+    return _orphans(files, _present(root), within)
 
 
-def _orphans(files: list[RenderedFile], present: set[str]) -> list[PurePosixPath]:
-    return sorted(PurePosixPath(path) for path in present - {str(item.path) for item in files})
+def _orphans(
+    files: list[RenderedFile], present: set[str], within: tuple[str, ...]
+) -> list[PurePosixPath]:
+    made = {str(item.path) for item in files}
+    return sorted(
+        PurePosixPath(path) for path in present if path.startswith(within) and path not in made
+    )
 
 
 def _present(root: Path) -> set[str]:
@@ -289,7 +315,10 @@ def _present(root: Path) -> set[str]:
 
 
 def drift(
-    files: list[RenderedFile], root: Path, with_orphans: bool = True
+    files: list[RenderedFile],
+    root: Path,
+    with_orphans: bool = True,
+    within: tuple[str, ...] = (f"{RENDERED_DIR}/",),
 ) -> tuple[list[Diagnostic], str]:
     """Findings and a unified diff for every rendered file that differs from the specs:
     edited by hand, missing, or orphaned (its spec is gone)."""
@@ -311,7 +340,7 @@ def drift(
         )
         before = (current or b"").decode("utf-8", errors="replace")
         diffs.append(_diff(str(item.path), before, item.content))
-    for orphan in orphans(files, root) if with_orphans else []:
+    for orphan in orphans(files, root, within) if with_orphans else []:
         current = (root / orphan).read_text(encoding="utf-8", errors="replace")
         findings.append(
             error(
