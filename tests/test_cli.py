@@ -81,7 +81,7 @@ def test_usage_errors_exit_two(scaffold: Scaffold) -> None:
     empty = scaffold.root / "nothing"
     empty.mkdir()
     result = run_cli("--root", str(scaffold.root), "validate", str(empty))
-    assert result.code == 2 and "no spec files" in result.err
+    assert result.code == 2 and f"no spec files found under {empty}" in result.err
 
 
 def test_internal_fault_exits_three_without_traceback(scaffold: Scaffold) -> None:

@@ -216,7 +216,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     root = _root(args)
     files = workspace.discover(root, args.paths)
     if not files:
-        print(f"modelgate: no spec files found under {root / workspace.SPEC_DIR}", file=sys.stderr)
+        where = ", ".join(args.paths) if args.paths else str(root / workspace.SPEC_DIR)
+        print(f"modelgate: no spec files found under {where}", file=sys.stderr)
         return EXIT_USAGE
     result = workspace.validate(
         files, root, environment=args.env, peers=workspace.peers_of(root, args.paths)
