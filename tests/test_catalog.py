@@ -14,6 +14,8 @@ import pytest
 
 from validator import catalog
 
+from .conftest import run_cli
+
 PROJECT = Path(__file__).resolve().parents[1]
 TODAY = dt.date(2026, 3, 1)
 SOON = "2026-03-11"  # within 30 days of TODAY
@@ -357,3 +359,11 @@ def test_browser_console_check_sees_errors(chromium, tmp_path: Path) -> None:
     broken.write_text("<!DOCTYPE html><title>x</title><script>missing();</script>")
     problems = _console_problems(chromium(broken, "--dump-dom").stderr)
     assert any("Uncaught ReferenceError" in line for line in problems)
+
+
+def test_out_naming_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("")
+    result = run_cli("catalog", "--out", str(target))
+    assert result.code == 2 and "is a file; name a directory" in result.err
+    assert target.read_text() == ""

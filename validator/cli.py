@@ -460,7 +460,15 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
     root = _root(args)
     out = args.out if args.out.is_absolute() else root / args.out
-    for path in build(root, out):
+    if out.exists() and not out.is_dir():
+        print(f"modelgate: --out {args.out} is a file; name a directory", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        written = build(root, out)
+    except OSError as exc:
+        print(f"modelgate: cannot write the catalog to {out}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    for path in written:
         print(f"wrote {path}")
     return EXIT_OK
 
