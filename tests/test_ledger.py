@@ -124,3 +124,10 @@ def test_changed_since_picks_edited_specs_and_engine_templates(repo: Scaffold) -
 def test_changed_since_an_unknown_ref_is_a_usage_error(repo: Scaffold) -> None:
     result = run_cli("--root", str(repo.root), "deploy", "--changed-since", "no-such-ref")
     assert result.code == 2 and "--changed-since no-such-ref" in result.err
+
+
+def test_changed_since_outside_a_git_work_tree_says_so_in_one_line(scaffold: Scaffold) -> None:
+    result = run_cli("--root", str(scaffold.root), "deploy", "--changed-since", "HEAD")
+    assert result.code == 2
+    assert "is not in a git work tree" in result.err
+    assert len(result.err.strip().splitlines()) == 1  # not git's whole usage text

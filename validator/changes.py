@@ -18,6 +18,16 @@ class GitError(Exception):
 def changed_files(root: Path, ref: str) -> list[PurePosixPath]:
     """Files changed between REF and the working tree (committed or not)."""
     try:
+        inside = subprocess.run(
+            ["git", "rev-parse", "--is-inside-work-tree"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if inside.returncode != 0:
+            raise GitError(f"{root} is not in a git work tree; it compares commits")
         done = subprocess.run(
             ["git", "diff", "--name-only", ref, "--", *WATCHED],
             cwd=root,
@@ -29,7 +39,8 @@ def changed_files(root: Path, ref: str) -> list[PurePosixPath]:
     except OSError as exc:
         raise GitError(f"cannot run git: {exc}") from exc
     if done.returncode != 0:
-        raise GitError(done.stderr.strip() or f"git diff {ref} failed")
+        first = (done.stderr.strip().splitlines() or [f"git diff {ref} failed"])[0]
+        raise GitError(first.removeprefix("fatal: "))
     untracked = subprocess.run(
         ["git", "ls-files", "--others", "--exclude-standard", "--", *WATCHED],
         cwd=root,
