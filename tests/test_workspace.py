@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +35,20 @@ def test_parallel_and_serial_checks_agree(
     assert [d.path for d in parallel.documents] == [d.path for d in serial.documents]
     rules = {d.rule for d in serial.diagnostics}
     assert {"MG-OPS-011", "MG201", "MG-OPS-040", "MG101"} <= rules
+
+
+def test_a_spec_symlinked_from_outside_the_repository_is_not_read(
+    scaffold: Scaffold, tmp_path: Path
+) -> None:
+    secret = tmp_path / "credentials.yaml"
+    secret.write_text("apiVersion: hunter2\n")
+    link = scaffold.root / "models" / "iris.yaml"
+    link.symlink_to(secret)
+    scaffold.iris(name="real")
+    inside = scaffold.root / "models" / "copy.yaml"
+    inside.symlink_to("real.yaml")  # inside the repository: read as usual
+    result = workspace.validate(workspace.discover(scaffold.root, []), scaffold.root)
+    [finding] = [d for d in result.diagnostics if d.path == "models/iris.yaml"]
+    assert finding.rule == "MG115" and str(secret) in finding.message
+    assert "hunter2" not in " ".join(d.message for d in result.diagnostics)
+    assert not any(d.rule == "MG115" for d in result.diagnostics if d.path == "models/copy.yaml")

@@ -152,7 +152,10 @@ class _FileCheck:
     follow: Callable[[load.Document], Any] | None = None
 
     def __call__(self, path: Path) -> tuple[load.Document | None, list[Diagnostic], list, Any]:
-        document, problems = load.load_file(path, display_path(path, self.root))
+        shown = display_path(path, self.root)
+        if _links_outside(path, self.root):
+            return None, [_outside_link(path, shown)], [], None
+        document, problems = load.load_file(path, shown)
         if document is None:
             return None, problems, [], None
         problems = [
@@ -170,6 +173,31 @@ class _FileCheck:
             findings = policy.evaluate_spec(document, self.policy, self.root, self.environment)
         followed = self.follow(document) if self.follow else None
         return document, problems, findings, followed
+
+
+SYMLINK_OUTSIDE = "MG115"
+
+
+def _links_outside(path: Path, root: Path) -> bool:
+    """A spec that is a symlink to a file outside the repository: a pull request could
+    point one at a CI runner's credentials and have validation print what it holds."""
+    try:
+        return path.is_symlink() and not path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a broken or looping link: load_file reports it
+        return False
+
+
+def _outside_link(path: Path, shown: str) -> Diagnostic:
+    from .diagnostics import error
+
+    return error(
+        shown,
+        1,
+        1,
+        SYMLINK_OUTSIDE,
+        f"spec file is a symlink to {os.readlink(path)}, outside the repository",
+        "commit the spec itself under models/, not a link to a file elsewhere",
+    )
 
 
 PARALLEL_FROM = 256  # files; below this, starting a second process costs more than it saves
