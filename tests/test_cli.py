@@ -82,6 +82,9 @@ def test_usage_errors_exit_two(scaffold: Scaffold) -> None:
     empty.mkdir()
     result = run_cli("--root", str(scaffold.root), "validate", str(empty))
     assert result.code == 2 and f"no spec files found under {empty}" in result.err
+    for command in (["validate"], ["render"], ["deploy", "models/iris.yaml"]):
+        bad_env = run_cli("--root", str(scaffold.root), *command, "--env", "../prod")
+        assert bad_env.code == 2 and "is not an environment name" in bad_env.err
 
 
 def test_internal_fault_exits_three_without_traceback(scaffold: Scaffold) -> None:

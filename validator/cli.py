@@ -48,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    environment = getattr(args, "env", None)
+    if environment is not None and (
+        not ENVIRONMENT.match(environment) or environment in identity.TARGET_DIRECTORIES
+    ):
+        print(f"modelgate: --env {environment!r} is not an environment name", file=sys.stderr)
+        return EXIT_USAGE
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.handler(args)
@@ -241,11 +247,6 @@ def cmd_render(args: argparse.Namespace) -> int:
     if schemas.problems:
         _print_diagnostics(schemas.problems)
         return EXIT_FINDINGS
-    if args.env is not None and (
-        not ENVIRONMENT.match(args.env) or args.env in identity.TARGET_DIRECTORIES
-    ):
-        print(f"modelgate: --env {args.env!r} is not an environment name", file=sys.stderr)
-        return EXIT_USAGE
     renderer = render.Renderer(root, schemas, environment=args.env).preload()
     # each spec is rendered right after its own checks, in the process that loaded it
     result = workspace.validate(workspace.discover(root, args.paths), root, follow=renderer)
