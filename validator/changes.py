@@ -15,40 +15,30 @@ class GitError(Exception):
     pass
 
 
+def run_git(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess | None:
+    """`git ARGS` run in root, or None when git is missing or does not answer in time."""
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def changed_files(root: Path, ref: str) -> list[PurePosixPath]:
     """Files changed between REF and the working tree (committed or not)."""
-    try:
-        inside = subprocess.run(
-            ["git", "rev-parse", "--is-inside-work-tree"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if inside.returncode != 0:
-            raise GitError(f"{root} is not in a git work tree; it compares commits")
-        done = subprocess.run(
-            ["git", "diff", "--name-only", ref, "--", *WATCHED],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except OSError as exc:
-        raise GitError(f"cannot run git: {exc}") from exc
-    if done.returncode != 0:
-        first = (done.stderr.strip().splitlines() or [f"git diff {ref} failed"])[0]
+    inside = run_git(root, "rev-parse", "--is-inside-work-tree")
+    if inside is None:
+        raise GitError("cannot run git")
+    if inside.returncode != 0:
+        raise GitError(f"{root} is not in a git work tree; it compares commits")
+    done = run_git(root, "diff", "--name-only", ref, "--", *WATCHED)
+    if done is None or done.returncode != 0:
+        stderr = done.stderr.strip() if done else ""
+        first = (stderr.splitlines() or [f"git diff {ref} failed"])[0]
         raise GitError(first.removeprefix("fatal: "))
-    untracked = subprocess.run(
-        ["git", "ls-files", "--others", "--exclude-standard", "--", *WATCHED],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    names = done.stdout.splitlines() + untracked.stdout.splitlines()
+    untracked = run_git(root, "ls-files", "--others", "--exclude-standard", "--", *WATCHED)
+    names = done.stdout.splitlines() + (untracked.stdout.splitlines() if untracked else [])
     return sorted({PurePosixPath(name) for name in names if name})
 
 

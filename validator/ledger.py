@@ -11,7 +11,6 @@ import datetime as dt
 import getpass
 import json
 import os
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -80,15 +79,7 @@ def _user() -> str:
 
 
 def _commit(root: Path) -> str:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
+    from .changes import run_git
+
+    done = run_git(root, "rev-parse", "HEAD", timeout=10)
+    return done.stdout.strip() if done and done.returncode == 0 else ""

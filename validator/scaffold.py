@@ -4,7 +4,6 @@ author knows the answer."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -119,15 +118,7 @@ def _allowed_formats(root: Path, engine: str) -> list[str] | None:
 
 
 def _git_email(root: Path) -> str:
-    try:
-        done = subprocess.run(
-            ["git", "config", "user.email"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except OSError:
-        return "owner@example.com"
-    return done.stdout.strip() or "owner@example.com"
+    from .changes import run_git
+
+    done = run_git(root, "config", "user.email", timeout=10)
+    return (done.stdout.strip() if done else "") or "owner@example.com"
