@@ -10,7 +10,7 @@ from typing import Any
 
 from . import identity, load, parallel, schema
 from .codes import BUILTIN_RULES
-from .diagnostics import Diagnostic, RuleInfo, has_errors
+from .diagnostics import Diagnostic, RuleInfo, error, has_errors
 
 SPEC_DIR = "models"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -188,8 +188,6 @@ def _links_outside(path: Path, root: Path) -> bool:
 
 
 def _outside_link(path: Path, shown: str) -> Diagnostic:
-    from .diagnostics import error
-
     return error(
         shown,
         1,
