@@ -1,21 +1,31 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
-# Each creates .venv from pyproject.toml on first use (and again when pyproject.toml changes).
+# Each creates .venv from the lock files in locks/ on first use (and again when they change):
+# pip installs the pinned installer (uv) with its hashes, uv installs every locked package
+# with hashes required, then the project itself without resolving anything again.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+LOCK_ARGS ?=
 
-.PHONY: demo test lint bench fuzz venv clean system-deps
+.PHONY: demo test lint bench fuzz venv lock clean system-deps
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml locks/modelgate.txt locks/uv.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[serve,docker,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+	  --require-hashes -r locks/uv.txt
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes locks/modelgate.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Re-resolve locks/ after editing pyproject.toml. Existing pins are kept: upgrade one
+# package with `make lock LOCK_ARGS="--upgrade-package numpy"`, all with LOCK_ARGS=--upgrade.
+lock: $(STAMP)
+	$(BIN)/python locks/update.py $(LOCK_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/modelgate validate

@@ -4,8 +4,9 @@ wheels, the image) is cached under MODELGATE_TEST_CACHE (default /var/cache/mode
 so a warm run starts in seconds.
 
 Nothing is pulled from Docker Hub: the base image is a debootstrap root filesystem from the
-Debian mirror apt already uses, and the model image installs wheels downloaded on the host
-(`pip download`) without any index, as a user's hermetic build would.
+Debian mirror apt already uses, and the model image installs the local engine's lock
+(locks/serve.txt) from wheels downloaded on the host (`pip download`, hashes required) without
+any index, as a user's hermetic build would.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ CACHE = Path(os.environ.get("MODELGATE_TEST_CACHE", "/var/cache/modelgate-tests"
 REGISTRY = "127.0.0.1:5000"
 BASE_IMAGE = "local/bookworm-py:1"
 MODEL_REPOSITORY = f"{REGISTRY}/modelgate/iris-mlserver"
-WHEELS = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "scikit-learn==1.9.1", "uvloop<0.22")
+ENGINE_LOCK = PROJECT / "locks" / "serve.txt"
 PACKAGES = ("docker.io", "debootstrap", "docker-registry")
 
 
@@ -266,18 +267,25 @@ def _ensure_model_image(env: dict) -> str:
 
 def _prepare_context(context: Path) -> None:
     wheels = context / "wheels"
-    if not (wheels / ".complete").exists():
-        wheels.mkdir(parents=True, exist_ok=True)
+    lock = ENGINE_LOCK.read_bytes()
+    complete = wheels / ".complete"
+    if not complete.exists() or complete.read_text() != hashlib.sha256(lock).hexdigest():
+        shutil.rmtree(wheels, ignore_errors=True)
+        wheels.mkdir(parents=True)
+        (wheels / "serve.txt").write_bytes(lock)
         _run(
             str(Path(sys.executable).with_name("pip")),
             "download",
             "--quiet",
+            "--no-deps",
+            "--require-hashes",
             "-d",
             str(wheels),
-            *WHEELS,
+            "-r",
+            str(wheels / "serve.txt"),
             timeout=1200,
         )
-        (wheels / ".complete").write_text("ok\n")
+        complete.write_text(hashlib.sha256(lock).hexdigest())
     models = context / "models" / "iris"
     models.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT / "models/artifacts/iris/model.joblib", models / "model.joblib")

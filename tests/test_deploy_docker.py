@@ -66,7 +66,7 @@ def containers(env: docker_env.DockerEnv) -> list[str]:
 def image_spec(image: str, **replacements: str) -> load.Document:
     text = IRIS_SPEC.replace(
         "    artifact: models/artifacts/iris/model.joblib\n"
-        "    sha256: 0b814744ea001d648bbd6340be7be08707b54138f9e23fc1eb11853c0dd2d8f7\n",
+        "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n",
         f"    image: {image}\n",
     )
     for old, new in replacements.items():

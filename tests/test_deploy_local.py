@@ -207,22 +207,81 @@ def test_invalid_spec_is_not_deployed(repo: Scaffold) -> None:
     assert code == 1 and "MG201" in err and "model not deployed: the spec is invalid" in err
 
 
-def test_interrupt_during_deploy_stops_the_engine(repo: Scaffold) -> None:
-    spec = repo.iris(**{"readinessTimeoutSeconds: 60": "readinessTimeoutSeconds: 120"})
+SLEEPER = '''
+import asyncio
+from mlserver import MLModel
+
+
+class Sleeper(MLModel):
+    """A model that never finishes loading: the engine runs, the model is never ready."""
+
+    async def load(self) -> bool:
+        await asyncio.sleep(3600)
+        return True
+'''
+
+
+def never_ready_spec(repo: Scaffold) -> Path:
+    (repo.root / "plugins").mkdir(exist_ok=True)
+    (repo.root / "plugins" / "sleeper.py").write_text(SLEEPER)
+    return repo.iris(
+        **{
+            "format: sklearn": "format: custom",
+            "    protocol: v2": "    protocol: v2\n    runtime: sleeper.Sleeper",
+            "readinessTimeoutSeconds: 60": "readinessTimeoutSeconds: 600",
+        }
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("keep", [False, True], ids=["once", "keep"])
+def test_interrupt_during_deploy_stops_the_engine(
+    repo: Scaffold, sig: signal.Signals, keep: bool
+) -> None:
+    """The signal lands while the deploy waits for a model that would take 10 minutes: the
+    deploy must stop the engine and exit 130 at once, not finish the wait."""
+    spec = never_ready_spec(repo)
     child = subprocess.Popen(
-        [sys.executable, "-m", "validator.cli", "--root", str(repo.root), "deploy", str(spec)],
+        [sys.executable, "-m", "validator.cli", "--root", str(repo.root), "deploy", str(spec)]
+        + (["--keep"] if keep else []),
         cwd=PROJECT,
+        env={**os.environ, "PYTHONPATH": str(repo.root / "plugins")},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not engine_processes(repo.root) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert engine_processes(repo.root), "the engine never started"
+    child.send_signal(sig)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "MG509 model not deployed: interrupted" in err and "interrupted" in err
+    assert engine_processes(repo.root) == []
+    assert not (repo.root / ".modelgate" / "run" / "iris.json").exists()
+    ledger = (repo.root / ".modelgate" / "ledger.jsonl").read_text().splitlines()
+    assert json.loads(ledger[-1])["result"] == "interrupted"
+
+
+def test_a_second_signal_does_not_cut_the_clean_up_short(repo: Scaffold) -> None:
+    spec = never_ready_spec(repo)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "validator.cli", "--root", str(repo.root), "deploy", str(spec)],
+        cwd=PROJECT,
+        env={**os.environ, "PYTHONPATH": str(repo.root / "plugins")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not engine_processes(repo.root) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)
     child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=30)
-    assert child.returncode == 130 and "interrupted" in err
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
     assert engine_processes(repo.root) == []
 
 

@@ -53,7 +53,7 @@ def test_every_attempt_is_recorded_and_history_reads_it(repo: Scaffold) -> None:
     first, second = records
     assert first["commit"] == git(repo.root, "rev-parse", "HEAD").strip()
     assert first["endpoint"].endswith("/v2/models/iris/infer") and first["error"] == ""
-    assert first["artifact"] == "0b814744ea001d648bbd6340be7be08707b54138f9e23fc1eb11853c0dd2d8f7"
+    assert first["artifact"] == "1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253"
     assert second["endpoint"] == "" and "endpoint not available" in second["error"]
     assert first["spec_hash"] != second["spec_hash"]
     text = run_cli("--root", str(repo.root), "history", "iris")

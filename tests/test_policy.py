@@ -127,7 +127,7 @@ def test_severity_follows_the_environment(scaffold: Scaffold) -> None:
     (scaffold.root / "policies" / "acme.yaml").write_text(ACME)
     spec = scaffold.iris(
         **{
-            "    sha256: 0b814744ea001d648bbd6340be7be08707b54138f9e23fc1eb11853c0dd2d8f7\n": "",
+            "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n": "",
             "format: sklearn": "format: xgboost",
             "maxReplicas: 3": "maxReplicas: 2",
         }

@@ -285,14 +285,14 @@ def expiry_state(expires: str, today: dt.date) -> str:
 
 def _instant(value: Any) -> dt.datetime:
     """An ISO 8601 time for ordering (naive means UTC); unparsable sorts first."""
-    earliest = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    earliest = dt.datetime.min.replace(tzinfo=dt.UTC)
     if not isinstance(value, str):
         return earliest
     try:
         parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return earliest
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _deploy(record: dict[str, Any]) -> Deploy:

@@ -24,6 +24,8 @@ from .report import FORMAT_NAMES, Report, format_report
 from .report.text import format_diagnostic
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor, Future
+
     from .deploy import Outcome
     from .load import Document
 
@@ -328,18 +330,46 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         return deploy.run(document, root, args.target, args.keep, args.lock_timeout, args.env)
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(one, document) for document in documents]
         outcomes = []
-        for done, outcome in enumerate(pool.map(one, documents), 1):
-            if len(documents) > 1:
-                print(
-                    f"[{done}/{len(documents)}] {outcome.name}: "
-                    f"{'deployed' if outcome.ok else 'FAILED'} in {outcome.seconds:.1f} s"
-                )
-            _print_outcome(outcome)
-            outcomes.append(outcome)
+        try:
+            for done, future in enumerate(futures, 1):
+                outcome = _outcome_of(future)
+                if len(documents) > 1:
+                    print(
+                        f"[{done}/{len(documents)}] {outcome.name}: "
+                        f"{'deployed' if outcome.ok else 'FAILED'} in {outcome.seconds:.1f} s"
+                    )
+                _print_outcome(outcome)
+                outcomes.append(outcome)
+        except KeyboardInterrupt:
+            _stop_deploys(pool)
+            for future in futures[len(outcomes) :]:
+                if not future.cancelled():
+                    _print_outcome(future.result())
+            raise
     if len(outcomes) > 1:
         _print_summary(outcomes)
     return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FINDINGS
+
+
+def _outcome_of(future: Future[Outcome]) -> Outcome:
+    """Wait with a timeout, so that a signal reaches the main thread while deploys run."""
+    while True:
+        try:
+            return future.result(timeout=0.2)
+        except TimeoutError:
+            continue
+
+
+def _stop_deploys(pool: Executor) -> None:
+    """Every running deploy stops what it started; a second signal cannot cut that short."""
+    from .deploy import interrupt
+
+    interrupt.request()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _changed(root: Path, documents: list, ref: str) -> list | None:

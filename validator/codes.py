@@ -38,6 +38,7 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG506": ("no such running deployment", "`modelgate status` lists them"),
     "MG507": ("another deploy of the model is in progress", "wait, or deploy one at a time"),
     "MG508": ("Docker engine not answering", "start Docker, or check DOCKER_HOST"),
+    "MG509": ("deploy interrupted", "run the deploy again"),
     "MG601": ("smoke expectation failed", "fix the model or the expectation"),
     "MG701": ("invalid policy set", "fix the policy file at the position shown"),
     "MG801": ("waiver expired", "fix the finding or renew the waiver"),

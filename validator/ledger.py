@@ -37,7 +37,7 @@ class Record:
 def record(root: Path, **fields: Any) -> Record:
     """Append one record (time, user and commit are filled in) and return it."""
     entry = Record(
-        time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         user=_user(),
         commit=_commit(root),
         **fields,

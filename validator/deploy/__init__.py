@@ -9,6 +9,7 @@ nothing is left running. The two named failures:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class Outcome:
     kept: bool = False
     seconds: float = 0.0
     previous: str | None = None  # endpoint that kept serving when this deploy failed
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -43,6 +45,7 @@ class Outcome:
 
 
 DEPLOY_BUSY = "MG507"
+INTERRUPTED = "MG509"
 
 
 def smoke_failures(
@@ -101,13 +104,30 @@ def run(
     """Deploy one spec under its lock and record the attempt in the ledger, whatever happens."""
     from .. import ledger
     from ..view import spec_hash
+    from . import interrupt
     from .lock import Busy, deploy_lock
 
     name = document.data["metadata"]["name"]
+    started = time.monotonic()
     try:
         with deploy_lock(root, name, lock_timeout):
+            interrupt.check()
             options = {"environment": environment} if target == "kubernetes" else {}
             outcome = backend(target).deploy(document, root, keep=keep, **options)
+    except interrupt.Interrupted:
+        outcome = Outcome(
+            name,
+            diagnostics=[
+                document.finding(
+                    ["metadata", "name"],
+                    INTERRUPTED,
+                    "model not deployed: interrupted; what this deploy started was stopped",
+                    "run the deploy again",
+                )
+            ],
+            interrupted=True,
+            seconds=time.monotonic() - started,
+        )
     except Busy as busy:
         outcome = Outcome(
             name,
@@ -129,7 +149,7 @@ def run(
         target=target,
         environment=environment
         or (document.data["spec"]["environments"][0] if target == "kubernetes" else target),
-        result="deployed" if outcome.ok else "failed",
+        result="interrupted" if outcome.interrupted else "deployed" if outcome.ok else "failed",
         error="; ".join(d.message for d in outcome.diagnostics if d.severity.value == "error"),
         endpoint=outcome.endpoint.inference_url if outcome.endpoint else "",
         seconds=round(outcome.seconds, 3),

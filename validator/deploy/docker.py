@@ -27,6 +27,7 @@ from . import (
     PORT_TAKEN,
     TARGET_UNSUPPORTED,
     Outcome,
+    interrupt,
     not_ready,
     smoke_failures,
 )
@@ -78,6 +79,7 @@ def deploy(document: Document, root: Path, keep: bool = False) -> Outcome:
             outcome.diagnostics.extend(
                 smoke_failures(document, outcome.smoke, False, _log_tail(container))
             )
+        interrupt.check()
         if not outcome.diagnostics:
             outcome.endpoint = endpoint
             if keep:
@@ -256,7 +258,7 @@ def _wait_ready(document: Document, container: Any, endpoint: Endpoint) -> list[
             ]
         if _answers_200(endpoint.ready_url):
             return []
-        time.sleep(POLL_INTERVAL_S)
+        interrupt.pause(POLL_INTERVAL_S)
     return [not_ready(document, timeout, _log_tail(container))]
 
 

@@ -22,7 +22,7 @@ from .. import render, smoke
 from ..diagnostics import Diagnostic, error
 from ..load import Document
 from ..smoke import Endpoint
-from . import ENDPOINT_NOT_AVAILABLE, ENGINE_MISSING, MODEL_NOT_DEPLOYED, Outcome
+from . import ENDPOINT_NOT_AVAILABLE, ENGINE_MISSING, MODEL_NOT_DEPLOYED, Outcome, interrupt
 
 LAST_GOOD = Path(".modelgate") / "kubernetes-last-good"
 WORKLOAD_KINDS = ("InferenceService", "Deployment", "Model")
@@ -139,7 +139,7 @@ def _wait(manifests: list[dict[str, Any]], timeout: float) -> list[str]:
         problems = [p for p in (not_ready(state) for state in states) if p]
         if not problems or time.monotonic() >= deadline:
             return [f"not ready within {timeout:g} s: {p}" for p in problems]
-        time.sleep(2)
+        interrupt.pause(2)
 
 
 def _live(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from . import (
     PORT_TAKEN,
     TARGET_UNSUPPORTED,
     Outcome,
+    interrupt,
     not_ready,
     smoke_failures,
 )
@@ -51,6 +52,9 @@ STATE_DIR = Path(".modelgate") / "run"
 LOG_TAIL_LINES = 15
 POLL_INTERVAL_S = 0.05
 STOP_GRACE_S = 10.0
+# A server that crashed while answering has dropped the connection before its process has
+# exited: how long a failed smoke test waits for the exit before calling the failure a crash.
+CRASH_WAIT_S = 3.0
 SHUTDOWN_CHATTER = re.compile(
     r"shutdown|Shutting down|Waiting for application|Finished server process", re.IGNORECASE
 )
@@ -94,10 +98,11 @@ def deploy(document: Document, root: Path, keep: bool = False) -> Outcome:
                 smoke_failures(
                     document,
                     outcome.smoke,
-                    server.process.poll() is not None,
+                    _crashed(server.process, outcome.smoke),
                     _indent(server.log_tail()),
                 )
             )
+        interrupt.check()
         if not outcome.diagnostics:
             outcome.endpoint = server.endpoint
             if keep:
@@ -315,7 +320,7 @@ def _wait_ready(document: Document, server: _Server) -> list[Diagnostic]:
             ]
         if _answers_200(server.endpoint.ready_url):
             return []
-        time.sleep(POLL_INTERVAL_S)
+        interrupt.pause(POLL_INTERVAL_S)
     return [not_ready(document, timeout, _indent(server.log_tail()))]
 
 
@@ -361,6 +366,16 @@ def _terminate(
             if process is None and not _alive(pid):
                 return
             time.sleep(0.05)
+
+
+def _crashed(process: subprocess.Popen[bytes], results: list[smoke.SmokeResult]) -> bool:
+    if all(result.passed for result in results):
+        return False
+    try:
+        process.wait(timeout=CRASH_WAIT_S)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 def _alive(pid: int) -> bool:

@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import interrupt
+
 LOCK_DIR = Path(".modelgate") / "locks"
 
 
@@ -48,4 +50,4 @@ def _acquire(descriptor: int, name: str, path: Path, timeout: float) -> None:
             if time.monotonic() >= deadline:
                 holder = path.read_text(encoding="utf-8", errors="replace").strip() or "unknown"
                 raise Busy(name, holder) from None
-            time.sleep(0.1)
+            interrupt.pause(0.1)

@@ -1,0 +1,99 @@
+"""Write the lock files from pyproject.toml: `make lock` runs this.
+
+    locks/modelgate.txt  the package's dependencies, every extra and the build backend:
+                         what `make venv` installs
+    locks/serve.txt      the local engine (the `serve` extra) alone: what an engine image installs
+    locks/uv.txt         the installer `make venv` bootstraps with pip
+
+Every file pins exact versions with their hashes, for every Python version the project
+supports, with one version per package (a model artifact pickled under one numpy must read
+the same on every machine). serve.txt and uv.txt are resolved with modelgate.txt as
+constraints, so the three always agree. Existing pins are kept unless asked otherwise:
+
+    python locks/update.py                      # re-resolve after editing pyproject.toml
+    python locks/update.py --upgrade-package numpy
+    python locks/update.py --upgrade             # everything to its newest allowed version
+
+Each file starts with the fingerprint of the pyproject.toml it was made from; a test fails
+when pyproject.toml changes without the locks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCKS = ROOT / "locks"
+MAIN = LOCKS / "modelgate.txt"
+SERVE = LOCKS / "serve.txt"
+INSTALLER = LOCKS / "uv.txt"
+FINGERPRINT_PREFIX = "# pyproject.toml: sha256:"
+
+
+def pyproject_fingerprint(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """What the locks depend on in pyproject.toml, and nothing else (not the version, not ruff)."""
+    data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    project = data["project"]
+    inputs = {
+        "requires-python": project.get("requires-python"),
+        "dependencies": project.get("dependencies", []),
+        "optional-dependencies": project.get("optional-dependencies", {}),
+        "build-system": data.get("build-system", {}).get("requires", []),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def _python_floor(pyproject: dict) -> str:
+    return pyproject["project"]["requires-python"].removeprefix(">=").strip()
+
+
+def _compile(sources: list[Path], output: Path, floor: str, extra: list[str]) -> None:
+    command = [
+        sys.executable, "-m", "uv", "pip", "compile", *map(str, sources),
+        "--universal", "--python-version", floor, "--fork-strategy", "fewest",
+        "--generate-hashes", "--no-header", "--quiet", "-o", str(output), *extra,
+    ]  # fmt: skip
+    subprocess.run(command, check=True, cwd=ROOT)
+
+
+def _stamp(output: Path, fingerprint: str, what: str) -> None:
+    header = (
+        f"# {what}\n"
+        "# Made by `make lock` (locks/update.py) from pyproject.toml; do not edit by hand.\n"
+        f"{FINGERPRINT_PREFIX}{fingerprint}\n"
+    )
+    body = "".join(
+        line for line in output.read_text(encoding="utf-8").splitlines(keepends=True)
+        if not line.startswith("# ")
+    )
+    output.write_text(header + body, encoding="utf-8")
+
+
+def main(arguments: list[str]) -> int:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    floor = _python_floor(pyproject)
+    fingerprint = pyproject_fingerprint()
+    with tempfile.TemporaryDirectory() as scratch:
+        build = Path(scratch, "build.in")
+        build.write_text("\n".join(pyproject["build-system"]["requires"]) + "\n")
+        serve = Path(scratch, "serve.in")
+        serve.write_text("\n".join(pyproject["project"]["optional-dependencies"]["serve"]) + "\n")
+        installer = Path(scratch, "uv.in")
+        installer.write_text("uv\n")
+        _compile([ROOT / "pyproject.toml", build], MAIN, floor, ["--all-extras", *arguments])
+        _compile([serve], SERVE, floor, ["-c", str(MAIN)])
+        _compile([installer], INSTALLER, floor, ["-c", str(MAIN)])
+    _stamp(MAIN, fingerprint, "modelgate, every extra and its build backend: `make venv`")
+    _stamp(SERVE, fingerprint, "The local engine (the `serve` extra) alone: engine images")
+    _stamp(INSTALLER, fingerprint, "The installer `make venv` starts with")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
