@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from validator import smoke, workspace  # noqa: E402
+from validator import smoke  # noqa: E402
+from validator.check import workspace  # noqa: E402
 from validator.deploy import local  # noqa: E402
 
 BIN = Path(sys.executable).parent

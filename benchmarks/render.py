@@ -41,7 +41,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from validator import kube, load, render, workspace  # noqa: E402
+from validator import render  # noqa: E402
+from validator.check import load, workspace  # noqa: E402
+from validator.render import kube_schemas  # noqa: E402
 
 BIN = Path(sys.executable).parent
 EXAMPLES = ("iris", "chat-assistant", "fraud-onnx", "churn-kserve")
@@ -130,8 +132,8 @@ def plain_writes(root: Path, files: list[render.RenderedFile]) -> None:
 
 def jinja_only(root: Path, documents: list, values: dict) -> int:
     """The peer: the same templates rendered to strings, nothing parsed back or checked."""
-    from validator import view
     from validator.engines import ENGINES
+    from validator.render import view
 
     renderer = render.Renderer(root)
     count = 0
@@ -199,7 +201,7 @@ def main() -> int:
         rows.append(("modelgate warm (in-process, no CRDs)", warm_s))
         with_crds = None
         if CRDS.is_dir():
-            schemas = kube.Schemas.from_dirs([CRDS])
+            schemas = kube_schemas.Schemas.from_dirs([CRDS])
             with_crds = best(args.repeat, lambda: render.render_all(documents, disk_root, schemas))
         rows.append(("modelgate warm (in-process, with CRDs)", with_crds))
         rows.append(

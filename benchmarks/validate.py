@@ -117,7 +117,7 @@ def write_specs(root: Path, count: int) -> list[Path]:
 
 def check_valid(files: list[Path], root: Path) -> None:
     """Abort unless modelgate finds every generated spec valid."""
-    from validator import workspace
+    from validator.check import workspace
 
     result = workspace.validate(files, root)
     if result.failed():
@@ -175,7 +175,7 @@ def modelgate_cold(root: Path) -> Callable[[], None]:
 
 
 def modelgate_warm(files: list[Path], root: Path) -> Callable[[], None]:
-    from validator import workspace
+    from validator.check import workspace
 
     def run() -> None:
         if workspace.validate(files, root).failed():

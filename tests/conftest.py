@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from validator import load, render
+from validator import render
+from validator.check import load
 
 PROJECT = Path(__file__).resolve().parents[1]
 IRIS_SPEC = (PROJECT / "models" / "iris.yaml").read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from validator import catalog
+from validator.report import catalog
 
 from .conftest import run_cli
 

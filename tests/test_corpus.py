@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from validator import load, render, workspace
+from validator import render
+from validator.check import load, workspace
 
 from .conftest import PROJECT, assert_both_parsers_agree, run_cli
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from validator import ledger, load, schema
+from validator import ledger
+from validator.check import load, schema
 from validator.deploy import docker as target
 
 from . import docker_env

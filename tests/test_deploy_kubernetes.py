@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from validator import kube
 from validator.deploy.kubernetes import not_ready
+from validator.render import kube_schemas
 
 from .conftest import PROJECT, run_cli
 
@@ -29,7 +29,7 @@ def test_status_documents_fit_the_real_schemas(name: str) -> None:
     if not CRDS.is_dir():
         pytest.skip(f"the CRDs are not beside the checkout ({CRDS})")
     document = status(name)
-    problem, found = kube.check(document, kube.Schemas.from_dirs([CRDS]))
+    problem, found = kube_schemas.check(document, kube_schemas.Schemas.from_dirs([CRDS]))
     assert found and problem is None
 
 

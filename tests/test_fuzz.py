@@ -15,7 +15,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from validator import load, policy, render, schema
+from validator import render
+from validator.check import load, policy, schema
 
 from .conftest import IRIS_SPEC, PROJECT, assert_both_parsers_agree
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from validator import changes, ledger, workspace
+from validator import ledger
+from validator.check import workspace
+from validator.deploy import changes
 from validator.deploy.lock import deploy_lock
 
 from .conftest import Scaffold, run_cli

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from validator import load
+from validator.check import load
 
 from .conftest import IRIS_SPEC
 

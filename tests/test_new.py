@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from validator import kube, policy, render, workspace
+from validator import render
+from validator.check import policy, workspace
+from validator.render import kube_schemas
 
 from .conftest import PROJECT, run_cli
 
@@ -51,7 +53,7 @@ def test_every_scaffold_validates_as_written(repo: Path) -> None:
 
 
 def test_every_scaffold_renders_valid_manifests(repo: Path) -> None:
-    schemas = kube.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube.Schemas()
+    schemas = kube_schemas.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
     documents = workspace.validate(workspace.discover(repo, []), repo).valid_documents()
     rendering = render.render_all(documents, repo, schemas)
     assert rendering.diagnostics == []

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from validator import policy, schema
-from validator.policy.examples import example_document, parse_path
+from validator.check import policy, schema
+from validator.check.policy.examples import example_document, parse_path
 
 from .conftest import PROJECT, Scaffold, run_cli
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from validator import emit, load, plain, render, templating, workspace
+from validator import render
+from validator.check import load, workspace
+from validator.render import encode, readback, templates
 
 from .conftest import PROJECT, assert_both_parsers_agree
 
@@ -27,7 +29,7 @@ YAML_TEMPLATES = sorted(  # what renders YAML files, and the partials they inclu
 @pytest.mark.parametrize("name", YAML_TEMPLATES)
 def test_every_render_template_may_use_the_fast_parser(name: str) -> None:
     """Otherwise rendering silently falls back to the slow parser for that template."""
-    assert plain.template_is_plain_safe(templating.environment(PROJECT), name)
+    assert readback.template_is_plain_safe(templates.environment(PROJECT), name)
 
 
 def test_every_rendered_example_reads_the_same_with_both_parsers() -> None:
@@ -62,7 +64,7 @@ def test_every_rendered_example_reads_the_same_with_both_parsers() -> None:
     ],
 )
 def test_literal_text_the_parsers_could_read_differently_is_refused(literal: str) -> None:
-    assert not plain.literal_is_plain_safe(literal)
+    assert not readback.literal_is_plain_safe(literal)
 
 
 @pytest.mark.parametrize(
@@ -77,20 +79,20 @@ def test_literal_text_the_parsers_could_read_differently_is_refused(literal: str
     ],
 )
 def test_plain_literal_text_is_accepted(literal: str) -> None:
-    assert plain.literal_is_plain_safe(literal)
+    assert readback.literal_is_plain_safe(literal)
 
 
 def test_a_template_that_uses_an_unsafe_one_is_unsafe(tmp_path: Path) -> None:
-    templates = tmp_path / "templates"
-    (templates / "x").mkdir(parents=True)
-    (templates / "x/base.j2").write_text("{% macro m() %}flag: yes\n{% endmacro %}\n")
-    (templates / "x/user.yaml.j2").write_text('{% import "x/base.j2" as b %}\n{{ b.m() }}\n')
-    (templates / "x/alone.yaml.j2").write_text("flag: true\nname: {{ v.name | tojson }}\n")
-    (templates / "x/raw.yaml.j2").write_text("name: {{ v.name }}\n")  # a value not escaped
-    environment = templating.environment(tmp_path)
-    assert not plain.template_is_plain_safe(environment, "x/user.yaml.j2")
-    assert plain.template_is_plain_safe(environment, "x/alone.yaml.j2")
-    assert not plain.template_is_plain_safe(environment, "x/raw.yaml.j2")
+    folder = tmp_path / "templates"
+    (folder / "x").mkdir(parents=True)
+    (folder / "x/base.j2").write_text("{% macro m() %}flag: yes\n{% endmacro %}\n")
+    (folder / "x/user.yaml.j2").write_text('{% import "x/base.j2" as b %}\n{{ b.m() }}\n')
+    (folder / "x/alone.yaml.j2").write_text("flag: true\nname: {{ v.name | tojson }}\n")
+    (folder / "x/raw.yaml.j2").write_text("name: {{ v.name }}\n")  # a value not escaped
+    environment = templates.environment(tmp_path)
+    assert not readback.template_is_plain_safe(environment, "x/user.yaml.j2")
+    assert readback.template_is_plain_safe(environment, "x/alone.yaml.j2")
+    assert not readback.template_is_plain_safe(environment, "x/raw.yaml.j2")
 
 
 @pytest.mark.parametrize(
@@ -123,7 +125,7 @@ def test_templates_not_known_to_be_plain_are_read_by_the_strict_loader() -> None
 
 @pytest.mark.parametrize("value", [1e20, -3e300, 1.5e-07, 0.5, 2.0, 10**20, True, None])
 def test_numbers_are_written_so_both_yaml_versions_read_the_same_value(value: object) -> None:
-    text = f"k: {emit.scalar(value)}\n"
+    text = f"k: {encode.scalar(value)}\n"
     strict = yaml.load(text, Loader=yaml.CSafeLoader)["k"]
     fast, problem = load.read_back(text, "x.yaml", plain_safe=True)
     assert problem is None and fast is not None

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from validator import identity, kube, load, render, workspace
+from validator import render
+from validator.check import load, names, workspace
+from validator.render import kube_schemas
 
 from .conftest import PROJECT, Scaffold, assert_both_parsers_agree, run_cli
 
@@ -23,16 +25,16 @@ CRDS = PROJECT.parent / "shared" / "crds"
 
 
 @pytest.fixture(scope="module")
-def schemas() -> kube.Schemas:
+def schemas() -> kube_schemas.Schemas:
     if not CRDS.is_dir():
         pytest.skip(f"the KServe, Seldon and Argo CD CRDs are not beside the checkout ({CRDS})")
-    return kube.Schemas.from_dirs([CRDS])
+    return kube_schemas.Schemas.from_dirs([CRDS])
 
 
 @pytest.fixture(scope="module")
-def any_schemas() -> kube.Schemas:
+def any_schemas() -> kube_schemas.Schemas:
     """The CRDs where they are at hand; built-in kinds are checked either way."""
-    return kube.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube.Schemas()
+    return kube_schemas.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
 
 
 def project_documents() -> list[load.Document]:
@@ -55,7 +57,7 @@ def copy_project(tmp_path: Path) -> Path:
     return copy
 
 
-def test_every_target_of_every_example_validates(schemas: kube.Schemas) -> None:
+def test_every_target_of_every_example_validates(schemas: kube_schemas.Schemas) -> None:
     rendering = render.render_all(project_documents(), PROJECT, schemas)
     assert rendering.diagnostics == []
     assert rendering.unchecked == set(), "every kind was checked against a real schema"
@@ -77,7 +79,7 @@ def test_every_target_of_every_example_validates(schemas: kube.Schemas) -> None:
     }
 
 
-def test_crd_schemas_are_strict(schemas: kube.Schemas) -> None:
+def test_crd_schemas_are_strict(schemas: kube_schemas.Schemas) -> None:
     [isvc] = [
         f
         for f in render.render_all(project_documents(), PROJECT, schemas).files
@@ -85,19 +87,19 @@ def test_crd_schemas_are_strict(schemas: kube.Schemas) -> None:
     ][:1]
     manifest = yaml.safe_load(isvc.content)
     manifest["spec"]["predictor"]["minReplica"] = 1  # a typo an unchecked manifest would keep
-    problem, found = kube.check(manifest, schemas)
+    problem, found = kube_schemas.check(manifest, schemas)
     assert found and "minReplica" in problem
     manifest = yaml.safe_load(isvc.content)
     manifest["spec"]["predictor"]["minReplicas"] = "two"
-    assert "minReplicas" in kube.check(manifest, schemas)[0]
+    assert "minReplicas" in kube_schemas.check(manifest, schemas)[0]
 
 
 def test_builtin_kinds_are_checked_strictly() -> None:
     deployment = PROJECT / "rendered/production/chat-assistant/deployment.yaml"
     manifest = yaml.safe_load(deployment.read_text())
-    assert kube.check(manifest, kube.Schemas()) == (None, True)
+    assert kube_schemas.check(manifest, kube_schemas.Schemas()) == (None, True)
     manifest["spec"]["template"]["spec"]["containers"][0]["imagePullPolice"] = "Always"
-    problem, _ = kube.check(manifest, kube.Schemas())
+    problem, _ = kube_schemas.check(manifest, kube_schemas.Schemas())
     assert "imagePullPolice" in problem
 
 
@@ -228,7 +230,7 @@ def hostile_spec(scaffold: Scaffold, engine_patch: str, value: str) -> load.Docu
     "spec", ["iris.yaml", "chat-assistant.yaml", "fraud-onnx.yaml", "churn-kserve.yaml"]
 )
 def test_hostile_values_cannot_change_the_structure(
-    scaffold: Scaffold, any_schemas: kube.Schemas, spec: str, value: str
+    scaffold: Scaffold, any_schemas: kube_schemas.Schemas, spec: str, value: str
 ) -> None:
     """Rendered with hostile free text, every file parses to exactly the structure it has with
     harmless text, the hostile text sitting verbatim where the harmless text was."""
@@ -346,7 +348,7 @@ def test_environments_cannot_take_the_name_of_a_target_directory(
 ) -> None:
     """rendered/local, rendered/docker and rendered/argocd are not environments: a spec
     deploying to one would mix its manifests into another target's files."""
-    assert {render.LOCAL, render.DOCKER, render.ARGOCD} == set(identity.TARGET_DIRECTORIES)
+    assert {render.LOCAL, render.DOCKER, render.ARGOCD} == set(names.TARGET_DIRECTORIES)
     path = scaffold.iris(
         **{"environments: [staging, production]": f"environments: [{reserved}, production]"}
     )

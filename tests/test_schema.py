@@ -7,7 +7,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from validator import load, schema
+from validator.check import load, schema
 
 from .conftest import IRIS_SPEC
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from validator import workspace
+from validator.check import workspace
 
 from .conftest import IRIS_SPEC, PROJECT, Scaffold
 

@@ -79,7 +79,7 @@ def _user() -> str:
 
 
 def _commit(root: Path) -> str:
-    from .changes import run_git
+    from .git import run_git
 
     done = run_git(root, "rev-parse", "HEAD", timeout=10)
     return done.stdout.strip() if done and done.returncode == 0 else ""

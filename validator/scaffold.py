@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import templating, workspace
+from .check import workspace
+from .render import templates
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PROTOCOLS = {"vllm": "openai", "tgi": "openai"}
@@ -60,7 +61,7 @@ def new_spec(
             f"engine {engine} does not serve format {model_format}; it serves: {', '.join(allowed)}"
         )
     context = _context(name, engine, model_format, owner or _git_email(root), team)
-    return templating.environment(root).get_template("new/modeldeployment.yaml.j2").render(context)
+    return templates.environment(root).get_template("new/modeldeployment.yaml.j2").render(context)
 
 
 def write_new(root: Path, name: str, text: str) -> Path:
@@ -108,7 +109,7 @@ def _context(name: str, engine: str, model_format: str, owner: str, team: str) -
 
 
 def _allowed_formats(root: Path, engine: str) -> list[str] | None:
-    from . import policy
+    from .check import policy
 
     rules, problems = policy.load_policy(root)
     engines = rules.parameters.get("engines")
@@ -118,7 +119,7 @@ def _allowed_formats(root: Path, engine: str) -> list[str] | None:
 
 
 def _git_email(root: Path) -> str:
-    from .changes import run_git
+    from .git import run_git
 
     done = run_git(root, "config", "user.email", timeout=10)
     return (done.stdout.strip() if done else "") or "owner@example.com"

@@ -14,8 +14,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from .check.load import Document
 from .diagnostics import Diagnostic
-from .load import Document
 
 SMOKE_FAILED = "MG601"
 DEFAULT_TIMEOUT_S = 30.0

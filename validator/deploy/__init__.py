@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..check.load import Document
 from ..diagnostics import Diagnostic
-from ..load import Document
 from ..smoke import Endpoint, SmokeResult
 
 MODEL_NOT_DEPLOYED = "MG501"
@@ -103,7 +103,7 @@ def run(
 ) -> Outcome:
     """Deploy one spec under its lock and record the attempt in the ledger, whatever happens."""
     from .. import ledger
-    from ..view import spec_hash
+    from ..render.view import spec_hash
     from . import interrupt
     from .lock import Busy, deploy_lock
 

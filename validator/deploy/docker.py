@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import smoke, view
+from .. import smoke
+from ..check.load import Document
 from ..diagnostics import Diagnostic, error
-from ..load import Document
+from ..render import view
 from ..smoke import Endpoint
 from . import (
     DOCKER_UNAVAILABLE,

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import render, smoke
+from ..check.load import Document
 from ..diagnostics import Diagnostic, error
-from ..load import Document
 from ..smoke import Endpoint
 from . import ENDPOINT_NOT_AVAILABLE, ENGINE_MISSING, MODEL_NOT_DEPLOYED, Outcome, interrupt
 

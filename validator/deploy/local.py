@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import render, smoke
+from ..check.load import Document
 from ..diagnostics import Diagnostic, error
-from ..load import Document
 from ..smoke import Endpoint
 from . import (
     ENGINE_MISSING,

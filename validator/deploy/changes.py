@@ -3,26 +3,16 @@ templates changed, and every spec when policies or shared templates changed."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path, PurePosixPath
 
-from .load import Document
+from ..check.load import Document
+from ..git import run_git
 
 WATCHED = ("models", "templates", "policies")
 
 
 class GitError(Exception):
     pass
-
-
-def run_git(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess | None:
-    """`git ARGS` run in root, or None when git is missing or does not answer in time."""
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def changed_files(root: Path, ref: str) -> list[PurePosixPath]:

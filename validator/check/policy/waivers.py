@@ -13,8 +13,8 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...diagnostics import Diagnostic, Severity, error
 from .. import load, schema
-from ..diagnostics import Diagnostic, Severity, error
 from .rules import POLICY_DIR, WAIVERS_FILE
 
 WAIVERS_SCHEMA = "waivers.v1alpha1"

@@ -12,29 +12,19 @@ and the Python and fastjsonschema versions.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import marshal
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 from typing import Any
+
+from ..cache import cache_dir, store_bytes
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 CODE_OPTIONS = "no-defaults"  # part of the cache key: change it when the options change
 Check = Callable[[Any], bool]
-
-
-def cache_dir() -> Path:
-    configured = os.environ.get("MODELGATE_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "modelgate"
 
 
 _BY_IDENTITY: dict[int, tuple[Any, Check]] = {}
@@ -113,17 +103,3 @@ def _cached_code(key: str) -> Any:
 
 def _store(key: str, payload: bytes) -> None:
     store_bytes(cache_dir() / f"{key}.bin", payload)
-
-
-def store_text(path: Path, text: str) -> None:
-    store_bytes(path, text.encode("utf-8"))
-
-
-def store_bytes(path: Path, payload: bytes) -> None:
-    """Write a cache file atomically; a cache that cannot be written is only slower."""
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temporary, path)

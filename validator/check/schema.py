@@ -9,11 +9,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from . import fastcheck
-from .diagnostics import Diagnostic, error
+from ..diagnostics import Diagnostic, error
+from . import compiled
 from .load import Document
 
-SCHEMA_DIR = Path(__file__).with_name("schemas")
+SCHEMA_DIR = Path(__file__).parent.parent / "schemas"
 SPEC_SCHEMA = "modeldeployment.v1alpha1"
 SCHEMA_VIOLATION = "MG201"
 UNKNOWN_FIELD = "MG202"
@@ -33,7 +33,7 @@ def _validator(name: str) -> Any:
 
 def check(document: Document, name: str = SPEC_SCHEMA) -> list[Diagnostic]:
     """All violations of the named schema, each at the line:col of the offending value."""
-    if fastcheck.compiled(schema(name))(document.data):
+    if compiled.compiled(schema(name))(document.data):
         return []
     return violations(document, _validator(name))
 

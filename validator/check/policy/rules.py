@@ -14,8 +14,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .. import fastcheck, load, schema
-from ..diagnostics import Diagnostic, RuleInfo, Severity, error
+from ...diagnostics import Diagnostic, RuleInfo, Severity, error
+from .. import compiled, load, schema
 
 POLICY_DIR = "policies"
 WAIVERS_FILE = "waivers.yaml"
@@ -73,10 +73,10 @@ class Rule:
         return RuleInfo(self.id, self.title, self.rationale, self.remediation, level, tags)
 
     def applies(self, data: Any) -> bool:
-        return self.when is None or fastcheck.compiled(self.when)(data)
+        return self.when is None or compiled.compiled(self.when)(data)
 
     def satisfied(self, data: Any) -> bool:
-        return self.require is None or fastcheck.compiled(self.require)(data)
+        return self.require is None or compiled.compiled(self.require)(data)
 
     @cached_property
     def require_validator(self) -> Any:

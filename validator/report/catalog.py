@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import ledger, load, policy, workspace
-from .diagnostics import Diagnostic, Severity
-from .policy import waivers
+from .. import ledger
+from ..check import load, policy, workspace
+from ..check.policy import waivers
+from ..diagnostics import Diagnostic, Severity
 
 TEMPLATE_DIR = Path("templates") / "catalog"
 MARKDOWN_FILE = "catalog.md"

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .load import SafeLoader, fast_parser
+from ..check.load import SafeLoader, fast_parser
 
 _VALUE = "\x00"  # stands for an inserted value in the literal text
 # Indicators that start anchors, aliases, tags, directives, reserved or block scalars and

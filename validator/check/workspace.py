@@ -1,4 +1,4 @@
-"""Where specs live and how a set of them is validated: load -> schema -> identity."""
+"""Where specs live and how a set of them is validated: load -> schema -> names."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import identity, load, parallel, schema
-from .codes import BUILTIN_RULES
-from .diagnostics import Diagnostic, RuleInfo, error, has_errors
+from .. import parallel
+from ..codes import BUILTIN_RULES
+from ..diagnostics import Diagnostic, RuleInfo, error, has_errors
+from . import load, names, schema
 
 SPEC_DIR = "models"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -112,7 +113,7 @@ def validate(
     others = _load_peers(peer_paths, root, {doc.path for doc in result.documents})
     mine = {doc.path for doc in result.documents}
     result.diagnostics.extend(
-        d for d in identity.check_unique_names([*result.documents, *others]) if d.path in mine
+        d for d in names.check_unique_names([*result.documents, *others]) if d.path in mine
     )
     if result.policy is not None:
         result.diagnostics.extend(
@@ -161,8 +162,8 @@ class _FileCheck:
         problems = [
             *problems,
             *schema.check(document),
-            *identity.check_file_name(document),
-            *identity.check_environments(document),
+            *names.check_file_name(document),
+            *names.check_environments(document),
         ]
         if any(d.severity.value == "error" for d in problems):
             return document, problems, [], None

@@ -18,10 +18,7 @@ is validation's follow stage), so that large repositories use every core once.
 
 from __future__ import annotations
 
-import contextlib
-import difflib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -29,28 +26,28 @@ from typing import Any
 
 import yaml
 
-from . import emit, kube, load, templating, view
-from .diagnostics import Diagnostic, Severity, error
-from .engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
-from .load import Document
-from .parallel import fork_map
+from ..check import load
+from ..check.load import Document
+from ..diagnostics import Diagnostic, Severity, error
+from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
+from ..parallel import fork_map
+from . import encode, kube_schemas, templates, view
+from .sync import ARGOCD, DRIFT, RENDERED_DIR, RenderedFile, drift, orphans, scope, write
 
-RENDERED_DIR = "rendered"
-TEMPLATE_DIR = templating.TEMPLATE_DIR
+# The stage's surface: render specs, then sync the files with rendered/ (sync.py).
+__all__ = [
+    "DRIFT", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "orphans",
+    "render_all", "render_document", "rendered_dir", "scope", "write",
+]  # fmt: skip
+
+TEMPLATE_DIR = templates.TEMPLATE_DIR
 VALUES_FILE = "values.yaml"
-LOCAL, DOCKER, ARGOCD = "local", "docker", "argocd"
+LOCAL, DOCKER = "local", "docker"
 TRITON_CONFIG_TEMPLATE = "triton/config.pbtxt.j2"
 TEMPLATE_ERROR = "MG401"
 NO_RUNTIME = "MG402"
 RENDERED_INVALID = "MG403"
-DRIFT = "MG404"
 UNCHECKED = "MG405"
-
-
-@dataclass(frozen=True)
-class RenderedFile:
-    path: PurePosixPath  # relative to the repository root, e.g. rendered/local/iris/settings.json
-    content: str
 
 
 @dataclass
@@ -91,14 +88,14 @@ class Renderer:
     def __init__(
         self,
         root: Path,
-        schemas: kube.Schemas | None = None,
+        schemas: kube_schemas.Schemas | None = None,
         values: dict[str, Any] | None = None,
         environment: str | None = None,
     ) -> None:
         self.root = root
-        self.schemas = schemas or kube.Schemas()
+        self.schemas = schemas or kube_schemas.Schemas()
         self.values = load_values(root) if values is None else values
-        self.templates = templating.Templates(root)
+        self.templates = templates.Templates(root)
         # only this environment's manifests and ApplicationSet, no local or docker files
         self.environment = environment
 
@@ -117,7 +114,7 @@ class Renderer:
 def render_all(
     documents: Iterable[Document],
     root: Path,
-    schemas: kube.Schemas | None = None,
+    schemas: kube_schemas.Schemas | None = None,
     *,
     renderer: Renderer | None = None,
     rendered: Mapping[str, Rendering] | None = None,
@@ -150,7 +147,7 @@ PARALLEL_FROM = 64  # specs; below this a second process costs more than it save
 def render_document(
     document: Document,
     root: Path,
-    schemas: kube.Schemas | None = None,
+    schemas: kube_schemas.Schemas | None = None,
     values: dict[str, Any] | None = None,
     local_only: bool = False,
 ) -> Rendering:
@@ -164,7 +161,7 @@ def _render_one(document: Document, renderer: Renderer, local_only: bool = False
     name = document.data["metadata"]["name"]
     shared = view.base(document)  # computed once: every file of the spec shows it
     result = Rendering()
-    emit.forget()
+    encode.forget()
     if engine.local and renderer.environment is None:
         if shared["runtime"] is None:
             result.diagnostics.append(
@@ -225,153 +222,6 @@ def _render_triton_config(
                 f"fix templates/{TRITON_CONFIG_TEMPLATE}",
             )
         )
-
-
-def scope(environment: str | None) -> tuple[str, ...]:
-    """Where a render of `environment` (None: of everything) may find orphans."""
-    if environment is None:
-        return (f"{RENDERED_DIR}/",)
-    return (f"{RENDERED_DIR}/{environment}/", f"{RENDERED_DIR}/{ARGOCD}/{environment}.yaml")
-
-
-def write(
-    files: list[RenderedFile],
-    root: Path,
-    prune: bool = False,
-    within: tuple[str, ...] = (f"{RENDERED_DIR}/",),
-) -> tuple[list, list]:
-    """Write files whose content changed; with `prune`, delete the rendered files `within`
-    those prefixes (see scope) that no spec makes. Returns (written, removed) paths."""
-    present = _present(root)
-    written = []
-    directories: set[str] = set()
-    for item in files:
-        relative = str(item.path)
-        target = os.path.join(root, relative)
-        content = item.content.encode("utf-8")
-        if relative in present:
-            if _current(target) == content:
-                continue
-        else:
-            directory = os.path.dirname(target)
-            if directory not in directories:
-                os.makedirs(directory, exist_ok=True)
-                directories.add(directory)
-        with open(target, "wb") as stream:
-            stream.write(content)
-        written.append(item.path)
-    removed = []
-    if prune:
-        for orphan in _orphans(files, present, within):
-            os.unlink(os.path.join(root, orphan))
-            removed.append(orphan)
-        if removed:
-            _remove_empty_dirs(root / RENDERED_DIR)
-    return written, removed
-
-
-def _current(target: str) -> bytes | None:
-    try:
-        with open(target, "rb") as stream:
-            return stream.read()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
-
-
-def orphans(
-    files: list[RenderedFile], root: Path, within: tuple[str, ...] = (f"{RENDERED_DIR}/",)
-) -> list[PurePosixPath]:
-    """Files under rendered/ (and within those prefixes) that no spec renders."""
-    return _orphans(files, _present(root), within)
-
-
-def _orphans(
-    files: list[RenderedFile], present: set[str], within: tuple[str, ...]
-) -> list[PurePosixPath]:
-    made = {str(item.path) for item in files}
-    return sorted(
-        PurePosixPath(path) for path in present if path.startswith(within) and path not in made
-    )
-
-
-def _present(root: Path) -> set[str]:
-    """Every file under rendered/, as a path relative to the root with '/' separators
-    (os.scandir and strings: pathlib costs 10x more for thousands of files)."""
-    found: set[str] = set()
-    pending = [RENDERED_DIR]
-    while pending:
-        relative = pending.pop()
-        try:
-            entries = list(os.scandir(os.path.join(root, relative)))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for entry in entries:
-            path = f"{relative}/{entry.name}"
-            if entry.is_dir(follow_symlinks=False):
-                pending.append(path)
-            else:
-                found.add(path)
-    return found
-
-
-def drift(
-    files: list[RenderedFile],
-    root: Path,
-    with_orphans: bool = True,
-    within: tuple[str, ...] = (f"{RENDERED_DIR}/",),
-) -> tuple[list[Diagnostic], str]:
-    """Findings and a unified diff for every rendered file that differs from the specs:
-    edited by hand, missing, or orphaned (its spec is gone)."""
-    findings, diffs = [], []
-    for item in files:
-        current = _current(os.path.join(root, item.path))
-        if current == item.content.encode("utf-8"):
-            continue
-        state = "is missing" if current is None else "differs from what the specs render"
-        findings.append(
-            error(
-                str(item.path),
-                0,
-                0,
-                DRIFT,
-                f"{item.path} {state}",
-                "run `modelgate render` and commit rendered/",
-            )
-        )
-        before = (current or b"").decode("utf-8", errors="replace")
-        diffs.append(_diff(str(item.path), before, item.content))
-    for orphan in orphans(files, root, within) if with_orphans else []:
-        current = (root / orphan).read_text(encoding="utf-8", errors="replace")
-        findings.append(
-            error(
-                str(orphan),
-                0,
-                0,
-                DRIFT,
-                f"{orphan} is orphaned: no spec renders it",
-                "run `modelgate render` (it prunes orphans) and commit rendered/",
-            )
-        )
-        diffs.append(_diff(str(orphan), current, ""))
-    return findings, "".join(diffs)
-
-
-def _diff(path: str, before: str, after: str) -> str:
-    return "".join(
-        difflib.unified_diff(
-            before.splitlines(keepends=True),
-            after.splitlines(keepends=True),
-            f"a/{path}",
-            f"b/{path}",
-        )
-    )
-
-
-def _remove_empty_dirs(base: Path) -> None:
-    for directory, _, names in os.walk(base, topdown=False):
-        if not names and directory != str(base):
-            with contextlib.suppress(OSError):  # not empty: a subdirectory stayed
-                os.rmdir(directory)
 
 
 def _output(template: str) -> str:
@@ -435,7 +285,7 @@ def _render_text(
 
 
 def _parse_back(
-    output: PurePosixPath, text: str, schemas: kube.Schemas, plain_safe: bool
+    output: PurePosixPath, text: str, schemas: kube_schemas.Schemas, plain_safe: bool
 ) -> tuple[str | None, str]:
     """(problem, kind left unchecked for want of a schema)."""
     if output.suffix == ".json":
@@ -449,7 +299,7 @@ def _parse_back(
         return problem, ""
     if output.name == "compose.yaml":
         return (None if "services" in manifest else "a compose file needs services"), ""
-    problem, found = kube.check(manifest, schemas)
+    problem, found = kube_schemas.check(manifest, schemas)
     return problem, "" if found else f"{manifest.get('apiVersion')} {manifest.get('kind')}"
 
 

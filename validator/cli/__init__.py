@@ -18,16 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import identity, workspace
-from .diagnostics import Diagnostic
-from .report import FORMAT_NAMES, Report, format_report
-from .report.text import format_diagnostic
+from ..check import names, workspace
+from ..diagnostics import Diagnostic
+from ..report import FORMAT_NAMES, Report, format_report
+from ..report.text import format_diagnostic
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor, Future
 
-    from .deploy import Outcome
-    from .load import Document
+    from ..check.load import Document
+    from ..deploy import Outcome
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")  # as spec.environments allows
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     environment = getattr(args, "env", None)
     if environment is not None and (
-        not ENVIRONMENT.match(environment) or environment in identity.TARGET_DIRECTORIES
+        not ENVIRONMENT.match(environment) or environment in names.TARGET_DIRECTORIES
     ):
         print(f"modelgate: --env {environment!r} is not an environment name", file=sys.stderr)
         return EXIT_USAGE
@@ -237,7 +237,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from . import kube, render
+    from .. import render
+    from ..render import kube_schemas
 
     gc.disable()
     root = _root(args)
@@ -245,7 +246,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     if missing:
         print(f"modelgate: --crds needs a directory: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
-    schemas = kube.Schemas.from_dirs(args.crds)
+    schemas = kube_schemas.Schemas.from_dirs(args.crds)
     if schemas.problems:
         _print_diagnostics(schemas.problems)
         return EXIT_FINDINGS
@@ -295,7 +296,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from . import deploy
+    from .. import deploy
 
     root = _root(args)
     if not args.specs and not args.changed_since:
@@ -364,7 +365,7 @@ def _outcome_of(future: Future[Outcome]) -> Outcome:
 
 def _stop_deploys(pool: Executor) -> None:
     """Every running deploy stops what it started; a second signal cannot cut that short."""
-    from .deploy import interrupt
+    from ..deploy import interrupt
 
     interrupt.request()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -373,7 +374,7 @@ def _stop_deploys(pool: Executor) -> None:
 
 
 def _changed(root: Path, documents: list, ref: str) -> list | None:
-    from .changes import GitError, affected, changed_files
+    from ..deploy.changes import GitError, affected, changed_files
 
     try:
         return affected(documents, changed_files(root, ref))
@@ -394,7 +395,8 @@ def _print_summary(outcomes: list[Outcome]) -> None:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from . import load, scaffold
+    from .. import scaffold
+    from ..check import load
 
     root = _root(args)
     try:
@@ -423,8 +425,8 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    from . import smoke
-    from .deploy import local
+    from .. import smoke
+    from ..deploy import local
 
     root = _root(args)
     state = local.read_state(root, args.name)
@@ -468,7 +470,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from . import ledger
+    from .. import ledger
 
     records = ledger.history(_root(args), args.name)
     if args.format == "json":
@@ -487,7 +489,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    from .catalog import build
+    from ..report.catalog import build
 
     root = _root(args)
     out = args.out if args.out.is_absolute() else root / args.out
@@ -530,7 +532,7 @@ def _print_outcome(outcome: Outcome) -> None:
 
 
 def _policy(args: argparse.Namespace):  # -> policy.Policy | None
-    from . import policy
+    from ..check import policy
 
     rules, problems = policy.load_policy(_root(args))
     if problems:
@@ -554,7 +556,7 @@ def cmd_policies_list(args: argparse.Namespace) -> int:
 
 
 def cmd_policies_explain(args: argparse.Namespace) -> int:
-    from .policy import explain
+    from ..check.policy import explain
 
     rules = _policy(args)
     if rules is None:
@@ -571,7 +573,7 @@ def cmd_policies_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from . import deploy
+    from .. import deploy
 
     problems = deploy.backend(args.target).stop(_root(args), args.name)
     if problems:
@@ -584,7 +586,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Kept deployments on every target that can be asked (a Docker engine that does not
     answer simply has none)."""
-    from . import deploy
+    from .. import deploy
 
     root = _root(args)
     rows = []
@@ -601,6 +603,3 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{item.name:<24} {target:<7} {where!s:<14} {item.base_url}")
     return EXIT_OK
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .diagnostics import Diagnostic, error
+from ..diagnostics import Diagnostic, error
 
 try:  # libyaml's C parser: about 10x faster than the pure-Python one.
     from yaml import CSafeLoader as SafeLoader

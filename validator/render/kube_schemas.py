@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .diagnostics import Diagnostic, error
+from ..diagnostics import Diagnostic, error
 
 KUBERNETES_VERSION = "1.30.0"
 
@@ -107,7 +107,7 @@ def _builtin(manifest: dict[str, Any]) -> str | None:
 
 @cache
 def _builtin_check(api_version: str, kind: str) -> Any:
-    from . import fastcheck
+    from ..check import compiled
 
     directory = _schema_dir()
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
@@ -122,7 +122,7 @@ def _builtin_check(api_version: str, kind: str) -> Any:
 
     files = [path, directory / "_definitions.json"]
     fingerprint = "|".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
-    return fastcheck.compiled_from(f"{REFS_LAYOUT}|{fingerprint}", schema)
+    return compiled.compiled_from(f"{REFS_LAYOUT}|{fingerprint}", schema)
 
 
 REFS_LAYOUT = "local-refs-2"  # part of the cache key: change it when _local_refs changes

@@ -1,7 +1,7 @@
 """The repository's Jinja templates: one sandboxed environment, compiled once, cached on disk.
 
 Templates run in Jinja's sandbox with StrictUndefined; values reach them through `tojson`
-(emit.scalar, no HTML escaping: these files are not HTML) or `toyaml` (emit.block).
+(encode.scalar, no HTML escaping: these files are not HTML) or `toyaml` (encode.block).
 
 A cold `modelgate render` would spend a tenth of its time compiling templates and checking
 which of them may be read back by the fast parser (see plain), so both are cached under the
@@ -20,8 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import emit, plain
-from .fastcheck import cache_dir, store_text
+from ..cache import cache_dir, store_text
+from . import encode, readback
 
 TEMPLATE_DIR = "templates"
 # Part of the compiled-code cache key: the environment's options change the generated code.
@@ -55,7 +55,7 @@ class Templates:
     def plain_safe(self, name: str) -> bool:
         known = self._plain_safe.get(name)
         if known is None:
-            known = self._plain_safe[name] = plain.template_is_plain_safe(self.environment, name)
+            known = self._plain_safe[name] = readback.template_is_plain_safe(self.environment, name)
         return known
 
     def preload(self, names: list[str]) -> None:
@@ -87,8 +87,8 @@ def _digest(fingerprint: tuple) -> str:
     from jinja2 import __version__ as jinja_version
 
     # the check's own code is part of the key: a changed check never reads old verdicts
-    check_code = hashlib.sha256(Path(plain.__file__).read_bytes()).hexdigest()
-    material = json.dumps([check_code, jinja_version, plain.versions(), fingerprint])
+    check_code = hashlib.sha256(Path(readback.__file__).read_bytes()).hexdigest()
+    material = json.dumps([check_code, jinja_version, readback.versions(), fingerprint])
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
@@ -117,10 +117,10 @@ def _environment(template_dir: str, fingerprint: tuple) -> Any:
         lstrip_blocks=True,
         bytecode_cache=_bytecode_cache(),
     )
-    environment.policies["json.dumps_function"] = emit.scalar
+    environment.policies["json.dumps_function"] = encode.scalar
     environment.policies["json.dumps_kwargs"] = {}
-    environment.filters["tojson"] = emit.scalar
-    environment.filters["toyaml"] = emit.block
+    environment.filters["tojson"] = encode.scalar
+    environment.filters["toyaml"] = encode.block
     environment.filters["combine"] = lambda first, second: dict(sorted({**first, **second}.items()))
     environment.filters["pbtxt"] = _pbtxt_string
     return environment

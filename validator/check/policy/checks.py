@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ...secrets import TOKEN_START, find_secret
 from ..load import Document
-from ..secrets import TOKEN_START, find_secret
 
 JsonPath = list[str | int]
 SpecFinding = tuple[JsonPath, str]

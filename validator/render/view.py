@@ -13,8 +13,8 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .engines import SELDON_REQUIREMENTS, TRITON_PLATFORMS, runtime_for
-from .load import Document
+from ..check.load import Document
+from ..engines import SELDON_REQUIREMENTS, TRITON_PLATFORMS, runtime_for
 
 MANAGED_BY = "modelgate"
 DEFAULT_USER = 10001

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import PurePath
 
-from .diagnostics import Diagnostic
+from ..diagnostics import Diagnostic
 from .load import Document
 
 NAME_MISMATCH = "MG109"
