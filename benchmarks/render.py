@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from validator import render  # noqa: E402
-from validator.check import load, workspace  # noqa: E402
-from validator.render import kube_schemas  # noqa: E402
+from validator.check import workspace  # noqa: E402
+from validator.render import kube_schemas, readback  # noqa: E402
 
 BIN = Path(sys.executable).parent
 EXAMPLES = ("iris", "chat-assistant", "fraud-onnx", "churn-kserve")
@@ -149,11 +149,11 @@ def jinja_only(root: Path, documents: list, values: dict) -> int:
 
 
 def strict_loader_only(documents: list, root: Path) -> None:
-    fast_parser, load.fast_parser = load.fast_parser, lambda: None
+    fast_parser, readback.fast_parser = readback.fast_parser, lambda: None
     try:
         render.render_all(documents, root)
     finally:
-        load.fast_parser = fast_parser
+        readback.fast_parser = fast_parser
 
 
 def row(label: str, seconds: float | None, count: int, note: str = "") -> str:

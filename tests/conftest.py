@@ -15,6 +15,7 @@ import pytest
 
 from validator import render
 from validator.check import load
+from validator.render import readback
 
 PROJECT = Path(__file__).resolve().parents[1]
 IRIS_SPEC = (PROJECT / "models" / "iris.yaml").read_text(encoding="utf-8")
@@ -82,7 +83,7 @@ def assert_both_parsers_agree(rendered: render.RenderedFile) -> None:
     """The fast read-back (yaml-rs) sees exactly what the strict loader (PyYAML) sees."""
     if rendered.path.suffix == ".json":
         return
-    fast, problem = load.read_back(rendered.content, str(rendered.path), plain_safe=True)
+    fast, problem = readback.read_back(rendered.content, str(rendered.path), plain_safe=True)
     strict, problems = load.load_text(rendered.content, str(rendered.path))
     assert problem is None and strict is not None, (problem, problems)
     assert fast == strict.data, f"{rendered.path}: the two YAML parsers disagree"

@@ -109,7 +109,7 @@ def test_a_template_that_uses_an_unsafe_one_is_unsafe(tmp_path: Path) -> None:
 def test_what_the_fast_parser_refuses_the_strict_loader_explains(
     text: str, message: str | None
 ) -> None:
-    data, problem = load.read_back(text, "rendered/x.yaml", plain_safe="&" not in text)
+    data, problem = readback.read_back(text, "rendered/x.yaml", plain_safe="&" not in text)
     strict, _ = load.load_text(text, "rendered/x.yaml")
     if message is None:
         assert problem is None and strict is not None and data == strict.data
@@ -119,7 +119,7 @@ def test_what_the_fast_parser_refuses_the_strict_loader_explains(
 
 def test_templates_not_known_to_be_plain_are_read_by_the_strict_loader() -> None:
     """yaml-rs would read `on` as text; the strict loader reads YAML 1.1's boolean."""
-    data, problem = load.read_back("flag: on\n", "rendered/x.yaml", plain_safe=False)
+    data, problem = readback.read_back("flag: on\n", "rendered/x.yaml", plain_safe=False)
     assert problem is None and data == {"flag": True}
 
 
@@ -127,7 +127,7 @@ def test_templates_not_known_to_be_plain_are_read_by_the_strict_loader() -> None
 def test_numbers_are_written_so_both_yaml_versions_read_the_same_value(value: object) -> None:
     text = f"k: {encode.scalar(value)}\n"
     strict = yaml.load(text, Loader=yaml.CSafeLoader)["k"]
-    fast, problem = load.read_back(text, "x.yaml", plain_safe=True)
+    fast, problem = readback.read_back(text, "x.yaml", plain_safe=True)
     assert problem is None and fast is not None
     assert strict == value == fast["k"] and type(strict) is type(fast["k"])
 

@@ -26,12 +26,11 @@ from typing import Any
 
 import yaml
 
-from ..check import load
 from ..check.load import Document
 from ..diagnostics import Diagnostic, Severity, error
 from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
 from ..parallel import fork_map
-from . import encode, kube_schemas, templates, view
+from . import encode, kube_schemas, readback, templates, view
 from .sync import ARGOCD, DRIFT, RENDERED_DIR, RenderedFile, drift, orphans, scope, write
 
 # The stage's surface: render specs, then sync the files with rendered/ (sync.py).
@@ -294,7 +293,7 @@ def _parse_back(
         except ValueError as exc:
             return str(exc), ""
         return (None if isinstance(parsed, dict) else "expected a JSON object"), ""
-    manifest, problem = load.read_back(text, str(output), plain_safe=plain_safe)
+    manifest, problem = readback.read_back(text, str(output), plain_safe=plain_safe)
     if manifest is None:
         return problem, ""
     if output.name == "compose.yaml":
