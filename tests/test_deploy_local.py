@@ -264,6 +264,32 @@ def test_interrupt_during_deploy_stops_the_engine(
     assert json.loads(ledger[-1])["result"] == "interrupted"
 
 
+def test_sigint_stops_a_deploy_that_inherited_it_ignored(repo: Scaffold) -> None:
+    """Background jobs and some CI runners start programs with SIGINT ignored; an explicit
+    SIGINT to a deploy must still stop it and its engine."""
+    spec = never_ready_spec(repo)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "validator.cli", "--root", str(repo.root), "deploy", str(spec)],
+        cwd=PROJECT,
+        env={**os.environ, "PYTHONPATH": str(repo.root / "plugins")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    deadline = time.monotonic() + 60
+    while not engine_processes(repo.root) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine_processes(repo.root), "the engine never started"
+    child.send_signal(signal.SIGINT)
+    try:
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    assert engine_processes(repo.root) == []
+
+
 def test_a_second_signal_does_not_cut_the_clean_up_short(repo: Scaffold) -> None:
     spec = never_ready_spec(repo)
     child = subprocess.Popen(

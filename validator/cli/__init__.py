@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         print(f"modelgate: --env {environment!r} is not an environment name", file=sys.stderr)
         return EXIT_USAGE
+    # Installed even where SIGINT was inherited as ignored (a background job, some CI
+    # runners): an explicit interrupt must still stop a deploy and what it started.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.handler(args)
