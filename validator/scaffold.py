@@ -8,26 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from .check import workspace
+from .engines import ENGINES, Engine
 from .render import templates
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-PROTOCOLS = {"vllm": "openai", "tgi": "openai"}
-ENGINE_VERSIONS = {
-    "mlserver": "1.7.1",
-    "vllm": "0.6.3",
-    "tgi": "2.4.0",
-    "triton": "24.08",
-    "kserve": "0.14.0",
-}
-KSERVE_RUNTIMES = {
-    "sklearn": "kserve-sklearnserver",
-    "xgboost": "kserve-xgbserver",
-    "lightgbm": "kserve-lgbserver",
-    "onnx": "kserve-tritonserver",
-    "pytorch": "kserve-torchserve",
-    "tensorflow": "kserve-tensorflow-serving",
-    "huggingface": "kserve-huggingfaceserver",
-}
 EXTENSIONS = {
     "sklearn": "model.joblib",
     "xgboost": "model.bst",
@@ -74,14 +58,15 @@ def write_new(root: Path, name: str, text: str) -> Path:
 
 
 def _context(name: str, engine: str, model_format: str, owner: str, team: str) -> dict[str, Any]:
-    llm = engine in ("vllm", "tgi")
-    image = engine == "docker"
+    record = ENGINES[engine]
+    llm = record.llm
+    image = record.image_only
     artifact = (
         f"hf://TODO-org/{name}"
         if model_format == "huggingface"
         else f"s3://model-artifacts/{name}/{EXTENSIONS.get(model_format, 'model.bin')}"
     )
-    if engine == "mlserver" and model_format != "huggingface":
+    if record.local and model_format != "huggingface":  # served here: kept in the repository
         artifact = f"models/artifacts/{name}/{EXTENSIONS.get(model_format, 'model.bin')}"
     return {
         "name": name,
@@ -90,17 +75,13 @@ def _context(name: str, engine: str, model_format: str, owner: str, team: str) -
         "contact": owner,
         "format": model_format,
         "engine": engine,
-        "engine_version": ENGINE_VERSIONS.get(engine),
-        "protocol": PROTOCOLS.get(engine, "v2"),
-        "runtime": KSERVE_RUNTIMES.get(model_format)
-        if engine == "kserve"
-        else (
-            "TODO.module.ModelClass" if engine == "mlserver" and model_format == "custom" else None
-        ),
+        "engine_version": record.default_version or None,
+        "protocol": record.protocols[0],
+        "runtime": record.named_runtimes.get(model_format) or _custom_runtime(record, model_format),
         "image": f"registry.example.com/ml/{name}@{PLACEHOLDER_DIGEST}" if image else None,
         "artifact": artifact,
         "sha256": None if artifact.startswith("hf://") else PLACEHOLDER_SHA256,
-        "signature": engine == "triton",
+        "signature": bool(record.model_config),
         "gpu": llm,
         "cpu": "4" if llm else "1",
         "memory": "16Gi" if llm else "1Gi",
@@ -108,14 +89,19 @@ def _context(name: str, engine: str, model_format: str, owner: str, team: str) -
     }
 
 
+def _custom_runtime(record: Engine, model_format: str) -> str | None:
+    """A custom model on an engine that loads models by class (MLServer) names its class;
+    the scaffold leaves a TODO for it."""
+    return "TODO.module.ModelClass" if record.runtimes and model_format == "custom" else None
+
+
 def _allowed_formats(root: Path, engine: str) -> list[str] | None:
     from .check import policy
 
     rules, problems = policy.load_policy(root)
-    engines = rules.parameters.get("engines")
-    if problems or not engines:
+    if problems:
         return None
-    return list(engines.get(engine, {}).get("formats", []))
+    return list(rules.parameters["engines"].get(engine, {}).get("formats", []))
 
 
 def _git_email(root: Path) -> str:

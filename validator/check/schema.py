@@ -21,7 +21,18 @@ UNKNOWN_FIELD = "MG202"
 
 @cache
 def schema(name: str = SPEC_SCHEMA) -> dict[str, Any]:
-    return json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    loaded = json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    if name == SPEC_SCHEMA:
+        _name_the_engines(loaded)
+    return loaded
+
+
+def _name_the_engines(spec_schema: dict[str, Any]) -> None:
+    """`spec.engine.name` takes the names of the engine records (validator/engines/)."""
+    from ..engines import ENGINES
+
+    engine = spec_schema["properties"]["spec"]["properties"]["engine"]["properties"]["name"]
+    engine["enum"] = list(ENGINES)
 
 
 @cache

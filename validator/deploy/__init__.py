@@ -9,7 +9,10 @@ nothing is left running. The two named failures:
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,3 +158,55 @@ def run(
         seconds=round(outcome.seconds, 3),
     )
     return outcome
+
+
+def run_many(
+    documents: Sequence[Document],
+    root: Path,
+    target: str,
+    *,
+    keep: bool,
+    lock_timeout: float,
+    environment: str | None,
+    jobs: int,
+    each: Callable[[Outcome], None],
+) -> list[Outcome]:
+    """Deploy several specs, `jobs` at a time; `each` gets every outcome in the specs' order.
+
+    On SIGINT or SIGTERM (KeyboardInterrupt in this, the main, thread) every running deploy
+    is asked to stop what it started, further signals are ignored until they all have, the
+    outcomes so far are handed to `each`, and the KeyboardInterrupt goes on up.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import interrupt
+
+    def one(document: Document) -> Outcome:
+        return run(document, root, target, keep, lock_timeout, environment)
+
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(one, document) for document in documents]
+        try:
+            for future in futures:
+                outcomes.append(_outcome_of(future))
+                each(outcomes[-1])
+        except KeyboardInterrupt:
+            interrupt.request()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future in futures[len(outcomes) :]:
+                if not future.cancelled():
+                    each(future.result())
+            raise
+    return outcomes
+
+
+def _outcome_of(future: Future[Outcome]) -> Outcome:
+    """Wait with a timeout, so that a signal reaches the main thread while deploys run."""
+    while True:
+        try:
+            return future.result(timeout=0.2)
+        except TimeoutError:
+            continue

@@ -35,6 +35,7 @@ from pathlib import Path
 from .. import render, smoke
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
+from ..engines import ENGINES, Engine
 from ..smoke import Endpoint
 from . import (
     ENGINE_MISSING,
@@ -191,18 +192,20 @@ def can_serve(document: Document) -> bool:
     """The local target runs MLServer on artifacts kept in this repository."""
     spec = document.data["spec"]
     artifact = spec["model"].get("artifact", "")
-    return spec["engine"]["name"] == "mlserver" and bool(artifact) and "://" not in artifact
+    runs_here = bool(ENGINES[spec["engine"]["name"]].local_command)
+    return runs_here and bool(artifact) and "://" not in artifact
 
 
 def _prepare(document: Document, root: Path) -> Diagnostic | None:
     """Refuse what the local target cannot serve, and check the artifact before starting."""
     spec = document.data["spec"]
     model = spec["model"]
-    if spec["engine"]["name"] != "mlserver" or "image" in model:
+    if not ENGINES[spec["engine"]["name"]].local_command or "image" in model:
         return document.finding(
             ["spec", "engine", "name"],
             TARGET_UNSUPPORTED,
-            "the local target serves repository artifacts with the mlserver engine",
+            "the local target serves repository artifacts with engines it can start here: "
+            + ", ".join(name for name, engine in ENGINES.items() if engine.local_command),
             "deploy image-based or non-MLServer models with --target docker or kubernetes",
         )
     if "://" in model["artifact"]:
@@ -249,23 +252,25 @@ def _check_artifact(document: Document, root: Path) -> Diagnostic | None:
     return None
 
 
-def _mlserver_binary() -> str | None:
-    """MODELGATE_MLSERVER if set (an MLServer installed elsewhere), else the one installed
+def _engine_binary(engine: Engine) -> str | None:
+    """MODELGATE_<ENGINE> if set (an engine installed elsewhere), else the one installed
     beside this Python, else the first on PATH."""
-    configured = os.environ.get("MODELGATE_MLSERVER")
+    configured = os.environ.get(f"MODELGATE_{engine.name.upper()}")
     if configured is not None:
         return configured if Path(configured).is_file() else None
-    beside_python = Path(sys.executable).with_name("mlserver")
-    return str(beside_python) if beside_python.is_file() else shutil.which("mlserver")
+    executable = engine.local_command[0]
+    beside_python = Path(sys.executable).with_name(executable)
+    return str(beside_python) if beside_python.is_file() else shutil.which(executable)
 
 
 def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic | None]:
-    binary = _mlserver_binary()
+    engine = ENGINES[document.data["spec"]["engine"]["name"]]
+    binary = _engine_binary(engine)
     if binary is None:
         return None, document.finding(
             ["spec", "engine", "name"],
             ENGINE_MISSING,
-            "model not deployed: the mlserver engine is not installed",
+            f"model not deployed: the {engine.name} engine is not installed",
             "pip install 'modelgate[serve]' (or run `make demo`, which does)",
         )
     fixed = document.data["spec"].get("endpoint", {}).get("port")
@@ -279,17 +284,17 @@ def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic |
     http_port, grpc_port = (fixed, _free_port()) if fixed else _free_ports(2)
     name = document.data["metadata"]["name"]
     workdir = Path(tempfile.mkdtemp(prefix=f"modelgate-{name}-"))
-    env = {
-        **os.environ,
-        "MLSERVER_HTTP_PORT": str(http_port),
-        "MLSERVER_GRPC_PORT": str(grpc_port),
-        "MLSERVER_METRICS_DIR": str(workdir),
-        "MLSERVER_ENVIRONMENTS_DIR": str(workdir),
+    fill = {
+        "model_dir": str(root / render.rendered_dir("local", name)),
+        "http_port": str(http_port),
+        "grpc_port": str(grpc_port),
+        "workdir": str(workdir),
     }
-    model_dir = root / render.rendered_dir("local", name)
+    env = {**os.environ, **{key: value.format(**fill) for key, value in engine.local_env.items()}}
+    arguments = [argument.format(**fill) for argument in engine.local_command[1:]]
     with open(workdir / "server.log", "wb") as log:
         process = subprocess.Popen(
-            [binary, "start", str(model_dir)],
+            [binary, *arguments],
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,

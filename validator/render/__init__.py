@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from ..check.load import Document
+from ..check.workspace import Validation
 from ..diagnostics import Diagnostic, Severity, error
 from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
 from ..parallel import fork_map
@@ -36,13 +37,12 @@ from .sync import ARGOCD, DRIFT, RENDERED_DIR, RenderedFile, drift, orphans, sco
 # The stage's surface: render specs, then sync the files with rendered/ (sync.py).
 __all__ = [
     "DRIFT", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "orphans",
-    "render_all", "render_document", "rendered_dir", "scope", "write",
+    "render_all", "render_document", "rendered_dir", "run", "scope", "write",
 ]  # fmt: skip
 
 TEMPLATE_DIR = templates.TEMPLATE_DIR
 VALUES_FILE = "values.yaml"
 LOCAL, DOCKER = "local", "docker"
-TRITON_CONFIG_TEMPLATE = "triton/config.pbtxt.j2"
 TEMPLATE_ERROR = "MG401"
 NO_RUNTIME = "MG402"
 RENDERED_INVALID = "MG403"
@@ -59,6 +59,9 @@ class Rendering:
         self.files.extend(other.files)
         self.diagnostics.extend(other.diagnostics)
         self.unchecked |= other.unchecked
+
+    def failed(self) -> bool:
+        return any(d.severity is Severity.ERROR for d in self.diagnostics)
 
 
 def rendered_dir(target: str, name: str) -> PurePosixPath:
@@ -103,11 +106,28 @@ class Renderer:
 
     def preload(self) -> Renderer:
         """Compile every engine's templates now, so that forked workers inherit them."""
-        names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE, TRITON_CONFIG_TEMPLATE}
+        names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE}
         for engine in ENGINES.values():
-            names.update(engine.local, engine.cluster)
+            names.update(engine.templates)
         self.templates.preload(sorted(names))
         return self
+
+
+def run(validation: Validation, root: Path, renderer: Renderer, *, subset: bool) -> Rendering:
+    """What a render run makes from a validation that rendered each spec as it checked it
+    (`renderer` was its follow stage). A `subset` of the specs gets no ApplicationSets, which
+    need every spec. The result ends with a note naming the kinds no schema checked."""
+    documents = validation.valid_documents()
+    if subset:
+        rendering = Rendering()
+        for document in documents:
+            rendering.extend(validation.followed[document.path])
+    else:
+        rendering = render_all(documents, root, renderer=renderer, rendered=validation.followed)
+    note = severity_note(rendering)
+    if note:
+        rendering.diagnostics.append(note)
+    return rendering
 
 
 def render_all(
@@ -184,8 +204,8 @@ def _render_one(document: Document, renderer: Renderer, local_only: bool = False
             continue
         out_dir = rendered_dir(environment, name)
         context = {"v": view.cluster(document, environment, renderer.values, shared)}
-        if engine.name == "triton":
-            _render_triton_config(result, document, renderer, context)
+        if engine.model_config:
+            _render_model_config(result, document, renderer, engine.model_config, context)
         for template in engine.cluster:
             _render_into(result, document, renderer, template, context, out_dir / _output(template))
     if spec["model"].get("image") and renderer.environment is None:
@@ -202,12 +222,16 @@ def _render_one(document: Document, renderer: Renderer, local_only: bool = False
     return result
 
 
-def _render_triton_config(
-    result: Rendering, document: Document, renderer: Renderer, context: dict[str, Any]
+def _render_model_config(
+    result: Rendering,
+    document: Document,
+    renderer: Renderer,
+    template: str,
+    context: dict[str, Any],
 ) -> None:
     from .pbtxt import parse_error
 
-    text = _render_text(result, document.path, renderer, TRITON_CONFIG_TEMPLATE, context)
+    text = _render_text(result, document.path, renderer, template, context)
     context["v"]["triton_config"] = text or ""
     problem = text is not None and parse_error(text)
     if problem:
@@ -218,7 +242,7 @@ def _render_triton_config(
                 0,
                 RENDERED_INVALID,
                 f"triton config.pbtxt is not valid: {problem}",
-                f"fix templates/{TRITON_CONFIG_TEMPLATE}",
+                f"fix templates/{template}",
             )
         )
 

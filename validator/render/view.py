@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..check.load import Document
-from ..engines import SELDON_REQUIREMENTS, TRITON_PLATFORMS, runtime_for
+from ..engines import ENGINES, Engine, engine_values, runtime_for
 
 MANAGED_BY = "modelgate"
 DEFAULT_USER = 10001
@@ -86,7 +86,8 @@ def cluster(
 ) -> dict[str, Any]:
     spec = document.data["spec"]
     view = shared or base(document)
-    engine_values = values.get("engines", {}).get(spec["engine"]["name"], {})
+    engine = ENGINES[spec["engine"]["name"]]
+    defaults = engine_values(values, engine.name)
     scaling = spec.get("scaling", {})
     low = scaling.get("minReplicas", 1)
     endpoint = spec.get("endpoint", {})
@@ -94,11 +95,11 @@ def cluster(
         **view,
         "environment": environment,
         "namespace": values["namespace"].format(environment=environment),
-        "image": _image(spec, engine_values, values),
+        "image": _image(spec, defaults, values),
         "storage_uri": storage_uri(document, values),
-        "port": endpoint.get("port") or engine_values.get("port", 8080),
-        "live_path": engine_values.get("live", "/v2/health/live"),
-        "ready_path": engine_values.get("ready", "/v2/health/ready"),
+        "port": endpoint.get("port") or defaults.get("port", 8080),
+        "live_path": defaults.get("live", "/v2/health/live"),
+        "ready_path": defaults.get("ready", "/v2/health/ready"),
         "args": list(spec["engine"].get("args", [])),
         "env": [_env(variable) for variable in spec["engine"].get("env", [])],
         "resources": _resources(spec.get("resources", {})),
@@ -112,8 +113,8 @@ def cluster(
         "public": endpoint.get("visibility") == "public",
         "pod_security": _pod_security(spec.get("security", {})),
         "container_security": _container_security(spec.get("security", {})),
-        "seldon_requirements": _seldon_requirements(spec),
-        "triton_platform": TRITON_PLATFORMS.get(spec["model"]["format"]),
+        "seldon_requirements": _seldon_requirements(engine, spec),
+        "triton_platform": engine.platforms.get(spec["model"]["format"]),
         "max_batch_size": spec["engine"].get("maxBatchSize", 0),
         "triton_inputs": _triton_tensors(spec, "inputs"),
         "model_ref": _model_ref(document, values),
@@ -190,15 +191,15 @@ def _model_ref(document: Document, values: dict[str, Any]) -> str:
     )
 
 
-def _image(spec: dict[str, Any], engine_values: dict[str, Any], values: dict[str, Any]) -> str:
+def _image(spec: dict[str, Any], defaults: dict[str, Any], values: dict[str, Any]) -> str:
     if spec["engine"].get("image"):
         return spec["engine"]["image"]
     if spec["model"].get("image"):
         return spec["model"]["image"]
-    pattern = engine_values.get("image", "")
+    pattern = defaults.get("image", "")
     if not pattern:
         return ""
-    version = spec["engine"].get("version") or engine_values.get("defaultVersion", "latest")
+    version = spec["engine"].get("version") or defaults.get("defaultVersion", "latest")
     return _mirrored(values, pattern.format(version=version))
 
 
@@ -251,8 +252,8 @@ def _container_security(security: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _seldon_requirements(spec: dict[str, Any]) -> list[str]:
-    requirement = SELDON_REQUIREMENTS.get(spec["model"]["format"])
+def _seldon_requirements(engine: Engine, spec: dict[str, Any]) -> list[str]:
+    requirement = engine.requirements.get(spec["model"]["format"])
     return [requirement] if requirement else []
 
 

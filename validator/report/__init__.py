@@ -1,17 +1,20 @@
-"""One output interface, several formats: each format is a function from a Report to text.
+"""Reports of findings in several formats: each format is a function from a Report to text,
+one module in formats/ (kubeconform's one file per format), found by its file name.
 
-Adding a format is one module here plus one entry in FORMATS.
+What commands print goes through output.Output, which masks and escapes every line.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..codes import BUILTIN_RULES
 from ..diagnostics import Diagnostic, RuleInfo
-from ..secrets import mask
+from . import formats
 
 
 @dataclass(frozen=True)
@@ -27,29 +30,20 @@ class Report:
 
 
 Formatter = Callable[[Report], str]
+# One module per format in formats/, named after it; listed without importing them.
+FORMAT_NAMES = tuple(sorted(info.name for info in pkgutil.iter_modules(formats.__path__)))
 
 
-def _formats() -> dict[str, Formatter]:
-    from . import json_format, junit, sarif, text
-
-    return {
-        "text": text.format_report,
-        "json": json_format.format_report,
-        "sarif": sarif.format_report,
-        "junit": junit.format_report,
-    }
-
-
-FORMAT_NAMES = ("json", "junit", "sarif", "text")
+def formatter(name: str) -> Formatter:
+    return importlib.import_module(f"{formats.__name__}.{name}").format_report
 
 
 def format_report(name: str, report: Report) -> str:
-    """Secret-looking tokens are masked in every format: findings quote spec values."""
-    safe = dataclasses.replace(report, diagnostics=[masked(d) for d in report.diagnostics])
-    return _formats()[name](safe)
+    """Findings quote spec values: in every format, secret-looking tokens are masked and
+    control characters escaped, and a message is one line."""
+    from .output import safe_diagnostic
 
-
-def masked(diagnostic: Diagnostic) -> Diagnostic:
-    return dataclasses.replace(
-        diagnostic, message=mask(diagnostic.message), hint=mask(diagnostic.hint)
+    safe = dataclasses.replace(
+        report, diagnostics=[safe_diagnostic(d) for d in report.diagnostics]
     )
+    return formatter(name)(safe)

@@ -20,6 +20,7 @@ from .. import ledger
 from ..check import load, policy, workspace
 from ..check.policy import waivers
 from ..diagnostics import Diagnostic, Severity
+from ..secrets import mask
 
 TEMPLATE_DIR = Path("templates") / "catalog"
 MARKDOWN_FILE = "catalog.md"
@@ -143,7 +144,8 @@ def build(root: Path, out_dir: Path, today: dt.date | None = None) -> list[Path]
     written = []
     for name, text in render(catalog, root / TEMPLATE_DIR).items():
         path = out_dir / name
-        path.write_text(text, encoding="utf-8", newline="\n")
+        # the catalog quotes spec values and findings, as every output does: masked
+        path.write_text(mask(text), encoding="utf-8", newline="\n")
         written.append(path)
     return written
 

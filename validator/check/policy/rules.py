@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ...diagnostics import Diagnostic, RuleInfo, Severity, error
+from ...engines import policy_parameter
 from .. import compiled, load, schema
 
 POLICY_DIR = "policies"
@@ -89,7 +90,8 @@ class Rule:
 @dataclass
 class Policy:
     rules: list[Rule] = field(default_factory=list)
-    parameters: dict[str, Any] = field(default_factory=dict)
+    # `engines` defaults to every engine record with the formats it serves; a set may narrow it
+    parameters: dict[str, Any] = field(default_factory=lambda: {"engines": policy_parameter()})
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.id == rule_id), None)

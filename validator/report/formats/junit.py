@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from .text import format_diagnostic
 
 if TYPE_CHECKING:
-    from . import Report
+    from .. import Report
 
 
 def format_report(report: Report) -> str:

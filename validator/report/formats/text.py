@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..diagnostics import Diagnostic, Severity
+from ...diagnostics import Diagnostic, Severity
 
 if TYPE_CHECKING:
-    from . import Report
+    from .. import Report
 
 
 def format_diagnostic(diagnostic: Diagnostic) -> str:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..diagnostics import Diagnostic, RuleInfo, Severity
+from ...diagnostics import Diagnostic, RuleInfo, Severity
 
 if TYPE_CHECKING:
-    from . import Report
+    from .. import Report
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}

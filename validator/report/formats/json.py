@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from ..diagnostics import Severity
+from ...diagnostics import Severity
 
 if TYPE_CHECKING:
-    from . import Report
+    from .. import Report
 
 
 def format_report(report: Report) -> str:

@@ -1,0 +1,37 @@
+"""`modelgate catalog`: write the model catalog (HTML and Markdown) for people who do not
+read YAML."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..report.output import Output
+from .common import EXIT_OK, EXIT_USAGE, root_of
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("catalog", help="write the model catalog (HTML and Markdown)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("catalog"), help="output directory (default: catalog/)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, output: Output) -> int:
+    from ..report.catalog import build
+
+    root = root_of(args)
+    out = args.out if args.out.is_absolute() else root / args.out
+    if out.exists() and not out.is_dir():
+        output.error(f"--out {args.out} is a file; name a directory")
+        return EXIT_USAGE
+    try:
+        written = build(root, out)
+    except OSError as exc:
+        output.error(f"cannot write the catalog to {out}: {exc.strerror}")
+        return EXIT_USAGE
+    for path in written:
+        output.line(f"wrote {path}")
+    return EXIT_OK

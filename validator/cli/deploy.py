@@ -1,0 +1,211 @@
+"""`modelgate deploy`, and the kept deployments it leaves: `status`, `stop`, `history`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..report.output import Output
+from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, root_of, validated
+from .smoke import show_results
+
+if TYPE_CHECKING:
+    from ..deploy import Outcome
+
+TARGETS = ("local", "docker", "kubernetes")
+
+
+def register(commands: Any) -> None:
+    deploy = commands.add_parser("deploy", help="deploy specs and smoke-test their endpoints")
+    deploy.add_argument("specs", nargs="*", help="spec files")
+    deploy.add_argument(
+        "--changed-since",
+        metavar="REF",
+        help="deploy the specs changed since this git ref (and those whose "
+        "engine templates or policies changed)",
+    )
+    deploy.add_argument("--jobs", type=int, default=2, help="deploys at once (default 2)")
+    deploy.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for another deploy of the same model",
+    )
+    deploy.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="local",
+        help="where the engine runs: a local process, a Docker container, or the cluster "
+        "KUBECONFIG points at",
+    )
+    deploy.add_argument(
+        "--env", help="environment to deploy to on kubernetes (default: the spec's first)"
+    )
+    deploy.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the endpoint running (stop it with `modelgate stop NAME`)",
+    )
+    deploy.set_defaults(handler=run)
+
+    status = commands.add_parser("status", help="list deployments left running by --keep")
+    status.set_defaults(handler=run_status)
+
+    stop = commands.add_parser("stop", help="stop a deployment left running by --keep")
+    stop.add_argument("name")
+    stop.add_argument("--target", choices=["local", "docker"], default="local")
+    stop.set_defaults(handler=run_stop)
+
+    history = commands.add_parser("history", help="deploy attempts of a model, from the ledger")
+    history.add_argument("name")
+    history.add_argument("--format", choices=["text", "json"], default="text")
+    history.set_defaults(handler=run_history)
+
+
+def run(args: argparse.Namespace, output: Output) -> int:
+    from .. import deploy
+
+    root = root_of(args)
+    if not args.specs and not args.changed_since:
+        output.error("name spec files to deploy, or use --changed-since REF")
+        return EXIT_USAGE
+    result = validated(args, args.specs)
+    if result.failed():
+        output.diagnostics(result.diagnostics)
+        output.error("model not deployed: the spec is invalid")
+        return EXIT_FINDINGS
+    documents = result.valid_documents()
+    if args.changed_since:
+        documents = _changed(root, documents, args.changed_since, output)
+        if documents is None:
+            return EXIT_USAGE
+        target = deploy.backend(args.target)
+        for document in documents:
+            if not target.can_serve(document):
+                output.line(
+                    f"skip {document.data['metadata']['name']}: the {args.target} target "
+                    f"cannot serve engine {document.data['spec']['engine']['name']} with this "
+                    "model"
+                )
+        documents = [d for d in documents if target.can_serve(d)]
+        if not documents:
+            output.line(
+                f"nothing to deploy: no {args.target}-deployable spec changed since "
+                f"{args.changed_since}"
+            )
+            return EXIT_OK
+    done: list[Outcome] = []
+
+    def each(outcome: Outcome) -> None:
+        done.append(outcome)
+        if len(documents) > 1:
+            output.line(
+                f"[{len(done)}/{len(documents)}] {outcome.name}: "
+                f"{'deployed' if outcome.ok else 'FAILED'} in {outcome.seconds:.1f} s"
+            )
+        _show_outcome(output, outcome)
+
+    outcomes = deploy.run_many(
+        documents,
+        root,
+        args.target,
+        keep=args.keep,
+        lock_timeout=args.lock_timeout,
+        environment=args.env,
+        jobs=args.jobs,
+        each=each,
+    )
+    if len(outcomes) > 1:
+        _show_summary(output, outcomes)
+    return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FINDINGS
+
+
+def _changed(root: Any, documents: list, ref: str, output: Output) -> list | None:
+    from ..deploy.changes import GitError, affected, changed_files
+
+    try:
+        return affected(documents, changed_files(root, ref))
+    except GitError as exc:
+        output.error(f"--changed-since {ref}: {exc}")
+        return None
+
+
+def _show_outcome(output: Output, outcome: Outcome) -> None:
+    show_results(output, outcome.smoke)
+    if outcome.ok and outcome.endpoint:
+        output.line(f"deployed {outcome.name} in {outcome.seconds:.1f} s")
+        output.line(f"endpoint: {outcome.endpoint.inference_url}")
+        if outcome.kept:
+            output.line(f"kept running; stop it with `modelgate stop {outcome.name}`")
+        else:
+            output.line("torn down (use --keep to leave it running)")
+        return
+    output.diagnostics(outcome.diagnostics)
+    output.error(f"{outcome.name} failed after {outcome.seconds:.1f} s; nothing left running")
+    if outcome.previous:
+        output.error(f"the previous deployment still serves at {outcome.previous}")
+
+
+def _show_summary(output: Output, outcomes: list[Outcome]) -> None:
+    output.line()
+    output.line(f"{'model':<24} {'result':<9} {'seconds':>7}  {'smoke':<6} endpoint")
+    for outcome in outcomes:
+        passed = sum(r.passed for r in outcome.smoke)
+        endpoint = outcome.endpoint.inference_url if outcome.endpoint else "-"
+        output.line(
+            f"{outcome.name:<24} {'deployed' if outcome.ok else 'failed':<9} "
+            f"{outcome.seconds:7.1f}  {passed}/{len(outcome.smoke):<4} {endpoint}"
+        )
+
+
+def run_status(args: argparse.Namespace, output: Output) -> int:
+    """Kept deployments on every target that can be asked (a Docker engine that does not
+    answer simply has none)."""
+    from .. import deploy
+
+    root = root_of(args)
+    rows = []
+    for target in ("local", "docker"):
+        try:
+            kept = deploy.backend(target).running(root)
+        except Exception:
+            continue
+        rows += [(target, item) for item in kept]
+    if not rows:
+        output.line("nothing running")
+    for target, item in rows:
+        where = getattr(item, "pid", None) or getattr(item, "container", "")
+        output.line(f"{item.name:<24} {target:<7} {where!s:<14} {item.base_url}")
+    return EXIT_OK
+
+
+def run_stop(args: argparse.Namespace, output: Output) -> int:
+    from .. import deploy
+
+    problems = deploy.backend(args.target).stop(root_of(args), args.name)
+    if problems:
+        output.diagnostics(problems)
+        return EXIT_FINDINGS
+    output.line(f"stopped {args.name}")
+    return EXIT_OK
+
+
+def run_history(args: argparse.Namespace, output: Output) -> int:
+    from .. import ledger
+
+    records = ledger.history(root_of(args), args.name)
+    if args.format == "json":
+        output.block(json.dumps(records, indent=2, sort_keys=True) + "\n")
+        return EXIT_OK
+    if not records:
+        output.line(f"no deploys of {args.name} recorded")
+    for entry in records:
+        where = entry.get("endpoint") or entry.get("error", "")
+        output.line(
+            f"{entry.get('time', '?'):<26} {entry.get('result', '?'):<9} "
+            f"{entry.get('target', '?'):<8} {str(entry.get('commit', ''))[:10]:<10} "
+            f"{entry.get('user', '?'):<12} {where}"
+        )
+    return EXIT_OK

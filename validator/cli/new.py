@@ -1,0 +1,53 @@
+"""`modelgate new NAME`: scaffold a spec that validates as written."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..engines import ENGINES, EVERY_FORMAT
+from ..report.output import Output
+from .common import EXIT_OK, EXIT_USAGE, root_of
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("new", help="scaffold a spec that validates as written")
+    parser.add_argument("name", help="deployment name (DNS-1123 label)")
+    parser.add_argument("--engine", required=True, choices=sorted(ENGINES))
+    parser.add_argument("--format", dest="model_format", required=True, choices=EVERY_FORMAT)
+    parser.add_argument("--owner", help="owner email (default: git config user.email)")
+    parser.add_argument("--team", default="my-team")
+    parser.add_argument(
+        "--stdout", action="store_true", help="print the spec instead of writing it"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, output: Output) -> int:
+    from .. import scaffold
+    from ..check import load
+
+    root = root_of(args)
+    try:
+        text = scaffold.new_spec(
+            root, args.name, args.engine, args.model_format, args.owner, args.team
+        )
+    except scaffold.ScaffoldError as exc:
+        output.error(str(exc))
+        return EXIT_USAGE
+    document, problems = load.load_text(text, f"models/{args.name}.yaml")
+    if document is None or problems:  # our own template must always produce a loadable spec
+        raise RuntimeError(f"modelgate new produced an unreadable spec: {problems}")
+    if args.stdout:
+        output.block(text)
+        return EXIT_OK
+    try:
+        path = scaffold.write_new(root, args.name, text)
+    except scaffold.ScaffoldError as exc:
+        output.error(str(exc))
+        return EXIT_USAGE
+    output.line(
+        f"wrote {path.relative_to(root)}: fill in the TODOs, then `modelgate validate` and "
+        "`modelgate render`"
+    )
+    return EXIT_OK

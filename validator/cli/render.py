@@ -1,0 +1,82 @@
+"""`modelgate render`: render specs into rendered/, or check that it is up to date."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+from pathlib import Path
+from typing import Any
+
+from ..check import workspace
+from ..report.output import Output
+from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, root_of
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("render", help="render specs into rendered/")
+    parser.add_argument("paths", nargs="*", help="spec files or directories (default: models/)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 with a diff when rendered/ is out of date",
+    )
+    parser.add_argument(
+        "--crds",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="directory of CustomResourceDefinition files to check custom "
+        "resources against (repeatable)",
+    )
+    parser.add_argument(
+        "--env",
+        metavar="ENV",
+        help="only this environment's manifests and ApplicationSet (not the local and docker "
+        "targets' files); pruning and --check stay inside rendered/ENV",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, output: Output) -> int:
+    from .. import render
+    from ..render import kube_schemas
+
+    gc.disable()
+    root = root_of(args)
+    missing = [str(path) for path in args.crds if not path.is_dir()]
+    if missing:
+        output.error(f"--crds needs a directory: {', '.join(missing)}")
+        return EXIT_USAGE
+    schemas = kube_schemas.Schemas.from_dirs(args.crds)
+    if schemas.problems:
+        output.diagnostics(schemas.problems)
+        return EXIT_FINDINGS
+    renderer = render.Renderer(root, schemas, environment=args.env).preload()
+    # each spec is rendered right after its own checks, in the process that loaded it
+    validation = workspace.validate(workspace.discover(root, args.paths), root, follow=renderer)
+    rendering = render.run(validation, root, renderer, subset=bool(args.paths))
+    failed = validation.failed() or rendering.failed()
+    within = render.scope(args.env)
+    if args.check:
+        # a subset cannot know which files are orphans: only the whole set can
+        findings, diff = render.drift(rendering.files, root, not args.paths, within)
+        output.block(diff)
+        output.diagnostics([*validation.diagnostics, *rendering.diagnostics, *findings])
+        if findings:
+            output.error(f"{len(findings)} rendered file(s) out of date; run `modelgate render`")
+        return EXIT_FINDINGS if failed or findings else EXIT_OK
+    output.diagnostics([*validation.diagnostics, *rendering.diagnostics])
+    if failed:
+        output.error("nothing written: fix the findings above first")
+        return EXIT_FINDINGS
+    written, removed = render.write(rendering.files, root, prune=not args.paths, within=within)
+    documents = validation.valid_documents()
+    if args.env:
+        documents = [d for d in documents if args.env in d.data["spec"]["environments"]]
+    where = f"{render.RENDERED_DIR}/{args.env}" if args.env else render.RENDERED_DIR
+    output.line(
+        f"rendered {len(documents)} spec(s) into {where}/: "
+        f"{len(written)} file(s) changed, {len(removed)} removed"
+    )
+    return EXIT_OK

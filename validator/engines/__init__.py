@@ -1,0 +1,135 @@
+"""One record per engine: everything modelgate knows about an inference engine.
+
+Each module in this package defines `ENGINE = Engine(...)` (yamllint's rules are the model:
+one self-describing module each). The schema's `engine.name` enum, the built-in policy's
+engine allow-list, `modelgate new --engine`, the defaults under `engines:` in
+templates/values.yaml and the engine table of docs/spec.md all come from these records, so
+adding an engine is one module here plus its folder in templates/ (and its tests).
+
+Template paths are relative to templates/; the output file is the template's name without
+".j2". `local` templates make rendered/local/NAME/ (the local target's files), `cluster`
+templates make rendered/ENV/NAME/ for each environment of the spec.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# What every Deployment-based engine renders besides its workload.
+WORKLOAD = (
+    "_k8s/service.yaml.j2",
+    "_k8s/hpa.yaml.j2",
+    "_k8s/pdb.yaml.j2",
+    "_k8s/networkpolicy.yaml.j2",
+)
+# spec.model.format's values (the schema's enum; a test keeps them equal)
+EVERY_FORMAT = (
+    "sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "huggingface", "custom",
+)  # fmt: skip
+COMPOSE_TEMPLATE = "docker/compose.yaml.j2"
+APPLICATIONSET_TEMPLATE = "argocd/applicationset.yaml.j2"
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    summary: str  # one line for the docs and `new`
+    formats: tuple[str, ...]  # model formats it can serve
+    protocols: tuple[str, ...]  # v1, v2, openai
+    default_version: str = ""
+    versions: tuple[str, ...] = ()  # versions the built-in policy allows (shell patterns)
+    image: str = ""  # repository under values.imageMirror; {version} is filled in
+    port: int = 8080
+    live: str = "/v2/health/live"
+    ready: str = "/v2/health/ready"
+    llm: bool = False  # a large language model server: GPUs, large pods, slow to load
+    local: tuple[str, ...] = ()  # the local target runs the engines that have local templates
+    # How the local target starts it: an executable (MODELGATE_<NAME> if set, else beside
+    # modelgate's Python, else on PATH), its arguments and environment, where {model_dir},
+    # {http_port}, {grpc_port} and {workdir} are filled in.
+    local_command: tuple[str, ...] = ()
+    local_env: Mapping[str, str] = field(default_factory=dict)
+    cluster: tuple[str, ...] = ()
+    # a model configuration template (Triton's config.pbtxt): checked against its grammar and
+    # given to the cluster templates as v.model_config; it needs the spec's tensor signature
+    model_config: str = ""
+    image_only: bool = False  # the model is an OCI image that serves itself
+    runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> default runtime
+    named_runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> what `new` names
+    platforms: Mapping[str, str] = field(default_factory=dict)  # format -> Triton platform
+    requirements: Mapping[str, str] = field(default_factory=dict)  # format -> Seldon capability
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        return (*self.local, *((self.model_config,) if self.model_config else ()), *self.cluster)
+
+    def values(self) -> dict[str, Any]:
+        """The defaults templates/values.yaml may override under engines.NAME."""
+        return {
+            "image": self.image,
+            "defaultVersion": self.default_version,
+            "port": self.port,
+            "live": self.live,
+            "ready": self.ready,
+        }
+
+    def policy(self) -> dict[str, Any]:
+        """This engine's entry in the built-in policy parameter `engines`."""
+        entry: dict[str, Any] = {"formats": list(self.formats)}
+        if self.versions:
+            entry["versions"] = list(self.versions)
+        return entry
+
+
+def _discover() -> dict[str, Engine]:
+    found = {}
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+        if module.name.startswith("_"):
+            continue
+        engine = importlib.import_module(f"{__name__}.{module.name}").ENGINE
+        found[engine.name] = engine
+    return found
+
+
+ENGINES: dict[str, Engine] = _discover()
+
+
+def engine_values(values: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """An engine's image, version, port and health paths: its record's defaults, overridden
+    by templates/values.yaml's engines.NAME."""
+    record = ENGINES[name].values()
+    return {**record, **(values.get("engines") or {}).get(name, {})}
+
+
+def runtime_for(spec: dict) -> str | None:
+    """The runtime named in the spec, else the engine's default for the model format."""
+    engine = spec["engine"]
+    if engine.get("runtime"):
+        return engine["runtime"]
+    return ENGINES[engine["name"]].runtimes.get(spec["model"]["format"])
+
+
+def policy_parameter() -> dict[str, dict[str, Any]]:
+    """The built-in `engines` policy parameter: every engine with the formats it serves."""
+    return {name: engine.policy() for name, engine in ENGINES.items()}
+
+
+def markdown_table() -> str:
+    """docs/spec.md's engine table (tests/test_engines.py keeps the page in step)."""
+    rows = [
+        "| Engine | Serves | Protocols | Default version | Health (live, ready) | Renders |",
+        "|---|---|---|---|---|---|",
+    ]
+    for engine in ENGINES.values():
+        rendered = ", ".join(f"`{template}`" for template in engine.templates)
+        health = f"`{engine.live}`, `{engine.ready}`" if engine.image else "the runtime's"
+        rows.append(
+            f"| `{engine.name}` | {engine.summary}; formats: {', '.join(engine.formats)} "
+            f"| {', '.join(engine.protocols)} | {engine.default_version or '-'} | {health} "
+            f"| {rendered} |"
+        )
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,13 @@
+"""A custom container: the model's own image serves it (a Deployment, or compose locally)."""
+
+from . import EVERY_FORMAT, WORKLOAD, Engine
+
+ENGINE = Engine(
+    name="docker",
+    summary="a custom container: the model image serves itself",
+    formats=EVERY_FORMAT,
+    protocols=("v2", "v1", "openai"),
+    port=8080,
+    image_only=True,
+    cluster=("docker/deployment.yaml.j2", *WORKLOAD),
+)

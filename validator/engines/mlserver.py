@@ -1,0 +1,37 @@
+"""MLServer: the embedded local engine, and a Seldon Core v2 Model in clusters."""
+
+from . import Engine
+
+ENGINE = Engine(
+    name="mlserver",
+    summary="MLServer: a process here, a Seldon Core v2 Model in clusters",
+    formats=("sklearn", "xgboost", "lightgbm", "huggingface", "custom"),
+    protocols=("v2",),
+    default_version="1.7.1",
+    versions=("1.6.*", "1.7.*"),
+    local=("mlserver/model-settings.json.j2", "mlserver/settings.json.j2"),
+    local_command=("mlserver", "start", "{model_dir}"),
+    local_env={
+        "MLSERVER_HTTP_PORT": "{http_port}",
+        "MLSERVER_GRPC_PORT": "{grpc_port}",
+        "MLSERVER_METRICS_DIR": "{workdir}",
+        "MLSERVER_ENVIRONMENTS_DIR": "{workdir}",
+    },
+    cluster=("mlserver/model.yaml.j2",),
+    runtimes={
+        "sklearn": "mlserver_sklearn.SKLearnModel",
+        "xgboost": "mlserver_xgboost.XGBoostModel",
+        "lightgbm": "mlserver_lightgbm.LightGBMModel",
+        "huggingface": "mlserver_huggingface.HuggingFaceRuntime",
+    },
+    # the capability a Seldon server must list to be scheduled this model
+    requirements={
+        "sklearn": "sklearn",
+        "xgboost": "xgboost",
+        "lightgbm": "lightgbm",
+        "huggingface": "huggingface",
+        "onnx": "onnx",
+        "pytorch": "pytorch",
+        "tensorflow": "tensorflow",
+    },
+)

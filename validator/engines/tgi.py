@@ -1,0 +1,18 @@
+"""Text Generation Inference: Hugging Face's LLM server (a Deployment)."""
+
+from . import WORKLOAD, Engine
+
+ENGINE = Engine(
+    name="tgi",
+    summary="Text Generation Inference: Hugging Face's LLM server",
+    formats=("huggingface",),
+    protocols=("openai",),
+    default_version="2.4.0",
+    versions=("2.*", "3.*"),
+    image="huggingface/text-generation-inference:{version}",
+    port=8080,
+    live="/health",
+    ready="/health",
+    llm=True,
+    cluster=("tgi/deployment.yaml.j2", *WORKLOAD),
+)

@@ -1,0 +1,21 @@
+"""Triton Inference Server: a Deployment with its model repository in a ConfigMap."""
+
+from . import WORKLOAD, Engine
+
+ENGINE = Engine(
+    name="triton",
+    summary="Triton Inference Server",
+    formats=("onnx", "pytorch", "tensorflow", "custom"),
+    protocols=("v2",),
+    default_version="24.08",
+    versions=("2*.*",),
+    image="nvidia/tritonserver:{version}-py3",
+    port=8000,
+    cluster=("triton/deployment.yaml.j2", "triton/configmap.yaml.j2", *WORKLOAD),
+    model_config="triton/config.pbtxt.j2",
+    platforms={
+        "onnx": "onnxruntime_onnx",
+        "pytorch": "pytorch_libtorch",
+        "tensorflow": "tensorflow_savedmodel",
+    },
+)

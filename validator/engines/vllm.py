@@ -1,0 +1,18 @@
+"""vLLM: an OpenAI-compatible server for large language models (a Deployment)."""
+
+from . import WORKLOAD, Engine
+
+ENGINE = Engine(
+    name="vllm",
+    summary="vLLM: OpenAI-compatible LLM server",
+    formats=("huggingface",),
+    protocols=("openai",),
+    default_version="0.6.3",
+    versions=("0.*",),
+    image="vllm/vllm-openai:v{version}",
+    port=8000,
+    live="/health",
+    ready="/health",
+    llm=True,
+    cluster=("vllm/deployment.yaml.j2", *WORKLOAD),
+)

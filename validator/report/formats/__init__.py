@@ -1,0 +1,1 @@
+"""One module per output format, named after it: `format_report(report) -> str`."""
