@@ -203,6 +203,9 @@ def test_the_cli_deploys_keeps_lists_and_stops(engine, scaffold: Scaffold) -> No
     assert "kept running" in result.out
     status = run_cli("--root", root, "status")
     assert "iris" in status.out and "docker" in status.out
+    smoked = run_cli("--root", root, "smoke", "iris")  # a kept container is smoke-tested too
+    assert smoked.code == 0, smoked.out + smoked.err
+    assert "smoke pass  setosa" in smoked.out
     assert run_cli("--root", root, "stop", "iris", "--target", "docker").code == 0
     assert containers(engine) == []
     assert ledger.history(scaffold.root, "iris")[-1]["target"] == "docker"

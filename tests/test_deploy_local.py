@@ -233,6 +233,39 @@ def never_ready_spec(repo: Scaffold) -> Path:
     )
 
 
+def deploying(repo: Scaffold, *options: str, sigint_ignored: bool = False) -> subprocess.Popen:
+    """A deploy of a model that never becomes ready, running in the background, once its
+    engine has started."""
+    spec = never_ready_spec(repo)
+    command = [sys.executable, "-m", "validator.cli", "--root", str(repo.root), "deploy"]
+    child = subprocess.Popen(
+        [*command, str(spec), *options],
+        cwd=PROJECT,
+        env={**os.environ, "PYTHONPATH": str(repo.root / "plugins")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored
+        else None,
+    )
+    deadline = time.monotonic() + 60
+    while not engine_processes(repo.root) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not engine_processes(repo.root):
+        child.kill()
+        pytest.fail("the engine never started")
+    return child
+
+
+def ended(child: subprocess.Popen) -> str:
+    """The deploy's stderr once it has exited (killed if it does not within a minute)."""
+    try:
+        return child.communicate(timeout=60)[1]
+    finally:
+        child.kill()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("keep", [False, True], ids=["once", "keep"])
 def test_interrupt_during_deploy_stops_the_engine(
@@ -240,24 +273,11 @@ def test_interrupt_during_deploy_stops_the_engine(
 ) -> None:
     """The signal lands while the deploy waits for a model that would take 10 minutes: the
     deploy must stop the engine and exit 130 at once, not finish the wait."""
-    spec = never_ready_spec(repo)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "validator.cli", "--root", str(repo.root), "deploy", str(spec)]
-        + (["--keep"] if keep else []),
-        cwd=PROJECT,
-        env={**os.environ, "PYTHONPATH": str(repo.root / "plugins")},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not engine_processes(repo.root) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert engine_processes(repo.root), "the engine never started"
+    child = deploying(repo, *(["--keep"] if keep else []))
     child.send_signal(sig)
-    _, err = child.communicate(timeout=60)
+    err = ended(child)
     assert child.returncode == 130, err
-    assert "MG509 model not deployed: interrupted" in err and "interrupted" in err
+    assert "MG509 model not deployed: interrupted" in err
     assert engine_processes(repo.root) == []
     assert not (repo.root / ".modelgate" / "run" / "iris.json").exists()
     ledger = (repo.root / ".modelgate" / "ledger.jsonl").read_text().splitlines()
@@ -267,46 +287,19 @@ def test_interrupt_during_deploy_stops_the_engine(
 def test_sigint_stops_a_deploy_that_inherited_it_ignored(repo: Scaffold) -> None:
     """Background jobs and some CI runners start programs with SIGINT ignored; an explicit
     SIGINT to a deploy must still stop it and its engine."""
-    spec = never_ready_spec(repo)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "validator.cli", "--root", str(repo.root), "deploy", str(spec)],
-        cwd=PROJECT,
-        env={**os.environ, "PYTHONPATH": str(repo.root / "plugins")},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
-    deadline = time.monotonic() + 60
-    while not engine_processes(repo.root) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert engine_processes(repo.root), "the engine never started"
+    child = deploying(repo, sigint_ignored=True)
     child.send_signal(signal.SIGINT)
-    try:
-        _, err = child.communicate(timeout=60)
-    finally:
-        child.kill()
+    err = ended(child)
     assert child.returncode == 130, err
     assert engine_processes(repo.root) == []
 
 
 def test_a_second_signal_does_not_cut_the_clean_up_short(repo: Scaffold) -> None:
-    spec = never_ready_spec(repo)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "validator.cli", "--root", str(repo.root), "deploy", str(spec)],
-        cwd=PROJECT,
-        env={**os.environ, "PYTHONPATH": str(repo.root / "plugins")},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not engine_processes(repo.root) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    child = deploying(repo)
     child.send_signal(signal.SIGTERM)
     child.send_signal(signal.SIGINT)
     child.send_signal(signal.SIGTERM)
-    _, err = child.communicate(timeout=60)
+    err = ended(child)
     assert child.returncode == 130, err
     assert engine_processes(repo.root) == []
 

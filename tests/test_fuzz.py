@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,12 @@ def test_duplicated_and_dropped_lines_never_raise(lines: list[int]) -> None:
     check("\n".join(text) + "\n")
 
 
-def test_the_profile_is_what_make_test_expects() -> None:
-    assert EXAMPLES >= 100
-    assert Path(__file__).name == "test_fuzz.py"
+def test_make_fuzz_runs_these_properties_with_many_more_examples() -> None:
+    """`make test` runs a fixed sample; `make fuzz` must reach this file with a larger one."""
+    makefile = (PROJECT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\nfuzz:", 1)[1].split("\n\n", 1)[0]
+    assert "MODELGATE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES)" in recipe
+    assert f"tests/{Path(__file__).name}" in recipe
+    configured = re.search(r"^FUZZ_EXAMPLES \?= (\d+)$", makefile, re.M)
+    assert configured and int(configured[1]) >= 10 * EXAMPLES
+    assert FUZZ.derandomize is ("MODELGATE_FUZZ_EXAMPLES" not in os.environ)

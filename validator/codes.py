@@ -40,6 +40,7 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG508": ("Docker engine not answering", "start Docker, or check DOCKER_HOST"),
     "MG509": ("deploy interrupted", "run the deploy again"),
     "MG601": ("smoke expectation failed", "fix the model or the expectation"),
+    "MG602": ("load check over its budget", "fix the latency or error rate, or the budget"),
     "MG701": ("invalid policy set", "fix the policy file at the position shown"),
     "MG801": ("waiver expired", "fix the finding or renew the waiver"),
     "MG802": ("stale waiver", "delete the waiver"),

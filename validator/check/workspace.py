@@ -1,4 +1,7 @@
-"""Where specs live and how a set of them is validated: load -> schema -> names."""
+"""The validate stage over a set of files: find the specs under models/ (never through a link
+out of the repository), then load -> schema -> names -> policy for each, in worker processes
+when there are many, with an optional follow stage (render) run on each valid spec in the
+worker that checked it."""
 
 from __future__ import annotations
 

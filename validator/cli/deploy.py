@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         documents = _changed(root, documents, args.changed_since, output)
         if documents is None:
             return EXIT_USAGE
-        target = deploy.backend(args.target)
+        target = deploy.target_named(args.target)
         for document in documents:
             if not target.can_serve(document):
                 output.line(
@@ -166,25 +166,18 @@ def run_status(args: argparse.Namespace, output: Output) -> int:
     from .. import deploy
 
     root = root_of(args)
-    rows = []
-    for target in ("local", "docker"):
-        try:
-            kept = deploy.backend(target).running(root)
-        except Exception:
-            continue
-        rows += [(target, item) for item in kept]
-    if not rows:
+    kept = [state for name in TARGETS for state in deploy.target_named(name).running(root)]
+    if not kept:
         output.line("nothing running")
-    for target, item in rows:
-        where = getattr(item, "pid", None) or getattr(item, "container", "")
-        output.line(f"{item.name:<24} {target:<7} {where!s:<14} {item.base_url}")
+    for state in kept:
+        output.line(f"{state.name:<24} {state.target:<7} {state.where:<14} {state.base_url}")
     return EXIT_OK
 
 
 def run_stop(args: argparse.Namespace, output: Output) -> int:
     from .. import deploy
 
-    problems = deploy.backend(args.target).stop(root_of(args), args.name)
+    problems = deploy.target_named(args.target).stop(root_of(args), args.name)
     if problems:
         output.diagnostics(problems)
         return EXIT_FINDINGS

@@ -41,12 +41,11 @@ def show_results(output: Output, results: Sequence[SmokeResult], details: bool =
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    from .. import smoke
-    from ..deploy import local
+    from .. import deploy, smoke
 
     root = root_of(args)
-    state = local.read_state(root, args.name)
-    if state is None or not local.running(root):
+    state = deploy.kept(root, args.name)
+    if state is None:
         output.error(f"no running deployment named '{args.name}': deploy it with --keep")
         return EXIT_FINDINGS
     spec = root / workspace.SPEC_DIR / f"{args.name}.yaml"
@@ -55,7 +54,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         output.diagnostics(result.diagnostics)
         return EXIT_FINDINGS
     document = result.valid_documents()[0]
-    endpoint = smoke.Endpoint(args.name, state.base_url, state.protocol, "local")
+    protocol = document.data["spec"]["engine"]["protocol"]
+    endpoint = smoke.Endpoint(args.name, state.base_url, protocol, state.target)
     if not args.load:
         results = smoke.run(document, endpoint)
         show_results(output, results, details=True)

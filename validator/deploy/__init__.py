@@ -9,12 +9,14 @@ nothing is left running. The two named failures:
 
 from __future__ import annotations
 
+import importlib
 import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ..check.load import Document
 from ..diagnostics import Diagnostic
@@ -81,19 +83,48 @@ def not_ready(document: Document, timeout: float, log: str) -> Diagnostic:
     )
 
 
-def backend(target: str):  # -> the target's module: deploy, stop, running, can_serve
-    """The module that deploys to `target`; imported only when used."""
-    if target == "docker":
-        from . import docker
+@dataclass(frozen=True)
+class RunState:
+    """A deployment left running by `deploy --keep`, on any target."""
 
-        return docker
-    if target == "kubernetes":
-        from . import kubernetes
+    name: str
+    target: str
+    base_url: str
+    where: str  # what `status` shows: a process id, a container id
 
-        return kubernetes
-    from . import local
 
-    return local
+class Target(Protocol):
+    """Where a model runs. local.py, docker.py and kubernetes.py are the three targets."""
+
+    def can_serve(self, document: Document) -> bool: ...
+
+    def deploy(
+        self, document: Document, root: Path, keep: bool = False, environment: str | None = None
+    ) -> Outcome: ...
+
+    def running(self, root: Path) -> list[RunState]: ...
+
+    def stop(self, root: Path, name: str) -> list[Diagnostic]: ...
+
+
+def target_named(name: str) -> Target:
+    """The target called `name`; its module is imported only when used."""
+    if name not in TARGETS:
+        raise ValueError(f"no target {name!r}")
+    return importlib.import_module(f"{__name__}.{name}")  # type: ignore[return-value]
+
+
+def kept(root: Path, name: str) -> RunState | None:
+    """The deployment of `name` left running on any target, if there is one."""
+    for each in TARGETS:
+        for state in target_named(each).running(root):
+            if state.name == name:
+                return state
+    return None
+
+
+def readiness_timeout(document: Document) -> float:
+    return float((document.data["spec"].get("smoke") or {}).get("readinessTimeoutSeconds", 60))
 
 
 def run(
@@ -115,8 +146,7 @@ def run(
     try:
         with deploy_lock(root, name, lock_timeout):
             interrupt.check()
-            options = {"environment": environment} if target == "kubernetes" else {}
-            outcome = backend(target).deploy(document, root, keep=keep, **options)
+            outcome = target_named(target).deploy(document, root, keep, environment)
     except interrupt.Interrupted:
         outcome = Outcome(
             name,

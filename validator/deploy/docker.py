@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,13 @@ from . import (
     PORT_TAKEN,
     TARGET_UNSUPPORTED,
     Outcome,
+    RunState,
     interrupt,
     not_ready,
+    readiness_timeout,
     smoke_failures,
 )
-from .local import _free_port, _port_free
+from .net import answers_200, free_port, port_free
 
 NAME_LABEL = "modelgate.dev/name"
 HASH_LABEL = "modelgate.dev/spec-hash"
@@ -42,18 +43,14 @@ POLL_INTERVAL_S = 0.1
 LOG_TAIL_LINES = 15
 
 
-@dataclass(frozen=True)
-class Running:
-    name: str
-    container: str
-    base_url: str
-
-
 def can_serve(document: Document) -> bool:
     return bool(document.data["spec"]["model"].get("image"))
 
 
-def deploy(document: Document, root: Path, keep: bool = False) -> Outcome:
+def deploy(
+    document: Document, root: Path, keep: bool = False, environment: str | None = None
+) -> Outcome:
+    """`environment` is for cluster targets: a container here belongs to no environment."""
     name = document.data["metadata"]["name"]
     outcome = Outcome(name)
     started = time.monotonic()
@@ -117,12 +114,13 @@ def stop(root: Path, name: str) -> list[Diagnostic]:
     return []
 
 
-def running(root: Path) -> list[Running]:
+def running(root: Path) -> list[RunState]:
+    """Kept containers; none when the Docker engine does not answer."""
     client, problem = _client(None)
     if problem:
         return []
     return [
-        Running(c.labels[NAME_LABEL], c.short_id, c.labels.get(URL_LABEL, ""))
+        RunState(c.labels[NAME_LABEL], "docker", c.labels.get(URL_LABEL, ""), c.short_id)
         for c in client.containers.list(filters={"label": NAME_LABEL})
     ]
 
@@ -194,7 +192,7 @@ def _run(client: Any, document: Document, image: Any) -> tuple[Any, Endpoint, Di
     settings = view.docker(document)
     name = document.data["metadata"]["name"]
     fixed = document.data["spec"].get("endpoint", {}).get("port")
-    if fixed is not None and not _port_free(fixed):
+    if fixed is not None and not port_free(fixed):
         return (
             None,
             None,
@@ -205,7 +203,7 @@ def _run(client: Any, document: Document, image: Any) -> tuple[Any, Endpoint, Di
                 "stop what listens there, or remove spec.endpoint.port to pick a free one",
             ),
         )
-    port = fixed or _free_port()
+    port = fixed or free_port()
     protocol = document.data["spec"]["engine"]["protocol"]
     endpoint = Endpoint(name, f"http://127.0.0.1:{port}", protocol, "docker")
     environment = {
@@ -240,9 +238,7 @@ def _run(client: Any, document: Document, image: Any) -> tuple[Any, Endpoint, Di
 
 
 def _wait_ready(document: Document, container: Any, endpoint: Endpoint) -> list[Diagnostic]:
-    from .local import _answers_200
-
-    timeout = float((document.data["spec"].get("smoke") or {}).get("readinessTimeoutSeconds", 60))
+    timeout = readiness_timeout(document)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         container.reload()
@@ -257,7 +253,7 @@ def _wait_ready(document: Document, container: Any, endpoint: Endpoint) -> list[
                     f"last lines of the container log:\n{_log_tail(container)}",
                 )
             ]
-        if _answers_200(endpoint.ready_url):
+        if answers_200(endpoint.ready_url):
             return []
         interrupt.pause(POLL_INTERVAL_S)
     return [not_ready(document, timeout, _log_tail(container))]

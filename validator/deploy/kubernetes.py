@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,7 +21,17 @@ from .. import render, smoke
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
 from ..smoke import Endpoint
-from . import ENDPOINT_NOT_AVAILABLE, ENGINE_MISSING, MODEL_NOT_DEPLOYED, Outcome, interrupt
+from . import (
+    ENDPOINT_NOT_AVAILABLE,
+    ENGINE_MISSING,
+    MODEL_NOT_DEPLOYED,
+    NOT_RUNNING,
+    Outcome,
+    RunState,
+    interrupt,
+    readiness_timeout,
+)
+from .net import free_port, listening
 
 LAST_GOOD = Path(".modelgate") / "kubernetes-last-good"
 WORKLOAD_KINDS = ("InferenceService", "Deployment", "Model")
@@ -65,14 +74,15 @@ def stop(root: Path, name: str) -> list[Diagnostic]:
             name,
             0,
             0,
-            "MG506",
+            NOT_RUNNING,
             "kubernetes deployments are removed through Git",
             "delete the spec and let Argo CD prune rendered/ENV/NAME",
         )
     ]
 
 
-def running(root: Path) -> list[Any]:
+def running(root: Path) -> list[RunState]:
+    """Nothing: what runs in a cluster is what rendered/ says, and Argo CD keeps it so."""
     return []
 
 
@@ -94,7 +104,7 @@ def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) 
     folder = root / render.rendered_dir(environment, name)
     manifests = [_read(path) for path in sorted(folder.glob("*.yaml"))]
     kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", str(folder))
-    timeout = float((document.data["spec"].get("smoke") or {}).get("readinessTimeoutSeconds", 60))
+    timeout = readiness_timeout(document)
     problems = _wait(manifests, timeout)
     if not problems:
         problems = _smoke(document, manifests, outcome)
@@ -221,7 +231,7 @@ def _service(document: Document, manifests: list[dict[str, Any]]) -> tuple[str, 
 @contextlib.contextmanager
 def _port_forward(namespace: str, target: str, port: int) -> Iterator[int]:
     """A local port forwarded to the service, for as long as the smoke tests run."""
-    local = _free_port()
+    local = free_port()
     process = subprocess.Popen(
         ["kubectl", "port-forward", "-n", namespace, target, f"{local}:{port}"],
         stdout=subprocess.DEVNULL,
@@ -237,17 +247,8 @@ def _port_forward(namespace: str, target: str, port: int) -> Iterator[int]:
 
 def _wait_for_port(port: int, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    while time.monotonic() < deadline and not listening(port):
+        interrupt.pause(0.2)
 
 
 def _save_last_good(root: Path, environment: str, name: str, folder: Path) -> None:

@@ -22,13 +22,10 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,10 +41,13 @@ from . import (
     PORT_TAKEN,
     TARGET_UNSUPPORTED,
     Outcome,
+    RunState,
     interrupt,
     not_ready,
+    readiness_timeout,
     smoke_failures,
 )
+from .net import answers_200, free_port, free_ports, port_free
 
 STATE_DIR = Path(".modelgate") / "run"
 LOG_TAIL_LINES = 15
@@ -63,8 +63,9 @@ EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
 
 
 @dataclass(frozen=True)
-class RunState:
-    """What `--keep` leaves behind so that `status` and `stop` can find the server."""
+class KeptServer:
+    """What `--keep` leaves in .modelgate/run/NAME.json so that `status`, `smoke` and `stop`
+    find the server."""
 
     name: str
     pid: int
@@ -74,7 +75,10 @@ class RunState:
     log: str
 
 
-def deploy(document: Document, root: Path, keep: bool = False) -> Outcome:
+def deploy(
+    document: Document, root: Path, keep: bool = False, environment: str | None = None
+) -> Outcome:
+    """`environment` is for cluster targets: a local server belongs to no environment."""
     name = document.data["metadata"]["name"]
     outcome = Outcome(name)
     started = time.monotonic()
@@ -138,6 +142,13 @@ def stop(root: Path, name: str) -> list[Diagnostic]:
 
 def running(root: Path) -> list[RunState]:
     """Kept deployments whose server is still alive (stale records are dropped)."""
+    return [
+        RunState(server.name, "local", server.base_url, str(server.pid))
+        for server in kept_servers(root)
+    ]
+
+
+def kept_servers(root: Path) -> list[KeptServer]:
     alive = []
     for path in sorted((root / STATE_DIR).glob("*.json")):
         state = read_state(root, path.stem)
@@ -148,9 +159,9 @@ def running(root: Path) -> list[RunState]:
     return alive
 
 
-def read_state(root: Path, name: str) -> RunState | None:
+def read_state(root: Path, name: str) -> KeptServer | None:
     try:
-        return RunState(**json.loads((root / STATE_DIR / f"{name}.json").read_text()))
+        return KeptServer(**json.loads((root / STATE_DIR / f"{name}.json").read_text()))
     except (OSError, ValueError, TypeError):
         return None
 
@@ -274,14 +285,14 @@ def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic |
             "pip install 'modelgate[serve]' (or run `make demo`, which does)",
         )
     fixed = document.data["spec"].get("endpoint", {}).get("port")
-    if fixed is not None and not _port_free(fixed):
+    if fixed is not None and not port_free(fixed):
         return None, document.finding(
             ["spec", "endpoint", "port"],
             PORT_TAKEN,
             f"model not deployed: port {fixed} is already in use",
             "stop what listens there, or remove spec.endpoint.port to pick a free one",
         )
-    http_port, grpc_port = (fixed, _free_port()) if fixed else _free_ports(2)
+    http_port, grpc_port = (fixed, free_port()) if fixed else free_ports(2)
     name = document.data["metadata"]["name"]
     workdir = Path(tempfile.mkdtemp(prefix=f"modelgate-{name}-"))
     fill = {
@@ -308,8 +319,7 @@ def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic |
 
 
 def _wait_ready(document: Document, server: _Server) -> list[Diagnostic]:
-    smoke_spec = document.data["spec"].get("smoke") or {}
-    timeout = float(smoke_spec.get("readinessTimeoutSeconds", 60))
+    timeout = readiness_timeout(document)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         code = server.process.poll()
@@ -323,15 +333,15 @@ def _wait_ready(document: Document, server: _Server) -> list[Diagnostic]:
                     f"last lines of the server log:\n{_indent(server.log_tail())}",
                 )
             ]
-        if _answers_200(server.endpoint.ready_url):
+        if answers_200(server.endpoint.ready_url):
             return []
         interrupt.pause(POLL_INTERVAL_S)
     return [not_ready(document, timeout, _indent(server.log_tail()))]
 
 
-def _promote(root: Path, server: _Server, previous: RunState | None) -> None:
+def _promote(root: Path, server: _Server, previous: KeptServer | None) -> None:
     """Record the new server as the kept one, then retire the one it replaces."""
-    state = RunState(
+    state = KeptServer(
         server.endpoint.name,
         server.process.pid,
         server.endpoint.base_url,
@@ -349,7 +359,7 @@ def _promote(root: Path, server: _Server, previous: RunState | None) -> None:
         shutil.rmtree(previous.workdir, ignore_errors=True)
 
 
-def _forget(root: Path, state: RunState) -> None:
+def _forget(root: Path, state: KeptServer) -> None:
     shutil.rmtree(state.workdir, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         (root / STATE_DIR / f"{state.name}.json").unlink()
@@ -396,38 +406,6 @@ def _alive(pid: int) -> bool:
         except PermissionError:
             return True
         return True
-
-
-def _answers_200(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    return _free_ports(1)[0]
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
 
 
 def _because(reason: str) -> str:

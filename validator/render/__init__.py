@@ -175,12 +175,16 @@ def render_document(
 
 
 def _render_one(document: Document, renderer: Renderer, local_only: bool = False) -> Rendering:
+    with encode.one_spec():
+        return _render_spec(document, renderer, local_only)
+
+
+def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Rendering:
     spec = document.data["spec"]
     engine = ENGINES[spec["engine"]["name"]]
     name = document.data["metadata"]["name"]
     shared = view.base(document)  # computed once: every file of the spec shows it
     result = Rendering()
-    encode.forget()
     if engine.local and renderer.environment is None:
         if shared["runtime"] is None:
             result.diagnostics.append(

@@ -9,9 +9,12 @@ refused by its parsers, so those are written as \\u escapes. Non-BMP characters 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import math
 import re
+from collections.abc import Iterator
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
@@ -65,23 +68,33 @@ def block(value: Any, indent: int) -> str:
     return " " + scalar(value)
 
 
-# Blocks already written for the spec being rendered, by (id, indent): its labels, resources
-# and security contexts appear in every manifest. Entries hold the value itself, so an id
-# cannot be reused while it is remembered; forget() between specs.
-_BLOCKS: dict[tuple[int, int], tuple[Any, str]] = {}
+# Blocks already written while one spec renders, by (id, indent): its labels, resources and
+# security contexts appear in every manifest. Entries hold the value itself, so an id cannot
+# be reused while it is remembered; outside `one_spec()` nothing is remembered.
+_BLOCKS: contextvars.ContextVar[dict[tuple[int, int], tuple[Any, str]] | None] = (
+    contextvars.ContextVar("blocks", default=None)
+)
 
 
-def forget() -> None:
-    _BLOCKS.clear()
+@contextlib.contextmanager
+def one_spec() -> Iterator[None]:
+    """Remember the blocks written while the files of one spec render."""
+    token = _BLOCKS.set({})
+    try:
+        yield
+    finally:
+        _BLOCKS.reset(token)
 
 
 def _remembered(value: Any, indent: int, lines: Any) -> str:
+    blocks = _BLOCKS.get()
     key = (id(value), indent)
-    known = _BLOCKS.get(key)
+    known = blocks.get(key) if blocks is not None else None
     if known is not None and known[0] is value:
         return known[1]
     text = "\n" + "\n".join(lines(value, indent))
-    _BLOCKS[key] = (value, text)
+    if blocks is not None:
+        blocks[key] = (value, text)
     return text
 
 
