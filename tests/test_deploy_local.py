@@ -113,8 +113,9 @@ def test_model_not_deployed_when_the_artifact_checksum_differs(repo: Scaffold) -
     artifact = repo.root / "models/artifacts/iris/model.joblib"
     artifact.write_bytes(artifact.read_bytes() + b"tampered")
     code, _, err = deploy(repo, str(repo.iris()))
-    assert code == 1
-    assert "models/iris.yaml:15:13: MG501 model not deployed: artifact sha256 is" in err
+    assert code == 1  # validation refuses it before any engine starts
+    assert "models/iris.yaml:15:13: MG119 artifact models/artifacts/iris/model.joblib has" in err
+    assert "model not deployed: the spec is invalid" in err
 
 
 def test_model_not_deployed_when_the_artifact_is_missing(repo: Scaffold) -> None:

@@ -21,6 +21,8 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG113": ("mapping key is not a string", "use plain words as keys"),
     "MG114": ("reserved environment name", "name environments after where they run"),
     "MG115": ("spec is a symlink out of the repository", "commit the spec itself"),
+    "MG118": ("a link out of the repository", "commit the file itself, not a link to it"),
+    "MG119": ("artifact differs from its sha256", "review the artifact, then update sha256"),
     "MG201": ("schema violation", "see the field's description in docs/spec.md"),
     "MG202": ("unknown field", "remove the field or fix its spelling"),
     "MG301": ("two specs share a name", "give every model deployment its own name"),

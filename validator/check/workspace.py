@@ -14,7 +14,7 @@ from typing import Any
 from .. import parallel
 from ..codes import BUILTIN_RULES
 from ..diagnostics import Diagnostic, RuleInfo, error, has_errors
-from . import load, names, schema
+from . import artifacts, load, names, schema
 
 SPEC_DIR = "models"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -170,6 +170,7 @@ class _FileCheck:
         ]
         if any(d.severity.value == "error" for d in problems):
             return document, problems, [], None
+        problems.extend(artifacts.check(document, self.root))
         findings = []
         if self.policy is not None:
             from . import policy

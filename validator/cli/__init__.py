@@ -17,10 +17,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import paths
 from ..check import names
+from ..paths import LinkOut
 from ..report.output import Output
 from . import catalog, deploy, new, policies, render, smoke, validate
-from .common import EXIT_INTERNAL, EXIT_USAGE
+from .common import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_USAGE
 
 COMMANDS = (validate, render, deploy, smoke, new, catalog, policies)
 ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")  # as spec.environments allows
@@ -55,6 +57,12 @@ def _main(argv: Sequence[str] | None, output: Output) -> int:
     except KeyboardInterrupt:
         output.error("interrupted; everything it started was stopped")
         return 130
+    except LinkOut as exc:
+        output.error(
+            f"{paths.LINK_OUT} {exc}; nothing was read or written through it",
+            "commit the file or directory itself, not a link to a place outside the repository",
+        )
+        return EXIT_FINDINGS
     except Exception as exc:  # the last line of defence: never a traceback for users
         if os.environ.get("MODELGATE_DEBUG"):
             raise

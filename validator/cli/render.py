@@ -66,8 +66,9 @@ def run(args: argparse.Namespace, output: Output) -> int:
         if findings:
             output.error(f"{len(findings)} rendered file(s) out of date; run `modelgate render`")
         return EXIT_FINDINGS if failed or findings else EXIT_OK
-    output.diagnostics([*validation.diagnostics, *rendering.diagnostics])
-    if failed:
+    links = render.links(rendering.files, root)
+    output.diagnostics([*validation.diagnostics, *rendering.diagnostics, *links])
+    if failed or links:
         output.error("nothing written: fix the findings above first")
         return EXIT_FINDINGS
     written, removed = render.write(rendering.files, root, prune=not args.paths, within=within)

@@ -227,8 +227,9 @@ def _prepare(document: Document, root: Path) -> Diagnostic | None:
             "download the artifact into the repository, or use --target kubernetes",
         )
     rendering = render.render_document(document, root, local_only=True)
-    if rendering.diagnostics:
-        return rendering.diagnostics[0]
+    problems = rendering.diagnostics or render.links(rendering.files, root)
+    if problems:
+        return problems[0]
     render.write(rendering.files, root)
     return _check_artifact(document, root)
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .. import paths
 from . import interrupt
 
 LOCK_DIR = Path(".modelgate") / "locks"
@@ -29,8 +30,8 @@ class Busy(Exception):
 @contextlib.contextmanager
 def deploy_lock(root: Path, name: str, timeout: float) -> Iterator[None]:
     path = root / LOCK_DIR / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    paths.make_dirs(path.parent, root)
+    descriptor = paths.open_for_write(path, root, os.O_RDWR | os.O_CREAT)
     try:
         _acquire(descriptor, name, path, timeout)
         os.ftruncate(descriptor, 0)

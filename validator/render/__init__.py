@@ -26,17 +26,28 @@ from typing import Any
 
 import yaml
 
+from .. import paths
 from ..check.load import Document
 from ..check.workspace import Validation
 from ..diagnostics import Diagnostic, Severity, error
 from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
 from ..parallel import fork_map
 from . import encode, kube_schemas, readback, templates, view
-from .sync import ARGOCD, DRIFT, RENDERED_DIR, RenderedFile, drift, orphans, scope, write
+from .sync import (
+    ARGOCD,
+    DRIFT,
+    RENDERED_DIR,
+    RenderedFile,
+    drift,
+    links,
+    orphans,
+    scope,
+    write,
+)
 
 # The stage's surface: render specs, then sync the files with rendered/ (sync.py).
 __all__ = [
-    "DRIFT", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "orphans",
+    "DRIFT", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "links", "orphans",
     "render_all", "render_document", "rendered_dir", "run", "scope", "write",
 ]  # fmt: skip
 
@@ -70,6 +81,8 @@ def rendered_dir(target: str, name: str) -> PurePosixPath:
 
 def load_values(root: Path) -> dict[str, Any]:
     path = root / TEMPLATE_DIR / VALUES_FILE
+    if paths.leads_out(path, root):
+        raise paths.LinkOut(path, root)
     if not path.is_file():
         return {
             "namespace": "{environment}",
@@ -298,6 +311,18 @@ def _render_text(
     try:
         return renderer.templates.get(template).render(context)
     except TemplateError as exc:
+        if getattr(exc, "link_out", False):
+            result.diagnostics.append(
+                error(
+                    source,
+                    0,
+                    0,
+                    paths.LINK_OUT,
+                    str(exc.message),
+                    "templates are files of this repository: replace the link with the file",
+                )
+            )
+            return None
         result.diagnostics.append(
             error(
                 source,

@@ -11,9 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .. import paths
 from ..diagnostics import Diagnostic, error
 
 RENDERED_DIR = "rendered"
+LINK = b"\x00link"  # stands for a symbolic link's content, which is never read
 ARGOCD = "argocd"
 DRIFT = "MG404"
 
@@ -47,15 +49,14 @@ def write(
         target = os.path.join(root, relative)
         content = item.content.encode("utf-8")
         if relative in present:
-            if _current(target) == content:
+            if _current(target, root) == content:
                 continue
         else:
             directory = os.path.dirname(target)
             if directory not in directories:
-                os.makedirs(directory, exist_ok=True)
+                paths.make_dirs(directory, root)
                 directories.add(directory)
-        with open(target, "wb") as stream:
-            stream.write(content)
+        paths.write_bytes(target, root, content)
         written.append(item.path)
     removed = []
     if prune:
@@ -67,7 +68,31 @@ def write(
     return written, removed
 
 
-def _current(target: str) -> bytes | None:
+def links(files: list[RenderedFile], root: Path) -> list[Diagnostic]:
+    """A finding for every rendered file that would be written through a symbolic link: the
+    file itself is a link, or a directory on its way leads out of the repository."""
+    findings = []
+    for item in files:
+        target = os.path.join(root, item.path)
+        if os.path.islink(target) or paths.leads_out(os.path.dirname(target), root):
+            findings.append(
+                error(
+                    str(item.path),
+                    0,
+                    0,
+                    paths.LINK_OUT,
+                    f"{item.path} would be written through a symbolic link",
+                    "rendered/ holds plain files only: delete the link, then `modelgate render`",
+                )
+            )
+    return findings
+
+
+def _current(target: str, root: Path) -> bytes | None:
+    """What the file holds now; None when it is missing, and never what a link points at
+    (a link in rendered/ differs from every rendered file, so it is rewritten or reported)."""
+    if os.path.islink(target) or paths.leads_out(target, root):
+        return LINK
     try:
         with open(target, "rb") as stream:
             return stream.read()
@@ -121,10 +146,14 @@ def drift(
     edited by hand, missing, or orphaned (its spec is gone)."""
     findings, diffs = [], []
     for item in files:
-        current = _current(os.path.join(root, item.path))
+        current = _current(os.path.join(root, item.path), root)
         if current == item.content.encode("utf-8"):
             continue
-        state = "is missing" if current is None else "differs from what the specs render"
+        state = (
+            "is missing" if current is None
+            else "is a symbolic link (rendered files are plain files)" if current is LINK
+            else "differs from what the specs render"
+        )  # fmt: skip
         findings.append(
             error(
                 str(item.path),
@@ -135,10 +164,11 @@ def drift(
                 "run `modelgate render` and commit rendered/",
             )
         )
-        before = (current or b"").decode("utf-8", errors="replace")
+        before = "" if current is LINK else (current or b"").decode("utf-8", errors="replace")
         diffs.append(_diff(str(item.path), before, item.content))
     for orphan in orphans(files, root, within) if with_orphans else []:
-        current = (root / orphan).read_text(encoding="utf-8", errors="replace")
+        content = _current(os.path.join(root, orphan), root)
+        current = "" if content is LINK else (content or b"").decode("utf-8", errors="replace")
         findings.append(
             error(
                 str(orphan),

@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .. import paths
 from ..cache import cache_dir, store_text
 from . import encode, readback
 
@@ -104,11 +105,24 @@ def _read_json(path: Path) -> dict[str, bool]:
 
 @lru_cache(maxsize=4)
 def _environment(template_dir: str, fingerprint: tuple) -> Any:
-    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound
     from jinja2.sandbox import SandboxedEnvironment
 
+    class RepositoryLoader(FileSystemLoader):
+        """Templates are files of the repository: one that is a link out of it is refused
+        (the sandbox does not stop `{% include %}` from reading what a link points at)."""
+
+        def get_source(self, environment: Any, template: str) -> Any:
+            source, filename, uptodate = super().get_source(environment, template)
+            if paths.leads_out(filename, template_dir):
+                refused = TemplateNotFound(template, f"templates/{template} leads out of the "
+                                           "templates through a symbolic link")  # fmt: skip
+                refused.link_out = True  # type: ignore[attr-defined]
+                raise refused
+            return source, filename, uptodate
+
     environment = SandboxedEnvironment(
-        loader=FileSystemLoader(template_dir),
+        loader=RepositoryLoader(template_dir),
         undefined=StrictUndefined,
         autoescape=False,
         auto_reload=False,  # the fingerprint in the cache key notices edits, once per run

@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ... import paths
 from ...diagnostics import Diagnostic, RuleInfo, Severity, error
 from ...engines import policy_parameter
 from .. import compiled, load, schema
@@ -105,6 +106,10 @@ def load_policy(root: Path) -> tuple[Policy, list[Diagnostic]]:
     documents, problems = [], []
     for path in sorted(directory.glob("*.yaml")):
         if path.name == WAIVERS_FILE:
+            continue
+        link = paths.link_finding(path, root)
+        if link:
+            problems.append(link)
             continue
         document, found = load.load_file(path, f"{POLICY_DIR}/{path.name}")
         found = found or schema.check(document, POLICY_SCHEMA)

@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from ... import paths
 from ...diagnostics import Diagnostic, Severity, error
 from .. import load, schema
 from .rules import POLICY_DIR, WAIVERS_FILE
@@ -37,6 +38,9 @@ class Waiver:
 
 def load_waivers(root: Path) -> tuple[list[Waiver], list[Diagnostic]]:
     path = root / POLICY_DIR / WAIVERS_FILE
+    link = paths.link_finding(path, root)
+    if link:
+        return [], [link]
     if not path.is_file():
         return [], []
     document, problems = load.load_file(path, f"{POLICY_DIR}/{WAIVERS_FILE}")
