@@ -1,7 +1,8 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
 # Each creates .venv from the lock files in locks/ on first use (and again when they change):
 # pip installs the pinned installer (uv) with its hashes, uv installs every locked package
-# with hashes required, then the project itself without resolving anything again.
+# with hashes required, then the project itself without resolving anything again. Bytecode
+# is compiled at install: every `modelgate validate` in a pre-commit hook starts faster.
 
 PYTHON ?= python3
 VENV := .venv
@@ -18,8 +19,10 @@ $(STAMP): pyproject.toml locks/modelgate.txt locks/uv.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
 	  --require-hashes -r locks/uv.txt
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes locks/modelgate.txt
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes --compile-bytecode \
+	  locks/modelgate.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	$(BIN)/python -m compileall -q validator >/dev/null
 	touch $(STAMP)
 
 # Re-resolve locks/ after editing pyproject.toml. Existing pins are kept: upgrade one
