@@ -9,6 +9,7 @@ overwrite it. Reads check where the path really leads; writes never go through a
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -28,7 +29,7 @@ class LinkOut(OSError):
 
 def leads_out(path: Path | str, root: Path | str) -> bool:
     """True when `path`, every link on the way followed, lies outside `root`."""
-    real_root = os.path.realpath(root)
+    real_root = _real(str(root))
     real = os.path.realpath(path)
     return real != real_root and not real.startswith(real_root + os.sep)
 
@@ -87,6 +88,11 @@ def link_finding(path: Path | str, root: Path | str) -> Diagnostic | None:
         f"{shown} leads out of the repository through a symbolic link; it was not read",
         "commit the file itself, not a link to a file outside the repository",
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _real(root: str) -> str:
+    return os.path.realpath(root)
 
 
 def _shown(path: Path | str, root: Path | str) -> str:

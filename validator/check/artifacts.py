@@ -26,6 +26,8 @@ def check(document: Document, root: Path) -> list[Diagnostic]:
     path = root / artifact
     if not os.path.normpath(path).startswith(os.path.abspath(root) + os.sep):
         return []  # `..` out of the repository: the artifact path policy's finding
+    if not path.is_file():  # not made yet (a new spec's placeholder): deploy reports it
+        return []
     if paths.leads_out(path, root):
         return [
             document.finding(
@@ -35,8 +37,6 @@ def check(document: Document, root: Path) -> list[Diagnostic]:
                 "commit the artifact itself, or name it by URI",
             )
         ]
-    if not path.is_file():  # not made yet (a new spec's placeholder): deploy reports it
-        return []
     actual = _sha256(path)
     if actual == expected:
         return []
