@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from .conftest import PROJECT, Scaffold, run_cli
 
@@ -87,10 +90,24 @@ def test_usage_errors_exit_two(scaffold: Scaffold) -> None:
         assert bad_env.code == 2 and "is not an environment name" in bad_env.err
 
 
-def test_internal_fault_exits_three_without_traceback(scaffold: Scaffold) -> None:
-    # rendered/ as a plain file breaks the writer in a way no spec can cause.
+def test_internal_fault_exits_three_without_traceback(
+    scaffold: Scaffold, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug (here one planted in the writer at interpreter start-up) is exit 3 with a
+    request to report it, never a traceback; anything a user can fix is not exit 3."""
     scaffold.iris()
-    (scaffold.root / "rendered").write_text("not a directory")
+    plant = tmp_path / "plant"
+    plant.mkdir()
+    (plant / "sitecustomize.py").write_text(
+        "import validator.render.sync as sync\n"
+        "def broken(*args, **kwargs):\n"
+        "    raise RuntimeError('a planted bug')\n"
+        "sync.write = broken\n"
+        "import validator.render as render\n"
+        "render.write = broken\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(plant))
     result = run_cli("--root", str(scaffold.root), "render")
     assert result.code == 3, result.out + result.err
-    assert "internal error" in result.err and "Traceback" not in result.err
+    assert "internal error: RuntimeError: a planted bug" in result.err
+    assert "Traceback" not in result.err

@@ -390,3 +390,19 @@ def test_render_env_touches_only_that_environment(tmp_path: Path) -> None:
     for reserved in ("local", "../staging", "Prod"):
         usage = run_cli("--root", str(copy), "render", "--env", reserved)
         assert usage.code == 2 and "is not an environment name" in usage.err
+
+
+def test_compose_files_keep_dollar_signs_literal(scaffold: Scaffold) -> None:
+    """`docker compose` would substitute ${HOME} from the deployer's environment."""
+    spec = scaffold.iris(
+        **{
+            "    artifact: models/artifacts/iris/model.joblib\n": "    image: "
+            "registry.example.com/ml/iris@sha256:" + "a" * 64 + "\n",
+            "    protocol: v2\n": "    protocol: v2\n    env:\n"
+            '      - {name: GREETING, value: "${HOME} and $USER"}\n',
+        }
+    )
+    result = run_cli("--root", str(scaffold.root), "render", str(spec))
+    assert result.code == 0, result.out + result.err
+    compose = (scaffold.root / "rendered/docker/iris/compose.yaml").read_text()
+    assert 'GREETING: "$${HOME} and $$USER"' in compose

@@ -32,6 +32,7 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG404": ("rendered file out of date", "run `modelgate render` and commit rendered/"),
     "MG405": ("custom resource not checked", "pass --crds DIR with the CRD files"),
     "MG406": ("CRD file cannot be read", "pass --crds a directory of valid CRD files"),
+    "MG407": ("a file stands where rendered/ needs a directory", "delete the file"),
     "MG501": ("model not deployed", "see the server log lines in the finding"),
     "MG502": ("endpoint not available", "see the server log lines in the finding"),
     "MG503": ("target cannot serve this model", "choose another target"),

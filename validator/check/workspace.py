@@ -6,6 +6,7 @@ worker that checked it."""
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +160,8 @@ class _FileCheck:
         shown = display_path(path, self.root)
         if _links_outside(path, self.root):
             return None, [_outside_link(path, shown)], [], None
+        if _special(path):
+            return None, [_not_a_file(shown)], [], None
         document, problems = load.load_file(path, shown)
         if document is None:
             return None, problems, [], None
@@ -181,6 +184,25 @@ class _FileCheck:
 
 
 SYMLINK_OUTSIDE = "MG115"
+
+
+def _special(path: Path) -> bool:
+    """A FIFO, socket or device named like a spec: opening a FIFO would wait forever."""
+    try:
+        return not stat.S_ISREG(path.stat().st_mode)
+    except OSError:  # missing or unreadable: load_file reports it
+        return False
+
+
+def _not_a_file(shown: str) -> Diagnostic:
+    return error(
+        shown,
+        0,
+        0,
+        load.UNREADABLE,
+        "not a regular file (a FIFO, socket or device): not read",
+        "a spec is a plain YAML file",
+    )
 
 
 def _links_outside(path: Path, root: Path) -> bool:

@@ -10,6 +10,7 @@ bug in modelgate: the message asks for a report, no traceback unless MODELGATE_D
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import signal
@@ -25,6 +26,8 @@ from . import catalog, deploy, new, policies, render, smoke, validate
 from .common import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_USAGE
 
 COMMANDS = (validate, render, deploy, smoke, new, catalog, policies)
+# A checkout or a disk that cannot be written: the user can act on it, it is not a bug.
+CANNOT_WRITE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")  # as spec.environments allows
 
 
@@ -41,6 +44,10 @@ def _main(argv: Sequence[str] | None, output: Output) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    problem = _usage_problem(args)
+    if problem:
+        output.error(problem)
         return EXIT_USAGE
     environment = getattr(args, "env", None)
     if environment is not None and (
@@ -63,6 +70,15 @@ def _main(argv: Sequence[str] | None, output: Output) -> int:
             "commit the file or directory itself, not a link to a place outside the repository",
         )
         return EXIT_FINDINGS
+    except OSError as exc:
+        if exc.errno not in CANNOT_WRITE:
+            raise
+        output.error(
+            f"cannot write {exc.filename or 'here'}: {exc.strerror}",
+            "run modelgate where it may write: .modelgate/, rendered/ and models/ of a "
+            "writable checkout",
+        )
+        return EXIT_FINDINGS
     except Exception as exc:  # the last line of defence: never a traceback for users
         if os.environ.get("MODELGATE_DEBUG"):
             raise
@@ -71,6 +87,18 @@ def _main(argv: Sequence[str] | None, output: Output) -> int:
             "this is a bug in modelgate; rerun with MODELGATE_DEBUG=1 and report the traceback",
         )
         return EXIT_INTERNAL
+
+
+def _usage_problem(args: argparse.Namespace) -> str:
+    """What makes these arguments unusable before any command runs, or ''."""
+    if args.root is not None and not args.root.is_dir():
+        return f"--root {args.root} is not a directory"
+    for option in ("paths", "specs"):
+        if "" in (getattr(args, option, None) or []):
+            return "an empty path names nothing: name spec files or directories"
+    if str(getattr(args, "out", None) or "x") in ("", "."):
+        return "--out needs a directory of its own, not the repository root"
+    return ""
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -198,7 +198,8 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
     name = document.data["metadata"]["name"]
     shared = view.base(document)  # computed once: every file of the spec shows it
     result = Rendering()
-    if engine.local and renderer.environment is None:
+    # local files serve a repository artifact; a model image runs on the docker target
+    if engine.local and renderer.environment is None and "artifact" in spec["model"]:
         if shared["runtime"] is None:
             result.diagnostics.append(
                 document.finding(
@@ -227,7 +228,7 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
             _render_into(result, document, renderer, template, context, out_dir / _output(template))
     if spec["model"].get("image") and renderer.environment is None:
         out_dir = rendered_dir(DOCKER, name)
-        context = {"v": view.docker(document, shared)}
+        context = {"v": view.for_compose(view.docker(document, shared))}
         _render_into(
             result,
             document,

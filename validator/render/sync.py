@@ -18,6 +18,7 @@ RENDERED_DIR = "rendered"
 LINK = b"\x00link"  # stands for a symbolic link's content, which is never read
 ARGOCD = "argocd"
 DRIFT = "MG404"
+NOT_A_DIRECTORY = "MG407"
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,19 @@ def links(files: list[RenderedFile], root: Path) -> list[Diagnostic]:
     findings = []
     for item in files:
         target = os.path.join(root, item.path)
-        if os.path.islink(target) or paths.leads_out(os.path.dirname(target), root):
+        blocked = _file_in_the_way(root, item.path)
+        if blocked:
+            findings.append(
+                error(
+                    str(item.path),
+                    0,
+                    0,
+                    NOT_A_DIRECTORY,
+                    f"{item.path} cannot be written: {blocked} is a file, not a directory",
+                    f"delete {blocked}: rendered/ is made by `modelgate render`",
+                )
+            )
+        elif os.path.islink(target) or paths.leads_out(os.path.dirname(target), root):
             findings.append(
                 error(
                     str(item.path),
@@ -86,6 +99,16 @@ def links(files: list[RenderedFile], root: Path) -> list[Diagnostic]:
                 )
             )
     return findings
+
+
+def _file_in_the_way(root: Path, relative: PurePosixPath) -> str:
+    """The first directory on the way to a rendered file that exists as something else."""
+    for depth in range(1, len(relative.parts)):
+        directory = PurePosixPath(*relative.parts[:depth])
+        place = os.path.join(root, directory)
+        if os.path.lexists(place) and not os.path.isdir(place):
+            return str(directory)
+    return ""
 
 
 def _current(target: str, root: Path) -> bytes | None:

@@ -150,6 +150,18 @@ def docker(document: Document, shared: dict[str, Any] | None = None) -> dict[str
 READY_PATHS = {"v2": "/v2/health/ready", "v1": "/", "openai": "/health"}
 
 
+def for_compose(value: Any) -> Any:
+    """`docker compose` substitutes `${VAR}` and `$VAR` in every string of a compose file from
+    the environment of whoever runs it; `$$` is a literal `$`. Spec values stay literal."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {key: for_compose(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [for_compose(item) for item in value]
+    return value
+
+
 def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, list[dict]]:
     """One Argo CD ApplicationSet per environment the specs deploy to."""
     environments = sorted({env for doc in documents for env in doc.data["spec"]["environments"]})
