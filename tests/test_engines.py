@@ -10,7 +10,8 @@ import yaml
 
 from validator.check import policy, schema
 from validator.cli import build_parser
-from validator.engines import ENGINES, EVERY_FORMAT, markdown_table, policy_parameter
+from validator.engines import ENGINES, EVERY_FORMAT, policy_parameter
+from validator.report.engine_table import markdown_table
 
 from .conftest import PROJECT
 
@@ -75,7 +76,7 @@ def test_the_docs_engine_table_is_made_from_the_records() -> None:
     page = (PROJECT / "docs" / "spec.md").read_text(encoding="utf-8")
     table = re.search(r"<!-- engines:start -->\n(.*?)<!-- engines:end -->", page, re.S)
     assert table, "docs/spec.md lost its engine table markers"
-    assert table[1] == markdown_table(), "run `python -m validator.engines` into docs/spec.md"
+    assert table[1] == markdown_table(), "paste `python -m validator.report.engine_table`"
 
 
 def test_no_engine_is_named_in_code_outside_its_record() -> None:

@@ -3,8 +3,9 @@
 Each module in this package defines `ENGINE = Engine(...)` (yamllint's rules are the model:
 one self-describing module each). The schema's `engine.name` enum, the built-in policy's
 engine allow-list, `modelgate new --engine`, the defaults under `engines:` in
-templates/values.yaml and the engine table of docs/spec.md all come from these records, so
-adding an engine is one module here plus its folder in templates/ (and its tests).
+templates/values.yaml and the engine table of docs/spec.md (report/engine_table.py) all
+come from these records, so adding an engine is one module here plus its folder in
+templates/ (and its tests).
 
 Template paths are relative to templates/; the output file is the template's name without
 ".j2". `local` templates make rendered/local/NAME/ (the local target's files), `cluster`
@@ -116,20 +117,3 @@ def runtime_for(spec: dict) -> str | None:
 def policy_parameter() -> dict[str, dict[str, Any]]:
     """The built-in `engines` policy parameter: every engine with the formats it serves."""
     return {name: engine.policy() for name, engine in ENGINES.items()}
-
-
-def markdown_table() -> str:
-    """docs/spec.md's engine table (tests/test_engines.py keeps the page in step)."""
-    rows = [
-        "| Engine | Serves | Protocols | Default version | Health (live, ready) | Renders |",
-        "|---|---|---|---|---|---|",
-    ]
-    for engine in ENGINES.values():
-        rendered = ", ".join(f"`{template}`" for template in engine.templates)
-        health = f"`{engine.live}`, `{engine.ready}`" if engine.image else "the runtime's"
-        rows.append(
-            f"| `{engine.name}` | {engine.summary}; formats: {', '.join(engine.formats)} "
-            f"| {', '.join(engine.protocols)} | {engine.default_version or '-'} | {health} "
-            f"| {rendered} |"
-        )
-    return "\n".join(rows) + "\n"
