@@ -23,6 +23,7 @@ POLICY_DIR = "policies"
 WAIVERS_FILE = "waivers.yaml"
 POLICY_SCHEMA = "policyset.v1alpha1"
 POLICY_INVALID = "MG701"
+MAX_WAIVER_DAYS = "maxWaiverDays"
 
 OFF = "off"
 
@@ -184,7 +185,7 @@ def _ordered(documents: list[load.Document]) -> tuple[list[load.Document], list[
 
 def _apply(policy: Policy, document: load.Document) -> list[Diagnostic]:
     data = document.data
-    problems = []
+    problems = _parameter_problems(document)
     policy.parameters.update(data.get("parameters", {}))
     for index, raw in enumerate(data.get("rules", [])):
         if policy.rule(raw["id"]):
@@ -218,6 +219,23 @@ def _apply(policy: Policy, document: load.Document) -> list[Diagnostic]:
         if "environments" in change:
             rule.environments = tuple(change["environments"])
         rule._severities.clear()
+    return problems
+
+
+def _parameter_problems(document: load.Document) -> list[Diagnostic]:
+    """The waiver limit is a number of days."""
+    parameters = document.data.get("parameters", {})
+    problems = []
+    limit = parameters.get(MAX_WAIVER_DAYS)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        problems.append(
+            _at(
+                document,
+                ["parameters", MAX_WAIVER_DAYS],
+                f"parameter {MAX_WAIVER_DAYS} must be a number of days, not {limit!r}",
+                f"write e.g. `{MAX_WAIVER_DAYS}: 90`",
+            )
+        )
     return problems
 
 
