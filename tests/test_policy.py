@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -154,6 +155,7 @@ def test_broken_policy_files_are_located(scaffold: Scaffold) -> None:
     assert "'examples' is a required property" in found[0]["message"]
 
 
+SOON = (dt.date.today() + dt.timedelta(days=30)).isoformat()
 WAIVER = """\
 apiVersion: modelgate.dev/v1alpha1
 kind: Waivers
@@ -170,7 +172,7 @@ def waive(
     scaffold: Scaffold,
     rule: str = "MG-OPS-011",
     approver: str = "security@example.com",
-    expires: str = "2999-12-31",
+    expires: str = SOON,
 ) -> None:
     text = WAIVER.format(rule=rule, approver=approver, expires=expires)
     (scaffold.root / "policies" / "waivers.yaml").write_text(text)
@@ -189,11 +191,9 @@ def test_valid_waiver_accepts_the_finding(one_replica: Scaffold) -> None:
     code, found = validate(one_replica)
     assert code == 0
     [finding] = found
-    assert finding["rule"] == "MG-OPS-011" and finding["waiver"].startswith(
-        "waived until 2999-12-31"
-    )
+    assert finding["rule"] == "MG-OPS-011" and finding["waiver"].startswith(f"waived until {SOON}")
     text = run_cli("--root", str(one_replica.root), "validate")
-    assert text.code == 0 and "waived until 2999-12-31 by security@example.com" in text.out
+    assert text.code == 0 and f"waived until {SOON} by security@example.com" in text.out
 
 
 def test_a_waived_spec_is_rendered_and_its_files_are_not_pruned(one_replica: Scaffold) -> None:
@@ -218,6 +218,43 @@ def test_expired_waiver_is_an_error_and_waives_nothing(one_replica: Scaffold) ->
         ("MG801", "policies/waivers.yaml", 4, 5),
     }
     assert all(not d["waiver"] for d in found)
+
+
+def test_a_waiver_beyond_the_longest_allowed_is_an_error_at_its_expiry(
+    one_replica: Scaffold,
+) -> None:
+    waive(one_replica, expires="9999-12-31")
+    code, found = validate(one_replica)
+    assert code == 1
+    assert {(d["rule"], d["path"], d["line"], d["col"]) for d in found} == {
+        ("MG-OPS-011", "models/iris.yaml", 26, 18),
+        ("MG804", "policies/waivers.yaml", 8, 14),
+    }
+    assert all(not d["waiver"] for d in found)
+    assert "more than 90 days" in next(d for d in found if d["rule"] == "MG804")["message"]
+
+
+def test_a_waiver_at_the_longest_allowed_expiry_holds(one_replica: Scaffold) -> None:
+    waive(one_replica, expires=(dt.date.today() + dt.timedelta(days=90)).isoformat())
+    code, found = validate(one_replica)
+    assert code == 0 and [(d["rule"], bool(d["waiver"])) for d in found] == [("MG-OPS-011", True)]
+
+
+def test_a_policy_set_may_shorten_the_longest_waiver(one_replica: Scaffold) -> None:
+    strict = ACME.split("overrides:")[0].replace("maxReplicasCap: 2", "maxWaiverDays: 7")
+    (one_replica.root / "policies" / "acme.yaml").write_text(strict.split("rules:")[0])
+    waive(one_replica)
+    code, found = validate(one_replica)
+    assert code == 1 and {d["rule"] for d in found} == {"MG-OPS-011", "MG804"}
+
+
+def test_a_waiver_limit_that_is_not_a_day_count_is_refused(one_replica: Scaffold) -> None:
+    broken = ACME.split("overrides:")[0].replace("maxReplicasCap: 2", "maxWaiverDays: ninety")
+    (one_replica.root / "policies" / "acme.yaml").write_text(broken)
+    code, found = validate(one_replica)
+    assert code == 1 and [(d["path"], d["line"], d["col"], d["rule"]) for d in found] == [
+        ("policies/acme.yaml", 6, 18, "MG701")
+    ]
 
 
 def test_stale_waiver_warns_and_fails_only_when_strict(one_replica: Scaffold) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -32,10 +33,11 @@ def findings_repo(scaffold: Scaffold) -> Scaffold:
     scaffold.iris()
     scaffold.iris("broken", **{"minReplicas: 2": "minReplicas: 1", "tls: true": "tls: false"})
     scaffold.iris("typo", **{"protocol: v2": "protocol: v3"})
+    soon = (dt.date.today() + dt.timedelta(days=30)).isoformat()
     (scaffold.root / "policies" / "waivers.yaml").write_text(
         "apiVersion: modelgate.dev/v1alpha1\nkind: Waivers\nwaivers:\n"
         "  - {rule: MG-SEC-021, spec: broken, justification: TLS terminates at the mesh sidecar.,"
-        " approver: security@example.com, expires: '2999-01-01'}\n"
+        f" approver: security@example.com, expires: '{soon}'}}\n"
     )
     return scaffold
 

@@ -48,6 +48,7 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG801": ("waiver expired", "fix the finding or renew the waiver"),
     "MG802": ("stale waiver", "delete the waiver"),
     "MG803": ("waiver approver not allowed", "have a listed approver approve it"),
+    "MG804": ("waiver expires too far ahead", "expire it within maxWaiverDays, then renew it"),
 }
 _WARNINGS = {"MG802"}
 

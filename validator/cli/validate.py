@@ -33,6 +33,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         files, root, environment=args.env, peers=workspace.peers_of(root, args.paths)
     )
     shown = [workspace.display_path(path, root) for path in files]
-    report = Report(result.diagnostics, shown, result.rules())
+    weakened = result.policy.weakened() if result.policy is not None else []
+    report = Report(result.diagnostics, shown, result.rules(), weakened)
     output.block(format_report(args.format, report))
     return EXIT_FINDINGS if result.failed(args.strict) else EXIT_OK

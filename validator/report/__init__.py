@@ -11,10 +11,14 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..codes import BUILTIN_RULES
 from ..diagnostics import Diagnostic, RuleInfo
 from . import formats
+
+if TYPE_CHECKING:
+    from ..check.policy.rules import Weakening
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,8 @@ class Report:
     diagnostics: Sequence[Diagnostic]
     files: Sequence[str]
     rules: Mapping[str, RuleInfo] = field(default_factory=lambda: dict(BUILTIN_RULES))
+    # what the policy sets loosened compared with the built-in set: information, not findings
+    weakened: Sequence[Weakening] = ()
 
     def rule(self, rule_id: str) -> RuleInfo:
         return self.rules.get(rule_id) or RuleInfo(rule_id, rule_id, rule_id, "")
@@ -41,9 +47,12 @@ def formatter(name: str) -> Formatter:
 def format_report(name: str, report: Report) -> str:
     """Findings quote spec values: in every format, secret-looking tokens are masked and
     control characters escaped, and a message is one line."""
-    from .output import safe_diagnostic
+    from .output import one_line, safe_diagnostic
 
-    safe = dataclasses.replace(
-        report, diagnostics=[safe_diagnostic(d) for d in report.diagnostics]
+    cleaned = dataclasses.replace(
+        report,
+        diagnostics=[safe_diagnostic(d) for d in report.diagnostics],
+        # environment names in an override are free text from a policy file
+        weakened=[dataclasses.replace(w, change=one_line(w.change)) for w in report.weakened],
     )
-    return formatter(name)(safe)
+    return formatter(name)(cleaned)

@@ -79,8 +79,9 @@ def apply_waivers(
     if not complete:
         found_waivers = [w for w in found_waivers if w.spec in names.values()]
     approvers = policy.parameters.get("waiverApprovers", [])
+    max_days = policy.parameters.get("maxWaiverDays")
     return problems + waivers.apply(
-        findings, names, found_waivers, approvers, today or dt.date.today()
+        findings, names, found_waivers, approvers, today or dt.date.today(), max_days
     )
 
 

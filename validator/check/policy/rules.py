@@ -8,6 +8,8 @@ to turn a list of prefixes into a regular expression), so allow-lists live in da
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,8 +25,11 @@ POLICY_DIR = "policies"
 WAIVERS_FILE = "waivers.yaml"
 POLICY_SCHEMA = "policyset.v1alpha1"
 POLICY_INVALID = "MG701"
+BUILTIN_SET = "modelgate"  # policies/modelgate.yaml: the set weakenings are measured against
+MAX_WAIVER_DAYS = "maxWaiverDays"
 
 OFF = "off"
+OTHER_ENVIRONMENTS = "*"  # stands for every environment no set names (names cannot hold '*')
 
 
 @dataclass(frozen=True)
@@ -88,21 +93,120 @@ class Rule:
         return Draft202012Validator(self.require)
 
 
+@dataclass(frozen=True)
+class Weakening:
+    """A built-in rule turned off or downgraded, a built-in parameter emptied, removed or
+    loosened, or the built-in set itself missing: reported, never a finding."""
+
+    kind: str  # rule | parameter | set
+    name: str
+    change: str  # e.g. "off", "error -> warning in production", "emptied", "90 -> 3650"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.change}"
+
+
 @dataclass
 class Policy:
     rules: list[Rule] = field(default_factory=list)
     # `engines` defaults to every engine record with the formats it serves; a set may narrow it
     parameters: dict[str, Any] = field(default_factory=lambda: {"engines": policy_parameter()})
+    # the built-in set as it declared itself, before the sets that extend it; None: not loaded
+    builtin_rules: dict[str, Rule] | None = None
+    builtin_parameters: dict[str, Any] = field(default_factory=dict)
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.id == rule_id), None)
+
+    def weakened(self) -> list[Weakening]:
+        """What the sets applied after the built-in one loosened, in the built-in order."""
+        if self.builtin_rules is None:
+            return [Weakening("set", BUILTIN_SET, "missing")]
+        found = [
+            weakening
+            for base in self.builtin_rules.values()
+            if (weakening := _rule_weakening(base, self.rule(base.id)))
+        ]
+        return found + [
+            weakening
+            for name, base in self.builtin_parameters.items()
+            if (weakening := _parameter_weakening(name, base, self.parameters.get(name)))
+        ]
+
+    def remember_builtin(self, document: load.Document) -> None:
+        """A copy of the built-in set's own rules and parameters, as it declares them."""
+        defined_here = f"{document.path}:"
+        self.builtin_rules = {
+            rule.id: dataclasses.replace(rule, _severities={})
+            for rule in self.rules
+            if rule.source.startswith(defined_here)
+        }
+        self.builtin_parameters = copy.deepcopy(document.data.get("parameters", {}))
+
+
+def _rank(rule: Rule | None, environment: str) -> int:
+    severity = rule.severity_for([environment]) if rule else None
+    return severity.rank if severity else 0
+
+
+def _rule_weakening(base: Rule, now: Rule | None) -> Weakening | None:
+    """Where `now` is laxer than `base`: one change per group of environments."""
+    named = sorted(
+        {
+            env
+            for rule in (base, now)
+            if rule
+            for env in (*(rule.environments or ()), *rule.severity_by_environment)
+        }
+    )
+    everywhere = [*named, OTHER_ENVIRONMENTS]
+    applicable = [env for env in everywhere if _rank(base, env)]
+    changes: dict[str, list[str]] = {}
+    for env in applicable:
+        if _rank(now, env) < _rank(base, env):
+            changes.setdefault(_change(base, now, env), []).append(env)
+    if not changes:
+        return None
+    described = [change + _where(envs, applicable, named) for change, envs in changes.items()]
+    return Weakening("rule", base.id, "; ".join(described))
+
+
+def _change(base: Rule, now: Rule | None, environment: str) -> str:
+    after = now.severity_for([environment]) if now else None
+    if after is None:
+        return OFF
+    before = base.severity_for([environment])
+    return f"{before.value if before else OFF} -> {after.value}"
+
+
+def _where(environments: list[str], applicable: list[str], named: list[str]) -> str:
+    if environments == applicable:
+        return ""
+    if OTHER_ENVIRONMENTS in environments:
+        spared = [env for env in named if env not in environments]
+        return f" in every environment but {', '.join(spared)}"
+    return f" in {', '.join(environments)}"
+
+
+def _parameter_weakening(name: str, base: Any, now: Any) -> Weakening | None:
+    if now is None and base is not None:
+        return Weakening("parameter", name, "removed")
+    if now in ([], {}, "") and base not in ([], {}, ""):
+        return Weakening("parameter", name, "emptied")
+    if name.startswith("max") and _number(base) and _number(now) and now > base:
+        return Weakening("parameter", name, f"{base} -> {now}")  # a higher cap is a laxer one
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def load_policy(root: Path) -> tuple[Policy, list[Diagnostic]]:
     """Every policy set in policies/ (waivers.yaml aside), applied parents first."""
     directory = root / POLICY_DIR
-    if not directory.is_dir():
-        return Policy(), []
+    if not directory.is_dir():  # a repository without policies: no built-in set to weaken
+        return Policy(builtin_rules={}), []
     documents, problems = [], []
     for path in sorted(directory.glob("*.yaml")):
         if path.name == WAIVERS_FILE:
@@ -184,8 +288,9 @@ def _ordered(documents: list[load.Document]) -> tuple[list[load.Document], list[
 
 def _apply(policy: Policy, document: load.Document) -> list[Diagnostic]:
     data = document.data
-    problems = []
-    policy.parameters.update(data.get("parameters", {}))
+    problems = _parameter_problems(document)
+    given = data.get("parameters", {})
+    policy.parameters.update({name: value for name, value in given.items() if value is not None})
     for index, raw in enumerate(data.get("rules", [])):
         if policy.rule(raw["id"]):
             problems.append(
@@ -218,6 +323,36 @@ def _apply(policy: Policy, document: load.Document) -> list[Diagnostic]:
         if "environments" in change:
             rule.environments = tuple(change["environments"])
         rule._severities.clear()
+    if data["metadata"]["name"] == BUILTIN_SET:
+        policy.remember_builtin(document)
+    return problems
+
+
+def _parameter_problems(document: load.Document) -> list[Diagnostic]:
+    """A parameter cannot be removed (rules would lose their allow-lists), and the waiver
+    limit is a number of days."""
+    parameters = document.data.get("parameters", {})
+    problems = [
+        document.finding(
+            ["parameters", name],
+            POLICY_INVALID,
+            f"parameter {name} has no value",
+            "give it a value; a set cannot remove a parameter of the sets it extends",
+            key=True,
+        )
+        for name, value in parameters.items()
+        if value is None
+    ]
+    limit = parameters.get(MAX_WAIVER_DAYS)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        problems.append(
+            _at(
+                document,
+                ["parameters", MAX_WAIVER_DAYS],
+                f"parameter {MAX_WAIVER_DAYS} must be a number of days, not {limit!r}",
+                f"write e.g. `{MAX_WAIVER_DAYS}: 90`",
+            )
+        )
     return problems
 
 

@@ -1,9 +1,10 @@
 """Waivers: approved, time-limited exceptions kept in policies/waivers.yaml.
 
 A waiver accepts the findings of one rule on one spec. It never lives in the spec that
-benefits from it, so CODEOWNERS review every exception. An expired waiver or one signed by
-somebody who may not approve waivers is an error (and waives nothing); a waiver that matches
-no finding is stale: a warning, so that `--strict` keeps the file tidy.
+benefits from it, so CODEOWNERS review every exception. An expired waiver, one that expires
+further ahead than the policy parameter maxWaiverDays allows, or one signed by somebody who may
+not approve waivers is an error (and waives nothing); a waiver that matches no finding is
+stale: a warning, so that `--strict` keeps the file tidy.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ WAIVERS_SCHEMA = "waivers.v1alpha1"
 WAIVER_EXPIRED = "MG801"
 WAIVER_STALE = "MG802"
 WAIVER_UNAPPROVED = "MG803"
+WAIVER_TOO_LONG = "MG804"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Waiver:
     path: str
     line: int
     col: int
+    expires_at: tuple[int, int] = (0, 0)  # line and column of `expires`
 
 
 def load_waivers(root: Path) -> tuple[list[Waiver], list[Diagnostic]]:
@@ -52,7 +55,10 @@ def load_waivers(root: Path) -> tuple[list[Waiver], list[Diagnostic]]:
     waivers = []
     for index, entry in enumerate(document.data["waivers"]):
         line, col = document.locate(["waivers", index])
-        waivers.append(Waiver(**entry, path=document.path, line=line, col=col))
+        expires_at = document.locate(["waivers", index, "expires"])
+        waivers.append(
+            Waiver(**entry, path=document.path, line=line, col=col, expires_at=expires_at)
+        )
     return waivers, []
 
 
@@ -62,14 +68,16 @@ def apply(
     waivers: list[Waiver],
     approvers: list[str],
     today: dt.date,
+    max_days: int | None = None,
 ) -> list[Diagnostic]:
     """Mark findings accepted by a valid waiver; add findings about the waivers themselves.
 
-    `spec_names` maps a spec's path to its metadata.name.
+    `spec_names` maps a spec's path to its metadata.name; `max_days` is how far ahead a
+    waiver may expire (None: no limit).
     """
     result = list(findings)
     for waiver in waivers:
-        problem = _invalid(waiver, approvers, today)
+        problem = _invalid(waiver, approvers, today, max_days)
         if problem:
             result.append(problem)
             continue
@@ -94,7 +102,9 @@ def apply(
     return result
 
 
-def _invalid(waiver: Waiver, approvers: list[str], today: dt.date) -> Diagnostic | None:
+def _invalid(
+    waiver: Waiver, approvers: list[str], today: dt.date, max_days: int | None
+) -> Diagnostic | None:
     try:
         expires = dt.date.fromisoformat(waiver.expires)
     except ValueError:
@@ -114,6 +124,16 @@ def _invalid(waiver: Waiver, approvers: list[str], today: dt.date) -> Diagnostic
             WAIVER_EXPIRED,
             f"waiver for {waiver.rule} on {waiver.spec} expired on {waiver.expires}",
             "fix the finding, or renew the waiver with a fresh approval",
+        )
+    if max_days is not None and (expires - today).days > max_days:
+        return error(
+            waiver.path,
+            *waiver.expires_at,
+            WAIVER_TOO_LONG,
+            f"waiver for {waiver.rule} on {waiver.spec} expires on {waiver.expires}, "
+            f"more than {max_days} days ahead",
+            f"set an expiry at most {max_days} days ahead (policy parameter maxWaiverDays) "
+            "and renew the waiver with a fresh approval when it runs out",
         )
     if waiver.approver not in approvers:
         return error(

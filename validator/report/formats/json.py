@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING
 
@@ -23,4 +24,6 @@ def format_report(report: Report) -> str:
         },
         "diagnostics": [d.to_dict() for d in report.diagnostics],
     }
+    if report.weakened:
+        document["policy"] = {"weakened": [dataclasses.asdict(w) for w in report.weakened]}
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

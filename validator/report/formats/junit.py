@@ -6,7 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from .text import format_diagnostic
+from .text import format_diagnostic, weakened_line
 
 if TYPE_CHECKING:
     from .. import Report
@@ -32,7 +32,10 @@ def format_report(report: Report) -> str:
         id="0",
         package="modelgate",
     )
-    ET.SubElement(suite, "properties")
+    properties = ET.SubElement(suite, "properties")
+    if report.weakened:
+        listed = ", ".join(str(w) for w in report.weakened)
+        ET.SubElement(properties, "property", name="policy.weakened", value=listed)
     for path, found in sorted(by_file.items()):
         case = ET.SubElement(suite, "testcase", classname="modelgate.validate", name=path, time="0")
         failing = [d for d in found if not d.waived]
@@ -41,7 +44,8 @@ def format_report(report: Report) -> str:
                 case, "failure", type=failing[0].rule, message=f"{len(failing)} finding(s)"
             )
             failure.text = "\n".join(format_diagnostic(d) for d in failing)
-    ET.SubElement(suite, "system-out").text = f"{open_count} open finding(s)"
+    out = [f"{open_count} open finding(s)", weakened_line(report)]
+    ET.SubElement(suite, "system-out").text = "\n".join(line for line in out if line)
     ET.SubElement(suite, "system-err").text = ""
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

@@ -34,6 +34,8 @@ def format_report(report: Report) -> str:
         "results": [_result(d, index[d.rule]) for d in report.diagnostics],
         "columnKind": "unicodeCodePoints",
     }
+    if report.weakened:  # GitHub keeps run properties with the analysis
+        run["properties"] = {"policyWeakened": [str(w) for w in report.weakened]}
     document = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 

@@ -29,6 +29,7 @@ def format_diagnostic(diagnostic: Diagnostic) -> str:
 def format_report(report: Report) -> str:
     lines = [format_diagnostic(d) for d in report.diagnostics]
     lines.append(summary(report.diagnostics, report.files))
+    lines.extend(line for line in [weakened_line(report)] if line)
     return "\n".join(lines) + "\n"
 
 
@@ -45,3 +46,15 @@ def summary(diagnostics: Sequence[Diagnostic], files: Sequence[str]) -> str:
     parts = [f"{n} {s.value}{'' if n == 1 else 's'}" for s, n in counts.items() if n]
     broken = len({d.path for d in open_findings})
     return f"{len(files)} {noun} checked: {', '.join(parts)} in {broken} file(s){tail}."
+
+
+def weakened_line(report: Report) -> str:
+    """`policy: 2 rules and 1 parameter weakened: MG-SEC-001 off, ...`, or "" for none."""
+    if not report.weakened:
+        return ""
+    counts: dict[str, int] = {}
+    for weakening in report.weakened:
+        counts[weakening.kind] = counts.get(weakening.kind, 0) + 1
+    nouns = [f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in counts.items()]
+    listed = ", ".join(str(weakening) for weakening in report.weakened)
+    return f"policy: {' and '.join(nouns)} weakened: {listed}"
