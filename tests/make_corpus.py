@@ -178,6 +178,29 @@ def special_cases() -> Iterator[tuple[str, bytes, list[str]]]:
         data["spec"]["scaling"]["maxReplicas"] = value
         text = dump(data).replace("'1e400'", "1e400")
         yield f"number-{name}", text.encode(), ["MG201"]
+    for name, spelling in (
+        ("inf", ".inf"),
+        ("inf-capital", ".Inf"),
+        ("inf-plus", "+.INF"),
+        ("inf-negative", "-.inf"),
+        ("nan", ".nan"),
+        ("nan-mixed", ".NaN"),
+        ("nan-upper", ".NAN"),
+        ("float-overflow", "1.0e+400"),
+        ("float-tag-inf", "!!float inf"),
+    ):
+        text = IRIS_TEXT.replace("target: 50", f"target: {spelling}")
+        yield f"number-not-finite-{name}", text.encode(), ["MG116"]
+    digits = "12345678901234567890123"  # 23 digits: past every integer type an engine has
+    for name, old, new in (
+        ("target", "target: 50", f"target: {digits}"),
+        ("max-latency", "maxLatencyMs: 500", f"maxLatencyMs: {digits}"),
+        ("shape", "shape: [1, 1]", f"shape: [1, {digits}]"),
+        ("output-max", "max: 2}", f"max: {digits}}}"),
+        ("cpu", "cpu: 250m", f"cpu: {digits}"),
+        ("run-as-user", "  compliance:", f"  security: {{runAsUser: {digits}}}\n  compliance:"),
+    ):
+        yield f"number-23-digits-{name}", IRIS_TEXT.replace(old, new, 1).encode(), ["MG201"]
     confusables = (
         ("cyrillic-i", "ir\u0456s"),
         ("greek-iota", "\u03b9ris"),

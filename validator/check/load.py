@@ -3,12 +3,14 @@
 The spec files are untrusted input (they arrive in pull requests), so the loader refuses what
 PyYAML would silently accept or what could hurt the machine: duplicate keys, several documents,
 anchors and aliases (the "billion laughs" bomb), language-specific tags, oversized files,
-non-UTF-8 bytes and runaway nesting. It builds plain JSON-like data from the node tree that
-libyaml composes and keeps the tree, so any JSON path can be mapped back to a line and column.
+non-UTF-8 bytes, runaway nesting and numbers that are not finite (.inf, .nan). It builds plain
+JSON-like data from the node tree that libyaml composes and keeps the tree, so any JSON path
+can be mapped back to a line and column.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -39,6 +41,7 @@ NOT_A_MAPPING = "MG110"
 UNREADABLE = "MG111"
 TOO_DEEP = "MG112"
 KEY_NOT_SCALAR = "MG113"
+NOT_FINITE = "MG116"
 
 _CORE = "tag:yaml.org,2002:"
 _STR, _MAP, _SEQ = _CORE + "str", _CORE + "map", _CORE + "seq"
@@ -322,7 +325,7 @@ def _scalar(node: yaml.ScalarNode) -> Any:
         return node.value  # dates stay strings: the data must be plain JSON
     constructor = SafeLoader.yaml_constructors[tag]
     try:
-        return constructor(_CONSTRUCTOR, node)
+        value = constructor(_CONSTRUCTOR, node)
     except (ValueError, yaml.constructor.ConstructorError) as exc:
         raise _Refusal(
             node,
@@ -330,6 +333,16 @@ def _scalar(node: yaml.ScalarNode) -> Any:
             f"invalid {tag.rsplit(':', 1)[-1]} value: {exc}",
             "quote the value if it is meant as text",
         ) from None
+    if isinstance(value, float) and not math.isfinite(value):
+        # .inf, .nan and overflowing exponents: JSON has no such numbers, every comparison
+        # with NaN is false (so schema bounds pass it) and templates fail on them.
+        raise _Refusal(
+            node,
+            NOT_FINITE,
+            f"number is not finite: {value}",
+            "write a finite number, or quote the value if it is meant as text",
+        )
+    return value
 
 
 def _forbidden_tag(node: yaml.Node) -> _Refusal:
