@@ -5,7 +5,7 @@ EXPECTED.json with the rule ids each must produce. Deterministic: run it again, 
 
 Cases: broken YAML, wrong types at every level of the iris spec, duplicate keys, anchors and
 alias bombs, language tags, confusable names, huge numbers, deep nesting, binary bytes, BOM,
-CRLF, tabs, several documents, path traversal, and secrets in every string field.
+CRLF, tabs, several documents, path traversal, and secrets in every string field and in keys.
 """
 
 from __future__ import annotations
@@ -244,6 +244,13 @@ def secret_cases() -> Iterator[tuple[str, bytes, list[str]]]:
         data = copy.deepcopy(IRIS)
         data["spec"]["engine"]["args"] = [f"--key={secret}"]
         yield f"secret-{kind}-in-args", dump(data).encode(), ["MG-SEC-030"]
+        data = copy.deepcopy(IRIS)
+        data["spec"]["smoke"]["requests"][0]["body"][secret] = 1
+        yield f"secret-{kind}-in-body-key", dump(data).encode(), ["MG-SEC-030"]
+        if " " not in secret:  # the label key pattern refuses the others (MG201)
+            data = copy.deepcopy(IRIS)
+            data["metadata"]["labels"][secret] = "x"
+            yield f"secret-{kind}-in-label-key", dump(data).encode(), ["MG-SEC-030"]
 
 
 def main() -> None:

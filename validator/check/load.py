@@ -68,6 +68,13 @@ _COLLECTION_TAGS = {_CORE + "map", _CORE + "seq"}
 JsonPath = Sequence[str | int]
 
 
+class Key(str):
+    """The last part of a path that names a mapping key itself rather than its value: a
+    finding about a key (a token used as a label name) is shown where the key is written."""
+
+    __slots__ = ()
+
+
 @dataclass
 class Document:
     """One loaded spec: its plain data, and its text for mapping paths back to positions.
@@ -95,9 +102,10 @@ class Document:
         """Line and column (1-based) of the value at `path`.
 
         A mapping member whose value is a collection is reported at its key (that is where a
-        reader looks); `key=True` always reports the key. Where the path leaves the tree (a
-        missing member) the deepest existing node is reported.
+        reader looks); `key=True`, or a path ending in a `Key`, always reports the key. Where
+        the path leaves the tree (a missing member) the deepest existing node is reported.
         """
+        key = key or (bool(path) and isinstance(path[-1], Key))
         node, key_node = self.root, None
         for part in path:
             child = _child(node, part)
