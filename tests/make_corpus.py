@@ -5,7 +5,7 @@ EXPECTED.json with the rule ids each must produce. Deterministic: run it again, 
 
 Cases: broken YAML, wrong types at every level of the iris spec, duplicate keys, anchors and
 alias bombs, language tags, confusable names, huge numbers, deep nesting, binary bytes, BOM,
-CRLF, tabs, several documents, path traversal, and secrets in every string field.
+CRLF, tabs, several documents, path traversal, and secrets in every string field and in keys.
 """
 
 from __future__ import annotations
@@ -178,6 +178,29 @@ def special_cases() -> Iterator[tuple[str, bytes, list[str]]]:
         data["spec"]["scaling"]["maxReplicas"] = value
         text = dump(data).replace("'1e400'", "1e400")
         yield f"number-{name}", text.encode(), ["MG201"]
+    for name, spelling in (
+        ("inf", ".inf"),
+        ("inf-capital", ".Inf"),
+        ("inf-plus", "+.INF"),
+        ("inf-negative", "-.inf"),
+        ("nan", ".nan"),
+        ("nan-mixed", ".NaN"),
+        ("nan-upper", ".NAN"),
+        ("float-overflow", "1.0e+400"),
+        ("float-tag-inf", "!!float inf"),
+    ):
+        text = IRIS_TEXT.replace("target: 50", f"target: {spelling}")
+        yield f"number-not-finite-{name}", text.encode(), ["MG116"]
+    digits = "12345678901234567890123"  # 23 digits: past every integer type an engine has
+    for name, old, new in (
+        ("target", "target: 50", f"target: {digits}"),
+        ("max-latency", "maxLatencyMs: 500", f"maxLatencyMs: {digits}"),
+        ("shape", "shape: [1, 1]", f"shape: [1, {digits}]"),
+        ("output-max", "max: 2}", f"max: {digits}}}"),
+        ("cpu", "cpu: 250m", f"cpu: {digits}"),
+        ("run-as-user", "  compliance:", f"  security: {{runAsUser: {digits}}}\n  compliance:"),
+    ):
+        yield f"number-23-digits-{name}", IRIS_TEXT.replace(old, new, 1).encode(), ["MG201"]
     confusables = (
         ("cyrillic-i", "ir\u0456s"),
         ("greek-iota", "\u03b9ris"),
@@ -221,6 +244,13 @@ def secret_cases() -> Iterator[tuple[str, bytes, list[str]]]:
         data = copy.deepcopy(IRIS)
         data["spec"]["engine"]["args"] = [f"--key={secret}"]
         yield f"secret-{kind}-in-args", dump(data).encode(), ["MG-SEC-030"]
+        data = copy.deepcopy(IRIS)
+        data["spec"]["smoke"]["requests"][0]["body"][secret] = 1
+        yield f"secret-{kind}-in-body-key", dump(data).encode(), ["MG-SEC-030"]
+        if " " not in secret:  # the label key pattern refuses the others (MG201)
+            data = copy.deepcopy(IRIS)
+            data["metadata"]["labels"][secret] = "x"
+            yield f"secret-{kind}-in-label-key", dump(data).encode(), ["MG-SEC-030"]
 
 
 def main() -> None:

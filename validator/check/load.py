@@ -3,12 +3,14 @@
 The spec files are untrusted input (they arrive in pull requests), so the loader refuses what
 PyYAML would silently accept or what could hurt the machine: duplicate keys, several documents,
 anchors and aliases (the "billion laughs" bomb), language-specific tags, oversized files,
-non-UTF-8 bytes and runaway nesting. It builds plain JSON-like data from the node tree that
-libyaml composes and keeps the tree, so any JSON path can be mapped back to a line and column.
+non-UTF-8 bytes, runaway nesting and numbers that are not finite (.inf, .nan). It builds plain
+JSON-like data from the node tree that libyaml composes and keeps the tree, so any JSON path
+can be mapped back to a line and column.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -39,6 +41,7 @@ NOT_A_MAPPING = "MG110"
 UNREADABLE = "MG111"
 TOO_DEEP = "MG112"
 KEY_NOT_SCALAR = "MG113"
+NOT_FINITE = "MG116"
 
 _CORE = "tag:yaml.org,2002:"
 _STR, _MAP, _SEQ = _CORE + "str", _CORE + "map", _CORE + "seq"
@@ -63,6 +66,13 @@ _SCALAR_TAGS = {_CORE + name for name in ("str", "int", "float", "bool", "null",
 _COLLECTION_TAGS = {_CORE + "map", _CORE + "seq"}
 
 JsonPath = Sequence[str | int]
+
+
+class Key(str):
+    """The last part of a path that names a mapping key itself rather than its value: a
+    finding about a key (a token used as a label name) is shown where the key is written."""
+
+    __slots__ = ()
 
 
 @dataclass
@@ -92,9 +102,10 @@ class Document:
         """Line and column (1-based) of the value at `path`.
 
         A mapping member whose value is a collection is reported at its key (that is where a
-        reader looks); `key=True` always reports the key. Where the path leaves the tree (a
-        missing member) the deepest existing node is reported.
+        reader looks); `key=True`, or a path ending in a `Key`, always reports the key. Where
+        the path leaves the tree (a missing member) the deepest existing node is reported.
         """
+        key = key or (bool(path) and isinstance(path[-1], Key))
         node, key_node = self.root, None
         for part in path:
             child = _child(node, part)
@@ -322,7 +333,7 @@ def _scalar(node: yaml.ScalarNode) -> Any:
         return node.value  # dates stay strings: the data must be plain JSON
     constructor = SafeLoader.yaml_constructors[tag]
     try:
-        return constructor(_CONSTRUCTOR, node)
+        value = constructor(_CONSTRUCTOR, node)
     except (ValueError, yaml.constructor.ConstructorError) as exc:
         raise _Refusal(
             node,
@@ -330,6 +341,16 @@ def _scalar(node: yaml.ScalarNode) -> Any:
             f"invalid {tag.rsplit(':', 1)[-1]} value: {exc}",
             "quote the value if it is meant as text",
         ) from None
+    if isinstance(value, float) and not math.isfinite(value):
+        # .inf, .nan and overflowing exponents: JSON has no such numbers, every comparison
+        # with NaN is false (so schema bounds pass it) and templates fail on them.
+        raise _Refusal(
+            node,
+            NOT_FINITE,
+            f"number is not finite: {value}",
+            "write a finite number, or quote the value if it is meant as text",
+        )
+    return value
 
 
 def _forbidden_tag(node: yaml.Node) -> _Refusal:

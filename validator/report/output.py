@@ -25,17 +25,27 @@ _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u206
 
 
 _CONTINUATION = re.compile(r"\n(?![ \t])")
+# GitHub Actions workflow commands: `::name::` at the start of a line after any whitespace,
+# and the legacy `##[name]` anywhere in one (actions/runner ActionCommand.TryParseV2 and
+# TryParse). Shown as \u003a / \u005b, which stay valid inside JSON strings.
+_WORKFLOW_COMMAND = re.compile(r"^([^\S\n]*):(?=:)|##\[", re.M)
 
 
 def escape(text: str) -> str:
-    """Control characters as visible escapes (\\x1b, \\u202e); newlines and tabs kept."""
-    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else
+    """Control characters as visible escapes (\\x1b, \\u202e), and workflow commands
+    broken; newlines and tabs kept."""
+    text = _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else
                        f"\\u{ord(m[0]):04x}", text)  # fmt: skip
+    return _WORKFLOW_COMMAND.sub(_break_command, text)
+
+
+def _break_command(match: re.Match[str]) -> str:
+    return "##\\u005b" if match[1] is None else match[1] + "\\u003a"
 
 
 def one_line(text: str) -> str:
     """`text` made safe to print as a single line: newlines become visible escapes too."""
-    return escape(mask(text)).replace("\n", "\\n")
+    return escape(mask(text).replace("\n", "\\n"))
 
 
 def safe(text: str) -> str:

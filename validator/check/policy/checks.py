@@ -17,7 +17,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ...secrets import TOKEN_START, find_secret
-from ..load import Document
+from ..load import Document, Key
+from ..schema import dotted
 
 JsonPath = list[str | int]
 SpecFinding = tuple[JsonPath, str]
@@ -68,15 +69,20 @@ def no_inline_secrets(document: Document, context: Context) -> Iterator[SpecFind
         kind = find_secret(argument)
         if kind:
             yield ["spec", "engine", "args", index], f"engine argument holds {kind} inline"
-    # decoded values, not the file's text: YAML escapes ("\x41KIA...") must not hide a token
+    # decoded text, not the file's: YAML escapes ("\x41KIA...") must not hide a token
     if not TOKEN_START.search("\n".join(_string_values(document.data))):
         return
     for path, value in _strings(document.data, []):
+        if isinstance(path[-1], Key):  # a key lands in rendered files as surely as a value
+            kind = find_secret(value, entropy=False)
+            if kind:
+                yield path, f"a key of {dotted(path[:-1])} holds {kind}"
+            continue
         if path[:3] in (["spec", "engine", "env"], ["spec", "engine", "args"]):
             continue
         kind = find_secret(value, entropy=False)
         if kind:
-            yield path, f"{'.'.join(map(str, path))} holds {kind}"
+            yield path, f"{dotted(path)} holds {kind}"
 
 
 def scaling_bounds(document: Document, context: Context) -> Iterator[SpecFinding]:
@@ -128,14 +134,15 @@ def unique_endpoints(documents: list[Document], context: Context) -> Iterator[Re
 
 
 def _string_values(node: Any) -> list[str]:
-    """Every string value in `node`, without the paths _strings builds (those are only
-    wanted for the rare spec whose text looks like it holds a token)."""
+    """Every mapping key and string value in `node`, without the paths _strings builds (those
+    are only wanted for the rare spec whose text looks like it holds a token)."""
     found, pending = [], [node]
     while pending:
         current = pending.pop()
         if isinstance(current, str):
             found.append(current)
         elif isinstance(current, dict):
+            found.extend(current)
             pending.extend(current.values())
         elif isinstance(current, list):
             pending.extend(current)
@@ -143,10 +150,12 @@ def _string_values(node: Any) -> list[str]:
 
 
 def _strings(node: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
+    """Every string value with its path, and every mapping key with its path ending in a Key."""
     if isinstance(node, str):
         yield path, node
     elif isinstance(node, dict):
         for key, value in node.items():
+            yield [*path, Key(key)], key
             yield from _strings(value, [*path, key])
     elif isinstance(node, list):
         for index, value in enumerate(node):
