@@ -164,9 +164,12 @@ def run_status(args: argparse.Namespace, output: Output) -> int:
     """Kept deployments on every target that can be asked (a Docker engine that does not
     answer simply has none)."""
     from .. import deploy
+    from ..deploy import local
 
     root = root_of(args)
     kept = [state for name in TARGETS for state in deploy.target_named(name).running(root)]
+    for ignored in local.distrusted(root):
+        output.error(f"warning: {ignored.message}", ignored.hint)
     if not kept:
         output.line("nothing running")
     for state in kept:

@@ -42,10 +42,14 @@ def show_results(output: Output, results: Sequence[SmokeResult], details: bool =
 
 def run(args: argparse.Namespace, output: Output) -> int:
     from .. import deploy, smoke
+    from ..deploy import local
 
     root = root_of(args)
     state = deploy.kept(root, args.name)
     if state is None:
+        for ignored in local.distrusted(root):
+            if ignored.path.endswith(f"/{args.name}.json"):
+                output.error(f"warning: {ignored.message}", ignored.hint)
         output.error(f"no running deployment named '{args.name}': deploy it with --keep")
         return EXIT_FINDINGS
     spec = root / workspace.SPEC_DIR / f"{args.name}.yaml"
