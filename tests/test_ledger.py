@@ -133,3 +133,49 @@ def test_changed_since_outside_a_git_work_tree_says_so_in_one_line(scaffold: Sca
     assert result.code == 2
     assert "is not in a git work tree" in result.err
     assert len(result.err.strip().splitlines()) == 1  # not git's whole usage text
+
+
+GOOD = {
+    "time": "2026-02-20T09:15:00+00:00",
+    "name": "iris",
+    "user": "alice",
+    "commit": "a" * 40,
+    "spec_hash": "0" * 32,
+    "artifact": "1" * 64,
+    "target": "local",
+    "environment": "local",
+    "result": "deployed",
+    "error": "",
+    "endpoint": "http://127.0.0.1:8080/v2/models/iris/infer",
+    "seconds": 1.5,
+}
+DAMAGE = {
+    "torn UTF-8": b'{"name": "iris", "result": "deployed", "user": "zo\xc3"}',  # half an ë
+    "invalid JSON": b'{"name": "iris", "result": "depl',
+    "a list for a string": json.dumps({**GOOD, "time": ["2026"], "result": ["x"]}).encode(),
+    "a number for a string": json.dumps({**GOOD, "user": 7, "name": 3}).encode(),
+    "a number for the time": json.dumps({**GOOD, "time": 1e400}).encode(),
+    "not a record": b'["iris"]',
+    "nested too deep": b"[" * 100_000,
+}
+
+
+def damaged_ledger(root: Path, damage: bytes) -> None:
+    path = root / ledger.LEDGER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    good = json.dumps(GOOD).encode()
+    path.write_bytes(b"\n".join([good, damage, good]) + b"\n")
+
+
+@pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
+def test_history_skips_a_damaged_line_and_says_so(scaffold: Scaffold, damage: bytes) -> None:
+    damaged_ledger(scaffold.root, damage)
+    assert ledger.read(scaffold.root, "iris").skipped == 1
+    assert ledger.history(scaffold.root, "iris") == [GOOD, GOOD]
+    text = run_cli("--root", str(scaffold.root), "history", "iris")
+    assert text.code == 0, text.err
+    assert text.out.count("deployed") == 2
+    assert "skipped 1 damaged line of .modelgate/ledger.jsonl" in text.err
+    as_json = run_cli("--root", str(scaffold.root), "history", "iris", "--format", "json")
+    assert as_json.code == 0 and json.loads(as_json.out) == [GOOD, GOOD]
+    assert "skipped 1 damaged line" in as_json.err

@@ -191,7 +191,10 @@ def run_stop(args: argparse.Namespace, output: Output) -> int:
 def run_history(args: argparse.Namespace, output: Output) -> int:
     from .. import ledger
 
-    records = ledger.history(root_of(args), args.name)
+    read = ledger.read(root_of(args), args.name)
+    records = read.records
+    if read.note:
+        output.error(f"warning: {read.note}", "the lines that are not records were left out")
     if args.format == "json":
         output.block(json.dumps(records, indent=2, sort_keys=True) + "\n")
         return EXIT_OK
