@@ -179,3 +179,17 @@ def test_history_skips_a_damaged_line_and_says_so(scaffold: Scaffold, damage: by
     as_json = run_cli("--root", str(scaffold.root), "history", "iris", "--format", "json")
     assert as_json.code == 0 and json.loads(as_json.out) == [GOOD, GOOD]
     assert "skipped 1 damaged line" in as_json.err
+
+
+@pytest.mark.parametrize("option", ["--output={out}", "-o{out}"])
+def test_changed_since_never_passes_an_option_to_git(
+    repo: Scaffold, tmp_path: Path, option: str
+) -> None:
+    out = tmp_path / "written-by-git"
+    ref = option.format(out=out)
+    result = run_cli("--root", str(repo.root), "deploy", f"--changed-since={ref}")
+    assert result.code == 2 and "--changed-since" in result.err
+    assert not out.exists()
+    with pytest.raises(changes.GitError):
+        changes.changed_files(repo.root, ref)
+    assert not out.exists()

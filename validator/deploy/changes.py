@@ -17,12 +17,14 @@ class GitError(Exception):
 
 def changed_files(root: Path, ref: str) -> list[PurePosixPath]:
     """Files changed between REF and the working tree (committed or not)."""
+    if ref.startswith("-"):
+        raise GitError("a git ref cannot start with '-'")
     inside = run_git(root, "rev-parse", "--is-inside-work-tree")
     if inside is None:
         raise GitError("cannot run git")
     if inside.returncode != 0:
         raise GitError(f"{root} is not in a git work tree; it compares commits")
-    done = run_git(root, "diff", "--name-only", ref, "--", *WATCHED)
+    done = run_git(root, "diff", "--name-only", "--end-of-options", ref, "--", *WATCHED)
     if done is None or done.returncode != 0:
         stderr = done.stderr.strip() if done else ""
         first = (stderr.splitlines() or [f"git diff {ref} failed"])[0]
