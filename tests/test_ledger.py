@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -13,7 +13,7 @@ from validator.check import workspace
 from validator.deploy import changes
 from validator.deploy.lock import deploy_lock
 
-from .conftest import Scaffold, run_cli
+from .conftest import IRIS_ARTIFACT, Scaffold, run_cli
 from .test_deploy_local import engine_processes
 
 
@@ -193,3 +193,39 @@ def test_changed_since_never_passes_an_option_to_git(
     with pytest.raises(changes.GitError):
         changes.changed_files(repo.root, ref)
     assert not out.exists()
+
+
+def test_changed_since_counts_a_spec_whose_artifact_changed(repo: Scaffold) -> None:
+    """The artifact lies outside models/, templates/ and policies/, and only its bytes
+    differ from the ref (the spec's sha256 names the bytes in the working tree)."""
+    reviewed = (repo.root / IRIS_ARTIFACT).read_bytes()
+    artifact = repo.root / "weights" / "iris.joblib"
+    artifact.parent.mkdir()
+    artifact.write_bytes(b"the weights before the change under review")
+    repo.iris(**{f"artifact: {IRIS_ARTIFACT}": "artifact: weights/iris.joblib"})
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "older weights")
+    artifact.write_bytes(reviewed)
+    assert git(repo.root, "status", "--porcelain").split() == ["M", "weights/iris.joblib"]
+    deployed = run_cli("--root", str(repo.root), "deploy", "--changed-since", "HEAD")
+    assert deployed.code == 0, deployed.out + deployed.err
+    assert "deployed iris in" in deployed.out
+    assert engine_processes(repo.root) == []
+
+
+def test_affected_maps_a_changed_artifact_to_its_specs(repo: Scaffold) -> None:
+    repo.iris("iris-copy")
+    repo.iris("remote", **{"artifact: models/artifacts/iris/model.joblib": "artifact: s3://b/m"})
+    found = workspace.validate(workspace.discover(repo.root, []), repo.root).documents
+    documents = sorted(found, key=lambda doc: doc.path)
+
+    def touched(*changed: str) -> list[str]:
+        paths = [PurePosixPath(path) for path in changed]
+        return [doc.path for doc in changes.affected(documents, paths)]
+
+    assert touched("models/artifacts/iris/model.joblib") == [
+        "models/iris-copy.yaml",
+        "models/iris.yaml",
+    ]
+    assert touched("models/artifacts/iris/other.joblib", "README.md") == []
+    assert touched("models/remote.yaml") == ["models/remote.yaml"]

@@ -22,7 +22,7 @@ def register(commands: Any) -> None:
     deploy.add_argument(
         "--changed-since",
         metavar="REF",
-        help="deploy the specs changed since this git ref (and those whose "
+        help="deploy the specs changed since this git ref (and those whose artifact, "
         "engine templates or policies changed)",
     )
     deploy.add_argument("--jobs", type=int, default=2, help="deploys at once (default 2)")
@@ -123,10 +123,10 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
 
 def _changed(root: Any, documents: list, ref: str, output: Output) -> list | None:
-    from ..deploy.changes import GitError, affected, changed_files
+    from ..deploy.changes import GitError, affected, artifacts, changed_files
 
     try:
-        return affected(documents, changed_files(root, ref))
+        return affected(documents, changed_files(root, ref, also=artifacts(documents)))
     except GitError as exc:
         output.error(f"--changed-since {ref}: {exc}")
         return None
