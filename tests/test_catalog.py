@@ -367,3 +367,24 @@ def test_out_naming_a_file_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli("catalog", "--out", str(target))
     assert result.code == 2 and "is a file; name a directory" in result.err
     assert target.read_text() == ""
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        '{"name": "iris", "time": "\xff\xfe"}'.encode("latin-1"),  # torn UTF-8
+        b'{"name": "iris", "time": ',
+        json.dumps({**LEDGER[0], "time": ["x"], "result": ["y"]}).encode(),
+        json.dumps({**LEDGER[0], "result": 7, "time": 5}).encode(),
+    ],
+    ids=["torn UTF-8", "invalid JSON", "a list for a string", "a number for a string"],
+)
+def test_a_damaged_ledger_line_is_skipped_and_counted(
+    repo: Path, tmp_path: Path, damage: bytes
+) -> None:
+    ledger = repo / ".modelgate" / "ledger.jsonl"
+    ledger.write_bytes(ledger.read_bytes() + damage + b"\n")
+    result = run_cli("--root", str(repo), "catalog", "--out", str(tmp_path / "site"))
+    assert result.code == 0, result.err
+    assert "skipped 1 damaged line of .modelgate/ledger.jsonl" in result.err
+    assert catalog.last_deploys(repo)["iris"].result == "deployed"

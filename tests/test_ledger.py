@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -13,7 +13,7 @@ from validator.check import workspace
 from validator.deploy import changes
 from validator.deploy.lock import deploy_lock
 
-from .conftest import Scaffold, run_cli
+from .conftest import IRIS_ARTIFACT, Scaffold, run_cli
 from .test_deploy_local import engine_processes
 
 
@@ -133,3 +133,99 @@ def test_changed_since_outside_a_git_work_tree_says_so_in_one_line(scaffold: Sca
     assert result.code == 2
     assert "is not in a git work tree" in result.err
     assert len(result.err.strip().splitlines()) == 1  # not git's whole usage text
+
+
+GOOD = {
+    "time": "2026-02-20T09:15:00+00:00",
+    "name": "iris",
+    "user": "alice",
+    "commit": "a" * 40,
+    "spec_hash": "0" * 32,
+    "artifact": "1" * 64,
+    "target": "local",
+    "environment": "local",
+    "result": "deployed",
+    "error": "",
+    "endpoint": "http://127.0.0.1:8080/v2/models/iris/infer",
+    "seconds": 1.5,
+}
+DAMAGE = {
+    "torn UTF-8": b'{"name": "iris", "result": "deployed", "user": "zo\xc3"}',  # half an ë
+    "invalid JSON": b'{"name": "iris", "result": "depl',
+    "a list for a string": json.dumps({**GOOD, "time": ["2026"], "result": ["x"]}).encode(),
+    "a number for a string": json.dumps({**GOOD, "user": 7, "name": 3}).encode(),
+    "a number for the time": json.dumps({**GOOD, "time": 1e400}).encode(),
+    "not a record": b'["iris"]',
+    "nested too deep": b"[" * 100_000,
+}
+
+
+def damaged_ledger(root: Path, damage: bytes) -> None:
+    path = root / ledger.LEDGER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    good = json.dumps(GOOD).encode()
+    path.write_bytes(b"\n".join([good, damage, good]) + b"\n")
+
+
+@pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
+def test_history_skips_a_damaged_line_and_says_so(scaffold: Scaffold, damage: bytes) -> None:
+    damaged_ledger(scaffold.root, damage)
+    assert ledger.read(scaffold.root, "iris").skipped == 1
+    assert ledger.history(scaffold.root, "iris") == [GOOD, GOOD]
+    text = run_cli("--root", str(scaffold.root), "history", "iris")
+    assert text.code == 0, text.err
+    assert text.out.count("deployed") == 2
+    assert "skipped 1 damaged line of .modelgate/ledger.jsonl" in text.err
+    as_json = run_cli("--root", str(scaffold.root), "history", "iris", "--format", "json")
+    assert as_json.code == 0 and json.loads(as_json.out) == [GOOD, GOOD]
+    assert "skipped 1 damaged line" in as_json.err
+
+
+@pytest.mark.parametrize("option", ["--output={out}", "-o{out}"])
+def test_changed_since_never_passes_an_option_to_git(
+    repo: Scaffold, tmp_path: Path, option: str
+) -> None:
+    out = tmp_path / "written-by-git"
+    ref = option.format(out=out)
+    result = run_cli("--root", str(repo.root), "deploy", f"--changed-since={ref}")
+    assert result.code == 2 and "--changed-since" in result.err
+    assert not out.exists()
+    with pytest.raises(changes.GitError):
+        changes.changed_files(repo.root, ref)
+    assert not out.exists()
+
+
+def test_changed_since_counts_a_spec_whose_artifact_changed(repo: Scaffold) -> None:
+    """The artifact lies outside models/, templates/ and policies/, and only its bytes
+    differ from the ref (the spec's sha256 names the bytes in the working tree)."""
+    reviewed = (repo.root / IRIS_ARTIFACT).read_bytes()
+    artifact = repo.root / "weights" / "iris.joblib"
+    artifact.parent.mkdir()
+    artifact.write_bytes(b"the weights before the change under review")
+    repo.iris(**{f"artifact: {IRIS_ARTIFACT}": "artifact: weights/iris.joblib"})
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "older weights")
+    artifact.write_bytes(reviewed)
+    assert git(repo.root, "status", "--porcelain").split() == ["M", "weights/iris.joblib"]
+    deployed = run_cli("--root", str(repo.root), "deploy", "--changed-since", "HEAD")
+    assert deployed.code == 0, deployed.out + deployed.err
+    assert "deployed iris in" in deployed.out
+    assert engine_processes(repo.root) == []
+
+
+def test_affected_maps_a_changed_artifact_to_its_specs(repo: Scaffold) -> None:
+    repo.iris("iris-copy")
+    repo.iris("remote", **{"artifact: models/artifacts/iris/model.joblib": "artifact: s3://b/m"})
+    found = workspace.validate(workspace.discover(repo.root, []), repo.root).documents
+    documents = sorted(found, key=lambda doc: doc.path)
+
+    def touched(*changed: str) -> list[str]:
+        paths = [PurePosixPath(path) for path in changed]
+        return [doc.path for doc in changes.affected(documents, paths)]
+
+    assert touched("models/artifacts/iris/model.joblib") == [
+        "models/iris-copy.yaml",
+        "models/iris.yaml",
+    ]
+    assert touched("models/artifacts/iris/other.joblib", "README.md") == []
+    assert touched("models/remote.yaml") == ["models/remote.yaml"]

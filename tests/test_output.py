@@ -129,13 +129,17 @@ def test_status_masks_what_a_state_file_says(scaffold: Scaffold) -> None:
         json.dumps(
             {
                 "name": "iris",
-                "pid": 1,  # alive: status lists it
+                "pid": 4_000_000,
                 "base_url": f"http://127.0.0.1:9/{TOKEN}",
                 "protocol": "v2",
                 "workdir": str(scaffold.root / "nowhere"),
                 "log": "",
+                "started": 1,
+                "cmdline": ["mlserver"],
             }
         )
     )
     result = run_cli("--root", str(scaffold.root), "status")
-    assert_masked(result.out)
+    assert "ignored .modelgate/run/iris.json" in result.err  # quoting the URL it claims
+    assert_masked(result.err)
+    assert TOKEN not in result.out

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
-from validator.smoke import percentile
+from validator.check import load
+from validator.smoke import Endpoint, load_check, percentile
 
-from .conftest import Scaffold, run_cli
+from .conftest import IRIS_SPEC, Scaffold, run_cli
 from .test_deploy_local import engine_processes
 
 pytestmark = pytest.mark.engine
@@ -80,3 +87,75 @@ def test_percentile_nearest_rank() -> None:
         99.0,
     )
     assert percentile([], 0.5) == 0.0 and percentile([7.0], 0.99) == 7.0
+
+
+def test_as_many_workers_as_requests_send_every_smoke_request(kept: Scaffold) -> None:
+    result = smoke(kept, "--load", "8", "--concurrency", "8")
+    assert result.code == 0, result.out + result.err
+    rows = {
+        line.split()[0]: [float(value) for value in line.split()[1:]]
+        for line in result.out.splitlines()
+        if line.strip().startswith(("setosa", "three-species"))
+    }
+    assert sorted(rows) == ["setosa", "three-species"]
+    assert all(min(values) > 0 for values in rows.values()), result.out
+
+
+def test_a_request_never_sent_is_not_reported(kept: Scaffold) -> None:
+    result = smoke(kept, "--load", "1", "--concurrency", "8")
+    assert result.code == 0, result.out + result.err
+    assert "setosa" in result.out and "three-species" not in result.out
+
+
+@pytest.mark.parametrize("concurrency", ["0", "257", "100000"])
+def test_concurrency_out_of_range_is_a_usage_error(scaffold: Scaffold, concurrency: str) -> None:
+    scaffold.iris()
+    result = smoke(scaffold, "--load", "10", "--concurrency", concurrency)
+    assert result.code == 2 and "--concurrency" in result.err
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[Endpoint, Counter[str]]]:
+    """A real HTTP server that counts the requests it receives by their input shape."""
+    received: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with lock:
+                received[str(body["inputs"][0]["shape"])] += 1
+            answer = b'{"outputs": []}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Endpoint("iris", f"http://127.0.0.1:{server.server_port}", "v2", "local"), received
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(("total", "concurrency"), [(8, 8), (7, 3), (5, 64), (1, 4)])
+def test_load_requests_cycle_through_the_smoke_requests_as_one_worker_would(
+    recorder: tuple[Endpoint, Counter[str]], total: int, concurrency: int
+) -> None:
+    endpoint, received = recorder
+    document, problems = load.load_text(IRIS_SPEC, "models/iris.yaml")
+    assert document is not None and not problems
+    report = load_check(document, endpoint, total, concurrency)
+    single = Counter(["[1, 4]", "[3, 4]"][index % 2] for index in range(total))
+    assert received == single
+    sent = {"setosa": single["[1, 4]"], "three-species": single["[3, 4]"]}
+    assert {name: len(values) for name, values in report.latencies_ms.items()} == {
+        name: count for name, count in sent.items() if count
+    }
+    assert report.requests == total

@@ -22,6 +22,7 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG114": ("reserved environment name", "name environments after where they run"),
     "MG115": ("spec is a symlink out of the repository", "commit the spec itself"),
     "MG116": ("number is not finite", "write a finite number, or quote it if it is text"),
+    "MG117": (".modelgate/ is committed", "untrack .modelgate/ and list it in .gitignore"),
     "MG118": ("a link out of the repository", "commit the file itself, not a link to it"),
     "MG119": ("artifact differs from its sha256", "review the artifact, then update sha256"),
     "MG201": ("schema violation", "see the field's description in docs/spec.md"),

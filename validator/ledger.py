@@ -2,7 +2,8 @@
 
 Each record is written with a single write(2) on a file opened O_APPEND and then fsync'd, so
 concurrent deploys never interleave and a crash leaves at most a missing line, never a torn
-one in the middle. A reader still skips a torn last line rather than failing.
+one in the middle. Still, the file is only text anyone can edit (or commit): a reader skips
+every line that is not a record as modelgate writes it, and counts them.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,21 +56,66 @@ def record(root: Path, **fields: Any) -> Record:
     return entry
 
 
-def history(root: Path, name: str | None = None) -> list[dict[str, Any]]:
-    """Records in the order they were written (all, or those of one model)."""
+@dataclass
+class Ledger:
+    """The records read, and how many lines were skipped as damaged."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+
+    @property
+    def note(self) -> str:
+        """What to tell the user about skipped lines; "" when none were."""
+        if not self.skipped:
+            return ""
+        lines = "line" if self.skipped == 1 else "lines"
+        return f"skipped {self.skipped} damaged {lines} of {LEDGER.as_posix()}"
+
+
+def read(root: Path, name: str | None = None) -> Ledger:
+    """Records in the order they were written (all, or those of one model). A line that is
+    not valid UTF-8, not JSON, or not a record with fields of the right types is skipped."""
     try:
-        lines = (root / LEDGER).read_text(encoding="utf-8").splitlines()
+        lines = (root / LEDGER).read_bytes().split(b"\n")
     except OSError:
-        return []
-    records = []
+        return Ledger()
+    ledger = Ledger()
     for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # a torn line from a crash mid-write
-        if isinstance(entry, dict) and (name is None or entry.get("name") == name):
-            records.append(entry)
-    return records
+        if not line.strip():
+            continue
+        entry = _parse(line)
+        if entry is None:
+            ledger.skipped += 1
+        elif name is None or entry["name"] == name:
+            ledger.records.append(entry)
+    return ledger
+
+
+def history(root: Path, name: str | None = None) -> list[dict[str, Any]]:
+    """The records of `read`, without the count of damaged lines."""
+    return read(root, name).records
+
+
+_NUMBERS = {"seconds"}
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        return None
+    for known in fields(Record):
+        if known.name in entry and not _fits(entry[known.name], known.name in _NUMBERS):
+            return None
+    return entry
+
+
+def _fits(value: Any, number: bool) -> bool:
+    if not number:
+        return isinstance(value, str)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _user() -> str:

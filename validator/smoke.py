@@ -258,43 +258,45 @@ def percentile(values: list[float], share: float) -> float:
 def load_check(document: Document, endpoint: Endpoint, total: int, concurrency: int) -> LoadReport:
     """Send the spec's smoke requests round-robin, `total` in all, `concurrency` at a time,
     each checked against its expectations; fail on the error budget or a p95 latency over the
-    request's budget."""
+    request's budget. The requests sent are those one worker would send, dealt out to the
+    workers: worker w sends the w-th, the (w + concurrency)-th, and so on. Only requests that
+    were sent have latencies."""
     from concurrent.futures import ThreadPoolExecutor
 
     requests = (document.data["spec"].get("smoke") or {}).get("requests", [])
     if not requests or total < 1:
         return LoadReport(0, 0, 0.0, {})
-    shares = [
-        total // concurrency + (1 if worker < total % concurrency else 0)
-        for worker in range(concurrency)
-    ]
+    workers = min(concurrency, total)
+    deals = [range(worker, total, workers) for worker in range(workers)]
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        results = list(pool.map(lambda share: _worker(endpoint, requests, share), shares))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda deal: _worker(endpoint, requests, deal), deals))
     seconds = time.perf_counter() - started
-    latencies: dict[str, list[float]] = {r["name"]: [] for r in requests}
+    latencies: dict[str, list[float]] = {}
     errors = 0
     for worker_latencies, worker_errors in results:
         errors += worker_errors
         for name, values in worker_latencies.items():
-            latencies[name].extend(values)
-    report = LoadReport(total, errors, seconds, latencies)
+            latencies.setdefault(name, []).extend(values)
+    ordered = {r["name"]: latencies[r["name"]] for r in requests if r["name"] in latencies}
+    report = LoadReport(total, errors, seconds, ordered)
     report.diagnostics = _budget_findings(document, report, requests)
     return report
 
 
 def _worker(
-    endpoint: Endpoint, requests: list[dict[str, Any]], count: int
+    endpoint: Endpoint, requests: list[dict[str, Any]], deal: range
 ) -> tuple[dict[str, list[float]], int]:
+    """Send requests[i % len(requests)] for each i in `deal`, on one connection."""
     import http.client
     from urllib.parse import urlsplit
 
     address = urlsplit(endpoint.base_url)
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
-    latencies: dict[str, list[float]] = {r["name"]: [] for r in requests}
+    latencies: dict[str, list[float]] = {}
     errors = 0
     try:
-        for index in range(count):
+        for index in deal:
             request = requests[index % len(requests)]
             path = request.get("path") or urlsplit(endpoint.inference_url).path
             body = json.dumps(request["body"]).encode("utf-8")
@@ -307,7 +309,7 @@ def _worker(
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()
                 response = Response(None, "", (time.perf_counter() - began) * 1000, str(exc))
-            latencies[request["name"]].append(response.latency_ms)
+            latencies.setdefault(request["name"], []).append(response.latency_ms)
             expect = {k: v for k, v in request.get("expect", {}).items() if k != "maxLatencyMs"}
             if response.failure or _check(expect, response):
                 errors += 1

@@ -15,6 +15,7 @@ from typing import Any
 from .. import parallel
 from ..codes import BUILTIN_RULES
 from ..diagnostics import Diagnostic, RuleInfo, error, has_errors
+from ..git import run_git
 from . import artifacts, load, names, schema
 
 SPEC_DIR = "models"
@@ -125,6 +126,7 @@ def validate(
                 result, policy_findings, root, environment, others, complete=not peer_paths
             )
         )
+    result.diagnostics.extend(committed_state(root))
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result
 
@@ -223,6 +225,31 @@ def _outside_link(path: Path, shown: str) -> Diagnostic:
         f"spec file is a symlink to {os.readlink(path)}, outside the repository",
         "commit the spec itself under models/, not a link to a file elsewhere",
     )
+
+
+STATE_COMMITTED = "MG117"
+STATE_DIR = ".modelgate"
+
+
+def committed_state(root: Path) -> list[Diagnostic]:
+    """MG117 for each file git tracks under .modelgate/: modelgate's state (kept servers, the
+    ledger, locks) belongs to the machine it runs on, and a checkout must not bring its own."""
+    listed = run_git(root, "ls-files", "-z", "--", STATE_DIR, timeout=10)
+    if listed is None or listed.returncode != 0:  # no git, or not a git work tree
+        return []
+    return [
+        error(
+            name,
+            1,
+            1,
+            STATE_COMMITTED,
+            f".modelgate/ is committed: git tracks {name}; modelgate's state comes from the "
+            "machine it runs on, never from a commit",
+            "git rm -r --cached .modelgate and add .modelgate/ to .gitignore",
+        )
+        for name in listed.stdout.split("\0")
+        if name
+    ]
 
 
 PARALLEL_FROM = 256  # files; below this, starting a second process costs more than it saves

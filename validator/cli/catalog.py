@@ -20,6 +20,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    from .. import ledger
     from ..report.catalog import build
 
     root = root_of(args)
@@ -34,4 +35,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         return EXIT_USAGE
     for path in written:
         output.line(f"wrote {path}")
+    note = ledger.read(root).note
+    if note:
+        output.error(f"warning: {note}", "the last deploys shown leave those lines out")
     return EXIT_OK

@@ -22,7 +22,7 @@ def register(commands: Any) -> None:
     deploy.add_argument(
         "--changed-since",
         metavar="REF",
-        help="deploy the specs changed since this git ref (and those whose "
+        help="deploy the specs changed since this git ref (and those whose artifact, "
         "engine templates or policies changed)",
     )
     deploy.add_argument("--jobs", type=int, default=2, help="deploys at once (default 2)")
@@ -123,10 +123,10 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
 
 def _changed(root: Any, documents: list, ref: str, output: Output) -> list | None:
-    from ..deploy.changes import GitError, affected, changed_files
+    from ..deploy.changes import GitError, affected, artifacts, changed_files
 
     try:
-        return affected(documents, changed_files(root, ref))
+        return affected(documents, changed_files(root, ref, also=artifacts(documents)))
     except GitError as exc:
         output.error(f"--changed-since {ref}: {exc}")
         return None
@@ -164,9 +164,12 @@ def run_status(args: argparse.Namespace, output: Output) -> int:
     """Kept deployments on every target that can be asked (a Docker engine that does not
     answer simply has none)."""
     from .. import deploy
+    from ..deploy import local
 
     root = root_of(args)
     kept = [state for name in TARGETS for state in deploy.target_named(name).running(root)]
+    for ignored in local.distrusted(root):
+        output.error(f"warning: {ignored.message}", ignored.hint)
     if not kept:
         output.line("nothing running")
     for state in kept:
@@ -188,7 +191,10 @@ def run_stop(args: argparse.Namespace, output: Output) -> int:
 def run_history(args: argparse.Namespace, output: Output) -> int:
     from .. import ledger
 
-    records = ledger.history(root_of(args), args.name)
+    read = ledger.read(root_of(args), args.name)
+    records = read.records
+    if read.note:
+        output.error(f"warning: {read.note}", "the lines that are not records were left out")
     if args.format == "json":
         output.block(json.dumps(records, indent=2, sort_keys=True) + "\n")
         return EXIT_OK

@@ -13,6 +13,7 @@ from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, root_of
 if TYPE_CHECKING:
     from ..smoke import SmokeResult
 
+MAX_CONCURRENCY = 256  # connections at once; more measures the client, not the model
 
 
 def register(commands: Any) -> None:
@@ -24,7 +25,12 @@ def register(commands: Any) -> None:
         metavar="REQUESTS",
         help="send the smoke requests this many times and report latency",
     )
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=4,
+        help=f"requests in flight at once with --load (1 to {MAX_CONCURRENCY}, default 4)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -42,10 +48,20 @@ def show_results(output: Output, results: Sequence[SmokeResult], details: bool =
 
 def run(args: argparse.Namespace, output: Output) -> int:
     from .. import deploy, smoke
+    from ..deploy import local
 
+    if args.load is not None and args.load < 1:
+        output.error("--load must be at least 1")
+        return EXIT_USAGE
+    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        output.error(f"--concurrency must be between 1 and {MAX_CONCURRENCY}")
+        return EXIT_USAGE
     root = root_of(args)
     state = deploy.kept(root, args.name)
     if state is None:
+        for ignored in local.distrusted(root):
+            if ignored.path.endswith(f"/{args.name}.json"):
+                output.error(f"warning: {ignored.message}", ignored.hint)
         output.error(f"no running deployment named '{args.name}': deploy it with --keep")
         return EXIT_FINDINGS
     spec = root / workspace.SPEC_DIR / f"{args.name}.yaml"
@@ -60,9 +76,6 @@ def run(args: argparse.Namespace, output: Output) -> int:
         results = smoke.run(document, endpoint)
         show_results(output, results, details=True)
         return EXIT_OK if all(item.passed for item in results) else EXIT_FINDINGS
-    if args.load < 1 or args.concurrency < 1:
-        output.error("--load and --concurrency must be at least 1")
-        return EXIT_USAGE
     report = smoke.load_check(document, endpoint, args.load, args.concurrency)
     output.line(
         f"load check {args.name}: {report.requests} requests, concurrency {args.concurrency}, "

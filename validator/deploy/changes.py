@@ -1,8 +1,11 @@
-"""Which specs a change touches: the specs edited since a git ref, every spec whose engine's
-templates changed, and every spec when policies or shared templates changed."""
+"""Which specs a change touches: the specs edited since a git ref, the specs whose artifact
+(kept in the repository) changed, every spec whose engine's templates changed, and every spec
+when policies or shared templates changed."""
 
 from __future__ import annotations
 
+import posixpath
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from ..check.load import Document
@@ -15,19 +18,27 @@ class GitError(Exception):
     pass
 
 
-def changed_files(root: Path, ref: str) -> list[PurePosixPath]:
-    """Files changed between REF and the working tree (committed or not)."""
+def changed_files(root: Path, ref: str, also: Iterable[str] = ()) -> list[PurePosixPath]:
+    """Files changed between REF and the working tree (committed or not), under the watched
+    directories and the paths `also` names (artifacts), relative to root."""
+    if ref.startswith("-"):
+        raise GitError("a git ref cannot start with '-'")
     inside = run_git(root, "rev-parse", "--is-inside-work-tree")
     if inside is None:
         raise GitError("cannot run git")
     if inside.returncode != 0:
         raise GitError(f"{root} is not in a git work tree; it compares commits")
-    done = run_git(root, "diff", "--name-only", ref, "--", *WATCHED)
+    watched = [*WATCHED, *also]
+    # literal: an artifact's file name is not a pattern; relative: paths as root sees them
+    git = ("--literal-pathspecs", "diff", "--name-only", "--relative", "--end-of-options", ref)
+    done = run_git(root, *git, "--", *watched)
     if done is None or done.returncode != 0:
         stderr = done.stderr.strip() if done else ""
         first = (stderr.splitlines() or [f"git diff {ref} failed"])[0]
         raise GitError(first.removeprefix("fatal: "))
-    untracked = run_git(root, "ls-files", "--others", "--exclude-standard", "--", *WATCHED)
+    untracked = run_git(
+        root, "--literal-pathspecs", "ls-files", "--others", "--exclude-standard", "--", *watched
+    )
     names = done.stdout.splitlines() + (untracked.stdout.splitlines() if untracked else [])
     return sorted({PurePosixPath(name) for name in names if name})
 
@@ -40,8 +51,28 @@ def affected(documents: list[Document], changed: list[PurePosixPath]) -> list[Do
     return [
         doc
         for doc in documents
-        if everything or doc.path in paths or doc.data["spec"]["engine"]["name"] in engines
+        if everything
+        or doc.path in paths
+        or artifact_of(doc) in paths
+        or doc.data["spec"]["engine"]["name"] in engines
     ]
+
+
+def artifacts(documents: Sequence[Document]) -> list[str]:
+    """The in-repository artifacts of `documents`, for `changed_files` to watch."""
+    return sorted({path for doc in documents if (path := artifact_of(doc))})
+
+
+def artifact_of(document: Document) -> str | None:
+    """The spec's artifact as a path relative to the repository root, or None when it has
+    none there (a URI, an image, a path out of the repository)."""
+    artifact = document.data["spec"]["model"].get("artifact") or ""
+    if "://" in artifact or not artifact:
+        return None
+    normal = posixpath.normpath(artifact)
+    if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
+        return None
+    return normal
 
 
 def _shared_template(path: PurePosixPath) -> bool:

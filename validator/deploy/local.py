@@ -11,6 +11,12 @@ MLServer facts this module relies on (measured with 1.7.1):
 A kept deployment is recorded in .modelgate/run/NAME.json. Redeploying a kept model is
 blue/green: the new server starts beside the old one on other ports, and the old one is
 stopped only after the new one passed its smoke tests.
+
+A state file may come from a pull request, so it is checked before anything acts on it:
+its work directory must be one modelgate created (its prefix, directly under the system
+temporary directory, a real directory of this user) and its process must have the start time
+and command line recorded when the server started. A state file that fails is reported and
+left alone: no directory removed, no process signalled.
 """
 
 from __future__ import annotations
@@ -22,14 +28,17 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from .. import render, smoke
+from .. import paths, render, smoke
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
 from ..engines import ENGINES, Engine
@@ -50,6 +59,9 @@ from . import (
 from .net import answers_200, free_port, free_ports, port_free
 
 STATE_DIR = Path(".modelgate") / "run"
+WORKDIR_PREFIX = "modelgate-"
+STATE_MAX_BYTES = 64 * 1024
+LOOPBACK_URL = re.compile(r"http://127\.0\.0\.1:[0-9]{1,5}")
 LOG_TAIL_LINES = 15
 POLL_INTERVAL_S = 0.05
 STOP_GRACE_S = 10.0
@@ -73,6 +85,42 @@ class KeptServer:
     protocol: str
     workdir: str
     log: str
+    started: int  # field 22 of /proc/PID/stat: when the process started, in clock ticks
+    cmdline: list[str]  # /proc/PID/cmdline once the server was ready
+
+    def is_running(self) -> bool:
+        """The process this record describes still runs (not merely a process with its pid)."""
+        return _identity(self.pid) == (self.started, self.cmdline)
+
+
+@dataclass(frozen=True)
+class Distrusted:
+    """A state file modelgate does not act on, and why."""
+
+    path: str
+    reason: str
+    claims: str = ""  # the address the file claims, quoted so the user sees what it said
+
+    @property
+    def message(self) -> str:
+        claims = f" (it claims {self.claims})" if self.claims else ""
+        return f"ignored {self.path}: {self.reason}{claims}"
+
+    @property
+    def hint(self) -> str:
+        return "modelgate acts only on servers it started; delete the file unless you wrote it"
+
+
+_STATE_TYPES: dict[str, type] = {
+    "name": str,
+    "pid": int,
+    "base_url": str,
+    "protocol": str,
+    "workdir": str,
+    "log": str,
+    "started": int,
+    "cmdline": list,
+}
 
 
 def deploy(
@@ -86,10 +134,7 @@ def deploy(
     if problem:
         outcome.diagnostics.append(problem)
         return outcome
-    previous = read_state(root, name)
-    if previous and not _alive(previous.pid):
-        _forget(root, previous)
-        previous = None
+    previous = _kept(root, name)
     server = None
     try:
         server, problem = _start(document, root)
@@ -123,8 +168,8 @@ def deploy(
 
 
 def stop(root: Path, name: str) -> list[Diagnostic]:
-    state = read_state(root, name)
-    if state is None:
+    path = root / STATE_DIR / f"{name}.json"
+    if Path(name).name != name or name.startswith(".") or not os.path.lexists(path):
         return [
             error(
                 name,
@@ -135,8 +180,12 @@ def stop(root: Path, name: str) -> list[Diagnostic]:
                 "`modelgate status` lists what is running",
             )
         ]
-    _terminate(state.pid)
-    _forget(root, state)
+    state, distrust = _judge(root, path)
+    if distrust:
+        return [error(distrust.path, 0, 0, NOT_RUNNING, distrust.message, distrust.hint)]
+    if state is not None:
+        _terminate(state.pid, state.is_running)
+        _forget(root, state)
     return []
 
 
@@ -144,26 +193,114 @@ def running(root: Path) -> list[RunState]:
     """Kept deployments whose server is still alive (stale records are dropped)."""
     return [
         RunState(server.name, "local", server.base_url, str(server.pid))
-        for server in kept_servers(root)
+        for server in survey(root)[0]
     ]
 
 
-def kept_servers(root: Path) -> list[KeptServer]:
-    alive = []
+def distrusted(root: Path) -> list[Distrusted]:
+    """The state files modelgate ignores, for the commands to report."""
+    return survey(root)[1]
+
+
+def survey(root: Path) -> tuple[list[KeptServer], list[Distrusted]]:
+    """Kept servers still running, and the state files that cannot be trusted. The record of
+    a server that is gone is dropped, with its work directory."""
+    alive, ignored = [], []
     for path in sorted((root / STATE_DIR).glob("*.json")):
-        state = read_state(root, path.stem)
-        if state and _alive(state.pid):
+        state, distrust = _judge(root, path)
+        if distrust:
+            ignored.append(distrust)
+        elif state is not None:
             alive.append(state)
-        elif state:
-            _forget(root, state)
-    return alive
+    return alive, ignored
 
 
-def read_state(root: Path, name: str) -> KeptServer | None:
-    try:
-        return KeptServer(**json.loads((root / STATE_DIR / f"{name}.json").read_text()))
-    except (OSError, ValueError, TypeError):
+def _kept(root: Path, name: str) -> KeptServer | None:
+    path = root / STATE_DIR / f"{name}.json"
+    if not os.path.lexists(path):
         return None
+    return _judge(root, path)[0]
+
+
+def _judge(root: Path, path: Path) -> tuple[KeptServer | None, Distrusted | None]:
+    """(the server, None) when the record names a running server modelgate started;
+    (None, None) when that server is gone (the record is then forgotten);
+    (None, why) when the record is not one to act on."""
+    shown = f"{STATE_DIR.as_posix()}/{path.name}"
+    state = _read_state(root, path)
+    if state is None:
+        return None, Distrusted(shown, "not a state file modelgate writes")
+    if state.name != path.stem:
+        return None, Distrusted(shown, f"it describes '{state.name}', not '{path.stem}'")
+    claims = state.base_url
+    if not LOOPBACK_URL.fullmatch(state.base_url):
+        return None, Distrusted(shown, "its address is not one a local server has", claims)
+    if not _own_workdir(state.workdir):
+        reason = f"its work directory {state.workdir} is not one modelgate created"
+        return None, Distrusted(shown, reason, claims)
+    if state.is_running():
+        return state, None
+    if _identity(state.pid) is None:
+        _forget(root, state)
+        return None, None
+    reason = f"process {state.pid} is not the server modelgate started"
+    return None, Distrusted(shown, reason, claims)
+
+
+def _read_state(root: Path, path: Path) -> KeptServer | None:
+    """The record in `path` if it has exactly the fields modelgate writes, of their types."""
+    try:
+        if path.is_symlink() or path.stat().st_size > STATE_MAX_BYTES:
+            return None
+        data = json.loads(paths.read_text(path, root))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or set(data) != set(_STATE_TYPES):
+        return None
+    if not all(_is(data[key], kind) for key, kind in _STATE_TYPES.items()):
+        return None
+    if data["pid"] < 2 or not all(isinstance(part, str) for part in data["cmdline"]):
+        return None
+    return KeptServer(**data)
+
+
+def _is(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _own_workdir(workdir: str) -> bool:
+    """A directory modelgate made with mkdtemp: its prefix, directly under the temporary
+    directory, a real directory owned by this user (or gone already)."""
+    path = Path(workdir)
+    made_here = path.parent == Path(tempfile.gettempdir()) and path.name.startswith(
+        WORKDIR_PREFIX
+    )
+    if not made_here or not path.is_absolute():
+        return False
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
+
+
+def _identity(pid: int) -> tuple[int, list[str]] | None:
+    """(start time, command line) of a live process; None when there is none by that pid.
+    Together they tell the process modelgate started from a later one given the same pid."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stream:
+            after_name = stream.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/cmdline", "rb") as stream:
+            cmdline = stream.read()
+        state, started = after_name[0], int(after_name[19])
+    except (OSError, IndexError, ValueError):
+        return None
+    if state in ("Z", "X"):
+        return None
+    parts = cmdline.decode("utf-8", "replace").split("\0")
+    return started, parts[:-1] if parts and not parts[-1] else parts
 
 
 class _Server:
@@ -195,7 +332,8 @@ class _Server:
     def stop(self) -> None:
         """A server that never served anyone but the smoke tests has nothing to drain: kill it
         outright (a graceful MLServer shutdown takes most of a second)."""
-        _terminate(self.process.pid, self.process, graceful=False)
+        process = self.process
+        _terminate(process.pid, lambda: process.poll() is None, graceful=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -295,7 +433,7 @@ def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic |
         )
     http_port, grpc_port = (fixed, free_port()) if fixed else free_ports(2)
     name = document.data["metadata"]["name"]
-    workdir = Path(tempfile.mkdtemp(prefix=f"modelgate-{name}-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{name}-"))
     fill = {
         "model_dir": str(root / render.rendered_dir("local", name)),
         "http_port": str(http_port),
@@ -342,6 +480,7 @@ def _wait_ready(document: Document, server: _Server) -> list[Diagnostic]:
 
 def _promote(root: Path, server: _Server, previous: KeptServer | None) -> None:
     """Record the new server as the kept one, then retire the one it replaces."""
+    started, cmdline = _identity(server.process.pid) or (0, [])
     state = KeptServer(
         server.endpoint.name,
         server.process.pid,
@@ -349,37 +488,41 @@ def _promote(root: Path, server: _Server, previous: KeptServer | None) -> None:
         server.endpoint.protocol,
         str(server.workdir),
         str(server.log),
+        started,
+        cmdline,
     )
     path = root / STATE_DIR / f"{state.name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.make_dirs(path.parent, root)
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(asdict(state), indent=2, sort_keys=True) + "\n")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()
+    text = json.dumps(asdict(state), indent=2, sort_keys=True) + "\n"
+    paths.write_bytes(temporary, root, text.encode("utf-8"))
     os.replace(temporary, path)
     if previous:
-        _terminate(previous.pid)
+        _terminate(previous.pid, previous.is_running)
         shutil.rmtree(previous.workdir, ignore_errors=True)
 
 
 def _forget(root: Path, state: KeptServer) -> None:
+    """Drop the record of a server that is gone; only called once the record was judged."""
     shutil.rmtree(state.workdir, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         (root / STATE_DIR / f"{state.name}.json").unlink()
 
 
-def _terminate(
-    pid: int, process: subprocess.Popen[bytes] | None = None, graceful: bool = True
-) -> None:
+def _terminate(pid: int, still_ours: Callable[[], bool], graceful: bool = True) -> None:
     """SIGTERM the server's process group, SIGKILL it after a grace period (at once when not
-    `graceful`)."""
+    `graceful`). Each signal goes only while `still_ours()` says the process is the server."""
     steps = [(signal.SIGTERM, STOP_GRACE_S)] if graceful else []
     for sig, grace in [*steps, (signal.SIGKILL, STOP_GRACE_S)]:
+        if not still_ours():
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            if process is not None and process.poll() is not None:
-                return
-            if process is None and not _alive(pid):
+            if not still_ours():
                 return
             time.sleep(0.05)
 
@@ -392,21 +535,6 @@ def _crashed(process: subprocess.Popen[bytes], results: list[smoke.SmokeResult])
     except subprocess.TimeoutExpired:
         return False
     return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
 
 def _because(reason: str) -> str:
