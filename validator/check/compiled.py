@@ -7,7 +7,8 @@ paths that become line:col diagnostics.
 
 Generating the code costs tens of milliseconds per schema, too much for a pre-commit hook,
 so the compiled code is cached on disk (like .pyc files), keyed by the schema's content
-and the Python and fastjsonschema versions.
+and the Python and fastjsonschema versions. The cache (validator/cache.py) hands back only
+sealed entries from a directory no one else can write; anything else is generated again.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import hashlib
 import json
 import marshal
 import sys
+import types
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from ..cache import cache_dir, store_bytes
+from .. import cache as disk_cache
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 CODE_OPTIONS = "no-defaults"  # part of the cache key: change it when the options change
+CACHE_KIND = "schema"
 Check = Callable[[Any], bool]
 
 
@@ -90,16 +93,16 @@ def _generate(schema_json: str, key: str) -> Any:
     # use_default=False: fastjsonschema would otherwise write `default` values into the data
     source = fastjsonschema.compile_to_code(schema, use_default=False)
     code = compile(source, f"<schema {key[:12]}>", "exec")
-    _store(key, marshal.dumps(code))
+    disk_cache.store(CACHE_KIND, key, marshal.dumps(code))
     return code
 
 
-def _cached_code(key: str) -> Any:
-    try:
-        return marshal.loads((cache_dir() / f"{key}.bin").read_bytes())
-    except (OSError, ValueError, EOFError, TypeError):
+def _cached_code(key: str) -> types.CodeType | None:
+    payload = disk_cache.load(CACHE_KIND, key)
+    if payload is None:
         return None
-
-
-def _store(key: str, payload: bytes) -> None:
-    store_bytes(cache_dir() / f"{key}.bin", payload)
+    try:
+        code = marshal.loads(payload)
+    except (ValueError, EOFError, TypeError):
+        return None
+    return code if isinstance(code, types.CodeType) else None

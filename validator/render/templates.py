@@ -8,11 +8,12 @@ which of them may be read back by the fast parser (see plain), so both are cache
 modelgate cache directory, like .pyc files: compiled code keyed by each template's source,
 the checks by the fingerprint of templates/ (every file's path, size and modification time).
 An edit changes the fingerprint, so a long-lived process never renders stale templates.
+Both go through validator/cache.py, which hands back only sealed entries from a directory
+no one else can write: Jinja's own file cache would unpickle whatever a file holds.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -20,13 +21,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .. import paths
-from ..cache import cache_dir, store_text
+from .. import cache, paths
 from . import encode, readback
 
 TEMPLATE_DIR = "templates"
 # Part of the compiled-code cache key: the environment's options change the generated code.
 ENVIRONMENT_OPTIONS = "sandboxed,strict-undefined,trim-blocks,lstrip-blocks,keep-newline"
+PLAIN_KIND = "plain"  # cache entries: which templates the fast parser may read back
+BYTECODE_KIND = "jinja"  # cache entries: compiled templates
 
 
 def environment(root: Path) -> Any:
@@ -44,8 +46,8 @@ class Templates:
         self.fingerprint = _fingerprint(template_dir)
         self.environment = _environment(str(template_dir), self.fingerprint)
         self._compiled: dict[str, Any] = {}
-        self._plain_file = cache_dir() / f"plain-{_digest(self.fingerprint)}.json"
-        self._plain_safe: dict[str, bool] = _read_json(self._plain_file)
+        self._plain_key = _plain_key(self.fingerprint)
+        self._plain_safe: dict[str, bool] = _verdicts(cache.load(PLAIN_KIND, self._plain_key))
 
     def get(self, name: str) -> Any:
         found = self._compiled.get(name)
@@ -71,7 +73,8 @@ class Templates:
             except TemplateError:
                 pass  # reported, with the spec that needs it, when it is rendered
         if self._plain_safe != known:
-            store_text(self._plain_file, json.dumps(self._plain_safe, sort_keys=True))
+            verdicts = json.dumps(self._plain_safe, sort_keys=True).encode()
+            cache.store(PLAIN_KIND, self._plain_key, verdicts)
 
 
 def _fingerprint(template_dir: Path) -> tuple:
@@ -84,7 +87,7 @@ def _fingerprint(template_dir: Path) -> tuple:
     return tuple(sorted(found))
 
 
-def _digest(fingerprint: tuple) -> str:
+def _plain_key(fingerprint: tuple) -> str:
     from jinja2 import __version__ as jinja_version
 
     # the check's own code is part of the key: a changed check never reads old verdicts
@@ -93,10 +96,10 @@ def _digest(fingerprint: tuple) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
-def _read_json(path: Path) -> dict[str, bool]:
+def _verdicts(payload: bytes | None) -> dict[str, bool]:
     try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        loaded = json.loads(payload or b"{}")
+    except ValueError:
         return {}
     if not isinstance(loaded, dict):
         return {}
@@ -141,25 +144,27 @@ def _environment(template_dir: str, fingerprint: tuple) -> Any:
 
 
 def _bytecode_cache() -> Any:
-    from jinja2 import FileSystemBytecodeCache
+    from jinja2 import BytecodeCache
     from jinja2 import __version__ as jinja_version
 
-    class QuietBytecodeCache(FileSystemBytecodeCache):
-        """A cache that cannot be read or written is only slower."""
+    options = hashlib.sha256(ENVIRONMENT_OPTIONS.encode()).hexdigest()[:12]
+
+    class VerifiedBytecodeCache(BytecodeCache):
+        """Compiled templates kept in the modelgate cache (Jinja checks the source checksum
+        inside an entry; the cache checks the entry's seal and directory before that)."""
 
         def load_bytecode(self, bucket: Any) -> None:
-            with contextlib.suppress(OSError):
-                super().load_bytecode(bucket)
+            payload = cache.load(BYTECODE_KIND, self._key(bucket))
+            if payload is not None:
+                bucket.bytecode_from_string(payload)
 
         def dump_bytecode(self, bucket: Any) -> None:
-            with contextlib.suppress(OSError):
-                super().dump_bytecode(bucket)
+            cache.store(BYTECODE_KIND, self._key(bucket), bucket.bytecode_to_string())
 
-    options = hashlib.sha256(ENVIRONMENT_OPTIONS.encode()).hexdigest()[:12]
-    directory = cache_dir() / f"jinja-{jinja_version}-{options}"
-    with contextlib.suppress(OSError):
-        directory.mkdir(parents=True, exist_ok=True)
-    return QuietBytecodeCache(str(directory))
+        def _key(self, bucket: Any) -> str:
+            return f"{jinja_version}|{options}|{bucket.key}"
+
+    return VerifiedBytecodeCache()
 
 
 def _pbtxt_string(value: Any) -> str:
