@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -28,8 +29,9 @@ SETOSA = {
 }
 
 
-def engine_processes(root: Path) -> list[int]:
-    """PIDs of live processes whose command line mentions this scratch repository."""
+def engine_processes(root: Path, keepers: bool = False) -> list[int]:
+    """PIDs of live engine processes whose command line mentions this scratch repository
+    (with `keepers`, the keeper processes between modelgate and each engine as well)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -39,7 +41,8 @@ def engine_processes(root: Path) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if "mlserver" in cmdline and str(root) in cmdline and state != "Z":
+        engine = "mlserver" in cmdline and str(root) in cmdline and state != "Z"
+        if engine and (keepers or "keeper.py" not in cmdline):
             found.append(int(entry.name))
     return found
 
@@ -47,7 +50,7 @@ def engine_processes(root: Path) -> list[int]:
 @pytest.fixture
 def repo(scaffold: Scaffold):
     yield scaffold
-    leftovers = engine_processes(scaffold.root)
+    leftovers = engine_processes(scaffold.root, keepers=True)
     for pid in leftovers:  # clean up before failing, so one failure does not cascade
         os.kill(pid, signal.SIGKILL)
     assert leftovers == [], "an engine process outlived its deploy"
@@ -344,3 +347,35 @@ def test_endpoint_not_available_when_the_engine_crashes_after_ready(
     assert code == 1, out + err
     assert "smoke FAIL  setosa" in out
     assert "MG502 endpoint not available: the engine crashed" in err
+
+
+def test_the_engine_dies_with_a_killed_deploy_and_the_next_run_sweeps_its_workdir(
+    repo: Scaffold,
+) -> None:
+    """SIGKILL cannot be caught: the keeper between modelgate and the engine sees its pipe
+    close and stops the engine; the next deploy removes the work directory left behind."""
+    child = deploying(repo)
+    workdirs = sorted(Path(tempfile.gettempdir()).glob("modelgate-iris-*"))
+    ours = [w for w in workdirs if ((w / "keeper.pid").exists() and str(repo.root) in
+            (w / "server.log").read_text(errors="replace")) or engine_in(w, repo.root)]  # fmt: skip
+    child.kill()
+    child.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while engine_processes(repo.root, keepers=True) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert engine_processes(repo.root, keepers=True) == [], "the engine outlived its deploy"
+    assert ours and all(w.exists() for w in ours), "no work directory was left to sweep"
+    code, out, err = deploy(repo, str(repo.iris(name="sweeper")))
+    assert code == 0, out + err
+    assert not any(w.exists() for w in ours), "the next deploy left the leftovers in place"
+
+
+def engine_in(workdir: Path, root: Path) -> bool:
+    """Whether a live engine process runs with this work directory for this repository."""
+    for pid in engine_processes(root):
+        try:
+            if Path(f"/proc/{pid}/cwd").resolve() == workdir.resolve():
+                return True
+        except OSError:
+            continue
+    return False

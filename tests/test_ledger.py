@@ -64,7 +64,7 @@ def test_every_attempt_is_recorded_and_history_reads_it(repo: Scaffold) -> None:
         run_cli("--root", str(repo.root), "history", "iris", "--format", "json").out
     )
     assert as_json == records
-    assert engine_processes(repo.root) == []
+    assert engine_processes(repo.root, keepers=True) == []
 
 
 def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
@@ -98,7 +98,7 @@ def test_a_second_deploy_of_the_same_model_fails_clearly(repo: Scaffold) -> None
         )
     assert result.code == 1
     assert "MG507 model not deployed: another deploy of iris is in progress (pid" in result.err
-    assert engine_processes(repo.root) == []
+    assert engine_processes(repo.root, keepers=True) == []
     assert ledger.history(repo.root, "iris")[-1]["result"] == "failed"
 
 
@@ -120,7 +120,7 @@ def test_changed_since_picks_edited_specs_and_engine_templates(repo: Scaffold) -
     deployed = run_cli("--root", str(repo.root), "deploy", "--changed-since", "HEAD")
     assert deployed.code == 0, deployed.out + deployed.err
     assert "deployed iris in" in deployed.out
-    assert engine_processes(repo.root) == []
+    assert engine_processes(repo.root, keepers=True) == []
 
 
 def test_changed_since_an_unknown_ref_is_a_usage_error(repo: Scaffold) -> None:
@@ -210,7 +210,7 @@ def test_changed_since_counts_a_spec_whose_artifact_changed(repo: Scaffold) -> N
     deployed = run_cli("--root", str(repo.root), "deploy", "--changed-since", "HEAD")
     assert deployed.code == 0, deployed.out + deployed.err
     assert "deployed iris in" in deployed.out
-    assert engine_processes(repo.root) == []
+    assert engine_processes(repo.root, keepers=True) == []
 
 
 def test_affected_maps_a_changed_artifact_to_its_specs(repo: Scaffold) -> None:

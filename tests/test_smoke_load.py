@@ -26,7 +26,7 @@ def kept(scaffold: Scaffold):
     assert result.code == 0, result.out + result.err
     yield scaffold
     run_cli("--root", str(scaffold.root), "stop", "iris")
-    assert engine_processes(scaffold.root) == []
+    assert engine_processes(scaffold.root, keepers=True) == []
 
 
 def smoke(scaffold: Scaffold, *args: str):

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import paths
+
 LEDGER = Path(".modelgate") / "ledger.jsonl"
 
 
@@ -45,9 +47,9 @@ def record(root: Path, **fields: Any) -> Record:
         **fields,
     )
     path = root / LEDGER
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.make_dirs(path.parent, root)
     line = (json.dumps(asdict(entry), sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    descriptor = paths.open_for_write(path, root, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         os.write(descriptor, line)
         os.fsync(descriptor)
@@ -76,7 +78,9 @@ def read(root: Path, name: str | None = None) -> Ledger:
     """Records in the order they were written (all, or those of one model). A line that is
     not valid UTF-8, not JSON, or not a record with fields of the right types is skipped."""
     try:
-        lines = (root / LEDGER).read_bytes().split(b"\n")
+        lines = paths.read_bytes(root / LEDGER, root).split(b"\n")
+    except paths.LinkOut:
+        raise  # a finding, reported by the command; never an empty history
     except OSError:
         return Ledger()
     ledger = Ledger()

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..paths import LinkOut
 from ..report.output import Output
 from .common import EXIT_OK, EXIT_USAGE, root_of
 
@@ -30,6 +31,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         return EXIT_USAGE
     try:
         written = build(root, out)
+    except LinkOut:
+        raise  # a link in the repository: MG118, reported by the command line
     except OSError as exc:
         output.error(f"cannot write the catalog to {out}: {exc.strerror}")
         return EXIT_USAGE

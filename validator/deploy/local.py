@@ -59,6 +59,8 @@ from . import (
 from .net import answers_200, free_port, free_ports, port_free
 
 STATE_DIR = Path(".modelgate") / "run"
+KEEPER = Path(__file__).with_name("keeper.py")
+KEEPER_MARK = "keeper.pid"
 WORKDIR_PREFIX = "modelgate-"
 STATE_MAX_BYTES = 64 * 1024
 LOOPBACK_URL = re.compile(r"http://127\.0\.0\.1:[0-9]{1,5}")
@@ -134,6 +136,7 @@ def deploy(
     if problem:
         outcome.diagnostics.append(problem)
         return outcome
+    _sweep_leftovers()
     previous = _kept(root, name)
     server = None
     try:
@@ -286,6 +289,28 @@ def _own_workdir(workdir: str) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
 
 
+def _mark_keeper(workdir: Path, pid: int) -> None:
+    """Note in the work directory which process keeps its engine, for `_sweep_leftovers`."""
+    identity = _identity(pid)
+    if identity:
+        (workdir / KEEPER_MARK).write_text(f"{pid} {identity[0]}\n", encoding="ascii")
+
+
+def _sweep_leftovers() -> None:
+    """Remove work directories of engines that are gone without their deploy cleaning up
+    (modelgate was killed): their keeper is dead, so nothing uses them any more."""
+    for workdir in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        if not _own_workdir(str(workdir)):
+            continue
+        try:
+            pid, started = map(int, (workdir / KEEPER_MARK).read_text("ascii").split())
+        except (OSError, ValueError):
+            continue  # not started yet, or not ours to judge
+        identity = _identity(pid)
+        if identity is None or identity[0] != started:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _identity(pid: int) -> tuple[int, list[str]] | None:
     """(start time, command line) of a live process; None when there is none by that pid.
     Together they tell the process modelgate started from a later one given the same pid."""
@@ -306,6 +331,12 @@ def _identity(pid: int) -> tuple[int, list[str]] | None:
 class _Server:
     def __init__(self, process: subprocess.Popen[bytes], workdir: Path, endpoint: Endpoint) -> None:
         self.process, self.workdir, self.endpoint = process, workdir, endpoint
+
+    def keep(self) -> None:
+        """Tell the keeper this engine is kept: it then outlives the deploy."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(b"keep\n")
+        self.process.stdin.close()
 
     @property
     def log(self) -> Path:
@@ -333,6 +364,8 @@ class _Server:
         """A server that never served anyone but the smoke tests has nothing to drain: kill it
         outright (a graceful MLServer shutdown takes most of a second)."""
         process = self.process
+        with contextlib.suppress(OSError):
+            process.stdin.close()  # type: ignore[union-attr]
         _terminate(process.pid, lambda: process.poll() is None, graceful=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -443,15 +476,17 @@ def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic |
     env = {**os.environ, **{key: value.format(**fill) for key, value in engine.local_env.items()}}
     arguments = [argument.format(**fill) for argument in engine.local_command[1:]]
     with open(workdir / "server.log", "wb") as log:
+        # the keeper stops the engine when this pipe closes without `keep`: SIGKILL included
         process = subprocess.Popen(
-            [binary, *arguments],
+            [sys.executable, "-I", str(KEEPER), binary, *arguments],
             cwd=workdir,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _mark_keeper(workdir, process.pid)
     protocol = document.data["spec"]["engine"]["protocol"]
     endpoint = Endpoint(name, f"http://127.0.0.1:{http_port}", protocol, "local")
     return _Server(process, workdir, endpoint), None
@@ -491,6 +526,7 @@ def _promote(root: Path, server: _Server, previous: KeptServer | None) -> None:
         started,
         cmdline,
     )
+    server.keep()
     path = root / STATE_DIR / f"{state.name}.json"
     paths.make_dirs(path.parent, root)
     temporary = path.with_suffix(".tmp")
