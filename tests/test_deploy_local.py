@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from validator.deploy.net import free_port
+
 from .conftest import PROJECT, Scaffold, run_cli
 
 pytestmark = pytest.mark.engine
@@ -379,3 +381,21 @@ def engine_in(workdir: Path, root: Path) -> bool:
         except OSError:
             continue
     return False
+
+
+def test_a_kept_model_on_a_fixed_port_says_why_it_cannot_upgrade_in_place(
+    repo: Scaffold,
+) -> None:
+    port = free_port()
+    spec = repo.iris(**{"visibility: internal": f"visibility: internal\n    port: {port}"})
+    code, out, err = deploy(repo, str(spec), "--keep")
+    assert code == 0, out + err
+    try:
+        code, _, err = deploy(repo, str(spec), "--keep")
+        assert code == 1
+        assert "the kept deployment of iris holds port" in err
+        assert "remove spec.endpoint.port" in err
+        assert f"the previous deployment still serves at http://127.0.0.1:{port}" in err
+        assert infer(f"http://127.0.0.1:{port}")["outputs"][0]["data"] == [0]
+    finally:
+        assert run_cli("--root", str(repo.root), "stop", "iris").code == 0

@@ -123,6 +123,24 @@ def kept(root: Path, name: str) -> RunState | None:
     return None
 
 
+def fixed_port_held_by(document: Document, kept_url: str | None) -> Diagnostic | None:
+    """A kept deployment of this model listens on the spec's fixed port: blue/green starts
+    the new version beside the old one and retires the old one only after the new one
+    passed, which one fixed port cannot do. Say so instead of "port already in use"."""
+    port = (document.data["spec"].get("endpoint") or {}).get("port")
+    if port is None or not kept_url or not kept_url.endswith(f":{port}"):
+        return None
+    name = document.data["metadata"]["name"]
+    return document.finding(
+        ["spec", "endpoint", "port"],
+        PORT_TAKEN,
+        f"model not deployed: the kept deployment of {name} holds port {port}, and an upgrade "
+        "runs the new version beside the old one until it passes its smoke tests",
+        f"remove spec.endpoint.port (a free port is picked), or `modelgate stop {name}` "
+        "first and accept that the endpoint is down until the new version passes",
+    )
+
+
 def readiness_timeout(document: Document) -> float:
     return float((document.data["spec"].get("smoke") or {}).get("readinessTimeoutSeconds", 60))
 

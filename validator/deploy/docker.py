@@ -28,6 +28,7 @@ from . import (
     TARGET_UNSUPPORTED,
     Outcome,
     RunState,
+    fixed_port_held_by,
     interrupt,
     not_ready,
     readiness_timeout,
@@ -63,6 +64,11 @@ def deploy(
         outcome.diagnostics.append(problem)
         return outcome
     previous = _kept(client, name)
+    held = fixed_port_held_by(document, previous[0].labels.get(URL_LABEL) if previous else None)
+    if held:
+        outcome.diagnostics.append(held)
+        outcome.previous = previous[0].labels.get(URL_LABEL)
+        return outcome
     container = None
     try:
         image, problem = _pull(client, document)

@@ -51,6 +51,7 @@ from . import (
     TARGET_UNSUPPORTED,
     Outcome,
     RunState,
+    fixed_port_held_by,
     interrupt,
     not_ready,
     readiness_timeout,
@@ -138,6 +139,11 @@ def deploy(
         return outcome
     _sweep_leftovers()
     previous = _kept(root, name)
+    problem = fixed_port_held_by(document, previous.base_url if previous else None)
+    if problem:
+        outcome.diagnostics.append(problem)
+        outcome.previous = previous.base_url if previous else None
+        return outcome
     server = None
     try:
         server, problem = _start(document, root)
