@@ -96,3 +96,32 @@ def _types(node: Any) -> Any:
     if isinstance(node, list):
         return [_types(item) for item in node]
     return type(node).__name__
+
+
+def git(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+            "PATH": "/usr/bin:/bin:/usr/local/bin",
+            "HOME": str(root),
+        },
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def committed(scaffold: Scaffold) -> Scaffold:
+    """The scaffold as a git repository with the iris spec committed."""
+    git(scaffold.root, "init", "-q", "-b", "main")
+    scaffold.iris()
+    git(scaffold.root, "add", "-A")
+    git(scaffold.root, "commit", "-q", "-m", "iris")
+    return scaffold

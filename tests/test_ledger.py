@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -13,36 +12,13 @@ from validator.check import workspace
 from validator.deploy import changes
 from validator.deploy.lock import deploy_lock
 
-from .conftest import IRIS_ARTIFACT, Scaffold, run_cli
+from .conftest import IRIS_ARTIFACT, Scaffold, git, run_cli
 from .test_deploy_local import engine_processes
 
 
-def git(root: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={
-            "GIT_AUTHOR_NAME": "t",
-            "GIT_AUTHOR_EMAIL": "t@example.com",
-            "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@example.com",
-            "PATH": "/usr/bin:/bin:/usr/local/bin",
-            "HOME": str(root),
-        },
-    )
-    return done.stdout
-
-
 @pytest.fixture
-def repo(scaffold: Scaffold) -> Scaffold:
-    git(scaffold.root, "init", "-q", "-b", "main")
-    scaffold.iris()
-    git(scaffold.root, "add", "-A")
-    git(scaffold.root, "commit", "-q", "-m", "iris")
-    return scaffold
+def repo(committed: Scaffold) -> Scaffold:
+    return committed
 
 
 def test_every_attempt_is_recorded_and_history_reads_it(repo: Scaffold) -> None:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Scaffold, run_cli
-from .test_ledger import git
+from .conftest import Scaffold, git, run_cli
 
 
 def write_state(root: Path, stem: str, **fields: object) -> Path:
@@ -153,12 +152,8 @@ def test_a_damaged_state_file_is_reported(scaffold: Scaffold, text: str) -> None
 
 
 @pytest.fixture
-def repo(scaffold: Scaffold) -> Scaffold:
-    git(scaffold.root, "init", "-q", "-b", "main")
-    scaffold.iris()
-    git(scaffold.root, "add", "-A")
-    git(scaffold.root, "commit", "-q", "-m", "iris")
-    return scaffold
+def repo(committed: Scaffold) -> Scaffold:
+    return committed
 
 
 def test_a_committed_modelgate_directory_is_a_finding(repo: Scaffold) -> None:
