@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import validator.deploy as deploy_stage  # noqa: E402
 from validator import smoke  # noqa: E402
 from validator.check import workspace  # noqa: E402
-from validator.deploy import local  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TARGET_OVERHEAD = 0.10
@@ -62,11 +62,13 @@ def main() -> int:
     if deploy.returncode != 0:
         raise SystemExit(f"deploy failed:\n{deploy.stdout}{deploy.stderr}")
     try:
-        state = local.read_state(ROOT, "iris")
+        state = deploy_stage.kept(ROOT, "iris")
+        assert state is not None, "the kept deployment is not found"
         document = workspace.validate([ROOT / "models/iris.yaml"], ROOT).valid_documents()[0]
         first = document.data["spec"]["smoke"]["requests"][0]
         document.data["spec"]["smoke"]["requests"] = [first]
-        endpoint = smoke.Endpoint("iris", state.base_url, state.protocol, "local")
+        protocol = document.data["spec"]["engine"]["protocol"]
+        endpoint = smoke.Endpoint("iris", state.base_url, protocol, state.target)
         plain_loop(endpoint.inference_url, first["body"], 200)  # warm-up
         plain = statistics.median(plain_loop(endpoint.inference_url, first["body"], args.requests))
         report = smoke.load_check(document, endpoint, args.requests, 1)
