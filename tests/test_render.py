@@ -406,3 +406,21 @@ def test_compose_files_keep_dollar_signs_literal(scaffold: Scaffold) -> None:
     assert result.code == 0, result.out + result.err
     compose = (scaffold.root / "rendered/docker/iris/compose.yaml").read_text()
     assert 'GREETING: "$${HOME} and $$USER"' in compose
+
+
+def test_fractional_millicores_render_for_compose(scaffold: Scaffold) -> None:
+    """The schema allows `1.5m`; the compose file needs cores: it was an internal error."""
+    text = (scaffold.iris()).read_text()
+    spec = scaffold.iris(
+        **{
+            "    artifact: models/artifacts/iris/model.joblib\n": "    image: "
+            "registry.example.com/ml/iris@sha256:" + "b" * 64 + "\n",
+        }
+    )
+    limits = re.search(r"limits: \{cpu: \"?([0-9.]+m?)\"?", text)
+    assert limits, "the iris spec has no cpu limit to vary"
+    spec.write_text(spec.read_text().replace(limits[0], 'limits: {cpu: "1500.5m"'))
+    result = run_cli("--root", str(scaffold.root), "render", str(spec))
+    assert result.code == 0, result.out + result.err
+    compose = (scaffold.root / "rendered/docker/iris/compose.yaml").read_text()
+    assert 'cpus: "1.5005"' in compose

@@ -295,4 +295,4 @@ def _cpus(quantity: Any) -> str | None:
     if quantity is None:
         return None
     text = str(quantity)
-    return str(int(text[:-1]) / 1000) if text.endswith("m") else text
+    return str(float(text[:-1]) / 1000) if text.endswith("m") else text
