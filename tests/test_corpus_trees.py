@@ -1,5 +1,6 @@
 """The adversarial corpus of repository trees (tests/corpus/trees/): links among the files a
-pull request can change (rendered/, templates/, policies/, .modelgate/, artifacts). Each tree
+pull request can change (rendered/, templates/, policies/, .modelgate/, artifacts), and files
+among them that are not plain data (templates/values.yaml). Each tree
 is planted in a scaffold repository, each command is run, and none may read, print or write
 what a link points at outside the repository, nor fail with an internal error."""
 
@@ -23,6 +24,8 @@ def plant(scaffold: Scaffold, outside: Path, tree: dict[str, Any]) -> None:
     shutil.copytree(PROJECT / "policies", scaffold.root / "policies")
     if tree.get("render_first"):
         assert run_cli("--root", str(scaffold.root), "render").code == 0
+    for where, text in tree.get("files", {}).items():
+        (scaffold.root / where).write_text(text)
     for where, target in tree.get("links", {}).items():
         link = scaffold.root / where
         if link.is_dir() and not link.is_symlink():

@@ -43,6 +43,15 @@ class Diagnostic:
         return data
 
 
+class Refused(Exception):
+    """Input a stage cannot go on with, found where returning Diagnostics is not possible
+    (a repository-wide file read while setting up); the command reports them, exit 1."""
+
+    def __init__(self, summary: str, diagnostics: list[Diagnostic]) -> None:
+        super().__init__(summary)
+        self.diagnostics = diagnostics
+
+
 def error(path: str, line: int, col: int, rule: str, message: str, hint: str = "") -> Diagnostic:
     return Diagnostic(path, line, col, rule, Severity.ERROR, message, hint)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .. import paths
 from ..check import names
+from ..diagnostics import Refused
 from ..paths import LinkOut
 from ..report.output import Output
 from . import catalog, deploy, new, policies, render, smoke, validate
@@ -64,6 +65,10 @@ def _main(argv: Sequence[str] | None, output: Output) -> int:
     except KeyboardInterrupt:
         output.error("interrupted; everything it started was stopped")
         return 130
+    except Refused as exc:
+        output.diagnostics(exc.diagnostics)
+        output.error(f"{exc}: fix it first; nothing was rendered or deployed")
+        return EXIT_FINDINGS
     except LinkOut as exc:
         output.error(
             f"{paths.LINK_OUT} {exc}; nothing was read or written through it",

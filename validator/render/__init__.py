@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from .. import paths
+from ..check import load
 from ..check.load import Document
 from ..check.workspace import Validation
-from ..diagnostics import Diagnostic, Severity, error
+from ..diagnostics import Diagnostic, Refused, Severity, error
 from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
 from ..parallel import fork_map
 from . import encode, kube_schemas, readback, templates, view
@@ -92,7 +91,12 @@ def load_values(root: Path) -> dict[str, Any]:
             "targetRevision": "main",
             "storageInitializer": "",
         }
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader) or {}
+    # values come from the repository like specs do: the same refusals (aliases, tags,
+    # duplicate keys, numbers that are not finite), with positions
+    document, problems = load.load_file(path, f"{TEMPLATE_DIR}/{VALUES_FILE}")
+    if document is None or problems:
+        raise Refused(f"{TEMPLATE_DIR}/{VALUES_FILE} is not plain data", problems)
+    return document.data
 
 
 class Renderer:
