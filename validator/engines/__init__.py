@@ -63,6 +63,11 @@ class Engine:
     named_runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> what `new` names
     platforms: Mapping[str, str] = field(default_factory=dict)  # format -> Triton platform
     requirements: Mapping[str, str] = field(default_factory=dict)  # format -> Seldon capability
+    # the label its pods carry with the spec's name: what NetworkPolicies and
+    # PodDisruptionBudgets select (KServe labels an InferenceService's pods with its own)
+    pod_label: str = "app.kubernetes.io/name"
+    # the name of the pod port requests arrive at; empty: the container port's number
+    port_name: str = "http"
 
     @property
     def templates(self) -> tuple[str, ...]:
@@ -104,6 +109,35 @@ def engine_values(values: Mapping[str, Any], name: str) -> dict[str, Any]:
     by templates/values.yaml's engines.NAME."""
     record = ENGINES[name].values()
     return {**record, **(values.get("engines") or {}).get(name, {})}
+
+
+# What a server that speaks a protocol answers health checks at, when the engine's own record
+# does not say (a runtime's or a model image's server); {name} is the served model's name.
+PROTOCOL_HEALTH = {
+    "v2": ("/v2/health/live", "/v2/health/ready"),
+    "v1": ("/", "/v1/models/{name}"),
+    "openai": ("/health", "/health"),
+}
+
+
+@dataclass(frozen=True)
+class Health:
+    live: str
+    ready: str
+
+
+def health_paths(spec: Mapping[str, Any], name: str, values: Mapping[str, Any]) -> Health:
+    """The paths the serving container answers liveness and readiness at: templates/values.yaml's
+    engines.NAME.live/ready, else the engine record's for an engine with its own server image,
+    else the protocol's (a KServe runtime or a custom container serves what it speaks)."""
+    engine = ENGINES[spec["engine"]["name"]]
+    overrides = (values.get("engines") or {}).get(engine.name) or {}
+    if engine.image:
+        live, ready = engine.live, engine.ready
+    else:
+        live, ready = PROTOCOL_HEALTH[spec["engine"]["protocol"]]
+    live, ready = overrides.get("live", live), overrides.get("ready", ready)
+    return Health(live.replace("{name}", name), ready.replace("{name}", name))
 
 
 def runtime_for(spec: dict) -> str | None:

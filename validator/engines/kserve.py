@@ -8,7 +8,13 @@ ENGINE = Engine(
     formats=EVERY_FORMAT,
     protocols=("v2", "v1"),
     default_version="0.14.0",
-    cluster=("kserve/inferenceservice.yaml.j2",),
+    cluster=(
+        "kserve/inferenceservice.yaml.j2",
+        "_k8s/pdb.yaml.j2",
+        "_k8s/networkpolicy.yaml.j2",
+    ),
+    pod_label="serving.kserve.io/inferenceservice",
+    port_name="",
     # KServe picks a runtime by modelFormat when a spec names none; `new` names these
     named_runtimes={
         "sklearn": "kserve-sklearnserver",

@@ -57,7 +57,7 @@ def base(document: Document) -> dict[str, Any]:
         "source": document.path,
         "labels": dict(sorted(labels.items())),
         "annotations": dict(sorted(annotations.items())),
-        "selector": {"app.kubernetes.io/name": name},
+        "selector": {ENGINES[spec["engine"]["name"]].pod_label: name},
         "spec": spec,
         "model": spec["model"],
         "engine": spec["engine"],
@@ -98,6 +98,7 @@ def cluster(
         "image": _image(spec, defaults, values),
         "storage_uri": storage_uri(document, values),
         "port": endpoint.get("port") or defaults.get("port", 8080),
+        "traffic_ports": _traffic_ports(engine, spec, endpoint.get("port") or defaults["port"]),
         "live_path": defaults.get("live", "/v2/health/live"),
         "ready_path": defaults.get("ready", "/v2/health/ready"),
         "args": list(spec["engine"].get("args", [])),
@@ -217,6 +218,19 @@ def _image(spec: dict[str, Any], defaults: dict[str, Any], values: dict[str, Any
 
 def _mirrored(values: dict[str, Any], image: str) -> str:
     return f"{values['imageMirror'].rstrip('/')}/{image}"
+
+
+KNATIVE_QUEUE_PORT = 8012  # Serverless KServe pods receive requests through queue-proxy
+
+
+def _traffic_ports(engine: Engine, spec: dict[str, Any], port: int) -> list[str | int]:
+    """The pod ports inference requests arrive at, for the NetworkPolicy: the Deployment's
+    named port, or an InferenceService's container port (and Knative's queue-proxy)."""
+    if engine.port_name:
+        return [engine.port_name]
+    if spec["engine"].get("deploymentMode") == "Serverless":
+        return [port, KNATIVE_QUEUE_PORT]
+    return [port]
 
 
 def _env(variable: dict[str, Any]) -> dict[str, Any]:
