@@ -133,10 +133,10 @@ def _spec_findings(rule: Rule, document: Document, context: Context) -> Iterator
         return
     for failure in rule.require_validator.iter_errors(document.data):
         path = list(failure.absolute_path)
-        yield path, f"{rule.title} ({_detail(path, failure)})"
+        yield path, f"{rule.title} ({failure_detail(path, failure)})"
 
 
-def _detail(path: list[Any], failure: Any) -> str:
+def failure_detail(path: list[Any], failure: Any) -> str:
     if failure.validator == "required":
         missing = [name for name in failure.validator_value if name not in failure.instance]
         return f"{dotted([*path, missing[0]]) if missing else dotted(path)} is missing"
