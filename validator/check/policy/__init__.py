@@ -174,7 +174,13 @@ def _spec_findings(rule: Rule, document: Document, context: Context) -> Iterator
 
 def failure_detail(path: list[Any], failure: Any) -> str:
     if failure.validator == "required":
-        missing = [name for name in failure.validator_value if name not in failure.instance]
+        # jsonschema reports each missing property on its own: name the one this is about
+        missing = [
+            name
+            for name in failure.validator_value
+            if name not in failure.instance
+            and failure.message == f"{name!r} is a required property"
+        ] or [name for name in failure.validator_value if name not in failure.instance]
         return f"{dotted([*path, missing[0]]) if missing else dotted(path)} is missing"
     if isinstance(failure.instance, (dict, list)):
         return f"{dotted(path)}: {failure.message}"
