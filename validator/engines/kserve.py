@@ -2,6 +2,14 @@
 
 from . import EVERY_FORMAT, Engine
 
+# The keys under which an InferenceService component (predictor, transformer, explainer) names
+# its serving runtime's container: `model`, or in the older form the framework. KServe merges
+# each into the runtime's container, so each is a container the output rules judge.
+RUNTIME_CONTAINERS = (
+    "model", "sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch", "triton", "onnx",
+    "pmml", "paddle", "huggingface",
+)  # fmt: skip
+
 ENGINE = Engine(
     name="kserve",
     summary="KServe: an InferenceService on a serving runtime",

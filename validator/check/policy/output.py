@@ -25,6 +25,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from ...diagnostics import Severity
+from ...engines.kserve import RUNTIME_CONTAINERS
 from . import failure_detail
 from .rules import Policy, Rule
 
@@ -43,12 +44,6 @@ POD_SPECS: dict[str, tuple[tuple[str, ...], ...]] = {
     "InferenceService": (("spec", "predictor"), ("spec", "transformer"), ("spec", "explainer")),
 }
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
-# An InferenceService component names its serving runtime's container `model` (or, in the
-# older form, after the framework): a container merged into the runtime's
-RUNTIME_CONTAINERS = (
-    "model", "sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch", "triton", "onnx",
-    "pmml", "paddle", "huggingface",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
