@@ -11,7 +11,6 @@ spec's findings at once.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import PurePosixPath
 from typing import Any
 
 from ..check import compiled, load
@@ -88,5 +87,5 @@ class OutputPolicy:
 
 def environment_of(path: str, environments: Sequence[str]) -> list[str]:
     """rendered/ENV/NAME/FILE belongs to ENV; a spec's other files (compose) to all of its."""
-    parts = PurePosixPath(path).parts
-    return [parts[1]] if len(parts) > 1 and parts[1] in environments else list(environments)
+    parts = path.split("/", 2)
+    return [parts[1]] if len(parts) > 2 and parts[1] in environments else list(environments)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from functools import cached_property
 from typing import Any
 
 from ...diagnostics import Severity
@@ -54,12 +54,29 @@ class OutputObject:
     data: dict[str, Any]
     template: str = ""  # the template that produced it, e.g. vllm/deployment.yaml.j2
 
-    @property
+    @cached_property
     def kind(self) -> str:
-        if PurePosixPath(self.path).name == COMPOSE_FILE:
+        if self.path.rsplit("/", 1)[-1] == COMPOSE_FILE:
             return COMPOSE
         kind = self.data.get("kind")
         return kind if isinstance(kind, str) else ""
+
+    @cached_property
+    def pod_specs(self) -> list[tuple[JsonPath, dict[str, Any]]]:
+        """(path, pod spec) of each pod spec the object holds."""
+        found = []
+        for path in POD_SPECS.get(self.kind, ()):
+            node: Any = self.data
+            for part in path:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                found.append((list(path), node))
+        return found
+
+    @cached_property
+    def containers(self) -> list[tuple[JsonPath, dict[str, Any]]]:
+        """(path, container) of each container of each of its pod specs."""
+        return [found for path, pod in self.pod_specs for found in containers(self, path, pod)]
 
     @property
     def name(self) -> str:
@@ -130,25 +147,15 @@ def subjects(rule: Rule, obj: OutputObject) -> Iterator[tuple[JsonPath, Any]]:
         if subject == "object":
             yield [], obj.data
         elif subject == "podSpec":
-            yield from pod_specs(obj)
+            yield from obj.pod_specs
         elif subject == "container":
-            for path, pod in pod_specs(obj):
-                yield from containers(obj, path, pod)
+            yield from obj.containers
         elif subject == "composeService" and obj.kind == COMPOSE:
             services = obj.data.get("services")
             if isinstance(services, dict):
                 for name, service in services.items():
                     if isinstance(service, dict):
                         yield ["services", name], service
-
-
-def pod_specs(obj: OutputObject) -> Iterator[tuple[JsonPath, dict[str, Any]]]:
-    for path in POD_SPECS.get(obj.kind, ()):
-        node: Any = obj.data
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            yield list(path), node
 
 
 def containers(

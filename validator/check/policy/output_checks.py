@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ...engines import ENGINES, health_paths
-from .output import JsonPath, OutputContext, OutputObject, pod_specs, serving_container
+from .output import JsonPath, OutputContext, OutputObject, serving_container
 from .rules import Rule
 
 OutputCheck = Callable[
@@ -36,7 +36,7 @@ def serving_probes(
     for obj in objects:
         if rule.kinds is not None and obj.kind not in rule.kinds:
             continue
-        for path, pod in pod_specs(obj):
+        for path, pod in obj.pod_specs:
             found = serving_container(obj, path, pod)
             if found is None:
                 yield obj, path, f"{obj.kind} {obj.name} has no serving container"
