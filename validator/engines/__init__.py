@@ -43,7 +43,9 @@ class Engine:
     protocols: tuple[str, ...]  # v1, v2, openai
     default_version: str = ""
     versions: tuple[str, ...] = ()  # versions the built-in policy allows (shell patterns)
-    image: str = ""  # repository under values.imageMirror; {version} is filled in
+    # repository:tag under values.imageMirror, {version} filled in; rendered pinned by the
+    # digest templates/values.yaml's `images` holds for it (`modelgate images pin`)
+    image: str = ""
     port: int = 8080
     live: str = "/v2/health/live"
     ready: str = "/v2/health/ready"
@@ -59,6 +61,8 @@ class Engine:
     # given to the cluster templates as v.model_config; it needs the spec's tensor signature
     model_config: str = ""
     image_only: bool = False  # the model is an OCI image that serves itself
+    # an init container fetches storageUri with values.storageInitializer (pinned like `image`)
+    storage_initializer: bool = False
     runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> default runtime
     named_runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> what `new` names
     platforms: Mapping[str, str] = field(default_factory=dict)  # format -> Triton platform

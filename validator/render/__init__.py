@@ -19,6 +19,8 @@ is validation's follow stage), so that large repositories use every core once.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -31,7 +33,7 @@ from ..check.workspace import Validation
 from ..diagnostics import Diagnostic, Refused, Severity, error
 from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
 from ..parallel import fork_map
-from . import encode, kube_schemas, readback, templates, view
+from . import encode, images, kube_schemas, readback, templates, view
 from .sync import (
     ARGOCD,
     DRIFT,
@@ -47,7 +49,8 @@ from .sync import (
 # The stage's surface: render specs, then sync the files with rendered/ (sync.py).
 __all__ = [
     "DRIFT", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "links", "orphans",
-    "render_all", "render_document", "rendered_dir", "run", "scope", "write",
+    "render_all", "render_document", "rendered_dir", "run", "scope", "values_document",
+    "values_path", "write", "write_values",
 ]  # fmt: skip
 
 TEMPLATE_DIR = templates.TEMPLATE_DIR
@@ -78,11 +81,13 @@ def rendered_dir(target: str, name: str) -> PurePosixPath:
     return PurePosixPath(RENDERED_DIR, target, name)
 
 
+def values_path(root: Path) -> Path:
+    return root / TEMPLATE_DIR / VALUES_FILE
+
+
 def load_values(root: Path) -> dict[str, Any]:
-    path = root / TEMPLATE_DIR / VALUES_FILE
-    if paths.leads_out(path, root):
-        raise paths.LinkOut(path, root)
-    if not path.is_file():
+    document = values_document(root)
+    if document is None:
         return {
             "namespace": "{environment}",
             "imageMirror": "",
@@ -91,12 +96,43 @@ def load_values(root: Path) -> dict[str, Any]:
             "targetRevision": "main",
             "storageInitializer": "",
         }
+    return document.data
+
+
+def values_document(root: Path) -> Document | None:
+    """templates/values.yaml with positions; None when the repository has none."""
+    path = values_path(root)
+    if paths.leads_out(path, root):
+        raise paths.LinkOut(path, root)
+    if not path.is_file():
+        return None
     # values come from the repository like specs do: the same refusals (aliases, tags,
     # duplicate keys, numbers that are not finite), with positions
-    document, problems = load.load_file(path, f"{TEMPLATE_DIR}/{VALUES_FILE}")
+    shown = f"{TEMPLATE_DIR}/{VALUES_FILE}"
+    document, problems = load.load_file(path, shown)
     if document is None or problems:
-        raise Refused(f"{TEMPLATE_DIR}/{VALUES_FILE} is not plain data", problems)
-    return document.data
+        raise Refused(f"{shown} is not plain data", problems)
+    problems = images.check_values(document)
+    if problems:
+        raise Refused(f"{shown} names images that cannot be used as written", problems)
+    return document
+
+
+def write_values(root: Path, text: str) -> None:
+    """Replace templates/values.yaml with `text` (its byte-order mark, if any, kept), through
+    a temporary file beside it: a reader sees the old file or the new one, never half."""
+    path = values_path(root)
+    bom = "\ufeff" if paths.read_bytes(path, root).startswith(b"\xef\xbb\xbf") else ""
+    temporary = path.with_name(f".{VALUES_FILE}.{os.getpid()}.tmp")
+    descriptor = paths.open_for_write(temporary, root, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write((bom + text).encode("utf-8"))
+        os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 class Renderer:
@@ -221,9 +257,12 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
             _render_into(result, document, renderer, template, context, out_dir / _output(template))
     if local_only:
         return result
-    for environment in spec["environments"]:
-        if renderer.environment not in (None, environment):
-            continue
+    environments = [e for e in spec["environments"] if renderer.environment in (None, e)]
+    unpinned = images.unpinned(document, renderer.values) if environments else []
+    if unpinned:  # no manifest runs an engine image by tag
+        result.diagnostics.extend(unpinned)
+        return result
+    for environment in environments:
         out_dir = rendered_dir(environment, name)
         context = {"v": view.cluster(document, environment, renderer.values, shared)}
         if engine.model_config:

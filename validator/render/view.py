@@ -15,6 +15,7 @@ from typing import Any
 
 from ..check.load import Document
 from ..engines import ENGINES, Engine, engine_values, runtime_for
+from . import images
 
 MANAGED_BY = "modelgate"
 DEFAULT_USER = 10001
@@ -95,7 +96,7 @@ def cluster(
         **view,
         "environment": environment,
         "namespace": values["namespace"].format(environment=environment),
-        "image": _image(spec, defaults, values),
+        "image": _image(spec, values),
         "storage_uri": storage_uri(document, values),
         "port": endpoint.get("port") or defaults.get("port", 8080),
         "live_path": defaults.get("live", "/v2/health/live"),
@@ -120,7 +121,7 @@ def cluster(
         "model_ref": _model_ref(document, values),
         "model_file": Path(spec["model"].get("artifact", "model")).name or "model",
         "cache_size": values.get("modelCacheSize", "20Gi"),
-        "storage_initializer": _mirrored(values, values["storageInitializer"]),
+        **_storage_initializer(engine, values),
         "triton_outputs": _triton_tensors(spec, "outputs"),
     }
 
@@ -203,20 +204,21 @@ def _model_ref(document: Document, values: dict[str, Any]) -> str:
     )
 
 
-def _image(spec: dict[str, Any], defaults: dict[str, Any], values: dict[str, Any]) -> str:
+def _image(spec: dict[str, Any], values: dict[str, Any]) -> str:
+    """The spec's own image (judged by MG-SEC-001/002), else its engine's, pinned by digest."""
     if spec["engine"].get("image"):
         return spec["engine"]["image"]
     if spec["model"].get("image"):
         return spec["model"]["image"]
-    pattern = defaults.get("image", "")
-    if not pattern:
-        return ""
-    version = spec["engine"].get("version") or defaults.get("defaultVersion", "latest")
-    return _mirrored(values, pattern.format(version=version))
+    reference = images.engine_reference(spec, values)
+    return images.rendered_image(values, reference) if reference else ""
 
 
-def _mirrored(values: dict[str, Any], image: str) -> str:
-    return f"{values['imageMirror'].rstrip('/')}/{image}"
+def _storage_initializer(engine: Engine, values: dict[str, Any]) -> dict[str, str]:
+    """Only for the engines whose record says they fetch their model with it: a template of
+    another engine that used it would fail (StrictUndefined) instead of running it unpinned."""
+    reference = images.storage_reference(engine, values)
+    return {"storage_initializer": images.rendered_image(values, reference)} if reference else {}
 
 
 def _env(variable: dict[str, Any]) -> dict[str, Any]:
