@@ -215,7 +215,7 @@ def _get(
             with answer:
                 location = answer.headers.get("Location")
                 if answer.code not in _REDIRECTS or not location:
-                    return _Reply(answer.code, answer.headers, answer.read(MAX_ERROR_BYTES))
+                    return _Reply(answer.code, answer.headers, _error_body(answer))
             target = urllib.parse.urljoin(url, location)
             _require_secure(target, "redirect")
             if _authority(target) != _authority(url):
@@ -260,6 +260,14 @@ def _read(answer: http.client.HTTPResponse, limit: int, url: str) -> bytes:
     if len(body) > limit:
         raise RegistryError(f"{_authority(url)} sent more than {limit} bytes for {_short(url)}", "")
     return body
+
+
+def _error_body(answer: urllib.error.HTTPError) -> bytes:
+    """What an error answer says, if it can be read: the status alone must still count."""
+    try:
+        return answer.read(MAX_ERROR_BYTES)
+    except (OSError, http.client.HTTPException):
+        return b""
 
 
 def _registry_message(body: bytes) -> str:
