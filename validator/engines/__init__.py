@@ -31,6 +31,13 @@ WORKLOAD = (
 EVERY_FORMAT = (
     "sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "huggingface", "custom",
 )  # fmt: skip
+# The health paths each inference protocol defines (server liveness, model readiness): what a
+# custom container speaking that protocol answers. {name} is the model's name.
+PROTOCOL_HEALTH = {
+    "v2": ("/v2/health/live", "/v2/health/ready"),
+    "v1": ("/", "/v1/models/{name}"),
+    "openai": ("/health", "/health"),  # vLLM, TGI, llama.cpp: unauthenticated, unlike /v1/models
+}
 COMPOSE_TEMPLATE = "docker/compose.yaml.j2"
 APPLICATIONSET_TEMPLATE = "argocd/applicationset.yaml.j2"
 
@@ -47,6 +54,7 @@ class Engine:
     # digest templates/values.yaml's `images` holds for it (`modelgate images pin`)
     image: str = ""
     port: int = 8080
+    metrics_port: int = 0  # where Prometheus metrics are served, when not on `port`
     live: str = "/v2/health/live"
     ready: str = "/v2/health/ready"
     llm: bool = False  # a large language model server: GPUs, large pods, slow to load
@@ -67,6 +75,8 @@ class Engine:
     named_runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> what `new` names
     platforms: Mapping[str, str] = field(default_factory=dict)  # format -> Triton platform
     requirements: Mapping[str, str] = field(default_factory=dict)  # format -> Seldon capability
+    # environment the server needs in clusters (caches on its writable volumes, no telemetry)
+    cluster_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def templates(self) -> tuple[str, ...]:
@@ -108,6 +118,20 @@ def engine_values(values: Mapping[str, Any], name: str) -> dict[str, Any]:
     by templates/values.yaml's engines.NAME."""
     record = ENGINES[name].values()
     return {**record, **(values.get("engines") or {}).get(name, {})}
+
+
+def health_paths(
+    spec: Mapping[str, Any], name: str, values: Mapping[str, Any]
+) -> tuple[str, str]:
+    """(liveness, readiness) paths of the server that serves `spec` in a cluster: the engine
+    record's (as templates/values.yaml may override them), or, for a model image serving
+    itself, those of the protocol it speaks."""
+    engine = ENGINES[spec["engine"]["name"]]
+    if engine.image_only or "image" in spec["model"]:
+        live, ready = PROTOCOL_HEALTH[spec["engine"]["protocol"]]
+        return live, ready.format(name=name)
+    defaults = engine_values(values, engine.name)
+    return defaults["live"], defaults["ready"]
 
 
 def runtime_for(spec: dict) -> str | None:

@@ -15,4 +15,6 @@ ENGINE = Engine(
     ready="/health",
     llm=True,
     cluster=("tgi/deployment.yaml.j2", *WORKLOAD),
+    # the root filesystem is read-only: weights go to the cache volume mounted at /data
+    cluster_env={"HF_HOME": "/data", "USAGE_STATS": "off"},
 )

@@ -11,6 +11,7 @@ ENGINE = Engine(
     versions=("2*.*",),
     image="nvidia/tritonserver:{version}-py3",
     port=8000,
+    metrics_port=8002,
     cluster=("triton/deployment.yaml.j2", "triton/configmap.yaml.j2", *WORKLOAD),
     model_config="triton/config.pbtxt.j2",
     storage_initializer=True,

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..check.load import Document
-from ..engines import ENGINES, Engine, engine_values, runtime_for
+from ..engines import ENGINES, PROTOCOL_HEALTH, Engine, engine_values, health_paths, runtime_for
 from . import images
 
 MANAGED_BY = "modelgate"
@@ -92,6 +92,7 @@ def cluster(
     scaling = spec.get("scaling", {})
     low = scaling.get("minReplicas", 1)
     endpoint = spec.get("endpoint", {})
+    live_path, ready_path = health_paths(spec, view["name"], values)
     return {
         **view,
         "environment": environment,
@@ -99,10 +100,10 @@ def cluster(
         "image": _image(spec, values),
         "storage_uri": storage_uri(document, values),
         "port": endpoint.get("port") or defaults.get("port", 8080),
-        "live_path": defaults.get("live", "/v2/health/live"),
-        "ready_path": defaults.get("ready", "/v2/health/ready"),
+        "live_path": live_path,
+        "ready_path": ready_path,
         "args": list(spec["engine"].get("args", [])),
-        "env": [_env(variable) for variable in spec["engine"].get("env", [])],
+        "env": _cluster_env(engine, spec["engine"].get("env", [])),
         "resources": _resources(spec.get("resources", {})),
         "min_replicas": low,
         "max_replicas": max(scaling.get("maxReplicas", low), low),
@@ -120,6 +121,9 @@ def cluster(
         "triton_inputs": _triton_tensors(spec, "inputs"),
         "model_ref": _model_ref(document, values),
         "model_file": Path(spec["model"].get("artifact", "model")).name or "model",
+        "model_dir": f"/models/{view['name']}/1",
+        "metrics_port": engine.metrics_port,
+        "egress": _egress(spec, values),
         "cache_size": values.get("modelCacheSize", "20Gi"),
         **_storage_initializer(engine, values),
         "triton_outputs": _triton_tensors(spec, "outputs"),
@@ -144,11 +148,8 @@ def docker(document: Document, shared: dict[str, Any] | None = None) -> dict[str
             v["name"]: v["value"] for v in spec["engine"].get("env", []) if "value" in v
         },
         "secrets": sorted(v["name"] for v in spec["engine"].get("env", []) if "valueFrom" in v),
-        "ready_path": READY_PATHS.get(spec["engine"]["protocol"], "/v2/health/ready"),
+        "ready_path": PROTOCOL_HEALTH[spec["engine"]["protocol"]][1].format(name=view["name"]),
     }
-
-
-READY_PATHS = {"v2": "/v2/health/ready", "v1": "/", "openai": "/health"}
 
 
 def for_compose(value: Any) -> Any:
@@ -219,6 +220,34 @@ def _storage_initializer(engine: Engine, values: dict[str, Any]) -> dict[str, st
     another engine that used it would fail (StrictUndefined) instead of running it unpinned."""
     reference = images.storage_reference(engine, values)
     return {"storage_initializer": images.rendered_image(values, reference)} if reference else {}
+
+
+def _cluster_env(engine: Engine, variables: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The engine's own environment (where its caches go), then the spec's, which wins."""
+    named = {variable["name"] for variable in variables}
+    own = [{"name": k, "value": v} for k, v in engine.cluster_env.items() if k not in named]
+    return own + [_env(variable) for variable in variables]
+
+
+# Where a server that fetches its model may connect: cluster DNS always; HTTPS anywhere but
+# the cloud metadata service when it downloads an artifact (templates/values.yaml `egress`
+# narrows it to the stores' address ranges).
+DNS_PEERS = [
+    {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+    }
+]
+ARTIFACT_PEERS = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}]
+
+
+def _egress(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    chosen = values.get("egress") or {}
+    downloads = "artifact" in spec["model"]
+    return {
+        "dns": chosen.get("dns", DNS_PEERS),
+        "artifacts": chosen.get("artifacts", ARTIFACT_PEERS) if downloads else [],
+    }
 
 
 def _env(variable: dict[str, Any]) -> dict[str, Any]:
