@@ -15,4 +15,7 @@ ENGINE = Engine(
     ready="/health",
     llm=True,
     cluster=("vllm/deployment.yaml.j2", *WORKLOAD),
+    # the OpenAI server checks `Authorization: Bearer KEY` on /v1 (health stays open)
+    api_key_env="VLLM_API_KEY",
+    api_key_since="0.3.0",
 )

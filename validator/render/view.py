@@ -13,7 +13,9 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..check import exposure
 from ..check.load import Document
+from ..check.platform import Platform, from_values
 from ..engines import ENGINES, Engine, engine_values, runtime_for
 
 MANAGED_BY = "modelgate"
@@ -83,7 +85,9 @@ def cluster(
     environment: str,
     values: dict[str, Any],
     shared: dict[str, Any] | None = None,
+    platform: Platform | None = None,
 ) -> dict[str, Any]:
+    """`platform` is what values declares for endpoint exposure, when the caller has it."""
     spec = document.data["spec"]
     view = shared or base(document)
     engine = ENGINES[spec["engine"]["name"]]
@@ -91,6 +95,7 @@ def cluster(
     scaling = spec.get("scaling", {})
     low = scaling.get("minReplicas", 1)
     endpoint = spec.get("endpoint", {})
+    exposed = exposure.plan(spec, view["name"], environment, platform or from_values(values))
     return {
         **view,
         "environment": environment,
@@ -101,7 +106,8 @@ def cluster(
         "live_path": defaults.get("live", "/v2/health/live"),
         "ready_path": defaults.get("ready", "/v2/health/ready"),
         "args": list(spec["engine"].get("args", [])),
-        "env": [_env(variable) for variable in spec["engine"].get("env", [])],
+        # the API key the engine checks (auth.type apiKey) comes from auth.secretRef
+        "env": [_env(variable) for variable in spec["engine"].get("env", [])] + exposed["env"],
         "resources": _resources(spec.get("resources", {})),
         "min_replicas": low,
         "max_replicas": max(scaling.get("maxReplicas", low), low),
@@ -110,7 +116,7 @@ def cluster(
         "canary": spec.get("rollout", {}).get("canaryTrafficPercent"),
         "deployment_mode": spec["engine"].get("deploymentMode", "RawDeployment"),
         "service_account": spec.get("serviceAccountName"),
-        "public": endpoint.get("visibility") == "public",
+        "exposure": exposed,
         "pod_security": _pod_security(spec.get("security", {})),
         "container_security": _container_security(spec.get("security", {})),
         "seldon_requirements": _seldon_requirements(engine, spec),
