@@ -3,6 +3,7 @@ templates/values.yaml declares, or validation refuses it at the setting's file:l
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -11,6 +12,7 @@ import yaml
 
 from validator import render
 from validator.check import load, workspace
+from validator.render import kube_schemas
 
 from .conftest import PROJECT, Scaffold, assert_both_parsers_agree, run_cli
 
@@ -56,6 +58,14 @@ def test_the_public_chat_assistant_gets_an_ingress_with_its_host_and_tls(rendere
         assert path["backend"] == {"service": {"name": "chat-assistant", "port": {"name": "http"}}}
         service = rendered[f"{environment}/chat-assistant/service.yaml"]
         assert service["spec"]["ports"][0]["name"] == "http"
+
+
+def test_the_ingress_is_checked_against_the_strict_kubernetes_schema(rendered: dict) -> None:
+    ingress = copy.deepcopy(rendered["production/chat-assistant/ingress.yaml"])
+    assert kube_schemas.check(ingress, kube_schemas.Schemas()) == (None, True)
+    ingress["spec"]["ingressClass"] = "nginx"  # a typo an unchecked manifest would keep
+    problem, found = kube_schemas.check(ingress, kube_schemas.Schemas())
+    assert found and "ingressClass" in str(problem)
 
 
 def test_a_public_endpoint_admits_the_ingress_controller_only(rendered: dict) -> None:
