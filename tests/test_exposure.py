@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import yaml
 
-from validator import render
+from validator import render, smoke
 from validator.check import load, workspace
 from validator.render import kube_schemas
 
@@ -445,6 +447,41 @@ def test_the_compose_file_says_it_is_loopback_only(rendered: dict) -> None:
     assert rendered["docker/churn-kserve/compose.yaml"]["services"]["model"]["ports"] == [
         "127.0.0.1:8080:8080"
     ]
+
+
+def test_smoke_requests_carry_the_api_key_the_engine_checks() -> None:
+    """The kubernetes target sends the key from auth.secretRef (read with kubectl, which
+    needs a cluster); here a real server that refuses requests without it, as vLLM does."""
+
+    class Engine(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            good = self.headers.get("Authorization") == "Bearer k3y"
+            answer = b'{"choices": []}' if good else b'{"error": "Unauthorized"}'
+            self.send_response(200 if good else 401)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Engine)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        text = (MODELS / "chat-assistant.yaml").read_text(encoding="utf-8")
+        document, _ = load.load_text(text, "models/chat-assistant.yaml")
+        assert document is not None
+        url = f"http://127.0.0.1:{server.server_port}"
+        endpoint = smoke.Endpoint("chat-assistant", url, "openai", "kubernetes")
+        [refused] = smoke.run(document, endpoint)
+        assert refused.status == 401 and not refused.passed
+        [answered] = smoke.run(document, endpoint, {"Authorization": "Bearer k3y"})
+        assert answered.status == 200 and answered.passed, answered.diagnostics
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # -- helpers -------------------------------------------------------------------------------------
