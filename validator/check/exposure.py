@@ -160,7 +160,7 @@ def _workload(
     return found + _mesh_auth(document, endpoint, platform)
 
 
-def _public_ingress(document: Document, endpoint: Endpoint, platform: Platform) -> list:
+def _public_ingress(document: Document, endpoint: Endpoint, platform: Platform) -> list[Diagnostic]:
     if platform.ingress is None:
         return [
             _not_provided(
