@@ -20,13 +20,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# What every Deployment-based engine renders besides its workload.
+# The service mesh's policies for a model's pods (Istio): each renders only where its
+# spec.endpoint asks for it and templates/values.yaml declares the mesh (check/exposure.py).
+MESH = (
+    "_k8s/peerauthentication.yaml.j2",
+    "_k8s/requestauthentication.yaml.j2",
+    "_k8s/authorizationpolicy.yaml.j2",
+)
+# What every Deployment-based engine renders besides its workload (the Ingress only for a
+# public endpoint).
 WORKLOAD = (
     "_k8s/service.yaml.j2",
     "_k8s/hpa.yaml.j2",
     "_k8s/pdb.yaml.j2",
     "_k8s/networkpolicy.yaml.j2",
+    "_k8s/ingress.yaml.j2",
+    *MESH,
 )
+# How spec.endpoint becomes resources (check/exposure.py): a Deployment-based engine's own
+# Service, Ingress, NetworkPolicy and mesh policies; an InferenceService behind KServe's
+# ingress; or a Seldon Core v2 Model behind the servers and mesh every model shares.
+BY_WORKLOAD, BY_INFERENCE_SERVICE, BY_SELDON = "workload", "inference-service", "seldon"
 # spec.model.format's values (the schema's enum; a test keeps them equal)
 EVERY_FORMAT = (
     "sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "huggingface", "custom",
@@ -77,6 +91,11 @@ class Engine:
     requirements: Mapping[str, str] = field(default_factory=dict)  # format -> Seldon capability
     # environment the server needs in clusters (caches on its writable volumes, no telemetry)
     cluster_env: Mapping[str, str] = field(default_factory=dict)
+    exposure: str = BY_WORKLOAD  # how its spec.endpoint is honoured (see BY_WORKLOAD)
+    # The environment variable through which the engine itself refuses requests without the
+    # API key (auth.type apiKey), and its first version that does; "" where it cannot.
+    api_key_env: str = ""
+    api_key_since: str = ""
 
     @property
     def templates(self) -> tuple[str, ...]:

@@ -22,4 +22,7 @@ ENGINE = Engine(
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": "1",
     },
+    # the OpenAI server checks `Authorization: Bearer KEY` on /v1 (health stays open)
+    api_key_env="VLLM_API_KEY",
+    api_key_since="0.3.0",
 )

@@ -10,7 +10,8 @@ reaches them through `tojson` (or `toyaml`, which encodes every scalar the same 
 rendered file is read back and checked (Kubernetes schemas, CRD schemas, Triton's config
 grammar) before it is written: by yaml-rs where the template's own text reads the same under
 YAML 1.1 and 1.2 (see plain), else by the strict loader. Output is deterministic: sorted
-keys, no timestamps, LF endings.
+keys, no timestamps, LF endings. A template whose output is only whitespace makes no file:
+resources only some specs need (an Ingress, a mesh policy) wrap their whole text in one `if`.
 
 `modelgate render` renders each spec in the worker process that validated it (the Renderer
 is validation's follow stage), so that large repositories use every core once.
@@ -29,6 +30,7 @@ from typing import Any
 from .. import paths
 from ..check import load
 from ..check.load import Document
+from ..check.platform import from_values
 from ..check.workspace import Validation
 from ..diagnostics import Diagnostic, Refused, Severity, error
 from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
@@ -150,6 +152,7 @@ class Renderer:
         self.root = root
         self.schemas = schemas or kube_schemas.Schemas()
         self.values = load_values(root) if values is None else values
+        self.platform = from_values(self.values)  # what spec.endpoint may ask of the clusters
         self.templates = templates.Templates(root)
         # only this environment's manifests and ApplicationSet, no local or docker files
         self.environment = environment
@@ -264,7 +267,9 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
         return result
     for environment in environments:
         out_dir = rendered_dir(environment, name)
-        context = {"v": view.cluster(document, environment, renderer.values, shared)}
+        context = {
+            "v": view.cluster(document, environment, renderer.values, shared, renderer.platform)
+        }
         if engine.model_config:
             _render_model_config(result, document, renderer, engine.model_config, context)
         for template in engine.cluster:
@@ -324,6 +329,8 @@ def _render_into(
     source = document.path if document else str(output)
     text = _render_text(result, source, renderer, template, context)
     if text is None:
+        return
+    if not text.strip():  # a resource this spec does not need (an Ingress, a mesh policy)
         return
     text = text.rstrip("\n") + "\n"
     problem, unchecked = _parse_back(

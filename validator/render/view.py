@@ -13,7 +13,9 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..check import exposure
 from ..check.load import Document
+from ..check.platform import Platform, from_values
 from ..engines import ENGINES, PROTOCOL_HEALTH, Engine, engine_values, health_paths, runtime_for
 from . import images
 
@@ -84,7 +86,9 @@ def cluster(
     environment: str,
     values: dict[str, Any],
     shared: dict[str, Any] | None = None,
+    platform: Platform | None = None,
 ) -> dict[str, Any]:
+    """`platform` is what values declares for endpoint exposure, when the caller has it."""
     spec = document.data["spec"]
     view = shared or base(document)
     engine = ENGINES[spec["engine"]["name"]]
@@ -93,6 +97,7 @@ def cluster(
     low = scaling.get("minReplicas", 1)
     endpoint = spec.get("endpoint", {})
     live_path, ready_path = health_paths(spec, view["name"], values)
+    exposed = exposure.plan(spec, view["name"], environment, platform or from_values(values))
     return {
         **view,
         "environment": environment,
@@ -103,7 +108,9 @@ def cluster(
         "live_path": live_path,
         "ready_path": ready_path,
         "args": list(spec["engine"].get("args", [])),
-        "env": _cluster_env(engine, spec["engine"].get("env", [])),
+        # the engine's own environment, then the spec's; the API key the engine checks
+        # (auth.type apiKey) comes from auth.secretRef
+        "env": _cluster_env(engine, spec["engine"].get("env", [])) + exposed["env"],
         "resources": _resources(spec.get("resources", {})),
         "min_replicas": low,
         "max_replicas": max(scaling.get("maxReplicas", low), low),
@@ -112,7 +119,7 @@ def cluster(
         "canary": spec.get("rollout", {}).get("canaryTrafficPercent"),
         "deployment_mode": spec["engine"].get("deploymentMode", "RawDeployment"),
         "service_account": spec.get("serviceAccountName"),
-        "public": endpoint.get("visibility") == "public",
+        "exposure": exposed,
         "pod_security": _pod_security(spec.get("security", {})),
         "container_security": _container_security(spec.get("security", {})),
         "seldon_requirements": _seldon_requirements(engine, spec),
