@@ -73,15 +73,15 @@ def test_output_rule_examples(rule_id: str, kind: str, index: int) -> None:
 
 
 def test_health_paths_come_from_values_the_record_or_the_protocol() -> None:
-    def spec(engine: str, protocol: str) -> dict[str, Any]:
-        return {"engine": {"name": engine, "protocol": protocol}}
+    def spec(engine: str, protocol: str, model: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"engine": {"name": engine, "protocol": protocol}, "model": model or {}}
 
-    assert health_paths(spec("vllm", "openai"), "m", {}).ready == "/health"
-    assert health_paths(spec("triton", "v2"), "m", {}).live == "/v2/health/live"
-    v1 = health_paths(spec("docker", "v1"), "churn", {})
-    assert (v1.live, v1.ready) == ("/", "/v1/models/churn")
-    overridden = health_paths(spec("kserve", "v2"), "m", {"engines": {"kserve": {"ready": "/r"}}})
-    assert (overridden.live, overridden.ready) == ("/v2/health/live", "/r")
+    assert health_paths(spec("vllm", "openai"), "m", {})[1] == "/health"
+    assert health_paths(spec("triton", "v2"), "m", {})[0] == "/v2/health/live"
+    image = {"image": "registry.example.com/churn" + DIGEST}
+    assert health_paths(spec("docker", "v1", image), "churn", {}) == ("/", "/v1/models/churn")
+    overridden = {"engines": {"kserve": {"ready": "/r"}}}
+    assert health_paths(spec("kserve", "v2"), "m", overridden) == ("/v2/health/live", "/r")
 
 
 # --- the render stage -------------------------------------------------------------------------

@@ -60,7 +60,12 @@ def copy_project(tmp_path: Path) -> Path:
 def test_every_target_of_every_example_validates(schemas: kube_schemas.Schemas) -> None:
     rendering = render.render_all(project_documents(), PROJECT, schemas)
     assert rendering.diagnostics == []
-    assert rendering.unchecked == set(), "every kind was checked against a real schema"
+    # the Istio policies' CRDs are not among the test data: reported unchecked (MG405), and
+    # their fields are asserted in tests/test_exposure.py
+    assert rendering.unchecked == {
+        f"security.istio.io/v1 {kind}"
+        for kind in ("PeerAuthentication", "RequestAuthentication", "AuthorizationPolicy")
+    }, "every other kind was checked against a real schema"
     kinds = {
         yaml.safe_load(f.content).get("kind")
         for f in rendering.files
@@ -75,6 +80,7 @@ def test_every_target_of_every_example_validates(schemas: kube_schemas.Schemas) 
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
         "NetworkPolicy",
+        "Ingress",
         "ApplicationSet",
     }
 

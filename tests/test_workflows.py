@@ -435,6 +435,9 @@ def test_kind_job_runs_the_suite_against_a_cluster_with_the_kserve_crds(
     assert any(u.startswith(CLUSTER_ACTION) for u in uses(job))
     crds = job_step(job, "kubectl apply")
     assert "serving.kserve.io_inferenceservices.yaml" in crds["run"]
+    # mesh endpoints render security.istio.io policies: the cluster must accept them
+    assert "crd-all.gen.yaml" in crds["run"]
+    assert "crd/requestauthentications.security.istio.io" in crds["run"]
     assert "--server-side" in crds["run"]
     tests = job_step(job, "make test")
     assert "KUBECONFIG" in tests["env"]

@@ -11,6 +11,7 @@ import math
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,18 +71,29 @@ class Response:
     failure: str = ""
 
 
-def run(document: Document, endpoint: Endpoint) -> list[SmokeResult]:
+def run(
+    document: Document, endpoint: Endpoint, headers: Mapping[str, str] | None = None
+) -> list[SmokeResult]:
+    """`headers` go with every request: an API key the engine checks, for instance."""
     smoke = document.data["spec"].get("smoke") or {}
     return [
-        _run_one(document, endpoint, index, request)
+        _run_one(document, endpoint, index, request, headers or {})
         for index, request in enumerate(smoke.get("requests", []))
     ]
 
 
-def post_json(url: str, body: Any, timeout: float = DEFAULT_TIMEOUT_S) -> Response:
+def post_json(
+    url: str,
+    body: Any,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     data = json.dumps(body).encode("utf-8")
     request = urllib.request.Request(
-        url, data=data, method="POST", headers={"Content-Type": "application/json"}
+        url,
+        data=data,
+        method="POST",
+        headers={**(headers or {}), "Content-Type": "application/json"},
     )
     started = time.perf_counter()
     try:
@@ -98,11 +110,15 @@ def post_json(url: str, body: Any, timeout: float = DEFAULT_TIMEOUT_S) -> Respon
 
 
 def _run_one(
-    document: Document, endpoint: Endpoint, index: int, request: dict[str, Any]
+    document: Document,
+    endpoint: Endpoint,
+    index: int,
+    request: dict[str, Any],
+    headers: Mapping[str, str],
 ) -> SmokeResult:
     where = ["spec", "smoke", "requests", index]
     url = endpoint.base_url + request["path"] if "path" in request else endpoint.inference_url
-    response = post_json(url, request["body"])
+    response = post_json(url, request["body"], headers=headers)
     result = SmokeResult(request["name"], response.status, response.latency_ms)
 
     def fail(path: list[str | int], message: str, hint: str = "") -> None:

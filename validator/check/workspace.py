@@ -1,7 +1,7 @@
 """The validate stage over a set of files: find the specs under models/ (never through a link
-out of the repository), then load -> schema -> names -> policy for each, in worker processes
-when there are many, with an optional follow stage (render) run on each valid spec in the
-worker that checked it."""
+out of the repository), then load -> schema -> names -> endpoint exposure -> policy for each,
+in worker processes when there are many, with an optional follow stage (render) run on each
+valid spec in the worker that checked it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .. import parallel
 from ..codes import BUILTIN_RULES
 from ..diagnostics import Diagnostic, RuleInfo, error, has_errors
 from ..git import run_git
-from . import artifacts, load, names, schema
+from . import artifacts, exposure, load, names, platform, schema
 
 SPEC_DIR = "models"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -107,7 +107,10 @@ def validate(
         if problems:
             result.diagnostics.extend(problems)
             result.policy = None
-    check = _FileCheck(root, result.policy, environment, follow)
+    # what the clusters offer for spec.endpoint: read once, for every spec
+    declared, problems = platform.read(root)
+    result.diagnostics.extend(problems)
+    check = _FileCheck(root, result.policy, environment, follow, declared)
     checked = parallel.fork_map(check, list(files), PARALLEL_FROM)
     policy_findings: list[Diagnostic] = []
     for document, problems, findings, followed in checked:
@@ -159,6 +162,7 @@ class _FileCheck:
     policy: Any
     environment: str | None
     follow: Callable[[load.Document], Any] | None = None
+    offered: platform.Platform | None = None  # None: templates/values.yaml was refused
 
     def __call__(self, path: Path) -> tuple[load.Document | None, list[Diagnostic], list, Any]:
         shown = display_path(path, self.root)
@@ -178,6 +182,8 @@ class _FileCheck:
         if any(d.severity.value == "error" for d in problems):
             return document, problems, [], None
         problems.extend(artifacts.check(document, self.root))
+        if self.offered is not None:
+            problems.extend(exposure.check(document, self.offered))
         findings = []
         if self.policy is not None:
             from . import policy

@@ -96,6 +96,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
                 f"{args.changed_since}"
             )
             return EXIT_OK
+    if args.target in deploy.LOOPBACK_TARGETS:
+        _say_exposure_is_left_out(output, documents, args.target)
     done: list[Outcome] = []
 
     def each(outcome: Outcome) -> None:
@@ -120,6 +122,19 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if len(outcomes) > 1:
         _show_summary(output, outcomes)
     return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FINDINGS
+
+
+def _say_exposure_is_left_out(output: Output, documents: list, target: str) -> None:
+    from ..deploy import exposure_not_applied
+
+    for document in documents:
+        left_out = exposure_not_applied(document)
+        if left_out:
+            output.line(
+                f"note: {document.data['metadata']['name']}: the {target} target serves on "
+                f"127.0.0.1 over plain HTTP without authentication, for tests; "
+                f"spec.endpoint {', '.join(left_out)} apply on Kubernetes (rendered/)"
+            )
 
 
 def _changed(root: Any, documents: list, ref: str, output: Output) -> list | None:

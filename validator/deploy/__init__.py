@@ -49,6 +49,24 @@ class Outcome:
         return self.endpoint is not None and not self.diagnostics
 
 
+LOOPBACK_TARGETS = ("local", "docker")
+
+
+def exposure_not_applied(document: Document) -> list[str]:
+    """The spec.endpoint settings the local and docker targets leave out: they serve on
+    127.0.0.1 over plain HTTP, without authentication, for tests (the rendered cluster
+    manifests carry the settings)."""
+    endpoint = document.data["spec"].get("endpoint", {})
+    auth = endpoint.get("auth", {}).get("type", "none")
+    left_out = [
+        "visibility public" if endpoint.get("visibility") == "public" else "",
+        "host" if endpoint.get("host") else "",
+        "tls" if endpoint.get("tls") else "",
+        f"auth {auth}" if auth != "none" else "",
+    ]
+    return [setting for setting in left_out if setting]
+
+
 DEPLOY_BUSY = "MG507"
 INTERRUPTED = "MG509"
 

@@ -8,6 +8,7 @@ Deployments stay up: `--keep` changes nothing here.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import shutil
@@ -204,6 +205,7 @@ def _describe(condition: dict[str, Any]) -> str:
 
 def _smoke(document: Document, manifests: list[dict[str, Any]], outcome: Outcome) -> list[str]:
     service = _service(document, manifests)
+    headers = api_key_headers(document, service[0])
     with _port_forward(*service) as port:
         endpoint = Endpoint(
             document.data["metadata"]["name"],
@@ -211,11 +213,25 @@ def _smoke(document: Document, manifests: list[dict[str, Any]], outcome: Outcome
             document.data["spec"]["engine"]["protocol"],
             "kubernetes",
         )
-        outcome.smoke = smoke.run(document, endpoint)
+        outcome.smoke = smoke.run(document, endpoint, headers)
         failed = [r for r in outcome.smoke if not r.passed]
         if not failed:
             outcome.endpoint = endpoint
         return [d.message for r in failed for d in r.diagnostics]
+
+
+def api_key_headers(document: Document, namespace: str) -> dict[str, str]:
+    """An apiKey endpoint's engine refuses requests without the key, port-forward or not:
+    smoke requests send the key from the Secret auth.secretRef names, held only in memory."""
+    auth = document.data["spec"].get("endpoint", {}).get("auth", {})
+    ref = auth.get("secretRef")
+    if auth.get("type") != "apiKey" or not ref:
+        return {}
+    secret = json.loads(kubectl("get", "secret", ref["name"], "-n", namespace, "-o", "json"))
+    encoded = (secret.get("data") or {}).get(ref["key"])
+    if encoded is None:
+        raise KubectlError(f"secret {ref['name']} has no key {ref['key']} (auth.secretRef)")
+    return {"Authorization": f"Bearer {base64.b64decode(encoded).decode('utf-8').strip()}"}
 
 
 def _service(document: Document, manifests: list[dict[str, Any]]) -> tuple[str, str, int]:

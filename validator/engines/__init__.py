@@ -20,17 +20,38 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# What every Deployment-based engine renders besides its workload.
+# The service mesh's policies for a model's pods (Istio): each renders only where its
+# spec.endpoint asks for it and templates/values.yaml declares the mesh (check/exposure.py).
+MESH = (
+    "_k8s/peerauthentication.yaml.j2",
+    "_k8s/requestauthentication.yaml.j2",
+    "_k8s/authorizationpolicy.yaml.j2",
+)
+# What every Deployment-based engine renders besides its workload (the Ingress only for a
+# public endpoint).
 WORKLOAD = (
     "_k8s/service.yaml.j2",
     "_k8s/hpa.yaml.j2",
     "_k8s/pdb.yaml.j2",
     "_k8s/networkpolicy.yaml.j2",
+    "_k8s/ingress.yaml.j2",
+    *MESH,
 )
+# How spec.endpoint becomes resources (check/exposure.py): a Deployment-based engine's own
+# Service, Ingress, NetworkPolicy and mesh policies; an InferenceService behind KServe's
+# ingress; or a Seldon Core v2 Model behind the servers and mesh every model shares.
+BY_WORKLOAD, BY_INFERENCE_SERVICE, BY_SELDON = "workload", "inference-service", "seldon"
 # spec.model.format's values (the schema's enum; a test keeps them equal)
 EVERY_FORMAT = (
     "sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "huggingface", "custom",
 )  # fmt: skip
+# The health paths each inference protocol defines (server liveness, model readiness): what a
+# custom container speaking that protocol answers. {name} is the model's name.
+PROTOCOL_HEALTH = {
+    "v2": ("/v2/health/live", "/v2/health/ready"),
+    "v1": ("/", "/v1/models/{name}"),
+    "openai": ("/health", "/health"),  # vLLM, TGI, llama.cpp: unauthenticated, unlike /v1/models
+}
 COMPOSE_TEMPLATE = "docker/compose.yaml.j2"
 APPLICATIONSET_TEMPLATE = "argocd/applicationset.yaml.j2"
 
@@ -43,8 +64,11 @@ class Engine:
     protocols: tuple[str, ...]  # v1, v2, openai
     default_version: str = ""
     versions: tuple[str, ...] = ()  # versions the built-in policy allows (shell patterns)
-    image: str = ""  # repository under values.imageMirror; {version} is filled in
+    # repository:tag under values.imageMirror, {version} filled in; rendered pinned by the
+    # digest templates/values.yaml's `images` holds for it (`modelgate images pin`)
+    image: str = ""
     port: int = 8080
+    metrics_port: int = 0  # where Prometheus metrics are served, when not on `port`
     live: str = "/v2/health/live"
     ready: str = "/v2/health/ready"
     llm: bool = False  # a large language model server: GPUs, large pods, slow to load
@@ -59,15 +83,24 @@ class Engine:
     # given to the cluster templates as v.model_config; it needs the spec's tensor signature
     model_config: str = ""
     image_only: bool = False  # the model is an OCI image that serves itself
+    # an init container fetches storageUri with values.storageInitializer (pinned like `image`)
+    storage_initializer: bool = False
     runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> default runtime
     named_runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> what `new` names
     platforms: Mapping[str, str] = field(default_factory=dict)  # format -> Triton platform
     requirements: Mapping[str, str] = field(default_factory=dict)  # format -> Seldon capability
-    # the label its pods carry with the spec's name: what NetworkPolicies and
-    # PodDisruptionBudgets select (KServe labels an InferenceService's pods with its own)
+    # the label its pods carry with the spec's name: what NetworkPolicies, PodDisruptionBudgets
+    # and mesh policies select (KServe labels an InferenceService's pods with its own)
     pod_label: str = "app.kubernetes.io/name"
     # the name of the pod port requests arrive at; empty: the container port's number
     port_name: str = "http"
+    # environment the server needs in clusters (caches on its writable volumes, no telemetry)
+    cluster_env: Mapping[str, str] = field(default_factory=dict)
+    exposure: str = BY_WORKLOAD  # how its spec.endpoint is honoured (see BY_WORKLOAD)
+    # The environment variable through which the engine itself refuses requests without the
+    # API key (auth.type apiKey), and its first version that does; "" where it cannot.
+    api_key_env: str = ""
+    api_key_since: str = ""
 
     @property
     def templates(self) -> tuple[str, ...]:
@@ -111,33 +144,16 @@ def engine_values(values: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {**record, **(values.get("engines") or {}).get(name, {})}
 
 
-# What a server that speaks a protocol answers health checks at, when the engine's own record
-# does not say (a runtime's or a model image's server); {name} is the served model's name.
-PROTOCOL_HEALTH = {
-    "v2": ("/v2/health/live", "/v2/health/ready"),
-    "v1": ("/", "/v1/models/{name}"),
-    "openai": ("/health", "/health"),
-}
-
-
-@dataclass(frozen=True)
-class Health:
-    live: str
-    ready: str
-
-
-def health_paths(spec: Mapping[str, Any], name: str, values: Mapping[str, Any]) -> Health:
-    """The paths the serving container answers liveness and readiness at: templates/values.yaml's
-    engines.NAME.live/ready, else the engine record's for an engine with its own server image,
-    else the protocol's (a KServe runtime or a custom container serves what it speaks)."""
+def health_paths(spec: Mapping[str, Any], name: str, values: Mapping[str, Any]) -> tuple[str, str]:
+    """(liveness, readiness) paths of the server that serves `spec` in a cluster: the engine
+    record's (as templates/values.yaml may override them), or, for a model image serving
+    itself, those of the protocol it speaks."""
     engine = ENGINES[spec["engine"]["name"]]
-    overrides = (values.get("engines") or {}).get(engine.name) or {}
-    if engine.image:
-        live, ready = engine.live, engine.ready
-    else:
+    if engine.image_only or "image" in spec["model"]:
         live, ready = PROTOCOL_HEALTH[spec["engine"]["protocol"]]
-    live, ready = overrides.get("live", live), overrides.get("ready", ready)
-    return Health(live.replace("{name}", name), ready.replace("{name}", name))
+        return live, ready.format(name=name)
+    defaults = engine_values(values, engine.name)
+    return defaults["live"], defaults["ready"]
 
 
 def runtime_for(spec: dict) -> str | None:

@@ -1,6 +1,6 @@
 """KServe: an InferenceService on one of the cluster's serving runtimes."""
 
-from . import EVERY_FORMAT, Engine
+from . import BY_INFERENCE_SERVICE, EVERY_FORMAT, MESH, Engine
 
 # The keys under which an InferenceService component (predictor, transformer, explainer) names
 # its serving runtime's container: `model`, or in the older form the framework. KServe merges
@@ -20,7 +20,9 @@ ENGINE = Engine(
         "kserve/inferenceservice.yaml.j2",
         "_k8s/pdb.yaml.j2",
         "_k8s/networkpolicy.yaml.j2",
+        *MESH,
     ),
+    exposure=BY_INFERENCE_SERVICE,  # no API key: callers authenticate through the mesh
     pod_label="serving.kserve.io/inferenceservice",
     port_name="",
     # KServe picks a runtime by modelFormat when a spec names none; `new` names these

@@ -1,6 +1,6 @@
 """MLServer: the embedded local engine, and a Seldon Core v2 Model in clusters."""
 
-from . import Engine
+from . import BY_SELDON, Engine
 
 ENGINE = Engine(
     name="mlserver",
@@ -18,6 +18,7 @@ ENGINE = Engine(
         "MLSERVER_ENVIRONMENTS_DIR": "{workdir}",
     },
     cluster=("mlserver/model.yaml.j2",),
+    exposure=BY_SELDON,  # no API key: MLServer has no check of its own
     runtimes={
         "sklearn": "mlserver_sklearn.SKLearnModel",
         "xgboost": "mlserver_xgboost.XGBoostModel",

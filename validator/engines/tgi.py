@@ -15,4 +15,10 @@ ENGINE = Engine(
     ready="/health",
     llm=True,
     cluster=("tgi/deployment.yaml.j2", *WORKLOAD),
+    # the root filesystem is read-only: weights go to the cache volume mounted at /data
+    cluster_env={"HF_HOME": "/data", "USAGE_STATS": "off"},
+    # the router checks `Authorization: Bearer KEY` on all but /health and /info, since
+    # 2.3.0 (huggingface/text-generation-inference#2315)
+    api_key_env="API_KEY",
+    api_key_since="2.3.0",
 )

@@ -11,8 +11,12 @@ ENGINE = Engine(
     versions=("2*.*",),
     image="nvidia/tritonserver:{version}-py3",
     port=8000,
+    metrics_port=8002,
     cluster=("triton/deployment.yaml.j2", "triton/configmap.yaml.j2", *WORKLOAD),
     model_config="triton/config.pbtxt.j2",
+    storage_initializer=True,
+    # No API key: Triton fences API groups behind a shared-secret header only through a beta
+    # flag (--http-restricted-api) that carries the secret on its command line.
     platforms={
         "onnx": "onnxruntime_onnx",
         "pytorch": "pytorch_libtorch",

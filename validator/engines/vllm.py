@@ -15,4 +15,14 @@ ENGINE = Engine(
     ready="/health",
     llm=True,
     cluster=("vllm/deployment.yaml.j2", *WORKLOAD),
+    # the root filesystem is read-only: weights and compiled kernels go to the cache volume
+    cluster_env={
+        "HF_HOME": "/models-cache/huggingface",
+        "VLLM_CACHE_ROOT": "/models-cache/vllm",
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    },
+    # the OpenAI server checks `Authorization: Bearer KEY` on /v1 (health stays open)
+    api_key_env="VLLM_API_KEY",
+    api_key_since="0.3.0",
 )

@@ -10,7 +10,8 @@ reaches them through `tojson` (or `toyaml`, which encodes every scalar the same 
 rendered file is read back and checked (Kubernetes schemas, CRD schemas, Triton's config
 grammar) before it is written: by yaml-rs where the template's own text reads the same under
 YAML 1.1 and 1.2 (see plain), else by the strict loader. Output is deterministic: sorted
-keys, no timestamps, LF endings.
+keys, no timestamps, LF endings. A template whose output is only whitespace makes no file:
+resources only some specs need (an Ingress, a mesh policy) wrap their whole text in one `if`.
 
 Every rendered object is then judged by the policy's outputRules (render/policy.py): a
 template or templates/values.yaml edit cannot put into a cluster what the policy forbids.
@@ -22,6 +23,8 @@ is validation's follow stage), so that large repositories use every core once.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -30,11 +33,12 @@ from typing import TYPE_CHECKING, Any
 from .. import paths
 from ..check import load
 from ..check.load import Document
+from ..check.platform import from_values
 from ..check.workspace import Validation
 from ..diagnostics import Diagnostic, Refused, Severity, error
 from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
 from ..parallel import fork_map
-from . import encode, kube_schemas, readback, templates, view
+from . import encode, images, kube_schemas, readback, templates, view
 from .policy import OutputObject, OutputPolicy, environment_of
 from .sync import (
     ARGOCD,
@@ -54,7 +58,8 @@ if TYPE_CHECKING:
 # The stage's surface: render specs, then sync the files with rendered/ (sync.py).
 __all__ = [
     "DRIFT", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "links", "orphans",
-    "render_all", "render_document", "rendered_dir", "run", "scope", "write",
+    "render_all", "render_document", "rendered_dir", "run", "scope", "values_document",
+    "values_path", "write", "write_values",
 ]  # fmt: skip
 
 TEMPLATE_DIR = templates.TEMPLATE_DIR
@@ -90,11 +95,13 @@ def rendered_dir(target: str, name: str) -> PurePosixPath:
     return PurePosixPath(RENDERED_DIR, target, name)
 
 
+def values_path(root: Path) -> Path:
+    return root / TEMPLATE_DIR / VALUES_FILE
+
+
 def load_values(root: Path) -> dict[str, Any]:
-    path = root / TEMPLATE_DIR / VALUES_FILE
-    if paths.leads_out(path, root):
-        raise paths.LinkOut(path, root)
-    if not path.is_file():
+    document = values_document(root)
+    if document is None:
         return {
             "namespace": "{environment}",
             "imageMirror": "",
@@ -103,12 +110,43 @@ def load_values(root: Path) -> dict[str, Any]:
             "targetRevision": "main",
             "storageInitializer": "",
         }
+    return document.data
+
+
+def values_document(root: Path) -> Document | None:
+    """templates/values.yaml with positions; None when the repository has none."""
+    path = values_path(root)
+    if paths.leads_out(path, root):
+        raise paths.LinkOut(path, root)
+    if not path.is_file():
+        return None
     # values come from the repository like specs do: the same refusals (aliases, tags,
     # duplicate keys, numbers that are not finite), with positions
-    document, problems = load.load_file(path, f"{TEMPLATE_DIR}/{VALUES_FILE}")
+    shown = f"{TEMPLATE_DIR}/{VALUES_FILE}"
+    document, problems = load.load_file(path, shown)
     if document is None or problems:
-        raise Refused(f"{TEMPLATE_DIR}/{VALUES_FILE} is not plain data", problems)
-    return document.data
+        raise Refused(f"{shown} is not plain data", problems)
+    problems = images.check_values(document)
+    if problems:
+        raise Refused(f"{shown} names images that cannot be used as written", problems)
+    return document
+
+
+def write_values(root: Path, text: str) -> None:
+    """Replace templates/values.yaml with `text` (its byte-order mark, if any, kept), through
+    a temporary file beside it: a reader sees the old file or the new one, never half."""
+    path = values_path(root)
+    bom = "\ufeff" if paths.read_bytes(path, root).startswith(b"\xef\xbb\xbf") else ""
+    temporary = path.with_name(f".{VALUES_FILE}.{os.getpid()}.tmp")
+    descriptor = paths.open_for_write(temporary, root, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write((bom + text).encode("utf-8"))
+        os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 class Renderer:
@@ -127,6 +165,7 @@ class Renderer:
         self.root = root
         self.schemas = schemas or kube_schemas.Schemas()
         self.values = load_values(root) if values is None else values
+        self.platform = from_values(self.values)  # what spec.endpoint may ask of the clusters
         self.templates = templates.Templates(root)
         # only this environment's manifests and ApplicationSet, no local or docker files
         self.environment = environment
@@ -270,11 +309,16 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
             _render_into(result, document, renderer, template, context, out_dir / _output(template))
     if local_only:
         return result
-    for environment in spec["environments"]:
-        if renderer.environment not in (None, environment):
-            continue
+    environments = [e for e in spec["environments"] if renderer.environment in (None, e)]
+    unpinned = images.unpinned(document, renderer.values) if environments else []
+    if unpinned:  # no manifest runs an engine image by tag
+        result.diagnostics.extend(unpinned)
+        return result
+    for environment in environments:
         out_dir = rendered_dir(environment, name)
-        context = {"v": view.cluster(document, environment, renderer.values, shared)}
+        context = {
+            "v": view.cluster(document, environment, renderer.values, shared, renderer.platform)
+        }
         if engine.model_config:
             _render_model_config(result, document, renderer, engine.model_config, context)
         for template in engine.cluster:
@@ -352,6 +396,8 @@ def _render_into(
     source = document.path if document else str(output)
     text = _render_text(result, source, renderer, template, context)
     if text is None:
+        return
+    if not text.strip():  # a resource this spec does not need (an Ingress, a mesh policy)
         return
     text = text.rstrip("\n") + "\n"
     problem, unchecked, data = _parse_back(

@@ -66,7 +66,7 @@ class Templates:
         """templates/FILE:LINE where the last of `keys` (mapping keys from the document's
         root) is written, in `name` or the templates it extends or includes; None when it is
         nowhere. Of several places, the one under the most of its nearest parent keys wins."""
-        best: tuple[tuple[bool, ...], str] | None = None
+        best: tuple[tuple[int, ...], str] | None = None
         for current, source in self._sources(name):
             places = _key_places(source, keys[-1])
             for place in places:
@@ -130,16 +130,18 @@ def _key_places(source: str, key: str) -> list[int]:
     return [found.start() for found in re.finditer(pattern, source, re.M)]
 
 
-def _parents_above(source: str, parents: list[str], place: int) -> tuple[bool, ...]:
+def _parents_above(source: str, parents: list[str], place: int) -> tuple[int, ...]:
     """For each parent key, nearest first: whether it is written above `place` (and above
-    the nearer parents found)."""
-    flags = []
+    the nearer parents found); then how close the nearest one found is (closer is better)."""
+    flags, nearest, start = [], None, place
     for parent in reversed(parents):
         above = [offset for offset in _key_places(source, parent) if offset < place]
-        flags.append(bool(above))
+        flags.append(int(bool(above)))
         if above:
             place = above[-1]
-    return tuple(flags)
+            nearest = place if nearest is None else nearest
+    distance = source.count("\n", nearest, start) if nearest is not None else len(source)
+    return (*flags, -distance)
 
 
 def _fingerprint(template_dir: Path) -> tuple:

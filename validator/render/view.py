@@ -13,8 +13,11 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..check import exposure
 from ..check.load import Document
-from ..engines import ENGINES, Engine, engine_values, runtime_for
+from ..check.platform import Platform, from_values
+from ..engines import ENGINES, PROTOCOL_HEALTH, Engine, engine_values, health_paths, runtime_for
+from . import images
 
 MANAGED_BY = "modelgate"
 DEFAULT_USER = 10001
@@ -83,7 +86,9 @@ def cluster(
     environment: str,
     values: dict[str, Any],
     shared: dict[str, Any] | None = None,
+    platform: Platform | None = None,
 ) -> dict[str, Any]:
+    """`platform` is what values declares for endpoint exposure, when the caller has it."""
     spec = document.data["spec"]
     view = shared or base(document)
     engine = ENGINES[spec["engine"]["name"]]
@@ -91,18 +96,22 @@ def cluster(
     scaling = spec.get("scaling", {})
     low = scaling.get("minReplicas", 1)
     endpoint = spec.get("endpoint", {})
+    live_path, ready_path = health_paths(spec, view["name"], values)
+    exposed = exposure.plan(spec, view["name"], environment, platform or from_values(values))
     return {
         **view,
         "environment": environment,
         "namespace": values["namespace"].format(environment=environment),
-        "image": _image(spec, defaults, values),
+        "image": _image(spec, values),
         "storage_uri": storage_uri(document, values),
         "port": endpoint.get("port") or defaults.get("port", 8080),
         "traffic_ports": _traffic_ports(engine, spec, endpoint.get("port") or defaults["port"]),
-        "live_path": defaults.get("live", "/v2/health/live"),
-        "ready_path": defaults.get("ready", "/v2/health/ready"),
+        "live_path": live_path,
+        "ready_path": ready_path,
         "args": list(spec["engine"].get("args", [])),
-        "env": [_env(variable) for variable in spec["engine"].get("env", [])],
+        # the engine's own environment, then the spec's; the API key the engine checks
+        # (auth.type apiKey) comes from auth.secretRef
+        "env": _cluster_env(engine, spec["engine"].get("env", [])) + exposed["env"],
         "resources": _resources(spec.get("resources", {})),
         "min_replicas": low,
         "max_replicas": max(scaling.get("maxReplicas", low), low),
@@ -111,7 +120,9 @@ def cluster(
         "canary": spec.get("rollout", {}).get("canaryTrafficPercent"),
         "deployment_mode": spec["engine"].get("deploymentMode", "RawDeployment"),
         "service_account": spec.get("serviceAccountName"),
-        "public": endpoint.get("visibility") == "public",
+        "exposure": exposed,
+        # a public InferenceService is reached through KServe's own gateway (NetworkPolicy)
+        "public": spec.get("endpoint", {}).get("visibility") == "public",
         "pod_security": _pod_security(spec.get("security", {})),
         "container_security": _container_security(spec.get("security", {})),
         "seldon_requirements": _seldon_requirements(engine, spec),
@@ -120,8 +131,11 @@ def cluster(
         "triton_inputs": _triton_tensors(spec, "inputs"),
         "model_ref": _model_ref(document, values),
         "model_file": Path(spec["model"].get("artifact", "model")).name or "model",
+        "model_dir": f"/models/{view['name']}/1",
+        "metrics_port": engine.metrics_port,
+        "egress": _egress(spec, values),
         "cache_size": values.get("modelCacheSize", "20Gi"),
-        "storage_initializer": _mirrored(values, values["storageInitializer"]),
+        **_storage_initializer(engine, values),
         "triton_outputs": _triton_tensors(spec, "outputs"),
     }
 
@@ -144,11 +158,8 @@ def docker(document: Document, shared: dict[str, Any] | None = None) -> dict[str
             v["name"]: v["value"] for v in spec["engine"].get("env", []) if "value" in v
         },
         "secrets": sorted(v["name"] for v in spec["engine"].get("env", []) if "valueFrom" in v),
-        "ready_path": READY_PATHS.get(spec["engine"]["protocol"], "/v2/health/ready"),
+        "ready_path": PROTOCOL_HEALTH[spec["engine"]["protocol"]][1].format(name=view["name"]),
     }
-
-
-READY_PATHS = {"v2": "/v2/health/ready", "v1": "/", "openai": "/health"}
 
 
 def for_compose(value: Any) -> Any:
@@ -204,20 +215,49 @@ def _model_ref(document: Document, values: dict[str, Any]) -> str:
     )
 
 
-def _image(spec: dict[str, Any], defaults: dict[str, Any], values: dict[str, Any]) -> str:
+def _image(spec: dict[str, Any], values: dict[str, Any]) -> str:
+    """The spec's own image (judged by MG-SEC-001/002), else its engine's, pinned by digest."""
     if spec["engine"].get("image"):
         return spec["engine"]["image"]
     if spec["model"].get("image"):
         return spec["model"]["image"]
-    pattern = defaults.get("image", "")
-    if not pattern:
-        return ""
-    version = spec["engine"].get("version") or defaults.get("defaultVersion", "latest")
-    return _mirrored(values, pattern.format(version=version))
+    reference = images.engine_reference(spec, values)
+    return images.rendered_image(values, reference) if reference else ""
 
 
-def _mirrored(values: dict[str, Any], image: str) -> str:
-    return f"{values['imageMirror'].rstrip('/')}/{image}"
+def _storage_initializer(engine: Engine, values: dict[str, Any]) -> dict[str, str]:
+    """Only for the engines whose record says they fetch their model with it: a template of
+    another engine that used it would fail (StrictUndefined) instead of running it unpinned."""
+    reference = images.storage_reference(engine, values)
+    return {"storage_initializer": images.rendered_image(values, reference)} if reference else {}
+
+
+def _cluster_env(engine: Engine, variables: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The engine's own environment (where its caches go), then the spec's, which wins."""
+    named = {variable["name"] for variable in variables}
+    own = [{"name": k, "value": v} for k, v in engine.cluster_env.items() if k not in named]
+    return own + [_env(variable) for variable in variables]
+
+
+# Where a server that fetches its model may connect: cluster DNS always; HTTPS anywhere but
+# the cloud metadata service when it downloads an artifact (templates/values.yaml `egress`
+# narrows it to the stores' address ranges).
+DNS_PEERS = [
+    {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+    }
+]
+ARTIFACT_PEERS = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}]
+
+
+def _egress(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    chosen = values.get("egress") or {}
+    downloads = "artifact" in spec["model"]
+    return {
+        "dns": chosen.get("dns", DNS_PEERS),
+        "artifacts": chosen.get("artifacts", ARTIFACT_PEERS) if downloads else [],
+    }
 
 
 KNATIVE_QUEUE_PORT = 8012  # Serverless KServe pods receive requests through queue-proxy

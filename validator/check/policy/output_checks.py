@@ -32,7 +32,7 @@ def serving_probes(
     spec = context.spec
     if spec is None or spec.get("spec", {}).get("engine", {}).get("name") not in ENGINES:
         return
-    health = health_paths(spec["spec"], spec["metadata"]["name"], context.values)
+    live, ready = health_paths(spec["spec"], spec["metadata"]["name"], context.values)
     for obj in objects:
         if rule.kinds is not None and obj.kind not in rule.kinds:
             continue
@@ -42,8 +42,8 @@ def serving_probes(
                 yield obj, path, f"{obj.kind} {obj.name} has no serving container"
                 continue
             where, container = found
-            yield from _probe(obj, where, container, "livenessProbe", health.live)
-            yield from _probe(obj, where, container, "readinessProbe", health.ready)
+            yield from _probe(obj, where, container, "livenessProbe", live)
+            yield from _probe(obj, where, container, "readinessProbe", ready)
 
 
 def _probe(

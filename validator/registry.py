@@ -1,0 +1,293 @@
+"""A small client of the OCI distribution API: the digest a registry serves for a tag.
+
+Only what `modelgate images pin` needs: GET /v2/NAME/manifests/TAG accepting an OCI image
+index, an OCI image manifest, a Docker manifest list or a Docker image manifest; the digest is
+computed from the bytes received, and must equal the registry's Docker-Content-Digest when it
+sends one; the anonymous Bearer token challenge (WWW-Authenticate: realm, service, scope) that
+most registries answer a first request with.
+
+https always: plain http only to a loopback host, where nothing crosses a network. No redirect
+and no token realm leaves https for http, and a token is never sent to another host. Every
+failure is a RegistryError that says what happened and what to do, never a traceback.
+
+It lives outside render/ and cli/ because it is network I/O that neither the render stage (which
+must stay offline and reproducible) nor the command line (which only parses and reports) should
+hold; what it resolves, and where the result is written, is render/images.py's business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import ipaddress
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from email.message import Message
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # what distribution itself accepts for a manifest
+MAX_TOKEN_BYTES = 1024 * 1024
+MAX_ERROR_BYTES = 64 * 1024
+MAX_REDIRECTS = 5
+DIGEST_ALGORITHMS = ("sha256", "sha384", "sha512")
+USER_AGENT = "modelgate"
+_REDIRECTS = (301, 302, 303, 307, 308)
+_CHALLENGE_PARAMETER = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)="([^"]*)"')
+_TOKEN = re.compile(r"[\x21-\x7e]+")  # a header value: no spaces, no line breaks
+
+
+class RegistryError(Exception):
+    """The registry could not give a digest: unreachable, no such tag, access refused, or an
+    answer that cannot be trusted. `hint` says what to do."""
+
+    def __init__(self, message: str, hint: str = "", *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.unreachable = unreachable  # no answer at all: asking again for another tag is moot
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    headers: Message
+    body: bytes
+
+
+def is_loopback(host: str) -> bool:
+    """`host` ([user@]name[:port]) names this machine: localhost or a loopback address."""
+    name = urllib.parse.urlsplit(f"//{host}").hostname or ""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url(host: str) -> str:
+    return f"{'http' if is_loopback(host) else 'https'}://{host}"
+
+
+def resolve(host: str, repository: str, tag: str, timeout: float = 30.0) -> str:
+    """The digest (sha256:...) of the manifest or index `host` serves for REPOSITORY:TAG."""
+    where = f"{host}/{repository}:{tag}"
+    url = f"{base_url(host)}/v2/{repository}/manifests/{urllib.parse.quote(tag, safe='')}"
+    accept = {"Accept": ", ".join(MANIFEST_TYPES)}
+    reply = _get(url, accept, timeout, MAX_MANIFEST_BYTES)
+    if reply.status == 401:
+        token = _token(reply.headers.get("WWW-Authenticate", ""), host, repository, timeout)
+        reply = _get(url, {**accept, "Authorization": f"Bearer {token}"}, timeout)
+        if reply.status in (401, 403):
+            raise _refused(host, repository, reply)
+    _check_status(reply, where, host, repository)
+    return manifest_digest(reply.body, reply.headers, where)
+
+
+def manifest_digest(body: bytes, headers: Message, where: str) -> str:
+    """sha256 of the manifest bytes, once they are known to be an image manifest or index and
+    to match the registry's Docker-Content-Digest (when it sends one)."""
+    media_type = _media_type(body, headers)
+    if media_type not in MANIFEST_TYPES:
+        raise RegistryError(
+            f"{where} is {media_type or 'not a manifest'}, not an image index or manifest",
+            "mirror the image with its manifest list (e.g. `skopeo copy --all`); schema 1 "
+            "manifests have no stable digest",
+        )
+    check_declared_digest(body, headers.get("Docker-Content-Digest", ""), where)
+    return f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+
+def check_declared_digest(body: bytes, declared: str, where: str) -> None:
+    """The digest the registry declares for `body` must be the digest of `body`."""
+    declared = declared.strip()
+    if not declared:
+        return
+    algorithm, _, expected = declared.partition(":")
+    if algorithm not in DIGEST_ALGORITHMS:
+        raise RegistryError(
+            f"{where}: the registry declares a digest modelgate cannot check ({_short(declared)})",
+            "use a registry that names manifests by sha256",
+        )
+    actual = hashlib.new(algorithm, body).hexdigest()
+    if actual != expected.lower():
+        raise RegistryError(
+            f"{where}: the registry declares {_short(declared)}, but the manifest it sent "
+            f"hashes to {algorithm}:{actual}",
+            "something between here and the registry changed the manifest; nothing was pinned",
+        )
+
+
+def _media_type(body: bytes, headers: Message) -> str:
+    declared = headers.get_content_type()
+    if declared in MANIFEST_TYPES:
+        return declared
+    try:  # some registries send application/json: the manifest names its own type
+        manifest = json.loads(body)
+    except ValueError:
+        return declared
+    inner = manifest.get("mediaType") if isinstance(manifest, dict) else None
+    return inner if isinstance(inner, str) else declared
+
+
+def _check_status(reply: _Reply, where: str, host: str, repository: str) -> None:
+    if reply.status == 200:
+        return
+    said = _registry_message(reply.body)
+    if reply.status == 404:
+        raise RegistryError(
+            f"{where} is unknown to the registry ({said or 'not found'})",
+            "copy the upstream image into the mirror first (e.g. `skopeo copy --all`), or "
+            "choose a version the mirror holds",
+        )
+    if reply.status in (401, 403):
+        raise _refused(host, repository, reply)
+    if reply.status == 429:
+        raise RegistryError(
+            f"{host} is limiting requests (HTTP 429) for {where}", "wait a little, then run again"
+        )
+    raise RegistryError(
+        f"{host} answered HTTP {reply.status} for {where}{f' ({said})' if said else ''}",
+        "check that imageMirror in templates/values.yaml names a registry (OCI distribution API)",
+    )
+
+
+def _refused(host: str, repository: str, reply: _Reply) -> RegistryError:
+    said = _registry_message(reply.body)
+    return RegistryError(
+        f"{host} refused anonymous pull access to {repository} (HTTP {reply.status}"
+        f"{f': {said}' if said else ''})",
+        "modelgate pins through anonymous pull access: allow it for the mirror's "
+        "repositories, or write the digests under `images:` in templates/values.yaml yourself",
+    )
+
+
+def _token(challenge: str, host: str, repository: str, timeout: float) -> str:
+    """A Bearer token from the realm the registry's challenge names, asked for anonymously."""
+    scheme, _, rest = challenge.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise RegistryError(
+            f"{host} asks for credentials ({_short(scheme) or 'HTTP 401 without a challenge'}) "
+            f"to pull {repository}",
+            "modelgate pins through anonymous pull access (the Bearer token challenge): allow "
+            "it for the mirror's repositories",
+        )
+    parameters = {name.lower(): value for name, value in _CHALLENGE_PARAMETER.findall(rest)}
+    realm = parameters.get("realm", "")
+    if not realm:
+        raise RegistryError(f"{host}'s Bearer challenge names no token realm", "")
+    _require_secure(realm, "token realm")
+    query = {"scope": parameters.get("scope") or f"repository:{repository}:pull"}
+    if "service" in parameters:
+        query = {"service": parameters["service"], **query}
+    url = f"{realm}{'&' if '?' in realm else '?'}{urllib.parse.urlencode(query)}"
+    reply = _get(url, {"Accept": "application/json"}, timeout, MAX_TOKEN_BYTES)
+    if reply.status != 200:
+        raise _refused(host, repository, reply)
+    try:
+        answer = json.loads(reply.body)
+    except ValueError:
+        answer = None
+    token = (answer.get("token") or answer.get("access_token")) if isinstance(answer, dict) else ""
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise RegistryError(f"{host}'s token realm answered without a usable token", "")
+    return token
+
+
+def _get(
+    url: str, headers: dict[str, str], timeout: float, limit: int = MAX_MANIFEST_BYTES
+) -> _Reply:
+    """GET `url`, following at most MAX_REDIRECTS redirects by hand: each must stay on https
+    (or loopback), and the Authorization header stays behind when the host changes."""
+    for _ in range(MAX_REDIRECTS + 1):
+        request = urllib.request.Request(url, headers={**headers, "User-Agent": USER_AGENT})
+        try:
+            with _opener(url).open(request, timeout=timeout) as answer:
+                return _Reply(answer.status, answer.headers, _read(answer, limit, url))
+        except urllib.error.HTTPError as answer:
+            with answer:
+                location = answer.headers.get("Location")
+                if answer.code not in _REDIRECTS or not location:
+                    return _Reply(answer.code, answer.headers, _error_body(answer))
+            target = urllib.parse.urljoin(url, location)
+            _require_secure(target, "redirect")
+            if _authority(target) != _authority(url):
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            url = target
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise RegistryError(
+                f"{_authority(url)} is unreachable: {_reason(exc)}",
+                "check imageMirror in templates/values.yaml, the network, and that the "
+                "registry is up; nothing was written",
+                unreachable=True,
+            ) from None
+    raise RegistryError(f"{_authority(url)} redirected more than {MAX_REDIRECTS} times", "")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects come back as HTTPError, for _get to judge and follow."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _opener(url: str) -> urllib.request.OpenerDirector:
+    handlers: list[urllib.request.BaseHandler] = [_NoRedirects()]
+    if is_loopback(_authority(url)):  # this machine: never through a proxy
+        handlers.append(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener(*handlers)
+
+
+def _require_secure(url: str, what: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.netloc)):
+        return
+    raise RegistryError(
+        f"refusing a {what} to {_short(url)}: only https (or http to this machine) is used",
+        "serve the registry and its token service over https",
+    )
+
+
+def _read(answer: http.client.HTTPResponse, limit: int, url: str) -> bytes:
+    body = answer.read(limit + 1)
+    if len(body) > limit:
+        raise RegistryError(f"{_authority(url)} sent more than {limit} bytes for {_short(url)}", "")
+    return body
+
+
+def _error_body(answer: urllib.error.HTTPError) -> bytes:
+    """What an error answer says, if it can be read: the status alone must still count."""
+    try:
+        return answer.read(MAX_ERROR_BYTES)
+    except (OSError, http.client.HTTPException):
+        return b""
+
+
+def _registry_message(body: bytes) -> str:
+    """The registry's own words from an error body ({"errors": [{"code", "message"}]})."""
+    try:
+        errors = json.loads(body).get("errors") or []
+        first = errors[0]
+        return _short(f"{first.get('code', '')}: {first.get('message', '')}".strip(": "))
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return ""
+
+
+def _authority(url: str) -> str:
+    return urllib.parse.urlsplit(url).netloc or url
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    return _short(getattr(reason, "strerror", None) or str(reason) or type(exc).__name__)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
