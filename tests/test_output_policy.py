@@ -1,15 +1,13 @@
 """Output rules: what `modelgate render` makes is judged by the policy before it is written, so
 a template or templates/values.yaml edit cannot put into a cluster what the policy forbids.
 
-Tests that need a clean pass render a copy of the project whose engine images are pinned by
-digest and whose NetworkPolicies restrict egress (what the examples' templates and values do
-once those changes land), so that each test sees only the finding it provokes."""
+Tests that change templates or values do it in a copy of the project, which passes every
+output rule as committed, so that each test sees only the findings it provokes."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -35,11 +33,6 @@ CASES = [
 ]
 CRDS = PROJECT.parent / "shared" / "crds"
 DIGEST = "@sha256:" + "5e" * 32
-PINNED_IMAGES = {
-    "vllm": {"image": "vllm/vllm-openai" + DIGEST},
-    "tgi": {"image": "huggingface/text-generation-inference" + DIGEST},
-    "triton": {"image": "nvidia/tritonserver" + DIGEST},
-}
 
 
 def test_the_built_in_set_has_output_rules_and_loads_cleanly() -> None:
@@ -88,31 +81,25 @@ def test_health_paths_come_from_values_the_record_or_the_protocol() -> None:
 
 
 def clean_copy(tmp_path: Path) -> Path:
-    """The project's specs, templates and policies, with pinned engine images and egress
-    NetworkPolicies, rendered once: `render --check` passes there."""
+    """The project's specs, templates, policies and rendered/ (waivers aside)."""
     root = tmp_path / "repo"
-    for part in ("models", "templates", "policies"):
+    for part in ("models", "templates", "policies", "rendered"):
         shutil.copytree(PROJECT / part, root / part, ignore=shutil.ignore_patterns("waivers.yaml"))
-    edit_values(root, lambda values: pin_images(values))
-    template = root / "templates/_k8s/networkpolicy.yaml.j2"
-    text = template.read_text()
-    if "Egress" not in text:
-        text = text.replace('policyTypes: ["Ingress"]', 'policyTypes: ["Ingress", "Egress"]')
-        template.write_text(text + "  egress:\n    - to: [{podSelector: {}}]\n")
-    done = run_cli("--root", str(root), "render")
-    assert done.code == 0, done.err
     return root
 
 
-def pin_images(values: dict[str, Any]) -> None:
-    engines = values.setdefault("engines", {}) or {}
-    for name, pinned in PINNED_IMAGES.items():
-        image = (engines.get(name) or {}).get("image", "")
-        if "@sha256:" not in image:
-            engines[name] = {**(engines.get(name) or {}), **pinned}
-    values["engines"] = engines
-    if "@sha256:" not in values["storageInitializer"]:
-        values["storageInitializer"] = "kserve/storage-initializer" + DIGEST
+UNPIN = ("image: {{ v.image | tojson }}", 'image: {{ v.image.split("@")[0] | tojson }}')
+
+
+def edit_template(root: Path, name: str, *replacements: tuple[str, str]) -> str:
+    """Apply text replacements to templates/NAME; the edited text."""
+    template = root / "templates" / name
+    text = template.read_text()
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    template.write_text(text)
+    return text
 
 
 def edit_values(root: Path, change: Any) -> None:
@@ -164,15 +151,10 @@ ATTACK = {
 }
 
 
-def attack(root: Path) -> None:
+def attack(root: Path) -> str:
     """The issue's pull request: a privileged, host-sharing Deployment template, and values
-    pointing at an attacker's registry and repository."""
-    template = root / "templates/_k8s/deployment.yaml.j2"
-    text = template.read_text()
-    for old, new in ATTACK.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    template.write_text(text)
+    pointing at an attacker's registry and repository. The edited template's text."""
+    text = edit_template(root, "_k8s/deployment.yaml.j2", *ATTACK.items())
     edit_values(
         root,
         lambda values: values.update(
@@ -180,11 +162,12 @@ def attack(root: Path) -> None:
             repoURL="https://attacker.example.net/takeover.git",
         ),
     )
+    return text
 
 
 def test_the_template_edit_attack_is_refused_by_render_and_render_check(clean: Path) -> None:
     before = tree(clean)
-    attack(clean)
+    template = attack(clean)
     deployment = "rendered/staging/chat-assistant/deployment.yaml"
     text = rendered_text(clean, deployment)
     for args in (["render"], ["render", "--check"]):
@@ -196,7 +179,7 @@ def test_the_template_edit_attack_is_refused_by_render_and_render_check(clean: P
             f"{deployment}:{line_of(text, 'hostPID: true')}:16: MG-SEC-110 pod templates must meet "
             "the restricted Pod Security Standard (spec.template.spec.hostPID is True); rendered "
             "by templates/vllm/deployment.yaml.j2 (hostPID written at "
-            "templates/_k8s/deployment.yaml.j2:25)"
+            f"templates/_k8s/deployment.yaml.j2:{line_of(template, 'hostPID: true')})"
         ) in err
         assert f"{deployment}:{line_of(text, 'hostNetwork: true')}:20: MG-SEC-110" in err
         assert "spec.template.spec.volumes[1] is 'hostPath'" in err
@@ -223,54 +206,66 @@ def test_attacker_values_alone_are_refused(clean: Path) -> None:
     assert "image written at templates/_k8s/deployment.yaml.j2:" in done.err
 
 
-def test_an_unpinned_engine_image_is_refused(clean: Path) -> None:
-    edit_values(
-        clean, lambda values: values["engines"]["vllm"].update(image="vllm/vllm-openai:v0.6.3")
-    )
+UNPINNED = {
+    f"rendered/{env}/{name}/deployment.yaml"
+    for env in ("staging", "production")
+    for name in ("chat-assistant", "fraud-onnx")
+}
+
+
+def unpinned(output: str) -> set[str]:
+    return {d["path"] for d in json.loads(output)["diagnostics"] if d["rule"] == "MG-SEC-101"}
+
+
+def test_a_template_that_drops_the_digest_is_refused(clean: Path) -> None:
+    template = edit_template(clean, "_k8s/deployment.yaml.j2", UNPIN)
     done = run_cli("--root", str(clean), "render", "--check")
     assert done.code == 1
-    found = re.findall(r"^(rendered/\S+): MG-SEC-101 .*$", done.err, re.M)
-    assert found == [
-        f"rendered/{env}/chat-assistant/deployment.yaml:57:18" for env in ("production", "staging")
-    ], done.err
+    text = rendered_text(clean, "rendered/staging/chat-assistant/deployment.yaml")
+    where = f"templates/_k8s/deployment.yaml.j2:{line_of(template, 'image: ')}"
+    assert (
+        f"rendered/staging/chat-assistant/deployment.yaml:{line_of(text, 'image: ')}:18: "
+        "MG-SEC-101 rendered images must be pinned by digest (spec.template.spec.containers[0]."
+        "image is 'registry.example.com/mirror/vllm/vllm-openai:v0.6.3'); rendered by "
+        f"templates/vllm/deployment.yaml.j2 (image written at {where})"
+    ) in done.err
+    done = run_cli("--root", str(clean), "render", "--check", "--format", "json")
+    assert unpinned(done.out) == UNPINNED
+
+
+def waivers(*specs: str) -> str:
+    expires = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    return "apiVersion: modelgate.dev/v1alpha1\nkind: Waivers\nwaivers:\n" + "".join(
+        f"  - rule: MG-SEC-101\n    spec: {spec}\n"
+        "    justification: the mirror publishes digests next week\n"
+        f'    approver: security@example.com\n    expires: "{expires}"\n'
+        for spec in specs
+    )
 
 
 def test_a_waiver_silences_an_output_finding_of_its_spec(clean: Path) -> None:
-    edit_values(
-        clean, lambda values: values["engines"]["vllm"].update(image="vllm/vllm-openai:v0.6.3")
-    )
-    expires = (dt.date.today() + dt.timedelta(days=30)).isoformat()
-    (clean / "policies/waivers.yaml").write_text(
-        "apiVersion: modelgate.dev/v1alpha1\nkind: Waivers\nwaivers:\n"
-        "  - rule: MG-SEC-101\n    spec: chat-assistant\n"
-        "    justification: the vLLM mirror publishes digests next week\n"
-        f'    approver: security@example.com\n    expires: "{expires}"\n'
-    )
+    edit_template(clean, "_k8s/deployment.yaml.j2", UNPIN)
+    (clean / "policies/waivers.yaml").write_text(waivers("chat-assistant"))
+    done = run_cli("--root", str(clean), "render", "--format", "json")
+    assert done.code == 1  # fraud-onnx has no waiver
+    found = [d for d in json.loads(done.out)["diagnostics"] if d["rule"] == "MG-SEC-101"]
+    assert {d["path"] for d in found if d["waiver"]} == {
+        path for path in UNPINNED if "chat-assistant" in path
+    }
+    (clean / "policies/waivers.yaml").write_text(waivers("chat-assistant", "fraud-onnx"))
     done = run_cli("--root", str(clean), "render", "--format", "json")
     assert done.code == 0, done.out + done.err
-    found = [d for d in json.loads(done.out)["diagnostics"] if d["rule"] == "MG-SEC-101"]
-    assert len(found) == 2 and all(d["waiver"] for d in found)
     assert run_cli("--root", str(clean), "render", "--check").code == 0
-    # validation does not judge the output: the waiver is not stale there
+    # validation does not judge the output: its waivers are not stale there
     validated = run_cli("--root", str(clean), "validate", "--strict")
     assert validated.code == 0 and "MG802" not in validated.out, validated.out
 
 
-def test_a_waiver_for_another_spec_does_not_apply(clean: Path) -> None:
-    edit_values(
-        clean, lambda values: values["engines"]["vllm"].update(image="vllm/vllm-openai:v0.6.3")
-    )
-    expires = (dt.date.today() + dt.timedelta(days=30)).isoformat()
-    (clean / "policies/waivers.yaml").write_text(
-        "apiVersion: modelgate.dev/v1alpha1\nkind: Waivers\nwaivers:\n"
-        "  - rule: MG-SEC-101\n    spec: fraud-onnx\n    justification: not this one\n"
-        f'    approver: security@example.com\n    expires: "{expires}"\n'
-    )
+def test_a_waiver_that_matches_no_output_finding_is_stale(clean: Path) -> None:
+    (clean / "policies/waivers.yaml").write_text(waivers("iris"))
     done = run_cli("--root", str(clean), "render", "--check")
-    assert done.code == 1
-    assert (
-        "MG802" in done.err and "waiver for MG-SEC-101 on fraud-onnx matches no finding" in done.err
-    )
+    assert done.code == 0  # a warning
+    assert "MG802" in done.err and "waiver for MG-SEC-101 on iris matches no finding" in done.err
 
 
 OVERRIDES = """\
@@ -284,9 +279,7 @@ overrides:
 
 
 def test_severity_overrides_apply_to_output_rules(clean: Path) -> None:
-    edit_values(
-        clean, lambda values: values["engines"]["vllm"].update(image="vllm/vllm-openai:v0.6.3")
-    )
+    edit_template(clean, "_k8s/deployment.yaml.j2", UNPIN)
     (clean / "policies/acme.yaml").write_text(OVERRIDES)
     done = run_cli("--root", str(clean), "render", "--check", "--format", "json")
     assert done.code == 1
@@ -296,8 +289,7 @@ def test_severity_overrides_apply_to_output_rules(clean: Path) -> None:
         if d["rule"] == "MG-SEC-101"
     }
     assert found == {
-        ("rendered/production/chat-assistant/deployment.yaml", "error"),
-        ("rendered/staging/chat-assistant/deployment.yaml", "warning"),
+        (path, "error" if path.split("/")[1] == "production" else "warning") for path in UNPINNED
     }
     (clean / "policies/acme.yaml").write_text(
         OVERRIDES.replace(", severityByEnvironment: {production: error}", "")
