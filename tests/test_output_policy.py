@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -366,3 +369,28 @@ def test_the_committed_output_breaks_no_rule_but_the_two_pending_ones() -> None:
     done = run_cli("render", "--check", "--format", "json")
     found = {d["rule"] for d in json.loads(done.out)["diagnostics"] if d["rule"].startswith("MG-")}
     assert found <= {"MG-SEC-101", "MG-SEC-120"}, done.out
+
+
+def test_the_kubernetes_target_applies_nothing_render_would_refuse(
+    clean: Path, tmp_path: Path
+) -> None:
+    """`deploy --target kubernetes` renders and applies one spec itself: the output rules
+    judge it there too, before kubectl is ever run."""
+    attack(clean)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    called = tmp_path / "kubectl-called"
+    kubectl = tools / "kubectl"
+    kubectl.write_text(f"#!/bin/sh\ntouch {called}\nexit 1\n")
+    kubectl.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MODELGATE_DEBUG", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "validator.cli", "--root", str(clean), "deploy",
+         "models/chat-assistant.yaml", "--target", "kubernetes", "--env", "staging"],
+        cwd=clean, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "rendered/staging/chat-assistant/deployment.yaml:" in done.stdout + done.stderr
+    assert "MG-SEC-110" in done.stdout + done.stderr
+    assert not called.exists()

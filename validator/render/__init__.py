@@ -274,9 +274,14 @@ def render_document(
     schemas: kube_schemas.Schemas | None = None,
     values: dict[str, Any] | None = None,
     local_only: bool = False,
+    policy: Policy | None = None,
 ) -> Rendering:
-    """The document's files; `local_only` for what the local target needs and nothing else."""
-    return _render_one(document, Renderer(root, schemas, values), local_only)
+    """The document's files; `local_only` for what the local target needs and nothing else.
+    With a `policy`, its output rules judge them (waivers applied) as `modelgate render`'s do."""
+    rendering = _render_one(document, Renderer(root, schemas, values, policy=policy), local_only)
+    if policy is not None and policy.output_rules:
+        rendering.diagnostics = waive_output_findings(rendering, policy, root, complete=False)
+    return rendering
 
 
 def _render_one(document: Document, renderer: Renderer, local_only: bool = False) -> Rendering:
