@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -394,3 +395,16 @@ def test_the_kubernetes_target_applies_nothing_render_would_refuse(
     assert "rendered/staging/chat-assistant/deployment.yaml:" in done.stdout + done.stderr
     assert "MG-SEC-110" in done.stdout + done.stderr
     assert not called.exists()
+
+
+def test_policies_list_and_explain_show_output_rules() -> None:
+    listed = run_cli("policies", "list")
+    assert listed.code == 0
+    assert re.search(
+        r"^MG-SEC-110 +error +env:all +output:podSpec +pod templates", listed.out, re.M
+    )
+    explained = run_cli("policies", "explain", "MG-SEC-130")
+    assert explained.code == 0
+    assert "judges: the rendered output, each object of kind ApplicationSet" in explained.out
+    assert "Passes (changes to the reference output" in explained.out
+    assert "the finding points at applicationset.spec.generators[0].git.repoURL" in explained.out
