@@ -16,7 +16,7 @@ from .. import parallel
 from ..codes import BUILTIN_RULES
 from ..diagnostics import Diagnostic, RuleInfo, error, has_errors
 from ..git import run_git
-from . import artifacts, load, names, schema
+from . import artifacts, capabilities, load, names, schema
 
 SPEC_DIR = "models"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -175,6 +175,7 @@ class _FileCheck:
         ]
         if any(d.severity.value == "error" for d in problems):
             return document, problems, [], None
+        problems.extend(capabilities.check(document))
         problems.extend(artifacts.check(document, self.root))
         findings = []
         if self.policy is not None:

@@ -1,6 +1,6 @@
 """MLServer: the embedded local engine, and a Seldon Core v2 Model in clusters."""
 
-from . import Engine
+from . import Engine, Scaling
 
 ENGINE = Engine(
     name="mlserver",
@@ -18,6 +18,11 @@ ENGINE = Engine(
         "MLSERVER_ENVIRONMENTS_DIR": "{workdir}",
     },
     cluster=("mlserver/model.yaml.j2",),
+    # A Seldon Model runs on the cluster's MLServer servers: it carries replica bounds, which
+    # Seldon scales between on inference lag, and no pod of its own.
+    modes={"Seldon": Scaling(autoscaler="Seldon, on inference lag")},
+    runtime="the MLServer implementation class",
+    pod=False,
     runtimes={
         "sklearn": "mlserver_sklearn.SKLearnModel",
         "xgboost": "mlserver_xgboost.XGBoostModel",

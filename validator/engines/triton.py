@@ -13,6 +13,7 @@ ENGINE = Engine(
     port=8000,
     cluster=("triton/deployment.yaml.j2", "triton/configmap.yaml.j2", *WORKLOAD),
     model_config="triton/config.pbtxt.j2",
+    batching=True,
     platforms={
         "onnx": "onnxruntime_onnx",
         "pytorch": "pytorch_libtorch",

@@ -19,7 +19,6 @@ from ..engines import ENGINES, Engine, engine_values, runtime_for
 MANAGED_BY = "modelgate"
 DEFAULT_USER = 10001
 TRITON_TYPES = {"BYTES": "TYPE_STRING"}
-SCALE_METRICS = {"cpu": "cpu", "memory": "memory", "concurrency": "concurrency", "rps": "rps"}
 
 
 def spec_hash(document: Document) -> str:
@@ -90,6 +89,7 @@ def cluster(
     defaults = engine_values(values, engine.name)
     scaling = spec.get("scaling", {})
     low = scaling.get("minReplicas", 1)
+    mode, scaler = engine.mode(spec["engine"])
     endpoint = spec.get("endpoint", {})
     return {
         **view,
@@ -105,10 +105,11 @@ def cluster(
         "resources": _resources(spec.get("resources", {})),
         "min_replicas": low,
         "max_replicas": max(scaling.get("maxReplicas", low), low),
-        "scale_metric": SCALE_METRICS.get(scaling.get("metric", "cpu"), "cpu"),
+        # the mode's own default where the spec names none (Knative scales on concurrency)
+        "scale_metric": scaling.get("metric") or next(iter(scaler.metrics), "cpu"),
         "scale_target": scaling.get("target", 80),
         "canary": spec.get("rollout", {}).get("canaryTrafficPercent"),
-        "deployment_mode": spec["engine"].get("deploymentMode", "RawDeployment"),
+        "deployment_mode": mode,
         "service_account": spec.get("serviceAccountName"),
         "public": endpoint.get("visibility") == "public",
         "pod_security": _pod_security(spec.get("security", {})),
