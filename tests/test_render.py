@@ -392,12 +392,20 @@ def test_render_env_touches_only_that_environment(tmp_path: Path) -> None:
         assert usage.code == 2 and "is not an environment name" in usage.err
 
 
+# iris packaged as an image that serves itself: the docker engine's, with a compose file
+AS_IMAGE = {
+    "    artifact: models/artifacts/iris/model.joblib\n": "    image: "
+    "registry.example.com/ml/iris@sha256:" + "a" * 64 + "\n",
+    "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n": "",
+    "    name: mlserver\n    version: 1.7.1\n": "    name: docker\n",
+}
+
+
 def test_compose_files_keep_dollar_signs_literal(scaffold: Scaffold) -> None:
     """`docker compose` would substitute ${HOME} from the deployer's environment."""
     spec = scaffold.iris(
         **{
-            "    artifact: models/artifacts/iris/model.joblib\n": "    image: "
-            "registry.example.com/ml/iris@sha256:" + "a" * 64 + "\n",
+            **AS_IMAGE,
             "    protocol: v2\n": "    protocol: v2\n    env:\n"
             '      - {name: GREETING, value: "${HOME} and $USER"}\n',
         }
@@ -411,12 +419,7 @@ def test_compose_files_keep_dollar_signs_literal(scaffold: Scaffold) -> None:
 def test_fractional_millicores_render_for_compose(scaffold: Scaffold) -> None:
     """The schema allows `1.5m`; the compose file needs cores: it was an internal error."""
     text = (scaffold.iris()).read_text()
-    spec = scaffold.iris(
-        **{
-            "    artifact: models/artifacts/iris/model.joblib\n": "    image: "
-            "registry.example.com/ml/iris@sha256:" + "b" * 64 + "\n",
-        }
-    )
+    spec = scaffold.iris(**AS_IMAGE)
     limits = re.search(r"limits: \{cpu: \"?([0-9.]+m?)\"?", text)
     assert limits, "the iris spec has no cpu limit to vary"
     spec.write_text(spec.read_text().replace(limits[0], 'limits: {cpu: "1500.5m"'))
