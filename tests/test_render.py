@@ -416,6 +416,23 @@ def test_compose_files_keep_dollar_signs_literal(scaffold: Scaffold) -> None:
     assert 'GREETING: "$${HOME} and $$USER"' in compose
 
 
+def test_compose_runs_the_image_with_the_engine_args_as_the_docker_target_does(
+    scaffold: Scaffold,
+) -> None:
+    """engine.args replace the image's command on the docker target; `docker compose up` of
+    the rendered file ran the image without them."""
+    spec = scaffold.iris(
+        **{
+            **AS_IMAGE,
+            "    protocol: v2\n": '    protocol: v2\n    args: ["serve", "--port=$PORT"]\n',
+        }
+    )
+    result = run_cli("--root", str(scaffold.root), "render", str(spec))
+    assert result.code == 0, result.out + result.err
+    compose = yaml.safe_load((scaffold.root / "rendered/docker/iris/compose.yaml").read_text())
+    assert compose["services"]["model"]["command"] == ["serve", "--port=$$PORT"]
+
+
 def test_fractional_millicores_render_for_compose(scaffold: Scaffold) -> None:
     """The schema allows `1.5m`; the compose file needs cores: it was an internal error."""
     text = (scaffold.iris()).read_text()

@@ -134,6 +134,7 @@ def docker(document: Document, shared: dict[str, Any] | None = None) -> dict[str
     return {
         **view,
         "image": spec["model"]["image"],
+        "command": list(spec["engine"].get("args", [])),  # as the docker target runs it
         "port": spec.get("endpoint", {}).get("port", 8080),
         "user": str(security.get("runAsUser", DEFAULT_USER)),
         "read_only": security.get("readOnlyRootFilesystem", True),
