@@ -242,22 +242,20 @@ def pod_settings(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
         f"{engine.name} runs the model on servers the cluster provides, and modelgate writes "
         "no pod for it"
     )
-    present: list[JsonPath] = [
-        ["spec", "engine", "args"],
-        ["spec", "engine", "env"],
-        ["spec", "security"],
-        ["spec", "serviceAccountName"],
-    ]
-    if spec.get("resources", {}).get("gpu"):
-        present.append(["spec", "resources", "gpu"])
-    for path in present:
-        if _value(spec, path[1:]) is not None:
-            yield Refusal(
-                path,
-                POD_SETTING,
-                f"{'.'.join(map(str, path))} has no effect: {why}",
-                "remove it: the cluster's servers for this engine carry their own settings",
-            )
+    written = (
+        (["spec", "engine", "args"], "args" in spec["engine"]),
+        (["spec", "engine", "env"], "env" in spec["engine"]),
+        (["spec", "security"], "security" in spec),
+        (["spec", "serviceAccountName"], "serviceAccountName" in spec),
+        (["spec", "resources", "gpu"], bool(spec.get("resources", {}).get("gpu"))),  # 0: none
+    )
+    for path in (path for path, here in written if here):
+        yield Refusal(
+            path,
+            POD_SETTING,
+            f"{'.'.join(map(str, path))} has no effect: {why}",
+            "remove it: the cluster's servers for this engine carry their own settings",
+        )
 
 
 def host_access(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
@@ -274,14 +272,6 @@ def host_access(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
                 "host ports or host paths for any engine",
                 f"remove spec.security.{field}",
             )
-
-
-def _value(node: Any, path: JsonPath) -> Any:
-    for part in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)  # type: ignore[call-overload]
-    return node
 
 
 RULES: tuple[Callable[[dict[str, Any], Engine], Iterator[Refusal]], ...] = (
