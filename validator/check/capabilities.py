@@ -153,12 +153,14 @@ def _instead(engine: Engine, able: Callable[[Scaling], bool], otherwise: str) ->
 def protocol(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
     spoken = spec["engine"]["protocol"]
     if spoken not in engine.protocols:
+        speakers = [name for name, other in ENGINES.items() if spoken in other.protocols]
         yield Refusal(
             ["spec", "engine", "protocol"],
             PROTOCOL,
             f"{engine.name} does not speak protocol {spoken}; it speaks "
             + ", ".join(engine.protocols),
-            f"set protocol to {engine.protocols[0]}, or pick an engine that speaks {spoken}",
+            f"set protocol to {engine.protocols[0]}, or serve the model with "
+            + ", ".join(speakers),
         )
 
 
