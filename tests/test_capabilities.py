@@ -5,6 +5,8 @@ passes. The example specs are the bases: iris (mlserver, a Seldon Model), chat-a
 
 from __future__ import annotations
 
+import datetime as dt
+import shutil
 from pathlib import Path
 
 import pytest
@@ -316,6 +318,31 @@ def test_kserve_serverless_renders_knatives_own_default_metric(scaffold: Scaffol
     manifest = rendered.read_text(encoding="utf-8")
     assert 'scaleMetric: "concurrency"' in manifest
     assert 'serving.kserve.io/deploymentMode: "Serverless"' in manifest
+
+
+def test_a_waiver_does_not_accept_what_the_engine_cannot_do(scaffold: Scaffold) -> None:
+    """A waiver accepts a policy finding; an engine that cannot scale to zero still cannot."""
+    shutil.copytree(PROJECT / "policies", scaffold.root / "policies")
+    soon = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    (scaffold.root / "policies" / "waivers.yaml").write_text(
+        "apiVersion: modelgate.dev/v1alpha1\nkind: Waivers\nwaivers:\n"
+        "  - {rule: MG220, spec: chat-assistant, justification: Idle most of the week.,\n"
+        f"     approver: security@example.com, expires: '{soon}'}}\n",
+        encoding="utf-8",
+    )
+    path, text = write(
+        scaffold,
+        "chat-assistant",
+        {
+            "minReplicas: 2": "minReplicas: 0",
+            "environments: [staging, production]": "environments: [staging]",
+        },
+    )
+    line, col = located(text, "minReplicas: 0", "0")
+    result = run_cli("--root", str(scaffold.root), "validate", str(path))
+    assert result.code == 1, result.out
+    assert f"models/chat-assistant.yaml:{line}:{col}: MG220 " in result.out
+    assert "waived" not in result.out
 
 
 def test_every_refused_setting_is_a_documented_capability_code() -> None:
