@@ -198,10 +198,12 @@ def test_port_already_taken(repo: Scaffold) -> None:
 
 
 def test_image_models_are_not_for_the_local_target(repo: Scaffold) -> None:
-    spec = repo.iris(
+    spec = repo.iris(  # an image that serves itself: the docker engine's
         **{
             "artifact: models/artifacts/iris/model.joblib": "image: registry.local/iris@sha256:"
-            + "a" * 64
+            + "a" * 64,
+            "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n": "",
+            "    name: mlserver\n    version: 1.7.1\n": "    name: docker\n",
         }
     )
     code, _, err = deploy(repo, str(spec))

@@ -22,7 +22,6 @@ from . import images
 MANAGED_BY = "modelgate"
 DEFAULT_USER = 10001
 TRITON_TYPES = {"BYTES": "TYPE_STRING"}
-SCALE_METRICS = {"cpu": "cpu", "memory": "memory", "concurrency": "concurrency", "rps": "rps"}
 
 
 def spec_hash(document: Document) -> str:
@@ -95,6 +94,7 @@ def cluster(
     defaults = engine_values(values, engine.name)
     scaling = spec.get("scaling", {})
     low = scaling.get("minReplicas", 1)
+    mode, scaler = engine.mode(spec["engine"])
     endpoint = spec.get("endpoint", {})
     live_path, ready_path = health_paths(spec, view["name"], values)
     exposed = exposure.plan(spec, view["name"], environment, platform or from_values(values))
@@ -114,10 +114,11 @@ def cluster(
         "resources": _resources(spec.get("resources", {})),
         "min_replicas": low,
         "max_replicas": max(scaling.get("maxReplicas", low), low),
-        "scale_metric": SCALE_METRICS.get(scaling.get("metric", "cpu"), "cpu"),
+        # the mode's own default where the spec names none (Knative scales on concurrency)
+        "scale_metric": scaling.get("metric") or next(iter(scaler.metrics), "cpu"),
         "scale_target": scaling.get("target", 80),
         "canary": spec.get("rollout", {}).get("canaryTrafficPercent"),
-        "deployment_mode": spec["engine"].get("deploymentMode", "RawDeployment"),
+        "deployment_mode": mode,
         "service_account": spec.get("serviceAccountName"),
         "exposure": exposed,
         "pod_security": _pod_security(spec.get("security", {})),
@@ -145,6 +146,7 @@ def docker(document: Document, shared: dict[str, Any] | None = None) -> dict[str
     return {
         **view,
         "image": spec["model"]["image"],
+        "command": list(spec["engine"].get("args", [])),  # as the docker target runs it
         "port": spec.get("endpoint", {}).get("port", 8080),
         "user": str(security.get("runAsUser", DEFAULT_USER)),
         "read_only": security.get("readOnlyRootFilesystem", True),
