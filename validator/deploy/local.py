@@ -281,9 +281,7 @@ def _own_workdir(workdir: str) -> bool:
     """A directory modelgate made with mkdtemp: its prefix, directly under the temporary
     directory, a real directory owned by this user (or gone already)."""
     path = Path(workdir)
-    made_here = path.parent == Path(tempfile.gettempdir()) and path.name.startswith(
-        WORKDIR_PREFIX
-    )
+    made_here = path.parent == Path(tempfile.gettempdir()) and path.name.startswith(WORKDIR_PREFIX)
     if not made_here or not path.is_absolute():
         return False
     try:
