@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import paths, render, smoke
+from .. import paths, render, smoke, targets
 from ..check import artifacts
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
@@ -376,10 +376,7 @@ class _Server:
 
 def can_serve(document: Document) -> bool:
     """The local target runs MLServer on artifacts kept in this repository."""
-    spec = document.data["spec"]
-    artifact = spec["model"].get("artifact", "")
-    runs_here = bool(ENGINES[spec["engine"]["name"]].local_command)
-    return runs_here and bool(artifact) and "://" not in artifact
+    return targets.LOCAL in targets.targets_of(document.data["spec"])
 
 
 def _prepare(document: Document, root: Path) -> Diagnostic | None:
