@@ -32,6 +32,24 @@ CHUNK = 1024 * 1024
 # Refused in names: what sha256sum escapes (backslash, newline), and every other control.
 _UNLISTABLE = re.compile(r"[\x00-\x1f\x7f\\]")
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+Problem = tuple[JsonPath, str, str, str]  # where in the spec, code, message, hint
+
+# (reason, hint) of each refusal
+_LINK = (
+    "is a symbolic link; a tree digest never follows links",
+    "replace the link with the file or folder it names",
+)
+_GIT = (
+    "is a git repository's own data, which is never committed with the artifact",
+    "copy the model's files out of the checkout, without .git",
+)
+_SPECIAL = (
+    "is not a regular file or folder",
+    "artifacts hold regular files and folders only: remove it",
+)
+_NAME_IT = "name an existing file or folder"
+_READABLE = "make it readable by the user who runs modelgate"
+_RENAME = "rename it: artifact names are UTF-8 without backslashes or control characters"
 
 
 class Unhashable(Exception):
@@ -146,24 +164,6 @@ def _file_sha256(path: Path, shown: str) -> str:
     return digest.hexdigest()
 
 
-# (reason, hint) of each refusal
-_LINK = (
-    "is a symbolic link; a tree digest never follows links",
-    "replace the link with the file or folder it names",
-)
-_GIT = (
-    "is a git repository's own data, which is never committed with the artifact",
-    "copy the model's files out of the checkout, without .git",
-)
-_SPECIAL = (
-    "is not a regular file or folder",
-    "artifacts hold regular files and folders only: remove it",
-)
-_NAME_IT = "name an existing file or folder"
-_READABLE = "make it readable by the user who runs modelgate"
-_RENAME = "rename it: artifact names are UTF-8 without backslashes or control characters"
-
-
 def check(document: Document, root: Path) -> list[Diagnostic]:
     """MG118-MG121 for the repository artifact the spec names; nothing for a URI, a path out
     of the repository (the artifact path policy's finding) or a path not made yet (a new
@@ -175,19 +175,14 @@ def check(document: Document, root: Path) -> list[Diagnostic]:
     return [document.finding(where, code, message, hint)]
 
 
-Problem = tuple[JsonPath, str, str, str]  # where in the spec, code, message, hint
-
-
 def problem_of(document: Document, root: Path) -> Problem | None:
     """What is wrong with the spec's repository artifact (see check), for validate and for
     deploy, which checks again just before it starts the engine."""
     model = document.data["spec"]["model"]
     artifact = model.get("artifact")
-    if not artifact or "://" in artifact:
+    if not artifact or "://" in artifact or not _inside(root / artifact, root):
         return None
     path = root / artifact
-    if not _inside(path, root):
-        return None
     if paths.leads_out(path, root):
         return (
             ["spec", "model", "artifact"],
@@ -199,17 +194,23 @@ def problem_of(document: Document, root: Path) -> Problem | None:
         mode = path.stat().st_mode
     except OSError:
         return None
-    folder = stat.S_ISDIR(mode)
-    if not folder and not stat.S_ISREG(mode):
+    if not stat.S_ISDIR(mode) and not stat.S_ISREG(mode):
+        reason, hint = _SPECIAL
         return (
             ["spec", "model", "artifact"],
             ARTIFACT_UNHASHABLE,
-            f"artifact {artifact} {_SPECIAL[0]}",
-            _SPECIAL[1],
+            f"artifact {artifact} {reason}",
+            hint,
         )
-    mismatch = _kind_mismatch(model, artifact, folder)
-    if mismatch is not None or (FILE_FIELD not in model and TREE_FIELD not in model):
-        return mismatch
+    return _kind_mismatch(model, artifact, stat.S_ISDIR(mode)) or _digest_differs(
+        model, artifact, path, root
+    )
+
+
+def _digest_differs(model: dict, artifact: str, path: Path, root: Path) -> Problem | None:
+    """MG119 when the artifact's digest is not the one the spec names, MG120 when it has none."""
+    if FILE_FIELD not in model and TREE_FIELD not in model:
+        return None  # a file without a digest: the checksum policies' business
     try:
         actual = digest_of(path, root, artifact)
     except Unhashable as exc:
@@ -217,7 +218,7 @@ def problem_of(document: Document, root: Path) -> Problem | None:
     expected = model[actual.field]
     if actual.value == expected:
         return None
-    kind = "tree sha256" if folder else "sha256"
+    kind = "tree sha256" if actual.field == TREE_FIELD else "sha256"
     return (
         ["spec", "model", actual.field],
         ARTIFACT_CHANGED,

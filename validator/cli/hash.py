@@ -25,7 +25,9 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if not args.path:
         output.error("an empty path names nothing: name an artifact file or folder")
         return EXIT_USAGE
-    path = Path(args.path)
+    # the working directory resolved as the root is, so that a path in the repository is
+    # seen inside it however the user reached it
+    path = Path.cwd().resolve() / args.path
     if not path.exists():
         output.error(f"{args.path}: no such file or folder", "name an artifact file or folder")
         return EXIT_FINDINGS
