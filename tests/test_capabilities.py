@@ -155,6 +155,13 @@ REFUSED = {
         "sha256: eee",
         "eee",
     ),
+    "treeSha256 beside a model image": (
+        "churn-kserve",
+        {"    format: sklearn\n": f"    treeSha256: {'e' * 64}\n    format: sklearn\n"},
+        "MG225",
+        "treeSha256: eee",
+        "eee",
+    ),
     "an engine version on KServe": (
         "churn-kserve",
         {"    name: kserve\n": "    name: kserve\n    version: 0.14.0\n"},

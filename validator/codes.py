@@ -24,7 +24,15 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG116": ("number is not finite", "write a finite number, or quote it if it is text"),
     "MG117": (".modelgate/ is committed", "untrack .modelgate/ and list it in .gitignore"),
     "MG118": ("a link out of the repository", "commit the file itself, not a link to it"),
-    "MG119": ("artifact differs from its sha256", "review the artifact, then update sha256"),
+    "MG119": (
+        "artifact differs from its digest",
+        "review the artifact, then update sha256 or treeSha256 (`modelgate hash PATH`)",
+    ),
+    "MG120": ("artifact cannot be hashed", "keep regular files and folders only in an artifact"),
+    "MG121": (
+        "digest field does not fit the artifact",
+        "name a file by sha256 and a folder by treeSha256",
+    ),
     "MG201": ("schema violation", "see the field's description in docs/spec.md"),
     "MG202": ("unknown field", "remove the field or fix its spelling"),
     "MG210": (

@@ -176,13 +176,16 @@ def packaging(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
             f"set spec.model.{engine.packaging[0]}, or serve the model {kind} with "
             + ", ".join(others),
         )
-    if kind == IMAGE and "sha256" in model:
-        yield Refusal(
-            ["spec", "model", "sha256"],
-            PACKAGING,
-            "sha256 checks an artifact; a model image is pinned by the digest in its reference",
-            "remove spec.model.sha256 and reference the image as registry/repository@sha256:...",
-        )
+    for digest in ("sha256", "treeSha256"):
+        if kind == IMAGE and digest in model:
+            yield Refusal(
+                ["spec", "model", digest],
+                PACKAGING,
+                f"{digest} checks an artifact; a model image is pinned by the digest in its "
+                "reference",
+                f"remove spec.model.{digest} and reference the image as "
+                "registry/repository@sha256:...",
+            )
 
 
 # --- settings the engine has no use for ----------------------------------------------------

@@ -193,9 +193,7 @@ def engine_values(values: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {**record, **(values.get("engines") or {}).get(name, {})}
 
 
-def health_paths(
-    spec: Mapping[str, Any], name: str, values: Mapping[str, Any]
-) -> tuple[str, str]:
+def health_paths(spec: Mapping[str, Any], name: str, values: Mapping[str, Any]) -> tuple[str, str]:
     """(liveness, readiness) paths of the server that serves `spec` in a cluster: the engine
     record's (as templates/values.yaml may override them), or, for a model image serving
     itself, those of the protocol it speaks."""
