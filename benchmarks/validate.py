@@ -46,7 +46,6 @@ TARGET_RATIO = 3.0
 
 DOMAINS = ("botany", "fraud", "search", "ads", "vision", "speech", "pricing")
 TIERS = ("gold", "silver", "bronze")
-METRICS = ("rps", "concurrency", "cpu", "memory")
 ENVIRONMENTS = (["staging", "production"], ["staging"], ["dev", "staging", "production"])
 
 
@@ -78,12 +77,8 @@ def variant(template: dict[str, Any], index: int) -> dict[str, Any]:
     body["model"]["version"] = f"{1 + index % 4}.{index % 10}.{index}"
     body["environments"] = list(ENVIRONMENTS[index % len(ENVIRONMENTS)])
     low = 2 + index % 3  # production needs at least two replicas (MG-OPS-011)
-    body["scaling"] = {
-        "minReplicas": low,
-        "maxReplicas": low + index % 7,
-        "metric": METRICS[index % len(METRICS)],
-        "target": 10 + index % 90,
-    }
+    # iris is a Seldon Model: scaled on inference lag between the bounds, with no metric
+    body["scaling"] = {"minReplicas": low, "maxReplicas": low + index % 7}
     body["smoke"]["requests"] = smoke_requests(body["smoke"]["requests"], index)
     return spec
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -20,6 +21,21 @@ from validator.render import readback
 PROJECT = Path(__file__).resolve().parents[1]
 IRIS_SPEC = (PROJECT / "models" / "iris.yaml").read_text(encoding="utf-8")
 IRIS_ARTIFACT = Path("models/artifacts/iris/model.joblib")
+IRIS_SHA256 = "1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253"
+IRIS_FOLDER = "models/artifacts/iris"
+
+
+def tree_sha256(folder: Path) -> str:
+    """The tree digest of docs/artifacts.md, with hashlib alone: sha256 of the lines
+    `<sha256>  <relative path>` of every file, sorted by the path's bytes."""
+    files = sorted(
+        (path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()),
+        key=str.encode,
+    )
+    listing = "".join(
+        f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}\n" for name in files
+    )
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 @dataclass
@@ -47,6 +63,19 @@ class Scaffold:
             assert old in text, f"{old!r} is not in the iris spec"
             text = text.replace(old, new)
         return self.write_spec(name, text)
+
+    def iris_folder(self, name: str = "iris") -> Path:
+        """The iris spec with the folder around model.joblib as its artifact (MLServer's
+        scikit-learn runtime finds model.joblib in it), named by its tree digest."""
+        digest = tree_sha256(self.root / IRIS_FOLDER)
+        return self.iris(
+            name,
+            **{
+                f"artifact: {IRIS_ARTIFACT}": f"artifact: {IRIS_FOLDER}",
+                f"    sha256: {IRIS_SHA256}\n": "",
+                "    format: sklearn": f"    treeSha256: {digest}\n    format: sklearn",
+            },
+        )
 
 
 @pytest.fixture

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from validator.check import workspace
+from validator.deploy import local
 from validator.deploy.net import free_port
 
-from .conftest import PROJECT, Scaffold, run_cli
+from .conftest import IRIS_FOLDER, PROJECT, Scaffold, run_cli
 
 pytestmark = pytest.mark.engine
 
@@ -140,6 +142,36 @@ def test_artifact_outside_the_repository_is_refused(repo: Scaffold) -> None:
     assert code == 1 and "lies outside the repository" in err
 
 
+def test_a_folder_artifact_is_served_and_a_changed_folder_refused_before_start(
+    repo: Scaffold,
+) -> None:
+    spec = repo.iris_folder()
+    code, out, err = deploy(repo, str(spec))
+    assert code == 0, out + err
+    assert "smoke pass  setosa" in out and "smoke pass  three-species" in out
+    settings = json.loads((repo.root / "rendered/local/iris/model-settings.json").read_text())
+    assert settings["parameters"]["uri"] == f"../../../{IRIS_FOLDER}/"
+
+    added = repo.root / IRIS_FOLDER / "notes.txt"
+    added.write_text("added after review\n")
+    code, _, err = deploy(repo, str(spec))
+    assert code == 1 and "MG119" in err and "model not deployed: the spec is invalid" in err
+    assert engine_processes(repo.root) == []
+
+    # a change between validation and the start: deploy's own check, just before the engine
+    added.unlink()
+    validation = workspace.validate([spec], repo.root)
+    assert not validation.failed(), validation.diagnostics
+    added.write_text("added after validation\n")
+    outcome = local.deploy(validation.valid_documents()[0], repo.root)
+    line = next(n for n, t in enumerate(spec.read_text().splitlines(), 1) if "treeSha256" in t)
+    assert [(d.line, d.col, d.rule) for d in outcome.diagnostics] == [(line, 17, "MG501")]
+    assert outcome.diagnostics[0].message.startswith(
+        f"model not deployed: artifact {IRIS_FOLDER} has tree sha256 "
+    )
+    assert outcome.endpoint is None and engine_processes(repo.root) == []
+
+
 def test_endpoint_not_available_when_readiness_times_out(repo: Scaffold) -> None:
     spec = repo.iris(**{"readinessTimeoutSeconds: 60": "readinessTimeoutSeconds: 0.3"})
     code, _, err = deploy(repo, str(spec))
@@ -198,10 +230,12 @@ def test_port_already_taken(repo: Scaffold) -> None:
 
 
 def test_image_models_are_not_for_the_local_target(repo: Scaffold) -> None:
-    spec = repo.iris(
+    spec = repo.iris(  # an image that serves itself: the docker engine's
         **{
             "artifact: models/artifacts/iris/model.joblib": "image: registry.local/iris@sha256:"
-            + "a" * 64
+            + "a" * 64,
+            "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n": "",
+            "    name: mlserver\n    version: 1.7.1\n": "    name: docker\n",
         }
     )
     code, _, err = deploy(repo, str(spec))

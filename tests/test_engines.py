@@ -11,7 +11,7 @@ import yaml
 from validator.check import policy, schema
 from validator.cli import build_parser
 from validator.engines import ENGINES, EVERY_FORMAT, policy_parameter
-from validator.report.engine_table import markdown_table
+from validator.report.engine_table import capability_table, markdown_table
 
 from .conftest import PROJECT
 
@@ -77,6 +77,25 @@ def test_the_docs_engine_table_is_made_from_the_records() -> None:
     table = re.search(r"<!-- engines:start -->\n(.*?)<!-- engines:end -->", page, re.S)
     assert table, "docs/spec.md lost its engine table markers"
     assert table[1] == markdown_table(), "paste `python -m validator.report.engine_table`"
+
+
+def test_the_docs_capability_table_is_made_from_the_records() -> None:
+    page = (PROJECT / "docs" / "spec.md").read_text(encoding="utf-8")
+    table = re.search(r"<!-- capabilities:start -->\n(.*?)<!-- capabilities:end -->", page, re.S)
+    assert table, "docs/spec.md lost its capability table markers"
+    assert table[1] == capability_table(), (
+        "paste `python -m validator.report.engine_table capabilities`"
+    )
+
+
+def test_every_capability_record_is_consistent() -> None:
+    for engine in ENGINES.values():
+        assert engine.modes and engine.packaging, engine.name
+        assert set(engine.packaging) <= {"artifact", "image"}, engine.name
+        for name, scaler in engine.modes.items():
+            assert scaler.autoscaler, (engine.name, name)
+            assert set(scaler.whole_targets) <= set(scaler.metrics), (engine.name, name)
+            assert scaler.target_max is None or scaler.metrics, (engine.name, name)
 
 
 def test_no_engine_is_named_in_code_outside_its_record() -> None:

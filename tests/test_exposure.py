@@ -162,8 +162,10 @@ def test_churn_kserve_is_cluster_local_and_requires_an_oidc_token(rendered: dict
 
 
 def test_a_serverless_inference_service_is_cluster_local_for_knative(scaffold: Scaffold) -> None:
-    spec = copy_spec(scaffold, "churn-kserve").replace(
-        "deploymentMode: RawDeployment", "deploymentMode: Serverless"
+    spec = (
+        copy_spec(scaffold, "churn-kserve")
+        .replace("deploymentMode: RawDeployment", "deploymentMode: Serverless")
+        .replace("metric: cpu", "metric: concurrency")  # Knative scales on requests
     )
     files = render_spec(scaffold, "churn-kserve", spec)
     labels = files["staging/churn-kserve/inferenceservice.yaml"]["metadata"]["labels"]

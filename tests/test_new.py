@@ -75,7 +75,7 @@ def test_every_scaffold_passes_yamllint(repo: Path) -> None:
 def test_scaffold_keeps_its_comments_and_schema_line(repo: Path) -> None:
     text = (repo / "models" / "mlserver-sklearn.yaml").read_text()
     assert text.startswith("# yaml-language-server: $schema=../validator/schemas/")
-    assert "# TODO: sha256sum of the artifact" in text
+    assert "# TODO: `modelgate hash ARTIFACT` prints it" in text
 
 
 def test_refusals(repo: Path) -> None:

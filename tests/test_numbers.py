@@ -84,8 +84,10 @@ def test_every_number_in_the_schema_has_finite_bounds() -> None:
     assert unbounded == []
 
 
+# iris scales on Seldon's own signal, so it has no scaling target: one is written in
+TARGET = ("    maxReplicas: 3\n", "    maxReplicas: 3\n    target: {}\n")
 BOUNDED = {  # field: (text in the iris spec, the same with {} where the number goes)
-    "scaling.target": ("target: 50", "target: {}"),
+    "scaling.target": TARGET,
     "expect.maxLatencyMs": ("maxLatencyMs: 500", "maxLatencyMs: {}"),
     "expect.outputs[].min": ("min: 0, max: 2}", "min: {}, max: 2}"),
     "expect.outputs[].max": ("max: 2}", "max: {}}"),
@@ -104,9 +106,17 @@ def test_a_huge_number_is_a_located_schema_finding(field: str, value: str) -> No
     text = IRIS_SPEC.replace(old, written, 1)
     document, problems = load.load_bytes(text.encode(), "models/iris.yaml")
     assert problems == [] and document is not None
-    line, col = line_col(text, written)
-    at_value = (schema.SCHEMA_VIOLATION, line, col + new.index("{}"))
+    at_value = (schema.SCHEMA_VIOLATION, *value_position(text, written, new))
     assert at_value in [(d.rule, d.line, d.col) for d in schema.check(document)]
+
+
+def value_position(text: str, written: str, new: str) -> tuple[int, int]:
+    """Line and column where the {} of `new` landed, `new` written into `text` as `written`."""
+    line, col = line_col(text, written)
+    before = new[: new.index("{}")]
+    if "\n" in before:
+        return line + before.count("\n"), len(before.rsplit("\n", 1)[1]) + 1
+    return line, col + len(before)
 
 
 def with_user(uid: object) -> str:
@@ -131,7 +141,7 @@ def test_the_largest_kubernetes_user_id_is_allowed_and_one_more_is_not() -> None
 
 @pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", ".NaN", HUGE])
 def test_validate_and_render_refuse_and_never_fault(scaffold: Scaffold, value: str) -> None:
-    spec = scaffold.iris(**{"target: 50": f"target: {value}"})
+    spec = scaffold.iris(**{TARGET[0]: TARGET[1].replace("{}", value)})
     text = spec.read_text(encoding="utf-8")
     line, col = line_col(text, f"target: {value}")
     expected = f"models/iris.yaml:{line}:{col + len('target: ')}: "

@@ -51,7 +51,8 @@ def test_rule_examples(rule_id: str, kind: str, index: int) -> None:
     rule = BUILTIN.rule(rule_id)
     assert rule is not None
     if kind == "pass":
-        found, _ = findings_for(rule_id, rule.passing[index].patch)
+        twice = rule.check == "unique_endpoints"
+        found, _ = findings_for(rule_id, rule.passing[index].patch, twice=twice)
         assert found == []
         return
     example = rule.failing[index]
@@ -317,3 +318,66 @@ def test_an_artifact_symlink_out_of_the_repository_is_refused(scaffold: Scaffold
         f"models/iris.yaml:{line}:15: MG-SEC-006 artifact path 'models/artifacts/iris/"
         "linked.joblib' is a symlink that leaves the repository"
     ) in result.out
+
+
+IN_A_BUCKET = {
+    "artifact: models/artifacts/iris/model.joblib": "artifact: s3://models/iris/model.joblib"
+}
+AN_IMAGE = {  # a model image serves itself: the docker engine
+    "artifact: models/artifacts/iris/model.joblib": "image: registry.example.com/ml/iris@sha256:"
+    + "c" * 64,
+    "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n": "",
+    "name: mlserver\n    version: 1.7.1": "name: docker",
+}
+
+
+def endpoint(field: str, value: str | int, visibility: str = "internal") -> dict[str, str]:
+    return {"visibility: internal": f"visibility: {visibility}\n    {field}: {value}"}
+
+
+def endpoint_findings(scaffold: Scaffold) -> tuple[int, list[tuple[str, int, int, str]]]:
+    code, found = validate(scaffold)
+    return code, [
+        (d["path"], d["line"], d["col"], d["message"]) for d in found if d["rule"] == "MG-OPS-040"
+    ]
+
+
+def line_of(spec: Path, text: str) -> int:
+    return spec.read_text().splitlines().index(text) + 1
+
+
+def test_specs_that_run_only_in_clusters_may_share_a_port(scaffold: Scaffold) -> None:
+    scaffold_with_policies(scaffold)
+    scaffold.iris("alpha", **IN_A_BUCKET, **endpoint("port", 8080))
+    scaffold.iris("beta", **IN_A_BUCKET, **endpoint("port", 8080))
+    scaffold.iris("gamma", **endpoint("port", 8080))  # the only one on this machine
+    assert endpoint_findings(scaffold) == (0, [])
+
+
+def test_the_same_port_on_this_machine_is_a_finding_at_the_second_spec(scaffold: Scaffold) -> None:
+    scaffold_with_policies(scaffold)
+    scaffold.iris("alpha", **endpoint("port", 8080))  # the local target serves it
+    beta = scaffold.iris("beta", **AN_IMAGE, **endpoint("port", 8080))  # the docker target
+    code, found = endpoint_findings(scaffold)
+    assert code == 1
+    assert found == [
+        (
+            "models/beta.yaml",
+            line_of(beta, "    port: 8080"),
+            11,
+            "endpoint port 8080 is already used by models/alpha.yaml; both run on this "
+            "machine, whose ports the local and docker targets share",
+        )
+    ]
+
+
+def test_hosts_stay_unique_wherever_the_specs_run(scaffold: Scaffold) -> None:
+    scaffold_with_policies(scaffold)
+    host = endpoint("host", "iris.models.example.com", "public")  # a host is a public route
+    scaffold.iris("alpha", **AN_IMAGE, **host)
+    beta = scaffold.iris("beta", **AN_IMAGE, **host)
+    code, found = endpoint_findings(scaffold)
+    assert code == 1
+    assert [where[:3] for where in found] == [
+        ("models/beta.yaml", line_of(beta, "    host: iris.models.example.com"), 11)
+    ]

@@ -398,12 +398,20 @@ def test_render_env_touches_only_that_environment(tmp_path: Path) -> None:
         assert usage.code == 2 and "is not an environment name" in usage.err
 
 
+# iris packaged as an image that serves itself: the docker engine's, with a compose file
+AS_IMAGE = {
+    "    artifact: models/artifacts/iris/model.joblib\n": "    image: "
+    "registry.example.com/ml/iris@sha256:" + "a" * 64 + "\n",
+    "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n": "",
+    "    name: mlserver\n    version: 1.7.1\n": "    name: docker\n",
+}
+
+
 def test_compose_files_keep_dollar_signs_literal(scaffold: Scaffold) -> None:
     """`docker compose` would substitute ${HOME} from the deployer's environment."""
     spec = scaffold.iris(
         **{
-            "    artifact: models/artifacts/iris/model.joblib\n": "    image: "
-            "registry.example.com/ml/iris@sha256:" + "a" * 64 + "\n",
+            **AS_IMAGE,
             "    protocol: v2\n": "    protocol: v2\n    env:\n"
             '      - {name: GREETING, value: "${HOME} and $USER"}\n',
         }
@@ -414,15 +422,27 @@ def test_compose_files_keep_dollar_signs_literal(scaffold: Scaffold) -> None:
     assert 'GREETING: "$${HOME} and $$USER"' in compose
 
 
+def test_compose_runs_the_image_with_the_engine_args_as_the_docker_target_does(
+    scaffold: Scaffold,
+) -> None:
+    """engine.args replace the image's command on the docker target; `docker compose up` of
+    the rendered file ran the image without them."""
+    spec = scaffold.iris(
+        **{
+            **AS_IMAGE,
+            "    protocol: v2\n": '    protocol: v2\n    args: ["serve", "--port=$PORT"]\n',
+        }
+    )
+    result = run_cli("--root", str(scaffold.root), "render", str(spec))
+    assert result.code == 0, result.out + result.err
+    compose = yaml.safe_load((scaffold.root / "rendered/docker/iris/compose.yaml").read_text())
+    assert compose["services"]["model"]["command"] == ["serve", "--port=$$PORT"]
+
+
 def test_fractional_millicores_render_for_compose(scaffold: Scaffold) -> None:
     """The schema allows `1.5m`; the compose file needs cores: it was an internal error."""
     text = (scaffold.iris()).read_text()
-    spec = scaffold.iris(
-        **{
-            "    artifact: models/artifacts/iris/model.joblib\n": "    image: "
-            "registry.example.com/ml/iris@sha256:" + "b" * 64 + "\n",
-        }
-    )
+    spec = scaffold.iris(**AS_IMAGE)
     limits = re.search(r"limits: \{cpu: \"?([0-9.]+m?)\"?", text)
     assert limits, "the iris spec has no cpu limit to vary"
     spec.write_text(spec.read_text().replace(limits[0], 'limits: {cpu: "1500.5m"'))

@@ -29,7 +29,7 @@ class Record:
     user: str
     commit: str
     spec_hash: str
-    artifact: str  # sha256 of the artifact, or the image reference (with its digest)
+    artifact: str  # sha256 (a folder's treeSha256) of the artifact, or the image reference
     target: str
     environment: str
     result: str  # "deployed" or "failed"

@@ -75,7 +75,7 @@ def _context(name: str, engine: str, model_format: str, owner: str, team: str) -
         "contact": owner,
         "format": model_format,
         "engine": engine,
-        "engine_version": record.default_version or None,
+        "engine_version": (record.takes_version and record.default_version) or None,
         "protocol": record.protocols[0],
         "runtime": record.named_runtimes.get(model_format) or _custom_runtime(record, model_format),
         "image": f"registry.example.com/ml/{name}@{PLACEHOLDER_DIGEST}" if image else None,

@@ -214,7 +214,10 @@ def run(
         root,
         name=name,
         spec_hash=spec_hash(document),
-        artifact=model.get("image") or model.get("sha256") or model.get("artifact", ""),
+        artifact=model.get("image")
+        or model.get("sha256")
+        or model.get("treeSha256")
+        or model.get("artifact", ""),
         target=target,
         environment=environment
         or (document.data["spec"]["environments"][0] if target == "kubernetes" else target),

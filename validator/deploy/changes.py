@@ -46,6 +46,8 @@ def changed_files(root: Path, ref: str, also: Iterable[str] = ()) -> list[PurePo
 def affected(documents: list[Document], changed: list[PurePosixPath]) -> list[Document]:
     """The documents a set of changed files concerns, in their original order."""
     paths = {str(path) for path in changed}
+    # a changed file touches the artifact it is, and every folder artifact it lies in
+    touched = {str(folder) for path in changed for folder in (path, *path.parents)}
     everything = any(p.parts[0] == "policies" or _shared_template(p) for p in changed)
     engines = {p.parts[1] for p in changed if p.parts[0] == "templates" and len(p.parts) > 2}
     return [
@@ -53,7 +55,7 @@ def affected(documents: list[Document], changed: list[PurePosixPath]) -> list[Do
         for doc in documents
         if everything
         or doc.path in paths
-        or artifact_of(doc) in paths
+        or artifact_of(doc) in touched
         or doc.data["spec"]["engine"]["name"] in engines
     ]
 

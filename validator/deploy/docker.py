@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import smoke
+from .. import smoke, targets
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
 from ..render import view
@@ -45,7 +45,8 @@ LOG_TAIL_LINES = 15
 
 
 def can_serve(document: Document) -> bool:
-    return bool(document.data["spec"]["model"].get("image"))
+    """The docker target runs model images."""
+    return targets.DOCKER in targets.targets_of(document.data["spec"])
 
 
 def deploy(

@@ -22,7 +22,6 @@ left alone: no directory removed, no process signalled.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -38,7 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import paths, render, smoke
+from .. import paths, render, smoke, targets
+from ..check import artifacts
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
 from ..engines import ENGINES, Engine
@@ -376,10 +376,7 @@ class _Server:
 
 def can_serve(document: Document) -> bool:
     """The local target runs MLServer on artifacts kept in this repository."""
-    spec = document.data["spec"]
-    artifact = spec["model"].get("artifact", "")
-    runs_here = bool(ENGINES[spec["engine"]["name"]].local_command)
-    return runs_here and bool(artifact) and "://" not in artifact
+    return targets.LOCAL in targets.targets_of(document.data["spec"])
 
 
 def _prepare(document: Document, root: Path) -> Diagnostic | None:
@@ -419,23 +416,18 @@ def _check_artifact(document: Document, root: Path) -> Diagnostic | None:
             f"model not deployed: artifact {model['artifact']} lies outside the repository",
             "keep model artifacts inside the repository",
         )
-    if not path.is_file():
+    if not path.exists():
         return document.finding(
             ["spec", "model", "artifact"],
             MODEL_NOT_DEPLOYED,
             f"model not deployed: artifact {model['artifact']} does not exist",
             "check the path (relative to the repository root) or create the artifact",
         )
-    expected = model.get("sha256")
-    if expected:
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
-        if actual != expected:
-            return document.finding(
-                ["spec", "model", "sha256"],
-                MODEL_NOT_DEPLOYED,
-                f"model not deployed: artifact sha256 is {actual}, the spec expects {expected}",
-                "the artifact changed or is corrupt: restore it, or update sha256 after review",
-            )
+    # validation checked it too; this is what the engine will load, checked just before
+    problem = artifacts.problem_of(document, root)
+    if problem is not None:
+        where, _, message, hint = problem
+        return document.finding(where, MODEL_NOT_DEPLOYED, f"model not deployed: {message}", hint)
     return None
 
 

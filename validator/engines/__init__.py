@@ -54,6 +54,31 @@ PROTOCOL_HEALTH = {
 }
 COMPOSE_TEMPLATE = "docker/compose.yaml.j2"
 APPLICATIONSET_TEMPLATE = "argocd/applicationset.yaml.j2"
+ARTIFACT, IMAGE = "artifact", "image"  # how a model is packaged: spec.model.artifact or .image
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """What an engine's autoscaler (in one deployment mode) does with spec.scaling and
+    spec.rollout. Validation refuses what it cannot do (validator/check/capabilities.py)."""
+
+    autoscaler: str  # who scales, for messages and the docs: "a HorizontalPodAutoscaler"
+    metrics: tuple[str, ...] = ()  # scaling.metric values it scales on, the default first;
+    # none: it scales on a signal of its own, and scaling.metric and .target have no effect
+    whole_targets: tuple[str, ...] = ()  # metrics whose target it takes as a whole number
+    target_max: int | None = None  # the largest target it accepts
+    to_zero: bool = False  # minReplicas 0 scales the model down to no replicas when idle
+    canary: bool = False  # rollout.canaryTrafficPercent splits traffic between revisions
+
+
+# Deployment-based engines: a Deployment scaled by the HorizontalPodAutoscaler of
+# templates/_k8s/hpa.yaml.j2 (resource utilisation in percent, or per-pod request metrics)
+DEPLOYMENT = "Deployment"
+HPA_SCALING = Scaling(
+    autoscaler="a HorizontalPodAutoscaler on a Deployment",
+    metrics=("cpu", "memory", "rps", "concurrency"),
+    whole_targets=("cpu", "memory"),
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +107,6 @@ class Engine:
     # a model configuration template (Triton's config.pbtxt): checked against its grammar and
     # given to the cluster templates as v.model_config; it needs the spec's tensor signature
     model_config: str = ""
-    image_only: bool = False  # the model is an OCI image that serves itself
     # an init container fetches storageUri with values.storageInitializer (pinned like `image`)
     storage_initializer: bool = False
     runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> default runtime
@@ -101,10 +125,40 @@ class Engine:
     # API key (auth.type apiKey), and its first version that does; "" where it cannot.
     api_key_env: str = ""
     api_key_since: str = ""
+    # What the engine can honour; validator/check/capabilities.py refuses the rest.
+    # Deployment modes (spec.engine.deploymentMode), the default first; a spec chooses only
+    # where there are two or more.
+    modes: Mapping[str, Scaling] = field(default_factory=lambda: {DEPLOYMENT: HPA_SCALING})
+    packaging: tuple[str, ...] = (ARTIFACT,)  # spec.model.artifact and/or spec.model.image
+    runtime: str = ""  # what spec.engine.runtime names on this engine; "": it takes none
+    batching: bool = False  # spec.engine.maxBatchSize sets the batch the engine forms
+    # modelgate writes the server's pod: args, env, security, service account and GPUs reach
+    # it. False where the cluster's own servers run the model (a Seldon Model).
+    pod: bool = True
 
     @property
     def templates(self) -> tuple[str, ...]:
         return (*self.local, *((self.model_config,) if self.model_config else ()), *self.cluster)
+
+    @property
+    def image_only(self) -> bool:
+        return self.packaging == (IMAGE,)
+
+    @property
+    def takes_version(self) -> bool:
+        """spec.engine.version picks the image tag, or is checked against the policy's
+        version allow-list; else the cluster's installation decides what runs."""
+        return "{version}" in self.image or bool(self.versions)
+
+    @property
+    def takes_signature(self) -> bool:
+        return bool(self.model_config)  # the model configuration is written from it
+
+    def mode(self, engine_spec: Mapping[str, Any]) -> tuple[str, Scaling]:
+        """The deployment mode a spec's engine block chooses (or the default) and its scaling."""
+        chosen = engine_spec.get("deploymentMode") if len(self.modes) > 1 else None
+        name = chosen if chosen in self.modes else next(iter(self.modes))
+        return name, self.modes[name]
 
     def values(self) -> dict[str, Any]:
         """The defaults templates/values.yaml may override under engines.NAME."""

@@ -1,6 +1,6 @@
 """A custom container: the model's own image serves it (a Deployment, or compose locally)."""
 
-from . import EVERY_FORMAT, WORKLOAD, Engine
+from . import EVERY_FORMAT, IMAGE, WORKLOAD, Engine
 
 ENGINE = Engine(
     name="docker",
@@ -8,7 +8,7 @@ ENGINE = Engine(
     formats=EVERY_FORMAT,
     protocols=("v2", "v1", "openai"),
     port=8080,
-    image_only=True,
+    packaging=(IMAGE,),  # the model is an OCI image that serves itself
     cluster=("docker/deployment.yaml.j2", *WORKLOAD),
     # no API key: what an image checks is its own business, which modelgate cannot see
 )

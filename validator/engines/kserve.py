@@ -1,6 +1,6 @@
 """KServe: an InferenceService on one of the cluster's serving runtimes."""
 
-from . import BY_INFERENCE_SERVICE, EVERY_FORMAT, MESH, Engine
+from . import ARTIFACT, BY_INFERENCE_SERVICE, EVERY_FORMAT, IMAGE, MESH, Engine, Scaling
 
 # The keys under which an InferenceService component (predictor, transformer, explainer) names
 # its serving runtime's container: `model`, or in the older form the framework. KServe merges
@@ -25,6 +25,27 @@ ENGINE = Engine(
     exposure=BY_INFERENCE_SERVICE,  # no API key: callers authenticate through the mesh
     pod_label="serving.kserve.io/inferenceservice",
     port_name="",
+    # KServe 0.14: RawDeployment makes a Deployment and an HPA on cpu or memory utilisation
+    # (scaleTarget 1-100; no scale to zero, canaryTrafficPercent ignored); Serverless makes a
+    # Knative Service, whose autoscaler (KPA) takes concurrency or rps only, scales to zero
+    # and splits traffic between revisions.
+    modes={
+        "RawDeployment": Scaling(
+            autoscaler="KServe's HorizontalPodAutoscaler",
+            metrics=("cpu", "memory"),
+            whole_targets=("cpu", "memory"),
+            target_max=100,
+        ),
+        "Serverless": Scaling(
+            autoscaler="Knative's autoscaler",
+            metrics=("concurrency", "rps"),
+            whole_targets=("concurrency", "rps"),
+            to_zero=True,
+            canary=True,
+        ),
+    },
+    packaging=(ARTIFACT, IMAGE),
+    runtime="a ServingRuntime of the cluster",
     # KServe picks a runtime by modelFormat when a spec names none; `new` names these
     named_runtimes={
         "sklearn": "kserve-sklearnserver",

@@ -1,6 +1,6 @@
 """MLServer: the embedded local engine, and a Seldon Core v2 Model in clusters."""
 
-from . import BY_SELDON, Engine
+from . import BY_SELDON, Engine, Scaling
 
 ENGINE = Engine(
     name="mlserver",
@@ -19,6 +19,11 @@ ENGINE = Engine(
     },
     cluster=("mlserver/model.yaml.j2",),
     exposure=BY_SELDON,  # no API key: MLServer has no check of its own
+    # A Seldon Model runs on the cluster's MLServer servers: it carries replica bounds, which
+    # Seldon scales between on inference lag, and no pod of its own.
+    modes={"Seldon": Scaling(autoscaler="Seldon, on inference lag")},
+    runtime="the MLServer implementation class",
+    pod=False,
     runtimes={
         "sklearn": "mlserver_sklearn.SKLearnModel",
         "xgboost": "mlserver_xgboost.XGBoostModel",

@@ -17,6 +17,7 @@ ENGINE = Engine(
     storage_initializer=True,
     # No API key: Triton fences API groups behind a shared-secret header only through a beta
     # flag (--http-restricted-api) that carries the secret on its command line.
+    batching=True,
     platforms={
         "onnx": "onnxruntime_onnx",
         "pytorch": "pytorch_libtorch",

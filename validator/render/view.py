@@ -22,7 +22,6 @@ from . import images
 MANAGED_BY = "modelgate"
 DEFAULT_USER = 10001
 TRITON_TYPES = {"BYTES": "TYPE_STRING"}
-SCALE_METRICS = {"cpu": "cpu", "memory": "memory", "concurrency": "concurrency", "rps": "rps"}
 
 
 def spec_hash(document: Document) -> str:
@@ -76,8 +75,11 @@ def local(
     """The local target: MLServer reads a repository path relative to its settings file.
     `shared` is base(document), when the caller already has it."""
     view = shared or base(document)
-    artifact = document.data["spec"]["model"].get("artifact", "")
-    uri = artifact if "://" in artifact else os.path.relpath(artifact, out_dir).replace(os.sep, "/")
+    model = document.data["spec"]["model"]
+    artifact = model.get("artifact", "")
+    uri = artifact
+    if "://" not in artifact:
+        uri = os.path.relpath(artifact, out_dir).replace(os.sep, "/") + _folder_end(model)
     return {**view, "uri": uri, "signature": document.data["spec"]["model"].get("signature")}
 
 
@@ -95,6 +97,7 @@ def cluster(
     defaults = engine_values(values, engine.name)
     scaling = spec.get("scaling", {})
     low = scaling.get("minReplicas", 1)
+    mode, scaler = engine.mode(spec["engine"])
     endpoint = spec.get("endpoint", {})
     live_path, ready_path = health_paths(spec, view["name"], values)
     exposed = exposure.plan(spec, view["name"], environment, platform or from_values(values))
@@ -115,10 +118,11 @@ def cluster(
         "resources": _resources(spec.get("resources", {})),
         "min_replicas": low,
         "max_replicas": max(scaling.get("maxReplicas", low), low),
-        "scale_metric": SCALE_METRICS.get(scaling.get("metric", "cpu"), "cpu"),
+        # the mode's own default where the spec names none (Knative scales on concurrency)
+        "scale_metric": scaling.get("metric") or next(iter(scaler.metrics), "cpu"),
         "scale_target": scaling.get("target", 80),
         "canary": spec.get("rollout", {}).get("canaryTrafficPercent"),
-        "deployment_mode": spec["engine"].get("deploymentMode", "RawDeployment"),
+        "deployment_mode": mode,
         "service_account": spec.get("serviceAccountName"),
         "exposure": exposed,
         # a public InferenceService is reached through KServe's own gateway (NetworkPolicy)
@@ -130,8 +134,8 @@ def cluster(
         "max_batch_size": spec["engine"].get("maxBatchSize", 0),
         "triton_inputs": _triton_tensors(spec, "inputs"),
         "model_ref": _model_ref(document, values),
-        "model_file": Path(spec["model"].get("artifact", "model")).name or "model",
-        "model_dir": f"/models/{view['name']}/1",
+        "model_file": _model_file(spec["model"]),
+        "model_dir": _model_dir(view["name"], spec["model"]),
         "metrics_port": engine.metrics_port,
         "egress": _egress(spec, values),
         "cache_size": values.get("modelCacheSize", "20Gi"),
@@ -148,6 +152,7 @@ def docker(document: Document, shared: dict[str, Any] | None = None) -> dict[str
     return {
         **view,
         "image": spec["model"]["image"],
+        "command": list(spec["engine"].get("args", [])),  # as the docker target runs it
         "port": spec.get("endpoint", {}).get("port", 8080),
         "user": str(security.get("runAsUser", DEFAULT_USER)),
         "read_only": security.get("readOnlyRootFilesystem", True),
@@ -202,7 +207,27 @@ def storage_uri(document: Document, values: dict[str, Any]) -> str:
     if not artifact or "://" in artifact:
         return artifact
     name = document.data["metadata"]["name"]
-    return f"{values['artifactStore'].rstrip('/')}/{name}/{model['version']}/{Path(artifact).name}"
+    store = values["artifactStore"].rstrip("/")
+    return f"{store}/{name}/{model['version']}/{Path(artifact).name}{_folder_end(model)}"
+
+
+def _folder_end(model: dict[str, Any]) -> str:
+    """'/' for a folder artifact, which the spec names by its tree digest (validation checks
+    that the folder is one): storage initializers copy a prefix without it as a file, and
+    would copy `NAME2/` along with `NAME/`."""
+    return "/" if "treeSha256" in model else ""
+
+
+def _model_file(model: dict[str, Any]) -> str:
+    """The name Triton loads in the version folder: the artifact's file or folder name."""
+    return Path(model.get("artifact", "model")).name or "model"
+
+
+def _model_dir(name: str, model: dict[str, Any]) -> str:
+    """Where the storage initializer puts the artifact: a file into version folder 1, a
+    folder's contents into a folder of its name inside it (the name config.pbtxt loads)."""
+    version = f"/models/{name}/1"
+    return f"{version}/{_model_file(model)}" if _folder_end(model) else version
 
 
 def _model_ref(document: Document, values: dict[str, Any]) -> str:

@@ -1,13 +1,17 @@
-"""docs/spec.md's engine table, made from the engine records.
+"""docs/spec.md's engine tables, made from the engine records.
 
-    python -m validator.report.engine_table      # the table to paste between its markers
+    python -m validator.report.engine_table                # the engines, between their markers
+    python -m validator.report.engine_table capabilities   # what each engine can honour
 
 tests/test_engines.py fails when the page and the records disagree.
 """
 
 from __future__ import annotations
 
-from ..engines import ENGINES
+import sys
+from collections.abc import Callable
+
+from ..engines import ENGINES, Engine, Scaling
 
 
 def markdown_table() -> str:
@@ -30,7 +34,73 @@ def markdown_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+Cell = Callable[[Engine, Scaling], str]
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _targets(_: Engine, scaler: Scaling) -> str:
+    if not scaler.metrics:
+        return "no"
+    whole = f"whole numbers for {', '.join(scaler.whole_targets)}" if scaler.whole_targets else ""
+    most = f"at most {scaler.target_max}" if scaler.target_max is not None else ""
+    return "; ".join(part for part in (whole, most) if part) or "any"
+
+
+# Each setting validator/check/capabilities.py judges, and what every engine (in each of its
+# deployment modes) does with it; "no" is refused, with the code shown.
+CAPABILITIES: tuple[tuple[str, Cell], ...] = (
+    ("`scaling.minReplicas: 0`, scale to zero (MG220)", lambda e, s: _yes(s.to_zero)),
+    (
+        "`scaling.metric`, the default first (MG222)",
+        lambda e, s: ", ".join(s.metrics) or "no: scaled on its own signal",
+    ),
+    ("`scaling.target` (MG223)", _targets),
+    ("`rollout.canaryTrafficPercent` (MG221)", lambda e, s: _yes(s.canary)),
+    ("`engine.protocol` (MG224)", lambda e, s: ", ".join(e.protocols)),
+    ("`model.artifact` or `model.image` (MG225)", lambda e, s: ", ".join(e.packaging)),
+    ("`engine.version` (MG226)", lambda e, s: _yes(e.takes_version)),
+    ("`engine.image`, never with `model.image` (MG226)", lambda e, s: _yes(bool(e.image))),
+    (
+        "`engine.runtime`, never with `model.image` (MG226)",
+        lambda e, s: e.runtime if e.runtime else "no",
+    ),
+    ("`engine.deploymentMode` (MG226)", lambda e, s: _yes(len(e.modes) > 1)),
+    ("`engine.maxBatchSize` (MG226)", lambda e, s: _yes(e.batching)),
+    ("`model.signature` (MG226)", lambda e, s: _yes(e.takes_signature)),
+    (
+        "`engine.args`, `engine.env`, `security`, `serviceAccountName`, `resources.gpu` (MG227)",
+        lambda e, s: _yes(e.pod),
+    ),
+    ("`security.hostNetwork`, `.hostPorts`, `.hostPaths` (MG228)", lambda e, s: "no"),
+)
+
+
+def capability_table() -> str:
+    columns = [
+        (engine, name, scaler)
+        for engine in ENGINES.values()
+        for name, scaler in engine.modes.items()
+    ]
+    heads = [
+        f"`{engine.name}` {name}" if len(engine.modes) > 1 else f"`{engine.name}`"
+        for engine, name, _ in columns
+    ]
+    rows = [
+        f"| Setting | {' | '.join(heads)} |",
+        "|---|" + "---|" * len(columns),
+        f"| scaled by | {' | '.join(scaler.autoscaler for _, _, scaler in columns)} |",
+    ]
+    for setting, cell in CAPABILITIES:
+        cells = " | ".join(cell(engine, scaler) for engine, _, scaler in columns)
+        rows.append(f"| {setting} | {cells} |")
+    return "\n".join(rows) + "\n"
+
+
 if __name__ == "__main__":
     from .output import Output
 
-    Output().block(markdown_table())
+    wanted = sys.argv[1:] == ["capabilities"]
+    Output().block(capability_table() if wanted else markdown_table())

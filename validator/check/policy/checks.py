@@ -10,12 +10,12 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ... import targets
 from ...secrets import TOKEN_START, find_secret
 from ..load import Document, Key
 from ..schema import dotted
@@ -116,21 +116,31 @@ def engine_supports_format(document: Document, context: Context) -> Iterator[Spe
 
 
 def unique_endpoints(documents: list[Document], context: Context) -> Iterator[RepositoryFinding]:
-    for field in ("host", "port"):
-        owners: dict[Any, Document] = {}
-        counts = Counter(doc.data["spec"].get("endpoint", {}).get(field) for doc in documents)
-        for document in documents:
-            value = document.data["spec"].get("endpoint", {}).get(field)
-            if value is None or counts[value] < 2:
-                continue
-            if value in owners:
-                yield (
-                    document,
-                    ["spec", "endpoint", field],
-                    f"endpoint {field} {value} is already used by {owners[value].path}",
-                )
-            else:
-                owners[value] = document
+    """A host name is one route wherever the specs run, so hosts are unique in the repository.
+    Ports collide only where specs share a machine: the local and docker targets run here and
+    share its ports, while in a cluster every pod has an address of its own."""
+    yield from _taken_twice(documents, "host", "")
+    here = [doc for doc in documents if targets.runs_on_this_machine(doc.data["spec"])]
+    yield from _taken_twice(
+        here, "port", "; both run on this machine, whose ports the local and docker targets share"
+    )
+
+
+def _taken_twice(documents: list[Document], field: str, why: str) -> Iterator[RepositoryFinding]:
+    """Every spec whose spec.endpoint.FIELD an earlier one already took, at that field."""
+    owners: dict[Any, Document] = {}
+    for document in documents:
+        value = document.data["spec"].get("endpoint", {}).get(field)
+        if value is None:
+            continue
+        if value in owners:
+            yield (
+                document,
+                ["spec", "endpoint", field],
+                f"endpoint {field} {value} is already used by {owners[value].path}{why}",
+            )
+        else:
+            owners[value] = document
 
 
 def _string_values(node: Any) -> list[str]:

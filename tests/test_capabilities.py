@@ -1,0 +1,360 @@
+"""Settings an engine (or its deployment mode) cannot honour are refused where they are written,
+exit 1, instead of rendering into something that silently does nothing; what it can honour
+passes. The example specs are the bases: iris (mlserver, a Seldon Model), chat-assistant
+(vllm, a Deployment with an HPA), churn-kserve (kserve in RawDeployment mode, a model image)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import PROJECT, Scaffold, run_cli
+
+BASES = {
+    name: (PROJECT / "models" / f"{name}.yaml").read_text(encoding="utf-8")
+    for name in ("iris", "chat-assistant", "churn-kserve")
+}
+DIGEST = "@sha256:" + "d" * 64
+SERVERLESS = {"deploymentMode: RawDeployment": "deploymentMode: Serverless"}
+CANARY = {"  endpoint:\n": "  rollout:\n    canaryTrafficPercent: 10\n  endpoint:\n"}
+UNDER_ENGINE = "    protocol: {}\n"  # a line to add engine settings after
+
+
+def engine_line(protocol: str, added: str) -> dict[str, str]:
+    line = UNDER_ENGINE.format(protocol)
+    return {line: f"{line}    {added}\n"}
+
+
+def spec_line(added: str) -> dict[str, str]:
+    return {"  compliance:\n": f"  {added}\n  compliance:\n"}
+
+
+def write(scaffold: Scaffold, base: str, replacements: dict[str, str]) -> tuple[Path, str]:
+    text = BASES[base]
+    for old, new in replacements.items():
+        assert old in text, f"{old!r} is not in {base}.yaml"
+        text = text.replace(old, new, 1)
+    return scaffold.write_spec(base, text), text
+
+
+def located(text: str, needle: str, at: str) -> tuple[int, int]:
+    """Line and column of `at`, inside the first occurrence of `needle`."""
+    offset = text.index(needle) + needle.index(at)
+    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+
+
+# (base spec, replacements, code, text around the refused value, the refused value or key)
+REFUSED = {
+    "scale to zero with an HPA": (
+        "chat-assistant",
+        {"minReplicas: 2": "minReplicas: 0"},
+        "MG220",
+        "minReplicas: 0",
+        "0",
+    ),
+    "scale to zero in KServe RawDeployment": (
+        "churn-kserve",
+        {"minReplicas: 2": "minReplicas: 0"},
+        "MG220",
+        "minReplicas: 0",
+        "0",
+    ),
+    "scale to zero of a Seldon Model": (
+        "iris",
+        {"minReplicas: 2": "minReplicas: 0"},
+        "MG220",
+        "minReplicas: 0",
+        "0",
+    ),
+    "canary in KServe RawDeployment": (
+        "churn-kserve",
+        CANARY,
+        "MG221",
+        "canaryTrafficPercent: 10",
+        "10",
+    ),
+    "canary on a Deployment": ("chat-assistant", CANARY, "MG221", "canaryTrafficPercent: 10", "10"),
+    "rps in KServe RawDeployment": (
+        "churn-kserve",
+        {"metric: cpu": "metric: rps"},
+        "MG222",
+        "metric: rps",
+        "rps",
+    ),
+    "cpu in KServe Serverless": ("churn-kserve", SERVERLESS, "MG222", "metric: cpu", "cpu"),
+    "a metric for a Seldon Model": (
+        "iris",
+        {"    maxReplicas: 3\n": "    maxReplicas: 3\n    metric: rps\n"},
+        "MG222",
+        "metric: rps",
+        "rps",
+    ),
+    "a KServe target below 1": (
+        "churn-kserve",
+        {"target: 70": "target: 0.5"},
+        "MG223",
+        "target: 0.5",
+        "0.5",
+    ),
+    "a fractional cpu target on an HPA": (
+        "chat-assistant",
+        {"metric: concurrency": "metric: cpu", "target: 16": "target: 70.5"},
+        "MG223",
+        "target: 70.5",
+        "70.5",
+    ),
+    "a KServe RawDeployment target over 100": (
+        "churn-kserve",
+        {"target: 70": "target: 150"},
+        "MG223",
+        "target: 150",
+        "150",
+    ),
+    "a target for a Seldon Model": (
+        "iris",
+        {"    maxReplicas: 3\n": "    maxReplicas: 3\n    target: 50\n"},
+        "MG223",
+        "target: 50",
+        "50",
+    ),
+    "openai on KServe": (
+        "churn-kserve",
+        {"protocol: v2": "protocol: openai"},
+        "MG224",
+        "protocol: openai",
+        "openai",
+    ),
+    "v2 on vLLM": (
+        "chat-assistant",
+        {"protocol: openai": "protocol: v2"},
+        "MG224",
+        "protocol: v2",
+        "v2",
+    ),
+    "a model image on vLLM": (
+        "chat-assistant",
+        {"artifact: hf://Qwen/Qwen2.5-0.5B-Instruct": f"image: registry.example.com/qwen{DIGEST}"},
+        "MG225",
+        "image: registry.example.com/qwen",
+        "registry",
+    ),
+    "an artifact on the docker engine": (
+        "iris",
+        {"    name: mlserver\n    version: 1.7.1\n": "    name: docker\n"},
+        "MG225",
+        "artifact: models/",
+        "models/",
+    ),
+    "sha256 beside a model image": (
+        "churn-kserve",
+        {"    format: sklearn\n": f"    sha256: {'e' * 64}\n    format: sklearn\n"},
+        "MG225",
+        "sha256: eee",
+        "eee",
+    ),
+    "treeSha256 beside a model image": (
+        "churn-kserve",
+        {"    format: sklearn\n": f"    treeSha256: {'e' * 64}\n    format: sklearn\n"},
+        "MG225",
+        "treeSha256: eee",
+        "eee",
+    ),
+    "an engine version on KServe": (
+        "churn-kserve",
+        {"    name: kserve\n": "    name: kserve\n    version: 0.14.0\n"},
+        "MG226",
+        "version: 0.14.0",
+        "0.14.0",
+    ),
+    "a runtime on vLLM": (
+        "chat-assistant",
+        engine_line("openai", "runtime: vllm_server"),
+        "MG226",
+        "runtime: vllm_server",
+        "vllm_server",
+    ),
+    "a runtime beside a model image": (
+        "churn-kserve",
+        engine_line("v2", "runtime: kserve-sklearnserver"),
+        "MG226",
+        "runtime: kserve-sklearnserver",
+        "kserve-",
+    ),
+    "an engine image beside a model image": (
+        "churn-kserve",
+        engine_line("v2", f"image: registry.example.com/kserve/server{DIGEST}"),
+        "MG226",
+        "image: registry.example.com/kserve",
+        "registry",
+    ),
+    "an engine image on a Seldon Model": (
+        "iris",
+        engine_line("v2", f"image: registry.example.com/mlserver{DIGEST}"),
+        "MG226",
+        "image: registry.example.com/mlserver",
+        "registry",
+    ),
+    "a deployment mode on vLLM": (
+        "chat-assistant",
+        engine_line("openai", "deploymentMode: Serverless"),
+        "MG226",
+        "deploymentMode: Serverless",
+        "Serverless",
+    ),
+    "a batch size on vLLM": (
+        "chat-assistant",
+        engine_line("openai", "maxBatchSize: 8"),
+        "MG226",
+        "maxBatchSize: 8",
+        "8",
+    ),
+    "a signature on a Seldon Model": (
+        "iris",
+        {
+            '    version: "1.0.0"\n': '    version: "1.0.0"\n    signature:\n'
+            "      inputs: [{name: input-0, datatype: FP64, shape: [4]}]\n"
+            "      outputs: [{name: predict, datatype: INT64, shape: [1]}]\n"
+        },
+        "MG226",
+        "    signature:",
+        "signature",
+    ),
+    "env on a Seldon Model": (
+        "iris",
+        engine_line("v2", "env: [{name: LOG_LEVEL, value: debug}]"),
+        "MG227",
+        "    env: [",
+        "env",
+    ),
+    "args on a Seldon Model": (
+        "iris",
+        engine_line("v2", 'args: ["--debug"]'),
+        "MG227",
+        "    args: [",
+        "args",
+    ),
+    "security on a Seldon Model": (
+        "iris",
+        spec_line("security: {runAsUser: 10001}"),
+        "MG227",
+        "  security:",
+        "security",
+    ),
+    "a service account on a Seldon Model": (
+        "iris",
+        spec_line("serviceAccountName: model-reader"),
+        "MG227",
+        "serviceAccountName: model-reader",
+        "model-reader",
+    ),
+    "a GPU on a Seldon Model": (
+        "iris",
+        {"memory: 512Mi}\n": "memory: 512Mi}\n    gpu: 1\n"},
+        "MG227",
+        "    gpu: 1",
+        "1",
+    ),
+    "host network": (
+        "chat-assistant",
+        spec_line("security: {hostNetwork: true}"),
+        "MG228",
+        "hostNetwork: true",
+        "true",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_setting_the_engine_cannot_honour_is_refused_where_it_is_written(
+    scaffold: Scaffold, case: str
+) -> None:
+    base, replacements, code, needle, at = REFUSED[case]
+    path, text = write(scaffold, base, replacements)
+    line, col = located(text, needle, at)
+    result = run_cli("--root", str(scaffold.root), "validate", str(path))
+    assert result.code == 1, result.out + result.err
+    assert f"models/{base}.yaml:{line}:{col}: {code} " in result.out, result.out
+    assert "Traceback" not in result.out + result.err
+
+
+ACCEPTED = {
+    "scale to zero, canary and rps in KServe Serverless": (
+        "churn-kserve",
+        {
+            **SERVERLESS,
+            **CANARY,
+            "minReplicas: 2": "minReplicas: 0",
+            "metric: cpu": "metric: rps",
+            "target: 70": "target: 5",
+            "environments: [staging, production]": "environments: [staging]",
+        },
+    ),
+    "a fractional request target on an HPA": ("chat-assistant", {"target: 16": "target: 0.5"}),
+    "a whole KServe RawDeployment target of 100": ("churn-kserve", {"target: 70": "target: 100.0"}),
+    "an engine image for vLLM": (
+        "chat-assistant",
+        engine_line("openai", f"image: registry.example.com/vllm/vllm-openai{DIGEST}"),
+    ),
+    "replica bounds and a runtime for a Seldon Model": (
+        "iris",
+        {
+            **engine_line("v2", "runtime: mlserver_sklearn.SKLearnModel"),
+            "maxReplicas: 3": "maxReplicas: 5",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACCEPTED))
+def test_a_setting_the_engine_honours_passes(scaffold: Scaffold, case: str) -> None:
+    base, replacements = ACCEPTED[case]
+    path, _ = write(scaffold, base, replacements)
+    result = run_cli("--root", str(scaffold.root), "validate", str(path))
+    assert result.code == 0, result.out + result.err
+
+
+def test_kserve_serverless_renders_knatives_own_default_metric(scaffold: Scaffold) -> None:
+    """Knative refuses cpu scaling: with no metric in the spec, concurrency is rendered."""
+    path, _ = write(scaffold, "churn-kserve", {**SERVERLESS, "    metric: cpu\n": ""})
+    result = run_cli("--root", str(scaffold.root), "render", str(path))
+    assert result.code == 0, result.out + result.err
+    rendered = scaffold.root / "rendered/staging/churn-kserve/inferenceservice.yaml"
+    manifest = rendered.read_text(encoding="utf-8")
+    assert 'scaleMetric: "concurrency"' in manifest
+    assert 'serving.kserve.io/deploymentMode: "Serverless"' in manifest
+
+
+def test_a_waiver_does_not_accept_what_the_engine_cannot_do(scaffold: Scaffold) -> None:
+    """A waiver accepts a policy finding; an engine that cannot scale to zero still cannot."""
+    shutil.copytree(PROJECT / "policies", scaffold.root / "policies")
+    soon = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    (scaffold.root / "policies" / "waivers.yaml").write_text(
+        "apiVersion: modelgate.dev/v1alpha1\nkind: Waivers\nwaivers:\n"
+        "  - {rule: MG220, spec: chat-assistant, justification: Idle most of the week.,\n"
+        f"     approver: security@example.com, expires: '{soon}'}}\n",
+        encoding="utf-8",
+    )
+    path, text = write(
+        scaffold,
+        "chat-assistant",
+        {
+            "minReplicas: 2": "minReplicas: 0",
+            "environments: [staging, production]": "environments: [staging]",
+        },
+    )
+    line, col = located(text, "minReplicas: 0", "0")
+    result = run_cli("--root", str(scaffold.root), "validate", str(path))
+    assert result.code == 1, result.out
+    assert f"models/chat-assistant.yaml:{line}:{col}: MG220 " in result.out
+    assert "waived" not in result.out
+
+
+def test_every_refused_setting_is_a_documented_capability_code() -> None:
+    from validator.codes import BUILTIN_RULES
+
+    assert {code for _, _, code, _, _ in REFUSED.values()} == {
+        code for code in BUILTIN_RULES if code.startswith("MG22")
+    }

@@ -1,0 +1,290 @@
+"""What the chosen engine, in its deployment mode, can honour.
+
+Every spec field changes what is rendered or deployed, or validation refuses it here, at its
+position: a setting the engine cannot honour would otherwise render into something that
+silently does nothing (an HPA that never scales a Deployment up from 0 replicas, a canary
+split KServe ignores in RawDeployment mode). The facts come from the engine records
+(validator/engines/): these are not policies, and no waiver accepts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+from ..diagnostics import Diagnostic
+from ..engines import ARTIFACT, ENGINES, IMAGE, Engine, Scaling
+from .load import Document
+
+SCALE_TO_ZERO = "MG220"
+CANARY = "MG221"
+SCALE_METRIC = "MG222"
+SCALE_TARGET = "MG223"
+PROTOCOL = "MG224"
+PACKAGING = "MG225"
+ENGINE_SETTING = "MG226"
+POD_SETTING = "MG227"
+HOST_ACCESS = "MG228"
+
+JsonPath = list[str | int]
+
+
+class Refusal(NamedTuple):
+    path: JsonPath
+    rule: str
+    message: str
+    hint: str
+
+
+def check(document: Document) -> list[Diagnostic]:
+    """Refusals for a spec that passed the schema."""
+    spec = document.data["spec"]
+    engine = ENGINES[spec["engine"]["name"]]
+    return [
+        document.finding(refusal.path, refusal.rule, refusal.message, refusal.hint)
+        for rule in RULES
+        for refusal in rule(spec, engine)
+    ]
+
+
+# --- scaling and rollout: what the engine's autoscaler in the chosen mode can do ----------
+
+
+def scaling(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
+    mode, scaler = engine.mode(spec["engine"])
+    where = _where(engine, mode)
+    settings = spec.get("scaling", {})
+    if settings.get("minReplicas") == 0 and not scaler.to_zero:
+        yield Refusal(
+            ["spec", "scaling", "minReplicas"],
+            SCALE_TO_ZERO,
+            f"minReplicas 0 asks for scale to zero, which {where} does not do: "
+            f"{scaler.autoscaler} cannot scale a model to zero and back",
+            _instead(engine, lambda s: s.to_zero, "set minReplicas to 1 or more"),
+        )
+    metric = settings.get("metric")
+    if metric is not None and metric not in scaler.metrics:
+        yield Refusal(
+            ["spec", "scaling", "metric"],
+            SCALE_METRIC,
+            f"{where} does not scale on {metric}: {_signals(scaler)}",
+            _instead(
+                engine,
+                lambda s: metric in s.metrics,
+                f"use one of {', '.join(scaler.metrics)}"
+                if scaler.metrics
+                else "remove spec.scaling.metric",
+            ),
+        )
+    # a target is measured in the metric's unit: judged once the metric is one it takes
+    if "target" in settings and (metric in (None, *scaler.metrics) or not scaler.metrics):
+        yield from _target(settings["target"], metric, where, scaler)
+
+
+def _target(target: float, metric: str | None, where: str, scaler: Scaling) -> Iterator[Refusal]:
+    path: JsonPath = ["spec", "scaling", "target"]
+    if not scaler.metrics:
+        yield Refusal(
+            path,
+            SCALE_TARGET,
+            f"{where} takes no scaling target: {_signals(scaler)}",
+            "remove spec.scaling.target",
+        )
+        return
+    measured = metric or scaler.metrics[0]
+    if measured in scaler.whole_targets and target != int(target):
+        yield Refusal(
+            path,
+            SCALE_TARGET,
+            f"target {target} would become {int(target)}: {scaler.autoscaler} takes a whole "
+            f"number for {measured}",
+            f"write a whole number of 1 or more for {measured}",
+        )
+    elif scaler.target_max is not None and target > scaler.target_max:
+        yield Refusal(
+            path,
+            SCALE_TARGET,
+            f"target {target} is over {scaler.target_max}, the most {scaler.autoscaler} "
+            f"accepts for {measured} in {where}",
+            f"write a target of {scaler.target_max} or less",
+        )
+
+
+def rollout(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
+    mode, scaler = engine.mode(spec["engine"])
+    if "canaryTrafficPercent" in spec.get("rollout", {}) and not scaler.canary:
+        yield Refusal(
+            ["spec", "rollout", "canaryTrafficPercent"],
+            CANARY,
+            f"{_where(engine, mode)} does not split traffic between versions: every request "
+            "would go to the new version",
+            _instead(engine, lambda s: s.canary, "remove spec.rollout.canaryTrafficPercent"),
+        )
+
+
+def _signals(scaler: Scaling) -> str:
+    if scaler.metrics:
+        return f"{scaler.autoscaler} scales on {', '.join(scaler.metrics)}"
+    return f"it is scaled by {scaler.autoscaler}, between minReplicas and maxReplicas"
+
+
+def _where(engine: Engine, mode: str) -> str:
+    return f"{engine.name} in {mode} mode" if len(engine.modes) > 1 else engine.name
+
+
+def _instead(engine: Engine, able: Callable[[Scaling], bool], otherwise: str) -> str:
+    """What to do: a mode of this engine that can, else the engines that can, else
+    `otherwise`."""
+    modes = [name for name, scaler in engine.modes.items() if able(scaler)]
+    if modes and len(engine.modes) > 1:
+        return f"set spec.engine.deploymentMode: {modes[0]}, or {otherwise}"
+    elsewhere = [
+        _where(other, name)
+        for other in ENGINES.values()
+        for name, scaler in other.modes.items()
+        if able(scaler)
+    ]
+    return f"{otherwise} ({', '.join(elsewhere)} can)" if elsewhere else otherwise
+
+
+# --- how the engine is reached and what it loads -------------------------------------------
+
+
+def protocol(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
+    spoken = spec["engine"]["protocol"]
+    if spoken not in engine.protocols:
+        speakers = [name for name, other in ENGINES.items() if spoken in other.protocols]
+        yield Refusal(
+            ["spec", "engine", "protocol"],
+            PROTOCOL,
+            f"{engine.name} does not speak protocol {spoken}; it speaks "
+            + ", ".join(engine.protocols),
+            f"set protocol to {engine.protocols[0]}, or serve the model with "
+            + ", ".join(speakers),
+        )
+
+
+def packaging(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
+    model = spec["model"]
+    kind = IMAGE if "image" in model else ARTIFACT
+    if kind not in engine.packaging:
+        others = [name for name, other in ENGINES.items() if kind in other.packaging]
+        yield Refusal(
+            ["spec", "model", kind],
+            PACKAGING,
+            f"{engine.name} serves a model {' or '.join(engine.packaging)}, not a model {kind}",
+            f"set spec.model.{engine.packaging[0]}, or serve the model {kind} with "
+            + ", ".join(others),
+        )
+    for digest in ("sha256", "treeSha256"):
+        if kind == IMAGE and digest in model:
+            yield Refusal(
+                ["spec", "model", digest],
+                PACKAGING,
+                f"{digest} checks an artifact; a model image is pinned by the digest in its "
+                "reference",
+                f"remove spec.model.{digest} and reference the image as "
+                "registry/repository@sha256:...",
+            )
+
+
+# --- settings the engine has no use for ----------------------------------------------------
+
+
+def engine_settings(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
+    settings, model = spec["engine"], spec["model"]
+    served_image = "image" in model
+    unused = {
+        "version": None
+        if engine.takes_version
+        else f"{engine.name} has no engine image to tag: the cluster's installation or the "
+        "model image decides what runs",
+        "image": _engine_image(engine, served_image),
+        "runtime": _runtime(engine, served_image),
+        "deploymentMode": None
+        if len(engine.modes) > 1
+        else f"{engine.name} has no deployment modes to choose from",
+        "maxBatchSize": None if engine.batching else f"{engine.name} forms no batches of its own",
+    }
+    for field, why in unused.items():
+        if field in settings and why:
+            yield Refusal(
+                ["spec", "engine", field],
+                ENGINE_SETTING,
+                f"spec.engine.{field} has no effect: {why}",
+                f"remove spec.engine.{field}",
+            )
+    if "signature" in model and not engine.takes_signature:
+        users = [name for name, other in ENGINES.items() if other.takes_signature]
+        yield Refusal(
+            ["spec", "model", "signature"],
+            ENGINE_SETTING,
+            f"spec.model.signature has no effect: {engine.name} reads the tensors from the "
+            f"model itself (only {', '.join(users)} is configured from the signature)",
+            "remove spec.model.signature",
+        )
+
+
+def _engine_image(engine: Engine, served_image: bool) -> str | None:
+    if served_image:
+        return "the model image is the server, and the engine image would replace it"
+    return None if engine.image else f"{engine.name} has no engine image to replace"
+
+
+def _runtime(engine: Engine, served_image: bool) -> str | None:
+    if served_image:
+        return "a model image serves itself"
+    if engine.runtime:
+        return None
+    takers = [f"{other.runtime} on {name}" for name, other in ENGINES.items() if other.runtime]
+    return f"{engine.name} takes no runtime (spec.engine.runtime names {', '.join(takers)})"
+
+
+def pod_settings(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
+    if engine.pod:
+        return
+    why = (
+        f"{engine.name} runs the model on servers the cluster provides, and modelgate writes "
+        "no pod for it"
+    )
+    written = (
+        (["spec", "engine", "args"], "args" in spec["engine"]),
+        (["spec", "engine", "env"], "env" in spec["engine"]),
+        (["spec", "security"], "security" in spec),
+        (["spec", "serviceAccountName"], "serviceAccountName" in spec),
+        (["spec", "resources", "gpu"], bool(spec.get("resources", {}).get("gpu"))),  # 0: none
+    )
+    for path in (path for path, here in written if here):
+        yield Refusal(
+            path,
+            POD_SETTING,
+            f"{'.'.join(map(str, path))} has no effect: {why}",
+            "remove it: the cluster's servers for this engine carry their own settings",
+        )
+
+
+def host_access(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
+    """No engine's manifests give a model server the node's network, ports or paths."""
+    if not engine.pod:
+        return  # spec.security as a whole is refused
+    security = spec.get("security", {})
+    for field in ("hostNetwork", "hostPorts", "hostPaths"):
+        if security.get(field):
+            yield Refusal(
+                ["spec", "security", field],
+                HOST_ACCESS,
+                f"spec.security.{field} has no effect: modelgate renders no host network, "
+                "host ports or host paths for any engine",
+                f"remove spec.security.{field}",
+            )
+
+
+RULES: tuple[Callable[[dict[str, Any], Engine], Iterator[Refusal]], ...] = (
+    scaling,
+    rollout,
+    protocol,
+    packaging,
+    engine_settings,
+    pod_settings,
+    host_access,
+)

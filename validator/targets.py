@@ -1,0 +1,34 @@
+"""Which targets can run a spec, from the spec alone (validation needs it without importing
+the deploy stage).
+
+The local target runs an engine it can start here on an artifact kept in the repository; the
+docker target runs a model image. Both run on this machine and share its ports. Kubernetes
+runs every spec, each pod on an address of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .engines import ENGINES
+
+LOCAL, DOCKER, KUBERNETES = "local", "docker", "kubernetes"
+ON_THIS_MACHINE = (LOCAL, DOCKER)
+
+
+def targets_of(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The targets that can run `spec` (a ModelDeployment's `spec`), kubernetes last."""
+    model = spec["model"]
+    artifact = model.get("artifact", "")
+    found = []
+    if ENGINES[spec["engine"]["name"]].local_command and artifact and "://" not in artifact:
+        found.append(LOCAL)
+    if model.get("image"):
+        found.append(DOCKER)
+    return (*found, KUBERNETES)
+
+
+def runs_on_this_machine(spec: Mapping[str, Any]) -> bool:
+    """True when a target that shares this machine's ports can run `spec`."""
+    return any(target in ON_THIS_MACHINE for target in targets_of(spec))
