@@ -342,7 +342,7 @@ def test_inference_services_are_hardened_like_deployments() -> None:
 
 KSERVE_RUNTIME = {
     "  engine:\n    name: mlserver\n    version: 1.7.1\n": (
-        "  engine:\n    name: kserve\n    version: 0.14.0\n    deploymentMode: Serverless\n"
+        "  engine:\n    name: kserve\n    deploymentMode: Serverless\n"
     ),
 }
 
@@ -353,6 +353,7 @@ def test_a_runtime_served_inference_service_gets_probes_the_crd_allows(scaffold:
     scaffold.iris(**KSERVE_RUNTIME)
     schemas = kube_schemas.Schemas.from_dirs([CRDS])
     validation = workspace.validate(workspace.discover(scaffold.root, []), scaffold.root)
+    assert not validation.failed(), validation.diagnostics
     rendering = render.render_all(validation.valid_documents(), scaffold.root, schemas)
     assert not rendering.failed(), rendering.diagnostics  # the CRD accepts the output
     files = {str(item.path): yaml.safe_load(item.content) for item in rendering.files}
