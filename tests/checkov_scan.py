@@ -157,7 +157,8 @@ def ensure_environment(lock: Path = LOCK) -> Path:
             shutil.rmtree(target, ignore_errors=True)  # what a killed run left half-built
             uv = _uv()
             _install([uv, "venv", "--quiet", "--python", sys.executable, str(target)])
-            sync = [uv, "pip", "sync", "--quiet", "--require-hashes", "--python", str(python)]
+            sync = [uv, "pip", "sync", "--quiet", "--require-hashes", "--compile-bytecode"]
+            sync += ["--python", str(python)]
             _install([*sync, str(lock)])
             complete.write_text(hashlib.sha256(lock.read_bytes()).hexdigest() + "\n")
     return python
