@@ -4,7 +4,7 @@ Every failed check must be listed in policies/checkov/exceptions.yaml with a rea
 entry there must still match a failed check (a stale entry fails too), so the list says what
 is true today. tests/test_checkov.py runs this; so does `make scan`:
 
-    .venv/bin/python tests/checkov_scan.py [DIRECTORY]     # default rendered/
+    .venv/bin/python tests/checkov_scan.py
 
 Checkov has an environment of its own, installed from locks/checkov.txt (hashes required) on
 first use and cached under MODELGATE_TEST_CACHE (default /var/cache/modelgate-tests, else
@@ -183,7 +183,12 @@ def _uv() -> str:
 
 
 def _install(command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise Unavailable(
+            f"cannot install Checkov from {LOCK.relative_to(PROJECT)}: {exc}"
+        ) from exc
     if done.returncode != 0:
         raise Unavailable(
             f"cannot install Checkov from {LOCK.relative_to(PROJECT)}: {done.stderr.strip()[-600:]}"
@@ -225,15 +230,18 @@ def run_checkov(
             MODELGATE_NETWORK_LOG=str(log),
             **settings,
         )
-        done = subprocess.run(
-            [str(python), "-m", "checkov.main", *arguments],
-            capture_output=True,
-            text=True,
-            cwd=home,
-            env=environment,
-            timeout=900,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                [str(python), "-m", "checkov.main", *arguments],
+                capture_output=True,
+                text=True,
+                cwd=home,
+                env=environment,
+                timeout=900,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ScanError(f"checkov did not run: {exc}") from exc
         attempts = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
     return Run(done.returncode, done.stdout, done.stderr, attempts)
 
@@ -566,37 +574,34 @@ def _unexcepted_report(failures: list[Failure]) -> str:
     )
 
 
-def check(
-    directory: Path = RENDERED, shown: str = "rendered", exceptions: Path = EXCEPTIONS
-) -> Verdict:
-    """Install Checkov if needed, scan `directory` and compare with the exceptions file."""
-    entries = load_exceptions(exceptions)
+def check() -> Verdict:
+    """The verdict on rendered/: Checkov installed if needed, its scan compared with the
+    exceptions file. The test and `make scan` both come here."""
+    entries = load_exceptions()
     python = ensure_environment()
-    return compare(scan(python, directory, shown), entries, workload_files(directory, shown))
+    return compare(scan(python), entries, workload_files())
 
 
 def main(arguments: list[str]) -> int:
-    if len(arguments) > 1:
-        print("usage: checkov_scan.py [DIRECTORY]   (default: rendered/)", file=sys.stderr)
+    """`make scan`: the test's verdict on rendered/, for people; exit 0 clean, 1 not, 3 when
+    Checkov cannot run."""
+    if arguments:
+        print("usage: checkov_scan.py   (scans rendered/; no arguments)", file=sys.stderr)
         return 2
-    directory = Path(arguments[0]).resolve() if arguments else RENDERED
-    shown = (
-        os.path.relpath(directory, PROJECT) if directory.is_relative_to(PROJECT) else str(directory)
-    )
     try:
-        verdict = check(directory, shown)
+        verdict = check()
     except ExceptionsFileError as problems:
         print(problems, file=sys.stderr)
         return 1
     except (Unavailable, ScanError) as problem:
         print(f"checkov_scan: {problem}", file=sys.stderr)
         return 3
-    print(verdict.summary(shown))
+    print(verdict.summary())
     for failure in verdict.excepted:
         print(f"  excepted: {_line(failure)}")
     if verdict.clean:
         return 0
-    print("\n" + verdict.report(shown))
+    print("\n" + verdict.report())
     return 1
 
 
