@@ -280,7 +280,7 @@ def scan(python: Path, directory: Path = RENDERED, shown: str = "rendered") -> S
         report = json.loads(run.stdout)
     except json.JSONDecodeError as exc:
         raise ScanError(f"checkov printed no JSON ({exc}): {run.stdout[:500]}") from exc
-    return _parse(_kubernetes_report(report), shown)
+    return _parse(_kubernetes_report(report), directory, shown)
 
 
 def _kubernetes_report(report: Any) -> dict[str, Any]:
@@ -294,12 +294,12 @@ def _kubernetes_report(report: Any) -> dict[str, Any]:
     return {"results": {}, "summary": summary}
 
 
-def _parse(report: dict[str, Any], shown: str) -> Scan:
+def _parse(report: dict[str, Any], directory: Path, shown: str) -> Scan:
     results = report.get("results") or {}
     summary = report.get("summary") or {}
 
     def failures(key: str) -> list[Failure]:
-        return sorted(_failure(item, shown) for item in results.get(key) or [])
+        return sorted(_failure(item, directory, shown) for item in results.get(key) or [])
 
     passed = results.get("passed_checks") or []
     everything = (
@@ -310,37 +310,44 @@ def _parse(report: dict[str, Any], shown: str) -> Scan:
         passed=len(passed),
         failures=failures("failed_checks"),
         skipped=failures("skipped_checks"),
-        parsing_errors=sorted(_shown(path, shown) for path in results.get("parsing_errors") or []),
-        scanned_files={_shown(item["file_path"], shown) for item in everything},
+        parsing_errors=sorted(
+            _shown(path, directory, shown) for path in results.get("parsing_errors") or []
+        ),
+        scanned_files={_shown(item["file_path"], directory, shown) for item in everything},
     )
 
 
-def _failure(item: dict[str, Any], shown: str) -> Failure:
+def _failure(item: dict[str, Any], directory: Path, shown: str) -> Failure:
     lines = item.get("file_line_range") or [0]
     return Failure(
         check=item["check_id"],
         resource=item["resource"],
-        file=_shown(item["file_path"], shown),
+        file=_shown(item["file_path"], directory, shown),
         line=int(lines[0]),
         title=item.get("check_name") or "",
     )
 
 
-def _shown(path: str, shown: str) -> str:
+def _shown(path: str, directory: Path, shown: str) -> str:
+    """Checkov names a file from the scanned directory as /a/b.yaml, some lists by its
+    absolute path: either way, `shown`/a/b.yaml."""
+    if Path(path).is_relative_to(directory):
+        path = Path(path).relative_to(directory).as_posix()
     return f"{shown}/{path.lstrip('/')}"
 
 
 def workload_files(directory: Path = RENDERED, shown: str = "rendered") -> set[str]:
-    """Files under `directory` holding a Kubernetes kind Checkov has checks for: each must
-    appear in the scan, or Checkov did not read what it is said to vouch for."""
+    """Files under `directory` that Checkov must have scanned: those holding a Kubernetes kind
+    it has checks for, and those that are not even YAML (Checkov skips a file it cannot parse
+    without a word, so the scan would vouch for a file it never read)."""
     found = set()
     for path in sorted(directory.rglob("*.yaml")):
         try:
             documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
         except (yaml.YAMLError, UnicodeDecodeError):
-            continue  # Checkov's parsing_errors name what it could not read
+            documents = [{"kind": "unreadable"}]
         kinds = {doc.get("kind") for doc in documents if isinstance(doc, dict)}
-        if kinds & WORKLOAD_KINDS:
+        if kinds & (WORKLOAD_KINDS | {"unreadable"}):
             found.add(f"{shown}/{path.relative_to(directory).as_posix()}")
     return found
 
@@ -505,8 +512,8 @@ class Verdict:
             )
         if self.unscanned:
             parts.append(
-                f"Kubernetes workloads under {shown}/ that Checkov did not scan:\n"
-                + "\n".join(f"  {path}" for path in self.unscanned)
+                f"Files under {shown}/ that Checkov did not scan (it skips a file it cannot "
+                "parse without a word):\n" + "\n".join(f"  {path}" for path in self.unscanned)
             )
         return "\n\n".join(parts)
 

@@ -84,7 +84,7 @@ def checkov_python() -> Path:
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A rendered/-like tree: `clean` passes every check; `debt` (a tag, a Secret in the
     environment) fails CKV_K8S_15, CKV_K8S_35 and CKV_K8S_43 in two environments; `hidden`
-    skips CKV_K8S_43 with an annotation."""
+    skips CKV_K8S_43 with an annotation; `broken` is not YAML."""
     root = tmp_path_factory.mktemp("checkov") / "rendered"
     files = {
         "production/clean/deployment.yaml": _workload("clean"),
@@ -93,6 +93,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "production/hidden/deployment.yaml": _workload(
             "hidden", image=TAGGED, annotations=SKIP_ANNOTATION
         ),
+        # a first document Checkov would fail, then one that is not YAML: Checkov says nothing
+        "production/broken/deployment.yaml": _workload("broken", image=TAGGED) + "---\n: : :\n",
     }
     for environment in ("production", "staging"):
         policy = NETWORK_POLICY.format(environment=environment)
@@ -243,13 +245,14 @@ def test_a_check_skipped_inside_a_manifest_fails_the_scan(tree_scan: Scan) -> No
     assert "checkov.io/skip" in verdict.report()
 
 
-def test_a_workload_checkov_did_not_scan_fails_the_scan(tree_scan: Scan, tree: Path) -> None:
+def test_a_file_checkov_skipped_unparsed_fails_the_scan(tree_scan: Scan, tree: Path) -> None:
+    broken = "rendered/production/broken/deployment.yaml"
     workloads = checkov_scan.workload_files(tree)
-    assert workloads == tree_scan.scanned_files
-    missing = "rendered/production/extra/deployment.yaml"
-    verdict = checkov_scan.compare(tree_scan, [], workloads | {missing})
-    assert verdict.unscanned == [missing]
-    assert f"did not scan:\n  {missing}" in verdict.report()
+    assert broken in workloads and broken not in tree_scan.scanned_files
+    assert tree_scan.parsing_errors == []  # Checkov itself does not say
+    verdict = checkov_scan.compare(tree_scan, [], workloads)
+    assert verdict.unscanned == [broken]
+    assert f"cannot parse without a word):\n  {broken}" in verdict.report()
 
 
 def test_a_configuration_file_in_the_scanned_tree_is_refused(tmp_path: Path) -> None:
