@@ -68,7 +68,8 @@ def test_there_are_locks_for_the_venv_the_engine_the_installer_and_the_scanner()
 def test_each_lock_was_made_from_this_pyproject(lock: Path) -> None:
     fingerprint = _update_module().pyproject_fingerprint(PROJECT / "pyproject.toml")
     stamped = [
-        line for line in lock.read_text(encoding="utf-8").splitlines()
+        line
+        for line in lock.read_text(encoding="utf-8").splitlines()
         if line.startswith("# pyproject.toml: sha256:")
     ]
     assert stamped == [f"# pyproject.toml: sha256:{fingerprint}"], (
@@ -110,8 +111,7 @@ def test_the_smaller_locks_pin_what_the_main_lock_pins(lock: str) -> None:
     main = _pins(LOCKS / "modelgate.txt")
     for name, (version, _, _) in _pins(LOCKS / lock).items():
         assert name in main and main[name][0] == version, (
-            f"{lock} pins {name}=={version}, locks/modelgate.txt "
-            f"{main.get(name, ('nothing',))[0]}"
+            f"{lock} pins {name}=={version}, locks/modelgate.txt {main.get(name, ('nothing',))[0]}"
         )
 
 
