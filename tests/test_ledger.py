@@ -7,9 +7,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from validator import ledger
+from validator import changes, ledger
 from validator.check import workspace
-from validator.deploy import changes
 from validator.deploy.lock import deploy_lock
 
 from .conftest import IRIS_ARTIFACT, Scaffold, git, run_cli

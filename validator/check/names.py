@@ -3,7 +3,7 @@ environments do not take the names of rendered/'s other directories."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from pathlib import PurePath
 
 from ..diagnostics import Diagnostic
@@ -58,7 +58,11 @@ def check_environments(document: Document) -> list[Diagnostic]:
     ]
 
 
-def check_unique_names(documents: Iterable[Document]) -> list[Diagnostic]:
+def check_unique_names(
+    documents: Iterable[Document], only: Container[str] | None = None
+) -> list[Diagnostic]:
+    """MG301 at every spec whose name an earlier one has; with `only`, at those of its paths
+    alone (the others are stand-ins that hold no text to point into)."""
     first: dict[str, Document] = {}
     findings: list[Diagnostic] = []
     for document in documents:
@@ -67,6 +71,8 @@ def check_unique_names(documents: Iterable[Document]) -> list[Diagnostic]:
             continue
         if name not in first:
             first[name] = document
+            continue
+        if only is not None and document.path not in only:
             continue
         findings.append(
             document.finding(

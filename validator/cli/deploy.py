@@ -138,7 +138,7 @@ def _say_exposure_is_left_out(output: Output, documents: list, target: str) -> N
 
 
 def _changed(root: Any, documents: list, ref: str, output: Output) -> list | None:
-    from ..deploy.changes import GitError, affected, artifacts, changed_files
+    from ..changes import GitError, affected, artifacts, changed_files
 
     try:
         return affected(documents, changed_files(root, ref, also=artifacts(documents)))

@@ -75,15 +75,31 @@ def apply_waivers(
     root: Path,
     complete: bool = True,
     today: dt.date | None = None,
+    every_name: set[str] | None = None,
 ) -> list[Diagnostic]:
+    """Findings marked where a waiver accepts them, with the waivers' own findings. Unless
+    `complete` (the documents are every spec), only the waivers of these documents are
+    applied; given `every_name` (every spec's name), the others are still judged valid or
+    not, and a waiver naming no spec at all is stale."""
     found_waivers, problems = waivers.load_waivers(root)
     names = {doc.path: doc.data["metadata"]["name"] for doc in documents}
     # waivers of output rules are applied (and found stale) where the output is judged
     outputs = policy.output_rule_ids()
     found_waivers = [w for w in found_waivers if w.rule not in outputs]
     if not complete:
-        found_waivers = [w for w in found_waivers if w.spec in names.values()]
+        checked = set(names.values())
+        unapplied = [w for w in found_waivers if w.spec not in checked]
+        found_waivers = [w for w in found_waivers if w.spec in checked]
+        if every_name is not None:
+            found_waivers += [w for w in unapplied if w.spec not in every_name]
+            unapplied = [w for w in unapplied if w.spec in every_name]
+            problems = problems + _judge(unapplied, policy, today)
     return problems + _apply(findings, names, found_waivers, policy, today)
+
+
+def _judge(found: list[waivers.Waiver], policy: Policy, today: dt.date | None) -> list[Diagnostic]:
+    """The waivers' own findings (expired, too long, not approved), applying none of them."""
+    return _apply([], {}, found, policy, today, stale=False)
 
 
 def apply_output_waivers(
@@ -113,12 +129,14 @@ def _apply(
     found_waivers: list[waivers.Waiver],
     policy: Policy,
     today: dt.date | None,
+    stale: bool = True,
 ) -> list[Diagnostic]:
     approvers = policy.parameters.get("waiverApprovers", [])
     max_days = policy.parameters.get("maxWaiverDays")
-    return waivers.apply(
+    applied = waivers.apply(
         findings, names, found_waivers, approvers, today or dt.date.today(), max_days
     )
+    return applied if stale else [d for d in applied if d.rule != waivers.WAIVER_STALE]
 
 
 def evaluate_rule(
@@ -131,7 +149,10 @@ def evaluate_rule(
 ) -> list[Diagnostic]:
     context = Context(root, policy.parameters)
     applicable = []
-    checked = list(documents) + (list(peers) if rule.check in REPOSITORY_CHECKS else [])
+    checked = list(documents)
+    if peers and rule.check in REPOSITORY_CHECKS:
+        # the order a full run sees them in: the later of two specs gets the finding
+        checked = sorted([*checked, *peers], key=lambda doc: doc.path)
     mine = {id(doc) for doc in documents}
     for document in checked:
         severity = _severity(rule, document, environment)

@@ -1,6 +1,9 @@
 """Which specs a change touches: the specs edited since a git ref, the specs whose artifact
 (kept in the repository) changed, every spec whose engine's templates changed, and every spec
-when policies or shared templates changed."""
+when policies, shared templates, templates/values.yaml or modelgate itself changed.
+
+`deploy --changed-since`, `validate --changed-since` and `render --check --changed-since`
+all ask this module; nothing here imports more than the loader (pre-commit speed)."""
 
 from __future__ import annotations
 
@@ -8,10 +11,13 @@ import posixpath
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
-from ..check.load import Document
-from ..git import run_git
+from .check.load import Document
+from .git import run_git
 
 WATCHED = ("models", "templates", "policies")
+# modelgate's own code and pins, where a repository holds them (this one does): a change to
+# the tool changes what every spec renders to and how it is checked
+TOOL = ("validator", "pyproject.toml", "locks")
 
 
 class GitError(Exception):
@@ -28,18 +34,19 @@ def changed_files(root: Path, ref: str, also: Iterable[str] = ()) -> list[PurePo
         raise GitError("cannot run git")
     if inside.returncode != 0:
         raise GitError(f"{root} is not in a git work tree; it compares commits")
-    watched = [*WATCHED, *also]
+    watched = [*WATCHED, *TOOL, *also]
     # literal: an artifact's file name is not a pattern; relative: paths as root sees them
-    git = ("--literal-pathspecs", "diff", "--name-only", "--relative", "--end-of-options", ref)
-    done = run_git(root, *git, "--", *watched)
+    git = ("--literal-pathspecs", "diff", "--name-only", "-z", "--relative", "--end-of-options")
+    done = run_git(root, *git, ref, "--", *watched)
     if done is None or done.returncode != 0:
         stderr = done.stderr.strip() if done else ""
         first = (stderr.splitlines() or [f"git diff {ref} failed"])[0]
         raise GitError(first.removeprefix("fatal: "))
     untracked = run_git(
-        root, "--literal-pathspecs", "ls-files", "--others", "--exclude-standard", "--", *watched
-    )
-    names = done.stdout.splitlines() + (untracked.stdout.splitlines() if untracked else [])
+        root, "--literal-pathspecs", "ls-files", "-z", "--others", "--exclude-standard",
+        "--", *watched,
+    )  # fmt: skip
+    names = done.stdout.split("\0") + (untracked.stdout.split("\0") if untracked else [])
     return sorted({PurePosixPath(name) for name in names if name})
 
 
@@ -48,7 +55,7 @@ def affected(documents: list[Document], changed: list[PurePosixPath]) -> list[Do
     paths = {str(path) for path in changed}
     # a changed file touches the artifact it is, and every folder artifact it lies in
     touched = {str(folder) for path in changed for folder in (path, *path.parents)}
-    everything = any(p.parts[0] == "policies" or _shared_template(p) for p in changed)
+    everything = touches_everything(changed) is not None
     engines = {p.parts[1] for p in changed if p.parts[0] == "templates" and len(p.parts) > 2}
     return [
         doc
@@ -75,6 +82,19 @@ def artifact_of(document: Document) -> str | None:
     if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
         return None
     return normal
+
+
+def touches_everything(changed: Iterable[PurePosixPath]) -> PurePosixPath | None:
+    """The first changed file that concerns every spec (a policy, a shared template,
+    templates/values.yaml, modelgate itself), or None."""
+    return next(
+        (
+            path
+            for path in changed
+            if path.parts[0] == "policies" or path.parts[0] in TOOL or _shared_template(path)
+        ),
+        None,
+    )
 
 
 def _shared_template(path: PurePosixPath) -> bool:
