@@ -18,15 +18,20 @@ WATCHED = ("models", "templates", "policies")
 # modelgate's own code and pins, where a repository holds them (this one does): a change to
 # the tool changes what every spec renders to and how it is checked
 TOOL = ("validator", "pyproject.toml", "locks")
+_WATCHED_ROOTS = {(name,) for name in (*WATCHED, *TOOL)}
 
 
 class GitError(Exception):
     pass
 
 
-def changed_files(root: Path, ref: str, also: Iterable[str] = ()) -> list[PurePosixPath]:
+def changed_files(
+    root: Path, ref: str, also: Iterable[str] = (), staged: Iterable[str] = ()
+) -> list[PurePosixPath]:
     """Files changed between REF and the working tree (committed or not), under the watched
-    directories and the paths `also` names (artifacts), relative to root."""
+    directories and the paths `also` names (artifacts), relative to root; and under the
+    paths `staged` names, files changed between REF and the index (committed or staged: a
+    large generated tree is compared without a look at each of its files on disk)."""
     if ref.startswith("-"):
         raise GitError("a git ref cannot start with '-'")
     inside = run_git(root, "rev-parse", "--is-inside-work-tree")
@@ -34,20 +39,31 @@ def changed_files(root: Path, ref: str, also: Iterable[str] = ()) -> list[PurePo
         raise GitError("cannot run git")
     if inside.returncode != 0:
         raise GitError(f"{root} is not in a git work tree; it compares commits")
+    # an artifact under a watched directory is watched already: thousands of pathspecs
+    # would cost git more than the diff itself
+    also = [path for path in also if PurePosixPath(path).parts[:1] not in _WATCHED_ROOTS]
     watched = [*WATCHED, *TOOL, *also]
-    # literal: an artifact's file name is not a pattern; relative: paths as root sees them
-    git = ("--literal-pathspecs", "diff", "--name-only", "-z", "--relative", "--end-of-options")
-    done = run_git(root, *git, ref, "--", *watched)
-    if done is None or done.returncode != 0:
-        stderr = done.stderr.strip() if done else ""
-        first = (stderr.splitlines() or [f"git diff {ref} failed"])[0]
-        raise GitError(first.removeprefix("fatal: "))
+    names = _diff(root, ref, watched)
+    staged = list(staged)
+    if staged:
+        names += _diff(root, ref, staged, "--cached")
     untracked = run_git(
         root, "--literal-pathspecs", "ls-files", "-z", "--others", "--exclude-standard",
         "--", *watched,
     )  # fmt: skip
-    names = done.stdout.split("\0") + (untracked.stdout.split("\0") if untracked else [])
+    names += untracked.stdout.split("\0") if untracked else []
     return sorted({PurePosixPath(name) for name in names if name})
+
+
+def _diff(root: Path, ref: str, paths: list[str], *options: str) -> list[str]:
+    # literal: an artifact's file name is not a pattern; relative: paths as root sees them
+    git = ("--literal-pathspecs", "diff", *options, "--name-only", "-z", "--relative")
+    done = run_git(root, *git, "--end-of-options", ref, "--", *paths)
+    if done is None or done.returncode != 0:
+        stderr = done.stderr.strip() if done else ""
+        first = (stderr.splitlines() or [f"git diff {ref} failed"])[0]
+        raise GitError(first.removeprefix("fatal: "))
+    return done.stdout.split("\0")
 
 
 def affected(documents: list[Document], changed: list[PurePosixPath]) -> list[Document]:

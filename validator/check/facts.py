@@ -251,12 +251,3 @@ def _key(item: Any) -> Any:
 
 def every_name(known: Mapping[str, Facts | None]) -> set[str]:
     return {facts[0] for facts in known.values() if named(facts)}  # type: ignore[index]
-
-
-def fresh(paths: Iterable[tuple[Path, str]], root: Path) -> dict[str, Facts | None]:
-    """Facts read from the files themselves, past the index (what confirm() compares)."""
-    found = {}
-    for path, name in paths:
-        raw = _read_spec(path, root)
-        found[name] = None if raw is None else read(raw)
-    return found

@@ -139,10 +139,12 @@ def validate(
         if followed is not None:
             result.followed[document.path] = followed
     others = _peers(peer_paths, root, result, known)
+    # the specs a cross-file finding may be made at: the checked ones, and the others that
+    # share a name, host or port with one of them (a full run reports the later of two)
+    involved = {doc.path for doc in [*result.documents, *others.documents]}
     result.diagnostics.extend(
         names.check_unique_names(
-            _in_path_order([*result.documents, *others.named()]),
-            only={doc.path for doc in result.documents},
+            _in_path_order([*result.documents, *others.documents]), only=involved
         )
     )
     if result.policy is not None:
@@ -153,7 +155,7 @@ def validate(
                 policy_findings,
                 root,
                 environment,
-                others.checkable(),
+                others.valid(),
                 complete=not peer_paths,
                 every_name=every_name,
             )
@@ -176,9 +178,9 @@ def _cross_file_policy(
 
     broken = {d.path for d in result.diagnostics if d.severity.value == "error"}
     documents = [doc for doc in result.documents if doc.path not in broken]
-    findings = findings + policy.evaluate_cross_file(
-        documents, result.policy, root, environment, others
-    )
+    if others:
+        documents = _in_path_order([*documents, *others])
+    findings = findings + policy.evaluate_cross_file(documents, result.policy, root, environment)
     return policy.apply_waivers(
         findings, documents, result.policy, root, complete, every_name=every_name
     )
@@ -196,17 +198,15 @@ def _in_path_order(documents: list[load.Document]) -> list[load.Document]:
 
 @dataclass
 class _Peers:
-    """The other specs, for cross-file checks: the facts of each by shown path, and the
-    documents the checks compare with the checked specs."""
+    """The other specs, for cross-file checks: the facts of each, by shown path, and whole
+    documents of those that share an identity with a checked spec."""
 
     facts: dict[str, facts.Facts | None] = field(default_factory=dict)
     documents: list[load.Document] = field(default_factory=list)
+    invalid: set[str] = field(default_factory=set)  # of those, the ones the schema refuses
 
-    def named(self) -> list[load.Document]:
-        return [doc for doc in self.documents if facts.named(self.facts[doc.path])]
-
-    def checkable(self) -> list[load.Document]:
-        return [doc for doc in self.documents if facts.checkable(self.facts[doc.path])]
+    def valid(self) -> list[load.Document]:
+        return [doc for doc in self.documents if doc.path not in self.invalid]
 
 
 def _peers(
@@ -215,39 +215,31 @@ def _peers(
     result: Validation,
     known: Mapping[str, facts.Facts | None] | None,
 ) -> _Peers:
-    """The other specs' facts, and documents for those a cross-file check can compare with
-    a checked spec: the checks compare identities (facts.IDENTITIES: name, endpoint host
-    and port), so a spec that shares none with the checked ones can take no part in a
-    finding at them. Those that share one are read again from their files (facts.fresh),
-    so that no index entry can make a finding up."""
+    """The other specs' facts (facts.py: from the index, a scan or `known`), and, loaded
+    whole from their files, those that share an identity with a checked spec (a name, an
+    endpoint host or port): the cross-file checks compare identities (see
+    policy/checks.py), so no other spec can take part in a finding that involves the
+    checked ones, and no index entry can make one up."""
     mine = {doc.path for doc in result.documents}
     listed = [(path, display_path(path, root)) for path in paths]
     listed = [(path, shown) for path, shown in listed if shown not in mine]
     if not listed:
         return _Peers()
-    if _needs_whole_peers(result.policy):
-        documents = _load_peers([Path(path) for path, _ in listed], root, mine)
-        return _Peers({doc.path: facts.of_document(doc) for doc in documents}, documents)
     if known is None or any(shown not in known for _, shown in listed):
         known = facts.collect([path for path, _ in listed], root, [shown for _, shown in listed])
     found = {shown: known[shown] for _, shown in listed}
-    mine_facts = [facts.of_document(doc) for doc in result.documents]
-    sharing = facts.sharing(found, mine_facts)
-    fresh = facts.fresh([(Path(path), shown) for path, shown in listed if shown in sharing], root)
-    found.update(fresh)
-    confirmed = facts.sharing(fresh, mine_facts)
-    documents = [facts.peer(shown, found[shown]) for shown in sorted(confirmed)]
-    return _Peers(found, documents)
-
-
-def _needs_whole_peers(policy: Any) -> bool:
-    """A cross-file rule with a `when` selects specs by any of their fields, not only the
-    facts: the other specs are then loaded whole."""
-    if policy is None:
-        return False
-    from .policy.checks import REPOSITORY_CHECKS
-
-    return any(rule.check in REPOSITORY_CHECKS and rule.when is not None for rule in policy.rules)
+    sharing = facts.sharing(found, [facts.of_document(doc) for doc in result.documents])
+    others = _Peers(found)
+    for path, shown in listed:
+        if shown not in sharing or _links_outside(Path(path), root) or _special(Path(path)):
+            continue
+        document, problems = load.load_file(Path(path), shown)
+        if document is None:
+            continue
+        others.documents.append(document)
+        if problems or schema.check(document):
+            others.invalid.add(shown)
+    return others
 
 
 @dataclass(frozen=True)
@@ -360,24 +352,15 @@ def committed_state(root: Path) -> list[Diagnostic]:
 PARALLEL_FROM = 256  # files; below this, starting a second process costs more than it saves
 
 
-def _load_peers(peers: Iterable[Path], root: Path, skip: set[str]) -> list[load.Document]:
-    """The other specs, for cross-file checks only: those that load and fit the schema."""
-    documents = []
-    for path in peers:
-        shown = display_path(path, root)
-        if shown in skip:
-            continue
-        document, problems = load.load_file(path, shown)
-        if document is not None and not problems and not schema.check(document):
-            documents.append(document)
-    return documents
-
-
 def peers_of(root: Path, paths: Sequence[str]) -> list[str]:
     """Every spec file in models/ when only some were named, none when all are checked
-    anyway: as strings (thousands of Path objects cost more than checking one spec)."""
-    if not paths:
-        return []
+    anyway."""
+    return every_spec(root) if paths else []
+
+
+def every_spec(root: Path) -> list[str]:
+    """Every spec file in models/, in discovery order, as strings (thousands of Path
+    objects cost more than checking one spec)."""
     directory = os.path.join(root, SPEC_DIR)
     try:
         listed = sorted(os.listdir(directory))

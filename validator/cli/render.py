@@ -12,7 +12,7 @@ from ..check import workspace
 from ..diagnostics import Diagnostic
 from ..report import FORMAT_NAMES, Report, format_report
 from ..report.output import Output
-from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, root_of
+from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ChangedScope, changed_scope, root_of
 
 
 def register(commands: Any) -> None:
@@ -39,6 +39,13 @@ def register(commands: Any) -> None:
         "targets' files); pruning and --check stay inside rendered/ENV",
     )
     parser.add_argument(
+        "--changed-since",
+        metavar="REF",
+        help="with --check: render and compare only what a change since this git ref touches "
+        "(the specs validate --changed-since checks, those whose rendered/ files it changes, "
+        "the ApplicationSets); the rest of rendered/ is taken as it was at REF",
+    )
+    parser.add_argument(
         "--format",
         choices=FORMAT_NAMES,
         default="text",
@@ -55,6 +62,9 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
     gc.disable()
     root = root_of(args)
+    if args.changed_since and not args.check:
+        output.error("--changed-since checks what a change touches: use it with --check")
+        return EXIT_USAGE
     missing = [str(path) for path in args.crds if not path.is_dir()]
     if missing:
         output.error(f"--crds needs a directory: {', '.join(missing)}")
@@ -68,7 +78,15 @@ def run(args: argparse.Namespace, output: Output) -> int:
     renderer = render.Renderer(
         root, schemas, environment=args.env, policy=None if loaded[1] else loaded[0]
     ).preload()
-    files = workspace.discover(root, args.paths)
+    found = None
+    files = _listed(args, root)
+    if args.changed_since:
+        found = changed_scope(args, output, root, files, rendered=True)
+        if found is None:
+            return EXIT_USAGE
+        if found.partial:
+            return _check_changed(args, output, root, renderer, loaded, found)
+        files = found.checked
     # each spec is rendered right after its own checks, in the process that loaded it
     validation = workspace.validate(files, root, follow=renderer, loaded_policy=loaded)
     rendering = render.run(validation, root, renderer, subset=bool(args.paths))
@@ -80,7 +98,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         findings, diff = render.drift(rendering.files, root, not args.paths, within)
         if args.format == "text":
             output.block(diff)
-        report([*validation.diagnostics, *rendering.diagnostics, *findings])
+        notes = [found.note] if found is not None else []
+        report([*validation.diagnostics, *rendering.diagnostics, *findings, *notes])
         if findings:
             output.error(f"{len(findings)} rendered file(s) out of date; run `modelgate render`")
         return EXIT_FINDINGS if failed or findings else EXIT_OK
@@ -103,6 +122,57 @@ def run(args: argparse.Namespace, output: Output) -> int:
     else:
         output.error(summary)  # stdout holds the report alone
     return EXIT_OK
+
+
+def _listed(args: argparse.Namespace, root: Path) -> list[Path]:
+    """The spec files to render; for --changed-since over all of models/, their names only
+    (Path objects for thousands of specs cost more than rendering the one that changed)."""
+    if args.changed_since and not args.paths:
+        return workspace.every_spec(root)  # type: ignore[return-value]
+    return workspace.discover(root, args.paths)
+
+
+def _check_changed(
+    args: argparse.Namespace,
+    output: Output,
+    root: Path,
+    renderer: Any,
+    loaded: Any,
+    found: ChangedScope,
+) -> int:
+    """render --check of what a change touches: its specs, validated against the others'
+    facts and rendered; the ApplicationSets, from every spec's environments; the files
+    under rendered/ of those specs, of the specs it deletes and those it edits there."""
+    from .. import render
+    from ..check import changed, facts
+
+    validation = workspace.validate(
+        found.checked,
+        root,
+        follow=renderer,
+        loaded_policy=loaded,
+        peers=workspace.every_spec(root),
+        known=found.known,
+        every_waiver=True,
+    )
+    # an ApplicationSet per environment: the unchanged specs' environments are all it needs
+    unchanged = [found.known[shown] for shown in found.scope.unchanged]
+    environments = sorted({env for value in unchanged if value for env in value[1]})
+    others = [facts.peer("", (None, tuple(environments), None, None, None, None, None))]
+    rendering = render.run(validation, root, renderer, subset=True, others=others)
+    within = changed.within(root, found.scope)
+    if args.env:  # that environment's directory and ApplicationSet, as render --env keeps to
+        directory, applicationset = render.scope(args.env)
+        within = (*(prefix for prefix in within if prefix.startswith(directory)), applicationset)
+    findings, diff = render.drift(rendering.files, root, True, within)
+    if args.format == "text":
+        output.block(diff)
+    report = _reporter(args, output, validation, found.checked, root)
+    report([*validation.diagnostics, *rendering.diagnostics, *findings, found.note])
+    if findings:
+        output.error(f"{len(findings)} rendered file(s) out of date; run `modelgate render`")
+    failed = validation.failed() or rendering.failed() or bool(findings)
+    return EXIT_FINDINGS if failed else EXIT_OK
 
 
 def _reporter(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -190,15 +190,26 @@ class Renderer:
         return self
 
 
-def run(validation: Validation, root: Path, renderer: Renderer, *, subset: bool) -> Rendering:
+def run(
+    validation: Validation,
+    root: Path,
+    renderer: Renderer,
+    *,
+    subset: bool,
+    others: Sequence[Document] | None = None,
+) -> Rendering:
     """What a render run makes from a validation that rendered each spec as it checked it
     (`renderer` was its follow stage). A `subset` of the specs gets no ApplicationSets, which
-    need every spec. The result ends with a note naming the kinds no schema checked."""
+    need every spec, unless `others` stand for the rest (their environments are all an
+    ApplicationSet needs). The result ends with a note naming the kinds no schema checked."""
     documents = validation.valid_documents()
     if subset:
         rendering = Rendering()
         for document in documents:
             rendering.extend(validation.followed[document.path])
+        if others is not None:
+            _render_applicationsets(rendering, [*documents, *others], renderer)
+            rendering.files.sort(key=lambda item: item.path.parts)
     else:
         rendering = render_all(documents, root, renderer=renderer, rendered=validation.followed)
     if renderer.output_policy is not None:
@@ -233,7 +244,16 @@ def render_all(
     result = Rendering()
     for document in documents:
         result.extend(by_path[document.path])
-    for env_view in view.repository(documents, renderer.values)["applicationsets"]:
+    _render_applicationsets(result, documents, renderer)
+    result.files.sort(key=lambda item: item.path.parts)
+    return result
+
+
+def _render_applicationsets(
+    result: Rendering, documents: Sequence[Document], renderer: Renderer
+) -> None:
+    """One ApplicationSet per environment of `documents`, judged by the output rules."""
+    for env_view in view.repository(list(documents), renderer.values)["applicationsets"]:
         if renderer.environment not in (None, env_view["environment"]):
             continue
         output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
@@ -244,8 +264,6 @@ def render_all(
                 renderer.output_policy.check(result.objects, texts, [env_view["environment"]])
             )
             result.objects.clear()
-    result.files.sort(key=lambda item: item.path.parts)
-    return result
 
 
 def waive_output_findings(

@@ -1,0 +1,153 @@
+"""What a change touches, for `validate --changed-since REF` and `render --check
+--changed-since REF`: the specs to check, the rest taken as they were at REF.
+
+REF is the base of the change (a pull request's target branch), which passed the full
+checks; a spec the change does not touch is as it was there, so it passed too. What the
+change touches is what `deploy --changed-since` deploys (validator/changes.py): the specs it
+edits, the specs whose artifact or whose engine's templates it changes, every spec when it
+changes policies, shared templates, templates/values.yaml or modelgate itself; for `render
+--check`, also the specs whose files under rendered/ it changes. The untouched specs still
+take part in the cross-file checks with their facts (facts.py), and the report says what was
+not checked again (MG125).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .. import changes
+from ..diagnostics import Diagnostic, Severity
+from . import facts
+from .facts import Facts
+
+NOT_RECHECKED = "MG125"
+RENDERED = "rendered"
+LISTED = 5  # unchanged specs named one by one in the note; the rest are counted
+
+
+@dataclass
+class Scope:
+    """The outcome of comparing the work tree with REF."""
+
+    ref: str
+    checked: list[Path] = field(default_factory=list)  # the spec files to check
+    unchanged: list[str] = field(default_factory=list)  # shown paths of the others
+    everything: PurePosixPath | None = None  # the change that touches every spec
+    changed: list[PurePosixPath] = field(default_factory=list)
+    known: dict[str, Facts | None] = field(default_factory=dict)  # every spec's facts
+    names: set[str] = field(default_factory=set)  # names whose rendered files may change
+
+    @property
+    def partial(self) -> bool:
+        return self.everything is None
+
+
+def scope(
+    root: Path,
+    files: Sequence[Path | str],
+    shown: Sequence[str],
+    ref: str,
+    rendered: bool = False,
+) -> Scope:
+    """The specs among `files` (displayed as `shown`) that the change since REF touches.
+    With `rendered`, a change to a spec's files under rendered/ touches it too. Raises
+    changes.GitError when git cannot compare (no work tree, an unknown REF)."""
+    known = facts.collect(files, root, shown)
+    usable = {name for name, value in known.items() if facts.checkable(value)}
+    artifacts = sorted({value[3] for name in usable if (value := known[name])[3]})
+    stand_ins = [facts.peer("", (None, None, None, path, None, None, None)) for path in artifacts]
+    # rendered/: what the change commits or stages there (the index against REF, without a
+    # look at each of its files on disk); edits left out of the index are no part of it
+    staged = [RENDERED] if rendered else []
+    changed = changes.changed_files(root, ref, also=changes.artifacts(stand_ins), staged=staged)
+    everything = changes.touches_everything(changed)
+    result = Scope(ref, changed=changed, known=known, everything=everything)
+    if everything is not None:
+        result.checked = [Path(path) for path in files]
+        return result
+    touched = _touched(known, usable, changed)
+    names = _rendered_names(changed) if rendered else set()
+    for path, name in zip(files, shown, strict=True):
+        value = known[name]
+        # a spec whose facts do not read as a valid spec's is checked: it says why
+        if name in touched or name not in usable or (value is not None and value[0] in names):
+            result.checked.append(Path(path))
+            result.names.add(PurePosixPath(name).stem)
+            if value is not None and isinstance(value[0], str):
+                result.names.add(value[0])
+        else:
+            result.unchanged.append(name)
+    result.names |= names | _removed_names(root, changed)
+    return result
+
+
+def _touched(
+    known: dict[str, Facts | None], usable: set[str], changed: Sequence[PurePosixPath]
+) -> set[str]:
+    """The specs changes.affected finds, asked only about those a changed file other than
+    a spec itself could concern (an artifact, an engine's templates)."""
+    paths = {str(path) for path in changed}
+    touched = {name for name in known if name in paths}
+    if all(_is_spec(path) or path.parts[0] == RENDERED for path in changed):
+        return touched  # only specs changed (or removed): nothing else to ask
+    stand_ins = [facts.peer(name, known[name]) for name in sorted(usable)]  # type: ignore[arg-type]
+    return touched | {doc.path for doc in changes.affected(stand_ins, list(changed))}
+
+
+def _is_spec(path: PurePosixPath) -> bool:
+    return len(path.parts) == 2 and path.parts[0] == "models" and path.suffix in (".yaml", ".yml")
+
+
+def _rendered_names(changed: Sequence[PurePosixPath]) -> set[str]:
+    """The NAME of every changed rendered/TARGET/NAME/FILE."""
+    return {path.parts[2] for path in changed if path.parts[0] == RENDERED and len(path.parts) > 3}
+
+
+def _removed_names(root: Path, changed: Sequence[PurePosixPath]) -> set[str]:
+    """The names of specs the change deletes (their rendered files must go with them)."""
+    return {path.stem for path in changed if _is_spec(path) and not os.path.lexists(root / path)}
+
+
+def within(root: Path, found: Scope) -> tuple[str, ...]:
+    """Where under rendered/ a partial check looks for files no spec renders: the
+    directories of the specs it renders and of the specs the change deletes, the
+    ApplicationSets, and every file the change adds or edits there."""
+    base = root / RENDERED
+    try:
+        targets = sorted(entry.name for entry in os.scandir(base) if entry.is_dir())
+    except OSError:
+        targets = []
+    prefixes = {f"{RENDERED}/{target}/{name}/" for target in targets for name in found.names}
+    prefixes.add(f"{RENDERED}/argocd/")
+    prefixes.update(str(path) for path in found.changed if path.parts[0] == RENDERED)
+    return tuple(sorted(prefixes))
+
+
+def note(found: Scope, rendered: bool = False) -> Diagnostic:
+    """MG125 (information): what a partial run did not check again, or why it checked all."""
+    if found.everything is not None:
+        message = (
+            f"every spec checked: {found.everything} changed since {found.ref}, "
+            "and that concerns every spec"
+        )
+        return Diagnostic("models", 0, 0, NOT_RECHECKED, Severity.INFO, message, "")
+    count = len(found.unchanged)
+    named = ", ".join(found.unchanged[:LISTED]) + (
+        f" and {count - LISTED} more" if count > LISTED else ""
+    )
+    what = (
+        f"rendered/ files of {count} spec(s) unchanged since {found.ref} were not rendered again"
+        if rendered
+        else f"{count} spec(s) unchanged since {found.ref} were not checked again"
+    )
+    message = (
+        f"{what} (they are as they were there, where they passed): every spec in models/ but "
+        f"the {len(found.checked)} checked" + (f": {named}" if count else "")
+    )
+    hint = (
+        "the full check runs where the change is merged: `modelgate validate` and `render --check`"
+    )
+    return Diagnostic("models", 0, 0, NOT_RECHECKED, Severity.INFO, message, hint)
