@@ -33,6 +33,10 @@ _CODES: dict[str, tuple[str, str]] = {
         "digest field does not fit the artifact",
         "name a file by sha256 and a folder by treeSha256",
     ),
+    "MG125": (
+        "not checked again: unchanged since the base of the change (information)",
+        "the full checks run where the change is merged",
+    ),
     "MG201": ("schema violation", "see the field's description in docs/spec.md"),
     "MG202": ("unknown field", "remove the field or fix its spelling"),
     "MG210": (
@@ -83,10 +87,19 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG804": ("waiver expires too far ahead", "expire it within maxWaiverDays, then renew it"),
 }
 _WARNINGS = {"MG802"}
+_INFORMATION = {"MG125"}
 
 BUILTIN_RULES: dict[str, RuleInfo] = {
     code: RuleInfo(
-        code, title, title, hint, Severity.WARNING if code in _WARNINGS else Severity.ERROR
+        code,
+        title,
+        title,
+        hint,
+        Severity.INFO
+        if code in _INFORMATION
+        else Severity.WARNING
+        if code in _WARNINGS
+        else Severity.ERROR,
     )
     for code, (title, hint) in _CODES.items()
 }

@@ -1,0 +1,246 @@
+"""`validate --changed-since REF` and `render --check --changed-since REF` check what a change
+touches, with the same findings a full run has, in a 1,000-spec repository.
+
+The repository is benchmarks/render.py's (the four examples, renamed, cycled), rendered and
+committed once for the module; each test changes it and the fixture puts it back.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import PROJECT, Scaffold, git, run_cli
+from .test_policy import SOON, scaffold_with_policies
+
+COUNT = 1000
+INFO_NOTE = "MG125"
+
+
+def make_repository(count: int, parent: Path) -> Path:
+    spec = importlib.util.spec_from_file_location("bench_render", PROJECT / "benchmarks/render.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_repository(count, parent)
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """1,000 specs, rendered and committed; an own cache directory for the facts index."""
+    base = tmp_path_factory.mktemp("big")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODELGATE_CACHE_DIR", str(base / "cache"))
+        root = make_repository(COUNT, base)
+        rendered = run_cli("--root", str(root), "render", timeout=600)
+        assert rendered.code == 0, rendered.err
+        git(root, "init", "-q", "-b", "main")
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", "1,000 specs")
+        yield root
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def repo(big: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("MODELGATE_CACHE_DIR", str(tmp_path / "cache"))  # a cold index
+    yield big
+    git(big, "reset", "-q", "--hard")
+    git(big, "clean", "-q", "-fd")
+
+
+def edit(root: Path, name: str, old: str, new: str) -> None:
+    path = root / "models" / f"{name}.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} is not in {name}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def report(root: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    done = run_cli("--root", str(root), *args, "--format", "json", timeout=600)
+    assert done.code in (0, 1), done.err
+    return done.code, json.loads(done.out)
+
+
+def findings(found: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Every finding but information: the note on what was not checked again (MG125), and
+    the one naming the custom resource kinds no schema checked (MG405) among those rendered,
+    which a check of some specs renders fewer of."""
+    return [
+        (d["path"], d["line"], d["col"], d["rule"], d["message"], d["waiver"])
+        for d in found["diagnostics"]
+        if d["severity"] != "info"
+    ]
+
+
+def specs(found: dict[str, Any]) -> list[str]:
+    """The spec files a report lists (render's also lists the files its findings are in)."""
+    return sorted(path for path in found["files"] if re.fullmatch(r"models/[^/]+\.yaml", path))
+
+
+def note(found: dict[str, Any]) -> str:
+    [text] = [d["message"] for d in found["diagnostics"] if d["rule"] == INFO_NOTE]
+    return text
+
+
+HOST_1 = "host: m-00001.models.example.com"  # every fourth spec is the chat assistant
+HOST_501 = "host: m-00501.models.example.com"
+
+
+def test_a_changed_spec_is_found_and_checked_as_a_full_run_checks_it(repo: Path) -> None:
+    edit(repo, "m-00501", HOST_501, HOST_1)  # a host an earlier spec has: MG-OPS-040
+    edit(repo, "m-00501", "minReplicas: 2", "minReplicas: 9")  # above maxReplicas
+    full_code, full = report(repo, "validate")
+    code, partial = report(repo, "validate", "--changed-since", "HEAD")
+    assert partial["files"] == ["models/m-00501.yaml"]
+    assert (code, findings(partial)) == (full_code, findings(full)) == (1, findings(full))
+    rules = {finding[3] for finding in findings(full)}
+    assert {"MG-OPS-040"} < rules, rules
+    assert note(partial).startswith(f"{COUNT - 1} spec(s) unchanged since HEAD were not checked")
+
+
+def test_a_change_to_the_earlier_of_two_specs_fails_at_the_later_one_as_a_full_run_does(
+    repo: Path,
+) -> None:
+    edit(repo, "m-00001", HOST_1, HOST_501)
+    full_code, full = report(repo, "validate")
+    code, partial = report(repo, "validate", "--changed-since", "HEAD")
+    assert partial["files"] == ["models/m-00001.yaml"]
+    assert (code, findings(partial)) == (full_code, findings(full))
+    [(path, *_, rule, message, _)] = findings(full)
+    assert (path, rule) == ("models/m-00501.yaml", "MG-OPS-040")
+    assert "already used by models/m-00001.yaml" in message
+
+
+def test_render_check_of_a_change_finds_what_the_full_check_finds(repo: Path) -> None:
+    edit(repo, "m-00501", "maxReplicas: 6", "maxReplicas: 7")  # not rendered again
+    (repo / "models" / "m-00003.yaml").unlink()  # its files are left behind
+    service = repo / "rendered" / "staging" / "m-00002" / "service.yaml"
+    service.write_text(service.read_text(encoding="utf-8") + "# edited by hand\n")
+    git(repo, "add", "-A")  # a hand edit is part of a change once it is staged
+    full_code, full = report(repo, "render", "--check")
+    code, partial = report(repo, "render", "--check", "--changed-since", "HEAD")
+    assert (code, findings(partial)) == (full_code, findings(full)) == (1, findings(full))
+    drifted = {path for path, *_ in findings(full)}
+    assert "rendered/staging/m-00002/service.yaml" in drifted  # edited by hand
+    assert "rendered/staging/m-00003/inferenceservice.yaml" in drifted  # orphaned
+    assert "rendered/docker/m-00003/compose.yaml" in drifted
+    assert "rendered/production/m-00501/hpa.yaml" in drifted  # out of date
+    assert specs(partial) == ["models/m-00002.yaml", "models/m-00501.yaml"]
+    assert "were not rendered again" in note(partial)
+
+
+def test_a_change_to_the_environments_reaches_the_applicationsets(repo: Path) -> None:
+    edit(repo, "m-00004", "- staging\n", "- staging\n  - canary\n")  # a new environment
+    full_code, full = report(repo, "render", "--check")
+    code, partial = report(repo, "render", "--check", "--changed-since", "HEAD")
+    assert (code, findings(partial)) == (full_code, findings(full))
+    assert "rendered/argocd/canary.yaml" in {path for path, *_ in findings(full)}
+
+
+def test_an_unchanged_repository_checks_nothing_and_says_so(repo: Path) -> None:
+    code, partial = report(repo, "validate", "--changed-since", "HEAD")
+    assert (code, partial["files"], findings(partial)) == (0, [], [])
+    assert note(partial).startswith(f"{COUNT} spec(s) unchanged since HEAD")
+    code, partial = report(repo, "render", "--check", "--changed-since", "HEAD")
+    assert (code, specs(partial), findings(partial)) == (0, [], [])
+    assert "were not rendered again" in note(partial)
+
+
+@pytest.mark.parametrize(
+    ("path", "addition"),
+    [
+        ("templates/values.yaml", "# a comment\n"),
+        ("policies/modelgate.yaml", "# a comment\n"),
+        ("templates/_k8s/service.yaml.j2", "{# a comment #}\n"),
+    ],
+)
+def test_templates_values_or_policies_changed_means_every_spec(
+    repo: Path, path: str, addition: str
+) -> None:
+    with (repo / path).open("a", encoding="utf-8") as stream:
+        stream.write(addition)
+    code, partial = report(repo, "validate", "--changed-since", "HEAD")
+    assert (code, len(partial["files"])) == (0, COUNT)
+    assert note(partial) == (
+        f"every spec checked: {path} changed since HEAD, and that concerns every spec"
+    )
+
+
+def test_an_engine_template_change_checks_that_engines_specs(repo: Path) -> None:
+    with (repo / "templates" / "vllm" / "deployment.yaml.j2").open("a") as stream:
+        stream.write("{# a comment #}\n")
+    code, partial = report(repo, "render", "--check", "--changed-since", "HEAD")
+    assert code == 0, findings(partial)
+    assert len(specs(partial)) == COUNT // 4  # every fourth spec is served by vLLM
+
+
+def test_an_unknown_ref_and_render_without_check_are_usage_errors(repo: Path) -> None:
+    unknown = run_cli("--root", str(repo), "validate", "--changed-since", "no-such-ref")
+    assert unknown.code == 2 and "--changed-since no-such-ref:" in unknown.err
+    written = run_cli("--root", str(repo), "render", "--changed-since", "HEAD")
+    assert written.code == 2 and "use it with --check" in written.err
+
+
+# --- small repositories -------------------------------------------------------------------
+
+
+@pytest.fixture
+def pair(committed: Scaffold) -> Scaffold:
+    """iris and a copy named alpha, with the policies, committed."""
+    scaffold_with_policies(committed)
+    committed.iris("alpha")
+    git(committed.root, "add", "-A")
+    git(committed.root, "commit", "-q", "-m", "alpha")
+    return committed
+
+
+def test_one_named_spec_meets_the_others_in_path_order(pair: Scaffold) -> None:
+    """The pre-commit hook (`validate FILE`) reports what a full run reports, at the spec a
+    full run reports it at, whichever of the two was named."""
+    port = {"visibility: internal": "visibility: internal\n    port: 8080"}
+    pair.iris("alpha", **port)
+    pair.iris("iris", **port)
+    full = run_cli("--root", str(pair.root), "validate", "--format", "json")
+    for named in ("models/alpha.yaml", "models/iris.yaml"):
+        one = run_cli("validate", "--format", "json", named, cwd=pair.root)
+        assert one.code == full.code == 1
+        assert json.loads(one.out)["diagnostics"] == json.loads(full.out)["diagnostics"]
+
+
+WAIVERS = """\
+apiVersion: modelgate.dev/v1alpha1
+kind: Waivers
+waivers:
+  - rule: MG-OPS-011
+    spec: alpha
+    justification: expired since the base was checked
+    approver: security@example.com
+    expires: "2020-01-31"
+  - rule: MG-OPS-011
+    spec: gone
+    justification: its spec is deleted by the change
+    approver: security@example.com
+    expires: "{soon}"
+"""
+
+
+def test_waivers_of_unchanged_specs_are_still_judged(pair: Scaffold) -> None:
+    (pair.root / "policies" / "waivers.yaml").write_text(WAIVERS.format(soon=SOON))
+    git(pair.root, "add", "-A")
+    git(pair.root, "commit", "-q", "-m", "waivers")
+    pair.iris(**{"owner: ml-platform@example.com": "owner: ml@example.com"})
+    full = run_cli("--root", str(pair.root), "validate", "--format", "json")
+    partial = run_cli(
+        "--root", str(pair.root), "validate", "--format", "json", "--changed-since", "HEAD"
+    )
+    assert partial.code == full.code == 1
+    assert findings(json.loads(partial.out)) == findings(json.loads(full.out))
+    assert {d[3] for d in findings(json.loads(full.out))} == {"MG801", "MG802"}
