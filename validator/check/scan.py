@@ -124,8 +124,8 @@ class _Scan:
 
     def run(self) -> Facts:
         line = self._next()
-        if line is None or line[0] != 0:
-            raise _GiveUp
+        if line is None or line[0] != 0 or line[1] is not None:
+            raise _GiveUp  # not a mapping at the top
         self._mapping((), 0)
         return tuple(self.values)
 
