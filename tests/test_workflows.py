@@ -392,8 +392,8 @@ def test_validate_uploads_its_reports_and_then_fails_on_findings(
 ) -> None:
     job = jobs(pull_request)["validate"]
     assert job["permissions"].get("security-events") == "write"
-    sarif = job_step(job, "validate --format sarif")
-    junit = job_step(job, "validate --format junit")
+    sarif = job_step(job, "--format sarif")
+    junit = job_step(job, "--format junit")
     render = job_step(job, "modelgate render --check")
     for step in (sarif, junit, render):
         assert step.get("continue-on-error") is True, step["run"]
@@ -409,6 +409,31 @@ def test_validate_uploads_its_reports_and_then_fails_on_findings(
         assert job_steps.index(step) < job_steps.index(gate)
 
 
+CHANGED_SINCE_BASE = '--changed-since "origin/${BASE_REF}"'
+
+
+def test_pull_requests_check_what_the_change_touches_against_its_base(
+    pull_request: dict[str, Any],
+) -> None:
+    """A pull request's cost grows with the change, not the repository (docs/scale.md)."""
+    job = jobs(pull_request)["validate"]
+    assert job_step(job, "actions/checkout@")["with"]["fetch-depth"] == 0  # the base branch
+    for needle in ("validate", "render --check"):
+        steps = [s for s in job["steps"] if f"modelgate {needle}" in s.get("run", "")]
+        assert steps, needle
+        for step in steps:
+            assert CHANGED_SINCE_BASE in step["run"], step["run"]
+            assert step["env"]["BASE_REF"] == "${{ github.base_ref }}"
+
+
+def test_merges_check_every_spec(deploy: dict[str, Any]) -> None:
+    for name, job in jobs(deploy).items():
+        validate = job_step(job, "modelgate validate")
+        render = job_step(job, "modelgate render --check")
+        for step in (validate, render):
+            assert "--changed-since" not in step["run"], (name, step["run"])
+
+
 def test_changed_specs_are_deployed_with_a_summary_table(pull_request: dict[str, Any]) -> None:
     job = jobs(pull_request)["deploy-changed"]
     assert job["needs"] == "validate"
@@ -420,7 +445,9 @@ def test_changed_specs_are_deployed_with_a_summary_table(pull_request: dict[str,
     assert '"origin/${BASE_REF}"' in deploy["run"]
     summary = job_step(job, "GITHUB_STEP_SUMMARY")
     assert summary["if"] == "${{ !cancelled() }}"  # a failed deploy gets its table too
-    assert "modelgate validate --format json" in summary["run"]
+    assert f"modelgate validate {CHANGED_SINCE_BASE} --format json" in summary["run"]
+    assert summary["env"]["BASE_REF"] == "${{ github.base_ref }}"
+    assert "MG125" in summary["run"]  # the table says what was not checked again
     assert re.search(r"modelgate history \S+ --format json", summary["run"])
     assert "| model | engine | policy | smoke | latency" in summary["run"]
     assert "GITHUB_OUTPUT" in summary["run"] and job["outputs"]["summary"].endswith(
