@@ -21,13 +21,20 @@ _FUNCTION: Callable[[Any], Any] | None = None  # what forked workers run
 
 
 def fork_map(
-    function: Callable[[Item], Result], items: Sequence[Item], parallel_from: int
+    function: Callable[[Item], Result],
+    items: Sequence[Item],
+    parallel_from: int,
+    alongside: Callable[[], object] | None = None,
 ) -> list[Result]:
     """[function(item) for item in items], in order; across processes from `parallel_from`
-    items on (below that, starting a second process costs more than it saves)."""
+    items on (below that, starting a second process costs more than it saves). `alongside`
+    is run in this process meanwhile, once the workers are started (it waits for them
+    otherwise): work that is mostly system calls, such as listing a directory tree."""
     global _FUNCTION
     workers = min(os.cpu_count() or 1, 4)
     if len(items) < parallel_from or workers < 2 or not hasattr(os, "fork"):
+        if alongside is not None:
+            alongside()
         return [function(item) for item in items]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -38,7 +45,10 @@ def fork_map(
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            return [result for chunk in pool.map(_run_chunk, chunks) for result in chunk]
+            results = pool.map(_run_chunk, chunks)  # every chunk submitted, workers forked
+            if alongside is not None:
+                alongside()
+            return [result for chunk in results for result in chunk]
     finally:
         _FUNCTION = None
 

@@ -100,6 +100,7 @@ def validate(
     loaded_policy: tuple[Any, list[Diagnostic]] | None = None,
     known: Mapping[str, facts.Facts | None] | None = None,
     every_waiver: bool = False,
+    alongside: Callable[[], object] | None = None,
 ) -> Validation:
     """load -> schema -> identity -> policy, for every file; cross-file checks at the end.
 
@@ -109,7 +110,8 @@ def validate(
     or `known`, the facts the caller already has by shown path), but findings are only
     reported for `files`. `every_waiver` judges every waiver's own validity (expiry,
     approver) and calls a waiver of a spec that no longer exists stale, as a full run does;
-    otherwise only the waivers of `files` are looked at.
+    otherwise only the waivers of `files` are looked at. `alongside` runs in this process
+    while worker processes check the files (parallel.fork_map).
 
     `follow` is the next stage (rendering), run on each document that passes its own file's
     checks, in the process that loaded it: the document need not travel to another one.
@@ -129,7 +131,7 @@ def validate(
     declared, problems = platform.read(root)
     result.diagnostics.extend(problems)
     check = _FileCheck(root, result.policy, environment, follow, declared)
-    checked = parallel.fork_map(check, list(files), PARALLEL_FROM)
+    checked = parallel.fork_map(check, list(files), PARALLEL_FROM, alongside)
     policy_findings: list[Diagnostic] = []
     for document, problems, findings, followed in checked:
         result.diagnostics.extend(problems)

@@ -87,15 +87,23 @@ def run(args: argparse.Namespace, output: Output) -> int:
         if found.partial:
             return _check_changed(args, output, root, renderer, loaded, found)
         files = found.checked
+    within = render.scope(args.env)
+    listing = None
+    if args.check:
+        renderer.compare = True  # each spec's files are compared where they are rendered
+        if not args.paths:
+            listing = _Listing(root, within)
     # each spec is rendered right after its own checks, in the process that loaded it
-    validation = workspace.validate(files, root, follow=renderer, loaded_policy=loaded)
+    validation = workspace.validate(
+        files, root, follow=renderer, loaded_policy=loaded, alongside=listing
+    )
     rendering = render.run(validation, root, renderer, subset=bool(args.paths))
     failed = validation.failed() or rendering.failed()
-    within = render.scope(args.env)
     report = _reporter(args, output, validation, files, root)
     if args.check:
         # a subset cannot know which files are orphans: only the whole set can
-        findings, diff = render.drift(rendering.files, root, not args.paths, within)
+        listed = listing.found if listing is not None else None
+        findings, diff = render.drift(rendering.files, root, not args.paths, within, listed)
         if args.format == "text":
             output.block(diff)
         notes = [found.note] if found is not None else []
@@ -124,6 +132,19 @@ def run(args: argparse.Namespace, output: Output) -> int:
     return EXIT_OK
 
 
+class _Listing:
+    """rendered/'s files, listed by this process while the workers render the specs."""
+
+    def __init__(self, root: Path, within: tuple[str, ...]) -> None:
+        self.root, self.within = root, within
+        self.found: set[str] | None = None
+
+    def __call__(self) -> None:
+        from .. import render
+
+        self.found = render.present(self.root, self.within)
+
+
 def _listed(args: argparse.Namespace, root: Path) -> list[Path]:
     """The spec files to render; for --changed-since over all of models/, their names only
     (Path objects for thousands of specs cost more than rendering the one that changed)."""
@@ -146,6 +167,7 @@ def _check_changed(
     from .. import render
     from ..check import changed, facts
 
+    renderer.compare = True
     validation = workspace.validate(
         found.checked,
         root,

@@ -44,11 +44,14 @@ from .sync import (
     ARGOCD,
     DRIFT,
     RENDERED_DIR,
+    Directories,
     RenderedFile,
     drift,
     links,
     orphans,
+    present,
     scope,
+    unchanged,
     write,
 )
 
@@ -58,8 +61,8 @@ if TYPE_CHECKING:
 # The stage's surface: render specs, then sync the files with rendered/ (sync.py).
 __all__ = [
     "DRIFT", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "links", "orphans",
-    "render_all", "render_document", "rendered_dir", "run", "scope", "values_document",
-    "values_path", "write", "write_values",
+    "present", "render_all", "render_document", "rendered_dir", "run", "scope", "unchanged",
+    "values_document", "values_path", "write", "write_values",
 ]  # fmt: skip
 
 TEMPLATE_DIR = templates.TEMPLATE_DIR
@@ -169,6 +172,9 @@ class Renderer:
         self.templates = templates.Templates(root)
         # only this environment's manifests and ApplicationSet, no local or docker files
         self.environment = environment
+        # render --check: each spec's files are compared with rendered/ where they are made
+        self.compare = False
+        self._directories = Directories(root)
         # the policy's outputRules judge every object rendered (none: nothing is judged)
         self.output_policy = (
             OutputPolicy(policy, self.values, self.templates)
@@ -177,7 +183,10 @@ class Renderer:
         )
 
     def __call__(self, document: Document) -> Rendering:
-        return _render_one(document, self)
+        rendering = _render_one(document, self)
+        if self.compare:
+            rendering.files = unchanged(rendering.files, self.root, self._directories)
+        return rendering
 
     def preload(self) -> Renderer:
         """Compile every engine's templates now, so that forked workers inherit them."""
@@ -273,11 +282,14 @@ def waive_output_findings(
     NAME of rendered/TARGET/NAME/FILE) accepts them; with waivers' own findings."""
     from ..check.policy import apply_output_waivers
 
-    names = {
-        str(item.path): item.path.parts[2] for item in rendering.files if len(item.path.parts) == 4
-    }
     rule_ids = policy.output_rule_ids()
     findings = [d for d in rendering.diagnostics if d.rule in rule_ids]
+    cited = {d.path for d in findings}  # only these files' specs are asked about
+    names = {
+        path: item.path.parts[2]
+        for item in rendering.files
+        if len(item.path.parts) == 4 and (path := str(item.path)) in cited
+    }
     others = [d for d in rendering.diagnostics if d.rule not in rule_ids]
     judged = apply_output_waivers(findings, names, policy, root, complete)
     return others + sorted(judged, key=Diagnostic.sort_key)

@@ -25,6 +25,22 @@ NOT_A_DIRECTORY = "MG407"
 class RenderedFile:
     path: PurePosixPath  # relative to the repository root, e.g. rendered/local/iris/settings.json
     content: str
+    # rendered/ already holds exactly this (content then left out: a check of thousands of
+    # specs need not carry every file back to the process that reports)
+    same: bool = False
+
+
+def unchanged(
+    files: list[RenderedFile], root: Path, directories: Directories | None = None
+) -> list[RenderedFile]:
+    """`files`, those rendered/ already holds as they are marked `same`, without content."""
+    directories = directories or Directories(root)
+    return [
+        RenderedFile(item.path, "", same=True)
+        if _current(os.path.join(root, item.path), root, directories) == item.content.encode()
+        else item
+        for item in files
+    ]
 
 
 def scope(environment: str | None) -> tuple[str, ...]:
@@ -44,7 +60,7 @@ def write(
     those prefixes (see scope) that no spec makes. Returns (written, removed) paths."""
     present = _present(root)
     written = []
-    directories = _Directories(root)
+    directories = Directories(root)
     for item in files:
         relative = str(item.path)
         target = os.path.join(root, relative)
@@ -72,7 +88,7 @@ def links(files: list[RenderedFile], root: Path) -> list[Diagnostic]:
     """A finding for every rendered file that would be written through a symbolic link: the
     file itself is a link, or a directory on its way leads out of the repository."""
     findings = []
-    directories = _Directories(root)
+    directories = Directories(root)
     for item in files:
         target = os.path.join(root, item.path)
         blocked = directories.blocked(item.path.parent)
@@ -101,7 +117,7 @@ def links(files: list[RenderedFile], root: Path) -> list[Diagnostic]:
     return findings
 
 
-class _Directories:
+class Directories:
     """What the directories of rendered files are, each looked at once per run (thousands of
     files share a few hundred directories; resolving every path costs 0.1 s per 1,000)."""
 
@@ -134,24 +150,45 @@ class _Directories:
             self._made.add(directory)
 
 
-def _current(target: str, root: Path, directories: _Directories | None = None) -> bytes | None:
+def _current(target: str, root: Path, directories: Directories | None = None) -> bytes | None:
     """What the file holds now; None when it is missing, and never what a link points at
     (a link in rendered/ differs from every rendered file, so it is rewritten or reported)."""
-    directories = directories or _Directories(root)
-    if os.path.islink(target) or directories.leads_out(os.path.dirname(target)):
+    directories = directories or Directories(root)
+    if directories.leads_out(os.path.dirname(target)):
         return LINK
+    # O_NOFOLLOW: a link is refused by the open itself, without a look beforehand;
+    # O_NONBLOCK: a FIFO named like a rendered file reads as empty instead of waiting
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        with open(target, "rb") as stream:
-            return stream.read()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        descriptor = os.open(target, flags)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError:
+        if os.path.islink(target):
+            return LINK
+        if os.path.isdir(target):
+            return None
+        raise
+    with os.fdopen(descriptor, "rb") as stream:
+        try:
+            return stream.read()
+        except IsADirectoryError:
+            return None
 
 
 def orphans(
-    files: list[RenderedFile], root: Path, within: tuple[str, ...] = (f"{RENDERED_DIR}/",)
+    files: list[RenderedFile],
+    root: Path,
+    within: tuple[str, ...] = (f"{RENDERED_DIR}/",),
+    present: set[str] | None = None,
 ) -> list[PurePosixPath]:
-    """Files under rendered/ (and within those prefixes) that no spec renders."""
-    return _orphans(files, _present(root, within), within)
+    """Files under rendered/ (and within those prefixes) that no spec renders. `present` is
+    what present(root, within) found, when the caller looked while rendering."""
+    return _orphans(files, present if present is not None else _present(root, within), within)
+
+
+def present(root: Path, within: tuple[str, ...] = (f"{RENDERED_DIR}/",)) -> set[str]:
+    return _present(root, within)
 
 
 def _orphans(
@@ -194,12 +231,16 @@ def drift(
     root: Path,
     with_orphans: bool = True,
     within: tuple[str, ...] = (f"{RENDERED_DIR}/",),
+    present: set[str] | None = None,
 ) -> tuple[list[Diagnostic], str]:
     """Findings and a unified diff for every rendered file that differs from the specs:
-    edited by hand, missing, or orphaned (its spec is gone)."""
+    edited by hand, missing, or orphaned (its spec is gone). Files marked `same` were
+    compared where they were rendered."""
     findings, diffs = [], []
-    directories = _Directories(root)
+    directories = Directories(root)
     for item in files:
+        if item.same:
+            continue
         current = _current(os.path.join(root, item.path), root, directories)
         if current == item.content.encode("utf-8"):
             continue
@@ -220,7 +261,7 @@ def drift(
         )
         before = "" if current is LINK else (current or b"").decode("utf-8", errors="replace")
         diffs.append(_diff(str(item.path), before, item.content))
-    for orphan in orphans(files, root, within) if with_orphans else []:
+    for orphan in orphans(files, root, within, present) if with_orphans else []:
         content = _current(os.path.join(root, orphan), root, directories)
         current = "" if content is LINK else (content or b"").decode("utf-8", errors="replace")
         findings.append(
