@@ -299,3 +299,21 @@ def test_with_the_index_warm_no_other_spec_is_read(
     )
     workspace.validate(files, root, peers=workspace.every_spec(root))
     assert len(reads) == 1
+
+
+def test_a_peer_linked_to_a_file_outside_the_repository_is_not_read(
+    pair: Scaffold, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.yaml"
+    outside.write_text((pair.root / "models" / "alpha.yaml").read_text())
+    (pair.root / "models" / "alpha.yaml").unlink()
+    (pair.root / "models" / "alpha.yaml").symlink_to(outside)
+    pair.iris("iris", **PORT)
+    pair.iris("outside", **PORT)  # what the link leads to: alpha's name, iris's port
+    (pair.root / "models" / "outside.yaml").replace(outside)
+    outside.write_text(outside.read_text().replace("name: outside", "name: alpha"))
+    assert facts.collect(
+        [pair.root / "models" / "alpha.yaml"], pair.root, ["models/alpha.yaml"]
+    ) == {"models/alpha.yaml": None}
+    code, out = hook(pair)
+    assert code == 0, out

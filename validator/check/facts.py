@@ -18,6 +18,7 @@ again from disk (confirm()) before the finding is reported.
 
 from __future__ import annotations
 
+import errno
 import marshal
 import os
 import stat
@@ -107,7 +108,7 @@ class _Reader:
 
     def __call__(self, item: tuple[Path | str, str]) -> tuple[str | None, Facts | None]:
         path, name = item
-        raw = _read_spec(Path(path), self.root)
+        raw = _read_spec(path, self.root)
         if raw is None:
             return None, None
         # a clean file is indexed under the id git looks it up by (with a checkout filter
@@ -115,18 +116,28 @@ class _Reader:
         return self.blobs.get(name) or blob_id(raw), read(raw)
 
 
-def _read_spec(path: Path, root: Path) -> bytes | None:
+def _read_spec(path: Path | str, root: Path) -> bytes | None:
     """A spec's bytes, as validation would read them: not through a link out of the
     repository, never from a FIFO or device, at most one byte past the size limit."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO must not hold the run up
     try:
-        if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+        descriptor = os.open(path, flags | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.EMLINK):
             return None
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        try:  # a link: followed only inside the repository
+            if not Path(path).resolve().is_relative_to(root.resolve()):
+                return None
+            descriptor = os.open(path, flags)
+        except (OSError, RuntimeError):
             return None
-        with open(path, "rb") as stream:
+    with os.fdopen(descriptor, "rb") as stream:
+        try:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                return None
             return stream.read(load.MAX_BYTES + 1)
-    except (OSError, RuntimeError):
-        return None
+        except OSError:
+            return None
 
 
 class Index:

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from .load import _Loader, _Refusal, _scalar
+from .load import _ALWAYS_TEXT, _Loader, _Refusal, _scalar
 
 # The facts, in the order of a Facts tuple: where each is in a spec.
 FIELDS: tuple[tuple[str, ...], ...] = (
@@ -39,6 +39,7 @@ FIELDS: tuple[tuple[str, ...], ...] = (
 Facts = tuple[Any, ...]  # one value per FIELDS entry; None where the spec has none
 
 _INDEX = {path: index for index, path in enumerate(FIELDS)}
+_COUNT = len(FIELDS)
 # mappings the scan walks into, and the keys it reads in each
 _MAPPINGS: dict[tuple[str, ...], frozenset[str]] = {
     (): frozenset({"metadata", "spec"}),
@@ -57,10 +58,14 @@ _UNDER = {
 
 # One line: indentation, an optional "- ", an optional plain-word key and its colon, the rest.
 _LINE = re.compile(r"( *)(-(?: +|$))?(?:([A-Za-z0-9_][A-Za-z0-9_./-]*) *:(?: +|$))?(.*)")
-_CONTENT = re.compile(r"^ *(?=[^ #\n])", re.M)  # the next line that is not blank or a comment
+# Every line of the text the scan reads starts after a "\n" (one is put first): patterns that
+# start with one are searched for at the speed of a character search.
+_CONTENT = re.compile(r"\n *(?=[^ #\n])")  # the next line that is not blank or a comment
+_FIRST_KEY = re.compile(r"\n[A-Za-z0-9_][A-Za-z0-9_./-]* *:(?: |\n|$)")
 # A value that opens with a quote or a bracket must close on its own line; one that opens
-# with a tag, an anchor or an alias is left to the loader.
-_OPENING = re.compile(r"(?:^ *|: +|- +|\? +)([!&*'\"\[{][^\n]*)", re.M)
+# with a tag, an anchor or an alias is left to the loader. Where one of these characters
+# stands, what is before it on its line tells whether a value opens there.
+_OPENERS = re.compile(r"[!&*'\"\[{]")
 _UNREADABLE = re.compile("[\t\r\x85\u2028\u2029\ufeff]")  # tabs, other line breaks, a BOM
 # a plain scalar cannot start with these (a '-', '?' or ':' only when followed by a space)
 _INDICATORS = frozenset("&*!|>%@`,[]{}#'\"")
@@ -76,11 +81,11 @@ class _Searches:
 @functools.cache
 def _searches(path: tuple[str, ...], indent: int) -> _Searches:
     keys = "|".join(sorted(_MAPPINGS[path]))
-    less = f"^ {{0,{indent - 1}}}(?=[^ #\n])|" if indent else ""
+    less = f" {{0,{indent - 1}}}(?=[^ #\n])|" if indent else ""
     plain_key = r"[A-Za-z0-9_][A-Za-z0-9_./-]* *:(?: |$)"
     return _Searches(
-        re.compile(f"{less}^ {{{indent}}}({keys}) *:(?: |$)", re.M),
-        re.compile(f"^ {{{indent}}}(?!{plain_key}|-(?: |$)|#)[^ \n]", re.M),
+        re.compile(f"\\n(?:{less} {{{indent}}}({keys}) *:(?: +|$)([^\\n]*))", re.M),
+        re.compile(f"\\n {{{indent}}}(?!{plain_key}|-(?: |$)|#)[^ \\n]", re.M),
     )
 
 
@@ -109,50 +114,28 @@ def facts_of(data: Any) -> Facts:
     return tuple(values)
 
 
-Line = tuple[int, str | None, str | None, str]  # indent, "- " or None, key or None, the rest
-
-
 class _Scan:
-    """Reads the mappings that hold facts line by line, and jumps over every other value."""
+    """Reads the mappings that hold facts, and jumps over every other value."""
 
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.at = 0  # where the next line starts
-        self.values: list[Any] = [None] * len(FIELDS)
+        self.text = "\n" + text  # every line then starts after a "\n"
+        self.at = 0  # the "\n" before the next line to read
+        self.values: list[Any] = [None] * _COUNT
         self.done: set[int] = set()  # facts settled: read, or their mapping closed
-        self._peeked: tuple[int, Line | None, int] = (-1, None, 0)
 
     def run(self) -> Facts:
-        line = self._next()
-        if line is None or line[0] != 0 or line[1] is not None:
-            raise _GiveUp  # not a mapping at the top
+        first = _CONTENT.search(self.text)
+        if first is None or first.end() - first.start() != 1:
+            raise _GiveUp  # nothing, or an indented first line
+        if _FIRST_KEY.match(self.text, first.start()) is None:
+            raise _GiveUp  # not a mapping at the top, a document marker or directive
         self._mapping((), 0)
         return tuple(self.values)
 
-    # --- lines ---------------------------------------------------------------------------
-
-    def _next(self) -> Line | None:
-        """The next line that holds content, not consumed (see _take)."""
-        if self._peeked[0] == self.at:
-            return self._peeked[1]
+    def _next_indent(self) -> int:
+        """The indentation of the next line that holds content; -1 at the end."""
         found = _CONTENT.search(self.text, self.at)
-        if found is None:
-            self._peeked = (self.at, None, len(self.text))
-            return None
-        start = found.start()
-        end = self.text.find("\n", start)
-        end = len(self.text) if end < 0 else end
-        if self.text.startswith(("---", "...", "%"), start):
-            raise _GiveUp  # document markers and directives
-        indent, dash, key, rest = _LINE.fullmatch(self.text, start, end).groups()  # type: ignore[union-attr]
-        if dash is None and key is None:
-            raise _GiveUp  # a continuation line, or a key the scan does not read
-        self._peeked = (self.at, (len(indent), dash, key, rest), end + 1)
-        return self._peeked[1]
-
-    def _take(self) -> None:
-        """Consume the line _next returned."""
-        self.at = self._peeked[2]
+        return -1 if found is None else found.end() - found.start() - 1
 
     # --- the mappings that hold facts ----------------------------------------------------
 
@@ -161,46 +144,40 @@ class _Scan:
         every fact is settled). Its other keys' values are jumped over: only a quote or
         bracket that does not close on its line could carry one past its own lines, and
         only a key the scan cannot read could hide a fact's key; neither may be there."""
-        searches = _searches(path, indent)
+        searches, text = _searches(path, indent), self.text
         seen: set[str] = set()
-        while len(self.done) < len(FIELDS):
-            found = searches.next_key.search(self.text, self.at)
-            end = len(self.text) if found is None else found.start()
-            if searches.unreadable.search(self.text, self.at, end):
+        while len(self.done) < _COUNT:
+            found = searches.next_key.search(text, self.at)
+            end = len(text) if found is None else found.start()
+            if searches.unreadable.search(text, self.at, end):
                 raise _GiveUp
-            for opening in _OPENING.finditer(self.text, self.at, end):
-                _closes_on_its_line(opening[1])
-            self.at = end
+            _check_openings(text, self.at, end)
             if found is None or found[1] is None:
+                self.at = end
                 break  # the end of the text, or of the mapping
-            line = self._next()
-            if line is None or line[2] != found[1] or found[1] in seen:
+            key, rest = found[1], found[2]
+            if key in seen:
                 raise _GiveUp  # a duplicate key, which the loader refuses
-            column, _, key, rest = line
             seen.add(key)
-            self._take()
+            self.at = found.end()
             child = (*path, key)
             if child in _MAPPINGS:
-                self._nested_mapping(child, column, rest)
+                self._nested_mapping(child, indent, rest)
             elif child == _SEQUENCE:
-                self._environments(column, rest)
+                self._environments(indent, rest)
             else:
-                self.values[_INDEX[child]] = self._scalar(column, rest)
+                self.values[_INDEX[child]] = self._scalar(indent, rest)
                 self.done.add(_INDEX[child])
-        self._close(path)
-
-    def _close(self, path: tuple[str, ...]) -> None:
-        """Nothing more can be read under `path`: its facts are settled."""
         self.done.update(_UNDER[path])
 
     def _nested_mapping(self, path: tuple[str, ...], column: int, rest: str) -> None:
         if _value_text(rest):
             raise _GiveUp  # a flow mapping or a scalar where the facts' mapping belongs
-        line = self._next()
-        if line is None or line[0] <= column:
-            self._close(path)  # an empty value: null
+        indent = self._next_indent()
+        if indent <= column:
+            self.done.update(_UNDER[path])  # an empty value: null
             return
-        self._mapping(path, line[0])
+        self._mapping(path, indent)
 
     def _environments(self, column: int, rest: str) -> None:
         text = _value_text(rest)
@@ -208,28 +185,37 @@ class _Scan:
             self.values[_INDEX[_SEQUENCE]] = _flow_sequence(text)
             self._no_continuation(column)
         else:
-            line = self._next()
-            items: list[Any] = []
-            if line is not None and line[1] is not None and line[0] >= column:
-                items = self._block_sequence(line[0])
-            elif line is not None and line[0] > column:
-                raise _GiveUp
+            items = self._block_sequence(column)
             self.values[_INDEX[_SEQUENCE]] = tuple(items) if items else None
         self.done.add(_INDEX[_SEQUENCE])
 
-    def _block_sequence(self, indent: int) -> list[Any]:
-        items = []
+    def _block_sequence(self, column: int) -> list[Any]:
+        """The items of a sequence of one-line scalars after a key at `column` (at its
+        indent or deeper); none when the value is empty."""
+        items: list[Any] = []
+        indent = None
         while True:
-            line = self._next()
-            if line is None or line[0] < indent:
+            found = _CONTENT.search(self.text, self.at)
+            if found is None:
                 return items
-            column, dash, key, rest = line
-            if column == indent and dash is None:
+            end = self.text.find("\n", found.start() + 1)
+            end = len(self.text) if end < 0 else end
+            match = _LINE.fullmatch(self.text, found.start() + 1, end)
+            assert match is not None  # every part is optional
+            spaces, dash, key, rest = match.groups()
+            here = len(spaces)
+            if indent is None:
+                if dash is None or here < column:
+                    if here > column:
+                        raise _GiveUp
+                    return items  # an empty value: null
+                indent = here
+            if here < indent or (here == indent and dash is None):
                 return items  # the next key of the mapping that holds the sequence
-            if column > indent or key is not None or not _value_text(rest):
+            if here > indent or key is not None or not _value_text(rest):
                 raise _GiveUp  # a continuation, or an item that is a mapping, list or null
-            self._take()
-            items.append(self._scalar(column, rest))
+            self.at = end
+            items.append(self._scalar(here, rest))
 
     # --- values --------------------------------------------------------------------------
 
@@ -241,9 +227,26 @@ class _Scan:
         return value
 
     def _no_continuation(self, column: int) -> None:
-        line = self._next()
-        if line is not None and line[0] > column:
+        if self._next_indent() > column:
             raise _GiveUp  # a value on the following lines, or an error the loader names
+
+
+def _check_openings(text: str, start: int, end: int) -> None:
+    """Every value between `start` and `end` that opens with a quote or a bracket closes on
+    its own line (one that opens with a tag, an anchor or an alias is left to the loader).
+    A value opens at the start of a line, or after ": ", "- " or "? "."""
+    checked = start  # the rest of a line whose value was checked is part of that value
+    for found in _OPENERS.finditer(text, start, end):
+        at = found.start()
+        if at < checked:
+            continue
+        before = at - 1
+        while text[before] == " ":
+            before -= 1
+        if text[before] == "\n" or (text[before] in ":-?" and before < at - 1):
+            checked = text.find("\n", at)
+            checked = len(text) if checked < 0 else checked
+            _closes_on_its_line(text[at:checked])
 
 
 def _value_text(rest: str) -> str:
@@ -291,6 +294,8 @@ def _only_comment(after: str) -> bool:
 
 def _plain(text: str) -> Any:
     """A plain scalar as the strict loader reads it (YAML 1.1 types, dates kept as text)."""
+    if text[0] in _ALWAYS_TEXT:
+        return text  # what the loader's resolver says of it at once
     tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
     try:
         return _scalar(yaml.ScalarNode(tag, text))
