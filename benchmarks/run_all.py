@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("validate.py", "precommit.py", "render.py", "deploy.py", "loadcheck.py")
+SCRIPTS = ("validate.py", "precommit.py", "render.py", "scale.py", "deploy.py", "loadcheck.py")
 TARGET = re.compile(r"^target: (?P<what>.*): (?P<verdict>MET|MISSED)\b(?P<rest>.*)$")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     # the output rules judge every rendered object; a broken policy renders nothing
     renderer = render.Renderer(
         root, schemas, environment=args.env, policy=None if loaded[1] else loaded[0]
-    ).preload()
+    )
     found = None
     files = _listed(args, root)
     if args.changed_since:
@@ -87,6 +87,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         if found.partial:
             return _check_changed(args, output, root, renderer, loaded, found)
         files = found.checked
+    _preload(renderer, files)
     within = render.scope(args.env)
     listing = None
     if args.check:
@@ -132,6 +133,16 @@ def run(args: argparse.Namespace, output: Output) -> int:
     return EXIT_OK
 
 
+def _preload(renderer: Any, files: Sequence[object]) -> None:
+    """Every template compiled before the workers fork, when there will be workers: a few
+    specs compile only the templates they use (with no cache, compiling all costs more
+    than rendering one spec)."""
+    from .. import render
+
+    if len(files) >= render.PARALLEL_FROM:
+        renderer.preload()
+
+
 class _Listing:
     """rendered/'s files, listed by this process while the workers render the specs."""
 
@@ -168,6 +179,7 @@ def _check_changed(
     from ..check import changed, facts
 
     renderer.compare = True
+    _preload(renderer, found.checked)
     validation = workspace.validate(
         found.checked,
         root,

@@ -85,6 +85,23 @@ def check(manifest: dict[str, Any], schemas: Schemas) -> tuple[str | None, bool]
 
 
 _BUILTIN_GROUPS = ("apps/", "autoscaling/", "policy/", "networking.k8s.io/", "batch/", "rbac.")
+# The built-in kinds the engines' templates render (tests/test_render.py keeps the list whole):
+# their checks are compiled when modelgate is installed (precompile.py), like its bytecode.
+RENDERED_KINDS = (
+    ("apps/v1", "Deployment"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+)
+
+
+def precompile() -> None:
+    """Compile (and cache) the checks of the kinds modelgate renders."""
+    for api_version, kind in RENDERED_KINDS:
+        _builtin_check(api_version, kind)
 
 
 def _builtin(manifest: dict[str, Any]) -> str | None:
