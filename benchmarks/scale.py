@@ -132,7 +132,8 @@ def cache_env(directory: Path, fresh: bool = False, installed: bool = False) -> 
         shutil.rmtree(directory, ignore_errors=True)
     env = {**os.environ, "MODELGATE_CACHE_DIR": str(directory)}
     if installed:
-        subprocess.run([sys.executable, "-m", "validator.precompile"], env=env, check=True, cwd=ROOT)
+        precompile = [sys.executable, "-m", "validator.precompile"]
+        subprocess.run(precompile, env=env, check=True, cwd=ROOT)
     return env
 
 
