@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from .conftest import PROJECT, Scaffold, git, run_cli
 from .test_policy import SOON, scaffold_with_policies
@@ -244,3 +245,13 @@ def test_waivers_of_unchanged_specs_are_still_judged(pair: Scaffold) -> None:
     assert partial.code == full.code == 1
     assert findings(json.loads(partial.out)) == findings(json.loads(full.out))
     assert {d[3] for d in findings(json.loads(full.out))} == {"MG801", "MG802"}
+
+
+def test_each_application_regenerates_only_when_its_folder_changes() -> None:
+    """With thousands of Applications in one repository, Argo CD would otherwise generate
+    every Application's manifests again on every commit (its cache is keyed by commit)."""
+    for path in sorted((PROJECT / "rendered" / "argocd").glob("*.yaml")):
+        template = yaml.safe_load(path.read_text(encoding="utf-8"))["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["argocd.argoproj.io/manifest-generate-paths"] == ".", path
+        assert template["spec"]["source"]["path"] == "{{.path.path}}"
