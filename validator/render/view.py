@@ -59,7 +59,7 @@ def base(document: Document) -> dict[str, Any]:
         "source": document.path,
         "labels": dict(sorted(labels.items())),
         "annotations": dict(sorted(annotations.items())),
-        "selector": {"app.kubernetes.io/name": name},
+        "selector": {ENGINES[spec["engine"]["name"]].pod_label: name},
         "spec": spec,
         "model": spec["model"],
         "engine": spec["engine"],
@@ -108,6 +108,7 @@ def cluster(
         "image": _image(spec, values),
         "storage_uri": storage_uri(document, values),
         "port": endpoint.get("port") or defaults.get("port", 8080),
+        "traffic_ports": _traffic_ports(engine, spec, endpoint.get("port") or defaults["port"]),
         "live_path": live_path,
         "ready_path": ready_path,
         "args": list(spec["engine"].get("args", [])),
@@ -124,6 +125,8 @@ def cluster(
         "deployment_mode": mode,
         "service_account": spec.get("serviceAccountName"),
         "exposure": exposed,
+        # a public InferenceService is reached through KServe's own gateway (NetworkPolicy)
+        "public": spec.get("endpoint", {}).get("visibility") == "public",
         "pod_security": _pod_security(spec.get("security", {})),
         "container_security": _container_security(spec.get("security", {})),
         "seldon_requirements": _seldon_requirements(engine, spec),
@@ -280,6 +283,19 @@ def _egress(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
         "dns": chosen.get("dns", DNS_PEERS),
         "artifacts": chosen.get("artifacts", ARTIFACT_PEERS) if downloads else [],
     }
+
+
+KNATIVE_QUEUE_PORT = 8012  # Serverless KServe pods receive requests through queue-proxy
+
+
+def _traffic_ports(engine: Engine, spec: dict[str, Any], port: int) -> list[str | int]:
+    """The pod ports inference requests arrive at, for the NetworkPolicy: the Deployment's
+    named port, or an InferenceService's container port (and Knative's queue-proxy)."""
+    if engine.port_name:
+        return [engine.port_name]
+    if spec["engine"].get("deploymentMode") == "Serverless":
+        return [port, KNATIVE_QUEUE_PORT]
+    return [port]
 
 
 def _env(variable: dict[str, Any]) -> dict[str, Any]:
