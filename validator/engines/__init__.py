@@ -111,6 +111,10 @@ class Engine:
     storage_initializer: bool = False
     runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> default runtime
     named_runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> what `new` names
+    # runtime -> (liveness, readiness) paths, for runtimes that do not answer the engine's
+    # own `live` and `ready` paths; {name} is the model's name. A spec's runtime, else the
+    # one named_runtimes gives for its format (the one the cluster picks by itself).
+    runtime_health: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     platforms: Mapping[str, str] = field(default_factory=dict)  # format -> Triton platform
     requirements: Mapping[str, str] = field(default_factory=dict)  # format -> Seldon capability
     # the label its pods carry with the spec's name: what NetworkPolicies, PodDisruptionBudgets
@@ -206,6 +210,10 @@ def health_paths(spec: Mapping[str, Any], name: str, values: Mapping[str, Any]) 
     if engine.image_only or "image" in spec["model"]:
         live, ready = PROTOCOL_HEALTH[spec["engine"]["protocol"]]
         return live, ready.format(name=name)
+    runtime = spec["engine"].get("runtime") or engine.named_runtimes.get(spec["model"]["format"])
+    if runtime in engine.runtime_health:
+        live, ready = engine.runtime_health[runtime]
+        return live.format(name=name), ready.format(name=name)
     defaults = engine_values(values, engine.name)
     return defaults["live"], defaults["ready"]
 

@@ -56,4 +56,10 @@ ENGINE = Engine(
         "tensorflow": "kserve-tensorflow-serving",
         "huggingface": "kserve-huggingfaceserver",
     },
+    # TensorFlow Serving's REST API has no Open Inference Protocol health paths; it answers
+    # for a model, by the name KServe gives it (the InferenceService's), once it is loaded.
+    # The other runtimes run KServe's or Seldon's model server, or Triton: they answer both.
+    runtime_health={
+        "kserve-tensorflow-serving": ("/v1/models/{name}", "/v1/models/{name}"),
+    },
 )
