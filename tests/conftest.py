@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,8 @@ import pytest
 from validator import render
 from validator.check import load
 from validator.render import readback
+
+from . import kube_env
 
 PROJECT = Path(__file__).resolve().parents[1]
 IRIS_SPEC = (PROJECT / "models" / "iris.yaml").read_text(encoding="utf-8")
@@ -125,3 +127,17 @@ def committed(scaffold: Scaffold) -> Scaffold:
     git(scaffold.root, "add", "-A")
     git(scaffold.root, "commit", "-q", "-m", "iris")
     return scaffold
+
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[kube_env.KubeEnv]:
+    """A real Kubernetes API server (etcd + kube-apiserver, built on first use) for the whole
+    session: its kubeconfig, URL and admin/deployer identities. Skips where it cannot be had."""
+    try:
+        env = kube_env.start()
+    except kube_env.Unavailable as reason:
+        pytest.skip(f"no Kubernetes API server: {reason}")
+    try:
+        yield env
+    finally:
+        env.close()
