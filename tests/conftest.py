@@ -129,14 +129,26 @@ def committed(scaffold: Scaffold) -> Scaffold:
     return scaffold
 
 
+_KUBE_FAILED: list[BaseException] = []  # pytest retries a failed session fixture per test
+
+
 @pytest.fixture(scope="session")
 def kube() -> Iterator[kube_env.KubeEnv]:
     """A real Kubernetes API server (etcd + kube-apiserver, built on first use) for the whole
     session: its kubeconfig, URL and admin/deployer identities. Skips where it cannot be had."""
+    if _KUBE_FAILED:
+        failure = _KUBE_FAILED[0]
+        if isinstance(failure, kube_env.Unavailable):
+            pytest.skip(f"no Kubernetes API server: {failure}")
+        raise failure
     try:
         env = kube_env.start()
     except kube_env.Unavailable as reason:
+        _KUBE_FAILED.append(reason)
         pytest.skip(f"no Kubernetes API server: {reason}")
+    except kube_env.Broken as broken:
+        _KUBE_FAILED.append(broken)
+        raise
     try:
         yield env
     finally:

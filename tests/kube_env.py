@@ -214,7 +214,9 @@ def _build(build: Build, go: str, output: Path) -> None:
     # Downloading first tells "no module proxy here" (skip) from a broken build (fail).
     fetched = _go_run([go, "list", "-deps", *packages], folder, env, log)
     if fetched.returncode != 0:
-        message = fetched.stderr.strip()[-800:]
+        lines = fetched.stderr.strip().splitlines()
+        message = "\n".join(dict.fromkeys(x for x in lines if not x.startswith("go: downloading")))
+        message = message[-800:]
         if "go.sum" in message or "SECURITY ERROR" in message:
             raise Broken(f"tests/kube/{build.folder}: {message}")
         raise Unavailable(f"the Go modules for {build.module} could not be downloaded: {message}")
@@ -351,6 +353,13 @@ class Identity:
     key: Path
 
 
+def _json(body: bytes) -> dict:
+    try:
+        return json.loads(body or b"{}")
+    except ValueError:  # a plain-text answer, such as 404 page not found
+        return {"message": body.decode(errors="replace").strip()}
+
+
 @dataclass(frozen=True)
 class Resource:
     """A kind as the API server serves it."""
@@ -398,9 +407,9 @@ class KubeEnv:
         )
         try:
             with urllib.request.urlopen(call, context=self._tls(identity), timeout=60) as answer:
-                return answer.status, json.loads(answer.read() or b"{}")
+                return answer.status, _json(answer.read())
         except urllib.error.HTTPError as refusal:
-            return refusal.code, json.loads(refusal.read() or b"{}")
+            return refusal.code, _json(refusal.read())
 
     def _tls(self, identity: Identity | None) -> ssl.SSLContext:
         identity = identity or self.admin
