@@ -472,6 +472,14 @@ class KubeEnv:
             check=False,
         )
 
+    def kubeconfig_for(self, identity: Identity) -> Path:
+        """A kubeconfig whose current context is `identity`'s, for programs run as it."""
+        path = self.run / f"kubeconfig-{identity.context}"
+        config = json.loads(self.kubeconfig.read_text())
+        path.write_text(json.dumps({**config, "current-context": identity.context}, indent=2))
+        path.chmod(0o600)
+        return path
+
     def resident_megabytes(self) -> dict[str, int]:
         """Each server's resident memory now (VmRSS)."""
         sizes = {}

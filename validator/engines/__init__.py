@@ -40,6 +40,8 @@ PROTOCOL_HEALTH = {
 }
 COMPOSE_TEMPLATE = "docker/compose.yaml.j2"
 APPLICATIONSET_TEMPLATE = "argocd/applicationset.yaml.j2"
+# The deployer's Role and its binding, per environment (rendered/ENV/_rbac/)
+RBAC_TEMPLATES = ("_k8s/role.yaml.j2", "_k8s/rolebinding.yaml.j2")
 
 
 @dataclass(frozen=True)

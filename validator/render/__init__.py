@@ -4,6 +4,7 @@
     rendered/ENV/NAME/         Kubernetes manifests, per environment of the spec
     rendered/docker/NAME/      compose file for specs whose model is an image
     rendered/argocd/ENV.yaml   one Argo CD ApplicationSet per environment
+    rendered/ENV/_rbac/        the Role (and its binding) a deployer needs in ENV's namespace
 
 Templates are an attack surface: they run in Jinja's sandbox with StrictUndefined, every value
 reaches them through `tojson` (or `toyaml`, which encodes every scalar the same way), and every
@@ -29,12 +30,13 @@ from ..check import load
 from ..check.load import Document
 from ..check.workspace import Validation
 from ..diagnostics import Diagnostic, Refused, Severity, error
-from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
+from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES, RBAC_TEMPLATES
 from ..parallel import fork_map
 from . import encode, kube_schemas, readback, templates, view
 from .sync import (
     ARGOCD,
     DRIFT,
+    RBAC,
     RENDERED_DIR,
     RenderedFile,
     drift,
@@ -46,8 +48,8 @@ from .sync import (
 
 # The stage's surface: render specs, then sync the files with rendered/ (sync.py).
 __all__ = [
-    "DRIFT", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "links", "orphans",
-    "render_all", "render_document", "rendered_dir", "run", "scope", "write",
+    "DRIFT", "RBAC", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "links",
+    "orphans", "render_all", "render_document", "rendered_dir", "run", "scope", "write",
 ]  # fmt: skip
 
 TEMPLATE_DIR = templates.TEMPLATE_DIR
@@ -64,11 +66,14 @@ class Rendering:
     files: list[RenderedFile] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     unchecked: set[str] = field(default_factory=set)  # kinds no schema was supplied for
+    # (folder of rendered/, apiVersion, kind) of every manifest: what the deployer's Role grants
+    kinds: set[tuple[str, str, str]] = field(default_factory=set)
 
     def extend(self, other: Rendering) -> None:
         self.files.extend(other.files)
         self.diagnostics.extend(other.diagnostics)
         self.unchecked |= other.unchecked
+        self.kinds |= other.kinds
 
     def failed(self) -> bool:
         return any(d.severity is Severity.ERROR for d in self.diagnostics)
@@ -123,7 +128,7 @@ class Renderer:
 
     def preload(self) -> Renderer:
         """Compile every engine's templates now, so that forked workers inherit them."""
-        names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE}
+        names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE, *RBAC_TEMPLATES}
         for engine in ENGINES.values():
             names.update(engine.templates)
         self.templates.preload(sorted(names))
@@ -155,7 +160,8 @@ def render_all(
     renderer: Renderer | None = None,
     rendered: Mapping[str, Rendering] | None = None,
 ) -> Rendering:
-    """Every file the specs produce, the repository-wide ApplicationSets included.
+    """Every file the specs produce, the repository-wide ApplicationSets and deployer Roles
+    included.
     `rendered` holds specs already rendered by `renderer` (as validation followed them)."""
     documents = list(documents)
     renderer = renderer or Renderer(root, schemas)
@@ -173,8 +179,17 @@ def render_all(
             continue
         output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
         _render_into(result, None, renderer, APPLICATIONSET_TEMPLATE, {"a": env_view}, output)
+        _render_rbac(result, renderer, env_view["environment"])
     result.files.sort(key=lambda item: item.path.parts)
     return result
+
+
+def _render_rbac(result: Rendering, renderer: Renderer, environment: str) -> None:
+    kinds = {(api, kind) for folder, api, kind in result.kinds if folder == environment}
+    context = {"r": view.deployer(environment, kinds, renderer.values)}
+    for template in RBAC_TEMPLATES:
+        output = PurePosixPath(RENDERED_DIR, environment, RBAC, _output(template))
+        _render_into(result, None, renderer, template, context, output)
 
 
 PARALLEL_FROM = 64  # specs; below this a second process costs more than it saves
@@ -287,7 +302,7 @@ def _render_into(
     if text is None:
         return
     text = text.rstrip("\n") + "\n"
-    problem, unchecked = _parse_back(
+    problem, unchecked, kind = _parse_back(
         output, text, renderer.schemas, renderer.templates.plain_safe(template)
     )
     if problem:
@@ -304,6 +319,8 @@ def _render_into(
         return
     if unchecked:
         result.unchecked.add(unchecked)
+    if kind:
+        result.kinds.add((output.parts[1], *kind))
     result.files.append(RenderedFile(output, text))
 
 
@@ -343,21 +360,22 @@ def _render_text(
 
 def _parse_back(
     output: PurePosixPath, text: str, schemas: kube_schemas.Schemas, plain_safe: bool
-) -> tuple[str | None, str]:
-    """(problem, kind left unchecked for want of a schema)."""
+) -> tuple[str | None, str, tuple[str, str] | None]:
+    """(problem, kind left unchecked for want of a schema, (apiVersion, kind) of a manifest)."""
     if output.suffix == ".json":
         try:
             parsed = json.loads(text)
         except ValueError as exc:
-            return str(exc), ""
-        return (None if isinstance(parsed, dict) else "expected a JSON object"), ""
+            return str(exc), "", None
+        return (None if isinstance(parsed, dict) else "expected a JSON object"), "", None
     manifest, problem = readback.read_back(text, str(output), plain_safe=plain_safe)
     if manifest is None:
-        return problem, ""
+        return problem, "", None
     if output.name == "compose.yaml":
-        return (None if "services" in manifest else "a compose file needs services"), ""
+        return (None if "services" in manifest else "a compose file needs services"), "", None
     problem, found = kube_schemas.check(manifest, schemas)
-    return problem, "" if found else f"{manifest.get('apiVersion')} {manifest.get('kind')}"
+    kind = (str(manifest.get("apiVersion")), str(manifest.get("kind")))
+    return problem, "" if found else " ".join(kind), kind
 
 
 def severity_note(rendering: Rendering) -> Diagnostic | None:
