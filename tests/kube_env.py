@@ -217,10 +217,14 @@ def _build(build: Build, go: str, output: Path) -> None:
         lines = fetched.stderr.strip().splitlines()
         message = "\n".join(dict.fromkeys(x for x in lines if not x.startswith("go: downloading")))
         message = message[-800:]
-        if "go.sum" in message or "SECURITY ERROR" in message:
-            raise Broken(f"tests/kube/{build.folder}: {message}")
+        if any(word in message for word in ("go.sum", "go.mod", "SECURITY ERROR")):
+            raise Broken(f"tests/kube/{build.folder}: {message}")  # ours to fix, not the network
         raise Unavailable(f"the Go modules for {build.module} could not be downloaded: {message}")
     downloaded = time.monotonic()
+    for leftover in output.parent.glob(
+        ".building-*"
+    ):  # of a build killed midway (we hold the lock)
+        shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=output.parent))
     try:
         for name, package in build.programs.items():
