@@ -22,10 +22,15 @@ REFERENCE = Path(__file__).with_name("reference.yaml")
 
 
 @cache
-def reference() -> dict[str, Any]:
-    document, problems = load.load_file(REFERENCE)
+def _packaged(path: Path) -> dict[str, Any]:
+    """A reference file shipped with the package (a spec, or rendered objects)."""
+    document, problems = load.load_file(path)
     assert document is not None, problems
     return document.data
+
+
+def reference() -> dict[str, Any]:
+    return _packaged(REFERENCE)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -64,11 +69,8 @@ def parse_path(dotted: str) -> list[str | int]:
 REFERENCE_OUTPUT = Path(__file__).with_name("reference_output.yaml")
 
 
-@cache
 def reference_output() -> dict[str, Any]:
-    document, problems = load.load_file(REFERENCE_OUTPUT)
-    assert document is not None, problems
-    return document.data
+    return _packaged(REFERENCE_OUTPUT)
 
 
 def output_path(name: str) -> str:
