@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ...diagnostics import Diagnostic, Severity
-from ..load import Document
-from ..schema import dotted
+from ..load import Document, Key
+from ..schema import dotted, failure_path
 from . import waivers
 from .checks import REPOSITORY_CHECKS, SPEC_CHECKS, Context
 from .rules import Policy, Rule, load_policy
@@ -132,7 +132,7 @@ def _spec_findings(rule: Rule, document: Document, context: Context) -> Iterator
     if rule.satisfied(document.data):
         return
     for failure in rule.require_validator.iter_errors(document.data):
-        path = list(failure.absolute_path)
+        path = failure_path(failure)
         yield path, f"{rule.title} ({_detail(path, failure)})"
 
 
@@ -140,6 +140,8 @@ def _detail(path: list[Any], failure: Any) -> str:
     if failure.validator == "required":
         missing = [name for name in failure.validator_value if name not in failure.instance]
         return f"{dotted([*path, missing[0]]) if missing else dotted(path)} is missing"
+    if path and isinstance(path[-1], Key):
+        return f"{dotted(path[:-1])} has the key {path[-1]!s}"
     if isinstance(failure.instance, (dict, list)):
         return f"{dotted(path)}: {failure.message}"
     return f"{dotted(path)} is {failure.instance!r}"
