@@ -324,7 +324,10 @@ def test_an_inference_service_predictor_takes_scheduling_probes_shm_and_annotati
     ][0]["podAffinityTerm"]["topologyKey"] == ("kubernetes.io/hostname")
     [spread] = predictor["topologySpreadConstraints"]
     assert spread["topologyKey"] == "kubernetes.io/hostname"
-    assert spread["labelSelector"] == {"matchLabels": {"app.kubernetes.io/name": "churn-kserve"}}
+    # over the pods KServe labels with the InferenceService's name
+    assert spread["labelSelector"] == {
+        "matchLabels": {"serving.kserve.io/inferenceservice": "churn-kserve"}
+    }
     assert predictor["annotations"] == {"example.com/cost-center": "growth"}
     assert isvc["metadata"]["annotations"]["example.com/cost-center"] == "growth"
     assert predictor["volumes"] == [

@@ -50,7 +50,6 @@ CLUSTER_LOCAL = {
     "RawDeployment": "networking.kserve.io/visibility",
     "Serverless": "networking.knative.dev/visibility",
 }
-INFERENCE_SERVICE_LABEL = "serving.kserve.io/inferenceservice"  # on every pod of one
 INGRESS_NAMESPACE_LABEL = "kubernetes.io/metadata.name"  # set on every namespace by Kubernetes
 
 
@@ -402,14 +401,9 @@ def plan(
     engine = ENGINES[spec["engine"]["name"]]
     endpoint = settings(spec)
     mesh = platform.istio and engine.exposure != BY_SELDON
-    pods = (
-        {INFERENCE_SERVICE_LABEL: name}
-        if engine.exposure == BY_INFERENCE_SERVICE
-        else {"app.kubernetes.io/name": name}
-    )
     return {
         "ingress": _ingress(endpoint, engine, name, environment, platform),
-        "selector": pods,
+        "selector": {engine.pod_label: name},
         # mesh mutual TLS, required of every caller: for tls on an internal endpoint and for
         # auth mtls (public callers come through an ingress controller outside the mesh)
         "strict_mtls": mesh

@@ -2,14 +2,29 @@
 
 from . import ARTIFACT, BY_INFERENCE_SERVICE, EVERY_FORMAT, IMAGE, MESH, Engine, Scaling
 
+# The keys under which an InferenceService component (predictor, transformer, explainer) names
+# its serving runtime's container: `model`, or in the older form the framework. KServe merges
+# each into the runtime's container, so each is a container the output rules judge.
+RUNTIME_CONTAINERS = (
+    "model", "sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch", "triton", "onnx",
+    "pmml", "paddle", "huggingface",
+)  # fmt: skip
+
 ENGINE = Engine(
     name="kserve",
     summary="KServe: an InferenceService on a serving runtime",
     formats=EVERY_FORMAT,
     protocols=("v2", "v1"),
     default_version="0.14.0",
-    cluster=("kserve/inferenceservice.yaml.j2", *MESH),
+    cluster=(
+        "kserve/inferenceservice.yaml.j2",
+        "_k8s/pdb.yaml.j2",
+        "_k8s/networkpolicy.yaml.j2",
+        *MESH,
+    ),
     exposure=BY_INFERENCE_SERVICE,  # no API key: callers authenticate through the mesh
+    pod_label="serving.kserve.io/inferenceservice",
+    port_name="",
     # KServe 0.14: RawDeployment makes a Deployment and an HPA on cpu or memory utilisation
     # (scaleTarget 1-100; no scale to zero, canaryTrafficPercent ignored); Serverless makes a
     # Knative Service, whose autoscaler (KPA) takes concurrency or rps only, scales to zero

@@ -75,7 +75,7 @@ def base(document: Document) -> dict[str, Any]:
         # the spec's own annotations, for pod templates written apart from their object's
         # metadata (an InferenceService component's `annotations`)
         "pod_annotations": dict(sorted(own.items())),
-        "selector": {"app.kubernetes.io/name": name},
+        "selector": {ENGINES[spec["engine"]["name"]].pod_label: name},
         "spec": spec,
         "model": spec["model"],
         "engine": spec["engine"],
@@ -119,7 +119,7 @@ def cluster(
     exposed = exposure.plan(spec, view["name"], environment, platform or from_values(values))
     port = endpoint.get("port") or defaults.get("port", 8080)
     # a Deployment's container names its port; an InferenceService's probes give the number
-    probe_port = "http" if engine.exposure == BY_WORKLOAD else port
+    probe_port = engine.port_name or port
     scheduling = spec.get("scheduling", {})
     return {
         **view,
@@ -128,6 +128,7 @@ def cluster(
         "image": _image(spec, values),
         "storage_uri": storage_uri(document, values),
         "port": port,
+        "traffic_ports": _traffic_ports(engine, spec, port),
         "live_path": live_path,
         "ready_path": ready_path,
         "probes": _probes(spec, engine, probe_port, live_path, ready_path),
@@ -149,6 +150,8 @@ def cluster(
         "deployment_mode": mode,
         "service_account": spec.get("serviceAccountName"),
         "exposure": exposed,
+        # a public InferenceService is reached through KServe's own gateway (NetworkPolicy)
+        "public": spec.get("endpoint", {}).get("visibility") == "public",
         "pod_security": _pod_security(spec.get("security", {})),
         "container_security": _container_security(spec.get("security", {})),
         "seldon_requirements": _seldon_requirements(engine, spec),
@@ -307,6 +310,19 @@ def _egress(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
         "dns": chosen.get("dns", DNS_PEERS),
         "artifacts": chosen.get("artifacts", ARTIFACT_PEERS) if downloads else [],
     }
+
+
+KNATIVE_QUEUE_PORT = 8012  # Serverless KServe pods receive requests through queue-proxy
+
+
+def _traffic_ports(engine: Engine, spec: dict[str, Any], port: int) -> list[str | int]:
+    """The pod ports inference requests arrive at, for the NetworkPolicy: the Deployment's
+    named port, or an InferenceService's container port (and Knative's queue-proxy)."""
+    if engine.port_name:
+        return [engine.port_name]
+    if spec["engine"].get("deploymentMode") == "Serverless":
+        return [port, KNATIVE_QUEUE_PORT]
+    return [port]
 
 
 def _env(variable: dict[str, Any]) -> dict[str, Any]:
