@@ -328,3 +328,16 @@ def test_every_component_image_is_judged_like_the_model_image(
     line = written[: written.index("image: docker.io")].count("\n") + 1
     for rule in ("MG-SEC-001", "MG-SEC-002"):
         assert f"models/{path.name}:{line}:12: {rule} " in result.out, result.out
+
+
+def test_smoke_requests_reach_a_transformer_first(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    """The kubernetes target forwards to the component KServe routes requests to first."""
+    from validator.deploy.kubernetes import _service
+
+    with_transformer = rendered(scaffold, "kserve-artifact", PIPELINE, crds)
+    manifests = [with_transformer["inferenceservice.yaml"], with_transformer["servingruntime.yaml"]]
+    assert _service(None, manifests) == ("models-staging", "svc/churn-kserve-transformer", 80)  # type: ignore[arg-type]
+    predictor_only = rendered(scaffold, "kserve-artifact", {}, crds)["inferenceservice.yaml"]
+    assert _service(None, [predictor_only]) == ("models-staging", "svc/churn-kserve-predictor", 80)  # type: ignore[arg-type]
