@@ -256,13 +256,24 @@ def api_key_headers(document: Document, namespace: str) -> dict[str, str]:
 
 
 def _service(document: Document, manifests: list[dict[str, Any]]) -> tuple[str, str, int]:
-    """(namespace, service, port) to forward: the rendered Service, or KServe's predictor."""
+    """(namespace, service, port) to forward: the rendered Service, or the KServe component
+    that receives an InferenceService's requests first (its transformer, when it has one)."""
     for manifest in manifests:
         if manifest["kind"] == "Service":
             meta = manifest["metadata"]
             return meta["namespace"], f"svc/{meta['name']}", manifest["spec"]["ports"][0]["port"]
     meta = manifests[0]["metadata"]
-    return meta["namespace"], f"svc/{meta['name']}-predictor", 80
+    first = next(
+        (
+            component
+            for m in manifests
+            if m["kind"] == "InferenceService"
+            for component in ("transformer", "predictor")
+            if component in m["spec"]
+        ),
+        "predictor",
+    )
+    return meta["namespace"], f"svc/{meta['name']}-{first}", 80
 
 
 @contextlib.contextmanager

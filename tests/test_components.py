@@ -1,0 +1,343 @@
+"""Components and platforms render where they should: a KServe transformer and explainer
+beside the predictor, a runtime definition as a ServingRuntime, runtimeVersion, ModelMesh,
+the autoscaler a spec chooses (KServe's autoscalerClass, Knative's class, a KEDA ScaledObject
+in place of a Deployment's HPA) and triton in Seldon mode as a Seldon Core v2 Model. Every
+custom resource is checked against the real KServe and Seldon CRDs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from typing import Any
+
+import pytest
+import yaml
+
+from validator.render import kube_schemas
+
+from .conftest import PROJECT, Scaffold, run_cli
+from .test_capabilities import (
+    CANARY,
+    DIGEST,
+    EXPLAINER,
+    MODELMESH,
+    MULTI_MODEL_RUNTIME,
+    NO_SCALING,
+    RUNTIME,
+    SERVERLESS,
+    TRANSFORMER,
+    engine_line,
+    spec_line,
+    write,
+)
+from .test_render import CRDS
+
+
+@pytest.fixture(scope="module")
+def crds() -> kube_schemas.Schemas:
+    if not CRDS.is_dir():
+        pytest.skip(f"the KServe and Seldon CRDs are not beside the checkout ({CRDS})")
+    return kube_schemas.Schemas.from_dirs([CRDS])
+
+
+def rendered(
+    scaffold: Scaffold, base: str, replacements: dict[str, str], crds: kube_schemas.Schemas
+) -> dict[str, dict[str, Any]]:
+    """The staging manifests the spec renders to, by file name, each one checked against its
+    schema (the CRDs for KServe and Seldon kinds)."""
+    path, _ = write(scaffold, base, replacements)
+    result = run_cli("--root", str(scaffold.root), "render", "--crds", str(CRDS), str(path))
+    assert result.code == 0, result.out + result.err
+    folder = scaffold.root / "rendered" / "staging" / path.stem
+    manifests = {
+        file.name: yaml.safe_load(file.read_text(encoding="utf-8"))
+        for file in sorted(folder.iterdir())
+    }
+    for name, manifest in manifests.items():
+        problem, found = kube_schemas.check(manifest, crds)
+        assert problem is None, (name, problem)
+        assert found or manifest["apiVersion"].startswith(("keda.sh/", "security.istio.io/"))
+    return manifests
+
+
+def annotations(manifest: dict[str, Any]) -> dict[str, str]:
+    return manifest["metadata"]["annotations"]
+
+
+PIPELINE = {
+    **engine_line("v2", "runtimeVersion: 1.3.2"),
+    **spec_line(RUNTIME + "  " + TRANSFORMER + "  " + EXPLAINER),
+}
+
+
+def test_a_transformer_and_an_explainer_run_beside_the_predictor_on_the_specs_runtime(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    files = rendered(scaffold, "kserve-artifact", PIPELINE, crds)
+    isvc = files["inferenceservice.yaml"]["spec"]
+    model = isvc["predictor"]["model"]
+    assert model["runtime"] == "churn-kserve"  # spec.runtime, named like the spec
+    assert model["runtimeVersion"] == "1.3.2"
+    assert model["storageUri"] == "s3://growth-models/churn/model.joblib"
+    transformer = isvc["transformer"]
+    [container] = transformer["containers"]
+    assert container["image"] == f"registry.example.com/ml/churn-features{DIGEST}"
+    assert container["args"] == ["--feature_store=feast:6566"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # scaled like the predictor
+    assert (transformer["minReplicas"], transformer["maxReplicas"]) == (2, 8)
+    assert (transformer["scaleMetric"], transformer["scaleTarget"]) == ("cpu", 70)
+    [explainer] = isvc["explainer"]["containers"]
+    assert explainer["image"] == f"registry.example.com/ml/churn-explainer{DIGEST}"
+
+    runtime = files["servingruntime.yaml"]
+    assert runtime["kind"] == "ServingRuntime"
+    assert runtime["metadata"]["name"] == "churn-kserve"
+    assert runtime["metadata"]["namespace"] == "models-staging"
+    assert runtime["spec"]["supportedModelFormats"] == [
+        {"name": "sklearn", "version": "1", "autoSelect": True}
+    ]
+    assert runtime["spec"]["protocolVersions"] == ["v1", "v2"]
+    assert runtime["spec"]["multiModel"] is False
+    [server] = runtime["spec"]["containers"]
+    assert server["image"] == f"registry.example.com/ml/sklearnserver{DIGEST}"
+    assert server["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
+
+
+def test_engine_runtime_names_the_defined_runtime(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    files = rendered(
+        scaffold,
+        "kserve-artifact",
+        {**engine_line("v2", "runtime: churn-sklearn"), **spec_line(RUNTIME)},
+        crds,
+    )
+    assert files["inferenceservice.yaml"]["spec"]["predictor"]["model"]["runtime"] == (
+        "churn-sklearn"
+    )
+    assert files["servingruntime.yaml"]["metadata"]["name"] == "churn-sklearn"
+
+
+def test_no_runtime_definition_renders_no_serving_runtime(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    files = rendered(scaffold, "kserve-artifact", {}, crds)
+    assert "servingruntime.yaml" not in files
+    isvc = files["inferenceservice.yaml"]
+    assert annotations(isvc)["serving.kserve.io/autoscalerClass"] == "hpa"
+    assert "transformer" not in isvc["spec"] and "explainer" not in isvc["spec"]
+    assert "runtimeVersion" not in isvc["spec"]["predictor"]["model"]
+
+
+def test_modelmesh_puts_the_model_in_a_multi_model_runtime(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    runtime = spec_line(MULTI_MODEL_RUNTIME.replace("v1, v2", "grpc-v2, v2"))
+    files = rendered(scaffold, "kserve-artifact", {**MODELMESH, **NO_SCALING, **runtime}, crds)
+    isvc = files["inferenceservice.yaml"]
+    assert annotations(isvc)["serving.kserve.io/deploymentMode"] == "ModelMesh"
+    assert "networking.kserve.io/visibility" not in isvc["metadata"]["labels"]
+    # the runtime's pods run it: the predictor is the model alone
+    assert isvc["spec"] == {
+        "predictor": {
+            "model": {
+                "modelFormat": {"name": "sklearn"},
+                "runtime": "churn-kserve",
+                "protocolVersion": "v2",
+                "storageUri": "s3://growth-models/churn/model.joblib",
+            }
+        }
+    }
+    spec = files["servingruntime.yaml"]["spec"]
+    assert spec["multiModel"] is True
+    assert spec["grpcDataEndpoint"] == "port:8085"
+    [server] = spec["containers"]
+    assert server["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"cpu": "1", "memory": "2Gi"},
+    }
+    assert "ports" not in server
+    # the shared pods are not this model's: no mesh policy selects them for it
+    assert set(files) == {"inferenceservice.yaml", "servingruntime.yaml"}
+
+
+def test_keda_scales_a_kserve_raw_deployment_through_its_autoscaling_metrics(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    files = rendered(
+        scaffold,
+        "kserve-artifact",
+        {
+            **PIPELINE,
+            "metric: cpu": "autoscaler: keda\n    metric: rps",
+            "target: 70": "target: 25",
+        },
+        crds,
+    )
+    isvc = files["inferenceservice.yaml"]
+    assert annotations(isvc)["serving.kserve.io/autoscalerClass"] == "keda"
+    predictor = isvc["spec"]["predictor"]
+    assert "scaleMetric" not in predictor and "scaleTarget" not in predictor
+    [metric] = predictor["autoScaling"]["metrics"]
+    assert metric["type"] == "External"
+    external = metric["external"]
+    assert external["metric"]["backend"] == "prometheus"
+    assert external["metric"]["serverAddress"] == "http://prometheus-operated.monitoring.svc:9090"
+    assert external["metric"]["query"] == (
+        'sum(modelgate:requests_per_second{namespace="models-staging",'
+        'pod=~"churn-kserve-predictor-[a-z0-9]+-[a-z0-9]+"})'
+    )
+    assert external["target"] == {"type": "Value", "value": "25"}
+    [transformer_metric] = isvc["spec"]["transformer"]["autoScaling"]["metrics"]
+    assert "churn-kserve-transformer-" in transformer_metric["external"]["metric"]["query"]
+
+
+def test_keda_on_cpu_in_kserve_is_a_resource_metric(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    files = rendered(
+        scaffold, "kserve-artifact", {"metric: cpu": "autoscaler: keda\n    metric: cpu"}, crds
+    )
+    [metric] = files["inferenceservice.yaml"]["spec"]["predictor"]["autoScaling"]["metrics"]
+    assert metric == {
+        "type": "Resource",
+        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("autoscaler", "metric", "knative_class"),
+    [
+        ("knative", "rps", "kpa.autoscaling.knative.dev"),
+        ("hpa", "cpu", "hpa.autoscaling.knative.dev"),
+    ],
+)
+def test_serverless_names_knatives_autoscaler_class(
+    scaffold: Scaffold, crds: kube_schemas.Schemas, autoscaler: str, metric: str, knative_class: str
+) -> None:
+    files = rendered(
+        scaffold,
+        "kserve-artifact",
+        {
+            **SERVERLESS,
+            **CANARY,
+            "metric: cpu": f"autoscaler: {autoscaler}\n    metric: {metric}",
+            "target: 70": "target: 40",
+        },
+        crds,
+    )
+    isvc = files["inferenceservice.yaml"]
+    assert annotations(isvc)["autoscaling.knative.dev/class"] == knative_class
+    assert "serving.kserve.io/autoscalerClass" not in annotations(isvc)
+    predictor = isvc["spec"]["predictor"]
+    # min-scale, max-scale, metric and target: KServe writes them from its own fields
+    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == (metric, 40)
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (2, 8)
+    assert predictor["canaryTrafficPercent"] == 10
+
+
+@pytest.mark.parametrize(
+    ("metric", "trigger"),
+    [
+        (
+            "concurrency",
+            {
+                "type": "prometheus",
+                "metricType": "AverageValue",
+                "metadata": {
+                    "serverAddress": "http://prometheus-operated.monitoring.svc:9090",
+                    "query": 'sum(modelgate:requests_in_flight{namespace="models-staging",'
+                    'pod=~"chat-assistant-[a-z0-9]+-[a-z0-9]+"})',
+                    "threshold": "16",
+                },
+            },
+        ),
+        ("cpu", {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "16"}}),
+    ],
+)
+def test_keda_replaces_the_hpa_of_a_deployment(
+    scaffold: Scaffold, crds: kube_schemas.Schemas, metric: str, trigger: dict[str, Any]
+) -> None:
+    files = rendered(
+        scaffold,
+        "chat-assistant",
+        {"    metric: concurrency\n": f"    autoscaler: keda\n    metric: {metric}\n"},
+        crds,
+    )
+    assert "hpa.yaml" not in files
+    scaled = files["scaledobject.yaml"]
+    assert (scaled["apiVersion"], scaled["kind"]) == ("keda.sh/v1alpha1", "ScaledObject")
+    assert scaled["metadata"]["name"] == "chat-assistant"
+    assert scaled["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "chat-assistant",
+    }
+    assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (2, 6)
+    assert scaled["spec"]["triggers"] == [trigger]
+    assert "replicas" not in files["deployment.yaml"]["spec"]  # KEDA's HPA owns the count
+
+
+def test_an_hpa_deployment_renders_no_scaled_object(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    files = rendered(scaffold, "chat-assistant", {}, crds)
+    assert "hpa.yaml" in files and "scaledobject.yaml" not in files
+
+
+def test_triton_in_seldon_mode_is_a_seldon_model_on_triton_servers(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    from .test_capabilities import ACCEPTED
+
+    _, replacements = ACCEPTED["Triton in Seldon mode"]
+    files = rendered(scaffold, "fraud-onnx", replacements, crds)
+    assert set(files) == {"model.yaml"}  # no Deployment, ConfigMap, Service or HPA
+    model = files["model.yaml"]
+    assert (model["apiVersion"], model["kind"]) == ("mlops.seldon.io/v1alpha1", "Model")
+    assert model["spec"] == {
+        "storageUri": "s3://risk-models/fraud/2024-11-02/",  # the Triton model folder
+        "requirements": ["onnx", "triton"],
+        "memory": "4Gi",
+        "replicas": 2,
+        "minReplicas": 2,
+        "maxReplicas": 10,
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("transformer", TRANSFORMER),
+        ("explainer", EXPLAINER),
+        ("runtime", RUNTIME),
+    ],
+)
+def test_every_component_image_is_judged_like_the_model_image(
+    scaffold: Scaffold, field: str, text: str
+) -> None:
+    """Pinned by digest (MG-SEC-001), from an allowed registry (MG-SEC-002), at its position."""
+    shutil.copytree(PROJECT / "policies", scaffold.root / "policies")
+    tagged = re.sub(
+        r"registry\.example\.com/ml/([-a-z]+)@sha256:d+", r"docker.io/someone/\1:v1", text
+    )
+    path, written = write(scaffold, "kserve-artifact", spec_line(tagged))
+    result = run_cli("--root", str(scaffold.root), "validate", str(path))
+    assert result.code == 1, result.out
+    line = written[: written.index("image: docker.io")].count("\n") + 1
+    for rule in ("MG-SEC-001", "MG-SEC-002"):
+        assert f"models/{path.name}:{line}:12: {rule} " in result.out, result.out
+
+
+def test_smoke_requests_reach_a_transformer_first(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    """The kubernetes target forwards to the component KServe routes requests to first."""
+    from validator.deploy.kubernetes import _service
+
+    with_transformer = rendered(scaffold, "kserve-artifact", PIPELINE, crds)
+    manifests = [with_transformer["inferenceservice.yaml"], with_transformer["servingruntime.yaml"]]
+    assert _service(None, manifests) == ("models-staging", "svc/churn-kserve-transformer", 80)  # type: ignore[arg-type]
+    predictor_only = rendered(scaffold, "kserve-artifact", {}, crds)["inferenceservice.yaml"]
+    assert _service(None, [predictor_only]) == ("models-staging", "svc/churn-kserve-predictor", 80)  # type: ignore[arg-type]
