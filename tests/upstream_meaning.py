@@ -33,7 +33,8 @@ MODES = {
 DEFAULT_MODE = "Serverless"  # inferenceservice-config defaultDeploymentMode of an install
 # Who scales a component when serving.kserve.io/autoscalerClass is not set
 DEFAULT_AUTOSCALER = {"Serverless": "knative", "RawDeployment": "hpa"}
-KNATIVE_AUTOSCALER = {"kpa.autoscaling.knative.dev": "knative", "knative": "knative"}
+# Knative's autoscaler class in Serverless mode: its own (KPA) or Kubernetes' HPA
+KNATIVE_CLASSES = {"kpa.autoscaling.knative.dev": "knative", "hpa.autoscaling.knative.dev": "hpa"}
 # Knative's autoscaler without a target: container-concurrency-target-default (100), or
 # requests-per-second-target-default (200) when it scales on rps
 KNATIVE_TARGETS = {"concurrency": 100, "rps": 200}
@@ -150,13 +151,19 @@ def inference_service(manifest: dict[str, Any]) -> dict[str, Any]:
     annotations = metadata.get("annotations") or {}
     labels = metadata.get("labels") or {}
     mode = MODES[annotations.get("serving.kserve.io/deploymentMode", DEFAULT_MODE)]
-    autoscaler = annotations.get("serving.kserve.io/autoscalerClass")
-    autoscaler = KNATIVE_AUTOSCALER.get(autoscaler, autoscaler) or DEFAULT_AUTOSCALER.get(mode)
+    if mode == "Serverless":
+        autoscaler = KNATIVE_CLASSES.get(annotations.get("autoscaling.knative.dev/class", ""))
+    else:
+        autoscaler = annotations.get("serving.kserve.io/autoscalerClass")
     meaning: dict[str, Any] = {
         "name": metadata["name"],
         "deploymentMode": mode,
-        "visibility": _visibility(labels),
+        # ModelMesh serves every model through the Service its runtimes share, in the cluster
+        "visibility": "internal" if mode == "ModelMesh" else _visibility(labels),
+        # ModelMesh: the entry of its storage-config Secret the model is fetched with
+        "storageKey": annotations.get("serving.kserve.io/secretKey"),
     }
+    autoscaler = autoscaler or DEFAULT_AUTOSCALER.get(mode)
     for name in COMPONENTS:
         if name in spec:
             meaning[name] = component(spec[name], mode, autoscaler)
@@ -220,7 +227,7 @@ def _probe(probe: dict[str, Any]) -> dict[str, Any]:
 def _scaling(block: dict[str, Any], mode: str, autoscaler: str | None) -> dict[str, Any]:
     low = block.get("minReplicas", 1)
     high = block.get("maxReplicas") or 0
-    if autoscaler == "knative":
+    if autoscaler == "knative":  # Knative's own autoscaler
         metric = block.get("scaleMetric", "concurrency")
         target = block.get("scaleTarget", KNATIVE_TARGETS.get(metric))
         return {
@@ -247,6 +254,9 @@ def _hpa_metric(block: dict[str, Any]) -> tuple[str, Any]:
         if metric.get("type") == "Resource":
             target = metric["resource"]["target"]
             return metric["resource"]["name"], target.get("averageUtilization")
+        if metric.get("type") == "External":  # KEDA: a query of a metrics backend
+            external = metric["external"]
+            return external["metric"]["query"], _number(external["target"].get("value"))
     return block.get("scaleMetric", HPA_DEFAULT[0]), block.get("scaleTarget", HPA_DEFAULT[1])
 
 

@@ -332,7 +332,8 @@ def _default_health(
     if engine.image_only or "image" in spec["model"]:
         live, ready = PROTOCOL_HEALTH[spec["engine"]["protocol"]]
         return live, ready.format(name=name)
-    runtime = spec["engine"].get("runtime") or engine.named_runtimes.get(spec["model"]["format"])
+    named = engine.named_runtimes.get(spec["model"].get("format", ""))
+    runtime = spec["engine"].get("runtime") or named
     if runtime in engine.runtime_health:
         live, ready = engine.runtime_health[runtime]
         return live.format(name=name), ready.format(name=name)

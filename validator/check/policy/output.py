@@ -14,7 +14,9 @@ at its `subject`:
     composeService  each service of a compose file
 
 A Seldon Core Model has no pods of its own (the shared Server's pods serve it), so it is an
-object only. Plain data in, plain findings out: the render stage places them in the files.
+object only; so is an InferenceService in ModelMesh mode, whose model the pods of a shared
+multi-model ServingRuntime load (KServe's ModelMesh controller makes no pod of its predictor).
+Plain data in, plain findings out: the render stage places them in the files.
 """
 
 from __future__ import annotations
@@ -62,8 +64,16 @@ class OutputObject:
         return kind if isinstance(kind, str) else ""
 
     @cached_property
+    def in_shared_pods(self) -> bool:
+        """An InferenceService in ModelMesh mode: its model runs in the pods of a shared
+        multi-model ServingRuntime, and its predictor is no pod spec."""
+        return self.kind == "InferenceService" and _modelmesh(self.data)
+
+    @cached_property
     def pod_specs(self) -> list[tuple[JsonPath, dict[str, Any]]]:
         """(path, pod spec) of each pod spec the object holds."""
+        if self.in_shared_pods:
+            return []
         found = []
         for path in POD_SPECS.get(self.kind, ()):
             node: Any = self.data
@@ -156,6 +166,15 @@ def subjects(rule: Rule, obj: OutputObject) -> Iterator[tuple[JsonPath, Any]]:
                 for name, service in services.items():
                     if isinstance(service, dict):
                         yield ["services", name], service
+
+
+def _modelmesh(data: dict[str, Any]) -> bool:
+    metadata = data.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    return isinstance(annotations, dict) and annotations.get(MODE_ANNOTATION) == "ModelMesh"
+
+
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 
 
 def containers(
