@@ -137,16 +137,21 @@ def test_every_example_passes_validate_with_the_built_in_policies(repository: Pa
 def test_placeholder_digests_are_what_they_say(repository: Path) -> None:
     """The samples publish no digest of their artifacts or images; where a policy asks for
     one the spec carries sha256("placeholder " + what it pins), and says so."""
+    checked = 0
     for name in EXAMPLES:
         spec = yaml.safe_load(spec_text(name))["spec"]
         model = spec["model"]
-        pinned = model.get("artifact") or model.get("image", "").split("@")[0]
-        digest = model.get("treeSha256") or model.get("sha256")
-        if "image" in model:
-            digest = model["image"].partition("@sha256:")[2]
-        if digest:
-            assert digest == placeholder(pinned), f"{name}: a digest that is not the placeholder"
-            assert "placeholder" in spec_text(name), f"{name} does not say it is a placeholder"
+        pinned = [(model.get("artifact"), model.get("treeSha256") or model.get("sha256"))]
+        images = [model.get("image")] + [
+            spec.get(part, {}).get("image") for part in ("transformer", "explainer", "runtime")
+        ]
+        pinned += [tuple(image.split("@sha256:")) for image in images if image]
+        for what, digest in pinned:
+            if digest:
+                assert digest == placeholder(what), f"{name}: {what} has a digest of its own"
+                assert "placeholder" in spec_text(name), f"{name}: no word of the placeholder"
+                checked += 1
+    assert checked >= len(EXAMPLES)
 
 
 def placeholder(pinned: str) -> str:

@@ -139,7 +139,8 @@ def meaning_of(manifests: Iterable[dict[str, Any]]) -> dict[str, Any]:
     for manifest in manifests:
         reader = READERS.get(manifest.get("kind", ""))
         if reader is not None:
-            result[manifest["kind"]] = prune(reader(manifest))
+            kind = MEANING_KIND.get(manifest["kind"], manifest["kind"])
+            result[kind] = prune(reader(manifest))
     for manifest in manifests:
         if manifest.get("kind") == "ScaledObject":
             _fold_scaled_object(result, manifest)
@@ -291,10 +292,13 @@ def _number(text: Any) -> Any:
 
 
 def serving_runtime(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A ServingRuntime or ClusterServingRuntime: the server a predictor's model runs on."""
     spec = manifest["spec"]
     [container] = spec["containers"][:1]
     return {
         "name": manifest["metadata"]["name"],
+        "scope": "cluster" if manifest["kind"] == "ClusterServingRuntime" else "namespace",
+        "annotations": spec.get("annotations"),  # KServe copies them to the runtime's pods
         "formats": [
             prune(
                 {
@@ -335,6 +339,8 @@ def seldon_model(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# One meaning for kinds that differ only in scope
+MEANING_KIND = {"ClusterServingRuntime": "ServingRuntime"}
 READERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "InferenceService": inference_service,
     "ServingRuntime": serving_runtime,
