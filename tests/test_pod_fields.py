@@ -661,3 +661,19 @@ def test_an_allowed_prefix_does_not_allow_opting_out_of_the_mesh(scaffold: Scaff
     assert f"models/chat-assistant.yaml:{line}:{col}: MG-SEC-042 " in result.out, result.out
     assert "MG-SEC-041" not in result.out and "MG-SEC-040" not in result.out, result.out
     assert "systemNodeKeys emptied" in result.out + result.err
+
+
+def test_a_template_that_tolerates_every_taint_is_refused_by_render(scaffold: Scaffold) -> None:
+    """What the spec may not ask for (MG-SEC-040), a template edit may not write either."""
+    template = scaffold.root / "templates" / "_k8s" / "deployment.yaml.j2"
+    text = template.read_text(encoding="utf-8")
+    line = "      automountServiceAccountToken: false\n"
+    template.write_text(
+        text.replace(line, line + '      tolerations: [{operator: "Exists"}]\n'), encoding="utf-8"
+    )
+    path, _ = write(with_policies(scaffold), "fraud-onnx", {})
+    result = run_cli("--root", str(scaffold.root), "render", str(path))
+    assert result.code == 1, result.out + result.err
+    assert "rendered/staging/fraud-onnx/deployment.yaml:" in result.err
+    assert " MG-SEC-140 rendered pods must stay off control-plane and system nodes" in result.err
+    assert not (scaffold.root / "rendered" / "staging" / "fraud-onnx").exists()
