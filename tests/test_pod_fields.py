@@ -677,3 +677,11 @@ def test_a_template_that_tolerates_every_taint_is_refused_by_render(scaffold: Sc
     assert "rendered/staging/fraud-onnx/deployment.yaml:" in result.err
     assert " MG-SEC-140 rendered pods must stay off control-plane and system nodes" in result.err
     assert not (scaffold.root / "rendered" / "staging" / "fraud-onnx").exists()
+
+
+def test_a_gpu_vendor_without_a_gpu_is_one_finding(scaffold: Scaffold) -> None:
+    """No GPU asked for: the vendor has no effect (MG230), whatever image would run it."""
+    path, _ = write(scaffold, "chat-assistant", {GPU_LINE: "    gpu: 0\n    accelerator: amd\n"})
+    result = run_cli("--root", str(scaffold.root), "validate", str(path))
+    assert result.code == 1, result.out
+    assert " MG230 " in result.out and " MG229 " not in result.out, result.out
