@@ -102,6 +102,10 @@ HPA_SCALING = Scaling(
 )
 
 
+# The deployer's Role and its binding, per environment (rendered/ENV/_rbac/)
+RBAC_TEMPLATES = ("_k8s/role.yaml.j2", "_k8s/rolebinding.yaml.j2")
+
+
 @dataclass(frozen=True)
 class Engine:
     name: str

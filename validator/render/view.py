@@ -228,6 +228,49 @@ def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, l
     }
 
 
+# What `modelgate deploy --target kubernetes` does in a namespace, and the rights it needs:
+# server-side apply (create, patch), readiness from each object's status (get), and the smoke
+# test's port-forward to a Service (kubectl reads the Service, finds a pod behind it, opens the
+# pod's portforward subresource). Nothing else: no list of what it applies, no delete.
+APPLY_VERBS = ("create", "get", "patch")
+PORT_FORWARD = {"services": ("get",), "pods": ("get", "list"), "pods/portforward": ("create",)}
+DEPLOYER_GROUP = "modelgate:deployers"
+
+
+def plural(kind: str) -> str:
+    """A kind's resource name, as Kubernetes derives it when a type does not name its own
+    (k8s.io/apimachinery's UnsafeGuessKindToResource): every kind modelgate renders follows it."""
+    lower = kind.lower()
+    if lower.endswith("s"):
+        return lower + "es"
+    if lower.endswith("y"):
+        return lower[:-1] + "ies"
+    return lower + "s"
+
+
+def deployer(environment: str, kinds: set[tuple[str, str]], values: dict[str, Any]) -> dict:
+    """The Role a deployer needs in an environment's namespace: apply and read exactly the
+    kinds rendered there (apiVersion, kind), and port-forward for the smoke test."""
+    verbs: dict[tuple[str, str], set[str]] = {}
+    for api_version, kind in kinds:
+        group = api_version.rpartition("/")[0]
+        verbs.setdefault((group, plural(kind)), set()).update(APPLY_VERBS)
+    for resource, needed in PORT_FORWARD.items():
+        verbs.setdefault(("", resource), set()).update(needed)
+    rules: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (group, resource), granted in sorted(verbs.items()):
+        rules.setdefault((group, tuple(sorted(granted))), []).append(resource)
+    return {
+        "environment": environment,
+        "namespace": values["namespace"].format(environment=environment),
+        "group": values.get("deployerGroup", DEPLOYER_GROUP),
+        "rules": [
+            {"apiGroups": [group], "resources": resources, "verbs": list(granted)}
+            for (group, granted), resources in rules.items()
+        ],
+    }
+
+
 def storage_uri(document: Document, values: dict[str, Any]) -> str:
     model = document.data["spec"]["model"]
     artifact = model.get("artifact", "")
