@@ -16,7 +16,9 @@ import yaml
 
 from validator.render import kube_schemas
 
+from . import kube_env
 from .conftest import PROJECT, Scaffold, run_cli
+from .test_kube_apiserver import dry_run_problems, objects_in
 
 CRDS = PROJECT.parent / "shared" / "crds"
 BASES = {
@@ -277,42 +279,41 @@ def test_gpus_are_requested_from_their_vendors_device_plugin(
     assert predictor["nodeSelector"] == {label: product}
 
 
+KSERVE_POD = {
+    **AS_ARTIFACT,
+    **SERVERLESS,
+    "  description: Customer": (
+        "  annotations: {example.com/cost-center: growth}\n  description: Customer"
+    ),
+    "metric: cpu": "metric: concurrency",
+    "target: 70": "target: 10",
+    **spec_block(
+        "  scheduling:\n"
+        "    nodeSelector: {pool: cpu-large}\n"
+        "    tolerations: [{key: dedicated, operator: Equal, value: ml}]\n"
+        "    affinity:\n"
+        "      podAntiAffinity:\n"
+        "        preferredDuringSchedulingIgnoredDuringExecution:\n"
+        "          - weight: 100\n"
+        "            podAffinityTerm:\n"
+        "              topologyKey: kubernetes.io/hostname\n"
+        "              labelSelector:\n"
+        "                matchExpressions: [{key: team, operator: In, values: [growth]}]\n"
+        "    topologySpread:\n"
+        "      - {maxSkew: 1, topologyKey: kubernetes.io/hostname,"
+        " whenUnsatisfiable: ScheduleAnyway}\n"
+        "  probes:\n"
+        "    readiness: {path: /v2/models/churn-kserve/ready}\n"
+        "    startup: {periodSeconds: 10, failureThreshold: 30}\n"
+        "  volumes: {shm: {sizeLimit: 1Gi}}\n"
+    ),
+}
+
+
 def test_an_inference_service_predictor_takes_scheduling_probes_shm_and_annotations(
     scaffold: Scaffold, crds: kube_schemas.Schemas
 ) -> None:
-    path, _ = write(
-        scaffold,
-        "churn-kserve",
-        {
-            **AS_ARTIFACT,
-            **SERVERLESS,
-            "  description: Customer": (
-                "  annotations: {example.com/cost-center: growth}\n  description: Customer"
-            ),
-            "metric: cpu": "metric: concurrency",
-            "target: 70": "target: 10",
-            **spec_block(
-                "  scheduling:\n"
-                "    nodeSelector: {pool: cpu-large}\n"
-                "    tolerations: [{key: dedicated, operator: Equal, value: ml}]\n"
-                "    affinity:\n"
-                "      podAntiAffinity:\n"
-                "        preferredDuringSchedulingIgnoredDuringExecution:\n"
-                "          - weight: 100\n"
-                "            podAffinityTerm:\n"
-                "              topologyKey: kubernetes.io/hostname\n"
-                "              labelSelector:\n"
-                "                matchExpressions: [{key: team, operator: In, values: [growth]}]\n"
-                "    topologySpread:\n"
-                "      - {maxSkew: 1, topologyKey: kubernetes.io/hostname,"
-                " whenUnsatisfiable: ScheduleAnyway}\n"
-                "  probes:\n"
-                "    readiness: {path: /v2/models/churn-kserve/ready}\n"
-                "    startup: {periodSeconds: 10, failureThreshold: 30}\n"
-                "  volumes: {shm: {sizeLimit: 1Gi}}\n"
-            ),
-        },
-    )
+    path, _ = write(scaffold, "churn-kserve", KSERVE_POD)
     isvc = rendered(scaffold, path)["inferenceservice"]
     accepted(isvc, crds)
     predictor = isvc["spec"]["predictor"]
@@ -685,3 +686,37 @@ def test_a_gpu_vendor_without_a_gpu_is_one_finding(scaffold: Scaffold) -> None:
     result = run_cli("--root", str(scaffold.root), "validate", str(path))
     assert result.code == 1, result.out
     assert " MG230 " in result.out and " MG229 " not in result.out, result.out
+
+
+@pytest.mark.kube
+@pytest.mark.parametrize(
+    ("base", "replacements", "workload"),
+    [
+        ("chat-assistant", GPU_POD, "deployment.yaml"),
+        ("churn-kserve", KSERVE_POD, "inferenceservice.yaml"),
+    ],
+    ids=["deployment", "inferenceservice"],
+)
+def test_a_real_api_server_keeps_every_pod_field(
+    kube: kube_env.KubeEnv,
+    scaffold: Scaffold,
+    base: str,
+    replacements: dict[str, str],
+    workload: str,
+) -> None:
+    """A server-side dry run accepts what the pod fields render and keeps every field of it."""
+    path, _ = write(scaffold, base, replacements)
+    rendered(scaffold, path)
+    folder = scaffold.root / "rendered" / "staging" / base
+    served = [
+        file
+        for file in sorted(folder.glob("*.yaml"))
+        if any(kube.resource(d["apiVersion"], d["kind"]) for d in objects_in(file))
+    ]
+    assert workload in {file.name for file in served}, kube.crd_problem
+    problems = [
+        problem
+        for file in served
+        for problem in dry_run_problems(kube, file, str(file.relative_to(scaffold.root)))
+    ]
+    assert problems == []
