@@ -16,7 +16,9 @@ import yaml
 
 from validator.render import kube_schemas
 
+from . import kube_env
 from .conftest import PROJECT, Scaffold, run_cli
+from .test_kube_apiserver import dry_run_problems, objects_in
 
 CRDS = PROJECT.parent / "shared" / "crds"
 BASES = {
@@ -277,42 +279,41 @@ def test_gpus_are_requested_from_their_vendors_device_plugin(
     assert predictor["nodeSelector"] == {label: product}
 
 
+KSERVE_POD = {
+    **AS_ARTIFACT,
+    **SERVERLESS,
+    "  description: Customer": (
+        "  annotations: {example.com/cost-center: growth}\n  description: Customer"
+    ),
+    "metric: cpu": "metric: concurrency",
+    "target: 70": "target: 10",
+    **spec_block(
+        "  scheduling:\n"
+        "    nodeSelector: {pool: cpu-large}\n"
+        "    tolerations: [{key: dedicated, operator: Equal, value: ml}]\n"
+        "    affinity:\n"
+        "      podAntiAffinity:\n"
+        "        preferredDuringSchedulingIgnoredDuringExecution:\n"
+        "          - weight: 100\n"
+        "            podAffinityTerm:\n"
+        "              topologyKey: kubernetes.io/hostname\n"
+        "              labelSelector:\n"
+        "                matchExpressions: [{key: team, operator: In, values: [growth]}]\n"
+        "    topologySpread:\n"
+        "      - {maxSkew: 1, topologyKey: kubernetes.io/hostname,"
+        " whenUnsatisfiable: ScheduleAnyway}\n"
+        "  probes:\n"
+        "    readiness: {path: /v2/models/churn-kserve/ready}\n"
+        "    startup: {periodSeconds: 10, failureThreshold: 30}\n"
+        "  volumes: {shm: {sizeLimit: 1Gi}}\n"
+    ),
+}
+
+
 def test_an_inference_service_predictor_takes_scheduling_probes_shm_and_annotations(
     scaffold: Scaffold, crds: kube_schemas.Schemas
 ) -> None:
-    path, _ = write(
-        scaffold,
-        "churn-kserve",
-        {
-            **AS_ARTIFACT,
-            **SERVERLESS,
-            "  description: Customer": (
-                "  annotations: {example.com/cost-center: growth}\n  description: Customer"
-            ),
-            "metric: cpu": "metric: concurrency",
-            "target: 70": "target: 10",
-            **spec_block(
-                "  scheduling:\n"
-                "    nodeSelector: {pool: cpu-large}\n"
-                "    tolerations: [{key: dedicated, operator: Equal, value: ml}]\n"
-                "    affinity:\n"
-                "      podAntiAffinity:\n"
-                "        preferredDuringSchedulingIgnoredDuringExecution:\n"
-                "          - weight: 100\n"
-                "            podAffinityTerm:\n"
-                "              topologyKey: kubernetes.io/hostname\n"
-                "              labelSelector:\n"
-                "                matchExpressions: [{key: team, operator: In, values: [growth]}]\n"
-                "    topologySpread:\n"
-                "      - {maxSkew: 1, topologyKey: kubernetes.io/hostname,"
-                " whenUnsatisfiable: ScheduleAnyway}\n"
-                "  probes:\n"
-                "    readiness: {path: /v2/models/churn-kserve/ready}\n"
-                "    startup: {periodSeconds: 10, failureThreshold: 30}\n"
-                "  volumes: {shm: {sizeLimit: 1Gi}}\n"
-            ),
-        },
-    )
+    path, _ = write(scaffold, "churn-kserve", KSERVE_POD)
     isvc = rendered(scaffold, path)["inferenceservice"]
     accepted(isvc, crds)
     predictor = isvc["spec"]["predictor"]
@@ -661,3 +662,61 @@ def test_an_allowed_prefix_does_not_allow_opting_out_of_the_mesh(scaffold: Scaff
     assert f"models/chat-assistant.yaml:{line}:{col}: MG-SEC-042 " in result.out, result.out
     assert "MG-SEC-041" not in result.out and "MG-SEC-040" not in result.out, result.out
     assert "systemNodeKeys emptied" in result.out + result.err
+
+
+def test_a_template_that_tolerates_every_taint_is_refused_by_render(scaffold: Scaffold) -> None:
+    """What the spec may not ask for (MG-SEC-040), a template edit may not write either."""
+    template = scaffold.root / "templates" / "_k8s" / "deployment.yaml.j2"
+    text = template.read_text(encoding="utf-8")
+    line = "      automountServiceAccountToken: false\n"
+    template.write_text(
+        text.replace(line, line + '      tolerations: [{operator: "Exists"}]\n'), encoding="utf-8"
+    )
+    path, _ = write(with_policies(scaffold), "fraud-onnx", {})
+    result = run_cli("--root", str(scaffold.root), "render", str(path))
+    assert result.code == 1, result.out + result.err
+    assert "rendered/staging/fraud-onnx/deployment.yaml:" in result.err
+    assert " MG-SEC-140 rendered pods must stay off control-plane and system nodes" in result.err
+    assert not (scaffold.root / "rendered" / "staging" / "fraud-onnx").exists()
+
+
+def test_a_gpu_vendor_without_a_gpu_is_one_finding(scaffold: Scaffold) -> None:
+    """No GPU asked for: the vendor has no effect (MG230), whatever image would run it."""
+    path, _ = write(scaffold, "chat-assistant", {GPU_LINE: "    gpu: 0\n    accelerator: amd\n"})
+    result = run_cli("--root", str(scaffold.root), "validate", str(path))
+    assert result.code == 1, result.out
+    assert " MG230 " in result.out and " MG229 " not in result.out, result.out
+
+
+@pytest.mark.kube
+@pytest.mark.parametrize(
+    ("base", "replacements", "workload"),
+    [
+        ("chat-assistant", GPU_POD, "deployment.yaml"),
+        ("churn-kserve", KSERVE_POD, "inferenceservice.yaml"),
+    ],
+    ids=["deployment", "inferenceservice"],
+)
+def test_a_real_api_server_keeps_every_pod_field(
+    kube: kube_env.KubeEnv,
+    scaffold: Scaffold,
+    base: str,
+    replacements: dict[str, str],
+    workload: str,
+) -> None:
+    """A server-side dry run accepts what the pod fields render and keeps every field of it."""
+    path, _ = write(scaffold, base, replacements)
+    rendered(scaffold, path)
+    folder = scaffold.root / "rendered" / "staging" / base
+    served = [
+        file
+        for file in sorted(folder.glob("*.yaml"))
+        if any(kube.resource(d["apiVersion"], d["kind"]) for d in objects_in(file))
+    ]
+    assert workload in {file.name for file in served}, kube.crd_problem
+    problems = [
+        problem
+        for file in served
+        for problem in dry_run_problems(kube, file, str(file.relative_to(scaffold.root)))
+    ]
+    assert problems == []

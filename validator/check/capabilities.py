@@ -463,9 +463,12 @@ def cache_volume(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
 def accelerator(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
     """An engine's own image is built for some GPU vendors; an image the spec names (the
     engine's, or a model image) is the spec's own build, for whichever vendor it says."""
-    vendor = spec.get("resources", {}).get("accelerator")
+    resources = spec.get("resources", {})
+    vendor = resources.get("accelerator")
     own_image = "image" in spec["engine"] or "image" in spec["model"]
-    if not engine.pod or vendor is None or vendor in engine.accelerators or own_image:
+    if not engine.pod or not resources.get("gpu") or own_image:
+        return  # without a GPU, the vendor is refused as having no effect (check/pod.py)
+    if vendor is None or vendor in engine.accelerators:
         return
     yield Refusal(
         ["spec", "resources", "accelerator"],
