@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 LOCK_ARGS ?=
 
-.PHONY: demo test lint bench fuzz venv lock clean system-deps
+.PHONY: demo test lint scan bench fuzz venv lock clean system-deps
 
 venv: $(STAMP)
 
@@ -64,6 +64,13 @@ fuzz: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# Checkov's Kubernetes checks on rendered/, offline: every failure must be listed with a reason
+# in policies/checkov/exceptions.yaml, and every entry there must still match one (what
+# tests/test_checkov.py asserts). Checkov runs in an environment of its own, installed from
+# locks/checkov.txt on first use and cached (tests/checkov_scan.py says where).
+scan: $(STAMP)
+	$(BIN)/python tests/checkov_scan.py
 
 # Every benchmark, and benchmarks/RESULTS.md with each target MET or MISSED.
 bench: $(STAMP)

@@ -6,7 +6,8 @@ The specs cycle through the four project examples (MLServer, vLLM, Triton, KServ
 image), renamed, so every template runs: local MLServer settings, Kubernetes manifests per
 environment, compose files and the Argo CD ApplicationSets. Every figure includes
 validating the specs (schema and policies) and reading every rendered file back and
-checking it against the strict Kubernetes schemas.
+checking it against the strict Kubernetes schemas; the cold figures (`modelgate render`)
+also judge every rendered object by the policy's output rules.
 
 Figures, each the best of --repeat runs:
 - cold render: `modelgate render` in a new process into an empty rendered/, in memory

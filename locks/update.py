@@ -4,11 +4,15 @@
                          what `make venv` installs
     locks/serve.txt      the local engine (the `serve` extra) alone: what an engine image installs
     locks/uv.txt         the installer `make venv` bootstraps with pip
+    locks/checkov.txt    the `scan` dependency group (Checkov) alone: its own environment,
+                         which the test suite and `make scan` install on first use
 
 Every file pins exact versions with their hashes, for every Python version the project
 supports, with one version per package (a model artifact pickled under one numpy must read
 the same on every machine). serve.txt and uv.txt are resolved with modelgate.txt as
-constraints, so the three always agree. Existing pins are kept unless asked otherwise:
+constraints, so the three always agree. checkov.txt is resolved on its own: Checkov pins
+packages (packaging<24) below what the project uses, so it never shares an environment with
+it. Existing pins are kept unless asked otherwise:
 
     python locks/update.py                      # re-resolve after editing pyproject.toml
     python locks/update.py --upgrade-package numpy
@@ -33,6 +37,8 @@ LOCKS = ROOT / "locks"
 MAIN = LOCKS / "modelgate.txt"
 SERVE = LOCKS / "serve.txt"
 INSTALLER = LOCKS / "uv.txt"
+SCANNER = LOCKS / "checkov.txt"
+SCANNER_GROUP = "scan"
 FINGERPRINT_PREFIX = "# pyproject.toml: sha256:"
 
 
@@ -45,6 +51,7 @@ def pyproject_fingerprint(pyproject: Path = ROOT / "pyproject.toml") -> str:
         "dependencies": project.get("dependencies", []),
         "optional-dependencies": project.get("optional-dependencies", {}),
         "build-system": data.get("build-system", {}).get("requires", []),
+        "dependency-groups": data.get("dependency-groups", {}),
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
@@ -54,6 +61,7 @@ def _python_floor(pyproject: dict) -> str:
 
 
 def _compile(sources: list[Path], output: Path, floor: str, extra: list[str]) -> None:
+    """uv pip compile; with no sources, `extra` names what to resolve (a --group)."""
     command = [
         sys.executable, "-m", "uv", "pip", "compile", *map(str, sources),
         "--universal", "--python-version", floor, "--fork-strategy", "fewest",
@@ -89,9 +97,11 @@ def main(arguments: list[str]) -> int:
         _compile([ROOT / "pyproject.toml", build], MAIN, floor, ["--all-extras", *arguments])
         _compile([serve], SERVE, floor, ["-c", str(MAIN)])
         _compile([installer], INSTALLER, floor, ["-c", str(MAIN)])
+        _compile([], SCANNER, floor, ["--group", SCANNER_GROUP, *arguments])
     _stamp(MAIN, fingerprint, "modelgate, every extra and its build backend: `make venv`")
     _stamp(SERVE, fingerprint, "The local engine (the `serve` extra) alone: engine images")
     _stamp(INSTALLER, fingerprint, "The installer `make venv` starts with")
+    _stamp(SCANNER, fingerprint, "Checkov (the `scan` group) alone: its own environment")
     return 0
 
 

@@ -44,7 +44,10 @@ def rendered(
     scaffold: Scaffold, base: str, replacements: dict[str, str], crds: kube_schemas.Schemas
 ) -> dict[str, dict[str, Any]]:
     """The staging manifests the spec renders to, by file name, each one checked against its
-    schema (the CRDs for KServe and Seldon kinds)."""
+    schema (the CRDs for KServe and Seldon kinds), the spec and every rendered object having
+    passed the project's policies (its rules and outputRules)."""
+    if not (scaffold.root / "policies").exists():
+        shutil.copytree(PROJECT / "policies", scaffold.root / "policies")
     path, _ = write(scaffold, base, replacements)
     result = run_cli("--root", str(scaffold.root), "render", "--crds", str(CRDS), str(path))
     assert result.code == 0, result.out + result.err
@@ -341,3 +344,20 @@ def test_smoke_requests_reach_a_transformer_first(
     assert _service(None, manifests) == ("models-staging", "svc/churn-kserve-transformer", 80)  # type: ignore[arg-type]
     predictor_only = rendered(scaffold, "kserve-artifact", {}, crds)["inferenceservice.yaml"]
     assert _service(None, [predictor_only]) == ("models-staging", "svc/churn-kserve-predictor", 80)  # type: ignore[arg-type]
+
+
+def test_the_output_rules_judge_a_serving_runtimes_containers(scaffold: Scaffold) -> None:
+    """A template that renders the runtime's container without its security context is caught
+    by the output rules, like a Deployment's container would be."""
+    shutil.copytree(PROJECT / "policies", scaffold.root / "policies")
+    template = scaffold.root / "templates" / "kserve" / "servingruntime.yaml.j2"
+    text = template.read_text(encoding="utf-8")
+    security = "      securityContext:{{ runtime.container_security | toyaml(8) }}\n"
+    assert security in text
+    template.write_text(text.replace(security, ""), encoding="utf-8")
+    path, _ = write(scaffold, "kserve-artifact", spec_line(RUNTIME))
+    result = run_cli("--root", str(scaffold.root), "render", str(path))
+    assert result.code == 1, result.out
+    found = result.out + result.err
+    assert "rendered/staging/churn-kserve/servingruntime.yaml:" in found
+    assert "MG-SEC-111 " in found, found

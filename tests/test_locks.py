@@ -55,8 +55,13 @@ def _pyproject_requirements() -> list[Requirement]:
 LOCK_FILES = sorted(LOCKS.glob("*.txt"))
 
 
-def test_there_are_locks_for_the_venv_the_engine_and_the_installer() -> None:
-    assert {path.name for path in LOCK_FILES} == {"modelgate.txt", "serve.txt", "uv.txt"}
+def test_there_are_locks_for_the_venv_the_engine_the_installer_and_the_scanner() -> None:
+    assert {path.name for path in LOCK_FILES} == {
+        "modelgate.txt",
+        "serve.txt",
+        "uv.txt",
+        "checkov.txt",
+    }
 
 
 @pytest.mark.parametrize("lock", LOCK_FILES, ids=lambda path: path.name)
@@ -110,11 +115,32 @@ def test_the_smaller_locks_pin_what_the_main_lock_pins(lock: str) -> None:
         )
 
 
-def test_one_version_per_package_on_every_python() -> None:
-    """A pickled artifact reads the same on every machine only if numpy & co. do not fork."""
-    text = (LOCKS / "modelgate.txt").read_text(encoding="utf-8")
+@pytest.mark.parametrize("lock", ["modelgate.txt", "checkov.txt"])
+def test_one_version_per_package_on_every_python(lock: str) -> None:
+    """A pickled artifact reads the same on every machine only if numpy & co. do not fork;
+    the scanner finds the same on every machine only if its checks do not."""
+    text = (LOCKS / lock).read_text(encoding="utf-8")
     names = [canonicalize_name(m[1]) for m in map(PIN.match, text.splitlines()) if m]
     assert len(names) == len(set(names))
+
+
+def _group_requirements(group: str) -> list[Requirement]:
+    data = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))
+    return [Requirement(text) for text in data["dependency-groups"][group]]
+
+
+def test_the_scanner_lock_meets_the_scan_group_and_stays_out_of_the_venv() -> None:
+    """Checkov lives in an environment of its own (locks/checkov.txt): its pins conflict with
+    the project's (packaging<24), and `make venv` would install a hundred packages more."""
+    scanner = _pins(LOCKS / "checkov.txt")
+    main = _pins(LOCKS / "modelgate.txt")
+    for requirement in _group_requirements("scan"):
+        name = canonicalize_name(requirement.name)
+        assert name in scanner, f"{requirement} is not in locks/checkov.txt: run `make lock`"
+        assert requirement.specifier.contains(scanner[name][0]), (
+            f"locks/checkov.txt pins {name}=={scanner[name][0]}, pyproject.toml asks {requirement}"
+        )
+        assert name not in main, f"{name} is in locks/modelgate.txt: it must keep its own lock"
 
 
 def test_this_environment_was_installed_from_the_main_lock() -> None:

@@ -556,6 +556,7 @@ def owners(path: str) -> list[str]:
 def test_codeowners_send_policies_to_security_and_models_to_the_platform_team() -> None:
     assert owners("policies/waivers.yaml") == ["@example-org/security"]
     assert owners("policies/modelgate.yaml") == ["@example-org/security"]
+    assert owners("policies/checkov/exceptions.yaml") == ["@example-org/security"]
     assert owners("models/iris.yaml") == ["@example-org/ml-platform"]
     assert owners("models/artifacts/iris/model.joblib") == ["@example-org/ml-platform"]
     assert owners("README.md") == []

@@ -57,7 +57,6 @@ CLUSTER_LOCAL = {
     "RawDeployment": "networking.kserve.io/visibility",
     "Serverless": "networking.knative.dev/visibility",
 }
-INFERENCE_SERVICE_LABEL = "serving.kserve.io/inferenceservice"  # on every pod of one
 INGRESS_NAMESPACE_LABEL = "kubernetes.io/metadata.name"  # set on every namespace by Kubernetes
 
 
@@ -450,14 +449,9 @@ def plan(
     engine = engine_for(spec)
     endpoint = settings(spec)
     mesh = platform.istio and engine.exposure not in (BY_SELDON, BY_MODELMESH)
-    pods = (
-        {INFERENCE_SERVICE_LABEL: name}
-        if engine.exposure == BY_INFERENCE_SERVICE
-        else {"app.kubernetes.io/name": name}
-    )
     return {
         "ingress": _ingress(endpoint, engine, name, environment, platform),
-        "selector": pods,
+        "selector": {engine.pod_label: name},
         # mesh mutual TLS, required of every caller: for tls on an internal endpoint and for
         # auth mtls (public callers come through an ingress controller outside the mesh)
         "strict_mtls": mesh

@@ -35,7 +35,7 @@ class Validation:
         """Descriptions of every rule that can appear in the diagnostics."""
         described = dict(BUILTIN_RULES)
         if self.policy is not None:
-            described.update((rule.id, rule.info()) for rule in self.policy.rules)
+            described.update((rule.id, rule.info()) for rule in self.policy.every_rule())
         return described
 
     def valid_documents(self) -> list[load.Document]:
@@ -85,6 +85,7 @@ def validate(
     policies: bool = True,
     peers: Iterable[Path] = (),
     follow: Callable[[load.Document], Any] | None = None,
+    loaded_policy: tuple[Any, list[Diagnostic]] | None = None,
 ) -> Validation:
     """load -> schema -> identity -> policy, for every file; cross-file checks at the end.
 
@@ -95,13 +96,14 @@ def validate(
     `follow` is the next stage (rendering), run on each document that passes its own file's
     checks, in the process that loaded it: the document need not travel to another one.
     Its results are in `followed`; cross-file findings may still fail some of those specs.
+    `loaded_policy` is policy.load_policy(root)'s result when the caller already has it.
     """
     result = Validation()
     peer_paths = list(peers)
     if policies:
         from . import policy
 
-        result.policy, problems = policy.load_policy(root)
+        result.policy, problems = loaded_policy or policy.load_policy(root)
         if problems:
             result.diagnostics.extend(problems)
             result.policy = None

@@ -33,13 +33,16 @@ def run_list(args: argparse.Namespace, output: Output) -> int:
     rules = _policy(args, output)
     if rules is None:
         return EXIT_FINDINGS
-    for rule in rules.rules:
+    for rule in rules.every_rule():
         scope = ",".join(rule.environments) if rule.environments else "all"
         overrides = "".join(
             f" {env}={level}" for env, level in sorted(rule.severity_by_environment.items())
         )
-        output.line(f"{rule.id:<12} {rule.severity:<8} env:{scope:<12} {rule.title}{overrides}")
-    output.line(f"{len(rules.rules)} rules")
+        judged = f"output:{','.join(rule.subjects)}" if rule.output else "spec"
+        output.line(
+            f"{rule.id:<12} {rule.severity:<8} env:{scope:<12} {judged:<32} {rule.title}{overrides}"
+        )
+    output.line(f"{len(rules.rules)} spec rules, {len(rules.output_rules)} output rules")
     return EXIT_OK
 
 

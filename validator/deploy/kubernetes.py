@@ -97,8 +97,8 @@ def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) 
                 "install kubectl",
             )
         ]
-    rendering = render.render_document(document, root)
-    if rendering.diagnostics:
+    rendering = _rendered(document, root)
+    if rendering.failed():
         return rendering.diagnostics
     render.write(rendering.files, root)
     name = document.data["metadata"]["name"]
@@ -125,6 +125,17 @@ def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) 
         ]
     _save_last_good(root, environment, name, folder)
     return []
+
+
+def _rendered(document: Document, root: Path) -> render.Rendering:
+    """The spec's manifests as `modelgate render` makes them, judged by the policy's output
+    rules: nothing reaches the cluster that render would refuse to write."""
+    from ..check.policy import load_policy
+
+    policy, problems = load_policy(root)
+    if problems:
+        return render.Rendering(diagnostics=problems)
+    return render.render_document(document, root, policy=policy)
 
 
 def kubectl(*args: str, timeout: float = 120) -> str:

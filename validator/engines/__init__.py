@@ -156,6 +156,11 @@ class Engine:
     named_runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> what `new` names
     platforms: Mapping[str, str] = field(default_factory=dict)  # format -> Triton platform
     requirements: Mapping[str, str] = field(default_factory=dict)  # format -> Seldon capability
+    # the label its pods carry with the spec's name: what NetworkPolicies, PodDisruptionBudgets
+    # and mesh policies select (KServe labels an InferenceService's pods with its own)
+    pod_label: str = "app.kubernetes.io/name"
+    # the name of the pod port requests arrive at; empty: the container port's number
+    port_name: str = "http"
     # environment the server needs in clusters (caches on its writable volumes, no telemetry)
     cluster_env: Mapping[str, str] = field(default_factory=dict)
     exposure: str = BY_WORKLOAD  # how its spec.endpoint is honoured (see BY_WORKLOAD)

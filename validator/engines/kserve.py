@@ -19,14 +19,30 @@ from . import (
 
 RUNTIME = "kserve/servingruntime.yaml.j2"
 
+# The keys under which an InferenceService component (predictor, transformer, explainer) names
+# its serving runtime's container: `model`, or in the older form the framework. KServe merges
+# each into the runtime's container, so each is a container the output rules judge.
+RUNTIME_CONTAINERS = (
+    "model", "sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch", "triton", "onnx",
+    "pmml", "paddle", "huggingface",
+)  # fmt: skip
+
 ENGINE = Engine(
     name="kserve",
     summary="KServe: an InferenceService on a serving runtime",
     formats=EVERY_FORMAT,
     protocols=("v2", "v1"),
     default_version="0.14.0",
-    cluster=("kserve/inferenceservice.yaml.j2", RUNTIME, *MESH),
+    cluster=(
+        "kserve/inferenceservice.yaml.j2",
+        RUNTIME,
+        "_k8s/pdb.yaml.j2",
+        "_k8s/networkpolicy.yaml.j2",
+        *MESH,
+    ),
     exposure=BY_INFERENCE_SERVICE,  # no API key: callers authenticate through the mesh
+    pod_label="serving.kserve.io/inferenceservice",  # on the pods of every component
+    port_name="",
     # RawDeployment makes a Deployment scaled by an HPA on cpu or memory utilisation
     # (scaleTarget 1-100; no scale to zero, canaryTrafficPercent ignored), or, with the
     # annotation serving.kserve.io/autoscalerClass: keda (KServe 0.15+), by a KEDA
@@ -34,7 +50,8 @@ ENGINE = Engine(
     # autoscaler (KPA) takes concurrency or rps only, scales to zero and splits traffic between
     # revisions; Knative's HPA class scales it on cpu or memory instead, never to zero.
     # ModelMesh loads the model into the shared pods of a multi-model ServingRuntime, which
-    # decides how many pods there are; it makes copies of a model as requests need them.
+    # decides how many pods there are; it makes copies of a model as requests need them (no
+    # pods of this model's own: no disruption budget or network policy for it).
     modes={
         "RawDeployment": Mode(
             (

@@ -13,6 +13,9 @@ YAML 1.1 and 1.2 (see plain), else by the strict loader. Output is deterministic
 keys, no timestamps, LF endings. A template whose output is only whitespace makes no file:
 resources only some specs need (an Ingress, a mesh policy) wrap their whole text in one `if`.
 
+Every rendered object is then judged by the policy's outputRules (render/policy.py): a
+template or templates/values.yaml edit cannot put into a cluster what the policy forbids.
+
 `modelgate render` renders each spec in the worker process that validated it (the Renderer
 is validation's follow stage), so that large repositories use every core once.
 """
@@ -25,7 +28,7 @@ import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import paths
 from ..check import load
@@ -36,6 +39,7 @@ from ..diagnostics import Diagnostic, Refused, Severity, error
 from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES, engine_for
 from ..parallel import fork_map
 from . import encode, images, kube_schemas, readback, templates, view
+from .policy import OutputObject, OutputPolicy, environment_of
 from .sync import (
     ARGOCD,
     DRIFT,
@@ -47,6 +51,9 @@ from .sync import (
     scope,
     write,
 )
+
+if TYPE_CHECKING:
+    from ..check.policy import Policy
 
 # The stage's surface: render specs, then sync the files with rendered/ (sync.py).
 __all__ = [
@@ -69,6 +76,8 @@ class Rendering:
     files: list[RenderedFile] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     unchecked: set[str] = field(default_factory=set)  # kinds no schema was supplied for
+    # the rendered objects awaiting the output policy; emptied once it has judged them
+    objects: list[OutputObject] = field(default_factory=list)
 
     def extend(self, other: Rendering) -> None:
         self.files.extend(other.files)
@@ -76,7 +85,10 @@ class Rendering:
         self.unchecked |= other.unchecked
 
     def failed(self) -> bool:
-        return any(d.severity is Severity.ERROR for d in self.diagnostics)
+        return any(d.severity is Severity.ERROR and not d.waived for d in self.diagnostics)
+
+    def texts(self) -> dict[str, str]:
+        return {str(item.path): item.content for item in self.files}
 
 
 def rendered_dir(target: str, name: str) -> PurePosixPath:
@@ -148,6 +160,7 @@ class Renderer:
         schemas: kube_schemas.Schemas | None = None,
         values: dict[str, Any] | None = None,
         environment: str | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.root = root
         self.schemas = schemas or kube_schemas.Schemas()
@@ -156,6 +169,12 @@ class Renderer:
         self.templates = templates.Templates(root)
         # only this environment's manifests and ApplicationSet, no local or docker files
         self.environment = environment
+        # the policy's outputRules judge every object rendered (none: nothing is judged)
+        self.output_policy = (
+            OutputPolicy(policy, self.values, self.templates)
+            if policy is not None and policy.output_rules
+            else None
+        )
 
     def __call__(self, document: Document) -> Rendering:
         return _render_one(document, self)
@@ -166,6 +185,8 @@ class Renderer:
         for engine in ENGINES.values():
             names.update(engine.templates)
         self.templates.preload(sorted(names))
+        if self.output_policy is not None:
+            self.output_policy.preload()
         return self
 
 
@@ -180,6 +201,11 @@ def run(validation: Validation, root: Path, renderer: Renderer, *, subset: bool)
             rendering.extend(validation.followed[document.path])
     else:
         rendering = render_all(documents, root, renderer=renderer, rendered=validation.followed)
+    if renderer.output_policy is not None:
+        complete = not subset and renderer.environment is None
+        rendering.diagnostics = waive_output_findings(
+            rendering, renderer.output_policy.policy, root, complete
+        )
     note = severity_note(rendering)
     if note:
         rendering.diagnostics.append(note)
@@ -212,8 +238,31 @@ def render_all(
             continue
         output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
         _render_into(result, None, renderer, APPLICATIONSET_TEMPLATE, {"a": env_view}, output)
+        if renderer.output_policy is not None:
+            texts = {str(output): result.files[-1].content} if result.objects else {}
+            result.diagnostics.extend(
+                renderer.output_policy.check(result.objects, texts, [env_view["environment"]])
+            )
+            result.objects.clear()
     result.files.sort(key=lambda item: item.path.parts)
     return result
+
+
+def waive_output_findings(
+    rendering: Rendering, policy: Policy, root: Path, complete: bool
+) -> list[Diagnostic]:
+    """The rendering's findings, output findings marked where a waiver for their spec (the
+    NAME of rendered/TARGET/NAME/FILE) accepts them; with waivers' own findings."""
+    from ..check.policy import apply_output_waivers
+
+    names = {
+        str(item.path): item.path.parts[2] for item in rendering.files if len(item.path.parts) == 4
+    }
+    rule_ids = policy.output_rule_ids()
+    findings = [d for d in rendering.diagnostics if d.rule in rule_ids]
+    others = [d for d in rendering.diagnostics if d.rule not in rule_ids]
+    judged = apply_output_waivers(findings, names, policy, root, complete)
+    return others + sorted(judged, key=Diagnostic.sort_key)
 
 
 PARALLEL_FROM = 64  # specs; below this a second process costs more than it saves
@@ -225,9 +274,14 @@ def render_document(
     schemas: kube_schemas.Schemas | None = None,
     values: dict[str, Any] | None = None,
     local_only: bool = False,
+    policy: Policy | None = None,
 ) -> Rendering:
-    """The document's files; `local_only` for what the local target needs and nothing else."""
-    return _render_one(document, Renderer(root, schemas, values), local_only)
+    """The document's files; `local_only` for what the local target needs and nothing else.
+    With a `policy`, its output rules judge them (waivers applied) as `modelgate render`'s do."""
+    rendering = _render_one(document, Renderer(root, schemas, values, policy=policy), local_only)
+    if policy is not None and policy.output_rules:
+        rendering.diagnostics = waive_output_findings(rendering, policy, root, complete=False)
+    return rendering
 
 
 def _render_one(document: Document, renderer: Renderer, local_only: bool = False) -> Rendering:
@@ -285,7 +339,25 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
             context,
             out_dir / _output(COMPOSE_TEMPLATE),
         )
+    if renderer.output_policy is not None:
+        result.diagnostics.extend(_judge(result, renderer.output_policy, document))
     return result
+
+
+def _judge(result: Rendering, judge: OutputPolicy, document: Document) -> list[Diagnostic]:
+    """The output policy's findings on one spec's objects, environment by environment (a
+    compose file under the strictest of the spec's environments)."""
+    environments = document.data["spec"]["environments"]
+    groups: dict[tuple[str, ...], list[OutputObject]] = {}
+    for obj in result.objects:
+        groups.setdefault(tuple(environment_of(obj.path, environments)), []).append(obj)
+    result.objects = []
+    texts = result.texts() if groups else {}
+    return [
+        finding
+        for group_environments, objects in groups.items()
+        for finding in judge.check(objects, texts, group_environments, document)
+    ]
 
 
 def _render_model_config(
@@ -333,7 +405,7 @@ def _render_into(
     if not text.strip():  # a resource this spec does not need (an Ingress, a mesh policy)
         return
     text = text.rstrip("\n") + "\n"
-    problem, unchecked = _parse_back(
+    problem, unchecked, data = _parse_back(
         output, text, renderer.schemas, renderer.templates.plain_safe(template)
     )
     if problem:
@@ -351,6 +423,8 @@ def _render_into(
     if unchecked:
         result.unchecked.add(unchecked)
     result.files.append(RenderedFile(output, text))
+    if renderer.output_policy is not None and output.suffix != ".json":
+        result.objects.append(OutputObject(str(output), data, template))
 
 
 def _render_text(
@@ -389,21 +463,22 @@ def _render_text(
 
 def _parse_back(
     output: PurePosixPath, text: str, schemas: kube_schemas.Schemas, plain_safe: bool
-) -> tuple[str | None, str]:
-    """(problem, kind left unchecked for want of a schema)."""
+) -> tuple[str | None, str, Any]:
+    """(problem, kind left unchecked for want of a schema, the data read back)."""
     if output.suffix == ".json":
         try:
             parsed = json.loads(text)
         except ValueError as exc:
-            return str(exc), ""
-        return (None if isinstance(parsed, dict) else "expected a JSON object"), ""
+            return str(exc), "", None
+        return (None if isinstance(parsed, dict) else "expected a JSON object"), "", parsed
     manifest, problem = readback.read_back(text, str(output), plain_safe=plain_safe)
     if manifest is None:
-        return problem, ""
+        return problem, "", None
     if output.name == "compose.yaml":
-        return (None if "services" in manifest else "a compose file needs services"), ""
+        return (None if "services" in manifest else "a compose file needs services"), "", manifest
     problem, found = kube_schemas.check(manifest, schemas)
-    return problem, "" if found else f"{manifest.get('apiVersion')} {manifest.get('kind')}"
+    unchecked = "" if found else f"{manifest.get('apiVersion')} {manifest.get('kind')}"
+    return problem, unchecked, manifest
 
 
 def severity_note(rendering: Rendering) -> Diagnostic | None:

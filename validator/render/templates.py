@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,42 @@ class Templates:
             known = self._plain_safe[name] = readback.template_is_plain_safe(self.environment, name)
         return known
 
+    def written_at(self, name: str, keys: list[str]) -> str | None:
+        """templates/FILE:LINE where the last of `keys` (mapping keys from the document's
+        root) is written, in `name` or the templates it extends or includes; None when it is
+        nowhere. Of several places, the one under the most of its nearest parent keys wins."""
+        best: tuple[tuple[int, ...], str] | None = None
+        for current, source in self._sources(name):
+            places = _key_places(source, keys[-1])
+            for place in places:
+                score = _parents_above(source, keys[:-1], place)
+                if best is None or score > best[0]:
+                    line = source.count("\n", 0, place) + 1
+                    best = (score, f"{TEMPLATE_DIR}/{current}:{line}")
+        return best[1] if best else None
+
+    def _sources(self, name: str) -> list[tuple[str, str]]:
+        """`name` and every template it extends or includes, breadth first, with sources."""
+        from jinja2 import TemplateError, meta
+
+        found, seen, pending = [], set(), [name]
+        overridden: set[str] = set()  # blocks a template below replaces in what it extends
+        while pending:
+            current = pending.pop(0)
+            if current in seen:
+                continue
+            seen.add(current)
+            try:
+                source = self.environment.loader.get_source(self.environment, current)[0]
+                referenced = meta.find_referenced_templates(self.environment.parse(source))
+            except TemplateError:
+                continue
+            blocks = {block[1] for block in _BLOCK.finditer(source)}
+            found.append((current, _without_blocks(source, overridden)))
+            overridden |= blocks
+            pending.extend(other for other in referenced if other)
+        return found
+
     def preload(self, names: list[str]) -> None:
         """Compile and check `names` now (before forking workers, which inherit them)."""
         from jinja2 import TemplateError
@@ -75,6 +112,36 @@ class Templates:
         if self._plain_safe != known:
             verdicts = json.dumps(self._plain_safe, sort_keys=True).encode()
             cache.store(PLAIN_KIND, self._plain_key, verdicts)
+
+
+_BLOCK = re.compile(r"{%-?\s*block\s+(\w+)\s*-?%}.*?{%-?\s*endblock(?:\s+\w+)?\s*-?%}", re.S)
+
+
+def _without_blocks(source: str, names: set[str]) -> str:
+    """`source` with the blocks `names` blanked out (line breaks kept: lines still count)."""
+    return _BLOCK.sub(
+        lambda found: re.sub(r"[^\n]", " ", found[0]) if found[1] in names else found[0], source
+    )
+
+
+def _key_places(source: str, key: str) -> list[int]:
+    """Offsets in a template's text where `key` is written as a mapping key."""
+    pattern = rf"(?:^|(?<=[\s{{,]))[\"']?{re.escape(key)}[\"']?\s*:(?=[\s{{]|$)"
+    return [found.start() for found in re.finditer(pattern, source, re.M)]
+
+
+def _parents_above(source: str, parents: list[str], place: int) -> tuple[int, ...]:
+    """For each parent key, nearest first: whether it is written above `place` (and above
+    the nearer parents found); then how close the nearest one found is (closer is better)."""
+    flags, nearest, start = [], None, place
+    for parent in reversed(parents):
+        above = [offset for offset in _key_places(source, parent) if offset < place]
+        flags.append(int(bool(above)))
+        if above:
+            place = above[-1]
+            nearest = place if nearest is None else nearest
+    distance = source.count("\n", nearest, start) if nearest is not None else len(source)
+    return (*flags, -distance)
 
 
 def _fingerprint(template_dir: Path) -> tuple:

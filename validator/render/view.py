@@ -69,7 +69,7 @@ def base(document: Document) -> dict[str, Any]:
         "source": document.path,
         "labels": dict(sorted(labels.items())),
         "annotations": dict(sorted(annotations.items())),
-        "selector": {"app.kubernetes.io/name": name},
+        "selector": {engine_for(spec).pod_label: name},
         "spec": spec,
         "model": spec["model"],
         "engine": spec["engine"],
@@ -121,6 +121,7 @@ def cluster(
         "image": _image(spec, values),
         "storage_uri": storage_uri(document, values),
         "port": endpoint.get("port") or defaults.get("port", 8080),
+        "traffic_ports": _traffic_ports(engine, spec, endpoint.get("port") or defaults["port"]),
         "live_path": live_path,
         "ready_path": ready_path,
         "args": list(spec["engine"].get("args", [])),
@@ -149,6 +150,8 @@ def cluster(
         "deployment_mode": mode,
         "service_account": spec.get("serviceAccountName"),
         "exposure": exposed,
+        # a public InferenceService is reached through KServe's own gateway (NetworkPolicy)
+        "public": spec.get("endpoint", {}).get("visibility") == "public",
         "pod_security": _pod_security(spec.get("security", {})),
         "container_security": _container_security(spec.get("security", {})),
         "seldon_requirements": _seldon_requirements(engine, spec),
@@ -197,6 +200,11 @@ def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else str(value)
 
 
+# A transformer or explainer is a KServe model server (the kserve package's ModelServer): it
+# serves HTTP on 8080 and answers the v1 and v2 health paths, the engine's among them
+COMPONENT_PORT = 8080
+
+
 def _components(
     spec: dict[str, Any], name: str, namespace: str, metric: str, values: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -211,6 +219,7 @@ def _components(
             "env": [_env(variable) for variable in spec[component].get("env", [])],
             "resources": _resources(spec[component].get("resources", {})),
             "keda": _keda(f"{name}-{component}", namespace, metric, target, values),
+            "port": COMPONENT_PORT,
         }
         for component in COMPONENTS
         if component in spec
@@ -386,6 +395,19 @@ def _egress(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
         "dns": chosen.get("dns", DNS_PEERS),
         "artifacts": chosen.get("artifacts", ARTIFACT_PEERS) if downloads else [],
     }
+
+
+KNATIVE_QUEUE_PORT = 8012  # Serverless KServe pods receive requests through queue-proxy
+
+
+def _traffic_ports(engine: Engine, spec: dict[str, Any], port: int) -> list[str | int]:
+    """The pod ports inference requests arrive at, for the NetworkPolicy: the Deployment's
+    named port, or an InferenceService's container port (and Knative's queue-proxy)."""
+    if engine.port_name:
+        return [engine.port_name]
+    if spec["engine"].get("deploymentMode") == "Serverless":
+        return [port, KNATIVE_QUEUE_PORT]
+    return [port]
 
 
 def _env(variable: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from . import waivers
 from .checks import REPOSITORY_CHECKS, SPEC_CHECKS, Context
 from .rules import Policy, Rule, load_policy
 
-__all__ = ["Policy", "Rule", "evaluate", "evaluate_rule", "load_policy"]
+__all__ = [
+    "Policy", "Rule", "apply_output_waivers", "evaluate", "evaluate_rule", "load_policy",
+]  # fmt: skip
 
 
 def evaluate(
@@ -76,11 +78,45 @@ def apply_waivers(
 ) -> list[Diagnostic]:
     found_waivers, problems = waivers.load_waivers(root)
     names = {doc.path: doc.data["metadata"]["name"] for doc in documents}
+    # waivers of output rules are applied (and found stale) where the output is judged
+    outputs = policy.output_rule_ids()
+    found_waivers = [w for w in found_waivers if w.rule not in outputs]
     if not complete:
         found_waivers = [w for w in found_waivers if w.spec in names.values()]
+    return problems + _apply(findings, names, found_waivers, policy, today)
+
+
+def apply_output_waivers(
+    findings: list[Diagnostic],
+    names: dict[str, str],
+    policy: Policy,
+    root: Path,
+    complete: bool = True,
+    today: dt.date | None = None,
+) -> list[Diagnostic]:
+    """Output findings marked where a waiver of their rule for their spec accepts them.
+    `names` maps each rendered file to the name of the spec it was rendered from; unless
+    `complete` (every spec rendered for every environment) no waiver is called stale. The
+    waivers file's own problems are validation's to report."""
+    found_waivers, _ = waivers.load_waivers(root)
+    outputs = policy.output_rule_ids()
+    found_waivers = [w for w in found_waivers if w.rule in outputs]
+    result = _apply(findings, names, found_waivers, policy, today)
+    if complete:
+        return result
+    return [d for d in result if d.rule != waivers.WAIVER_STALE]
+
+
+def _apply(
+    findings: list[Diagnostic],
+    names: dict[str, str],
+    found_waivers: list[waivers.Waiver],
+    policy: Policy,
+    today: dt.date | None,
+) -> list[Diagnostic]:
     approvers = policy.parameters.get("waiverApprovers", [])
     max_days = policy.parameters.get("maxWaiverDays")
-    return problems + waivers.apply(
+    return waivers.apply(
         findings, names, found_waivers, approvers, today or dt.date.today(), max_days
     )
 
@@ -133,12 +169,18 @@ def _spec_findings(rule: Rule, document: Document, context: Context) -> Iterator
         return
     for failure in rule.require_validator.iter_errors(document.data):
         path = list(failure.absolute_path)
-        yield path, f"{rule.title} ({_detail(path, failure)})"
+        yield path, f"{rule.title} ({failure_detail(path, failure)})"
 
 
-def _detail(path: list[Any], failure: Any) -> str:
+def failure_detail(path: list[Any], failure: Any) -> str:
     if failure.validator == "required":
-        missing = [name for name in failure.validator_value if name not in failure.instance]
+        # jsonschema reports each missing property on its own: name the one this is about
+        missing = [
+            name
+            for name in failure.validator_value
+            if name not in failure.instance
+            and failure.message == f"{name!r} is a required property"
+        ] or [name for name in failure.validator_value if name not in failure.instance]
         return f"{dotted([*path, missing[0]]) if missing else dotted(path)} is missing"
     if isinstance(failure.instance, (dict, list)):
         return f"{dotted(path)}: {failure.message}"

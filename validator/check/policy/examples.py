@@ -1,4 +1,6 @@
-"""Rule examples: JSON merge patches (RFC 7386) on the reference spec, turned into Documents.
+"""Rule examples: JSON merge patches (RFC 7386) on the reference spec, turned into Documents,
+and for output rules on the reference output (one spec's rendered objects), turned into
+OutputObjects.
 
 The same examples are the rules' tests and what `modelgate policies explain` shows.
 """
@@ -14,15 +16,21 @@ from typing import Any
 import yaml
 
 from .. import load
+from .output import OutputObject
 
 REFERENCE = Path(__file__).with_name("reference.yaml")
 
 
 @cache
-def reference() -> dict[str, Any]:
-    document, problems = load.load_file(REFERENCE)
+def _packaged(path: Path) -> dict[str, Any]:
+    """A reference file shipped with the package (a spec, or rendered objects)."""
+    document, problems = load.load_file(path)
     assert document is not None, problems
     return document.data
+
+
+def reference() -> dict[str, Any]:
+    return _packaged(REFERENCE)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -56,3 +64,23 @@ def parse_path(dotted: str) -> list[str | int]:
     for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", dotted):
         parts.append(int(index) if index else name)
     return parts
+
+
+REFERENCE_OUTPUT = Path(__file__).with_name("reference_output.yaml")
+
+
+def reference_output() -> dict[str, Any]:
+    return _packaged(REFERENCE_OUTPUT)
+
+
+def output_path(name: str) -> str:
+    """Where the reference output's object `name` stands in rendered/."""
+    if name == "compose":
+        return "rendered/docker/reference/compose.yaml"
+    return f"rendered/staging/reference/{name}.yaml"
+
+
+def example_objects(patch: dict[str, Any]) -> list[OutputObject]:
+    """The reference output with `patch` applied, one object per remaining name."""
+    data = merge_patch(reference_output(), patch)
+    return [OutputObject(output_path(name), value) for name, value in data.items()]

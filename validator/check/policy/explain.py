@@ -8,6 +8,7 @@ from .rules import Rule
 
 def explain(rule: Rule) -> str:
     scope = ", ".join(rule.environments) if rule.environments else "all environments"
+    reference = "output, validator/check/policy/reference_output.yaml" if rule.output else "spec"
     lines = [
         f"{rule.id}: {rule.title}",
         f"severity: {rule.severity}"
@@ -15,6 +16,7 @@ def explain(rule: Rule) -> str:
             f", {env}: {level}" for env, level in sorted(rule.severity_by_environment.items())
         ),
         f"applies to: {scope}",
+        *_judged(rule),
         f"defined in: {rule.source}",
         "",
         "Why:",
@@ -23,12 +25,20 @@ def explain(rule: Rule) -> str:
         "What to do:",
         f"  {rule.remediation}",
         "",
-        "Passes (changes to the reference spec):",
+        f"Passes (changes to the reference {reference}):",
         _indent(to_yaml(rule.passing[0].patch)),
         f"Fails (the finding points at {rule.failing[0].at}):",
         _indent(to_yaml(rule.failing[0].patch)),
     ]
     return "\n".join(lines)
+
+
+def _judged(rule: Rule) -> list[str]:
+    """What an output rule looks at; nothing for a spec rule."""
+    if not rule.output:
+        return []
+    kinds = f" of kind {', '.join(rule.kinds)}" if rule.kinds else ""
+    return [f"judges: the rendered output, each {' and each '.join(rule.subjects)}{kinds}"]
 
 
 def _indent(text: str) -> str:

@@ -4,6 +4,10 @@ A rule is either JSON Schema (`when` selects the specs it applies to, `require` 
 must satisfy) or names a built-in Python `check` for what JSON Schema cannot say. Rules
 reference the set's parameters with `{$param: NAME}` (or `{$param: NAME, as: prefixPattern}`
 to turn a list of prefixes into a regular expression), so allow-lists live in data.
+
+`rules` judge specs; `outputRules` judge what rendering makes of them (check/policy/output.py):
+the same fields, plus the `subject` they look at (each object, pod spec, container or compose
+service) and the object `kinds` they are about.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ class Rule:
     check: str | None = None
     passing: list[Example] = field(default_factory=list)
     failing: list[Example] = field(default_factory=list)
+    # output rules only: what `when` and `require` look at, and the kinds of objects
+    subjects: tuple[str, ...] = ()
+    kinds: tuple[str, ...] | None = None
     _severities: dict[tuple[str, ...], Severity | None] = field(default_factory=dict, repr=False)
 
     def severity_for(self, environments: list[str]) -> Severity | None:
@@ -71,6 +78,11 @@ class Rule:
         levels = [self.severity_by_environment.get(e, self.severity) for e in applicable]
         active = [Severity(level) for level in levels if level != OFF]
         return max(active, key=lambda s: s.rank) if active else None
+
+    @property
+    def output(self) -> bool:
+        """A rule on the rendered output rather than on the spec."""
+        return bool(self.subjects)
 
     def info(self) -> RuleInfo:
         tags = (
@@ -109,6 +121,7 @@ class Weakening:
 @dataclass
 class Policy:
     rules: list[Rule] = field(default_factory=list)
+    output_rules: list[Rule] = field(default_factory=list)
     # `engines` defaults to every engine record with the formats it serves; a set may narrow it
     parameters: dict[str, Any] = field(default_factory=lambda: {"engines": policy_parameter()})
     # the built-in set as it declared itself, before the sets that extend it; None: not loaded
@@ -116,7 +129,14 @@ class Policy:
     builtin_parameters: dict[str, Any] = field(default_factory=dict)
 
     def rule(self, rule_id: str) -> Rule | None:
-        return next((rule for rule in self.rules if rule.id == rule_id), None)
+        return next((rule for rule in self.every_rule() if rule.id == rule_id), None)
+
+    def every_rule(self) -> list[Rule]:
+        """Spec rules, then output rules: ids are unique across both."""
+        return [*self.rules, *self.output_rules]
+
+    def output_rule_ids(self) -> set[str]:
+        return {rule.id for rule in self.output_rules}
 
     def weakened(self) -> list[Weakening]:
         """What the sets applied after the built-in one loosened, in the built-in order."""
@@ -138,7 +158,7 @@ class Policy:
         defined_here = f"{document.path}:"
         self.builtin_rules = {
             rule.id: dataclasses.replace(rule, _severities={})
-            for rule in self.rules
+            for rule in self.every_rule()
             if rule.source.startswith(defined_here)
         }
         self.builtin_parameters = copy.deepcopy(document.data.get("parameters", {}))
@@ -291,18 +311,19 @@ def _apply(policy: Policy, document: load.Document) -> list[Diagnostic]:
     problems = _parameter_problems(document)
     given = data.get("parameters", {})
     policy.parameters.update({name: value for name, value in given.items() if value is not None})
-    for index, raw in enumerate(data.get("rules", [])):
-        if policy.rule(raw["id"]):
-            problems.append(
-                _at(
-                    document,
-                    ["rules", index, "id"],
-                    f"rule {raw['id']} is already defined",
-                    "change its severity with `overrides` instead of redefining it",
+    for section, into in (("rules", policy.rules), ("outputRules", policy.output_rules)):
+        for index, raw in enumerate(data.get(section, [])):
+            if policy.rule(raw["id"]):
+                problems.append(
+                    _at(
+                        document,
+                        [section, index, "id"],
+                        f"rule {raw['id']} is already defined",
+                        "change its severity with `overrides` instead of redefining it",
+                    )
                 )
-            )
-            continue
-        policy.rules.append(_rule(document, index, raw))
+                continue
+            into.append(_rule(document, section, index, raw))
     for rule_id, change in data.get("overrides", {}).items():
         rule = policy.rule(rule_id)
         if rule is None:
@@ -356,9 +377,10 @@ def _parameter_problems(document: load.Document) -> list[Diagnostic]:
     return problems
 
 
-def _rule(document: load.Document, index: int, raw: dict[str, Any]) -> Rule:
-    line, _ = document.locate(["rules", index])
+def _rule(document: load.Document, section: str, index: int, raw: dict[str, Any]) -> Rule:
+    line, _ = document.locate([section, index])
     examples = raw["examples"]
+    subject = raw.get("subject", ())
     return Rule(
         id=raw["id"],
         title=raw["title"],
@@ -373,14 +395,18 @@ def _rule(document: load.Document, index: int, raw: dict[str, Any]) -> Rule:
         check=raw.get("check"),
         passing=[Example(patch) for patch in examples["pass"]],
         failing=[Example(case["patch"], case["at"]) for case in examples["fail"]],
+        subjects=(subject,) if isinstance(subject, str) else tuple(subject),
+        kinds=tuple(raw["kinds"]) if "kinds" in raw else None,
     )
 
 
 def _compile_rules(policy: Policy) -> list[Diagnostic]:
     from .checks import CHECKS
+    from .output_checks import OUTPUT_CHECKS
 
     problems = []
-    for rule in policy.rules:
+    for rule in policy.every_rule():
+        known = OUTPUT_CHECKS if rule.output else CHECKS
         path, line = rule.source.rsplit(":", 1)
         try:
             rule.when = substitute(rule.when, policy.parameters)
@@ -396,7 +422,7 @@ def _compile_rules(policy: Policy) -> list[Diagnostic]:
                     "define it under `parameters` in a policy set",
                 )
             )
-        if rule.check and rule.check not in CHECKS:
+        if rule.check and rule.check not in known:
             problems.append(
                 error(
                     path,
@@ -404,7 +430,7 @@ def _compile_rules(policy: Policy) -> list[Diagnostic]:
                     1,
                     POLICY_INVALID,
                     f"rule {rule.id} names unknown check '{rule.check}'",
-                    f"built-in checks: {', '.join(sorted(CHECKS))}",
+                    f"built-in checks: {', '.join(sorted(known))}",
                 )
             )
     return problems
