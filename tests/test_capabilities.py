@@ -354,6 +354,13 @@ REFUSED = {
         "  runtime:",
         "runtime",
     ),
+    "runtime replicas on a single-model runtime": (
+        "kserve-artifact",
+        spec_line(RUNTIME + "    replicas: 3\n"),
+        "MG226",
+        "replicas: 3",
+        "3",
+    ),
     "a model image in ModelMesh": (
         "churn-kserve",
         {**MODELMESH, **NO_SCALING},

@@ -136,7 +136,7 @@ def test_no_runtime_definition_renders_no_serving_runtime(
 def test_modelmesh_puts_the_model_in_a_multi_model_runtime(
     scaffold: Scaffold, crds: kube_schemas.Schemas
 ) -> None:
-    runtime = spec_line(MULTI_MODEL_RUNTIME.replace("v1, v2", "grpc-v2, v2"))
+    runtime = spec_line(MULTI_MODEL_RUNTIME.replace("v1, v2", "grpc-v2, v2") + "    replicas: 3\n")
     files = rendered(scaffold, "kserve-artifact", {**MODELMESH, **NO_SCALING, **runtime}, crds)
     isvc = files["inferenceservice.yaml"]
     assert annotations(isvc)["serving.kserve.io/deploymentMode"] == "ModelMesh"
@@ -155,6 +155,7 @@ def test_modelmesh_puts_the_model_in_a_multi_model_runtime(
     spec = files["servingruntime.yaml"]["spec"]
     assert spec["multiModel"] is True
     assert spec["grpcDataEndpoint"] == "port:8085"
+    assert spec["replicas"] == 3  # the runtime's pods, shared by every ModelMesh model
     [server] = spec["containers"]
     assert server["resources"] == {
         "requests": {"cpu": "500m", "memory": "1Gi"},

@@ -99,7 +99,9 @@ def _autoscaler(settings: dict[str, Any], engine: Engine, mode: str) -> Iterator
         _instead(
             engine,
             lambda s: s.name == chosen,
-            f"use autoscaler {' or '.join(offered)}" if offered else "remove it",
+            f"use autoscaler {' or '.join(offered)}"
+            if offered
+            else "remove spec.scaling.autoscaler",
             mode,
         ),
     )
@@ -113,11 +115,10 @@ def _replicas(settings: dict[str, Any], where: str, scaler: Scaling) -> Iterator
             yield Refusal(
                 ["spec", "scaling", bound],
                 ENGINE_SETTING,
-                f"spec.scaling.{bound} has no effect: {where} serves the model from "
-                f"{scaler.autoscaler.split(', ', 1)[-1]}, whose own settings decide how many "
-                "pods there are",
-                f"remove spec.scaling.{bound}; a runtime the spec defines (spec.runtime) or "
-                "the cluster's ServingRuntime sets its pods",
+                f"spec.scaling.{bound} has no effect: {where} runs the model in pods it does "
+                f"not own ({scaler.autoscaler}), whose own settings decide how many there are",
+                f"remove spec.scaling.{bound}; set the runtime's pods with spec.runtime.replicas, "
+                "or leave them to the cluster's ServingRuntime",
             )
 
 
@@ -165,6 +166,8 @@ def rollout(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
 def _signals(scaler: Scaling) -> str:
     if scaler.metrics:
         return f"{scaler.autoscaler} scales on {', '.join(scaler.metrics)}"
+    if not scaler.replicas:
+        return f"it is scaled by {scaler.autoscaler}"
     return f"it is scaled by {scaler.autoscaler}, between minReplicas and maxReplicas"
 
 
@@ -388,6 +391,14 @@ def _runtime_fit(
             f"add {protocol} to spec.runtime.protocols, or change spec.engine.protocol",
         )
     multi = runtime.get("multiModel", False)
+    if "replicas" in runtime and not multi:
+        yield Refusal(
+            ["spec", "runtime", "replicas"],
+            ENGINE_SETTING,
+            "spec.runtime.replicas has no effect: a single-model runtime's pods are the "
+            "predictor's, which spec.scaling bounds",
+            "remove spec.runtime.replicas, and set spec.scaling.minReplicas and maxReplicas",
+        )
     if multi != engine.multi_model:
         mode = engine.mode(spec["engine"])
         yield Refusal(
@@ -405,8 +416,8 @@ def pod_settings(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
     if engine.pod:
         return
     why = (
-        f"{engine.name} runs the model on servers the cluster provides, and modelgate writes "
-        "no pod for it"
+        f"{_named(engine)} runs the model on servers the cluster provides, and modelgate "
+        "writes no pod for it"
     )
     written = (
         (["spec", "engine", "args"], "args" in spec["engine"]),

@@ -248,6 +248,7 @@ def _serving_runtime(
         "env": [_env(variable) for variable in runtime.get("env", [])],
         "port": runtime.get("port", 8085 if multi else 8080),
         "multi_model": multi,
+        "replicas": runtime.get("replicas") if multi else None,
         "resources": _resources(spec.get("resources", {})) if multi else {},
         "container_security": _container_security(spec.get("security", {})),
     }
