@@ -445,6 +445,13 @@ REFUSED = {
         "runtimeVersion: 1.3.2",
         "1.3.2",
     ),
+    "a runtime version beside a defined runtime": (
+        "kserve-artifact",
+        {**engine_line("v2", "runtimeVersion: 1.3.2"), **spec_line(RUNTIME)},
+        "MG226",
+        "runtimeVersion: 1.3.2",
+        "1.3.2",
+    ),
     "a runtime version in ModelMesh": (
         "kserve-artifact",
         {**MODELMESH, **NO_SCALING, **engine_line("v2", "runtimeVersion: 1.3.2")},
@@ -531,7 +538,6 @@ ACCEPTED = {
     "a transformer, an explainer, a runtime and KEDA in KServe RawDeployment": (
         "kserve-artifact",
         {
-            **engine_line("v2", "runtimeVersion: 1.3.2"),
             **spec_line(RUNTIME + "  " + TRANSFORMER + "  " + EXPLAINER),
             "metric: cpu": "autoscaler: keda\n    metric: rps",
         },
@@ -543,6 +549,10 @@ ACCEPTED = {
             **NO_SCALING,
             **spec_line(MULTI_MODEL_RUNTIME.replace("v1, v2", "grpc-v2, v2")),
         },
+    ),
+    "a runtime version of a cluster runtime": (
+        "kserve-artifact",
+        engine_line("v2", "runtime: kserve-sklearnserver\n    runtimeVersion: 1.3.2"),
     ),
     "Knative's HPA class on cpu, with canary traffic, in KServe Serverless": (
         "churn-kserve",

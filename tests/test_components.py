@@ -67,10 +67,7 @@ def annotations(manifest: dict[str, Any]) -> dict[str, str]:
     return manifest["metadata"]["annotations"]
 
 
-PIPELINE = {
-    **engine_line("v2", "runtimeVersion: 1.3.2"),
-    **spec_line(RUNTIME + "  " + TRANSFORMER + "  " + EXPLAINER),
-}
+PIPELINE = spec_line(RUNTIME + "  " + TRANSFORMER + "  " + EXPLAINER)
 
 
 def test_a_transformer_and_an_explainer_run_beside_the_predictor_on_the_specs_runtime(
@@ -80,7 +77,6 @@ def test_a_transformer_and_an_explainer_run_beside_the_predictor_on_the_specs_ru
     isvc = files["inferenceservice.yaml"]["spec"]
     model = isvc["predictor"]["model"]
     assert model["runtime"] == "churn-kserve"  # spec.runtime, named like the spec
-    assert model["runtimeVersion"] == "1.3.2"
     assert model["storageUri"] == "s3://growth-models/churn/model.joblib"
     transformer = isvc["transformer"]
     [container] = transformer["containers"]
@@ -120,6 +116,19 @@ def test_engine_runtime_names_the_defined_runtime(
         "churn-sklearn"
     )
     assert files["servingruntime.yaml"]["metadata"]["name"] == "churn-sklearn"
+
+
+def test_runtime_version_picks_the_tag_of_a_cluster_runtime(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    files = rendered(
+        scaffold,
+        "kserve-artifact",
+        engine_line("v2", "runtime: kserve-sklearnserver\n    runtimeVersion: 1.3.2"),
+        crds,
+    )
+    model = files["inferenceservice.yaml"]["spec"]["predictor"]["model"]
+    assert (model["runtime"], model["runtimeVersion"]) == ("kserve-sklearnserver", "1.3.2")
 
 
 def test_no_runtime_definition_renders_no_serving_runtime(

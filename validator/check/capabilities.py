@@ -257,7 +257,7 @@ def engine_settings(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
         "runtime": _runtime(engine, served_image),
         "deploymentMode": _mode(engine, settings.get("deploymentMode")),
         "maxBatchSize": None if engine.batching else f"{engine.name} forms no batches of its own",
-        "runtimeVersion": _runtime_version(engine, served_image),
+        "runtimeVersion": _runtime_version(engine, served_image, "runtime" in spec),
     }
     for field, why in unused.items():
         if field in settings and why:
@@ -301,9 +301,16 @@ def _mode(engine: Engine, chosen: str | None) -> str | None:
     return f"{engine.name} has no {chosen} mode; its modes are {', '.join(engine.modes)}"
 
 
-def _runtime_version(engine: Engine, served_image: bool) -> str | None:
+def _runtime_version(engine: Engine, served_image: bool, defined: bool) -> str | None:
     if served_image:
         return "a model image serves itself, with no runtime to pick a version of"
+    if defined and engine.runtime_definition:
+        # KServe re-tags the runtime's image; one pinned by digest it leaves alone (or, before
+        # 0.15, breaks: its tag pattern matches the digest's hex)
+        return (
+            "the runtime spec.runtime defines runs its image pinned by digest, which KServe "
+            "does not re-tag; write the version into spec.runtime.image"
+        )
     if engine.runtime_version:
         return None
     takers = [name for name, other in ENGINES.items() if other.runtime_version]
