@@ -415,6 +415,13 @@ REFUSED = {
         "  runtime:",
         "runtime",
     ),
+    "runtime replicas on a single-model runtime": (
+        "kserve-artifact",
+        spec_line(RUNTIME + "    replicas: 3\n"),
+        "MG226",
+        "replicas: 3",
+        "3",
+    ),
     "a model image in ModelMesh": (
         "churn-kserve",
         {**MODELMESH, **NO_SCALING},
@@ -495,6 +502,13 @@ REFUSED = {
     "a runtime version beside a model image": (
         "churn-kserve",
         engine_line("v2", "runtimeVersion: 1.3.2"),
+        "MG226",
+        "runtimeVersion: 1.3.2",
+        "1.3.2",
+    ),
+    "a runtime version beside a defined runtime": (
+        "kserve-artifact",
+        {**engine_line("v2", "runtimeVersion: 1.3.2"), **spec_line(RUNTIME)},
         "MG226",
         "runtimeVersion: 1.3.2",
         "1.3.2",
@@ -603,7 +617,6 @@ ACCEPTED = {
     "a transformer, an explainer, a runtime and KEDA in KServe RawDeployment": (
         "kserve-artifact",
         {
-            **engine_line("v2", "runtimeVersion: 1.3.2"),
             **spec_line(RUNTIME + "  " + TRANSFORMER + "  " + EXPLAINER),
             "metric: cpu": "autoscaler: keda\n    metric: rps",
         },
@@ -615,6 +628,10 @@ ACCEPTED = {
             **NO_SCALING,
             **spec_line(MULTI_MODEL_RUNTIME.replace("v1, v2", "grpc-v2, v2")),
         },
+    ),
+    "a runtime version of a cluster runtime": (
+        "kserve-artifact",
+        engine_line("v2", "runtime: kserve-sklearnserver\n    runtimeVersion: 1.3.2"),
     ),
     "Knative's HPA class on cpu, with canary traffic, in KServe Serverless": (
         "churn-kserve",

@@ -44,7 +44,10 @@ def rendered(
     scaffold: Scaffold, base: str, replacements: dict[str, str], crds: kube_schemas.Schemas
 ) -> dict[str, dict[str, Any]]:
     """The staging manifests the spec renders to, by file name, each one checked against its
-    schema (the CRDs for KServe and Seldon kinds)."""
+    schema (the CRDs for KServe and Seldon kinds), the spec and every rendered object having
+    passed the project's policies (its rules and outputRules)."""
+    if not (scaffold.root / "policies").exists():
+        shutil.copytree(PROJECT / "policies", scaffold.root / "policies")
     path, _ = write(scaffold, base, replacements)
     result = run_cli("--root", str(scaffold.root), "render", "--crds", str(CRDS), str(path))
     assert result.code == 0, result.out + result.err
@@ -64,10 +67,7 @@ def annotations(manifest: dict[str, Any]) -> dict[str, str]:
     return manifest["metadata"]["annotations"]
 
 
-PIPELINE = {
-    **engine_line("v2", "runtimeVersion: 1.3.2"),
-    **spec_line(RUNTIME + "  " + TRANSFORMER + "  " + EXPLAINER),
-}
+PIPELINE = spec_line(RUNTIME + "  " + TRANSFORMER + "  " + EXPLAINER)
 
 
 def test_a_transformer_and_an_explainer_run_beside_the_predictor_on_the_specs_runtime(
@@ -77,7 +77,6 @@ def test_a_transformer_and_an_explainer_run_beside_the_predictor_on_the_specs_ru
     isvc = files["inferenceservice.yaml"]["spec"]
     model = isvc["predictor"]["model"]
     assert model["runtime"] == "churn-kserve"  # spec.runtime, named like the spec
-    assert model["runtimeVersion"] == "1.3.2"
     assert model["storageUri"] == "s3://growth-models/churn/model.joblib"
     transformer = isvc["transformer"]
     [container] = transformer["containers"]
@@ -119,6 +118,19 @@ def test_engine_runtime_names_the_defined_runtime(
     assert files["servingruntime.yaml"]["metadata"]["name"] == "churn-sklearn"
 
 
+def test_runtime_version_picks_the_tag_of_a_cluster_runtime(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    files = rendered(
+        scaffold,
+        "kserve-artifact",
+        engine_line("v2", "runtime: kserve-sklearnserver\n    runtimeVersion: 1.3.2"),
+        crds,
+    )
+    model = files["inferenceservice.yaml"]["spec"]["predictor"]["model"]
+    assert (model["runtime"], model["runtimeVersion"]) == ("kserve-sklearnserver", "1.3.2")
+
+
 def test_no_runtime_definition_renders_no_serving_runtime(
     scaffold: Scaffold, crds: kube_schemas.Schemas
 ) -> None:
@@ -133,7 +145,7 @@ def test_no_runtime_definition_renders_no_serving_runtime(
 def test_modelmesh_puts_the_model_in_a_multi_model_runtime(
     scaffold: Scaffold, crds: kube_schemas.Schemas
 ) -> None:
-    runtime = spec_line(MULTI_MODEL_RUNTIME.replace("v1, v2", "grpc-v2, v2"))
+    runtime = spec_line(MULTI_MODEL_RUNTIME.replace("v1, v2", "grpc-v2, v2") + "    replicas: 3\n")
     files = rendered(scaffold, "kserve-artifact", {**MODELMESH, **NO_SCALING, **runtime}, crds)
     isvc = files["inferenceservice.yaml"]
     assert annotations(isvc)["serving.kserve.io/deploymentMode"] == "ModelMesh"
@@ -152,6 +164,7 @@ def test_modelmesh_puts_the_model_in_a_multi_model_runtime(
     spec = files["servingruntime.yaml"]["spec"]
     assert spec["multiModel"] is True
     assert spec["grpcDataEndpoint"] == "port:8085"
+    assert spec["replicas"] == 3  # the runtime's pods, shared by every ModelMesh model
     [server] = spec["containers"]
     assert server["resources"] == {
         "requests": {"cpu": "500m", "memory": "1Gi"},
@@ -341,3 +354,20 @@ def test_smoke_requests_reach_a_transformer_first(
     assert _service(None, manifests) == ("models-staging", "svc/churn-kserve-transformer", 80)  # type: ignore[arg-type]
     predictor_only = rendered(scaffold, "kserve-artifact", {}, crds)["inferenceservice.yaml"]
     assert _service(None, [predictor_only]) == ("models-staging", "svc/churn-kserve-predictor", 80)  # type: ignore[arg-type]
+
+
+def test_the_output_rules_judge_a_serving_runtimes_containers(scaffold: Scaffold) -> None:
+    """A template that renders the runtime's container without its security context is caught
+    by the output rules, like a Deployment's container would be."""
+    shutil.copytree(PROJECT / "policies", scaffold.root / "policies")
+    template = scaffold.root / "templates" / "kserve" / "servingruntime.yaml.j2"
+    text = template.read_text(encoding="utf-8")
+    security = "      securityContext:{{ runtime.container_security | toyaml(8) }}\n"
+    assert security in text
+    template.write_text(text.replace(security, ""), encoding="utf-8")
+    path, _ = write(scaffold, "kserve-artifact", spec_line(RUNTIME))
+    result = run_cli("--root", str(scaffold.root), "render", str(path))
+    assert result.code == 1, result.out
+    found = result.out + result.err
+    assert "rendered/staging/churn-kserve/servingruntime.yaml:" in found
+    assert "MG-SEC-111 " in found, found

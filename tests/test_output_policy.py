@@ -386,10 +386,10 @@ def test_a_modelmesh_inference_service_is_an_object_without_pods(scaffold: Scaff
     data = files["rendered/staging/iris/inferenceservice.yaml"]
     assert "rendered/staging/iris/networkpolicy.yaml" not in files
     shared = output.OutputObject("rendered/staging/iris/inferenceservice.yaml", data)
-    assert shared.in_shared_pods and shared.pod_specs == []
+    assert shared.shares_pods and shared.pod_specs == []
     data["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "RawDeployment"
     own = output.OutputObject("rendered/staging/iris/inferenceservice.yaml", data)
-    assert not own.in_shared_pods and [path for path, _ in own.pod_specs] == [["spec", "predictor"]]
+    assert not own.shares_pods and [path for path, _ in own.pod_specs] == [["spec", "predictor"]]
     rules = policy.load_policy(PROJECT)[0]
     context = output.OutputContext(parameters=rules.parameters)
     found = {finding.rule.id for finding in output.evaluate([own], rules, context, ["staging"])}

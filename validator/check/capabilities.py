@@ -100,7 +100,9 @@ def _autoscaler(settings: dict[str, Any], engine: Engine, mode: str) -> Iterator
         _instead(
             engine,
             lambda s: s.name == chosen,
-            f"use autoscaler {' or '.join(offered)}" if offered else "remove it",
+            f"use autoscaler {' or '.join(offered)}"
+            if offered
+            else "remove spec.scaling.autoscaler",
             mode,
         ),
     )
@@ -114,11 +116,10 @@ def _replicas(settings: dict[str, Any], where: str, scaler: Scaling) -> Iterator
             yield Refusal(
                 ["spec", "scaling", bound],
                 ENGINE_SETTING,
-                f"spec.scaling.{bound} has no effect: {where} serves the model from "
-                f"{scaler.autoscaler.split(', ', 1)[-1]}, whose own settings decide how many "
-                "pods there are",
-                f"remove spec.scaling.{bound}; a runtime the spec defines (spec.runtime) or "
-                "the cluster's ServingRuntime sets its pods",
+                f"spec.scaling.{bound} has no effect: {where} runs the model in pods it does "
+                f"not own ({scaler.autoscaler}), whose own settings decide how many there are",
+                f"remove spec.scaling.{bound}; set the runtime's pods with spec.runtime.replicas, "
+                "or leave them to the cluster's ServingRuntime",
             )
 
 
@@ -166,6 +167,8 @@ def rollout(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
 def _signals(scaler: Scaling) -> str:
     if scaler.metrics:
         return f"{scaler.autoscaler} scales on {', '.join(scaler.metrics)}"
+    if not scaler.replicas:
+        return f"it is scaled by {scaler.autoscaler}"
     return f"it is scaled by {scaler.autoscaler}, between minReplicas and maxReplicas"
 
 
@@ -255,7 +258,7 @@ def engine_settings(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
         "runtime": _runtime(engine, served_image),
         "deploymentMode": _mode(engine, settings.get("deploymentMode")),
         "maxBatchSize": None if engine.batching else f"{engine.name} forms no batches of its own",
-        "runtimeVersion": _runtime_version(engine, served_image),
+        "runtimeVersion": _runtime_version(engine, served_image, "runtime" in spec),
     }
     for field, why in unused.items():
         if field in settings and why:
@@ -299,9 +302,16 @@ def _mode(engine: Engine, chosen: str | None) -> str | None:
     return f"{engine.name} has no {chosen} mode; its modes are {', '.join(engine.modes)}"
 
 
-def _runtime_version(engine: Engine, served_image: bool) -> str | None:
+def _runtime_version(engine: Engine, served_image: bool, defined: bool) -> str | None:
     if served_image:
         return "a model image serves itself, with no runtime to pick a version of"
+    if defined and engine.runtime_definition:
+        # KServe re-tags the runtime's image; one pinned by digest it leaves alone (or, before
+        # 0.15, breaks: its tag pattern matches the digest's hex)
+        return (
+            "the runtime spec.runtime defines runs its image pinned by digest, which KServe "
+            "does not re-tag; write the version into spec.runtime.image"
+        )
     if engine.runtime_version:
         return None
     takers = [name for name, other in ENGINES.items() if other.runtime_version]
@@ -389,6 +399,14 @@ def _runtime_fit(
             f"add {protocol} to spec.runtime.protocols, or change spec.engine.protocol",
         )
     multi = runtime.get("multiModel", False)
+    if "replicas" in runtime and not multi:
+        yield Refusal(
+            ["spec", "runtime", "replicas"],
+            ENGINE_SETTING,
+            "spec.runtime.replicas has no effect: a single-model runtime's pods are the "
+            "predictor's, which spec.scaling bounds",
+            "remove spec.runtime.replicas, and set spec.scaling.minReplicas and maxReplicas",
+        )
     if multi != engine.multi_model:
         mode = engine.mode(spec["engine"])
         yield Refusal(
@@ -406,8 +424,8 @@ def pod_settings(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
     if engine.pod:
         return
     why = (
-        f"{engine.name} runs the model on servers the cluster provides, and modelgate writes "
-        "no pod for it"
+        f"{_named(engine)} runs the model on servers the cluster provides, and modelgate "
+        "writes no pod for it"
     )
     resources = spec.get("resources", {})
     written = (

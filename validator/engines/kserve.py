@@ -41,7 +41,7 @@ ENGINE = Engine(
         *MESH,
     ),
     exposure=BY_INFERENCE_SERVICE,  # no API key: callers authenticate through the mesh
-    pod_label="serving.kserve.io/inferenceservice",
+    pod_label="serving.kserve.io/inferenceservice",  # on the pods of every component
     port_name="",
     # RawDeployment makes a Deployment scaled by an HPA on cpu or memory utilisation
     # (scaleTarget 1-100; no scale to zero, canaryTrafficPercent ignored), or, with the
@@ -50,7 +50,8 @@ ENGINE = Engine(
     # autoscaler (KPA) takes concurrency or rps only, scales to zero and splits traffic between
     # revisions; Knative's HPA class scales it on cpu or memory instead, never to zero.
     # ModelMesh loads the model into the shared pods of a multi-model ServingRuntime, which
-    # decides how many pods there are; it makes copies of a model as requests need them.
+    # decides how many pods there are; it makes copies of a model as requests need them (no
+    # pods of this model's own: no disruption budget or network policy for it).
     modes={
         "RawDeployment": Mode(
             (

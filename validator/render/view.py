@@ -19,7 +19,6 @@ from ..check.platform import Platform, from_values
 from ..engines import (
     BY_WORKLOAD,
     COMPONENTS,
-    ENGINES,
     HPA,
     KNATIVE,
     Engine,
@@ -79,7 +78,7 @@ def base(document: Document) -> dict[str, Any]:
         # the spec's own annotations, for pod templates written apart from their object's
         # metadata (an InferenceService component's `annotations`)
         "pod_annotations": dict(sorted(own.items())),
-        "selector": {ENGINES[spec["engine"]["name"]].pod_label: name},
+        "selector": {engine_for(spec).pod_label: name},
         "spec": spec,
         "model": spec["model"],
         "engine": spec["engine"],
@@ -220,6 +219,11 @@ def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else str(value)
 
 
+# A transformer or explainer is a KServe model server (the kserve package's ModelServer): it
+# serves HTTP on 8080 and answers the v1 and v2 health paths, the engine's among them
+COMPONENT_PORT = 8080
+
+
 def _components(
     spec: dict[str, Any], name: str, namespace: str, metric: str, values: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -234,6 +238,7 @@ def _components(
             "env": [_env(variable) for variable in spec[component].get("env", [])],
             "resources": _resources({"resources": spec[component].get("resources", {})}),
             "keda": _keda(f"{name}-{component}", namespace, metric, target, values),
+            "port": COMPONENT_PORT,
         }
         for component in COMPONENTS
         if component in spec
@@ -262,6 +267,7 @@ def _serving_runtime(
         "env": [_env(variable) for variable in runtime.get("env", [])],
         "port": runtime.get("port", 8085 if multi else 8080),
         "multi_model": multi,
+        "replicas": runtime.get("replicas") if multi else None,
         "resources": _resources(spec) if multi else {},
         "container_security": _container_security(spec.get("security", {})),
     }

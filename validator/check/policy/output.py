@@ -14,9 +14,7 @@ at its `subject`:
     composeService  each service of a compose file
 
 A Seldon Core Model has no pods of its own (the shared Server's pods serve it), so it is an
-object only; so is an InferenceService in ModelMesh mode, whose model the pods of a shared
-multi-model ServingRuntime load (KServe's ModelMesh controller makes no pod of its predictor).
-Plain data in, plain findings out: the render stage places them in the files.
+object only. Plain data in, plain findings out: the render stage places them in the files.
 """
 
 from __future__ import annotations
@@ -46,6 +44,13 @@ POD_SPECS: dict[str, tuple[tuple[str, ...], ...]] = {
     "InferenceService": (("spec", "predictor"), ("spec", "transformer"), ("spec", "explainer")),
 }
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+# Kinds that hold containers but no pod spec of their own: KServe (or ModelMesh) makes pods of
+# a ServingRuntime's containers, so they are judged as containers
+CONTAINER_HOLDERS: dict[str, tuple[tuple[str, ...], ...]] = {"ServingRuntime": (("spec",),)}
+# An InferenceService in ModelMesh mode has no pods of its own: its model is loaded into the
+# shared pods of its ServingRuntime
+DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
+SHARED_PODS = "ModelMesh"
 
 
 @dataclass(frozen=True)
@@ -64,17 +69,11 @@ class OutputObject:
         return kind if isinstance(kind, str) else ""
 
     @cached_property
-    def in_shared_pods(self) -> bool:
-        """An InferenceService in ModelMesh mode: its model runs in the pods of a shared
-        multi-model ServingRuntime, and its predictor is no pod spec."""
-        return self.kind == "InferenceService" and _modelmesh(self.data)
-
-    @cached_property
     def pod_specs(self) -> list[tuple[JsonPath, dict[str, Any]]]:
         """(path, pod spec) of each pod spec the object holds."""
-        if self.in_shared_pods:
-            return []
         found = []
+        if self.shares_pods:
+            return found
         for path in POD_SPECS.get(self.kind, ()):
             node: Any = self.data
             for part in path:
@@ -84,9 +83,28 @@ class OutputObject:
         return found
 
     @cached_property
+    def shares_pods(self) -> bool:
+        """An InferenceService in ModelMesh mode: its model runs in shared runtime pods."""
+        metadata = self.data.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        mode = annotations.get(DEPLOYMENT_MODE) if isinstance(annotations, dict) else None
+        return self.kind == "InferenceService" and mode == SHARED_PODS
+
+    @cached_property
     def containers(self) -> list[tuple[JsonPath, dict[str, Any]]]:
-        """(path, container) of each container of each of its pod specs."""
-        return [found for path, pod in self.pod_specs for found in containers(self, path, pod)]
+        """(path, container) of each container of each of its pod specs, and of the
+        containers it holds for pods made elsewhere (a ServingRuntime's)."""
+        held = []
+        for path in CONTAINER_HOLDERS.get(self.kind, ()):
+            node: Any = self.data
+            for part in path:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                held.extend(containers(self, list(path), node))
+        return [
+            *(found for path, pod in self.pod_specs for found in containers(self, path, pod)),
+            *held,
+        ]
 
     @property
     def name(self) -> str:
@@ -166,15 +184,6 @@ def subjects(rule: Rule, obj: OutputObject) -> Iterator[tuple[JsonPath, Any]]:
                 for name, service in services.items():
                     if isinstance(service, dict):
                         yield ["services", name], service
-
-
-def _modelmesh(data: dict[str, Any]) -> bool:
-    metadata = data.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-    return isinstance(annotations, dict) and annotations.get(MODE_ANNOTATION) == "ModelMesh"
-
-
-MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 
 
 def containers(

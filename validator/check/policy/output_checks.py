@@ -118,10 +118,10 @@ def workload_disruption_budget(
 
 
 def _workloads(rule: Rule, objects: Sequence[OutputObject]) -> list[OutputObject]:
-    """The objects of the rule's kinds that make pods of their own (a ModelMesh
-    InferenceService does not)."""
+    """The objects of the rule's kinds that make pods of their own (not an InferenceService
+    in ModelMesh mode, whose model the runtime's shared pods serve)."""
     kinds = rule.kinds or WORKLOADS
-    return [obj for obj in objects if obj.kind in kinds and not obj.in_shared_pods]
+    return [obj for obj in objects if obj.kind in kinds and not obj.shares_pods]
 
 
 def pod_labels(workload: OutputObject) -> dict[str, Any]:
