@@ -25,8 +25,10 @@ from validator import render
 from validator.check import workspace
 from validator.render import kube_schemas
 
+from . import kube_env
 from . import upstream_meaning as meaning
 from .conftest import PROJECT, run_cli
+from .test_kube_apiserver import dry_run_problems, manifest_files
 
 UPSTREAM = Path(__file__).parent / "upstream"
 EXPECT_SUFFIX = ".expect.yaml"
@@ -128,6 +130,34 @@ def test_the_rendered_manifests_pass_the_real_crds(
     }
     assert checked >= {"InferenceService", "Model"}
     assert not any("serving.kserve.io" in kind or "mlops" in kind for kind in rendering.unchecked)
+
+
+@pytest.mark.kube
+def test_a_real_api_server_accepts_and_keeps_every_rendered_object(
+    repository: Path, kube: kube_env.KubeEnv
+) -> None:
+    """Server-side dry runs with strict field validation (tests/kube_env.py): every object the
+    examples render is accepted, and comes back with every field it was sent."""
+    for api, kind in (("serving.kserve.io/v1beta1", "InferenceService"), MODEL):
+        if not kube.resource(api, kind):
+            pytest.skip(f"the API server has no {kind} CRD: {kube.crd_problem}")
+    written = run_cli("--root", str(repository), "render")
+    assert written.code == 0, written.err
+    rendered = repository / "rendered"
+    files = [path for path in manifest_files(rendered) if path.parts[-2] in EXAMPLES]
+    assert {path.parts[-2] for path in files} == set(EXAMPLES)
+    problems = []
+    for path in files:
+        if any(kube.resource(d["apiVersion"], d["kind"]) for d in _objects(path)):
+            problems += dry_run_problems(kube, path, str(path.relative_to(rendered)))
+    assert problems == [], "\n".join(problems)
+
+
+MODEL = ("mlops.seldon.io/v1alpha1", "Model")
+
+
+def _objects(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(d, dict)]
 
 
 def test_every_example_passes_validate_with_the_built_in_policies(repository: Path) -> None:
