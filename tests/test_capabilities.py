@@ -487,6 +487,13 @@ REFUSED = {
         'version: "24.08"',
         '"24.08"',
     ),
+    "a model file on Triton in Seldon mode": (
+        "fraud-onnx",
+        TRITON_SELDON,
+        "MG225",
+        "sha256: 9d5f2c0e",
+        "9d5f2c0e",
+    ),
     "args on Triton in Seldon mode": (
         "fraud-onnx",
         engine_line("v2", 'deploymentMode: Seldon\n    args: ["--log-verbose=1"]'),

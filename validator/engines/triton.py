@@ -42,6 +42,7 @@ ENGINE = Engine(
                 "batching": False,
                 "metrics_port": 0,
                 "packaging": (ARTIFACT,),
+                "folder_artifact": True,
                 # the capability a Seldon Triton server lists for each backend
                 "requirements": {
                     "onnx": "onnx",
