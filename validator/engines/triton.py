@@ -13,6 +13,8 @@ ENGINE = Engine(
     image="nvidia/tritonserver:{version}-py3",
     port=8000,
     metrics_port=8002,
+    cache="/models",
+    accelerators=("nvidia",),  # its image is a CUDA build
     cluster=("triton/deployment.yaml.j2", "triton/configmap.yaml.j2", *WORKLOAD),
     model_config="triton/config.pbtxt.j2",
     storage_initializer=True,
@@ -43,6 +45,7 @@ ENGINE = Engine(
                 "metrics_port": 0,
                 "packaging": (ARTIFACT,),
                 "folder_artifact": True,
+                "cache": "",  # the servers keep the models they load
                 # the capability a Seldon Triton server lists for each backend
                 "requirements": {
                     "onnx": "onnx",
