@@ -69,6 +69,7 @@ MULTI_MODEL_RUNTIME = RUNTIME + "    multiModel: true\n"
 TRANSFORMER = (
     f"transformer:\n    image: registry.example.com/ml/churn-features{DIGEST}\n"
     "    args: [--feature_store=feast:6566]\n"
+    "    resources: {requests: {cpu: 100m, memory: 256Mi}, limits: {cpu: '1', memory: 1Gi}}\n"
 )
 EXPLAINER = f"explainer:\n    image: registry.example.com/ml/churn-explainer{DIGEST}\n"
 TRITON_SELDON = engine_line("v2", "deploymentMode: Seldon")
@@ -547,6 +548,13 @@ REFUSED = {
         "MG226",
         'version: "24.08"',
         '"24.08"',
+    ),
+    "a model file on Triton in Seldon mode": (
+        "fraud-onnx",
+        TRITON_SELDON,
+        "MG225",
+        "sha256: 9d5f2c0e",
+        "9d5f2c0e",
     ),
     "args on Triton in Seldon mode": (
         "fraud-onnx",

@@ -82,6 +82,10 @@ def test_a_transformer_and_an_explainer_run_beside_the_predictor_on_the_specs_ru
     [container] = transformer["containers"]
     assert container["image"] == f"registry.example.com/ml/churn-features{DIGEST}"
     assert container["args"] == ["--feature_store=feast:6566"]
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     # scaled like the predictor
     assert (transformer["minReplicas"], transformer["maxReplicas"]) == (2, 8)
@@ -371,3 +375,42 @@ def test_the_output_rules_judge_a_serving_runtimes_containers(scaffold: Scaffold
     found = result.out + result.err
     assert "rendered/staging/churn-kserve/servingruntime.yaml:" in found
     assert "MG-SEC-111 " in found, found
+
+
+API_SERVER_CASES = {
+    "transformer, explainer, runtime and KEDA": ("kserve-artifact", {
+        **PIPELINE, "metric: cpu": "autoscaler: keda\n    metric: rps"}),
+    "ModelMesh on a multi-model runtime": ("kserve-artifact", {
+        **MODELMESH, **NO_SCALING,
+        **spec_line(MULTI_MODEL_RUNTIME.replace("v1, v2", "grpc-v2, v2") + "    replicas: 3\n")}),
+    "Knative's HPA class in Serverless": ("kserve-artifact", {
+        **SERVERLESS, **CANARY, "metric: cpu": "autoscaler: hpa\n    metric: cpu"}),
+    "triton in Seldon mode": ("fraud-onnx", None),
+}  # fmt: skip
+
+
+@pytest.mark.kube
+@pytest.mark.parametrize("case", sorted(API_SERVER_CASES))
+def test_a_real_api_server_accepts_and_keeps_every_component_field(
+    scaffold: Scaffold, kube: Any, case: str
+) -> None:
+    """A server-side dry run with strict field validation (the KServe and Seldon CRDs served)
+    takes every rendered object and gives back every field it was sent."""
+    from .test_capabilities import ACCEPTED
+    from .test_kube_apiserver import dry_run_problems, manifest_files
+
+    base, replacements = API_SERVER_CASES[case]
+    if replacements is None:
+        replacements = ACCEPTED["Triton in Seldon mode"][1]
+    path, _ = write(scaffold, base, replacements)
+    result = run_cli("--root", str(scaffold.root), "render", str(path))
+    assert result.code == 0, result.out + result.err
+    folder = scaffold.root / "rendered" / "staging" / path.stem
+    problems = [
+        problem
+        for file in manifest_files(folder)
+        if file.name not in ("peerauthentication.yaml", "requestauthentication.yaml",
+                             "authorizationpolicy.yaml")  # no Istio CRD at hand
+        for problem in dry_run_problems(kube, file, file.name)
+    ]  # fmt: skip
+    assert problems == []

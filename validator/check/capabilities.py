@@ -231,6 +231,15 @@ def packaging(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
             f"set spec.model.{engine.packaging[0]}, or serve the model {kind} with "
             + ", ".join(others),
         )
+    if engine.folder_artifact and "sha256" in model:
+        yield Refusal(
+            ["spec", "model", "sha256"],
+            PACKAGING,
+            f"{_named(engine)} loads a model folder (config.pbtxt and the version folders "
+            "inside), and sha256 names a single file",
+            "point spec.model.artifact at the model's folder and name it by treeSha256 "
+            "(`modelgate hash FOLDER`)",
+        )
     for digest in ("sha256", "treeSha256"):
         if kind == IMAGE and digest in model:
             yield Refusal(

@@ -222,6 +222,9 @@ class Engine:
     # the Deployment whose pods serve the model in clusters ({name}: metadata.name): what a
     # KEDA query selects
     workload: str = "{name}"
+    # it loads a model folder (Triton's model repository layout), never a single file: an
+    # artifact named by sha256 (a file) cannot be one
+    folder_artifact: bool = False
 
     @property
     def templates(self) -> tuple[str, ...]:

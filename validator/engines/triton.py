@@ -44,6 +44,8 @@ ENGINE = Engine(
                 "batching": False,
                 "metrics_port": 0,
                 "packaging": (ARTIFACT,),
+                "folder_artifact": True,
+                "cache": "",  # the servers keep the models they load
                 # the capability a Seldon Triton server lists for each backend
                 "requirements": {
                     "onnx": "onnx",

@@ -144,6 +144,8 @@ def cluster(
         "env": _cluster_env(engine, spec["engine"].get("env", [])) + exposed["env"],
         "resources": _resources(spec),
         "node_selector": _node_selector(spec),
+        # a transformer's or explainer's: the spec's own, without the GPU product (no GPUs)
+        "component_node_selector": dict(sorted(scheduling.get("nodeSelector", {}).items())),
         "tolerations": scheduling.get("tolerations", []),
         "affinity": scheduling.get("affinity", {}),
         "topology_spread": _topology_spread(scheduling, engine, view["selector"]),
@@ -236,6 +238,7 @@ def _components(
             "image": spec[component]["image"],
             "args": list(spec[component].get("args", [])),
             "env": [_env(variable) for variable in spec[component].get("env", [])],
+            # no GPUs: only its requests and limits
             "resources": _resources({"resources": spec[component].get("resources", {})}),
             "keda": _keda(f"{name}-{component}", namespace, metric, target, values),
             "port": COMPONENT_PORT,
