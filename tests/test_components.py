@@ -107,6 +107,37 @@ def test_a_transformer_and_an_explainer_run_beside_the_predictor_on_the_specs_ru
     assert server["ports"] == [{"name": "http1", "containerPort": 8080, "protocol": "TCP"}]
 
 
+TENSORFLOW = {
+    "    sha256: " + "c" * 64 + "\n    format: sklearn\n": "    format: tensorflow\n",
+    "s3://growth-models/churn/model.joblib": "s3://growth-models/churn/savedmodel",
+    "    protocol: v2\n": "    protocol: v1\n",
+}
+
+
+def test_a_transformer_is_probed_at_its_own_servers_paths(
+    scaffold: Scaffold, crds: kube_schemas.Schemas
+) -> None:
+    """A transformer is a KServe model server whatever serves the predictor: it is probed at
+    the Open Inference Protocol's health paths, not at TensorFlow Serving's model path the
+    predictor is probed at, nor at a path spec.probes gives the predictor."""
+    files = rendered(scaffold, "kserve-artifact", {**TENSORFLOW, **spec_line(TRANSFORMER)}, crds)
+    isvc = files["inferenceservice.yaml"]["spec"]
+    model = isvc["predictor"]["model"]
+    assert model["readinessProbe"]["httpGet"]["path"] == "/v1/models/churn-kserve"
+    assert model["livenessProbe"]["httpGet"]["path"] == "/v1/models/churn-kserve"
+    [container] = isvc["transformer"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+
+    override = "probes:\n    readiness: {path: /v2/models/churn-kserve/ready}\n"
+    files = rendered(scaffold, "kserve-artifact", spec_line(TRANSFORMER + "  " + override), crds)
+    isvc = files["inferenceservice.yaml"]["spec"]
+    ready = isvc["predictor"]["model"]["readinessProbe"]["httpGet"]["path"]
+    assert ready == "/v2/models/churn-kserve/ready"
+    [container] = isvc["transformer"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+
+
 def test_engine_runtime_names_the_defined_runtime(
     scaffold: Scaffold, crds: kube_schemas.Schemas
 ) -> None:

@@ -89,6 +89,9 @@ HPA, KEDA, KNATIVE = "hpa", "keda", "knative"
 AUTOSCALERS = (HPA, KEDA, KNATIVE)
 # spec.transformer and spec.explainer: KServe components beside the predictor
 COMPONENTS = ("transformer", "explainer")
+# What a transformer or explainer answers whatever serves the predictor: it is a KServe model
+# server (the kserve package's ModelServer), with the Open Inference Protocol's health paths
+COMPONENT_HEALTH = ("/v2/health/live", "/v2/health/ready")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from ..check.load import Document
 from ..check.platform import Platform, from_values
 from ..engines import (
     BY_WORKLOAD,
+    COMPONENT_HEALTH,
     COMPONENTS,
     HPA,
     KNATIVE,
@@ -242,6 +243,9 @@ def _components(
             "resources": _resources({"resources": spec[component].get("resources", {})}),
             "keda": _keda(f"{name}-{component}", namespace, metric, target, values),
             "port": COMPONENT_PORT,
+            # its own server's, not the predictor's (another runtime, or spec.probes)
+            "live_path": COMPONENT_HEALTH[0],
+            "ready_path": COMPONENT_HEALTH[1],
         }
         for component in COMPONENTS
         if component in spec
