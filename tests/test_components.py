@@ -387,6 +387,21 @@ def test_smoke_requests_reach_a_transformer_first(
     with_transformer = rendered(scaffold, "kserve-artifact", PIPELINE, crds)
     manifests = [with_transformer["inferenceservice.yaml"], with_transformer["servingruntime.yaml"]]
     assert _service(None, manifests) == ("models-staging", "svc/churn-kserve-transformer", 80)  # type: ignore[arg-type]
+    modelmesh = rendered(
+        scaffold,
+        "kserve-artifact",
+        {
+            **MODELMESH,
+            **NO_SCALING,
+            **spec_line(MULTI_MODEL_RUNTIME.replace("v1, v2", "v2") + "    replicas: 2\n"),
+        },
+        crds,
+    )
+    assert _service(None, [modelmesh["inferenceservice.yaml"]]) == (  # type: ignore[arg-type]
+        "models-staging",
+        "svc/modelmesh-serving",  # ModelMesh's REST proxy, shared by the namespace's models
+        8008,
+    )
     predictor_only = rendered(scaffold, "kserve-artifact", {}, crds)["inferenceservice.yaml"]
     assert _service(None, [predictor_only]) == ("models-staging", "svc/churn-kserve-predictor", 80)  # type: ignore[arg-type]
 

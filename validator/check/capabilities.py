@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from ..diagnostics import Diagnostic
-from ..engines import ARTIFACT, COMPONENTS, ENGINES, IMAGE, Engine, Scaling, engine_for
+from ..engines import ARTIFACT, COMPONENTS, ENGINES, IMAGE, Engine, Mode, Scaling, engine_for
 from .load import Document
 
 SCALE_TO_ZERO = "MG220"
@@ -176,14 +176,11 @@ def _where(engine: Engine, mode: str) -> str:
     return f"{engine.name} in {mode} mode" if len(engine.modes) > 1 else engine.name
 
 
-def _instead(
-    engine: Engine, able: Callable[[Scaling], bool], otherwise: str, mode: str = ""
-) -> str:
-    """What to do: another autoscaler of this mode that can, else a mode of this engine that
-    can, else the engines that can, else `otherwise`."""
-    here = [s.name for s in engine.modes.get(mode, engine.modes[next(iter(engine.modes))])
-            .autoscalers if s.name and able(s)]  # fmt: skip
-    if here and mode:
+def _instead(engine: Engine, able: Callable[[Scaling], bool], otherwise: str, mode: str) -> str:
+    """What to do: another autoscaler of this mode that can, else another mode of this engine
+    that can, else the engines that can, else `otherwise`."""
+    here = [s.name for s in engine.modes[mode].autoscalers if s.name and able(s)]
+    if here:
         return f"set spec.scaling.autoscaler: {here[0]}, or {otherwise}"
     modes = [name for name, m in engine.modes.items() if name != mode and _any(m, able)]
     if modes and len(engine.modes) > 1:
@@ -198,7 +195,7 @@ def _instead(
     return f"{otherwise} ({', '.join(elsewhere)} can)" if elsewhere else otherwise
 
 
-def _any(mode: Any, able: Callable[[Scaling], bool]) -> bool:
+def _any(mode: Mode, able: Callable[[Scaling], bool]) -> bool:
     return any(able(scaler) for scaler in mode.autoscalers)
 
 

@@ -263,6 +263,8 @@ def _service(document: Document, manifests: list[dict[str, Any]]) -> tuple[str, 
             meta = manifest["metadata"]
             return meta["namespace"], f"svc/{meta['name']}", manifest["spec"]["ports"][0]["port"]
     meta = manifests[0]["metadata"]
+    if any(m.get("kind") == "InferenceService" and _shared_pods(m) for m in manifests):
+        return meta["namespace"], f"svc/{MODELMESH_SERVICE}", MODELMESH_REST_PORT
     first = next(
         (
             component
@@ -274,6 +276,15 @@ def _service(document: Document, manifests: list[dict[str, Any]]) -> tuple[str, 
         "predictor",
     )
     return meta["namespace"], f"svc/{meta['name']}-{first}", 80
+
+
+# ModelMesh serves every model of a namespace through one Service, its REST proxy on 8008
+MODELMESH_SERVICE, MODELMESH_REST_PORT = "modelmesh-serving", 8008
+
+
+def _shared_pods(manifest: dict[str, Any]) -> bool:
+    annotations = manifest.get("metadata", {}).get("annotations") or {}
+    return annotations.get("serving.kserve.io/deploymentMode") == "ModelMesh"
 
 
 @contextlib.contextmanager
