@@ -25,6 +25,7 @@ from .facts import Facts
 
 NOT_RECHECKED = "MG125"
 RENDERED = "rendered"
+ROLES = "_rbac"  # rendered/ENV/_rbac/ (render.RBAC): made from every spec of ENV
 LISTED = 5  # unchanged specs named one by one in the note; the rest are counted
 
 
@@ -102,8 +103,13 @@ def _is_spec(path: PurePosixPath) -> bool:
 
 
 def _rendered_names(changed: Sequence[PurePosixPath]) -> set[str]:
-    """The NAME of every changed rendered/TARGET/NAME/FILE."""
-    return {path.parts[2] for path in changed if path.parts[0] == RENDERED and len(path.parts) > 3}
+    """The NAME of every changed rendered/TARGET/NAME/FILE (not the deployer's Roles in
+    rendered/ENV/_rbac/, which every spec of ENV makes)."""
+    return {
+        path.parts[2]
+        for path in changed
+        if path.parts[0] == RENDERED and len(path.parts) > 3 and path.parts[2] != ROLES
+    }
 
 
 def _removed_names(root: Path, changed: Sequence[PurePosixPath]) -> set[str]:
@@ -122,7 +128,11 @@ def within(root: Path, found: Scope) -> tuple[str, ...]:
         targets = []
     prefixes = {f"{RENDERED}/{target}/{name}/" for target in targets for name in found.names}
     prefixes.add(f"{RENDERED}/argocd/")
-    prefixes.update(str(path) for path in found.changed if path.parts[0] == RENDERED)
+    prefixes.update(
+        str(path)
+        for path in found.changed
+        if path.parts[0] == RENDERED and (len(path.parts) < 4 or path.parts[2] != ROLES)
+    )
     return tuple(sorted(prefixes))
 
 
@@ -147,6 +157,11 @@ def note(found: Scope, rendered: bool = False) -> Diagnostic:
         f"{what} (they are as they were there, where they passed): every spec in models/ but "
         f"the {len(found.checked)} checked" + (f": {named}" if count else "")
     )
+    if rendered:
+        message += (
+            "; the deployer Roles (rendered/ENV/_rbac/) were checked for what the checked "
+            "specs need, not for grants no spec needs any more"
+        )
     hint = (
         "the full check runs where the change is merged: `modelgate validate` and `render --check`"
     )

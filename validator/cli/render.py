@@ -199,6 +199,7 @@ def _check_changed(
         directory, applicationset = render.scope(args.env)
         within = (*(prefix for prefix in within if prefix.startswith(directory)), applicationset)
     findings, diff = render.drift(rendering.files, root, True, within)
+    findings += render.missing_grants(rendering, root)
     if args.format == "text":
         output.block(diff)
     report = _reporter(args, output, validation, found.checked, root)

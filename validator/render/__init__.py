@@ -4,6 +4,7 @@
     rendered/ENV/NAME/         Kubernetes manifests, per environment of the spec
     rendered/docker/NAME/      compose file for specs whose model is an image
     rendered/argocd/ENV.yaml   one Argo CD ApplicationSet per environment
+    rendered/ENV/_rbac/        the Role (and its binding) a deployer needs in ENV's namespace
 
 Templates are an attack surface: they run in Jinja's sandbox with StrictUndefined, every value
 reaches them through `tojson` (or `toyaml`, which encodes every scalar the same way), and every
@@ -36,13 +37,20 @@ from ..check.load import Document
 from ..check.platform import from_values
 from ..check.workspace import Validation
 from ..diagnostics import Diagnostic, Refused, Severity, error
-from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
+from ..engines import (
+    APPLICATIONSET_TEMPLATE,
+    COMPOSE_TEMPLATE,
+    ENGINES,
+    RBAC_TEMPLATES,
+    engine_for,
+)
 from ..parallel import fork_map
 from . import encode, images, kube_schemas, readback, templates, view
 from .policy import OutputObject, OutputPolicy, environment_of
 from .sync import (
     ARGOCD,
     DRIFT,
+    RBAC,
     RENDERED_DIR,
     Directories,
     RenderedFile,
@@ -60,8 +68,9 @@ if TYPE_CHECKING:
 
 # The stage's surface: render specs, then sync the files with rendered/ (sync.py).
 __all__ = [
-    "DRIFT", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "links", "orphans",
-    "present", "render_all", "render_document", "rendered_dir", "run", "scope", "unchanged",
+    "DRIFT", "RBAC", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "links",
+    "missing_grants", "orphans", "present", "render_all", "render_document", "rendered_dir",
+    "run", "scope", "unchanged",
     "values_document", "values_path", "write", "write_values",
 ]  # fmt: skip
 
@@ -81,11 +90,14 @@ class Rendering:
     unchecked: set[str] = field(default_factory=set)  # kinds no schema was supplied for
     # the rendered objects awaiting the output policy; emptied once it has judged them
     objects: list[OutputObject] = field(default_factory=list)
+    # (folder of rendered/, apiVersion, kind) of every manifest: what the deployer's Role grants
+    kinds: set[tuple[str, str, str]] = field(default_factory=set)
 
     def extend(self, other: Rendering) -> None:
         self.files.extend(other.files)
         self.diagnostics.extend(other.diagnostics)
         self.unchecked |= other.unchecked
+        self.kinds |= other.kinds
 
     def failed(self) -> bool:
         return any(d.severity is Severity.ERROR and not d.waived for d in self.diagnostics)
@@ -190,7 +202,7 @@ class Renderer:
 
     def preload(self) -> Renderer:
         """Compile every engine's templates now, so that forked workers inherit them."""
-        names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE}
+        names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE, *RBAC_TEMPLATES}
         for engine in ENGINES.values():
             names.update(engine.templates)
         self.templates.preload(sorted(names))
@@ -216,8 +228,8 @@ def run(
         rendering = Rendering()
         for document in documents:
             rendering.extend(validation.followed[document.path])
-        if others is not None:
-            _render_applicationsets(rendering, [*documents, *others], renderer)
+        if others is not None:  # the deployer Roles need every spec: see missing_grants
+            _render_applicationsets(rendering, [*documents, *others], renderer, roles=False)
             rendering.files.sort(key=lambda item: item.path.parts)
     else:
         rendering = render_all(documents, root, renderer=renderer, rendered=validation.followed)
@@ -240,7 +252,8 @@ def render_all(
     renderer: Renderer | None = None,
     rendered: Mapping[str, Rendering] | None = None,
 ) -> Rendering:
-    """Every file the specs produce, the repository-wide ApplicationSets included.
+    """Every file the specs produce, the repository-wide ApplicationSets and deployer Roles
+    included.
     `rendered` holds specs already rendered by `renderer` (as validation followed them)."""
     documents = list(documents)
     renderer = renderer or Renderer(root, schemas)
@@ -259,16 +272,20 @@ def render_all(
 
 
 def _render_applicationsets(
-    result: Rendering, documents: Sequence[Document], renderer: Renderer
+    result: Rendering, documents: Sequence[Document], renderer: Renderer, roles: bool = True
 ) -> None:
-    """One ApplicationSet per environment of `documents`, judged by the output rules."""
+    """One ApplicationSet per environment of `documents` (and with `roles`, the deployer's
+    Role from the kinds rendered there), judged by the output rules."""
     for env_view in view.repository(list(documents), renderer.values)["applicationsets"]:
         if renderer.environment not in (None, env_view["environment"]):
             continue
         output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
         _render_into(result, None, renderer, APPLICATIONSET_TEMPLATE, {"a": env_view}, output)
+        if roles:
+            _render_rbac(result, renderer, env_view["environment"])
         if renderer.output_policy is not None:
-            texts = {str(output): result.files[-1].content} if result.objects else {}
+            judged = {item.path for item in result.objects}
+            texts = {str(f.path): f.content for f in result.files if str(f.path) in judged}
             result.diagnostics.extend(
                 renderer.output_policy.check(result.objects, texts, [env_view["environment"]])
             )
@@ -293,6 +310,63 @@ def waive_output_findings(
     others = [d for d in rendering.diagnostics if d.rule not in rule_ids]
     judged = apply_output_waivers(findings, names, policy, root, complete)
     return others + sorted(judged, key=Diagnostic.sort_key)
+
+
+def _render_rbac(result: Rendering, renderer: Renderer, environment: str) -> None:
+    kinds = {(api, kind) for folder, api, kind in result.kinds if folder == environment}
+    context = {"r": view.deployer(environment, kinds, renderer.values)}
+    for template in RBAC_TEMPLATES:
+        output = PurePosixPath(RENDERED_DIR, environment, RBAC, _output(template))
+        _render_into(result, None, renderer, template, context, output)
+
+
+def missing_grants(rendering: Rendering, root: Path) -> list[Diagnostic]:
+    """For a check of some specs: MG404 at each deployer Role (rendered/ENV/_rbac/role.yaml)
+    that does not let the deployer apply a kind those specs render in ENV. The Role is made
+    from the kinds every spec renders there, so only a full check can tell whether it grants
+    one no spec needs any more."""
+    findings = []
+    for environment in sorted({folder for folder, _, _ in rendering.kinds}):
+        needed = {
+            (api_version.rpartition("/")[0], view.plural(kind))
+            for folder, api_version, kind in rendering.kinds
+            if folder == environment
+        }
+        path = PurePosixPath(RENDERED_DIR, environment, RBAC, "role.yaml")
+        missing = sorted(needed - _granted(root, path))
+        if missing:
+            named = ", ".join(f"{group or 'core'}/{resource}" for group, resource in missing)
+            findings.append(
+                error(
+                    str(path),
+                    0,
+                    0,
+                    DRIFT,
+                    f"{path} does not let the deployer apply {named}, which the checked "
+                    "specs render",
+                    "run `modelgate render` and commit rendered/",
+                )
+            )
+    return findings
+
+
+def _granted(root: Path, path: PurePosixPath) -> set[tuple[str, str]]:
+    """(API group, resource) pairs a committed Role lets its subject apply; none when the
+    file is missing, a link or not such a Role."""
+    if paths.leads_out(root / path, root) or (root / path).is_symlink():
+        return set()
+    try:
+        document, _ = load.load_bytes(paths.read_bytes(root / path, root), str(path))
+    except OSError:
+        return set()
+    rules = document.data.get("rules") if document is not None else None
+    granted = set()
+    for rule in rules if isinstance(rules, list) else []:
+        if not isinstance(rule, dict) or not set(view.APPLY_VERBS) <= set(rule.get("verbs") or []):
+            continue
+        for group in rule.get("apiGroups") or []:
+            granted.update((group, resource) for resource in rule.get("resources") or [])
+    return granted
 
 
 PARALLEL_FROM = 64  # specs; below this a second process costs more than it saves
@@ -321,7 +395,7 @@ def _render_one(document: Document, renderer: Renderer, local_only: bool = False
 
 def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Rendering:
     spec = document.data["spec"]
-    engine = ENGINES[spec["engine"]["name"]]
+    engine = engine_for(spec)
     name = document.data["metadata"]["name"]
     shared = view.base(document)  # computed once: every file of the spec shows it
     result = Rendering()
@@ -452,6 +526,9 @@ def _render_into(
         return
     if unchecked:
         result.unchecked.add(unchecked)
+    if output.suffix != ".json" and output.name != "compose.yaml":
+        # what the deployer's Role must grant in this folder of rendered/
+        result.kinds.add((output.parts[1], str(data.get("apiVersion")), str(data.get("kind"))))
     result.files.append(RenderedFile(output, text))
     if renderer.output_policy is not None and output.suffix != ".json":
         result.objects.append(OutputObject(str(output), data, template))
