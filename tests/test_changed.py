@@ -52,8 +52,9 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture
 def repo(big: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("MODELGATE_CACHE_DIR", str(tmp_path / "cache"))  # a cold index
+    base = git(big, "rev-parse", "HEAD").strip()
     yield big
-    git(big, "reset", "-q", "--hard")
+    git(big, "reset", "-q", "--hard", base)
     git(big, "clean", "-q", "-fd")
 
 
@@ -144,6 +145,28 @@ def test_a_change_to_the_environments_reaches_the_applicationsets(repo: Path) ->
     code, partial = report(repo, "render", "--check", "--changed-since", "HEAD")
     assert (code, findings(partial)) == (full_code, findings(full))
     assert "rendered/argocd/canary.yaml" in {path for path, *_ in findings(full)}
+
+
+def test_a_role_that_does_not_grant_what_a_changed_spec_renders_fails(repo: Path) -> None:
+    """The deployer's Role is made from every spec of its environment: a check of some
+    specs makes sure it grants what they render (the full check compares it whole)."""
+    role = repo / "rendered" / "staging" / "_rbac" / "role.yaml"
+    text = role.read_text(encoding="utf-8")
+    rule = '  - apiGroups:\n      - "autoscaling"\n'
+    start = text.index(rule)
+    role.write_text(text[:start] + text[text.index("  - apiGroups:", start + 1) :])
+    git(repo, "commit", "-q", "-am", "a Role that grants no autoscaler")
+    edit(repo, "m-00001", "maxReplicas: 6", "maxReplicas: 7")  # the vLLM spec has an HPA
+    run_cli("--root", str(repo), "render", str(repo / "models" / "m-00001.yaml"))
+    full_code, full = report(repo, "render", "--check")
+    code, partial = report(repo, "render", "--check", "--changed-since", "HEAD")
+    assert code == full_code == 1
+    assert [(path, rule) for path, _, _, rule, *_ in findings(full)] == [
+        ("rendered/staging/_rbac/role.yaml", "MG404")
+    ]
+    [(path, _, _, rule, message, _)] = findings(partial)
+    assert (path, rule) == ("rendered/staging/_rbac/role.yaml", "MG404")
+    assert "does not let the deployer apply autoscaling/horizontalpodautoscalers" in message
 
 
 def test_an_unchanged_repository_checks_nothing_and_says_so(repo: Path) -> None:

@@ -191,15 +191,20 @@ def _check_changed(
     )
     # an ApplicationSet per environment: the unchanged specs' environments are all it needs
     unchanged = [found.known[shown] for shown in found.scope.unchanged]
-    environments = sorted({env for value in unchanged if value for env in value[1]})
+    environments = sorted({env for value in unchanged if value for env in value[1] or ()})
     others = [facts.peer("", (None, tuple(environments), None, None, None, None, None))]
-    rendering = render.run(validation, root, renderer, subset=True, others=others)
+    # the deployer Role of an environment none of the unchanged specs deploys to is made
+    # from the checked specs alone
+    roles = {
+        env for doc in validation.valid_documents() for env in doc.data["spec"]["environments"]
+    } - set(environments)
+    rendering = render.run(validation, root, renderer, subset=True, others=others, roles=roles)
     within = changed.within(root, found.scope)
     if args.env:  # that environment's directory and ApplicationSet, as render --env keeps to
         directory, applicationset = render.scope(args.env)
         within = (*(prefix for prefix in within if prefix.startswith(directory)), applicationset)
     findings, diff = render.drift(rendering.files, root, True, within)
-    findings += render.missing_grants(rendering, root)
+    findings += render.missing_grants(rendering, root, roles)
     if args.format == "text":
         output.block(diff)
     report = _reporter(args, output, validation, found.checked, root)

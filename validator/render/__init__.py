@@ -218,18 +218,21 @@ def run(
     *,
     subset: bool,
     others: Sequence[Document] | None = None,
+    roles: Iterable[str] = (),
 ) -> Rendering:
     """What a render run makes from a validation that rendered each spec as it checked it
     (`renderer` was its follow stage). A `subset` of the specs gets no ApplicationSets, which
     need every spec, unless `others` stand for the rest (their environments are all an
-    ApplicationSet needs). The result ends with a note naming the kinds no schema checked."""
+    ApplicationSet needs); nor deployer Roles, which need the kinds every spec of an
+    environment renders, but for the environments `roles` names (whose specs are all in the
+    subset). The result ends with a note naming the kinds no schema checked."""
     documents = validation.valid_documents()
     if subset:
         rendering = Rendering()
         for document in documents:
             rendering.extend(validation.followed[document.path])
-        if others is not None:  # the deployer Roles need every spec: see missing_grants
-            _render_applicationsets(rendering, [*documents, *others], renderer, roles=False)
+        if others is not None:  # the other deployer Roles: see missing_grants
+            _render_applicationsets(rendering, [*documents, *others], renderer, set(roles))
             rendering.files.sort(key=lambda item: item.path.parts)
     else:
         rendering = render_all(documents, root, renderer=renderer, rendered=validation.followed)
@@ -272,16 +275,20 @@ def render_all(
 
 
 def _render_applicationsets(
-    result: Rendering, documents: Sequence[Document], renderer: Renderer, roles: bool = True
+    result: Rendering,
+    documents: Sequence[Document],
+    renderer: Renderer,
+    roles: set[str] | None = None,
 ) -> None:
-    """One ApplicationSet per environment of `documents` (and with `roles`, the deployer's
-    Role from the kinds rendered there), judged by the output rules."""
+    """One ApplicationSet per environment of `documents`, and the deployer's Role from the
+    kinds rendered there (only in the environments `roles` names, when given), judged by the
+    output rules."""
     for env_view in view.repository(list(documents), renderer.values)["applicationsets"]:
         if renderer.environment not in (None, env_view["environment"]):
             continue
         output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
         _render_into(result, None, renderer, APPLICATIONSET_TEMPLATE, {"a": env_view}, output)
-        if roles:
+        if roles is None or env_view["environment"] in roles:
             _render_rbac(result, renderer, env_view["environment"])
         if renderer.output_policy is not None:
             judged = {item.path for item in result.objects}
@@ -320,13 +327,16 @@ def _render_rbac(result: Rendering, renderer: Renderer, environment: str) -> Non
         _render_into(result, None, renderer, template, context, output)
 
 
-def missing_grants(rendering: Rendering, root: Path) -> list[Diagnostic]:
+def missing_grants(
+    rendering: Rendering, root: Path, rendered_roles: Iterable[str] = ()
+) -> list[Diagnostic]:
     """For a check of some specs: MG404 at each deployer Role (rendered/ENV/_rbac/role.yaml)
-    that does not let the deployer apply a kind those specs render in ENV. The Role is made
-    from the kinds every spec renders there, so only a full check can tell whether it grants
-    one no spec needs any more."""
+    that does not let the deployer apply a kind those specs render in ENV, but the Roles
+    that were rendered. The Role is made from the kinds every spec renders there, so only a
+    full check can tell whether it grants one no spec needs any more."""
     findings = []
-    for environment in sorted({folder for folder, _, _ in rendering.kinds}):
+    not_environments = {ARGOCD, LOCAL, DOCKER, *rendered_roles}
+    for environment in sorted({folder for folder, _, _ in rendering.kinds} - not_environments):
         needed = {
             (api_version.rpartition("/")[0], view.plural(kind))
             for folder, api_version, kind in rendering.kinds
