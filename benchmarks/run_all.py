@@ -1,7 +1,9 @@
 """Run every benchmark and write benchmarks/RESULTS.md: each script's figures, and one table
 of every target with MET or MISSED. `make bench` runs this.
 
-    .venv/bin/python benchmarks/run_all.py
+    .venv/bin/python benchmarks/run_all.py              # every script
+    .venv/bin/python benchmarks/run_all.py scale.py     # these scripts; the others' sections
+                                                        # and targets are kept as they were
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
 SCRIPTS = ("validate.py", "precommit.py", "render.py", "scale.py", "deploy.py", "loadcheck.py")
 TARGET = re.compile(r"^target: (?P<what>.*): (?P<verdict>MET|MISSED)\b(?P<rest>.*)$")
+ROW = re.compile(r"^\| (?P<script>[\w.]+) \| .* \|$")
+SECTION = re.compile(r"^## (?P<script>[\w.]+)\n\n```text\n.*?\n```\n", re.M | re.S)
 
 
 def run(script: str) -> tuple[str, int]:
@@ -30,19 +35,42 @@ def run(script: str) -> tuple[str, int]:
     return (done.stdout + done.stderr).strip(), done.returncode
 
 
-def main() -> int:
-    sections, targets, failed = [], [], 0
-    for script in SCRIPTS:
+def kept(scripts: list[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The target rows and sections of RESULTS.md for the scripts not run this time."""
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else ""
+    rows: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        match = ROW.match(line)
+        if match and match["script"] in SCRIPTS and match["script"] not in scripts:
+            rows.setdefault(match["script"], []).append(line)
+    sections = {
+        match["script"]: match.group(0)
+        for match in SECTION.finditer(text)
+        if match["script"] not in scripts
+    }
+    return rows, sections
+
+
+def main(argv: list[str]) -> int:
+    unknown = [name for name in argv if name not in SCRIPTS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(SCRIPTS)}")
+        return 2
+    chosen = argv or list(SCRIPTS)
+    rows, sections = kept(chosen)
+    failed = 0
+    for script in chosen:
         if not (HERE / script).exists():
             continue
         print(f"running {script} ...", flush=True)
         output, code = run(script)
         failed += code != 0
-        sections.append(f"## {script}\n\n```text\n{output}\n```\n")
+        sections[script] = f"## {script}\n\n```text\n{output}\n```\n"
+        rows[script] = []
         for line in output.splitlines():
             match = TARGET.match(line.strip())
             if match:
-                targets.append(
+                rows[script].append(
                     f"| {script} | {match['what']} | {match['verdict']}"
                     f"{match['rest'].strip() and ' ' + match['rest'].strip()} |"
                 )
@@ -50,25 +78,27 @@ def main() -> int:
         f"{platform.platform()}, {platform.machine()}, Python "
         f"{platform.python_version()}, {os.cpu_count()} CPUs"
     )
+    partly = f" ({', '.join(chosen)}; the others are from earlier runs)" if argv else ""
+    written = dt.date.today().isoformat()
     text = "\n".join(
         [
             "# Benchmark results",
             "",
-            f"Written by `make bench` on {dt.date.today().isoformat()}; machine: {machine}.",
+            f"Written by `make bench` on {written}{partly}; machine: {machine}.",
             "Every figure is measured against its peer in the same run; ratios, not absolute",
             "times, are what carry over to other machines.",
             "",
             "| script | target | verdict |",
             "|---|---|---|",
-            *targets,
+            *(row for script in SCRIPTS for row in rows.get(script, [])),
             "",
-            *sections,
+            *(sections[script] for script in SCRIPTS if script in sections),
         ]
     )
-    (HERE / "RESULTS.md").write_text(text, encoding="utf-8")
-    print(f"wrote {HERE / 'RESULTS.md'}")
+    RESULTS.write_text(text, encoding="utf-8")
+    print(f"wrote {RESULTS}")
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -317,3 +317,17 @@ def test_a_peer_linked_to_a_file_outside_the_repository_is_not_read(
     ) == {"models/alpha.yaml": None}
     code, out = hook(pair)
     assert code == 0, out
+
+
+def test_every_cross_file_check_compares_identities_the_facts_hold() -> None:
+    """A partial run gives the cross-file checks only the specs that share an identity
+    (name, endpoint host or port) with a checked one: a check comparing anything else would
+    miss findings there. Teach facts.py first, then add it here."""
+    from validator.check.policy.checks import REPOSITORY_CHECKS
+
+    assert set(REPOSITORY_CHECKS) == {"unique_endpoints"}
+    assert [scan.FIELDS[i] for i in facts.IDENTITIES] == [
+        ("metadata", "name"),
+        ("spec", "endpoint", "host"),
+        ("spec", "endpoint", "port"),
+    ]

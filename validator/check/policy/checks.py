@@ -3,6 +3,12 @@
 A rule in policies/*.yaml refers to one by `check: NAME`; the rule keeps its id, severity,
 rationale and examples in the YAML like any other. Spec checks see one spec; repository
 checks see every spec at once (uniqueness across files).
+
+A repository check compares identities only (facts.IDENTITIES: name, endpoint host and port)
+and reads only the fields scan.FIELDS lists: a run that checks some specs (the pre-commit
+hook, --changed-since) gives it the checked specs and the others that share an identity with
+one of them, found through the facts index without reading the rest. A check that compares
+anything else needs facts.py taught first (tests/test_facts.py holds the list).
 """
 
 from __future__ import annotations
