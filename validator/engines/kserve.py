@@ -1,6 +1,15 @@
 """KServe: an InferenceService on one of the cluster's serving runtimes."""
 
-from . import ARTIFACT, BY_INFERENCE_SERVICE, EVERY_FORMAT, IMAGE, MESH, Engine, Scaling
+from . import (
+    ARTIFACT,
+    BY_INFERENCE_SERVICE,
+    EVERY_FORMAT,
+    IMAGE,
+    MESH,
+    TO_VERIFY,
+    Engine,
+    Scaling,
+)
 
 # The keys under which an InferenceService component (predictor, transformer, explainer) names
 # its serving runtime's container: `model`, or in the older form the framework. KServe merges
@@ -45,6 +54,14 @@ ENGINE = Engine(
         ),
     },
     packaging=(ARTIFACT, IMAGE),
+    # KServe's storage initializer fetches storageUri into /mnt/models. To check a digest
+    # before the runtime starts, the InferenceService names its own init container
+    # `storage-initializer` (KServe then injects none) and the check after it.
+    fetch=TO_VERIFY,
+    model_volume="kserve-provision-location",
+    model_mount="/mnt/models",
+    model_dir="/mnt/models",
+    revision_in_uri=True,
     runtime="a ServingRuntime of the cluster",
     # KServe picks a runtime by modelFormat when a spec names none; `new` names these
     named_runtimes={

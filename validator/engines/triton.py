@@ -1,6 +1,6 @@
 """Triton Inference Server: a Deployment with its model repository in a ConfigMap."""
 
-from . import WORKLOAD, Engine
+from . import ALWAYS, WORKLOAD, Engine
 
 ENGINE = Engine(
     name="triton",
@@ -14,7 +14,12 @@ ENGINE = Engine(
     metrics_port=8002,
     cluster=("triton/deployment.yaml.j2", "triton/configmap.yaml.j2", *WORKLOAD),
     model_config="triton/config.pbtxt.j2",
-    storage_initializer=True,
+    fetch=ALWAYS,  # the storage initializer fills the model repository before Triton starts
+    model_volume="models",
+    model_mount="/models",
+    model_dir="/models/{name}/1",
+    folder_by_name=True,
+    revision_in_uri=True,
     # No API key: Triton fences API groups behind a shared-secret header only through a beta
     # flag (--http-restricted-api) that carries the secret on its command line.
     batching=True,
