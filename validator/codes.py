@@ -53,6 +53,20 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG226": ("setting has no effect on this engine", "remove the setting"),
     "MG227": ("pod setting on an engine without a pod", "set it on the cluster's server instead"),
     "MG228": ("host access is never rendered", "remove the host network, ports or paths"),
+    "MG240": (
+        "revision the source or engine cannot take",
+        "pin a Hugging Face artifact on an engine with a revision setting; pin others by digest",
+    ),
+    "MG241": (
+        "pickle-based artifact runs code when it loads",
+        "do not deploy it; re-export the model as safetensors or ONNX from a trusted source",
+    ),
+    "MG242": ("pickle-based artifact cannot be scanned", "save the model again in a plain form"),
+    "MG243": (
+        "license is not an SPDX expression",
+        "write SPDX ids joined by AND, OR and WITH, or LicenseRef-NAME",
+    ),
+    "MG244": ("digest nothing can check", "pin the artifact the way its source is pinned"),
     "MG301": ("two specs share a name", "give every model deployment its own name"),
     "MG401": ("template failed", "fix the template"),
     "MG402": ("no runtime for this engine and format", "set spec.engine.runtime"),
