@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ import pytest
 from validator import render
 from validator.check import load
 from validator.render import readback
+
+from . import kube_env
 
 PROJECT = Path(__file__).resolve().parents[1]
 IRIS_SPEC = (PROJECT / "models" / "iris.yaml").read_text(encoding="utf-8")
@@ -156,3 +158,29 @@ def committed(scaffold: Scaffold) -> Scaffold:
     git(scaffold.root, "add", "-A")
     git(scaffold.root, "commit", "-q", "-m", "iris")
     return scaffold
+
+
+_KUBE_FAILED: list[BaseException] = []  # pytest retries a failed session fixture per test
+
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[kube_env.KubeEnv]:
+    """A real Kubernetes API server (etcd + kube-apiserver, built on first use) for the whole
+    session: its kubeconfig, URL and admin/deployer identities. Skips where it cannot be had."""
+    if _KUBE_FAILED:
+        failure = _KUBE_FAILED[0]
+        if isinstance(failure, kube_env.Unavailable):
+            pytest.skip(f"no Kubernetes API server: {failure}")
+        raise failure
+    try:
+        env = kube_env.start()
+    except kube_env.Unavailable as reason:
+        _KUBE_FAILED.append(reason)
+        pytest.skip(f"no Kubernetes API server: {reason}")
+    except kube_env.Broken as broken:
+        _KUBE_FAILED.append(broken)
+        raise
+    try:
+        yield env
+    finally:
+        env.close()

@@ -257,6 +257,67 @@ REFUSED = {
         "    gpu: 1",
         "1",
     ),
+    "scheduling on a Seldon Model": (
+        "iris",
+        spec_line("scheduling: {nodeSelector: {pool: cpu}}"),
+        "MG227",
+        "  scheduling:",
+        "scheduling",
+    ),
+    "probes on a Seldon Model": (
+        "iris",
+        spec_line("probes: {readiness: {path: /ready}}"),
+        "MG227",
+        "  probes:",
+        "probes",
+    ),
+    "volumes on a Seldon Model": (
+        "iris",
+        spec_line("volumes: {shm: {sizeLimit: 1Gi}}"),
+        "MG227",
+        "  volumes:",
+        "volumes",
+    ),
+    "a GPU vendor on a Seldon Model": (
+        "iris",
+        {"memory: 512Mi}\n": "memory: 512Mi}\n    accelerator: amd\n"},
+        "MG227",
+        "    accelerator: amd",
+        "amd",
+    ),
+    "a model cache on KServe": (
+        "churn-kserve",
+        spec_line("volumes: {cache: {sizeLimit: 50Gi}}"),
+        "MG226",
+        "volumes: {cache",
+        "cache",
+    ),
+    "a model cache for a custom container": (
+        "churn-kserve",
+        {
+            "    name: kserve\n    protocol: v2\n    deploymentMode: RawDeployment\n": (
+                "    name: docker\n    protocol: v2\n"
+            ),
+            "  compliance:\n": "  volumes:\n    cache: {sizeLimit: 50Gi}\n  compliance:\n",
+        },
+        "MG226",
+        "    cache: {",
+        "cache",
+    ),
+    "AMD GPUs for vLLM's own image": (
+        "chat-assistant",
+        {"    gpu: 1\n": "    gpu: 1\n    accelerator: amd\n"},
+        "MG229",
+        "accelerator: amd",
+        "amd",
+    ),
+    "Intel GPUs for vLLM's own image": (
+        "chat-assistant",
+        {"    gpu: 1\n": "    gpu: 1\n    accelerator: intel\n"},
+        "MG229",
+        "accelerator: intel",
+        "intel",
+    ),
     "host network": (
         "chat-assistant",
         spec_line("security: {hostNetwork: true}"),
@@ -293,6 +354,24 @@ ACCEPTED = {
         },
     ),
     "a fractional request target on an HPA": ("chat-assistant", {"target: 16": "target: 0.5"}),
+    "AMD GPUs for a ROCm build of vLLM": (
+        "chat-assistant",
+        {
+            **engine_line("openai", f"image: registry.example.com/rocm/vllm{DIGEST}"),
+            "    gpu: 1\n": "    gpu: 1\n    accelerator: amd\n",
+        },
+    ),
+    "AMD GPUs for a custom container on KServe": (
+        "churn-kserve",
+        {"memory: 2Gi}\n": "memory: 2Gi}\n    gpu: 1\n    accelerator: amd\n"},
+    ),
+    "scheduling, probes and /dev/shm on KServe": (
+        "churn-kserve",
+        spec_line(
+            "scheduling: {nodeSelector: {pool: cpu}}\n  probes: {readiness: {path: /ready}}\n"
+            "  volumes: {shm: {sizeLimit: 1Gi}}"
+        ),
+    ),
     "a whole KServe RawDeployment target of 100": ("churn-kserve", {"target: 70": "target: 100.0"}),
     "an engine image for vLLM": (
         "chat-assistant",

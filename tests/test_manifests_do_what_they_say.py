@@ -205,3 +205,9 @@ def test_replicas_spread_over_nodes_and_zones() -> None:
 def test_no_empty_env_for_the_server_to_drop() -> None:
     """The API server drops `env: []`; Argo CD would then report the Deployment out of sync."""
     assert "env" not in server(rendered(spec_data("fraud-onnx")))
+
+
+def test_no_empty_args_for_the_server_to_drop() -> None:
+    """A custom container with no `engine.args` rendered `args: []`, which the API server drops
+    (found by tests/test_kube_apiserver.py): Argo CD would report it out of sync forever."""
+    assert "args" not in server(rendered(custom_container("v2")))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from validator import render
 from validator.check import policy, workspace
@@ -57,6 +58,27 @@ def test_every_scaffold_renders_valid_manifests(repo: Path) -> None:
     documents = workspace.validate(workspace.discover(repo, []), repo).valid_documents()
     rendering = render.render_all(documents, repo, schemas)
     assert rendering.diagnostics == []
+
+
+def test_an_llm_scaffold_runs_on_gpu_nodes(repo: Path) -> None:
+    """The LLM engines' scaffolds ask for a GPU, tolerate the GPU nodes' taint and size the
+    model cache and /dev/shm."""
+    documents = workspace.validate(workspace.discover(repo, []), repo).valid_documents()
+    rendering = render.render_all(documents, repo, kube_schemas.Schemas())
+    for engine in ("vllm", "tgi"):
+        [deployment] = [
+            f
+            for f in rendering.files
+            if f.path.as_posix() == f"rendered/staging/{engine}-huggingface/deployment.yaml"
+        ]
+        pod = yaml.safe_load(deployment.content)["spec"]["template"]["spec"]
+        assert pod["tolerations"] == [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        ]
+        volumes = {volume["name"]: volume["emptyDir"] for volume in pod["volumes"]}
+        assert volumes["shm"] == {"medium": "Memory", "sizeLimit": "2Gi"}
+        assert volumes["model-cache"] == {"sizeLimit": "50Gi"}
+        assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 
 def test_every_scaffold_passes_yamllint(repo: Path) -> None:

@@ -53,6 +53,12 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG226": ("setting has no effect on this engine", "remove the setting"),
     "MG227": ("pod setting on an engine without a pod", "set it on the cluster's server instead"),
     "MG228": ("host access is never rendered", "remove the host network, ports or paths"),
+    "MG229": (
+        "GPU vendor the engine's image is not built for",
+        "name an image built for the vendor (spec.engine.image), or another vendor",
+    ),
+    "MG230": ("pod settings contradict each other", "keep the settings that agree"),
+    "MG231": ("label or annotation modelgate writes itself", "remove it from metadata"),
     "MG240": (
         "revision the source or engine cannot take",
         "pin a Hugging Face artifact on an engine with a revision setting; pin others by digest",

@@ -28,6 +28,7 @@ HOST_ACCESS = "MG228"
 REVISION = "MG240"
 UNCHECKED_DIGEST = "MG244"
 ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")  # what storage initializers unpack
+ACCELERATOR = "MG229"
 
 JsonPath = list[str | int]
 
@@ -250,12 +251,18 @@ def pod_settings(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
         f"{engine.name} runs the model on servers the cluster provides, and modelgate writes "
         "no pod for it"
     )
+    resources = spec.get("resources", {})
     written = (
         (["spec", "engine", "args"], "args" in spec["engine"]),
         (["spec", "engine", "env"], "env" in spec["engine"]),
         (["spec", "security"], "security" in spec),
         (["spec", "serviceAccountName"], "serviceAccountName" in spec),
-        (["spec", "resources", "gpu"], bool(spec.get("resources", {}).get("gpu"))),  # 0: none
+        (["spec", "resources", "gpu"], bool(resources.get("gpu"))),  # 0: none
+        (["spec", "resources", "accelerator"], "accelerator" in resources),
+        (["spec", "resources", "acceleratorProduct"], "acceleratorProduct" in resources),
+        (["spec", "scheduling"], "scheduling" in spec),
+        (["spec", "probes"], "probes" in spec),
+        (["spec", "volumes"], "volumes" in spec),
     )
     for path in (path for path, here in written if here):
         yield Refusal(
@@ -360,6 +367,39 @@ def unchecked_digest(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
         )
 
 
+def cache_volume(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
+    if not engine.pod or engine.cache or "cache" not in spec.get("volumes", {}):
+        return
+    takers = [name for name, other in ENGINES.items() if other.cache]
+    yield Refusal(
+        ["spec", "volumes", "cache"],
+        ENGINE_SETTING,
+        f"spec.volumes.cache has no effect: {engine.name} fetches no model into a cache "
+        "volume of its own",
+        f"remove spec.volumes.cache (only {', '.join(takers)} keep a model cache)",
+    )
+
+
+def accelerator(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
+    """An engine's own image is built for some GPU vendors; an image the spec names (the
+    engine's, or a model image) is the spec's own build, for whichever vendor it says."""
+    resources = spec.get("resources", {})
+    vendor = resources.get("accelerator")
+    own_image = "image" in spec["engine"] or "image" in spec["model"]
+    if not engine.pod or not resources.get("gpu") or own_image:
+        return  # without a GPU, the vendor is refused as having no effect (check/pod.py)
+    if vendor is None or vendor in engine.accelerators:
+        return
+    yield Refusal(
+        ["spec", "resources", "accelerator"],
+        ACCELERATOR,
+        f"{engine.name}'s image is built for {', '.join(engine.accelerators)} GPUs, not {vendor}: "
+        f"the server would not see the {vendor} GPU it is given",
+        f"set spec.engine.image to a {vendor} build of {engine.name} (judged by MG-SEC-001 and "
+        f"MG-SEC-002), or use {' or '.join(engine.accelerators)} GPUs",
+    )
+
+
 RULES: tuple[Callable[[dict[str, Any], Engine], Iterator[Refusal]], ...] = (
     scaling,
     rollout,
@@ -370,4 +410,6 @@ RULES: tuple[Callable[[dict[str, Any], Engine], Iterator[Refusal]], ...] = (
     host_access,
     revision,
     unchecked_digest,
+    cache_volume,
+    accelerator,
 )

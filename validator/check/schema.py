@@ -11,7 +11,7 @@ from typing import Any
 
 from ..diagnostics import Diagnostic, error
 from . import compiled
-from .load import Document
+from .load import Document, Key
 
 SCHEMA_DIR = Path(__file__).parent.parent / "schemas"
 SPEC_SCHEMA = "modeldeployment.v1alpha1"
@@ -57,8 +57,17 @@ def violations(document: Document, validator: Any) -> list[Diagnostic]:
     return findings
 
 
-def _diagnose(document: Document, failure: Any) -> Iterator[Diagnostic]:
+def failure_path(failure: Any) -> list[Any]:
+    """Where a jsonschema error points: its instance's path, or for a mapping key that breaks
+    `propertyNames`, that key (a Key: shown where the key is written)."""
     path = list(failure.absolute_path)
+    if "propertyNames" in failure.absolute_schema_path and isinstance(failure.instance, str):
+        path.append(Key(failure.instance))
+    return path
+
+
+def _diagnose(document: Document, failure: Any) -> Iterator[Diagnostic]:
+    path = failure_path(failure)
     if failure.validator == "additionalProperties" and isinstance(failure.instance, dict):
         yield from _unknown_fields(document, path, failure)
         return

@@ -16,7 +16,18 @@ from .. import parallel
 from ..codes import BUILTIN_RULES
 from ..diagnostics import Diagnostic, RuleInfo, error, has_errors
 from ..git import run_git
-from . import artifacts, capabilities, exposure, licenses, load, names, pickles, platform, schema
+from . import (
+    artifacts,
+    capabilities,
+    exposure,
+    licenses,
+    load,
+    names,
+    pickles,
+    platform,
+    pod,
+    schema,
+)
 
 SPEC_DIR = "models"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -182,6 +193,7 @@ class _FileCheck:
         if any(d.severity.value == "error" for d in problems):
             return document, problems, [], None
         problems.extend(capabilities.check(document))
+        problems.extend(pod.check(document))
         problems.extend(licenses.check(document))
         changed = artifacts.check(document, self.root)
         # a changed or unhashable artifact is not the one reviewed: nothing to scan in it

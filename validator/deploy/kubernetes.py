@@ -62,11 +62,21 @@ def deploy(
                 ["spec", "engine"],
                 MODEL_NOT_DEPLOYED,
                 f"model not deployed: {exc}",
-                "check KUBECONFIG and that the cluster answers",
+                _hint(str(exc), environment),
             )
         )
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _hint(refusal: str, environment: str) -> str:
+    if "(Forbidden)" in refusal:
+        return (
+            f"the identity KUBECONFIG names lacks rights in the namespace: a cluster admin "
+            f"applies rendered/{environment}/{render.RBAC}/ (the Role a deploy needs, bound to "
+            "templates/values.yaml's deployerGroup)"
+        )
+    return "check KUBECONFIG and that the cluster answers"
 
 
 def stop(root: Path, name: str) -> list[Diagnostic]:

@@ -52,6 +52,27 @@ PROTOCOL_HEALTH = {
     "v1": ("/", "/v1/models/{name}"),
     "openai": ("/health", "/health"),  # vLLM, TGI, llama.cpp: unauthenticated, unlike /v1/models
 }
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """A GPU vendor as Kubernetes sees it: the extended resource its device plugin advertises,
+    and the node label its feature discovery sets to the GPU's product name."""
+
+    resource: str
+    product_label: str
+
+
+# spec.resources.accelerator -> the vendor; the first is the default (spec.resources.gpu alone)
+ACCELERATORS: dict[str, Accelerator] = {
+    # NVIDIA device plugin; GPU feature discovery (e.g. NVIDIA-A100-SXM4-80GB)
+    "nvidia": Accelerator("nvidia.com/gpu", "nvidia.com/gpu.product"),
+    # ROCm device plugin; its node labeller (e.g. AMD_Instinct_MI300X_OAM)
+    "amd": Accelerator("amd.com/gpu", "amd.com/gpu.product-name"),
+    # Intel GPU plugin; the NFD rules of intel-device-plugins-for-kubernetes (e.g. Max_1550)
+    "intel": Accelerator("gpu.intel.com/i915", "gpu.intel.com/product"),
+}
+EVERY_ACCELERATOR = tuple(ACCELERATORS)
 # How a pod gets an artifact from a store (spec.model.artifact, or the artifact store a
 # repository artifact is uploaded to): an init container (values.storageInitializer) fetches
 # it ALWAYS; for STORES only what is not on the Hugging Face Hub (hf://, which the server
@@ -88,6 +109,10 @@ HPA_SCALING = Scaling(
 )
 
 
+# The deployer's Role and its binding, per environment (rendered/ENV/_rbac/)
+RBAC_TEMPLATES = ("_k8s/role.yaml.j2", "_k8s/rolebinding.yaml.j2")
+
+
 @dataclass(frozen=True)
 class Engine:
     name: str
@@ -117,9 +142,10 @@ class Engine:
     # when an init container fetches the artifact with values.storageInitializer (pinned like
     # `image`): ALWAYS, STORES or TO_VERIFY (see ALWAYS); "": never, the cluster does
     fetch: str = ""
-    # the emptyDir the artifact is fetched into, where the server mounts it, and the folder
-    # in it the artifact goes to ({name} is the spec's name); a folder artifact goes into a
-    # folder of its own name there when `folder_by_name` (Triton's config.pbtxt names it)
+    # the emptyDir the artifact is fetched into; where the server mounts it when that is not
+    # its `cache` volume (KServe's /mnt/models); and the folder in it the artifact goes to
+    # ({name} is the spec's name): a folder artifact goes into a folder of its own name there
+    # when `folder_by_name` (Triton's config.pbtxt names it)
     model_volume: str = ""
     model_mount: str = ""
     model_dir: str = ""
@@ -153,9 +179,16 @@ class Engine:
     packaging: tuple[str, ...] = (ARTIFACT,)  # spec.model.artifact and/or spec.model.image
     runtime: str = ""  # what spec.engine.runtime names on this engine; "": it takes none
     batching: bool = False  # spec.engine.maxBatchSize sets the batch the engine forms
-    # modelgate writes the server's pod: args, env, security, service account and GPUs reach
-    # it. False where the cluster's own servers run the model (a Seldon Model).
+    # modelgate writes the server's pod: args, env, security, service account, GPUs,
+    # scheduling, probes and volumes reach it. False where the cluster's own servers run the
+    # model (a Seldon Model).
     pod: bool = True
+    # Where the server keeps the model it fetches: an emptyDir, sized by spec.volumes.cache
+    # (else templates/values.yaml's modelCacheSize). "": it keeps none of its own.
+    cache: str = ""
+    # GPU vendors (ACCELERATORS) its own image is built for; a spec that names its engine image
+    # (or a model image) brings its own build and may use any vendor
+    accelerators: tuple[str, ...] = EVERY_ACCELERATOR
 
     @property
     def templates(self) -> tuple[str, ...]:
@@ -179,6 +212,11 @@ class Engine:
         if self.revision_env:
             return f"the {self.revision_env} variable"
         return "the storage URI, hf://ORG/NAME:REVISION" if self.revision_in_uri else ""
+
+    @property
+    def fetch_mount(self) -> str:
+        """Where the volume the model is fetched into is mounted."""
+        return self.model_mount or self.cache
 
     @property
     def storage_initializer(self) -> bool:
@@ -234,9 +272,20 @@ def engine_values(values: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 def health_paths(spec: Mapping[str, Any], name: str, values: Mapping[str, Any]) -> tuple[str, str]:
-    """(liveness, readiness) paths of the server that serves `spec` in a cluster: the engine
-    record's (as templates/values.yaml may override them), or, for a model image serving
-    itself, those of the protocol it speaks."""
+    """(liveness, readiness) paths of the server that serves `spec` in a cluster: those
+    spec.probes names, else the engine record's (as templates/values.yaml may override them),
+    or, for a model image serving itself, those of the protocol it speaks."""
+    live, ready = _default_health(spec, name, values)
+    probes = spec.get("probes", {})
+    return (
+        probes.get("liveness", {}).get("path", live),
+        probes.get("readiness", {}).get("path", ready),
+    )
+
+
+def _default_health(
+    spec: Mapping[str, Any], name: str, values: Mapping[str, Any]
+) -> tuple[str, str]:
     engine = ENGINES[spec["engine"]["name"]]
     if engine.image_only or "image" in spec["model"]:
         live, ready = PROTOCOL_HEALTH[spec["engine"]["protocol"]]
@@ -267,6 +316,11 @@ def verified_by_pod(spec: Mapping[str, Any]) -> bool:
 def digest_field(model: Mapping[str, Any]) -> str | None:
     """sha256 (a file) or treeSha256 (a folder), whichever the spec names."""
     return next((name for name in ("sha256", "treeSha256") if name in model), None)
+
+
+def accelerator_of(spec: Mapping[str, Any]) -> Accelerator:
+    """The GPU vendor spec.resources names (NVIDIA unless it says otherwise)."""
+    return ACCELERATORS[spec.get("resources", {}).get("accelerator", EVERY_ACCELERATOR[0])]
 
 
 def runtime_for(spec: dict) -> str | None:

@@ -14,12 +14,13 @@ ENGINE = Engine(
     live="/health",
     ready="/health",
     llm=True,
+    cache="/data",
+    accelerators=("nvidia",),  # its image is a CUDA build
     cluster=("tgi/deployment.yaml.j2", *WORKLOAD),
     # the launcher downloads hf:// models itself, at REVISION; an artifact from a store is
     # fetched into the cache volume first and served from there
     fetch=STORES,
     model_volume="model-cache",
-    model_mount="/data",
     model_dir="/data/model",
     revision_env="REVISION",  # the launcher's --revision; the tokenizer comes with the model
     # the root filesystem is read-only: weights go to the cache volume mounted at /data

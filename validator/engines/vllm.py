@@ -14,12 +14,13 @@ ENGINE = Engine(
     live="/health",
     ready="/health",
     llm=True,
+    cache="/models-cache",
+    accelerators=("nvidia",),  # its image is a CUDA build
     cluster=("vllm/deployment.yaml.j2", *WORKLOAD),
     # it downloads hf:// models itself, at the revision given; an artifact from a store is
     # fetched into the cache volume first and served from there
     fetch=STORES,
     model_volume="model-cache",
-    model_mount="/models-cache",
     model_dir="/models-cache/model",
     # the tokenizer is read from the same repository, at the same commit
     revision_args=("--revision", "--tokenizer-revision"),

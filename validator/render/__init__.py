@@ -4,6 +4,7 @@
     rendered/ENV/NAME/         Kubernetes manifests, per environment of the spec
     rendered/docker/NAME/      compose file for specs whose model is an image
     rendered/argocd/ENV.yaml   one Argo CD ApplicationSet per environment
+    rendered/ENV/_rbac/        the Role (and its binding) a deployer needs in ENV's namespace
 
 Templates are an attack surface: they run in Jinja's sandbox with StrictUndefined, every value
 reaches them through `tojson` (or `toyaml`, which encodes every scalar the same way), and every
@@ -36,13 +37,14 @@ from ..check.load import Document
 from ..check.platform import from_values
 from ..check.workspace import Validation
 from ..diagnostics import Diagnostic, Refused, Severity, error
-from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
+from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES, RBAC_TEMPLATES
 from ..parallel import fork_map
 from . import encode, images, kube_schemas, readback, templates, view
 from .policy import OutputObject, OutputPolicy, environment_of
 from .sync import (
     ARGOCD,
     DRIFT,
+    RBAC,
     RENDERED_DIR,
     RenderedFile,
     drift,
@@ -57,9 +59,9 @@ if TYPE_CHECKING:
 
 # The stage's surface: render specs, then sync the files with rendered/ (sync.py).
 __all__ = [
-    "DRIFT", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "links", "orphans",
-    "render_all", "render_document", "rendered_dir", "run", "scope", "values_document",
-    "values_path", "write", "write_values",
+    "DRIFT", "RBAC", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "links",
+    "orphans", "render_all", "render_document", "rendered_dir", "run", "scope",
+    "values_document", "values_path", "write", "write_values",
 ]  # fmt: skip
 
 TEMPLATE_DIR = templates.TEMPLATE_DIR
@@ -78,11 +80,14 @@ class Rendering:
     unchecked: set[str] = field(default_factory=set)  # kinds no schema was supplied for
     # the rendered objects awaiting the output policy; emptied once it has judged them
     objects: list[OutputObject] = field(default_factory=list)
+    # (folder of rendered/, apiVersion, kind) of every manifest: what the deployer's Role grants
+    kinds: set[tuple[str, str, str]] = field(default_factory=set)
 
     def extend(self, other: Rendering) -> None:
         self.files.extend(other.files)
         self.diagnostics.extend(other.diagnostics)
         self.unchecked |= other.unchecked
+        self.kinds |= other.kinds
 
     def failed(self) -> bool:
         return any(d.severity is Severity.ERROR and not d.waived for d in self.diagnostics)
@@ -182,7 +187,7 @@ class Renderer:
 
     def preload(self) -> Renderer:
         """Compile every engine's templates now, so that forked workers inherit them."""
-        names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE}
+        names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE, *RBAC_TEMPLATES}
         for engine in ENGINES.values():
             names.update(engine.templates)
         self.templates.preload(sorted(names))
@@ -221,7 +226,8 @@ def render_all(
     renderer: Renderer | None = None,
     rendered: Mapping[str, Rendering] | None = None,
 ) -> Rendering:
-    """Every file the specs produce, the repository-wide ApplicationSets included.
+    """Every file the specs produce, the repository-wide ApplicationSets and deployer Roles
+    included.
     `rendered` holds specs already rendered by `renderer` (as validation followed them)."""
     documents = list(documents)
     renderer = renderer or Renderer(root, schemas)
@@ -239,8 +245,10 @@ def render_all(
             continue
         output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
         _render_into(result, None, renderer, APPLICATIONSET_TEMPLATE, {"a": env_view}, output)
+        _render_rbac(result, renderer, env_view["environment"])
         if renderer.output_policy is not None:
-            texts = {str(output): result.files[-1].content} if result.objects else {}
+            judged = {item.path for item in result.objects}
+            texts = {str(f.path): f.content for f in result.files if str(f.path) in judged}
             result.diagnostics.extend(
                 renderer.output_policy.check(result.objects, texts, [env_view["environment"]])
             )
@@ -264,6 +272,14 @@ def waive_output_findings(
     others = [d for d in rendering.diagnostics if d.rule not in rule_ids]
     judged = apply_output_waivers(findings, names, policy, root, complete)
     return others + sorted(judged, key=Diagnostic.sort_key)
+
+
+def _render_rbac(result: Rendering, renderer: Renderer, environment: str) -> None:
+    kinds = {(api, kind) for folder, api, kind in result.kinds if folder == environment}
+    context = {"r": view.deployer(environment, kinds, renderer.values)}
+    for template in RBAC_TEMPLATES:
+        output = PurePosixPath(RENDERED_DIR, environment, RBAC, _output(template))
+        _render_into(result, None, renderer, template, context, output)
 
 
 PARALLEL_FROM = 64  # specs; below this a second process costs more than it saves
@@ -423,6 +439,9 @@ def _render_into(
         return
     if unchecked:
         result.unchecked.add(unchecked)
+    if output.suffix != ".json" and output.name != "compose.yaml":
+        # what the deployer's Role must grant in this folder of rendered/
+        result.kinds.add((output.parts[1], str(data.get("apiVersion")), str(data.get("kind"))))
     result.files.append(RenderedFile(output, text))
     if renderer.output_policy is not None and output.suffix != ".json":
         result.objects.append(OutputObject(str(output), data, template))

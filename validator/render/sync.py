@@ -17,6 +17,7 @@ from ..diagnostics import Diagnostic, error
 RENDERED_DIR = "rendered"
 LINK = b"\x00link"  # stands for a symbolic link's content, which is never read
 ARGOCD = "argocd"
+RBAC = "_rbac"  # rendered/ENV/_rbac/: no spec is named so (names are DNS labels)
 DRIFT = "MG404"
 NOT_A_DIRECTORY = "MG407"
 

@@ -13,13 +13,14 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..check import exposure
+from ..check import exposure, pod
 from ..check.load import Document
 from ..check.platform import Platform, from_values
 from ..engines import (
+    BY_WORKLOAD,
     ENGINES,
-    PROTOCOL_HEALTH,
     Engine,
+    accelerator_of,
     digest_field,
     engine_values,
     fetched_by_pod,
@@ -70,7 +71,12 @@ def base(document: Document) -> dict[str, Any]:
         "modelgate.dev/team": label_value(metadata["team"]),
         "modelgate.dev/spec-hash": spec_hash(document),
     }
-    annotations = {"modelgate.dev/owner": metadata["owner"], "modelgate.dev/source": document.path}
+    own = metadata.get("annotations", {})  # never one modelgate writes (check/pod.py)
+    annotations = {
+        **own,
+        "modelgate.dev/owner": metadata["owner"],
+        "modelgate.dev/source": document.path,
+    }
     if "contact" in metadata:
         annotations["modelgate.dev/contact"] = metadata["contact"]
     return {
@@ -78,6 +84,9 @@ def base(document: Document) -> dict[str, Any]:
         "source": document.path,
         "labels": dict(sorted(labels.items())),
         "annotations": dict(sorted(annotations.items())),
+        # the spec's own annotations, for pod templates written apart from their object's
+        # metadata (an InferenceService component's `annotations`)
+        "pod_annotations": dict(sorted(own.items())),
         "selector": {ENGINES[spec["engine"]["name"]].pod_label: name},
         "spec": spec,
         "model": spec["model"],
@@ -120,6 +129,10 @@ def cluster(
     endpoint = spec.get("endpoint", {})
     live_path, ready_path = health_paths(spec, view["name"], values)
     exposed = exposure.plan(spec, view["name"], environment, platform or from_values(values))
+    port = endpoint.get("port") or defaults.get("port", 8080)
+    # a Deployment's container names its port; an InferenceService's probes give the number
+    probe_port = engine.port_name or port
+    scheduling = spec.get("scheduling", {})
     container_security = _container_security(spec.get("security", {}))
     return {
         **view,
@@ -127,17 +140,22 @@ def cluster(
         "namespace": values["namespace"].format(environment=environment),
         "image": _image(spec, values),
         "storage_uri": storage_uri(document, values),
-        "port": endpoint.get("port") or defaults.get("port", 8080),
-        "traffic_ports": _traffic_ports(engine, spec, endpoint.get("port") or defaults["port"]),
+        "port": port,
+        "traffic_ports": _traffic_ports(engine, spec, port),
         "live_path": live_path,
         "ready_path": ready_path,
+        "probes": _probes(spec, engine, probe_port, live_path, ready_path),
         "args": list(spec["engine"].get("args", [])),
         # the engine's own environment, then the spec's; the API key the engine checks
         # (auth.type apiKey) comes from auth.secretRef
         "env": _cluster_env(engine, spec["engine"].get("env", []))
         + _revision_env(engine, spec["model"])
         + exposed["env"],
-        "resources": _resources(spec.get("resources", {})),
+        "resources": _resources(spec),
+        "node_selector": _node_selector(spec),
+        "tolerations": scheduling.get("tolerations", []),
+        "affinity": scheduling.get("affinity", {}),
+        "topology_spread": _topology_spread(scheduling, engine, view["selector"]),
         "min_replicas": low,
         "max_replicas": max(scaling.get("maxReplicas", low), low),
         # the mode's own default where the spec names none (Knative scales on concurrency)
@@ -161,10 +179,11 @@ def cluster(
         # init containers that fetch the model and check its digest before the server starts
         "init_containers": _init_containers(document, values, container_security),
         "model_volume": engine.model_volume if fetched_by_pod(spec) else "",
-        "model_mount": engine.model_mount,
+        "model_mount": engine.fetch_mount,
         "metrics_port": engine.metrics_port,
         "egress": _egress(spec, values),
-        "cache_size": values.get("modelCacheSize", "20Gi"),
+        "cache_size": _volume(spec, "cache") or values.get("modelCacheSize", "20Gi"),
+        "shm_size": _volume(spec, "shm"),
         "triton_outputs": _triton_tensors(spec, "outputs"),
     }
 
@@ -188,7 +207,8 @@ def docker(document: Document, shared: dict[str, Any] | None = None) -> dict[str
             v["name"]: v["value"] for v in spec["engine"].get("env", []) if "value" in v
         },
         "secrets": sorted(v["name"] for v in spec["engine"].get("env", []) if "valueFrom" in v),
-        "ready_path": PROTOCOL_HEALTH[spec["engine"]["protocol"]][1].format(name=view["name"]),
+        "ready_path": health_paths(spec, view["name"], {})[1],  # a model image: its protocol's
+        "shm_size": _compose_memory(_volume(spec, "shm")),
     }
 
 
@@ -223,6 +243,49 @@ def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, l
             }
             for env in environments
         ]
+    }
+
+
+# What `modelgate deploy --target kubernetes` does in a namespace, and the rights it needs:
+# server-side apply (create, patch), readiness from each object's status (get), and the smoke
+# test's port-forward to a Service (kubectl reads the Service, finds a pod behind it, opens the
+# pod's portforward subresource). Nothing else: no list of what it applies, no delete.
+APPLY_VERBS = ("create", "get", "patch")
+PORT_FORWARD = {"services": ("get",), "pods": ("get", "list"), "pods/portforward": ("create",)}
+DEPLOYER_GROUP = "modelgate:deployers"
+
+
+def plural(kind: str) -> str:
+    """A kind's resource name, as Kubernetes derives it when a type does not name its own
+    (k8s.io/apimachinery's UnsafeGuessKindToResource): every kind modelgate renders follows it."""
+    lower = kind.lower()
+    if lower.endswith("s"):
+        return lower + "es"
+    if lower.endswith("y"):
+        return lower[:-1] + "ies"
+    return lower + "s"
+
+
+def deployer(environment: str, kinds: set[tuple[str, str]], values: dict[str, Any]) -> dict:
+    """The Role a deployer needs in an environment's namespace: apply and read exactly the
+    kinds rendered there (apiVersion, kind), and port-forward for the smoke test."""
+    verbs: dict[tuple[str, str], set[str]] = {}
+    for api_version, kind in kinds:
+        group = api_version.rpartition("/")[0]
+        verbs.setdefault((group, plural(kind)), set()).update(APPLY_VERBS)
+    for resource, needed in PORT_FORWARD.items():
+        verbs.setdefault(("", resource), set()).update(needed)
+    rules: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (group, resource), granted in sorted(verbs.items()):
+        rules.setdefault((group, tuple(sorted(granted))), []).append(resource)
+    return {
+        "environment": environment,
+        "namespace": values["namespace"].format(environment=environment),
+        "group": values.get("deployerGroup", DEPLOYER_GROUP),
+        "rules": [
+            {"apiGroups": [group], "resources": resources, "verbs": list(granted)}
+            for (group, granted), resources in rules.items()
+        ],
     }
 
 
@@ -304,7 +367,7 @@ def _init_containers(
     name = document.data["metadata"]["name"]
     engine = ENGINES[spec["engine"]["name"]]
     model = spec["model"]
-    mount = {"name": engine.model_volume, "mountPath": engine.model_mount}
+    mount = {"name": engine.model_volume, "mountPath": engine.fetch_mount}
     fetch = {
         "name": FETCH_CONTAINER,
         "image": _helper_image(values, images.storage_reference(spec, values)),
@@ -395,15 +458,88 @@ def _env(variable: dict[str, Any]) -> dict[str, Any]:
     return {"name": variable["name"], "value": variable["value"]}
 
 
-def _resources(resources: dict[str, Any]) -> dict[str, Any]:
+def _resources(spec: dict[str, Any]) -> dict[str, Any]:
+    """Requests and limits, GPUs as the extended resource of their vendor's device plugin."""
+    resources = spec.get("resources", {})
     result: dict[str, Any] = {}
     for kind in ("requests", "limits"):
         amounts = {key: str(value) for key, value in resources.get(kind, {}).items()}
         if resources.get("gpu"):
-            amounts["nvidia.com/gpu"] = str(resources["gpu"])
+            amounts[accelerator_of(spec).resource] = str(resources["gpu"])
         if amounts:
             result[kind] = dict(sorted(amounts.items()))
     return result
+
+
+def _node_selector(spec: dict[str, Any]) -> dict[str, str]:
+    """spec.scheduling.nodeSelector, and the GPU model on its vendor's product label."""
+    chosen = dict(spec.get("scheduling", {}).get("nodeSelector", {}))
+    product = spec.get("resources", {}).get("acceleratorProduct")
+    if product:
+        chosen[accelerator_of(spec).product_label] = product
+    return dict(sorted(chosen.items()))
+
+
+# Replicas on different nodes and zones where the cluster allows it, for the Deployments
+# modelgate writes; spec.scheduling.topologySpread replaces it.
+DEFAULT_SPREAD = tuple(
+    {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway"}
+    for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+)
+
+
+def _topology_spread(
+    scheduling: dict[str, Any], engine: Engine, selector: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Spread constraints over the model's own pods: the spec's, else the default (for the
+    Deployments modelgate writes; KServe spreads its pods as the cluster says)."""
+    given = scheduling.get("topologySpread")
+    if given is None:
+        given = DEFAULT_SPREAD if engine.exposure == BY_WORKLOAD else ()
+    return [{**each, "labelSelector": {"matchLabels": selector}} for each in given]
+
+
+# (periodSeconds, failureThreshold) of each probe the spec does not set
+PROBE_DEFAULTS = {"liveness": (10, 3), "readiness": (5, 3)}
+
+
+def _probes(
+    spec: dict[str, Any], engine: Engine, port: str | int, live: str, ready: str
+) -> dict[str, Any]:
+    """HTTP probes of the serving container: the engine's paths and timing, overridden field
+    by field by spec.probes. A Deployment always has a startup probe (models load slowly);
+    an InferenceService has one where the spec asks for it."""
+    settings = spec.get("probes", {})
+    probes: dict[str, Any] = {
+        kind: _probe(settings.get(kind, {}), path, port, *PROBE_DEFAULTS[kind])
+        for kind, path in (("liveness", live), ("readiness", ready))
+    }
+    startup = settings.get("startup")
+    probes["startup"] = (
+        _probe(startup or {}, ready, port, pod.STARTUP_PERIOD, pod.startup_failures(spec))
+        if startup is not None or engine.exposure == BY_WORKLOAD
+        else None
+    )
+    return probes
+
+
+def _probe(
+    settings: dict[str, Any], path: str, port: str | int, period: int, failures: int
+) -> dict[str, Any]:
+    probe: dict[str, Any] = {"httpGet": {"path": settings.get("path", path), "port": port}}
+    if "initialDelaySeconds" in settings:
+        probe["initialDelaySeconds"] = settings["initialDelaySeconds"]
+    probe["periodSeconds"] = settings.get("periodSeconds", period)
+    if "timeoutSeconds" in settings:
+        probe["timeoutSeconds"] = settings["timeoutSeconds"]
+    probe["failureThreshold"] = settings.get("failureThreshold", failures)
+    return probe
+
+
+def _volume(spec: dict[str, Any], name: str) -> str | None:
+    """The size of the writable volume spec.volumes names (cache, shm), if it names it."""
+    volume = spec.get("volumes", {}).get(name)
+    return volume["sizeLimit"] if volume else None
 
 
 def _pod_security(security: dict[str, Any]) -> dict[str, Any]:

@@ -71,8 +71,18 @@ CAPABILITIES: tuple[tuple[str, Cell], ...] = (
     ("`engine.maxBatchSize` (MG226)", lambda e, s: _yes(e.batching)),
     ("`model.signature` (MG226)", lambda e, s: _yes(e.takes_signature)),
     (
-        "`engine.args`, `engine.env`, `security`, `serviceAccountName`, `resources.gpu` (MG227)",
+        "`engine.args`, `engine.env`, `security`, `serviceAccountName`, `resources.gpu`, "
+        "`resources.accelerator`, `resources.acceleratorProduct`, `scheduling`, `probes`, "
+        "`volumes` (MG227)",
         lambda e, s: _yes(e.pod),
+    ),
+    (
+        "`volumes.cache`, where the engine keeps the model (MG226)",
+        lambda e, s: f"`{e.cache}`" if e.cache else "no",
+    ),
+    (
+        "`resources.accelerator` with the engine's own image (MG229)",
+        lambda e, s: ", ".join(e.accelerators) if e.pod else "no",
     ),
     ("`security.hostNetwork`, `.hostPorts`, `.hostPaths` (MG228)", lambda e, s: "no"),
     ("`model.revision` of an hf:// artifact (MG240)", lambda e, s: e.revision or "no"),

@@ -22,10 +22,15 @@ REFERENCE = Path(__file__).with_name("reference.yaml")
 
 
 @cache
-def reference() -> dict[str, Any]:
-    document, problems = load.load_file(REFERENCE)
+def _packaged(path: Path) -> dict[str, Any]:
+    """A reference file shipped with the package (a spec, or rendered objects)."""
+    document, problems = load.load_file(path)
     assert document is not None, problems
     return document.data
+
+
+def reference() -> dict[str, Any]:
+    return _packaged(REFERENCE)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -54,21 +59,23 @@ def example_document(patch: dict[str, Any], name: str = "reference") -> load.Doc
 
 
 def parse_path(dotted: str) -> list[str | int]:
-    """`spec.engine.env[0].value` -> ['spec', 'engine', 'env', 0, 'value']."""
+    """`spec.engine.env[0].value` -> ['spec', 'engine', 'env', 0, 'value']. A name with dots
+    goes in brackets and quotes, `metadata.annotations["example.com/team"]` (its value), or
+    in braces, `metadata.annotations{example.com/team}`, for the key itself (a Key: a finding
+    about the key is shown where the key is written)."""
     parts: list[str | int] = []
-    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", dotted):
-        parts.append(int(index) if index else name)
+    for name, index, quoted, key in re.findall(
+        r'([^.\[\]{}"]+)|\[(\d+)\]|\["([^"]+)"\]|\{([^{}]+)\}', dotted
+    ):
+        parts.append(int(index) if index else quoted or (load.Key(key) if key else name))
     return parts
 
 
 REFERENCE_OUTPUT = Path(__file__).with_name("reference_output.yaml")
 
 
-@cache
 def reference_output() -> dict[str, Any]:
-    document, problems = load.load_file(REFERENCE_OUTPUT)
-    assert document is not None, problems
-    return document.data
+    return _packaged(REFERENCE_OUTPUT)
 
 
 def output_path(name: str) -> str:
