@@ -666,3 +666,25 @@ def test_load_leaves_scanned_bytes_alone(tmp_path: Path) -> None:
     pickles.scan_file(path)
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
     assert io.BytesIO(before[0]).read(2) == b"\x80\x04"
+
+
+def test_a_warm_cache_spares_validate_the_scanner_and_the_licence_list(
+    scaffold: Scaffold, tmp_path: Path
+) -> None:
+    """validate runs in pre-commit hooks: once the iris model's verdict and its licence are
+    cached, neither picklescan nor license-expression (nor importlib.metadata) is imported."""
+    scaffold.iris()
+    env = {**os.environ, "MODELGATE_CACHE_DIR": str(tmp_path / "cache")}
+
+    def imported() -> set[str]:
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "validator.cli", "--root",
+             str(scaffold.root), "validate"],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+
+    heavy = {"picklescan", "license_expression", "importlib.metadata"}
+    assert heavy - {"importlib.metadata"} <= imported()  # cold: scanned and parsed
+    assert heavy & imported() == set()  # warm: from the cache

@@ -114,12 +114,7 @@ def _licensing() -> Any:
 
 
 def _library_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("license-expression")
-    except PackageNotFoundError:
-        return "missing"
+    return cache.installed_version("license-expression")
 
 
 def _kind(node: Any) -> str:

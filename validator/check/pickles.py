@@ -199,12 +199,7 @@ def _scanner() -> Any:
 
 
 def _scanner_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("picklescan")
-    except PackageNotFoundError:
-        return "missing"
+    return cache.installed_version("picklescan")
 
 
 def _sha256(path: Path) -> str:
