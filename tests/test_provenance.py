@@ -388,6 +388,25 @@ def test_a_pickle_that_calls_os_system_is_an_error_even_with_its_digest(
     assert deploy.code == 1 and "MG241" in deploy.err and not marker.exists()
 
 
+def test_a_link_to_a_malicious_pickle_is_scanned_through(
+    scaffold: Scaffold, tmp_path: Path
+) -> None:
+    """An artifact without a digest (the policy's business, MG-SEC-003) is still scanned, and
+    a link inside the repository is followed to what the server would load."""
+    evil = scaffold.root / "models" / "artifacts" / "evil" / "weights.joblib"
+    _malicious(evil, tmp_path / "pwned")
+    link = scaffold.root / "models" / "artifacts" / "iris" / "linked.joblib"
+    link.symlink_to(evil)
+    scaffold.iris(
+        **{
+            "artifact: models/artifacts/iris/model.joblib": "artifact: "
+            "models/artifacts/iris/linked.joblib",
+            f"    sha256: {IRIS_SHA256}\n": "",
+        }
+    )
+    assert [r for r, _, _ in findings(scaffold)] == ["MG241"]
+
+
 def test_code_hidden_behind_joblib_array_data_is_found(tmp_path: Path) -> None:
     """A pickle scanner alone stops at the first numpy array of a joblib file; the os.system
     call after it is what joblib.load runs next."""

@@ -125,9 +125,11 @@ def is_pickle_based(name: str) -> bool:
 
 
 def pickle_files(path: Path) -> list[Path]:
-    """The artifact itself when it is a pickle-based file; a folder's pickle-based files."""
+    """The artifact itself when it is a pickle-based file; a folder's pickle-based files. The
+    artifact may be a link inside the repository (artifacts.check refuses one out of it, and
+    links inside a folder): what it names is what the server loads."""
     try:
-        mode = path.lstat().st_mode
+        mode = path.stat().st_mode
     except OSError:
         return []
     if stat.S_ISREG(mode):
