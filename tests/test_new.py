@@ -118,3 +118,46 @@ def test_refusals(repo: Path) -> None:
         "--root", str(repo), "new", "Bad_Name", "--engine", "mlserver", "--format", "sklearn"
     )
     assert bad_name.code == 2 and "DNS-1123" in bad_name.err
+
+
+def test_a_transformer_and_an_explainer_are_scaffolded_beside_a_kserve_predictor(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "repo"
+    for part in ("templates", "policies"):
+        shutil.copytree(PROJECT / part, root / part)
+    (root / "models").mkdir()
+    pinned = "registry.example.com/ml/churn-explainer@sha256:" + "a" * 64
+    result = run_cli(
+        "--root", str(root), "new", "churn", "--engine", "kserve", "--format", "sklearn",
+        "--transformer", "--explainer", pinned, "--owner", "ml@example.com",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert run_cli("--root", str(root), "validate", "--strict").code == 0
+    schemas = kube_schemas.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
+    documents = workspace.validate(workspace.discover(root, []), root).valid_documents()
+    rendering = render.render_all(documents, root, schemas)
+    assert rendering.diagnostics == []
+    [isvc] = [f for f in rendering.files if f.path.name == "inferenceservice.yaml"][:1]
+    spec = yaml.safe_load(isvc.content)["spec"]
+    [transformer] = spec["transformer"]["containers"]
+    assert transformer["image"] == (
+        "registry.example.com/ml/churn-transformer@sha256:" + "0" * 64  # a placeholder
+    )
+    assert transformer["args"] == ["--model_name", "churn"]
+    assert spec["explainer"]["containers"][0]["image"] == pinned
+    text = (root / "models" / "churn.yaml").read_text()
+    assert text.count("# TODO: the real image, pinned by digest") == 1
+
+
+def test_components_are_refused_where_they_cannot_run(repo: Path) -> None:
+    elsewhere = run_cli(
+        "--root", str(repo), "new", "chat", "--engine", "vllm", "--format", "huggingface",
+        "--transformer",
+    )  # fmt: skip
+    assert elsewhere.code == 2 and "vllm runs no transformer" in elsewhere.err
+    tagged = run_cli(
+        "--root", str(repo), "new", "churn", "--engine", "kserve", "--format", "sklearn",
+        "--explainer", "docker.io/someone/explainer:latest",
+    )  # fmt: skip
+    assert tagged.code == 2 and "not an image pinned by digest" in tagged.err

@@ -335,7 +335,7 @@ def test_an_inference_service_predictor_takes_scheduling_probes_shm_and_annotati
     # the runtime starts (the spec names its sha256; tests/test_provenance.py)
     assert predictor["volumes"] == [
         {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
-        {"name": "kserve-provision-location", "emptyDir": {"sizeLimit": "20Gi"}},
+        {"name": "kserve-provision-location", "emptyDir": {}},
     ]
     # the runtime's container is merged with `model`: the mounts and the probes go there
     assert mounts_of(model) == {"shm": "/dev/shm", "kserve-provision-location": "/mnt/models"}

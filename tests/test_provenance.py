@@ -31,7 +31,7 @@ CHAT = (PROJECT / "models" / "chat-assistant.yaml").read_text(encoding="utf-8")
 FRAUD = (PROJECT / "models" / "fraud-onnx.yaml").read_text(encoding="utf-8")
 CHURN = (PROJECT / "models" / "churn-kserve.yaml").read_text(encoding="utf-8")
 REVISION = "7ae557604adf67be50417f59c2c2f167def9a775"
-REVISION_LINE = f"    revision: {REVISION}  # the commit reviewed (MG-SEC-007)\n"
+REVISION_LINE = f"    revision: {REVISION}  # the commit reviewed (MG-SEC-008)\n"
 TREE = "86dc5d0aaef9b87f5a1f6eddff6a5d770fcd325a5013c94376a19355531c0fa9"
 VECTOR = "1e4748498dcdc20697fdfc2298cb8b56cf82167f269e9e1eaec27dc213bb4394"  # docs/artifacts.md
 
@@ -88,12 +88,12 @@ def pod_of(document: dict[str, Any]) -> dict[str, Any]:
 def test_a_floating_hugging_face_artifact_is_an_error_in_production(scaffold: Scaffold) -> None:
     with_policies(scaffold)
     scaffold.write_spec("chat-assistant", CHAT.replace(REVISION_LINE, ""))
-    assert ("MG-SEC-007", "error") in [(r, s) for r, s, _ in findings(scaffold)]
-    assert ("MG-SEC-007", "warning") in [
+    assert ("MG-SEC-008", "error") in [(r, s) for r, s, _ in findings(scaffold)]
+    assert ("MG-SEC-008", "warning") in [
         (r, s) for r, s, _ in findings(scaffold, "--env", "staging")
     ]
     scaffold.write_spec("chat-assistant", CHAT)
-    assert "MG-SEC-007" not in rules(scaffold)
+    assert "MG-SEC-008" not in rules(scaffold)
 
 
 def test_the_revision_reaches_each_engines_own_setting(scaffold: Scaffold) -> None:
@@ -287,9 +287,7 @@ def test_kserve_fetches_and_checks_a_model_whose_digest_the_spec_names(scaffold:
     assert fetch["name"] == "storage-initializer"
     assert fetch["args"] == ["gs://models/churn/", "/mnt/models"]
     assert check["args"] == ["treeSha256", TREE, "/mnt/models"]
-    assert predictor["volumes"] == [
-        {"name": "kserve-provision-location", "emptyDir": {"sizeLimit": "20Gi"}}
-    ]
+    assert predictor["volumes"] == [{"name": "kserve-provision-location", "emptyDir": {}}]
     assert predictor["model"]["volumeMounts"] == [
         {"name": "kserve-provision-location", "mountPath": "/mnt/models", "readOnly": True}
     ]
@@ -504,23 +502,53 @@ def test_verdicts_are_cached_by_content(tmp_path: Path, monkeypatch: pytest.Monk
     assert pickles.scan_file(path) == pickles.Verdict()  # new bytes, new verdict
 
 
+def test_production_takes_no_pickle_fetched_unchecked(scaffold: Scaffold) -> None:
+    """By default a pickle from a store reaches production only where its pod checks its
+    digest before the server starts: a Seldon server (mlserver) fetches it unchecked."""
+    with_policies(scaffold)
+    stored = {"artifact: models/artifacts/iris/model.joblib": "artifact: s3://ml/iris/model.joblib"}
+    scaffold.iris(**stored)
+    assert [m for r, _, m in findings(scaffold) if r == "MG-SEC-009"] == [
+        "s3://ml/iris/model.joblib is a pickle-based artifact from a store, never scanned, "
+        "whose digest its pod does not check before the server starts, and is not allowed in "
+        "production (policy parameter pickleArtifacts)"
+    ]
+    assert "MG-SEC-009" not in rules(scaffold, "--env", "staging")
+    scaffold.write_spec(
+        "churn-kserve",
+        edited(
+            CHURN,
+            **{
+                "    image: registry.example.com/ml/churn-sklearn@sha256:"
+                "3b1f0c9a8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928170f6e5d4c\n": "    "
+                f"artifact: s3://ml/churn/model.joblib\n    sha256: {'c' * 64}\n"
+            },
+        ),
+    )
+    assert [
+        p for p, r in ((d["path"], d["rule"]) for d in validate(scaffold)[1]) if r == "MG-SEC-009"
+    ] == [
+        "models/iris.yaml"
+    ]  # KServe's pod checks the churn model's sha256 before the runtime starts
+
+
 def test_the_policy_can_keep_pickles_out_of_production(scaffold: Scaffold) -> None:
     with_policies(scaffold)
     scaffold.iris()
-    assert "MG-SEC-008" not in rules(scaffold)  # in the repository: scanned
+    assert "MG-SEC-009" not in rules(scaffold)  # in the repository: scanned
     (scaffold.root / "policies" / "acme.yaml").write_text(
         "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: acme}\n"
         "extends: [modelgate]\nparameters:\n  pickleArtifacts: {production: forbidden}\n"
     )
-    found = [(r, m) for r, _, m in findings(scaffold) if r == "MG-SEC-008"]
+    found = [(r, m) for r, _, m in findings(scaffold) if r == "MG-SEC-009"]
     assert found == [
         (
-            "MG-SEC-008",
+            "MG-SEC-009",
             "models/artifacts/iris/model.joblib is a pickle-based artifact and is not allowed "
             "in production (policy parameter pickleArtifacts)",
         )
     ]
-    assert "MG-SEC-008" not in rules(scaffold, "--env", "staging")
+    assert "MG-SEC-009" not in rules(scaffold, "--env", "staging")
 
 
 # --- licences are SPDX expressions, judged per environment ------------------------------------
@@ -663,7 +691,7 @@ def test_card_blocks_skip_front_matter_and_comments() -> None:
 # --- policies explain shows every new rule with its examples -----------------------------------
 
 
-@pytest.mark.parametrize("rule", ["MG-SEC-007", "MG-SEC-008", "MG-CMP-004", "MG-CMP-005"])
+@pytest.mark.parametrize("rule", ["MG-SEC-008", "MG-SEC-009", "MG-CMP-004", "MG-CMP-005"])
 def test_policies_explain_covers_the_new_rules(rule: str) -> None:
     result = run_cli("policies", "explain", rule)
     assert result.code == 0, result.err

@@ -59,6 +59,14 @@ _CODES: dict[str, tuple[str, str]] = {
     ),
     "MG230": ("pod settings contradict each other", "keep the settings that agree"),
     "MG231": ("label or annotation modelgate writes itself", "remove it from metadata"),
+    "MG234": (
+        "autoscaler the engine cannot use",
+        "choose an autoscaler the engine's mode offers, or a mode that offers it",
+    ),
+    "MG235": (
+        "runtime definition does not fit the model",
+        "make spec.runtime serve the model's format and protocol, multi-model only in ModelMesh",
+    ),
     "MG240": (
         "revision the source or engine cannot take",
         "pin a Hugging Face artifact on an engine with a revision setting; pin others by digest",

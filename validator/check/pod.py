@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..diagnostics import Diagnostic
-from ..engines import ENGINES, Engine, accelerator_of
+from ..engines import Engine, accelerator_of, engine_for
 from .capabilities import JsonPath, Refusal
 from .exposure import CLUSTER_ISSUER_ANNOTATION, CLUSTER_LOCAL
 from .load import Document, Key
@@ -62,7 +62,7 @@ _FACTORS = {
 def check(document: Document) -> list[Diagnostic]:
     """Refusals for a spec that passed the schema."""
     spec = document.data["spec"]
-    engine = ENGINES[spec["engine"]["name"]]
+    engine = engine_for(spec)  # as it is in the spec's deployment mode
     found = [*reserved_keys(document.data["metadata"])]
     if engine.pod:  # else every pod setting is refused already (MG227)
         found += [*shared_memory(spec), *startup_window(spec, engine), *gpu_choice(spec)]

@@ -1,6 +1,17 @@
-"""Triton Inference Server: a Deployment with its model repository in a ConfigMap."""
+"""Triton Inference Server: a Deployment with its model repository in a ConfigMap, or a
+Seldon Core v2 Model on the cluster's Triton servers (deploymentMode: Seldon)."""
 
-from . import ALWAYS, WORKLOAD, Engine
+from . import (
+    ALWAYS,
+    ARTIFACT,
+    BY_SELDON,
+    DEPLOYMENT,
+    DEPLOYMENT_MODE,
+    WORKLOAD,
+    Engine,
+    Mode,
+    Scaling,
+)
 
 ENGINE = Engine(
     name="triton",
@@ -28,5 +39,37 @@ ENGINE = Engine(
         "onnx": "onnxruntime_onnx",
         "pytorch": "pytorch_libtorch",
         "tensorflow": "tensorflow_savedmodel",
+    },
+    modes={
+        DEPLOYMENT: DEPLOYMENT_MODE,
+        # A Seldon Model scheduled onto the cluster's Triton servers: the artifact is a Triton
+        # model folder (its config.pbtxt inside, or none where Triton completes it), the
+        # servers' installation is what runs, and Seldon scales it between the replica bounds.
+        "Seldon": Mode(
+            (Scaling(autoscaler="Seldon, on inference lag"),),
+            overrides={
+                "cluster": ("triton/model.yaml.j2",),
+                "exposure": BY_SELDON,
+                "pod": False,
+                "image": "",
+                "versions": (),
+                "model_config": "",
+                # the servers fetch the model: no init container, no revision in a storage URI
+                "fetch": "",
+                "revision_in_uri": False,
+                "batching": False,
+                "metrics_port": 0,
+                "packaging": (ARTIFACT,),
+                "folder_artifact": True,
+                "cache": "",  # the servers keep the models they load
+                # the capability a Seldon Triton server lists for each backend
+                "requirements": {
+                    "onnx": "onnx",
+                    "pytorch": "pytorch",
+                    "tensorflow": "tensorflow",
+                    "custom": "python",
+                },
+            },
+        ),
     },
 )

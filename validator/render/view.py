@@ -18,10 +18,14 @@ from ..check.load import Document
 from ..check.platform import Platform, from_values
 from ..engines import (
     BY_WORKLOAD,
-    ENGINES,
+    COMPONENT_HEALTH,
+    COMPONENTS,
+    HPA,
+    KNATIVE,
     Engine,
     accelerator_of,
     digest_field,
+    engine_for,
     engine_values,
     fetched_by_pod,
     health_paths,
@@ -87,12 +91,13 @@ def base(document: Document) -> dict[str, Any]:
         # the spec's own annotations, for pod templates written apart from their object's
         # metadata (an InferenceService component's `annotations`)
         "pod_annotations": dict(sorted(own.items())),
-        "selector": {ENGINES[spec["engine"]["name"]].pod_label: name},
+        "selector": {engine_for(spec).pod_label: name},
         "spec": spec,
         "model": spec["model"],
         "engine": spec["engine"],
         "protocol": spec["engine"]["protocol"],
-        "runtime": runtime_for(spec),
+        # a runtime the spec defines is named like the spec unless engine.runtime names it
+        "runtime": runtime_for(spec) or (name if "runtime" in spec else None),
         "version": spec["model"]["version"],
     }
 
@@ -121,11 +126,13 @@ def cluster(
     """`platform` is what values declares for endpoint exposure, when the caller has it."""
     spec = document.data["spec"]
     view = shared or base(document)
-    engine = ENGINES[spec["engine"]["name"]]
+    engine = engine_for(spec)  # as it is in the spec's deployment mode
     defaults = engine_values(values, engine.name)
     scaling = spec.get("scaling", {})
     low = scaling.get("minReplicas", 1)
-    mode, scaler = engine.mode(spec["engine"])
+    mode, scaler = engine.scaling(spec)
+    metric = scaling.get("metric") or next(iter(scaler.metrics), "cpu")
+    namespace = values["namespace"].format(environment=environment)
     endpoint = spec.get("endpoint", {})
     live_path, ready_path = health_paths(spec, view["name"], values)
     exposed = exposure.plan(spec, view["name"], environment, platform or from_values(values))
@@ -137,7 +144,7 @@ def cluster(
     return {
         **view,
         "environment": environment,
-        "namespace": values["namespace"].format(environment=environment),
+        "namespace": namespace,
         "image": _image(spec, values),
         "storage_uri": storage_uri(document, values),
         "port": port,
@@ -153,14 +160,28 @@ def cluster(
         + exposed["env"],
         "resources": _resources(spec),
         "node_selector": _node_selector(spec),
+        # a transformer's or explainer's: the spec's own, without the GPU product (no GPUs)
+        "component_node_selector": dict(sorted(scheduling.get("nodeSelector", {}).items())),
         "tolerations": scheduling.get("tolerations", []),
         "affinity": scheduling.get("affinity", {}),
         "topology_spread": _topology_spread(scheduling, engine, view["selector"]),
         "min_replicas": low,
         "max_replicas": max(scaling.get("maxReplicas", low), low),
         # the mode's own default where the spec names none (Knative scales on concurrency)
-        "scale_metric": scaling.get("metric") or next(iter(scaler.metrics), "cpu"),
+        "scale_metric": metric,
         "scale_target": scaling.get("target", 80),
+        "autoscaler": scaler.name,
+        "knative_class": KNATIVE_CLASSES.get(scaler.name, "") if mode == SERVERLESS else "",
+        "keda": _keda(
+            engine.workload.format(name=view["name"]),
+            namespace,
+            metric,
+            scaling.get("target", 80),
+            values,
+        ),
+        "components": _components(spec, view["name"], namespace, metric, values),
+        "serving_runtime": _serving_runtime(spec, view["runtime"], engine),
+        "runtime_version": spec["engine"].get("runtimeVersion"),
         "canary": spec.get("rollout", {}).get("canaryTrafficPercent"),
         "deployment_mode": mode,
         "service_account": spec.get("serviceAccountName"),
@@ -186,6 +207,98 @@ def cluster(
         "shm_size": _volume(spec, "shm"),
         "triton_outputs": _triton_tensors(spec, "outputs"),
     }
+
+
+SERVERLESS = "Serverless"  # the KServe mode whose autoscalers are Knative's classes
+KNATIVE_CLASSES = {KNATIVE: "kpa.autoscaling.knative.dev", HPA: "hpa.autoscaling.knative.dev"}
+# The per-pod series of docs/autoscaling.md, as KEDA's Prometheus scaler queries them
+KEDA_SERIES = {
+    "rps": "modelgate:requests_per_second",
+    "concurrency": "modelgate:requests_in_flight",
+}
+DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+# The pods of a Deployment: NAME-<replica set hash>-<pod hash>
+POD_PATTERN = "{name}-[a-z0-9]+-[a-z0-9]+"
+
+
+def _keda(
+    workload: str, namespace: str, metric: str, target: float, values: dict[str, Any]
+) -> dict[str, Any]:
+    """What a KEDA trigger needs: the query and threshold of a request metric (its series
+    summed over the workload's pods, which KEDA divides by the replicas: a per-pod target),
+    or the utilisation of a resource."""
+    if metric not in KEDA_SERIES:
+        return {"metric": metric, "resource": True, "value": str(int(target))}
+    pods = POD_PATTERN.format(name=workload)  # a DNS label: nothing to escape
+    query = f'sum({KEDA_SERIES[metric]}{{namespace="{namespace}",pod=~"{pods}"}})'
+    server = (values.get("keda") or {}).get("prometheus", DEFAULT_PROMETHEUS)
+    return {"metric": metric, "resource": False, "query": query, "server": server,
+            "value": _number(target)}  # fmt: skip
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)
+
+
+# A transformer or explainer is a KServe model server (the kserve package's ModelServer): it
+# serves HTTP on 8080 and answers the v1 and v2 health paths, the engine's among them
+COMPONENT_PORT = 8080
+
+
+def _components(
+    spec: dict[str, Any], name: str, namespace: str, metric: str, values: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """spec.transformer and spec.explainer as KServe components (their pods are named
+    NAME-COMPONENT-...), each scaled like the predictor."""
+    target = spec.get("scaling", {}).get("target", 80)
+    return [
+        {
+            "name": component,
+            "image": spec[component]["image"],
+            "args": list(spec[component].get("args", [])),
+            "env": [_env(variable) for variable in spec[component].get("env", [])],
+            # no GPUs: only its requests and limits
+            "resources": _resources({"resources": spec[component].get("resources", {})}),
+            "keda": _keda(f"{name}-{component}", namespace, metric, target, values),
+            "port": COMPONENT_PORT,
+            # its own server's, not the predictor's (another runtime, or spec.probes)
+            "live_path": COMPONENT_HEALTH[0],
+            "ready_path": COMPONENT_HEALTH[1],
+        }
+        for component in COMPONENTS
+        if component in spec
+    ]
+
+
+def _serving_runtime(
+    spec: dict[str, Any], name: str | None, engine: Engine
+) -> dict[str, Any] | None:
+    """spec.runtime as a ServingRuntime: a single-model runtime's container listens on its
+    HTTP port; a multi-model one (ModelMesh) serves its models' data over gRPC, and its
+    container gets the spec's resources (no predictor pod carries them there)."""
+    runtime = spec.get("runtime")
+    if runtime is None or not engine.runtime_definition:
+        return None
+    multi = bool(runtime.get("multiModel", False))
+    return {
+        "name": name,
+        "image": runtime["image"],
+        "formats": [
+            {"name": entry["name"], **{k: entry[k] for k in _FORMAT_KEYS if k in entry}}
+            for entry in runtime["formats"]
+        ],
+        "protocols": list(runtime.get("protocols", [spec["engine"]["protocol"]])),
+        "args": list(runtime.get("args", [])),
+        "env": [_env(variable) for variable in runtime.get("env", [])],
+        "port": runtime.get("port", 8085 if multi else 8080),
+        "multi_model": multi,
+        "replicas": runtime.get("replicas") if multi else None,
+        "resources": _resources(spec) if multi else {},
+        "container_security": _container_security(spec.get("security", {})),
+    }
+
+
+_FORMAT_KEYS = ("version", "autoSelect", "priority")
 
 
 def docker(document: Document, shared: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -338,8 +451,7 @@ def _model_ref(document: Document, values: dict[str, Any]) -> str:
     if artifact.startswith(HF):
         return artifact.removeprefix(HF)
     if fetched_by_pod(spec):
-        engine = ENGINES[spec["engine"]["name"]]
-        return _fetched_path(document.data["metadata"]["name"], engine, spec["model"])
+        return _fetched_path(document.data["metadata"]["name"], engine_for(spec), spec["model"])
     return storage_uri(document, values)
 
 
@@ -365,7 +477,7 @@ def _init_containers(
     if not fetched_by_pod(spec):
         return []
     name = document.data["metadata"]["name"]
-    engine = ENGINES[spec["engine"]["name"]]
+    engine = engine_for(spec)
     model = spec["model"]
     mount = {"name": engine.model_volume, "mountPath": engine.fetch_mount}
     fetch = {

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ... import targets
+from ...engines import engine_for, verified_by_pod
 from ...secrets import TOKEN_START, find_secret
 from .. import licenses, model_cards, pickles
 from ..load import Document, Key
@@ -122,6 +123,8 @@ def engine_supports_format(document: Document, context: Context) -> Iterator[Spe
         )
     version = spec["engine"].get("version")
     patterns = allowed.get("versions")
+    if not engine_for(spec).takes_version:
+        return  # its mode runs the cluster's servers, whose installation decides (MG226)
     if patterns and not (version and any(fnmatch.fnmatchcase(version, p) for p in patterns)):
         where: JsonPath = ["spec", "engine", "version" if version else "name"]
         yield where, f"{engine} version {version or '(unset)'} is not one of {', '.join(patterns)}"
@@ -189,34 +192,44 @@ def _matches(license_id: str, patterns: list[str]) -> bool:
 
 
 PICKLE_FORMATS = ("sklearn", "pytorch")
-ALLOWED, SCANNED, FORBIDDEN = "allowed", "scanned", "forbidden"
+ALLOWED, CHECKED, SCANNED, FORBIDDEN = "allowed", "checked", "scanned", "forbidden"
 
 
 def pickle_artifacts_allowed(document: Document, context: Context) -> Iterator[SpecFinding]:
     """A pickle-based artifact (format sklearn or pytorch, or a pickle file) only where the
-    policy parameter pickleArtifacts allows it: everywhere (allowed), when validate scans it
-    because it is in the repository (scanned), or nowhere (forbidden)."""
-    model = document.data["spec"]["model"]
-    artifact = model.get("artifact")
-    if not artifact or not _pickle_based(model, artifact, context.root):
+    policy parameter pickleArtifacts allows it: everywhere (allowed); in the repository, which
+    validate scans, or from a store when the pod checks its digest before the server starts
+    (checked); only in the repository (scanned); or nowhere (forbidden)."""
+    spec = document.data["spec"]
+    artifact = spec["model"].get("artifact")
+    if not artifact or not _pickle_based(spec["model"], artifact, context.root):
         return
     remote = "://" in artifact
+    checked = verified_by_pod(spec)
+    rules = context.per_environment("pickleArtifacts")
     refused = [
         env
-        for env, rule in context.per_environment("pickleArtifacts").items()
-        if rule == FORBIDDEN or (rule == SCANNED and remote)
+        for env, rule in rules.items()
+        if rule == FORBIDDEN
+        or (rule == SCANNED and remote)
+        or (rule == CHECKED and remote and not checked)
     ]
-    if refused:
-        kind = "a pickle-based artifact from outside the repository, which is never scanned,"
-        if not remote or all(
-            context.per_environment("pickleArtifacts")[env] == FORBIDDEN for env in refused
-        ):
-            kind = "a pickle-based artifact"
-        yield (
-            ["spec", "model", "artifact"],
-            f"{artifact} is {kind} and is not allowed in {', '.join(refused)} "
-            "(policy parameter pickleArtifacts)",
+    if not refused:
+        return
+    if all(rules[env] == FORBIDDEN for env in refused) or not remote:
+        kind = "a pickle-based artifact"
+    elif all(rules[env] == CHECKED for env in refused):
+        kind = (
+            "a pickle-based artifact from a store, never scanned, whose digest its pod does "
+            "not check before the server starts,"
         )
+    else:
+        kind = "a pickle-based artifact from outside the repository, which is never scanned,"
+    yield (
+        ["spec", "model", "artifact"],
+        f"{artifact} is {kind} and is not allowed in {', '.join(refused)} "
+        "(policy parameter pickleArtifacts)",
+    )
 
 
 def _pickle_based(model: dict[str, Any], artifact: str, root: Path) -> bool:
