@@ -43,6 +43,9 @@ class Outcome:
     seconds: float = 0.0
     previous: str | None = None  # endpoint that kept serving when this deploy failed
     interrupted: bool = False
+    left: str = ""  # what a failed deploy left behind, when it is not "nothing"
+    notes: list[str] = field(default_factory=list)  # what else the deploy did, for the user
+    manifests: str = ""  # kubernetes: digest of the manifests applied (deploy/last_good.py)
 
     @property
     def ok(self) -> bool:
@@ -225,6 +228,7 @@ def run(
         error="; ".join(d.message for d in outcome.diagnostics if d.severity.value == "error"),
         endpoint=outcome.endpoint.inference_url if outcome.endpoint else "",
         seconds=round(outcome.seconds, 3),
+        manifests=outcome.manifests,
     )
     return outcome
 
