@@ -32,6 +32,11 @@ def run_pull(args: argparse.Namespace, output: Output) -> int:
     from ..render import crds
 
     root = root_of(args)
+    links = crds.links_out(root)
+    output.diagnostics(links)
+    if links:
+        output.error("nothing pulled: crds/ must be a folder of the repository's own files")
+        return EXIT_FINDINGS
     kinds, problems = crds.rendered_kinds(root)
     output.diagnostics(problems)
     if problems:

@@ -36,9 +36,13 @@ MAX_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 128
 CACHE_KIND = "crd-schemas"
 LAYOUT = "strict-1"  # part of the cache key: change it when parsing or `strict` changes
-HINT = "crds/ holds CustomResourceDefinition YAML files only: run `modelgate crds pull`"
+HINT = (
+    "keep CustomResourceDefinition YAML files only in a CRD folder "
+    "(`modelgate crds pull` fills crds/ from a cluster)"
+)
 
 Key = tuple[str, str]  # (apiVersion, kind)
+NO_ALIASES = "anchors and aliases are not allowed"
 
 
 class _Refused(Exception):
@@ -50,16 +54,26 @@ class _Refused(Exception):
 def repository_schemas(root: Path, extra: Iterable[Path] = ()) -> Schemas:
     """The CRDs of ROOT/crds/ (when there is one), then those of each `extra` folder."""
     schemas = Schemas()
+    links = links_out(root)
+    schemas.problems += links
     folder = root / CRDS_DIR
-    if os.path.lexists(folder):
-        link = paths.link_finding(folder, root)
-        if link is not None:
-            schemas.problems.append(link)
-        elif folder.is_dir():
-            _load_folder(schemas, folder, root)
+    if not links and folder.is_dir():
+        _load_folder(schemas, folder, root)
     for directory in extra:
         _load_folder(schemas, Path(directory), None)
     return schemas
+
+
+def links_out(root: Path) -> list[Diagnostic]:
+    """MG118 for crds/ itself, or any file in it, leading out of the repository."""
+    folder = root / CRDS_DIR
+    if not os.path.lexists(folder):
+        return []
+    link = paths.link_finding(folder, root)
+    if link is not None or not folder.is_dir():
+        return [link] if link is not None else []
+    found = (paths.link_finding(path, root) for path in sorted(folder.iterdir()))
+    return [finding for finding in found if finding is not None]
 
 
 def load_dirs(directories: Iterable[Path]) -> Schemas:
@@ -74,11 +88,6 @@ def _load_folder(schemas: Schemas, folder: Path, root: Path | None) -> None:
         if path.suffix not in (".yaml", ".yml"):
             continue
         shown = _shown(path, root)
-        if root is not None:
-            link = paths.link_finding(path, root)
-            if link is not None:
-                schemas.problems.append(link)
-                continue
         found, problem = schemas_of_file(path, shown)
         if problem is not None:
             schemas.problems.append(problem)
@@ -108,7 +117,7 @@ def schemas_of_file(path: Path, shown: str) -> tuple[dict[Key, dict[str, Any]], 
         found = _parse(raw)
     except _Refused as refused:
         line, col = _position(refused.node)
-        return {}, error(shown, line, col, CRD_INVALID, f"CRD file refused: {refused}", HINT)
+        return {}, error(shown, line, col, CRD_INVALID, f"CRD file cannot be read: {refused}", HINT)
     cache.store(CACHE_KIND, key, json.dumps([[a, k, s] for (a, k), s in found.items()]).encode())
     return found, None
 
@@ -156,7 +165,7 @@ def _documents(raw: bytes) -> list[tuple[yaml.Node, dict[str, Any]]]:
 def _build(node: yaml.Node, depth: int, seen: set[int]) -> Any:
     # the composer hands out the anchored node again for each alias: a node met twice is one
     if id(node) in seen:
-        raise _Refused(node, "a YAML alias (anchors and aliases are not allowed)")
+        raise _Refused(node, f"a YAML alias ({NO_ALIASES})")
     seen.add(id(node))
     if depth > MAX_DEPTH:
         raise _Refused(node, f"nesting deeper than {MAX_DEPTH} levels")
@@ -166,6 +175,8 @@ def _build(node: yaml.Node, depth: int, seen: set[int]) -> Any:
         except load._Refusal as refusal:
             raise _Refused(node, refusal.message) from None
     if isinstance(node, yaml.SequenceNode) and node.tag == load._SEQ:
+        if any(id(item) in seen for item in node.value):
+            raise _Refused(node, f"an item is a YAML alias ({NO_ALIASES})")
         return [_build(item, depth + 1, seen) for item in node.value]
     if isinstance(node, yaml.MappingNode) and node.tag == load._MAP:
         result: dict[str, Any] = {}
@@ -175,6 +186,8 @@ def _build(node: yaml.Node, depth: int, seen: set[int]) -> Any:
                 raise _Refused(key_node, "a mapping key that is not a string")
             if key in result:
                 raise _Refused(key_node, f"duplicate key '{key}'")
+            if id(value_node) in seen:
+                raise _Refused(key_node, f"'{key}' is a YAML alias ({NO_ALIASES})")
             result[key] = _build(value_node, depth + 1, seen)
         return result
     raise _Refused(node, f"YAML tag '{node.tag}' is not allowed")
