@@ -1,7 +1,8 @@
 """Put a validated spec up on a target, smoke-test it, and report an Outcome.
 
 A deploy only counts when every smoke request passed; anything else is a Diagnostic and
-nothing is left running. The two named failures:
+nothing is left running (the kubernetes target puts the last good manifests back, or removes
+what the deploy created, and says what is left: Outcome.left). The two named failures:
 
 - MG501 "model not deployed": the engine never loaded the model (bad artifact, crash).
 - MG502 "endpoint not available": no readiness within the timeout, or a smoke request failed.

@@ -408,7 +408,11 @@ class Rollout:
     def _restore(self, previous: LastGood, wait: bool) -> tuple[str, list[Diagnostic]]:
         """Apply the last good manifests again; (what was done, MG511 when it did not work)."""
         what = f"the last good manifests ({previous.describe()})"
-        refused = kubectl.apply(sorted(previous.folder.glob("*.yaml")))
+        with tempfile.TemporaryDirectory(prefix="modelgate-last-good-") as folder:
+            # the files as read and checked against the ledger's digest, nothing else
+            for name, content in previous.files.items():
+                (Path(folder) / name).write_bytes(content)
+            refused = kubectl.apply(sorted(Path(folder).iterdir()))
         if refused is not None:
             return f"{what} could not be applied again (MG511)", [
                 self._rollback_failed(f"the cluster refused {what}: {refused.message}")

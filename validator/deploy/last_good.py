@@ -27,7 +27,6 @@ DIGEST = re.compile(r"^[0-9a-f]{64}$")
 class LastGood:
     record: dict[str, Any]  # the ledger's record of that deploy
     files: dict[str, bytes]  # file name -> content, as applied then
-    folder: Path
 
     def describe(self) -> str:
         commit = str(self.record.get("commit", ""))[:12] or "no commit"
@@ -78,7 +77,7 @@ def find(root: Path, environment: str, name: str) -> tuple[LastGood | None, str]
     if not files or digest(files) != key:
         shown = folder.relative_to(root).as_posix()
         return None, f"the manifests of the last good deploy are not in {shown} as recorded"
-    return LastGood(record, files, folder), ""
+    return LastGood(record, files), ""
 
 
 def _read(folder: Path, root: Path) -> dict[str, bytes]:
