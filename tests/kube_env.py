@@ -501,8 +501,12 @@ class KubeEnv:
         shutil.rmtree(self.run, ignore_errors=True)
 
 
-def start(crd_dirs: Sequence[Path] = CRD_DIRS) -> KubeEnv:
-    """Build (once), start etcd and kube-apiserver, install the CRDs; close() stops them."""
+def start(
+    crd_dirs: Sequence[Path] = CRD_DIRS,
+    apiserver_args: Callable[[KubeEnv], Sequence[str]] | None = None,
+) -> KubeEnv:
+    """Build (once), start etcd and kube-apiserver, install the CRDs; close() stops them.
+    `apiserver_args(env)` are added to kube-apiserver's (env.run holds the certificates)."""
     apiserver_bin = ensure_built(APISERVER)
     etcd_bin = ensure_built(ETCD)
     if shutil.which("openssl") is None:
@@ -529,7 +533,8 @@ def start(crd_dirs: Sequence[Path] = CRD_DIRS) -> KubeEnv:
         with _timed(env, "etcd ready"):
             _start_etcd(env, etcd_bin / "etcd", etcd_port, peer_port)
         with _timed(env, "kube-apiserver ready"):
-            _start_apiserver(env, api_port, f"http://127.0.0.1:{etcd_port}")
+            extra = apiserver_args(env) if apiserver_args else ()
+            _start_apiserver(env, api_port, f"http://127.0.0.1:{etcd_port}", extra)
         _write_kubeconfig(env)
         with _timed(env, "CRDs established"):
             _install_crds(env, crd_dirs)
@@ -665,7 +670,7 @@ def _start_etcd(env: KubeEnv, binary: Path, port: int, peer_port: int) -> None:
     )
 
 
-def _start_apiserver(env: KubeEnv, port: int, etcd: str) -> None:
+def _start_apiserver(env: KubeEnv, port: int, etcd: str, extra: Sequence[str] = ()) -> None:
     pki = env.run / "pki"
     process = _spawn(
         env,
@@ -691,6 +696,7 @@ def _start_apiserver(env: KubeEnv, port: int, etcd: str) -> None:
             "--allow-privileged=true",
             # no controller-manager creates the namespaces' default ServiceAccount
             "--disable-admission-plugins=ServiceAccount",
+            *extra,
         ],
     )
     context = env._tls(env.admin)

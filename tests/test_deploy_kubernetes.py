@@ -26,7 +26,7 @@ from validator.check import workspace
 from validator.deploy import interrupt, last_good
 from validator.deploy.kubectl import refusal
 from validator.deploy.kubernetes import not_ready
-from validator.deploy.readiness import judge
+from validator.deploy.readiness import judge, pod_trouble
 from validator.render import kube_schemas
 
 from . import kube_env
@@ -112,6 +112,30 @@ def test_a_rollout_in_progress_is_not_ready(change: dict[str, int], reason: str)
     deployment["spec"]["replicas"] = 2
     deployment["status"].update(change)
     assert not_ready(deployment) == f"Deployment chat-assistant: {reason}"
+
+
+def test_the_pods_say_why_a_rollout_is_stuck() -> None:
+    """A pod as a kubelet (v1.37, containerd) reported it for an image digest the registry
+    does not have: the Deployment's own status only says replicas are unavailable."""
+    pod = status("pod-image-pull-failed")
+    trouble = pod_trouble([pod])
+    assert trouble.startswith(
+        "pod iris-cdfc48d59-969n9: container server: ErrImagePull: failed to pull and unpack "
+        'image "127.0.0.1:5000/modelgate/iris-mlserver@sha256:0000'
+    )
+    starting = json.loads(json.dumps(pod))
+    starting["status"]["containerStatuses"][0]["state"] = {
+        "waiting": {"reason": "ContainerCreating"}
+    }
+    assert pod_trouble([starting]) == ""
+    unscheduled = {
+        "metadata": {"name": "p"},
+        "status": {"conditions": [{"type": "PodScheduled", "status": "False",
+                   "reason": "Unschedulable", "message": "0/1 nodes are available"}]},
+    }  # fmt: skip
+    assert pod_trouble([starting, unscheduled]) == (
+        "pod p: PodScheduled=False (Unschedulable: 0/1 nodes are available)"
+    )
 
 
 def test_a_conflict_names_the_other_managers_and_their_fields() -> None:

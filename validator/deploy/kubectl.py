@@ -126,14 +126,14 @@ def get(refs: Sequence[Ref]) -> dict[Ref, dict[str, Any]]:
         arguments = ["get", *(r.resource for r in group), "-n", namespace]
         done = run(*arguments, "--ignore-not-found", "-o", "json")
         if done.returncode == 0:
-            found.update(_indexed(_items(done.stdout), namespace))
+            found.update(_indexed(items(done.stdout), namespace))
             continue
         if UNKNOWN_TYPE not in done.stderr:
             raise KubectlError(done.stderr.strip())
         for ref in group:  # one of them is not served: ask for each alone
             one = run("get", ref.resource, "-n", namespace, "--ignore-not-found", "-o", "json")
             if one.returncode == 0:
-                found.update(_indexed(_items(one.stdout), namespace))
+                found.update(_indexed(items(one.stdout), namespace))
             elif UNKNOWN_TYPE not in one.stderr:
                 raise KubectlError(one.stderr.strip())
     return found
@@ -157,13 +157,13 @@ def labelled(
     listing = ["-n", namespace, "-l", selector, "-o", "json", "--show-managed-fields"]
     done = run("get", ",".join(types), *listing)
     if done.returncode == 0:
-        return _items(done.stdout), []
+        return items(done.stdout), []
     objects: list[dict[str, Any]] = []
     problems: list[str] = []
     for each in types:
         one = run("get", each, *listing)
         if one.returncode == 0:
-            objects += _items(one.stdout)
+            objects += items(one.stdout)
         elif UNKNOWN_TYPE not in one.stderr:
             problems.append(f"{each}: {_short(one.stderr)}")
     return objects, problems
@@ -187,7 +187,7 @@ def _by_namespace(refs: Sequence[Ref]) -> dict[str, list[Ref]]:
     return groups
 
 
-def _items(stdout: str) -> list[dict[str, Any]]:
+def items(stdout: str) -> list[dict[str, Any]]:
     if not stdout.strip():
         return []
     answer = json.loads(stdout)
@@ -196,5 +196,5 @@ def _items(stdout: str) -> list[dict[str, Any]]:
     return [answer]
 
 
-def _indexed(items: list[dict[str, Any]], namespace: str) -> dict[Ref, dict[str, Any]]:
-    return {Ref.of(item, namespace): item for item in items}
+def _indexed(objects: list[dict[str, Any]], namespace: str) -> dict[Ref, dict[str, Any]]:
+    return {Ref.of(item, namespace): item for item in objects}

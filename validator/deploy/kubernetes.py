@@ -56,7 +56,7 @@ from . import (
 from .kubectl import FIELD_MANAGER, KubectlError, Ref, Refusal
 from .last_good import LastGood
 from .net import free_port, listening
-from .readiness import WORKLOAD_KINDS, Verdict, judge, not_ready
+from .readiness import WORKLOAD_KINDS, Verdict, judge, not_ready, pod_trouble
 
 __all__ = ["FIELD_MANAGER", "WORKLOAD_KINDS", "deploy", "not_ready", "running", "stop"]
 
@@ -289,8 +289,8 @@ class Rollout:
                 ["spec", "smoke", "readinessTimeoutSeconds"],
                 ENDPOINT_NOT_AVAILABLE,
                 f"endpoint not available: {problem}",
-                "the reason is the workload's own status, as its controller wrote it; "
-                "raise spec.smoke.readinessTimeoutSeconds if it is only slow",
+                "the reason is the workload's own status as its controller wrote it, and its "
+                "pods'; raise spec.smoke.readinessTimeoutSeconds if it is only slow",
             )
             for problem in self._wait([m.ref for m in self.manifests])
         ]
@@ -303,19 +303,37 @@ class Rollout:
         pauses = iter(FIRST_POLLS)  # soon after an apply, then less often
         while True:
             live = kubectl.get(workloads)
-            verdicts = [
-                judge(live[ref])
+            verdicts = {
+                ref: judge(live[ref])
                 if ref in live
                 else Verdict(False, True, f"{ref.kind} {ref.name}: not in the cluster")
                 for ref in workloads
-            ]
-            waiting = [verdict for verdict in verdicts if not verdict.ready]
-            final = [verdict.reason for verdict in waiting if verdict.final]
-            if not waiting or final:
-                return final
+            }
+            waiting = {ref: verdict for ref, verdict in verdicts.items() if not verdict.ready}
+            final = {ref: verdict for ref, verdict in waiting.items() if verdict.final}
+            if not waiting:
+                return []
+            if final:
+                return [self._why(verdict, live.get(ref)) for ref, verdict in final.items()]
             if time.monotonic() >= deadline:
-                return [f"not ready within {self.timeout:g} s: {v.reason}" for v in waiting]
+                return [
+                    f"not ready within {self.timeout:g} s: {self._why(verdict, live.get(ref))}"
+                    for ref, verdict in waiting.items()
+                ]
             interrupt.pause(next(pauses, POLL_SECONDS))
+
+    def _why(self, verdict: Verdict, resource: dict[str, Any] | None) -> str:
+        """The workload's reason, and for a Deployment what its pods say (an image that
+        cannot be pulled, a crashing container, no node to run on)."""
+        if resource is None or resource.get("kind") != "Deployment":
+            return verdict.reason
+        labels = ((resource.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        if not labels:
+            return verdict.reason
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        done = kubectl.run("get", "pods", "-n", self.namespace, "-l", selector, "-o", "json")
+        trouble = pod_trouble(kubectl.items(done.stdout)) if done.returncode == 0 else ""
+        return f"{verdict.reason}; {trouble}" if trouble else verdict.reason
 
     def _smoke(self) -> list[Diagnostic]:
         if not (self.document.data["spec"].get("smoke") or {}).get("requests"):

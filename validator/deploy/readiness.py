@@ -119,3 +119,33 @@ def _describe(condition: dict[str, Any]) -> str:
     parts = [str(condition[key]) for key in ("reason", "message") if condition.get(key)]
     head = f"{condition.get('type')}={condition.get('status')}"
     return head + (f" ({': '.join(parts)})" if parts else "")
+
+
+# A container waiting for one of these is only on its way.
+STARTING = ("ContainerCreating", "PodInitializing")
+
+
+def pod_trouble(pods: list[dict[str, Any]]) -> str:
+    """Why a Deployment's pods hold its rollout up, from the kubelet's and the scheduler's
+    status: the first container waiting for a reason other than starting (ErrImagePull,
+    CrashLoopBackOff...), or a pod no node takes. "" when none says."""
+    for pod in pods:
+        name = (pod.get("metadata") or {}).get("name", "?")
+        status = pod.get("status") or {}
+        containers = [
+            *(status.get("initContainerStatuses") or []),
+            *(status.get("containerStatuses") or []),
+        ]
+        for container in containers:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") and waiting["reason"] not in STARTING:
+                said = (
+                    f"{waiting['reason']}: {waiting['message']}"
+                    if waiting.get("message")
+                    else waiting["reason"]
+                )
+                return f"pod {name}: container {container.get('name')}: {said}"
+        scheduled = _by_type(status).get("PodScheduled")
+        if _is(scheduled, "False"):
+            return f"pod {name}: {_describe(scheduled)}"
+    return ""
