@@ -26,6 +26,7 @@ from validator.check import workspace
 from validator.deploy import interrupt, last_good
 from validator.deploy.kubectl import refusal
 from validator.deploy.kubernetes import not_ready
+from validator.deploy.net import free_port
 from validator.deploy.readiness import judge, pod_trouble
 from validator.render import kube_schemas
 
@@ -387,19 +388,73 @@ def test_a_status_left_from_the_last_version_is_not_readiness(cluster: Cluster) 
 
 
 @pytest.mark.kube
-def test_smoke_requests_need_a_pod_behind_the_port_forward(cluster: Cluster) -> None:
-    """The controller says ready, but nothing runs here: the port-forward fails, and that is
-    reported (it used to pass silently with no smoke request sent)."""
+def test_smoke_requests_that_cannot_reach_the_pod_are_reported(cluster: Cluster) -> None:
+    """The controller says ready and the pod runs on a node, but its kubelet does not answer
+    (the test plays a kubelet that registered the node, started the pod and went away): the
+    port-forward fails, and that is reported (it used to pass silently, no request sent)."""
+    kubelet_port = free_port()  # nothing listens there
+
+    def run_the_pod(deployment: dict[str, Any]) -> str:
+        if not cluster.get("pod/web-0"):
+            node = f"{cluster.namespace}-node"
+            kubelet = {"InternalIP": "127.0.0.1", "port": kubelet_port}
+            register_node(cluster.kube, node, kubelet)
+            start_pod(cluster.kube, cluster.namespace, "web-0", deployment, node)
+        return READY
+
     cluster.write(web_spec(smoke=5))
-    with cluster.playing(serving(GOOD)):
+    with cluster.playing(run_the_pod):
         outcome = cluster.deploy()
     [problem] = outcome.diagnostics
     assert problem.rule == "MG502"
     assert problem.message.startswith(
         "endpoint not available: no smoke request could be sent: kubectl port-forward exited: "
     )
+    assert f"dial tcp 127.0.0.1:{kubelet_port}: connect: connection refused" in problem.message
     assert "removed what this deploy created" in outcome.left
     wait_for(lambda: cluster.names() == set())
+
+
+def register_node(kube: kube_env.KubeEnv, name: str, kubelet: dict[str, Any]) -> None:
+    """A Node as a kubelet registers it: its address and the port its API listens on."""
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+    status, answer = kube.request("POST", "/api/v1/nodes", node)
+    assert status == 201, answer
+    answer["status"] = {
+        "addresses": [{"type": "InternalIP", "address": kubelet["InternalIP"]}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet["port"]}},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+    }
+    status, answer = kube.request("PUT", f"/api/v1/nodes/{name}/status", answer)
+    assert status == 200, answer
+
+
+def start_pod(
+    kube: kube_env.KubeEnv, namespace: str, name: str, deployment: dict[str, Any], node: str
+) -> None:
+    """A pod of the Deployment's template bound to the node, Running and Ready, as the
+    scheduler and the kubelet would leave it."""
+    template = deployment["spec"]["template"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": template["metadata"]["labels"],
+        },
+        "spec": {**template["spec"], "nodeName": node},
+    }
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    status, answer = kube.request("POST", pods, pod)
+    assert status == 201, answer
+    answer["status"] = {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "podIP": "10.0.0.10",
+    }
+    status, answer = kube.request("PUT", f"{pods}/{name}/status", answer)
+    assert status == 200, answer
 
 
 @pytest.mark.kube

@@ -126,6 +126,7 @@ def running(root: Path) -> list[RunState]:
 class Manifest:
     path: Path  # in rendered/, as just written
     shown: str  # rendered/ENV/NAME/FILE
+    content: bytes
     data: dict[str, Any]
     ref: Ref
 
@@ -147,7 +148,7 @@ def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) 
     name = document.data["metadata"]["name"]
     folder = render.rendered_dir(environment, name)
     manifests = [
-        Manifest(root / item.path, item.path.as_posix(), data, Ref.of(data))
+        Manifest(root / item.path, item.path.as_posix(), item.content.encode(), data, Ref.of(data))
         for item in sorted(rendering.files, key=lambda f: f.path.name)
         if item.path.parent == folder
         for data in [yaml.safe_load(item.content)]
@@ -221,7 +222,7 @@ class Rollout:
             ]
         if problems:
             return problems + self._recover(previous, no_previous, existed, applied, wait)
-        files = {m.path.name: m.path.read_bytes() for m in self.manifests}
+        files = {m.path.name: m.content for m in self.manifests}  # as applied
         self.outcome.manifests = last_good.save(self.root, self.environment, self.name, files)
         self.outcome.endpoint = self._endpoint()
         self.outcome.notes += self._prune(previous)
