@@ -55,7 +55,8 @@ TARGET_S = 2.0
 
 def make_repository(count: int, parent: Path | None = None) -> Path:
     root = Path(tempfile.mkdtemp(prefix="bench-render-", dir=parent))
-    for part in ("templates", "policies", "models/artifacts"):
+    # the examples' artifacts and model cards, which every copy of an example names
+    for part in ("templates", "policies", "models/artifacts", "docs/models"):
         shutil.copytree(ROOT / part, root / part)
     examples = [yaml.safe_load((ROOT / f"models/{name}.yaml").read_text()) for name in EXAMPLES]
     for index in range(count):

@@ -49,7 +49,8 @@ class CliResult:
 
 @dataclass
 class Scaffold:
-    """A temporary repository with templates/, the iris artifact and an empty models/."""
+    """A temporary repository with templates/, the iris artifact, the example model cards
+    (docs/models/) and an empty models/."""
 
     root: Path
 
@@ -57,6 +58,15 @@ class Scaffold:
         path = self.root / "models" / f"{name}.yaml"
         path.write_text(text, encoding="utf-8")
         return path
+
+    def with_policies(self) -> Scaffold:
+        """The project's policies (without its waivers) copied into the repository."""
+        shutil.copytree(
+            PROJECT / "policies",
+            self.root / "policies",
+            ignore=shutil.ignore_patterns("waivers.yaml"),
+        )
+        return self
 
     def iris(self, name: str = "iris", **replacements: str) -> Path:
         """The iris spec under another name, with exact text replacements applied."""
@@ -85,6 +95,7 @@ def scaffold(tmp_path: Path) -> Scaffold:
     root = tmp_path / "repo"
     (root / "models").mkdir(parents=True)
     shutil.copytree(PROJECT / "templates", root / "templates")
+    shutil.copytree(PROJECT / "docs" / "models", root / "docs" / "models")
     artifact = root / IRIS_ARTIFACT
     artifact.parent.mkdir(parents=True)
     shutil.copyfile(PROJECT / IRIS_ARTIFACT, artifact)

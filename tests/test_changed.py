@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from .conftest import PROJECT, Scaffold, git, run_cli
-from .test_policy import SOON, scaffold_with_policies
+from .test_policy import SOON
 
 COUNT = 1000
 INFO_NOTE = "MG125"
@@ -219,7 +219,7 @@ def test_an_unknown_ref_and_render_without_check_are_usage_errors(repo: Path) ->
 @pytest.fixture
 def pair(committed: Scaffold) -> Scaffold:
     """iris and a copy named alpha, with the policies, committed."""
-    scaffold_with_policies(committed)
+    committed.with_policies()
     committed.iris("alpha")
     git(committed.root, "add", "-A")
     git(committed.root, "commit", "-q", "-m", "alpha")

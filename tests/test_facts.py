@@ -18,7 +18,6 @@ from validator.check import facts, load, scan, workspace
 from .conftest import PROJECT, Scaffold, run_cli
 from .conftest import git as run_git
 from .test_fuzz import FUZZ
-from .test_policy import scaffold_with_policies
 
 EXAMPLES = sorted((PROJECT / "models").glob("*.yaml"))
 TEXTS = [path.read_text(encoding="utf-8") for path in EXAMPLES]
@@ -188,7 +187,7 @@ def pair(committed: Scaffold, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     """iris and alpha (a copy) with the policies, committed; a cache of their own."""
     monkeypatch.setenv("MODELGATE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    scaffold_with_policies(committed)
+    committed.with_policies()
     committed.iris("alpha")
     run_git(committed.root, "add", "-A")
     run_git(committed.root, "commit", "-q", "-m", "alpha")

@@ -7,7 +7,6 @@ chat-assistant (vLLM, a Deployment), churn-kserve (a KServe custom container), f
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -331,11 +330,14 @@ def test_an_inference_service_predictor_takes_scheduling_probes_shm_and_annotati
     }
     assert predictor["annotations"] == {"example.com/cost-center": "growth"}
     assert isvc["metadata"]["annotations"]["example.com/cost-center"] == "growth"
+    # beside /dev/shm, the volume the model is fetched into and its digest checked in before
+    # the runtime starts (the spec names its sha256; tests/test_provenance.py)
     assert predictor["volumes"] == [
-        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+        {"name": "kserve-provision-location", "emptyDir": {}},
     ]
-    # the runtime's container is merged with `model`: the mount and the probes go there
-    assert mounts_of(model) == {"shm": "/dev/shm"}
+    # the runtime's container is merged with `model`: the mounts and the probes go there
+    assert mounts_of(model) == {"shm": "/dev/shm", "kserve-provision-location": "/mnt/models"}
     assert model["readinessProbe"]["httpGet"] == {
         "path": "/v2/models/churn-kserve/ready",
         "port": 8080,
@@ -566,15 +568,6 @@ def test_schema_errors_in_the_new_fields_carry_their_positions(
     assert words in result.out
 
 
-def with_policies(scaffold: Scaffold) -> Scaffold:
-    shutil.copytree(
-        PROJECT / "policies",
-        scaffold.root / "policies",
-        ignore=shutil.ignore_patterns("waivers.yaml"),
-    )
-    return scaffold
-
-
 POLICY_FINDINGS = {
     "a toleration of the control plane's taint": (
         spec_block(
@@ -626,7 +619,7 @@ def test_the_built_in_policies_judge_scheduling_labels_and_annotations(
     scaffold: Scaffold, case: str
 ) -> None:
     replacements, rule, needle, at = POLICY_FINDINGS[case]
-    path, text = write(with_policies(scaffold), "chat-assistant", replacements)
+    path, text = write(scaffold.with_policies(), "chat-assistant", replacements)
     line, col = located(text, needle, at)
     result = run_cli("--root", str(scaffold.root), "validate", str(path))
     assert result.code == 1, result.out + result.err
@@ -636,7 +629,7 @@ def test_the_built_in_policies_judge_scheduling_labels_and_annotations(
 def test_an_allowed_prefix_does_not_allow_opting_out_of_the_mesh(scaffold: Scaffold) -> None:
     """An organisation may allow a prefix; what switches protection off stays refused, and
     emptying a built-in list is reported as a weakening."""
-    with_policies(scaffold)
+    scaffold.with_policies()
     (scaffold.root / "policies" / "acme.yaml").write_text(
         "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: acme}\n"
         "extends: [modelgate]\nparameters:\n"
@@ -672,7 +665,7 @@ def test_a_template_that_tolerates_every_taint_is_refused_by_render(scaffold: Sc
     template.write_text(
         text.replace(line, line + '      tolerations: [{operator: "Exists"}]\n'), encoding="utf-8"
     )
-    path, _ = write(with_policies(scaffold), "fraud-onnx", {})
+    path, _ = write(scaffold.with_policies(), "fraud-onnx", {})
     result = run_cli("--root", str(scaffold.root), "render", str(path))
     assert result.code == 1, result.out + result.err
     assert "rendered/staging/fraud-onnx/deployment.yaml:" in result.err
