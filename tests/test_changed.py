@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from .conftest import PROJECT, Scaffold, git, run_cli
+from .test_crds import NARROW_MODEL_CRD
 from .test_policy import SOON
 
 COUNT = 1000
@@ -196,6 +197,22 @@ def test_templates_values_or_policies_changed_means_every_spec(
     assert note(partial) == (
         f"every spec checked: {path} changed since HEAD, and that concerns every spec"
     )
+
+
+def test_a_crd_change_means_every_spec_for_render_check(repo: Path) -> None:
+    """crds/ holds the schemas every rendered custom resource is checked against: a CRD
+    that refuses the Models' fields fails every spec rendering one, unchanged or not."""
+    (repo / "crds").mkdir()
+    (repo / "crds" / "models.yaml").write_text(NARROW_MODEL_CRD, encoding="utf-8")
+    full_code, full = report(repo, "render", "--check")
+    code, partial = report(repo, "render", "--check", "--changed-since", "HEAD")
+    assert (code, findings(partial)) == (full_code, findings(full)) == (1, findings(full))
+    assert "rendered/staging/m-00000/model.yaml" in {path for path, *_ in findings(full)}
+    assert note(partial) == (
+        "every spec checked: crds/models.yaml changed since HEAD, and that concerns every spec"
+    )
+    code, partial = report(repo, "validate", "--changed-since", "HEAD")  # no CRD is read
+    assert (code, partial["files"]) == (0, [])
 
 
 def test_an_engine_template_change_checks_that_engines_specs(repo: Path) -> None:

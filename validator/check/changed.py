@@ -6,9 +6,10 @@ checks; a spec the change does not touch is as it was there, so it passed too. W
 change touches is what `deploy --changed-since` deploys (validator/changes.py): the specs it
 edits, the specs whose artifact or whose engine's templates it changes, every spec when it
 changes policies, shared templates, templates/values.yaml or modelgate itself; for `render
---check`, also the specs whose files under rendered/ it changes. The untouched specs still
-take part in the cross-file checks with their facts (facts.py), and the report says what was
-not checked again (MG125).
+--check`, also the specs whose files under rendered/ it changes, and every spec when it
+changes crds/ (the schemas rendered custom resources are checked against). The untouched
+specs still take part in the cross-file checks with their facts (facts.py), and the report
+says what was not checked again (MG125).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .facts import Facts
 
 NOT_RECHECKED = "MG125"
 RENDERED = "rendered"
+CRDS = "crds"  # render.crds.CRDS_DIR; validate does not load the render stage
 ROLES = "_rbac"  # rendered/ENV/_rbac/ (render.RBAC): made from every spec of ENV
 LISTED = 5  # unchanged specs named one by one in the note; the rest are counted
 
@@ -63,8 +65,12 @@ def scope(
     # rendered/: what the change commits or stages there (the index against REF, without a
     # look at each of its files on disk); edits left out of the index are no part of it
     staged = [RENDERED] if rendered else []
-    changed = changes.changed_files(root, ref, also=changes.artifacts(stand_ins), staged=staged)
-    everything = changes.touches_everything(changed)
+    # crds/: the schemas every rendered custom resource is checked against
+    watched = [*changes.artifacts(stand_ins), *([CRDS] if rendered else [])]
+    changed = changes.changed_files(root, ref, also=watched, staged=staged)
+    everything = changes.touches_everything(changed) or (
+        next((path for path in changed if path.parts[0] == CRDS), None) if rendered else None
+    )
     result = Scope(ref, changed=changed, known=known, everything=everything)
     if everything is not None:
         result.checked = [Path(path) for path in files]
