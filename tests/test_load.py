@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from validator import paths
 from validator.check import load
 
 from .conftest import IRIS_SPEC
@@ -90,6 +92,25 @@ def test_oversized_file_is_refused_without_reading_it_all(tmp_path: Path) -> Non
     document, problems = load.load_file(path, "models/big.yaml")
     assert document is None
     assert [(p.rule, p.line, p.col) for p in problems] == [(load.TOO_LARGE, 1, 1)]
+
+
+@pytest.mark.parametrize("size", [0, 10, 99, 100, 101, 5000])
+def test_a_file_is_read_up_to_one_byte_past_the_limit(tmp_path: Path, size: int) -> None:
+    """paths.read_at_most asks for the file's size first, and for the rest of the limit
+    when there is more (a pipe has no size; a file may grow between the two looks)."""
+    path = tmp_path / "spec.yaml"
+    data = bytes(range(256)) * 20
+    path.write_bytes(data[:size])
+    with path.open("rb") as stream:
+        assert paths.read_at_most(stream, 100) == data[: min(size, 101)]
+    read, write = os.pipe()
+    with os.fdopen(write, "wb") as sink:
+        sink.write(data[:size])
+    with os.fdopen(read, "rb") as stream:
+        assert paths.read_at_most(stream, 100) == data[: min(size, 101)]
+    with path.open("rb") as stream:
+        path.write_bytes(data[: size + 150])  # written again, longer, once it is open
+        assert paths.read_at_most(stream, 100) == data[: min(size + 150, 101)]
 
 
 def test_unreadable_file_is_a_diagnostic(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 from .diagnostics import Diagnostic, error
 
@@ -25,6 +26,20 @@ class LinkOut(OSError):
         shown = _shown(path, root)
         super().__init__(f"{shown} leads out of the repository through a symbolic link")
         self.shown = shown
+
+
+def read_at_most(stream: BinaryIO, limit: int) -> bytes:
+    """The stream's bytes up to one past `limit` (more than `limit` says the file is too
+    large). The first read asks for the file's size, not the limit: a read of n bytes
+    allocates n bytes first, and a 1 MiB buffer for a 2 KiB spec costs more than reading it."""
+    try:
+        size = os.fstat(stream.fileno()).st_size
+    except OSError:
+        size = 0
+    data = stream.read(min(size, limit) + 1)
+    if len(data) <= min(size, limit) or len(data) > limit:
+        return data  # the end of the file, or past the limit
+    return data + stream.read(limit + 1 - len(data))  # it grew, or has no size (a pipe)
 
 
 def leads_out(path: Path | str, root: Path | str) -> bool:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import cache, parallel
+from .. import cache, parallel, paths
 from ..engines import ENGINES
 from ..git import blob_id, clean_blobs
 from . import load, scan
@@ -135,7 +135,7 @@ def _read_spec(path: Path | str, root: Path) -> bytes | None:
         try:
             if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
                 return None
-            return stream.read(load.MAX_BYTES + 1)
+            return paths.read_at_most(stream, load.MAX_BYTES)
         except OSError:
             return None
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from .. import paths
 from ..diagnostics import Diagnostic, error
 
 try:  # libyaml's C parser: about 10x faster than the pure-Python one.
@@ -132,7 +133,7 @@ def load_file(path: Path, display: str | None = None) -> tuple[Document | None, 
     shown = display or str(path)
     try:
         with path.open("rb") as stream:
-            raw = stream.read(MAX_BYTES + 1)
+            raw = paths.read_at_most(stream, MAX_BYTES)
     except OSError as exc:
         return None, [
             error(

@@ -127,7 +127,7 @@ def _text(path: Path, reference: str) -> str:
     with os.fdopen(descriptor, "rb") as stream:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             raise Unreadable(f"{reference} is not a file", "name the card's Markdown file")
-        data = stream.read(MAX_BYTES + 1)
+        data = paths.read_at_most(stream, MAX_BYTES)
     if len(data) > MAX_BYTES:
         raise Unreadable(f"{reference} is larger than 1 MiB", "a model card is a few pages")
     try:

@@ -104,7 +104,7 @@ def schemas_of_file(path: Path, shown: str) -> tuple[dict[Key, dict[str, Any]], 
     """The strict JSON schema of every version each CRD in the file serves, or a finding."""
     try:
         with path.open("rb") as stream:
-            raw = stream.read(MAX_BYTES + 1)
+            raw = paths.read_at_most(stream, MAX_BYTES)
     except OSError as exc:
         return {}, error(shown, 0, 0, CRD_INVALID, f"CRD file cannot be read: {exc}", HINT)
     if len(raw) > MAX_BYTES:
