@@ -74,6 +74,9 @@ def main(argv: list[str]) -> int:
                     f"| {script} | {match['what']} | {match['verdict']}"
                     f"{match['rest'].strip() and ' ' + match['rest'].strip()} |"
                 )
+                print(f"  {match['what']}: {match['verdict']}{match['rest']}", flush=True)
+        if code != 0:
+            print(f"  {script} failed (exit {code}): see its section in {RESULTS.name}")
     machine = (
         f"{platform.platform()}, {platform.machine()}, Python "
         f"{platform.python_version()}, {os.cpu_count()} CPUs"

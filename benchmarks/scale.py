@@ -2,7 +2,7 @@
 30,000 specs, next to today's commands measured in the same run.
 
     .venv/bin/python benchmarks/scale.py [--counts 1000,10000,30000] [--repeat 3]
-                                         [--quiet-load 3 --max-wait 900]
+                                         [--quiet-load 3 --max-wait 60] [--today main]
 
 For each count: a repository made by render.py's make_repository (the four examples,
 renamed, cycled), rendered and committed on `main`, and a branch `change` that edits one spec
@@ -21,6 +21,11 @@ waited for (workers, git); memory is the peak resident size of its largest proce
   `validate` and `render --check`, are its peer. Target at 10,000: <= 1.5 s for both.
 - everything, cold, on the clone (the merge workflow's checks): `validate` and `render
   --check`. Targets at 10,000: validate <= 4 s, render --check <= 12 s, <= 1 GiB.
+- today's commands, as --today (a git ref of this project, `main` by default) has them: its
+  modelgate (its validator/, run with this environment's dependencies) on the same
+  repository, with a cache of its own: the pre-commit hook (`validate FILE`, warm, median),
+  a pull request (`validate` + `render --check` on the clone, nothing cached: a fresh
+  runner), and everything (`validate`, `render --check`, warm).
 - how cost grows: a least-squares line through the counts, for each command: its cost per
   1,000 specs and the fixed part.
 
@@ -32,6 +37,7 @@ load it measured under. Exits 0 whether or not the targets hold.
 from __future__ import annotations
 
 import argparse
+import compileall
 import importlib.util
 import os
 import platform
@@ -41,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +95,27 @@ def wait_for_quiet(limit: float, max_wait: float) -> float:
         time.sleep(10)
         waited += 10
     return os.getloadavg()[0]
+
+
+def today_tree(ref: str, parent: Path) -> Path | None:
+    """REF's validator/ in a directory of its own (compiled, as `make venv` compiles it), or
+    None when this checkout has no such ref."""
+    tree = parent / "today"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref, "validator"], cwd=ROOT, capture_output=True
+    )
+    if archive.returncode != 0:
+        return None
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    compileall.compile_dir(tree / "validator", quiet=1)
+    return tree
+
+
+def today_env(tree: Path, cache: Path, fresh: bool = False) -> dict[str, str]:
+    """Runs `modelgate` with REF's validator/ first on the path (the repository it runs in
+    has no validator/ of its own to shadow it) and a cache of its own."""
+    return {**cache_env(cache, fresh=fresh), "PYTHONPATH": str(tree)}
 
 
 def measure(argv: Sequence[str], cwd: Path, env: dict[str, str], expect: int = 0) -> Run:
@@ -163,7 +190,17 @@ class Figures:
     precommit_warm: Run
     pull_request: Run
     pull_request_empty_cache: Run
-    pull_request_today: Run
+    validate: Run
+    render_check: Run
+    today: Today | None
+
+
+@dataclass
+class Today:
+    """Today's commands (--today's code) on the same repository."""
+
+    precommit: Run
+    pull_request: Run
     validate: Run
     render_check: Run
 
@@ -189,11 +226,38 @@ def median(runs: list[Run]) -> Run:
     )
 
 
-def measure_count(count: int, repeat: int, quiet: float, max_wait: float) -> Figures:
+def measure_today(
+    tree: Path, root: Path, clone: Path, parent: Path, runs: int, quiet: float, max_wait: float
+) -> Today:
+    """Today's hook, pull request and full checks, with --today's code."""
+    hook = modelgate("validate", f"models/{CHANGED}.yaml")
+    env = today_env(tree, parent / "today-cache", fresh=True)
+    measure(hook, root, env)  # its compiled schemas and templates, as a developer has them
+    wait_for_quiet(quiet, max_wait)
+    precommit = median([measure(hook, root, env) for _ in range(runs)])
+    pull_request, validate, render_check = [], [], []
+    for _ in range(runs):
+        wait_for_quiet(quiet, max_wait)  # a fresh runner: nothing cached
+        fresh = today_env(tree, parent / "today-pr-cache", fresh=True)
+        pull_request.append(
+            measure(modelgate("validate"), clone, fresh)
+            + measure(modelgate("render", "--check"), clone, fresh)
+        )
+        wait_for_quiet(quiet, max_wait)
+        validate.append(measure(modelgate("validate"), clone, env))
+        wait_for_quiet(quiet, max_wait)
+        render_check.append(measure(modelgate("render", "--check"), clone, env))
+    return Today(precommit, best(pull_request), best(validate), best(render_check))
+
+
+def measure_count(
+    count: int, repeat: int, quiet: float, max_wait: float, tree: Path | None
+) -> Figures:
     parent = Path(tempfile.mkdtemp(prefix=f"bench-scale-{count}-"))
     try:
         print(f"  building {count} specs ...", file=sys.stderr, flush=True)
         root, clone = build(count, parent)
+        print(f"  measuring {count} specs ...", file=sys.stderr, flush=True)
         hook = modelgate("validate", f"models/{CHANGED}.yaml")
         wait_for_quiet(quiet, max_wait)
         cold = measure(hook, root, cache_env(parent / "hook-cache", fresh=True, installed=True))
@@ -214,15 +278,19 @@ def measure_count(count: int, repeat: int, quiet: float, max_wait: float) -> Fig
             validate.append(measure(modelgate("validate"), clone, env))
             wait_for_quiet(quiet, max_wait)
             render_check.append(measure(modelgate("render", "--check"), clone, env))
+        today = None
+        if tree is not None:
+            print(f"  measuring today's commands at {count} specs ...", file=sys.stderr, flush=True)
+            today = measure_today(tree, root, clone, parent, runs, quiet, max_wait)
         return Figures(
             count,
             cold,
             median(warm),
             best(pull_request),
             best(empty),
-            best(validate) + best(render_check),
             best(validate),
             best(render_check),
+            today,
         )
     finally:
         shutil.rmtree(parent, ignore_errors=True)
@@ -242,7 +310,7 @@ def small_hook(repeat: int) -> Run:
 
 def row(label: str, run: Run, note: str = "") -> str:
     return (
-        f"{label:<52} {run.wall:8.3f} {run.cpu:8.3f} {run.rss_mib:8.0f} {run.load:6.1f}  {note}"
+        f"{label:<58} {run.wall:8.3f} {run.cpu:8.3f} {run.rss_mib:8.0f} {run.load:6.1f}  {note}"
     ).rstrip()
 
 
@@ -259,45 +327,98 @@ def fit(points: list[tuple[int, float]]) -> tuple[float, float]:
     return 1000 * slope, mean_y - slope * mean_x
 
 
-def verdict(value: float, target: float, unit: str = "s") -> str:
-    if value <= target:
-        return f"MET ({value:.3f} {unit})" if unit == "s" else f"MET ({value:.0f} {unit})"
-    over = value / target
-    shown = f"{value:.3f} {unit}" if unit == "s" else f"{value:.0f} {unit}"
-    return f"MISSED ({shown}: {over:.2f}x the target)"
+def verdict(run: Run, target: float, today: Run | None) -> str:
+    """MET or MISSED against the target, with CPU time and the load beside the wall time, and
+    today's figure for the same work."""
+    shown = f"{run.wall:.3f} s wall, {run.cpu:.3f} s CPU, load {run.load:.1f}"
+    was = f"; today {today.wall:.3f} s wall, {today.cpu:.3f} s CPU" if today else ""
+    if run.wall <= target:
+        return f"MET ({shown}{was})"
+    return f"MISSED ({shown}: {run.wall / target:.2f}x the target, {why(run, target)}{was})"
 
 
-def report(figures: list[Figures], small: Run, repeat: int) -> list[str]:
+def why(run: Run, target: float) -> str:
+    """Whether the CPU the work needs fits the target: within it on one core, the wait was
+    for a core (the load); within it only on every core, it depends on the part that runs in
+    parallel; beyond that, the work itself is too much for this machine."""
+    cores = os.cpu_count() or 1
+    if run.cpu <= target:
+        return f"its {run.cpu:.3f} s of CPU fit in the target: the load made the difference"
+    if run.cpu / cores <= target:
+        return (
+            f"its {run.cpu:.3f} s of CPU fit in the target only if all of it ran in parallel "
+            f"on {cores} free cores"
+        )
+    return (
+        f"its {run.cpu:.3f} s of CPU take {run.cpu / cores:.3f} s on {cores} free cores at "
+        "best: the work itself misses"
+    )
+
+
+def memory_verdict(mib: float, today: float | None) -> str:
+    was = f"; today {today:.0f} MiB" if today is not None else ""
+    word = "MET" if mib <= TARGETS["memory"] else "MISSED"
+    return f"{word} ({mib:.0f} MiB{was})"
+
+
+def report(figures: list[Figures], small: Run, repeat: int, today_ref: str) -> list[str]:
     lines = [
         f"scale benchmark: one changed spec, cold processes, best of {repeat} (pre-commit: median)",
+        f"today: the same commands with {today_ref}'s modelgate, in the same run",
         "",
-        f"{'figure':<52} {'wall s':>8} {'cpu s':>8} {'MiB':>8} {'load':>6}",
+        f"{'figure':<58} {'wall s':>8} {'cpu s':>8} {'MiB':>8} {'load':>6}",
         row("pre-commit hook, 4 specs (the project's models/)", small),
     ]
     for found in figures:
         n = f"{found.count:,}"
+        today = found.today
+        lines.append("")
+        if today:
+            lines.append(row(f"{n}: pre-commit hook, today", today.precommit))
         lines += [
-            "",
             row(f"{n}: pre-commit hook, facts index cold", found.precommit_cold),
             row(f"{n}: pre-commit hook, facts index warm", found.precommit_warm),
+        ]
+        if today:
+            lines.append(
+                row(f"{n}: pull request, today: validate + render --check", today.pull_request)
+            )
+        lines += [
             row(f"{n}: pull request, --changed-since, fresh runner", found.pull_request),
             row(f"{n}: pull request, --changed-since, empty cache", found.pull_request_empty_cache),
-            row(f"{n}: pull request, today: validate + render --check", found.pull_request_today),
-            row(f"{n}: everything: validate", found.validate),
-            row(f"{n}: everything: render --check", found.render_check),
-            f"{n}: ratios: pull request today / --changed-since "
-            f"{found.pull_request_today.wall / found.pull_request.wall:.1f}x; "
-            f"hook warm / 4-spec hook {found.precommit_warm.wall / small.wall:.2f}x",
         ]
+        if today:
+            lines.append(row(f"{n}: everything: validate, today", today.validate))
+        lines.append(row(f"{n}: everything: validate", found.validate))
+        if today:
+            lines.append(row(f"{n}: everything: render --check, today", today.render_check))
+        lines.append(row(f"{n}: everything: render --check", found.render_check))
+        if today:
+            lines.append(
+                f"{n}: today / now: pre-commit hook "
+                f"{today.precommit.wall / found.precommit_warm.wall:.1f}x, pull request "
+                f"{today.pull_request.wall / found.pull_request.wall:.1f}x, validate "
+                f"{today.validate.wall / found.validate.wall:.2f}x, render --check "
+                f"{today.render_check.wall / found.render_check.wall:.2f}x; "
+                f"hook warm / 4-spec hook {found.precommit_warm.wall / small.wall:.2f}x"
+            )
     lines.append("")
-    for label, pick in (
+    picks: list[tuple[str, Callable[[Figures], Run | None]]] = [
         ("validate (everything)", lambda f: f.validate),
         ("render --check (everything)", lambda f: f.render_check),
         ("pull request (--changed-since)", lambda f: f.pull_request),
         ("pre-commit hook (index warm)", lambda f: f.precommit_warm),
-    ):
-        wall = fit([(f.count, pick(f).wall) for f in figures])
-        cpu = fit([(f.count, pick(f).cpu) for f in figures])
+        ("today: validate", lambda f: f.today.validate if f.today else None),
+        ("today: render --check", lambda f: f.today.render_check if f.today else None),
+        ("today: pull request", lambda f: f.today.pull_request if f.today else None),
+        ("today: pre-commit hook", lambda f: f.today.precommit if f.today else None),
+    ]
+    for label, pick in picks:
+        runs = [(f.count, run) for f in figures if (run := pick(f)) is not None]
+        if not runs:
+            continue
+        wall = fit([(count, run.wall) for count, run in runs])
+        cpu = fit([(count, run.cpu) for count, run in runs])
         lines.append(
             f"cost per 1,000 specs, {label}: {wall[0]:.3f} s wall ({cpu[0]:.3f} s CPU), "
             f"fixed {wall[1]:.3f} s"
@@ -307,22 +428,45 @@ def report(figures: list[Figures], small: Run, repeat: int) -> list[str]:
     if at is None:
         lines.append(f"targets: judged at {TARGET_COUNT:,} specs, which this run did not measure")
     else:
+        was = at.today
+        peak = max(at.validate.rss_mib, at.render_check.rss_mib)
         lines += [
             f"target: pre-commit hook at 10,000 specs under {TARGETS['precommit']} s: "
-            + verdict(at.precommit_warm.wall, TARGETS["precommit"]),
+            + verdict(at.precommit_warm, TARGETS["precommit"], was.precommit if was else None),
             f"target: pull request at 10,000 specs under {TARGETS['pull request']} s: "
-            + verdict(at.pull_request.wall, TARGETS["pull request"]),
+            + verdict(at.pull_request, TARGETS["pull request"], was.pull_request if was else None),
             f"target: validate everything at 10,000 specs under {TARGETS['validate']} s: "
-            + verdict(at.validate.wall, TARGETS["validate"]),
+            + verdict(at.validate, TARGETS["validate"], was.validate if was else None),
             f"target: render --check everything at 10,000 specs under "
             f"{TARGETS['render --check']} s: "
-            + verdict(at.render_check.wall, TARGETS["render --check"]),
+            + verdict(
+                at.render_check, TARGETS["render --check"], was.render_check if was else None
+            ),
             "target: peak memory at 10,000 specs under 1 GiB: "
-            + verdict(max(at.validate.rss_mib, at.render_check.rss_mib), TARGETS["memory"], "MiB"),
+            + memory_verdict(
+                peak, max(was.validate.rss_mib, was.render_check.rss_mib) if was else None
+            ),
         ]
+    counts = sorted(f.count for f in figures)
+    if len(counts) >= 3 and counts[0] <= 1000 and counts[-1] >= 3 * TARGET_COUNT:
+        per_spec = {
+            label: 1e3 * fit([(f.count, pick(f).cpu) for f in figures])[0]  # us a spec
+            for label, pick in (
+                ("pre-commit hook", lambda f: f.precommit_warm),
+                ("pull request", lambda f: f.pull_request),
+                ("validate", lambda f: f.validate),
+                ("render --check", lambda f: f.render_check),
+            )
+        }
+        listed = ", ".join(f"{label} {cost:.1f} us" for label, cost in per_spec.items())
+        lines.append(
+            f"target: figures at {', '.join(f'{n:,}' for n in counts)} specs and the fitted "
+            f"cost per spec: MET (CPU a spec: {listed})"
+        )
     lines.append(
         f"machine: {platform.platform()}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs; load is the 1-minute average when each figure started"
+        f"{os.cpu_count()} CPUs; load is the 1-minute average when each figure started; "
+        "CPU is user + system time of the command and every process it waited for"
     )
     return lines
 
@@ -332,12 +476,22 @@ def main() -> int:
     parser.add_argument("--counts", default="1000,10000,30000")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quiet-load", type=float, default=3.0)
-    parser.add_argument("--max-wait", type=float, default=900.0)
+    parser.add_argument("--max-wait", type=float, default=60.0)
+    parser.add_argument("--today", default="main", help="the git ref whose commands are today's")
     args = parser.parse_args()
     counts = [int(part) for part in args.counts.split(",") if part]
     small = small_hook(max(args.repeat, 5))  # the cache as a developer's machine has it
-    figures = [measure_count(n, args.repeat, args.quiet_load, args.max_wait) for n in counts]
-    print("\n".join(report(figures, small, args.repeat)))
+    parent = Path(tempfile.mkdtemp(prefix="bench-scale-today-"))
+    try:
+        tree = today_tree(args.today, parent)
+        if tree is None:
+            print(f"  no git ref {args.today}: today's commands not measured", file=sys.stderr)
+        figures = [
+            measure_count(n, args.repeat, args.quiet_load, args.max_wait, tree) for n in counts
+        ]
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+    print("\n".join(report(figures, small, args.repeat, args.today)))
     return 0
 
 
