@@ -2,7 +2,7 @@
 30,000 specs, next to today's commands measured in the same run.
 
     .venv/bin/python benchmarks/scale.py [--counts 1000,10000,30000] [--repeat 3]
-                                         [--quiet-load 3 --max-wait 60] [--today main]
+                                         [--quiet-load 3 --max-wait 30] [--today main]
 
 For each count: a repository made by render.py's make_repository (the four examples,
 renamed, cycled), rendered and committed on `main`, and a branch `change` that edits one spec
@@ -476,7 +476,7 @@ def main() -> int:
     parser.add_argument("--counts", default="1000,10000,30000")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quiet-load", type=float, default=3.0)
-    parser.add_argument("--max-wait", type=float, default=60.0)
+    parser.add_argument("--max-wait", type=float, default=30.0)
     parser.add_argument("--today", default="main", help="the git ref whose commands are today's")
     args = parser.parse_args()
     counts = [int(part) for part in args.counts.split(",") if part]
