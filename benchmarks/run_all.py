@@ -4,6 +4,8 @@ of every target with MET or MISSED. `make bench` runs this.
     .venv/bin/python benchmarks/run_all.py              # every script
     .venv/bin/python benchmarks/run_all.py scale.py     # these scripts; the others' sections
                                                         # and targets are kept as they were
+
+A "## Notes" section at the end of RESULTS.md, written by hand (why a target misses), is kept.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ SCRIPTS = ("validate.py", "precommit.py", "render.py", "scale.py", "deploy.py", 
 TARGET = re.compile(r"^target: (?P<what>.*): (?P<verdict>MET|MISSED)\b(?P<rest>.*)$")
 ROW = re.compile(r"^\| (?P<script>[\w.]+) \| .* \|$")
 SECTION = re.compile(r"^## (?P<script>[\w.]+)\n\n```text\n.*?\n```\n", re.M | re.S)
+NOTES = re.compile(r"^## Notes\n.*", re.M | re.S)  # written by hand, kept as it is
 
 
 def run(script: str) -> tuple[str, int]:
@@ -98,6 +101,9 @@ def main(argv: list[str]) -> int:
             *(sections[script] for script in SCRIPTS if script in sections),
         ]
     )
+    notes = NOTES.search(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else None
+    if notes:
+        text = text.rstrip("\n") + "\n\n" + notes.group(0)
     RESULTS.write_text(text, encoding="utf-8")
     print(f"wrote {RESULTS}")
     return 1 if failed else 0
