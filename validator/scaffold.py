@@ -66,7 +66,8 @@ def _context(name: str, engine: str, model_format: str, owner: str, team: str) -
         if model_format == "huggingface"
         else f"s3://model-artifacts/{name}/{EXTENSIONS.get(model_format, 'model.bin')}"
     )
-    if record.local and model_format != "huggingface":  # served here: kept in the repository
+    # served here: kept in the repository
+    if record.local and record.serves_locally(model_format) and model_format != "huggingface":
         artifact = f"models/artifacts/{name}/{EXTENSIONS.get(model_format, 'model.bin')}"
     return {
         "name": name,

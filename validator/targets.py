@@ -22,7 +22,8 @@ def targets_of(spec: Mapping[str, Any]) -> tuple[str, ...]:
     model = spec["model"]
     artifact = model.get("artifact", "")
     found = []
-    if ENGINES[spec["engine"]["name"]].local_command and artifact and "://" not in artifact:
+    engine = ENGINES[spec["engine"]["name"]]
+    if engine.serves_locally(model["format"]) and artifact and "://" not in artifact:
         found.append(LOCAL)
     if model.get("image"):
         found.append(DOCKER)

@@ -98,6 +98,10 @@ def run(args: argparse.Namespace, output: Output) -> int:
             return EXIT_OK
     if args.target in deploy.LOOPBACK_TARGETS:
         _say_exposure_is_left_out(output, documents, args.target)
+    if args.target == "local":
+        from ..deploy import local
+
+        local.install_environments(documents, output.line)
     done: list[Outcome] = []
 
     def each(outcome: Outcome) -> None:

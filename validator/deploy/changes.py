@@ -1,6 +1,7 @@
 """Which specs a change touches: the specs edited since a git ref, the specs whose artifact
-(kept in the repository) changed, every spec whose engine's templates changed, and every spec
-when policies or shared templates changed."""
+(kept in the repository) changed, every spec whose engine's templates changed, every spec the
+local target runs from an engine environment whose lock changed (locks/engine-NAME.txt), and
+every spec when policies or shared templates changed."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from ..check.load import Document
+from ..engines import ENGINES
 from ..git import run_git
+from .environments import LOCK_PREFIX
 
-WATCHED = ("models", "templates", "policies")
+WATCHED = ("models", "templates", "policies", "locks")
 
 
 class GitError(Exception):
@@ -50,6 +53,7 @@ def affected(documents: list[Document], changed: list[PurePosixPath]) -> list[Do
     touched = {str(folder) for path in changed for folder in (path, *path.parents)}
     everything = any(p.parts[0] == "policies" or _shared_template(p) for p in changed)
     engines = {p.parts[1] for p in changed if p.parts[0] == "templates" and len(p.parts) > 2}
+    locks = {p.stem.removeprefix(LOCK_PREFIX) for p in changed if _engine_lock(p)}
     return [
         doc
         for doc in documents
@@ -57,7 +61,18 @@ def affected(documents: list[Document], changed: list[PurePosixPath]) -> list[Do
         or doc.path in paths
         or artifact_of(doc) in touched
         or doc.data["spec"]["engine"]["name"] in engines
+        or _environment(doc) in locks
     ]
+
+
+def _engine_lock(path: PurePosixPath) -> bool:
+    return len(path.parts) == 2 and path.parts[0] == "locks" and path.name.startswith(LOCK_PREFIX)
+
+
+def _environment(document: Document) -> str | None:
+    """The engine environment the local target runs the spec from, if any."""
+    spec = document.data["spec"]
+    return ENGINES[spec["engine"]["name"]].local_environment(spec["model"]["format"]) or None
 
 
 def artifacts(documents: Sequence[Document]) -> list[str]:

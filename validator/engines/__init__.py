@@ -107,6 +107,14 @@ class Engine:
     # {http_port}, {grpc_port} and {workdir} are filled in.
     local_command: tuple[str, ...] = ()
     local_env: Mapping[str, str] = field(default_factory=dict)
+    # The environment the local target runs it from, by model format ("*": any format): the
+    # `engine-NAME` dependency group, locked in locks/engine-NAME.txt and installed on first
+    # use (validator/deploy/environments.py); its executable is local_command[0] in its bin/.
+    # {servers} is filled in too: the model servers modelgate ships (engines/_servers/). A
+    # format without one runs beside modelgate (the embedded engine, the `serve` extra).
+    local_environments: Mapping[str, str] = field(default_factory=dict)
+    # The model formats the local target serves with it; empty: every format it serves.
+    local_formats: tuple[str, ...] = ()
     cluster: tuple[str, ...] = ()
     # a model configuration template (Triton's config.pbtxt): checked against its grammar and
     # given to the cluster templates as v.model_config; it needs the spec's tensor signature
@@ -142,7 +150,18 @@ class Engine:
 
     @property
     def templates(self) -> tuple[str, ...]:
-        return (*self.local, *((self.model_config,) if self.model_config else ()), *self.cluster)
+        named = (*self.local, *((self.model_config,) if self.model_config else ()), *self.cluster)
+        return tuple(dict.fromkeys(named))  # Triton's config.pbtxt is local and cluster both
+
+    def serves_locally(self, model_format: str) -> bool:
+        """The local target can start it for a model of this format."""
+        return bool(self.local_command) and model_format in (self.local_formats or self.formats)
+
+    def local_environment(self, model_format: str) -> str:
+        """The environment (locks/engine-NAME.txt) the local target runs this format from;
+        "" for modelgate's own."""
+        environments = self.local_environments
+        return environments.get(model_format) or environments.get("*", "")
 
     @property
     def image_only(self) -> bool:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .. import paths
+from .. import paths, targets
 from ..check import load
 from ..check.load import Document
 from ..check.platform import from_values
@@ -67,6 +67,7 @@ __all__ = [
 TEMPLATE_DIR = templates.TEMPLATE_DIR
 VALUES_FILE = "values.yaml"
 LOCAL, DOCKER = "local", "docker"
+PBTXT = ".pbtxt"  # not a manifest: Triton's model configuration, checked by its grammar
 TEMPLATE_ERROR = "MG401"
 NO_RUNTIME = "MG402"
 RENDERED_INVALID = "MG403"
@@ -311,9 +312,11 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
     name = document.data["metadata"]["name"]
     shared = view.base(document)  # computed once: every file of the spec shows it
     result = Rendering()
-    # local files serve a repository artifact; a model image runs on the docker target
-    if engine.local and renderer.environment is None and "artifact" in spec["model"]:
-        if shared["runtime"] is None:
+    # local files serve a repository artifact (a model image runs on the docker target, a
+    # remote one on clusters)
+    local = engine.local and targets.LOCAL in targets.targets_of(spec)
+    if local and renderer.environment is None:
+        if engine.runtimes and shared["runtime"] is None:
             result.diagnostics.append(
                 document.finding(
                     ["spec", "engine"],
@@ -438,11 +441,11 @@ def _render_into(
         return
     if unchecked:
         result.unchecked.add(unchecked)
-    if output.suffix != ".json" and output.name != "compose.yaml":
+    if output.suffix not in (".json", PBTXT) and output.name != "compose.yaml":
         # what the deployer's Role must grant in this folder of rendered/
         result.kinds.add((output.parts[1], str(data.get("apiVersion")), str(data.get("kind"))))
     result.files.append(RenderedFile(output, text))
-    if renderer.output_policy is not None and output.suffix != ".json":
+    if renderer.output_policy is not None and output.suffix not in (".json", PBTXT):
         result.objects.append(OutputObject(str(output), data, template))
 
 
@@ -484,6 +487,10 @@ def _parse_back(
     output: PurePosixPath, text: str, schemas: kube_schemas.Schemas, plain_safe: bool
 ) -> tuple[str | None, str, Any]:
     """(problem, kind left unchecked for want of a schema, the data read back)."""
+    if output.suffix == PBTXT:  # a Triton model configuration (the local target's)
+        from .pbtxt import parse_error
+
+        return parse_error(text), "", {}
     if output.suffix == ".json":
         try:
             parsed = json.loads(text)
