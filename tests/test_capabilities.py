@@ -1,7 +1,9 @@
 """Settings an engine (or its deployment mode) cannot honour are refused where they are written,
 exit 1, instead of rendering into something that silently does nothing; what it can honour
 passes. The example specs are the bases: iris (mlserver, a Seldon Model), chat-assistant
-(vllm, a Deployment with an HPA), churn-kserve (kserve in RawDeployment mode, a model image)."""
+(vllm, a Deployment with an HPA), churn-kserve (kserve in RawDeployment mode, a model image),
+fraud-onnx (triton, a Deployment), and kserve-artifact (churn-kserve loading an artifact on a
+runtime)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,17 @@ from .conftest import PROJECT, Scaffold, run_cli
 
 BASES = {
     name: (PROJECT / "models" / f"{name}.yaml").read_text(encoding="utf-8")
-    for name in ("iris", "chat-assistant", "churn-kserve")
+    for name in ("iris", "chat-assistant", "churn-kserve", "fraud-onnx")
 }
 DIGEST = "@sha256:" + "d" * 64
+CHURN_IMAGE = (
+    "image: registry.example.com/ml/churn-sklearn@sha256:"
+    "3b1f0c9a8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a3928170f6e5d4c"
+)
+BASES["kserve-artifact"] = BASES["churn-kserve"].replace(
+    CHURN_IMAGE,
+    f"artifact: s3://growth-models/churn/model.joblib\n    sha256: {'c' * 64}",
+)
 SERVERLESS = {"deploymentMode: RawDeployment": "deploymentMode: Serverless"}
 CANARY = {"  endpoint:\n": "  rollout:\n    canaryTrafficPercent: 10\n  endpoint:\n"}
 UNDER_ENGINE = "    protocol: {}\n"  # a line to add engine settings after
@@ -37,7 +47,32 @@ def write(scaffold: Scaffold, base: str, replacements: dict[str, str]) -> tuple[
     for old, new in replacements.items():
         assert old in text, f"{old!r} is not in {base}.yaml"
         text = text.replace(old, new, 1)
-    return scaffold.write_spec(base, text), text
+    name = "churn-kserve" if base == "kserve-artifact" else base
+    return scaffold.write_spec(name, text), text
+
+
+# ModelMesh's shared Service is authenticated as templates/values.yaml declares (auth none)
+MODELMESH = {
+    "deploymentMode: RawDeployment": "deploymentMode: ModelMesh",
+    "auth: {type: oidc}": "auth: {type: none}",
+}
+NO_SCALING = {
+    "  scaling:\n    minReplicas: 2\n    maxReplicas: 8\n    metric: cpu\n    target: 70\n": ""
+}
+RUNTIME = (
+    "runtime:\n"
+    f"    image: registry.example.com/ml/sklearnserver{DIGEST}\n"
+    "    formats: [{name: sklearn, version: '1', autoSelect: true}]\n"
+    "    protocols: [v1, v2]\n"
+)
+MULTI_MODEL_RUNTIME = RUNTIME + "    multiModel: true\n"
+TRANSFORMER = (
+    f"transformer:\n    image: registry.example.com/ml/churn-features{DIGEST}\n"
+    "    args: [--feature_store=feast:6566]\n"
+    "    resources: {requests: {cpu: 100m, memory: 256Mi}, limits: {cpu: '1', memory: 1Gi}}\n"
+)
+EXPLAINER = f"explainer:\n    image: registry.example.com/ml/churn-explainer{DIGEST}\n"
+TRITON_SELDON = engine_line("v2", "deploymentMode: Seldon")
 
 
 def located(text: str, needle: str, at: str) -> tuple[int, int]:
@@ -257,12 +292,276 @@ REFUSED = {
         "    gpu: 1",
         "1",
     ),
+    "scheduling on a Seldon Model": (
+        "iris",
+        spec_line("scheduling: {nodeSelector: {pool: cpu}}"),
+        "MG227",
+        "  scheduling:",
+        "scheduling",
+    ),
+    "probes on a Seldon Model": (
+        "iris",
+        spec_line("probes: {readiness: {path: /ready}}"),
+        "MG227",
+        "  probes:",
+        "probes",
+    ),
+    "volumes on a Seldon Model": (
+        "iris",
+        spec_line("volumes: {shm: {sizeLimit: 1Gi}}"),
+        "MG227",
+        "  volumes:",
+        "volumes",
+    ),
+    "a GPU vendor on a Seldon Model": (
+        "iris",
+        {"memory: 512Mi}\n": "memory: 512Mi}\n    accelerator: amd\n"},
+        "MG227",
+        "    accelerator: amd",
+        "amd",
+    ),
+    "a model cache on KServe": (
+        "churn-kserve",
+        spec_line("volumes: {cache: {sizeLimit: 50Gi}}"),
+        "MG226",
+        "volumes: {cache",
+        "cache",
+    ),
+    "a model cache for a custom container": (
+        "churn-kserve",
+        {
+            "    name: kserve\n    protocol: v2\n    deploymentMode: RawDeployment\n": (
+                "    name: docker\n    protocol: v2\n"
+            ),
+            "  compliance:\n": "  volumes:\n    cache: {sizeLimit: 50Gi}\n  compliance:\n",
+        },
+        "MG226",
+        "    cache: {",
+        "cache",
+    ),
+    "AMD GPUs for vLLM's own image": (
+        "chat-assistant",
+        {"    gpu: 1\n": "    gpu: 1\n    accelerator: amd\n"},
+        "MG229",
+        "accelerator: amd",
+        "amd",
+    ),
+    "Intel GPUs for vLLM's own image": (
+        "chat-assistant",
+        {"    gpu: 1\n": "    gpu: 1\n    accelerator: intel\n"},
+        "MG229",
+        "accelerator: intel",
+        "intel",
+    ),
     "host network": (
         "chat-assistant",
         spec_line("security: {hostNetwork: true}"),
         "MG228",
         "hostNetwork: true",
         "true",
+    ),
+    "a transformer on vLLM": (
+        "chat-assistant",
+        spec_line(TRANSFORMER),
+        "MG226",
+        "  transformer:",
+        "transformer",
+    ),
+    "an explainer in ModelMesh": (
+        "kserve-artifact",
+        {**MODELMESH, **NO_SCALING, **spec_line(EXPLAINER)},
+        "MG226",
+        "  explainer:",
+        "explainer",
+    ),
+    "a runtime definition on Triton": (
+        "fraud-onnx",
+        spec_line(RUNTIME),
+        "MG226",
+        "  runtime:",
+        "runtime",
+    ),
+    "a runtime definition beside a model image": (
+        "churn-kserve",
+        spec_line(RUNTIME),
+        "MG226",
+        "  runtime:",
+        "runtime",
+    ),
+    "a runtime that does not serve the model's format": (
+        "kserve-artifact",
+        spec_line(RUNTIME.replace("name: sklearn", "name: onnx")),
+        "MG235",
+        "    formats: [{name: onnx",
+        "formats",
+    ),
+    "a runtime that does not speak the endpoint's protocol": (
+        "kserve-artifact",
+        spec_line(RUNTIME.replace("protocols: [v1, v2]", "protocols: [v1]")),
+        "MG235",
+        "protocols: [v1]",
+        "protocols",
+    ),
+    "a multi-model runtime outside ModelMesh": (
+        "kserve-artifact",
+        spec_line(MULTI_MODEL_RUNTIME),
+        "MG235",
+        "multiModel: true",
+        "true",
+    ),
+    "a single-model runtime in ModelMesh": (
+        "kserve-artifact",
+        {**MODELMESH, **NO_SCALING, **spec_line(RUNTIME)},
+        "MG235",
+        "  runtime:",
+        "runtime",
+    ),
+    "runtime replicas on a single-model runtime": (
+        "kserve-artifact",
+        spec_line(RUNTIME + "    replicas: 3\n"),
+        "MG226",
+        "replicas: 3",
+        "3",
+    ),
+    "a model image in ModelMesh": (
+        "churn-kserve",
+        {**MODELMESH, **NO_SCALING},
+        "MG225",
+        "image: registry.example.com/ml/churn",
+        "registry",
+    ),
+    "a GPU in ModelMesh": (
+        "kserve-artifact",
+        {**MODELMESH, **NO_SCALING, "memory: 2Gi}\n": "memory: 2Gi}\n    gpu: 1\n"},
+        "MG227",
+        "    gpu: 1",
+        "1",
+    ),
+    "env in ModelMesh": (
+        "kserve-artifact",
+        {**MODELMESH, **NO_SCALING, **engine_line("v2", "env: [{name: LOG_LEVEL, value: debug}]")},
+        "MG227",
+        "    env: [",
+        "env",
+    ),
+    "canary in ModelMesh": (
+        "kserve-artifact",
+        {**MODELMESH, **NO_SCALING, **CANARY},
+        "MG221",
+        "canaryTrafficPercent: 10",
+        "10",
+    ),
+    "replica bounds in ModelMesh": (
+        "kserve-artifact",
+        {**MODELMESH, "    metric: cpu\n    target: 70\n": ""},
+        "MG226",
+        "minReplicas: 2",
+        "2",
+    ),
+    "keda in KServe Serverless": (
+        "churn-kserve",
+        {**SERVERLESS, "    metric: cpu\n": "    autoscaler: keda\n"},
+        "MG234",
+        "autoscaler: keda",
+        "keda",
+    ),
+    "keda on a Seldon Model": (
+        "iris",
+        {"    maxReplicas: 3\n": "    maxReplicas: 3\n    autoscaler: keda\n"},
+        "MG234",
+        "autoscaler: keda",
+        "keda",
+    ),
+    "knative on a Deployment": (
+        "chat-assistant",
+        {"    metric: concurrency\n": "    autoscaler: knative\n    metric: concurrency\n"},
+        "MG234",
+        "autoscaler: knative",
+        "knative",
+    ),
+    "rps with Knative's HPA class": (
+        "churn-kserve",
+        {**SERVERLESS, "metric: cpu": "autoscaler: hpa\n    metric: rps"},
+        "MG222",
+        "metric: rps",
+        "rps",
+    ),
+    "scale to zero with KEDA": (
+        "chat-assistant",
+        {"minReplicas: 2": "minReplicas: 0", "    metric: concurrency\n": "    autoscaler: keda\n"},
+        "MG220",
+        "minReplicas: 0",
+        "0",
+    ),
+    "a runtime version on Triton": (
+        "fraud-onnx",
+        engine_line("v2", "runtimeVersion: 24.08-py3"),
+        "MG226",
+        "runtimeVersion: 24.08",
+        "24.08",
+    ),
+    "a runtime version beside a model image": (
+        "churn-kserve",
+        engine_line("v2", "runtimeVersion: 1.3.2"),
+        "MG226",
+        "runtimeVersion: 1.3.2",
+        "1.3.2",
+    ),
+    "a runtime version beside a defined runtime": (
+        "kserve-artifact",
+        {**engine_line("v2", "runtimeVersion: 1.3.2"), **spec_line(RUNTIME)},
+        "MG226",
+        "runtimeVersion: 1.3.2",
+        "1.3.2",
+    ),
+    "a runtime version in ModelMesh": (
+        "kserve-artifact",
+        {**MODELMESH, **NO_SCALING, **engine_line("v2", "runtimeVersion: 1.3.2")},
+        "MG226",
+        "runtimeVersion: 1.3.2",
+        "1.3.2",
+    ),
+    "a Seldon mode on KServe": (
+        "churn-kserve",
+        {"deploymentMode: RawDeployment": "deploymentMode: Seldon"},
+        "MG226",
+        "deploymentMode: Seldon",
+        "Seldon",
+    ),
+    "a signature on Triton in Seldon mode": (
+        "fraud-onnx",
+        TRITON_SELDON,
+        "MG226",
+        "    signature:",
+        "signature",
+    ),
+    "a batch size on Triton in Seldon mode": (
+        "fraud-onnx",
+        TRITON_SELDON,
+        "MG226",
+        "maxBatchSize: 64",
+        "64",
+    ),
+    "an engine version on Triton in Seldon mode": (
+        "fraud-onnx",
+        TRITON_SELDON,
+        "MG226",
+        'version: "24.08"',
+        '"24.08"',
+    ),
+    "a model file on Triton in Seldon mode": (
+        "fraud-onnx",
+        TRITON_SELDON,
+        "MG225",
+        "sha256: 9d5f2c0e",
+        "9d5f2c0e",
+    ),
+    "args on Triton in Seldon mode": (
+        "fraud-onnx",
+        engine_line("v2", 'deploymentMode: Seldon\n    args: ["--log-verbose=1"]'),
+        "MG227",
+        "    args: [",
+        "args",
     ),
 }
 
@@ -276,7 +575,7 @@ def test_a_setting_the_engine_cannot_honour_is_refused_where_it_is_written(
     line, col = located(text, needle, at)
     result = run_cli("--root", str(scaffold.root), "validate", str(path))
     assert result.code == 1, result.out + result.err
-    assert f"models/{base}.yaml:{line}:{col}: {code} " in result.out, result.out
+    assert f"models/{path.name}:{line}:{col}: {code} " in result.out, result.out
     assert "Traceback" not in result.out + result.err
 
 
@@ -293,6 +592,24 @@ ACCEPTED = {
         },
     ),
     "a fractional request target on an HPA": ("chat-assistant", {"target: 16": "target: 0.5"}),
+    "AMD GPUs for a ROCm build of vLLM": (
+        "chat-assistant",
+        {
+            **engine_line("openai", f"image: registry.example.com/rocm/vllm{DIGEST}"),
+            "    gpu: 1\n": "    gpu: 1\n    accelerator: amd\n",
+        },
+    ),
+    "AMD GPUs for a custom container on KServe": (
+        "churn-kserve",
+        {"memory: 2Gi}\n": "memory: 2Gi}\n    gpu: 1\n    accelerator: amd\n"},
+    ),
+    "scheduling, probes and /dev/shm on KServe": (
+        "churn-kserve",
+        spec_line(
+            "scheduling: {nodeSelector: {pool: cpu}}\n  probes: {readiness: {path: /ready}}\n"
+            "  volumes: {shm: {sizeLimit: 1Gi}}"
+        ),
+    ),
     "a whole KServe RawDeployment target of 100": ("churn-kserve", {"target: 70": "target: 100.0"}),
     "an engine image for vLLM": (
         "chat-assistant",
@@ -303,6 +620,50 @@ ACCEPTED = {
         {
             **engine_line("v2", "runtime: mlserver_sklearn.SKLearnModel"),
             "maxReplicas: 3": "maxReplicas: 5",
+        },
+    ),
+    "a transformer, an explainer, a runtime and KEDA in KServe RawDeployment": (
+        "kserve-artifact",
+        {
+            **spec_line(RUNTIME + "  " + TRANSFORMER + "  " + EXPLAINER),
+            "metric: cpu": "autoscaler: keda\n    metric: rps",
+        },
+    ),
+    "ModelMesh with a multi-model runtime and no replica bounds in production": (
+        "kserve-artifact",
+        {
+            **MODELMESH,
+            **NO_SCALING,
+            **spec_line(MULTI_MODEL_RUNTIME.replace("v1, v2", "grpc-v2, v2")),
+        },
+    ),
+    "a runtime version of a cluster runtime": (
+        "kserve-artifact",
+        engine_line("v2", "runtime: kserve-sklearnserver\n    runtimeVersion: 1.3.2"),
+    ),
+    "Knative's HPA class on cpu, with canary traffic, in KServe Serverless": (
+        "churn-kserve",
+        {**SERVERLESS, **CANARY, "metric: cpu": "autoscaler: hpa\n    metric: cpu"},
+    ),
+    "KEDA on requests in flight for vLLM": (
+        "chat-assistant",
+        {"    metric: concurrency\n": "    autoscaler: keda\n    metric: concurrency\n"},
+    ),
+    "Triton in Seldon mode": (
+        "fraud-onnx",
+        {
+            **TRITON_SELDON,
+            '    version: "24.08"\n': "",
+            "    maxBatchSize: 64\n": "",
+            "auth: {type: mtls}": "auth: {type: none}",
+            "    metric: rps\n    target: 200\n": "",
+            # a Triton model folder
+            "model.onnx\n    sha256: "
+            "9d5f2c0e7b14a8e3c6f1d2b3a4958677e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3\n": (
+                f"\n    treeSha256: {'a' * 64}\n"
+            ),
+            "    signature:\n      inputs:\n        - {name: features, datatype: FP32, shape: [32]}"
+            "\n      outputs:\n        - {name: probability, datatype: FP32, shape: [1]}\n": "",
         },
     ),
 }
@@ -356,5 +717,5 @@ def test_every_refused_setting_is_a_documented_capability_code() -> None:
     from validator.codes import BUILTIN_RULES
 
     assert {code for _, _, code, _, _ in REFUSED.values()} == {
-        code for code in BUILTIN_RULES if code.startswith("MG22")
+        code for code in BUILTIN_RULES if code.startswith(("MG22", "MG234", "MG235"))
     }

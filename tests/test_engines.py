@@ -4,13 +4,14 @@ engines is derived from them, so adding an engine is a record and a templates fo
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from pathlib import Path
 
 import yaml
 
 from validator.check import policy, schema
 from validator.cli import build_parser
-from validator.engines import ENGINES, EVERY_FORMAT, policy_parameter
+from validator.engines import AUTOSCALERS, ENGINES, EVERY_FORMAT, Engine, policy_parameter
 from validator.report.engine_table import capability_table, markdown_table
 
 from .conftest import PROJECT
@@ -92,10 +93,23 @@ def test_every_capability_record_is_consistent() -> None:
     for engine in ENGINES.values():
         assert engine.modes and engine.packaging, engine.name
         assert set(engine.packaging) <= {"artifact", "image"}, engine.name
-        for name, scaler in engine.modes.items():
-            assert scaler.autoscaler, (engine.name, name)
-            assert set(scaler.whole_targets) <= set(scaler.metrics), (engine.name, name)
-            assert scaler.target_max is None or scaler.metrics, (engine.name, name)
+        for name, mode in engine.modes.items():
+            assert mode.autoscalers, (engine.name, name)
+            named = [scaler.name for scaler in mode.autoscalers if scaler.name]
+            assert len(named) == len(set(named)) and set(named) <= set(AUTOSCALERS)
+            assert set(mode.overrides) <= {f.name for f in fields(Engine)}, (engine.name, name)
+            for scaler in mode.autoscalers:
+                assert scaler.autoscaler, (engine.name, name)
+                assert set(scaler.whole_targets) <= set(scaler.metrics), (engine.name, name)
+                assert scaler.target_max is None or scaler.metrics, (engine.name, name)
+
+
+def test_the_schema_offers_exactly_the_modes_engines_choose_from() -> None:
+    engine = schema.schema()["properties"]["spec"]["properties"]["engine"]["properties"]
+    modes = {mode for e in ENGINES.values() if len(e.modes) > 1 for mode in e.modes}
+    assert set(engine["deploymentMode"]["enum"]) == modes
+    scaling = schema.schema()["properties"]["spec"]["properties"]["scaling"]["properties"]
+    assert scaling["autoscaler"]["enum"] == list(AUTOSCALERS)
 
 
 def test_no_engine_is_named_in_code_outside_its_record() -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from validator import render
 from validator.check import policy, workspace
@@ -59,6 +60,27 @@ def test_every_scaffold_renders_valid_manifests(repo: Path) -> None:
     assert rendering.diagnostics == []
 
 
+def test_an_llm_scaffold_runs_on_gpu_nodes(repo: Path) -> None:
+    """The LLM engines' scaffolds ask for a GPU, tolerate the GPU nodes' taint and size the
+    model cache and /dev/shm."""
+    documents = workspace.validate(workspace.discover(repo, []), repo).valid_documents()
+    rendering = render.render_all(documents, repo, kube_schemas.Schemas())
+    for engine in ("vllm", "tgi"):
+        [deployment] = [
+            f
+            for f in rendering.files
+            if f.path.as_posix() == f"rendered/staging/{engine}-huggingface/deployment.yaml"
+        ]
+        pod = yaml.safe_load(deployment.content)["spec"]["template"]["spec"]
+        assert pod["tolerations"] == [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        ]
+        volumes = {volume["name"]: volume["emptyDir"] for volume in pod["volumes"]}
+        assert volumes["shm"] == {"medium": "Memory", "sizeLimit": "2Gi"}
+        assert volumes["model-cache"] == {"sizeLimit": "50Gi"}
+        assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
 def test_every_scaffold_passes_yamllint(repo: Path) -> None:
     yamllint = Path(sys.executable).with_name("yamllint")
     if not yamllint.exists():
@@ -96,3 +118,46 @@ def test_refusals(repo: Path) -> None:
         "--root", str(repo), "new", "Bad_Name", "--engine", "mlserver", "--format", "sklearn"
     )
     assert bad_name.code == 2 and "DNS-1123" in bad_name.err
+
+
+def test_a_transformer_and_an_explainer_are_scaffolded_beside_a_kserve_predictor(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "repo"
+    for part in ("templates", "policies"):
+        shutil.copytree(PROJECT / part, root / part)
+    (root / "models").mkdir()
+    pinned = "registry.example.com/ml/churn-explainer@sha256:" + "a" * 64
+    result = run_cli(
+        "--root", str(root), "new", "churn", "--engine", "kserve", "--format", "sklearn",
+        "--transformer", "--explainer", pinned, "--owner", "ml@example.com",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert run_cli("--root", str(root), "validate", "--strict").code == 0
+    schemas = kube_schemas.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
+    documents = workspace.validate(workspace.discover(root, []), root).valid_documents()
+    rendering = render.render_all(documents, root, schemas)
+    assert rendering.diagnostics == []
+    [isvc] = [f for f in rendering.files if f.path.name == "inferenceservice.yaml"][:1]
+    spec = yaml.safe_load(isvc.content)["spec"]
+    [transformer] = spec["transformer"]["containers"]
+    assert transformer["image"] == (
+        "registry.example.com/ml/churn-transformer@sha256:" + "0" * 64  # a placeholder
+    )
+    assert transformer["args"] == ["--model_name", "churn"]
+    assert spec["explainer"]["containers"][0]["image"] == pinned
+    text = (root / "models" / "churn.yaml").read_text()
+    assert text.count("# TODO: the real image, pinned by digest") == 1
+
+
+def test_components_are_refused_where_they_cannot_run(repo: Path) -> None:
+    elsewhere = run_cli(
+        "--root", str(repo), "new", "chat", "--engine", "vllm", "--format", "huggingface",
+        "--transformer",
+    )  # fmt: skip
+    assert elsewhere.code == 2 and "vllm runs no transformer" in elsewhere.err
+    tagged = run_cli(
+        "--root", str(repo), "new", "churn", "--engine", "kserve", "--format", "sklearn",
+        "--explainer", "docker.io/someone/explainer:latest",
+    )  # fmt: skip
+    assert tagged.code == 2 and "not an image pinned by digest" in tagged.err

@@ -365,6 +365,38 @@ def test_a_runtime_served_inference_service_gets_probes_the_crd_allows(scaffold:
     assert "rendered/staging/iris/pdb.yaml" in files
 
 
+MODELMESH = {
+    "  engine:\n    name: mlserver\n    version: 1.7.1\n": (
+        "  engine:\n    name: kserve\n    deploymentMode: ModelMesh\n"
+    ),
+    "  scaling:\n    minReplicas: 2\n    maxReplicas: 3\n": "",
+}
+
+
+def test_a_modelmesh_inference_service_is_an_object_without_pods(scaffold: Scaffold) -> None:
+    """ModelMesh loads the model into the pods of a shared runtime: its InferenceService has no
+    pod of its own, so the pod rules and the NetworkPolicy and PodDisruptionBudget checks
+    ask nothing of it, while the same object in another mode is judged as a workload."""
+    scaffold.iris(**MODELMESH)
+    validation = workspace.validate(workspace.discover(scaffold.root, []), scaffold.root)
+    assert not validation.failed(), validation.diagnostics
+    rendering = render.render_all(validation.valid_documents(), scaffold.root)
+    assert not rendering.failed(), [str(d) for d in rendering.diagnostics]
+    files = {str(item.path): yaml.safe_load(item.content) for item in rendering.files}
+    data = files["rendered/staging/iris/inferenceservice.yaml"]
+    assert "rendered/staging/iris/networkpolicy.yaml" not in files
+    shared = output.OutputObject("rendered/staging/iris/inferenceservice.yaml", data)
+    assert shared.shares_pods and shared.pod_specs == []
+    data["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "RawDeployment"
+    own = output.OutputObject("rendered/staging/iris/inferenceservice.yaml", data)
+    assert not own.shares_pods and [path for path, _ in own.pod_specs] == [["spec", "predictor"]]
+    rules = policy.load_policy(PROJECT)[0]
+    context = output.OutputContext(parameters=rules.parameters)
+    found = {finding.rule.id for finding in output.evaluate([own], rules, context, ["staging"])}
+    assert {"MG-SEC-120", "MG-OPS-120"} <= found  # no NetworkPolicy, no PodDisruptionBudget
+    assert output.evaluate([shared], rules, context, ["staging"]) == []
+
+
 def test_the_committed_output_breaks_no_rule_but_the_two_pending_ones() -> None:
     """The examples as committed: only engine images without digests and NetworkPolicies
     without egress are flagged, until those changes land."""

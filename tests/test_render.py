@@ -73,6 +73,7 @@ def test_every_target_of_every_example_validates(schemas: kube_schemas.Schemas) 
     }
     assert kinds >= {
         "InferenceService",
+        "ServingRuntime",
         "Model",
         "Deployment",
         "Service",

@@ -53,6 +53,20 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG226": ("setting has no effect on this engine", "remove the setting"),
     "MG227": ("pod setting on an engine without a pod", "set it on the cluster's server instead"),
     "MG228": ("host access is never rendered", "remove the host network, ports or paths"),
+    "MG229": (
+        "GPU vendor the engine's image is not built for",
+        "name an image built for the vendor (spec.engine.image), or another vendor",
+    ),
+    "MG230": ("pod settings contradict each other", "keep the settings that agree"),
+    "MG231": ("label or annotation modelgate writes itself", "remove it from metadata"),
+    "MG234": (
+        "autoscaler the engine cannot use",
+        "choose an autoscaler the engine's mode offers, or a mode that offers it",
+    ),
+    "MG235": (
+        "runtime definition does not fit the model",
+        "make spec.runtime serve the model's format and protocol, multi-model only in ModelMesh",
+    ),
     "MG301": ("two specs share a name", "give every model deployment its own name"),
     "MG401": ("template failed", "fix the template"),
     "MG402": ("no runtime for this engine and format", "set spec.engine.runtime"),

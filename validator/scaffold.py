@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .check import workspace
-from .engines import ENGINES, Engine
+from .engines import COMPONENTS, ENGINES, Engine
 from .render import templates
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -23,6 +23,11 @@ EXTENSIONS = {
 }
 PLACEHOLDER_SHA256 = "0" * 64
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+# An image reference pinned by digest: what MG-SEC-001 requires of every image a spec names
+PINNED_IMAGE = re.compile(
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[a-f0-9]{64}$"
+)
 
 
 class ScaffoldError(Exception):
@@ -36,15 +41,19 @@ def new_spec(
     model_format: str,
     owner: str | None = None,
     team: str = "my-team",
+    components: dict[str, str] | None = None,
 ) -> str:
+    """`components` maps transformer or explainer to its image ("" for a placeholder)."""
     if not NAME.match(name) or len(name) > 63:
         raise ScaffoldError(f"'{name}' is not a DNS-1123 label (a-z, 0-9 and '-', at most 63)")
+    chosen = _components(name, engine, components or {})
     allowed = _allowed_formats(root, engine)
     if allowed is not None and model_format not in allowed:
         raise ScaffoldError(
             f"engine {engine} does not serve format {model_format}; it serves: {', '.join(allowed)}"
         )
     context = _context(name, engine, model_format, owner or _git_email(root), team)
+    context["components"] = chosen
     return templates.environment(root).get_template("new/modeldeployment.yaml.j2").render(context)
 
 
@@ -88,6 +97,28 @@ def _context(name: str, engine: str, model_format: str, owner: str, team: str) -
         "memory": "16Gi" if llm else "1Gi",
         "readiness": 600 if llm else 120,
     }
+
+
+def _components(name: str, engine: str, images: dict[str, str]) -> list[dict[str, Any]]:
+    """The KServe components to scaffold beside the predictor, each with its image or a
+    placeholder pinned by digest."""
+    chosen = []
+    for component in (c for c in COMPONENTS if c in images):
+        if component not in ENGINES[engine].components:
+            takers = [n for n, record in ENGINES.items() if component in record.components]
+            raise ScaffoldError(
+                f"engine {engine} runs no {component} beside the model; "
+                f"{' or '.join(takers)} does (--engine {takers[0]})"
+            )
+        image = images[component]
+        if image and not PINNED_IMAGE.match(image):
+            raise ScaffoldError(
+                f"--{component} {image} is not an image pinned by digest: write "
+                "registry/repository@sha256:<64 hex> (MG-SEC-001)"
+            )
+        placeholder = f"registry.example.com/ml/{name}-{component}@{PLACEHOLDER_DIGEST}"
+        chosen.append({"name": component, "image": image or placeholder, "todo": not image})
+    return chosen
 
 
 def _custom_runtime(record: Engine, model_format: str) -> str | None:

@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..diagnostics import Diagnostic
-from ..engines import BY_INFERENCE_SERVICE, BY_SELDON, BY_WORKLOAD, ENGINES, Engine
+from ..engines import (
+    BY_INFERENCE_SERVICE,
+    BY_MODELMESH,
+    BY_SELDON,
+    BY_WORKLOAD,
+    Engine,
+    engine_for,
+)
 from .load import Document
 from .platform import VALUES_PATH, Platform
 
@@ -86,7 +93,7 @@ def settings(spec: Mapping[str, Any]) -> Endpoint:
 def check(document: Document, platform: Platform) -> list[Diagnostic]:
     """Every endpoint setting this engine, on the declared platform, cannot honour."""
     spec = document.data["spec"]
-    engine = ENGINES[spec["engine"]["name"]]
+    engine = engine_for(spec)
     endpoint = settings(spec)
     found = _contradictions(document, endpoint)
     found += _BY_EXPOSURE[engine.exposure](document, endpoint, platform, engine)
@@ -251,41 +258,81 @@ def _inference_service(
 def _seldon(
     document: Document, endpoint: Endpoint, platform: Platform, engine: Engine
 ) -> list[Diagnostic]:
-    found = []
-    shared = (
-        f"engine {engine.name} runs a Seldon Core v2 Model on servers every model shares, "
-        "behind one Seldon mesh"
+    return _shared_servers(
+        document,
+        endpoint,
+        Shared(
+            f"engine {engine.name} runs a Seldon Core v2 Model on servers every model shares, "
+            "behind one Seldon mesh",
+            "exposing the Seldon mesh is a platform decision",
+            "seldon",
+            platform.seldon_tls,
+            platform.seldon_auth,
+        ),
     )
+
+
+def _modelmesh(
+    document: Document, endpoint: Endpoint, platform: Platform, engine: Engine
+) -> list[Diagnostic]:
+    return _shared_servers(
+        document,
+        endpoint,
+        Shared(
+            f"engine {engine.name} in ModelMesh mode serves the model from runtime pods every "
+            "ModelMesh model shares, behind one Service",
+            "exposing ModelMesh's Service is a platform decision",
+            "modelMesh",
+            platform.modelmesh_tls,
+            platform.modelmesh_auth,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Shared:
+    """Servers every model shares: what their mesh does for all of them (templates/values.yaml
+    exposure.SECTION), never one model's own settings."""
+
+    what: str
+    public: str  # why one model cannot be public on its own
+    section: str
+    tls: bool
+    auth: str
+
+
+def _shared_servers(document: Document, endpoint: Endpoint, shared: Shared) -> list[Diagnostic]:
+    found = []
     if endpoint.public:
         found.append(
             document.finding(
                 VISIBILITY,
                 ENGINE_CANNOT,
-                f"{shared}: one model cannot be made public on its own",
-                "set spec.endpoint.visibility: internal (exposing the Seldon mesh is a "
-                "platform decision), or serve the model with a Deployment-based engine",
+                f"{shared.what}: one model cannot be made public on its own",
+                f"set spec.endpoint.visibility: internal ({shared.public}), or serve the "
+                "model with a Deployment-based engine",
             )
         )
-    if endpoint.tls and not platform.seldon_tls:
+    if endpoint.tls and not shared.tls:
         found.append(
             _not_provided(
                 document,
                 TLS,
-                f"{shared}: tls is what that mesh does for all of them, and the platform "
+                f"{shared.what}: tls is what that mesh does for all of them, and the platform "
                 "does not declare it",
-                f"declare it in {VALUES_PATH} (exposure.seldon.tls: true), or set "
+                f"declare it in {VALUES_PATH} (exposure.{shared.section}.tls: true), or set "
                 "spec.endpoint.tls: false",
             )
         )
-    if endpoint.auth in ("oidc", "mtls") and endpoint.auth != platform.seldon_auth:
+    if endpoint.auth in ("oidc", "mtls") and endpoint.auth != shared.auth:
         found.append(
             _not_provided(
                 document,
                 AUTH_TYPE,
-                f"{shared}: callers are authenticated as that mesh does for all of them "
-                f"({platform.seldon_auth}), not by auth.type {endpoint.auth} for one",
-                f"set spec.endpoint.auth.type: {platform.seldon_auth}, or declare what the "
-                f"platform enforces in {VALUES_PATH} (exposure.seldon.auth)",
+                f"{shared.what}: callers are authenticated as that mesh does for all of them "
+                f"({shared.auth}), not by auth.type {endpoint.auth} for one",
+                f"set spec.endpoint.auth.type: {shared.auth}, or declare what the "
+                f"platform enforces in {VALUES_PATH} (exposure.{shared.section}.auth)",
             )
         )
     return found
@@ -387,6 +434,7 @@ _BY_EXPOSURE = {
     BY_WORKLOAD: _workload,
     BY_INFERENCE_SERVICE: _inference_service,
     BY_SELDON: _seldon,
+    BY_MODELMESH: _modelmesh,
 }
 
 
@@ -398,9 +446,9 @@ def plan(
 ) -> dict[str, Any]:
     """The exposure resources and settings one environment's manifests carry, for the
     templates (`v.exposure`): only what `check` let through."""
-    engine = ENGINES[spec["engine"]["name"]]
+    engine = engine_for(spec)
     endpoint = settings(spec)
-    mesh = platform.istio and engine.exposure != BY_SELDON
+    mesh = platform.istio and engine.exposure not in (BY_SELDON, BY_MODELMESH)
     return {
         "ingress": _ingress(endpoint, engine, name, environment, platform),
         "selector": {engine.pod_label: name},

@@ -63,6 +63,8 @@ class Platform:
     oidc: Oidc | None = None
     seldon_tls: bool = False
     seldon_auth: str = "none"
+    modelmesh_tls: bool = False  # KServe ModelMesh's shared serving Service, likewise
+    modelmesh_auth: str = "none"
     inference_service_tls: bool = False
     default_versions: Mapping[str, str] = field(default_factory=dict)
 
@@ -78,6 +80,7 @@ def from_values(values: Mapping[str, Any]) -> Platform:
     ingress = _mapping(exposure.get("ingress"))
     oidc = _mapping(exposure.get("oidc"))
     seldon = _mapping(exposure.get("seldon"))
+    modelmesh = _mapping(exposure.get("modelMesh"))
     inference_service = _mapping(exposure.get("inferenceService"))
     return Platform(
         ingress=_ingress(ingress) if ingress else None,
@@ -85,6 +88,8 @@ def from_values(values: Mapping[str, Any]) -> Platform:
         oidc=_oidc(oidc) if oidc else None,
         seldon_tls=seldon.get("tls") is True,
         seldon_auth=seldon.get("auth") if seldon.get("auth") in SELDON_AUTH else "none",
+        modelmesh_tls=modelmesh.get("tls") is True,
+        modelmesh_auth=modelmesh.get("auth") if modelmesh.get("auth") in SELDON_AUTH else "none",
         inference_service_tls=inference_service.get("ingressTLS") is True,
         default_versions={
             name: str(engine_values(values, name).get("defaultVersion") or "") for name in ENGINES
@@ -155,6 +160,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "ingress": ("className", "namespace", "clusterIssuer", "hosts"),
     "oidc": ("issuer", "jwksUri", "audiences"),
     "seldon": ("tls", "auth"),
+    "modelMesh": ("tls", "auth"),
     "inferenceService": ("ingressTLS",),
 }
 
@@ -232,17 +238,26 @@ def _check_oidc(document: load.Document, section: dict[str, Any]) -> list[Diagno
 
 
 def _check_seldon(document: load.Document, section: dict[str, Any]) -> list[Diagnostic]:
+    return _check_shared(document, section, "seldon")
+
+
+def _check_modelmesh(document: load.Document, section: dict[str, Any]) -> list[Diagnostic]:
+    return _check_shared(document, section, "modelMesh")
+
+
+def _check_shared(document: load.Document, section: dict[str, Any], name: str) -> list[Diagnostic]:
+    """The section of servers every model shares: what their mesh does for all of them."""
     problems = []
     if "tls" in section and not isinstance(section["tls"], bool):
         problems.append(
-            _bad(document, ["exposure", "seldon", "tls"], "exposure.seldon.tls is true or false")
+            _bad(document, ["exposure", name, "tls"], f"exposure.{name}.tls is true or false")
         )
     if "auth" in section and section["auth"] not in SELDON_AUTH:
         problems.append(
             _bad(
                 document,
-                ["exposure", "seldon", "auth"],
-                f"exposure.seldon.auth must be one of {', '.join(SELDON_AUTH)}",
+                ["exposure", name, "auth"],
+                f"exposure.{name}.auth must be one of {', '.join(SELDON_AUTH)}",
             )
         )
     return problems
@@ -264,6 +279,7 @@ _SECTION_CHECKS = {
     "ingress": _check_ingress,
     "oidc": _check_oidc,
     "seldon": _check_seldon,
+    "modelMesh": _check_modelmesh,
     "inferenceService": _check_inference_service,
 }
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..diagnostics import Diagnostic, error
 from . import compiled
-from .load import Document
+from .load import Document, Key
 
 SCHEMA_DIR = Path(__file__).parent.parent / "schemas"
 SPEC_SCHEMA = "modeldeployment.v1alpha1"
@@ -28,11 +28,14 @@ def schema(name: str = SPEC_SCHEMA) -> dict[str, Any]:
 
 
 def _name_the_engines(spec_schema: dict[str, Any]) -> None:
-    """`spec.engine.name` takes the names of the engine records (validator/engines/)."""
+    """`spec.engine.name` takes the names of the engine records (validator/engines/), and
+    `spec.engine.deploymentMode` the modes of those with several to choose from."""
     from ..engines import ENGINES
 
-    engine = spec_schema["properties"]["spec"]["properties"]["engine"]["properties"]["name"]
-    engine["enum"] = list(ENGINES)
+    engine = spec_schema["properties"]["spec"]["properties"]["engine"]["properties"]
+    engine["name"]["enum"] = list(ENGINES)
+    modes = [mode for e in ENGINES.values() if len(e.modes) > 1 for mode in e.modes]
+    engine["deploymentMode"]["enum"] = list(dict.fromkeys(modes))
 
 
 @cache
@@ -57,8 +60,17 @@ def violations(document: Document, validator: Any) -> list[Diagnostic]:
     return findings
 
 
-def _diagnose(document: Document, failure: Any) -> Iterator[Diagnostic]:
+def failure_path(failure: Any) -> list[Any]:
+    """Where a jsonschema error points: its instance's path, or for a mapping key that breaks
+    `propertyNames`, that key (a Key: shown where the key is written)."""
     path = list(failure.absolute_path)
+    if "propertyNames" in failure.absolute_schema_path and isinstance(failure.instance, str):
+        path.append(Key(failure.instance))
+    return path
+
+
+def _diagnose(document: Document, failure: Any) -> Iterator[Diagnostic]:
+    path = failure_path(failure)
     if failure.validator == "additionalProperties" and isinstance(failure.instance, dict):
         yield from _unknown_fields(document, path, failure)
         return

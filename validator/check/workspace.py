@@ -16,7 +16,7 @@ from .. import parallel
 from ..codes import BUILTIN_RULES
 from ..diagnostics import Diagnostic, RuleInfo, error, has_errors
 from ..git import run_git
-from . import artifacts, capabilities, exposure, load, names, platform, schema
+from . import artifacts, capabilities, exposure, load, names, platform, pod, schema
 
 SPEC_DIR = "models"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -182,6 +182,7 @@ class _FileCheck:
         if any(d.severity.value == "error" for d in problems):
             return document, problems, [], None
         problems.extend(capabilities.check(document))
+        problems.extend(pod.check(document))
         problems.extend(artifacts.check(document, self.root))
         if self.offered is not None:
             problems.extend(exposure.check(document, self.offered))

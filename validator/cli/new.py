@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..engines import ENGINES, EVERY_FORMAT
+from ..engines import COMPONENTS, ENGINES, EVERY_FORMAT
 from ..report.output import Output
 from .common import EXIT_OK, EXIT_USAGE, root_of
 
@@ -17,6 +17,15 @@ def register(commands: Any) -> None:
     parser.add_argument("--format", dest="model_format", required=True, choices=EVERY_FORMAT)
     parser.add_argument("--owner", help="owner email (default: git config user.email)")
     parser.add_argument("--team", default="my-team")
+    for component in COMPONENTS:
+        parser.add_argument(
+            f"--{component}",
+            nargs="?",
+            const="",
+            metavar="IMAGE",
+            help=f"add a KServe {component} beside the predictor, running IMAGE (pinned by "
+            "digest; a placeholder when left out)",
+        )
     parser.add_argument(
         "--stdout", action="store_true", help="print the spec instead of writing it"
     )
@@ -29,8 +38,9 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
     root = root_of(args)
     try:
+        components = {c: getattr(args, c) for c in COMPONENTS if getattr(args, c) is not None}
         text = scaffold.new_spec(
-            root, args.name, args.engine, args.model_format, args.owner, args.team
+            root, args.name, args.engine, args.model_format, args.owner, args.team, components
         )
     except scaffold.ScaffoldError as exc:
         output.error(str(exc))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..check import pod
 from ..check.load import Document
 from ..diagnostics import Diagnostic
 from ..smoke import Endpoint, SmokeResult
@@ -160,7 +161,7 @@ def fixed_port_held_by(document: Document, kept_url: str | None) -> Diagnostic |
 
 
 def readiness_timeout(document: Document) -> float:
-    return float((document.data["spec"].get("smoke") or {}).get("readinessTimeoutSeconds", 60))
+    return pod.readiness_timeout(document.data["spec"])  # what startup probes must cover
 
 
 def run(

@@ -256,13 +256,35 @@ def api_key_headers(document: Document, namespace: str) -> dict[str, str]:
 
 
 def _service(document: Document, manifests: list[dict[str, Any]]) -> tuple[str, str, int]:
-    """(namespace, service, port) to forward: the rendered Service, or KServe's predictor."""
+    """(namespace, service, port) to forward: the rendered Service, or the KServe component
+    that receives an InferenceService's requests first (its transformer, when it has one)."""
     for manifest in manifests:
         if manifest["kind"] == "Service":
             meta = manifest["metadata"]
             return meta["namespace"], f"svc/{meta['name']}", manifest["spec"]["ports"][0]["port"]
     meta = manifests[0]["metadata"]
-    return meta["namespace"], f"svc/{meta['name']}-predictor", 80
+    if any(m.get("kind") == "InferenceService" and _shared_pods(m) for m in manifests):
+        return meta["namespace"], f"svc/{MODELMESH_SERVICE}", MODELMESH_REST_PORT
+    first = next(
+        (
+            component
+            for m in manifests
+            if m["kind"] == "InferenceService"
+            for component in ("transformer", "predictor")
+            if component in m["spec"]
+        ),
+        "predictor",
+    )
+    return meta["namespace"], f"svc/{meta['name']}-{first}", 80
+
+
+# ModelMesh serves every model of a namespace through one Service, its REST proxy on 8008
+MODELMESH_SERVICE, MODELMESH_REST_PORT = "modelmesh-serving", 8008
+
+
+def _shared_pods(manifest: dict[str, Any]) -> bool:
+    annotations = manifest.get("metadata", {}).get("annotations") or {}
+    return annotations.get("serving.kserve.io/deploymentMode") == "ModelMesh"
 
 
 @contextlib.contextmanager

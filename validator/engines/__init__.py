@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 # The service mesh's policies for a model's pods (Istio): each renders only where its
@@ -28,10 +28,12 @@ MESH = (
     "_k8s/authorizationpolicy.yaml.j2",
 )
 # What every Deployment-based engine renders besides its workload (the Ingress only for a
-# public endpoint).
+# public endpoint; the HorizontalPodAutoscaler or the KEDA ScaledObject, as scaling.autoscaler
+# chooses).
 WORKLOAD = (
     "_k8s/service.yaml.j2",
     "_k8s/hpa.yaml.j2",
+    "_k8s/scaledobject.yaml.j2",
     "_k8s/pdb.yaml.j2",
     "_k8s/networkpolicy.yaml.j2",
     "_k8s/ingress.yaml.j2",
@@ -40,7 +42,9 @@ WORKLOAD = (
 # How spec.endpoint becomes resources (check/exposure.py): a Deployment-based engine's own
 # Service, Ingress, NetworkPolicy and mesh policies; an InferenceService behind KServe's
 # ingress; or a Seldon Core v2 Model behind the servers and mesh every model shares.
+# KServe ModelMesh serves every model through the one Service of its shared runtime pods.
 BY_WORKLOAD, BY_INFERENCE_SERVICE, BY_SELDON = "workload", "inference-service", "seldon"
+BY_MODELMESH = "modelmesh"
 # spec.model.format's values (the schema's enum; a test keeps them equal)
 EVERY_FORMAT = (
     "sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "huggingface", "custom",
@@ -52,33 +56,96 @@ PROTOCOL_HEALTH = {
     "v1": ("/", "/v1/models/{name}"),
     "openai": ("/health", "/health"),  # vLLM, TGI, llama.cpp: unauthenticated, unlike /v1/models
 }
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """A GPU vendor as Kubernetes sees it: the extended resource its device plugin advertises,
+    and the node label its feature discovery sets to the GPU's product name."""
+
+    resource: str
+    product_label: str
+
+
+# spec.resources.accelerator -> the vendor; the first is the default (spec.resources.gpu alone)
+ACCELERATORS: dict[str, Accelerator] = {
+    # NVIDIA device plugin; GPU feature discovery (e.g. NVIDIA-A100-SXM4-80GB)
+    "nvidia": Accelerator("nvidia.com/gpu", "nvidia.com/gpu.product"),
+    # ROCm device plugin; its node labeller (e.g. AMD_Instinct_MI300X_OAM)
+    "amd": Accelerator("amd.com/gpu", "amd.com/gpu.product-name"),
+    # Intel GPU plugin; the NFD rules of intel-device-plugins-for-kubernetes (e.g. Max_1550)
+    "intel": Accelerator("gpu.intel.com/i915", "gpu.intel.com/product"),
+}
+EVERY_ACCELERATOR = tuple(ACCELERATORS)
 COMPOSE_TEMPLATE = "docker/compose.yaml.j2"
 APPLICATIONSET_TEMPLATE = "argocd/applicationset.yaml.j2"
 ARTIFACT, IMAGE = "artifact", "image"  # how a model is packaged: spec.model.artifact or .image
 
 
+# spec.scaling.autoscaler: who scales a model. hpa: a HorizontalPodAutoscaler (Knative's HPA
+# class in KServe Serverless mode); keda: a KEDA ScaledObject; knative: Knative's own
+# autoscaler (KPA). Seldon and ModelMesh scale models themselves: a spec cannot name them.
+HPA, KEDA, KNATIVE = "hpa", "keda", "knative"
+AUTOSCALERS = (HPA, KEDA, KNATIVE)
+# spec.transformer and spec.explainer: KServe components beside the predictor
+COMPONENTS = ("transformer", "explainer")
+# What a transformer or explainer answers whatever serves the predictor: it is a KServe model
+# server (the kserve package's ModelServer), with the Open Inference Protocol's health paths
+COMPONENT_HEALTH = ("/v2/health/live", "/v2/health/ready")
+
+
 @dataclass(frozen=True)
 class Scaling:
-    """What an engine's autoscaler (in one deployment mode) does with spec.scaling and
+    """What one autoscaler (of an engine in one deployment mode) does with spec.scaling and
     spec.rollout. Validation refuses what it cannot do (validator/check/capabilities.py)."""
 
     autoscaler: str  # who scales, for messages and the docs: "a HorizontalPodAutoscaler"
+    name: str = ""  # the spec.scaling.autoscaler value that picks it; "": a spec cannot name it
     metrics: tuple[str, ...] = ()  # scaling.metric values it scales on, the default first;
     # none: it scales on a signal of its own, and scaling.metric and .target have no effect
     whole_targets: tuple[str, ...] = ()  # metrics whose target it takes as a whole number
     target_max: int | None = None  # the largest target it accepts
     to_zero: bool = False  # minReplicas 0 scales the model down to no replicas when idle
     canary: bool = False  # rollout.canaryTrafficPercent splits traffic between revisions
+    # scaling.minReplicas and .maxReplicas bound it; False where something else decides how
+    # many pods serve the model (ModelMesh: its ServingRuntime)
+    replicas: bool = True
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One deployment mode (spec.engine.deploymentMode): the autoscalers it can use, the
+    default first, and the engine record's fields that differ in it (a triton model in
+    Seldon mode is a Seldon Model on the cluster's Triton servers, not a Deployment)."""
+
+    autoscalers: tuple[Scaling, ...]
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def autoscaler(self, settings: Mapping[str, Any]) -> Scaling:
+        """The autoscaler spec.scaling names, where this mode has it, else the default."""
+        named = {scaler.name: scaler for scaler in self.autoscalers if scaler.name}
+        return named.get(settings.get("autoscaler", ""), self.autoscalers[0])
 
 
 # Deployment-based engines: a Deployment scaled by the HorizontalPodAutoscaler of
-# templates/_k8s/hpa.yaml.j2 (resource utilisation in percent, or per-pod request metrics)
+# templates/_k8s/hpa.yaml.j2 (resource utilisation in percent, or per-pod request metrics),
+# or by the KEDA ScaledObject of templates/_k8s/scaledobject.yaml.j2 in its place (the
+# request metrics as Prometheus queries, or KEDA's cpu and memory scalers). Neither scales
+# from zero: the request series come from the model's own pods.
 DEPLOYMENT = "Deployment"
 HPA_SCALING = Scaling(
     autoscaler="a HorizontalPodAutoscaler on a Deployment",
+    name=HPA,
     metrics=("cpu", "memory", "rps", "concurrency"),
     whole_targets=("cpu", "memory"),
 )
+KEDA_SCALING = Scaling(
+    autoscaler="a KEDA ScaledObject on a Deployment",
+    name=KEDA,
+    metrics=("rps", "concurrency", "cpu", "memory"),
+    whole_targets=("cpu", "memory"),
+)
+DEPLOYMENT_MODE = Mode((HPA_SCALING, KEDA_SCALING))
 
 
 # The deployer's Role and its binding, per environment (rendered/ENV/_rbac/)
@@ -123,6 +190,10 @@ class Engine:
     storage_initializer: bool = False
     runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> default runtime
     named_runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> what `new` names
+    # runtime -> (liveness, readiness) paths, for runtimes that do not answer the engine's
+    # own `live` and `ready` paths; {name} is the model's name. A spec's runtime, else the
+    # one named_runtimes gives for its format (the one the cluster picks by itself).
+    runtime_health: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     platforms: Mapping[str, str] = field(default_factory=dict)  # format -> Triton platform
     requirements: Mapping[str, str] = field(default_factory=dict)  # format -> Seldon capability
     # the label its pods carry with the spec's name: what NetworkPolicies, PodDisruptionBudgets
@@ -140,18 +211,38 @@ class Engine:
     # What the engine can honour; validator/check/capabilities.py refuses the rest.
     # Deployment modes (spec.engine.deploymentMode), the default first; a spec chooses only
     # where there are two or more.
-    modes: Mapping[str, Scaling] = field(default_factory=lambda: {DEPLOYMENT: HPA_SCALING})
+    modes: Mapping[str, Mode] = field(default_factory=lambda: {DEPLOYMENT: DEPLOYMENT_MODE})
     packaging: tuple[str, ...] = (ARTIFACT,)  # spec.model.artifact and/or spec.model.image
     runtime: str = ""  # what spec.engine.runtime names on this engine; "": it takes none
     batching: bool = False  # spec.engine.maxBatchSize sets the batch the engine forms
-    # modelgate writes the server's pod: args, env, security, service account and GPUs reach
-    # it. False where the cluster's own servers run the model (a Seldon Model).
+    # modelgate writes the server's pod: args, env, security, service account, GPUs,
+    # scheduling, probes and volumes reach it. False where the cluster's own servers run the
+    # model (a Seldon Model).
     pod: bool = True
+    # Where the server keeps the model it fetches: an emptyDir, sized by spec.volumes.cache
+    # (else templates/values.yaml's modelCacheSize). "": it keeps none of its own.
+    cache: str = ""
+    # GPU vendors (ACCELERATORS) its own image is built for; a spec that names its engine image
+    # (or a model image) brings its own build and may use any vendor
+    accelerators: tuple[str, ...] = EVERY_ACCELERATOR
+    components: tuple[str, ...] = ()  # of COMPONENTS: rendered beside the predictor
+    # spec.runtime: a runtime definition it renders (a KServe ServingRuntime); "" where none
+    runtime_definition: str = ""
+    multi_model: bool = False  # its runtime serves many models at once (ModelMesh)
+    runtime_version: bool = False  # spec.engine.runtimeVersion picks the runtime's image tag
+    # the Deployment whose pods serve the model in clusters ({name}: metadata.name): what a
+    # KEDA query selects
+    workload: str = "{name}"
+    # it loads a model folder (Triton's model repository layout), never a single file: an
+    # artifact named by sha256 (a file) cannot be one
+    folder_artifact: bool = False
 
     @property
     def templates(self) -> tuple[str, ...]:
-        named = (*self.local, *((self.model_config,) if self.model_config else ()), *self.cluster)
-        return tuple(dict.fromkeys(named))  # Triton's config.pbtxt is local and cluster both
+        """Every template it may render, in any of its modes."""
+        moded = [m.overrides.get("cluster", ()) for m in self.modes.values()]
+        every = (*self.local, *((self.model_config,) if self.model_config else ()), *self.cluster)
+        return tuple(dict.fromkeys((*every, *(t for cluster in moded for t in cluster))))
 
     def serves_locally(self, model_format: str) -> bool:
         """The local target can start it for a model of this format."""
@@ -177,11 +268,19 @@ class Engine:
     def takes_signature(self) -> bool:
         return bool(self.model_config)  # the model configuration is written from it
 
-    def mode(self, engine_spec: Mapping[str, Any]) -> tuple[str, Scaling]:
-        """The deployment mode a spec's engine block chooses (or the default) and its scaling."""
+    def mode(self, engine_spec: Mapping[str, Any]) -> str:
+        """The deployment mode a spec's engine block chooses, or the default."""
         chosen = engine_spec.get("deploymentMode") if len(self.modes) > 1 else None
-        name = chosen if chosen in self.modes else next(iter(self.modes))
-        return name, self.modes[name]
+        return chosen if chosen in self.modes else next(iter(self.modes))
+
+    def scaling(self, spec: Mapping[str, Any]) -> tuple[str, Scaling]:
+        """The spec's deployment mode and the autoscaler that scales it there."""
+        mode = self.mode(spec["engine"])
+        return mode, self.modes[mode].autoscaler(spec.get("scaling", {}))
+
+    def in_mode(self, mode: str) -> Engine:
+        """This record as it is in `mode`: its fields, with the mode's overrides."""
+        return _in_mode(self, mode)
 
     def values(self) -> dict[str, Any]:
         """The defaults templates/values.yaml may override under engines.NAME."""
@@ -214,6 +313,23 @@ def _discover() -> dict[str, Engine]:
 ENGINES: dict[str, Engine] = _discover()
 
 
+_MODED: dict[tuple[str, str], Engine] = {}
+
+
+def _in_mode(engine: Engine, mode: str) -> Engine:
+    key = (engine.name, mode)
+    if key not in _MODED:
+        overrides = engine.modes[mode].overrides
+        _MODED[key] = replace(engine, **overrides) if overrides else engine
+    return _MODED[key]
+
+
+def engine_for(spec: Mapping[str, Any]) -> Engine:
+    """The record of the engine that serves `spec`, as it is in the spec's deployment mode."""
+    engine = ENGINES[spec["engine"]["name"]]
+    return engine.in_mode(engine.mode(spec["engine"]))
+
+
 def engine_values(values: Mapping[str, Any], name: str) -> dict[str, Any]:
     """An engine's image, version, port and health paths: its record's defaults, overridden
     by templates/values.yaml's engines.NAME."""
@@ -222,15 +338,36 @@ def engine_values(values: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 def health_paths(spec: Mapping[str, Any], name: str, values: Mapping[str, Any]) -> tuple[str, str]:
-    """(liveness, readiness) paths of the server that serves `spec` in a cluster: the engine
-    record's (as templates/values.yaml may override them), or, for a model image serving
-    itself, those of the protocol it speaks."""
+    """(liveness, readiness) paths of the server that serves `spec` in a cluster: those
+    spec.probes names, else the engine record's (as templates/values.yaml may override them),
+    or, for a model image serving itself, those of the protocol it speaks."""
+    live, ready = _default_health(spec, name, values)
+    probes = spec.get("probes", {})
+    return (
+        probes.get("liveness", {}).get("path", live),
+        probes.get("readiness", {}).get("path", ready),
+    )
+
+
+def _default_health(
+    spec: Mapping[str, Any], name: str, values: Mapping[str, Any]
+) -> tuple[str, str]:
     engine = ENGINES[spec["engine"]["name"]]
     if engine.image_only or "image" in spec["model"]:
         live, ready = PROTOCOL_HEALTH[spec["engine"]["protocol"]]
         return live, ready.format(name=name)
+    named = engine.named_runtimes.get(spec["model"].get("format", ""))
+    runtime = spec["engine"].get("runtime") or named
+    if runtime in engine.runtime_health:
+        live, ready = engine.runtime_health[runtime]
+        return live.format(name=name), ready.format(name=name)
     defaults = engine_values(values, engine.name)
     return defaults["live"], defaults["ready"]
+
+
+def accelerator_of(spec: Mapping[str, Any]) -> Accelerator:
+    """The GPU vendor spec.resources names (NVIDIA unless it says otherwise)."""
+    return ACCELERATORS[spec.get("resources", {}).get("accelerator", EVERY_ACCELERATOR[0])]
 
 
 def runtime_for(spec: dict) -> str | None:

@@ -1,6 +1,23 @@
-"""KServe: an InferenceService on one of the cluster's serving runtimes."""
+"""KServe: an InferenceService on one of the cluster's serving runtimes, or on one the spec
+defines (spec.runtime, rendered as a ServingRuntime)."""
 
-from . import ARTIFACT, BY_INFERENCE_SERVICE, EVERY_FORMAT, IMAGE, MESH, Engine, Scaling
+from . import (
+    ARTIFACT,
+    BY_INFERENCE_SERVICE,
+    BY_MODELMESH,
+    COMPONENTS,
+    EVERY_FORMAT,
+    HPA,
+    IMAGE,
+    KEDA,
+    KNATIVE,
+    MESH,
+    Engine,
+    Mode,
+    Scaling,
+)
+
+RUNTIME = "kserve/servingruntime.yaml.j2"
 
 # The keys under which an InferenceService component (predictor, transformer, explainer) names
 # its serving runtime's container: `model`, or in the older form the framework. KServe merges
@@ -32,34 +49,88 @@ ENGINE = Engine(
     local_formats=("sklearn",),
     cluster=(
         "kserve/inferenceservice.yaml.j2",
+        RUNTIME,
         "_k8s/pdb.yaml.j2",
         "_k8s/networkpolicy.yaml.j2",
         *MESH,
     ),
     exposure=BY_INFERENCE_SERVICE,  # no API key: callers authenticate through the mesh
-    pod_label="serving.kserve.io/inferenceservice",
+    pod_label="serving.kserve.io/inferenceservice",  # on the pods of every component
     port_name="",
-    # KServe 0.14: RawDeployment makes a Deployment and an HPA on cpu or memory utilisation
-    # (scaleTarget 1-100; no scale to zero, canaryTrafficPercent ignored); Serverless makes a
-    # Knative Service, whose autoscaler (KPA) takes concurrency or rps only, scales to zero
-    # and splits traffic between revisions.
+    # RawDeployment makes a Deployment scaled by an HPA on cpu or memory utilisation
+    # (scaleTarget 1-100; no scale to zero, canaryTrafficPercent ignored), or, with the
+    # annotation serving.kserve.io/autoscalerClass: keda (KServe 0.15+), by a KEDA
+    # ScaledObject made from predictor.autoScaling. Serverless makes a Knative Service, whose
+    # autoscaler (KPA) takes concurrency or rps only, scales to zero and splits traffic between
+    # revisions; Knative's HPA class scales it on cpu or memory instead, never to zero.
+    # ModelMesh loads the model into the shared pods of a multi-model ServingRuntime, which
+    # decides how many pods there are; it makes copies of a model as requests need them (no
+    # pods of this model's own: no disruption budget or network policy for it).
     modes={
-        "RawDeployment": Scaling(
-            autoscaler="KServe's HorizontalPodAutoscaler",
-            metrics=("cpu", "memory"),
-            whole_targets=("cpu", "memory"),
-            target_max=100,
+        "RawDeployment": Mode(
+            (
+                Scaling(
+                    autoscaler="KServe's HorizontalPodAutoscaler",
+                    name=HPA,
+                    metrics=("cpu", "memory"),
+                    whole_targets=("cpu", "memory"),
+                    target_max=100,
+                ),
+                Scaling(
+                    autoscaler="KServe's KEDA ScaledObject",
+                    name=KEDA,
+                    metrics=("rps", "concurrency", "cpu", "memory"),
+                    whole_targets=("cpu", "memory"),
+                ),
+            )
         ),
-        "Serverless": Scaling(
-            autoscaler="Knative's autoscaler",
-            metrics=("concurrency", "rps"),
-            whole_targets=("concurrency", "rps"),
-            to_zero=True,
-            canary=True,
+        "Serverless": Mode(
+            (
+                Scaling(
+                    autoscaler="Knative's autoscaler",
+                    name=KNATIVE,
+                    metrics=("concurrency", "rps"),
+                    whole_targets=("concurrency", "rps"),
+                    to_zero=True,
+                    canary=True,
+                ),
+                Scaling(
+                    autoscaler="Knative's HorizontalPodAutoscaler class",
+                    name=HPA,
+                    metrics=("cpu", "memory"),
+                    whole_targets=("cpu", "memory"),
+                    target_max=100,
+                    canary=True,
+                ),
+            )
+        ),
+        "ModelMesh": Mode(
+            (
+                Scaling(
+                    autoscaler="ModelMesh, in the pods of its ServingRuntime",
+                    replicas=False,
+                ),
+            ),
+            # one model among many in the runtime's pods: no components, no pod of its own
+            # (the runtime's container runs it), no custom container, no runtime version
+            overrides={
+                "packaging": (ARTIFACT,),
+                "pod": False,
+                "components": (),
+                "multi_model": True,
+                "runtime_version": False,
+                "protocols": ("v2",),  # ModelMesh's gRPC inference API and its REST proxy
+                "exposure": BY_MODELMESH,  # behind the Service every ModelMesh model shares
+                "cluster": ("kserve/inferenceservice.yaml.j2", RUNTIME),
+            },
         ),
     },
     packaging=(ARTIFACT, IMAGE),
-    runtime="a ServingRuntime of the cluster",
+    runtime="a ServingRuntime of the cluster, or of spec.runtime",
+    components=COMPONENTS,
+    runtime_definition="a ServingRuntime",
+    runtime_version=True,
+    workload="{name}-predictor",  # in RawDeployment mode, with NAME-transformer beside it
     # KServe picks a runtime by modelFormat when a spec names none; `new` names these
     named_runtimes={
         "sklearn": "kserve-sklearnserver",
@@ -69,5 +140,11 @@ ENGINE = Engine(
         "pytorch": "kserve-torchserve",
         "tensorflow": "kserve-tensorflow-serving",
         "huggingface": "kserve-huggingfaceserver",
+    },
+    # TensorFlow Serving's REST API has no Open Inference Protocol health paths; it answers
+    # for a model, by the name KServe gives it (the InferenceService's), once it is loaded.
+    # The other runtimes run KServe's or Seldon's model server, or Triton: they answer both.
+    runtime_health={
+        "kserve-tensorflow-serving": ("/v1/models/{name}", "/v1/models/{name}"),
     },
 )

@@ -1,6 +1,6 @@
 """MLServer: the embedded local engine, and a Seldon Core v2 Model in clusters."""
 
-from . import BY_SELDON, Engine, Scaling
+from . import BY_SELDON, Engine, Mode, Scaling
 
 ENGINE = Engine(
     name="mlserver",
@@ -24,7 +24,7 @@ ENGINE = Engine(
     exposure=BY_SELDON,  # no API key: MLServer has no check of its own
     # A Seldon Model runs on the cluster's MLServer servers: it carries replica bounds, which
     # Seldon scales between on inference lag, and no pod of its own.
-    modes={"Seldon": Scaling(autoscaler="Seldon, on inference lag")},
+    modes={"Seldon": Mode((Scaling(autoscaler="Seldon, on inference lag"),))},
     runtime="the MLServer implementation class",
     pod=False,
     runtimes={

@@ -14,6 +14,8 @@ ENGINE = Engine(
     live="/health",
     ready="/health",
     llm=True,
+    cache="/data",
+    accelerators=("nvidia",),  # its image is a CUDA build
     cluster=("tgi/deployment.yaml.j2", *WORKLOAD),
     # the root filesystem is read-only: weights go to the cache volume mounted at /data
     cluster_env={"HF_HOME": "/data", "USAGE_STATS": "off"},

@@ -1,6 +1,7 @@
-"""Triton Inference Server: a Deployment with its model repository in a ConfigMap."""
+"""Triton Inference Server: a Deployment with its model repository in a ConfigMap, or a
+Seldon Core v2 Model on the cluster's Triton servers (deploymentMode: Seldon)."""
 
-from . import WORKLOAD, Engine
+from . import ARTIFACT, BY_SELDON, DEPLOYMENT, DEPLOYMENT_MODE, WORKLOAD, Engine, Mode, Scaling
 
 ENGINE = Engine(
     name="triton",
@@ -12,6 +13,8 @@ ENGINE = Engine(
     image="nvidia/tritonserver:{version}-py3",
     port=8000,
     metrics_port=8002,
+    cache="/models",
+    accelerators=("nvidia",),  # its image is a CUDA build
     # locally: the tritonserver binary PyTriton bundles, on a model repository laid out from
     # rendered/local/NAME/ (engines/_servers/triton_server.py). Only its Python backend is
     # bundled: the local config.pbtxt names it where the cluster's names the ONNX Runtime
@@ -39,5 +42,35 @@ ENGINE = Engine(
         "onnx": "onnxruntime_onnx",
         "pytorch": "pytorch_libtorch",
         "tensorflow": "tensorflow_savedmodel",
+    },
+    modes={
+        DEPLOYMENT: DEPLOYMENT_MODE,
+        # A Seldon Model scheduled onto the cluster's Triton servers: the artifact is a Triton
+        # model folder (its config.pbtxt inside, or none where Triton completes it), the
+        # servers' installation is what runs, and Seldon scales it between the replica bounds.
+        "Seldon": Mode(
+            (Scaling(autoscaler="Seldon, on inference lag"),),
+            overrides={
+                "cluster": ("triton/model.yaml.j2",),
+                "exposure": BY_SELDON,
+                "pod": False,
+                "image": "",
+                "versions": (),
+                "model_config": "",
+                "storage_initializer": False,
+                "batching": False,
+                "metrics_port": 0,
+                "packaging": (ARTIFACT,),
+                "folder_artifact": True,
+                "cache": "",  # the servers keep the models they load
+                # the capability a Seldon Triton server lists for each backend
+                "requirements": {
+                    "onnx": "onnx",
+                    "pytorch": "pytorch",
+                    "tensorflow": "tensorflow",
+                    "custom": "python",
+                },
+            },
+        ),
     },
 )

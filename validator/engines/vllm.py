@@ -14,6 +14,8 @@ ENGINE = Engine(
     live="/health",
     ready="/health",
     llm=True,
+    cache="/models-cache",
+    accelerators=("nvidia",),  # its image is a CUDA build
     cluster=("vllm/deployment.yaml.j2", *WORKLOAD),
     # the root filesystem is read-only: weights and compiled kernels go to the cache volume
     cluster_env={

@@ -37,7 +37,13 @@ from ..check.load import Document
 from ..check.platform import from_values
 from ..check.workspace import Validation
 from ..diagnostics import Diagnostic, Refused, Severity, error
-from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES, RBAC_TEMPLATES
+from ..engines import (
+    APPLICATIONSET_TEMPLATE,
+    COMPOSE_TEMPLATE,
+    ENGINES,
+    RBAC_TEMPLATES,
+    engine_for,
+)
 from ..parallel import fork_map
 from . import encode, images, kube_schemas, readback, templates, view
 from .policy import OutputObject, OutputPolicy, environment_of
@@ -308,7 +314,7 @@ def _render_one(document: Document, renderer: Renderer, local_only: bool = False
 
 def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Rendering:
     spec = document.data["spec"]
-    engine = ENGINES[spec["engine"]["name"]]
+    engine = engine_for(spec)
     name = document.data["metadata"]["name"]
     shared = view.base(document)  # computed once: every file of the spec shows it
     result = Rendering()

@@ -25,7 +25,7 @@ import yaml
 from ..check import load
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
-from ..engines import ENGINES, Engine, engine_values
+from ..engines import ENGINES, Engine, engine_for, engine_values
 
 IMAGES = "images"
 MIRROR_KEY = "imageMirror"
@@ -82,6 +82,8 @@ def engine_reference(spec: Mapping[str, Any], values: Mapping[str, Any]) -> str 
     no image of its own."""
     if spec["engine"].get("image") or spec["model"].get("image"):
         return None
+    if not engine_for(spec).image:  # its mode runs the cluster's servers (a Seldon Model)
+        return None
     defaults = engine_values(values, spec["engine"]["name"])
     pattern = defaults.get("image") or ""
     if not pattern:
@@ -110,7 +112,7 @@ def unpinned(document: Document, values: Mapping[str, Any]) -> list[Diagnostic]:
     """MG410 for every engine image the spec's cluster files would run without a pin, at
     spec.engine.version when the spec names the version, else at spec.engine.name."""
     spec = document.data["spec"]
-    engine = ENGINES[spec["engine"]["name"]]
+    engine = engine_for(spec)
     held = pins(values)
     found = []
     reference = engine_reference(spec, values)

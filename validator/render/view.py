@@ -13,10 +13,22 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..check import exposure
+from ..check import exposure, pod
 from ..check.load import Document
 from ..check.platform import Platform, from_values
-from ..engines import ENGINES, PROTOCOL_HEALTH, Engine, engine_values, health_paths, runtime_for
+from ..engines import (
+    BY_WORKLOAD,
+    COMPONENT_HEALTH,
+    COMPONENTS,
+    HPA,
+    KNATIVE,
+    Engine,
+    accelerator_of,
+    engine_for,
+    engine_values,
+    health_paths,
+    runtime_for,
+)
 from . import images
 
 MANAGED_BY = "modelgate"
@@ -51,7 +63,12 @@ def base(document: Document) -> dict[str, Any]:
         "modelgate.dev/team": label_value(metadata["team"]),
         "modelgate.dev/spec-hash": spec_hash(document),
     }
-    annotations = {"modelgate.dev/owner": metadata["owner"], "modelgate.dev/source": document.path}
+    own = metadata.get("annotations", {})  # never one modelgate writes (check/pod.py)
+    annotations = {
+        **own,
+        "modelgate.dev/owner": metadata["owner"],
+        "modelgate.dev/source": document.path,
+    }
     if "contact" in metadata:
         annotations["modelgate.dev/contact"] = metadata["contact"]
     return {
@@ -59,12 +76,16 @@ def base(document: Document) -> dict[str, Any]:
         "source": document.path,
         "labels": dict(sorted(labels.items())),
         "annotations": dict(sorted(annotations.items())),
-        "selector": {ENGINES[spec["engine"]["name"]].pod_label: name},
+        # the spec's own annotations, for pod templates written apart from their object's
+        # metadata (an InferenceService component's `annotations`)
+        "pod_annotations": dict(sorted(own.items())),
+        "selector": {engine_for(spec).pod_label: name},
         "spec": spec,
         "model": spec["model"],
         "engine": spec["engine"],
         "protocol": spec["engine"]["protocol"],
-        "runtime": runtime_for(spec),
+        # a runtime the spec defines is named like the spec unless engine.runtime names it
+        "runtime": runtime_for(spec) or (name if "runtime" in spec else None),
         "version": spec["model"]["version"],
     }
 
@@ -81,7 +102,7 @@ def local(
     if "://" not in artifact:
         uri = os.path.relpath(artifact, out_dir).replace(os.sep, "/") + _folder_end(model)
     local_view = {**view, "uri": uri, "signature": model.get("signature")}
-    if ENGINES[document.data["spec"]["engine"]["name"]].model_config:
+    if engine_for(document.data["spec"]).model_config:
         local_view.update(_local_model_config(document.data["spec"]))
     return local_view
 
@@ -107,34 +128,59 @@ def cluster(
     """`platform` is what values declares for endpoint exposure, when the caller has it."""
     spec = document.data["spec"]
     view = shared or base(document)
-    engine = ENGINES[spec["engine"]["name"]]
+    engine = engine_for(spec)  # as it is in the spec's deployment mode
     defaults = engine_values(values, engine.name)
     scaling = spec.get("scaling", {})
     low = scaling.get("minReplicas", 1)
-    mode, scaler = engine.mode(spec["engine"])
+    mode, scaler = engine.scaling(spec)
+    metric = scaling.get("metric") or next(iter(scaler.metrics), "cpu")
+    namespace = values["namespace"].format(environment=environment)
     endpoint = spec.get("endpoint", {})
     live_path, ready_path = health_paths(spec, view["name"], values)
     exposed = exposure.plan(spec, view["name"], environment, platform or from_values(values))
+    port = endpoint.get("port") or defaults.get("port", 8080)
+    # a Deployment's container names its port; an InferenceService's probes give the number
+    probe_port = engine.port_name or port
+    scheduling = spec.get("scheduling", {})
     return {
         **view,
         "environment": environment,
-        "namespace": values["namespace"].format(environment=environment),
+        "namespace": namespace,
         "image": _image(spec, values),
         "storage_uri": storage_uri(document, values),
-        "port": endpoint.get("port") or defaults.get("port", 8080),
-        "traffic_ports": _traffic_ports(engine, spec, endpoint.get("port") or defaults["port"]),
+        "port": port,
+        "traffic_ports": _traffic_ports(engine, spec, port),
         "live_path": live_path,
         "ready_path": ready_path,
+        "probes": _probes(spec, engine, probe_port, live_path, ready_path),
         "args": list(spec["engine"].get("args", [])),
         # the engine's own environment, then the spec's; the API key the engine checks
         # (auth.type apiKey) comes from auth.secretRef
         "env": _cluster_env(engine, spec["engine"].get("env", [])) + exposed["env"],
-        "resources": _resources(spec.get("resources", {})),
+        "resources": _resources(spec),
+        "node_selector": _node_selector(spec),
+        # a transformer's or explainer's: the spec's own, without the GPU product (no GPUs)
+        "component_node_selector": dict(sorted(scheduling.get("nodeSelector", {}).items())),
+        "tolerations": scheduling.get("tolerations", []),
+        "affinity": scheduling.get("affinity", {}),
+        "topology_spread": _topology_spread(scheduling, engine, view["selector"]),
         "min_replicas": low,
         "max_replicas": max(scaling.get("maxReplicas", low), low),
         # the mode's own default where the spec names none (Knative scales on concurrency)
-        "scale_metric": scaling.get("metric") or next(iter(scaler.metrics), "cpu"),
+        "scale_metric": metric,
         "scale_target": scaling.get("target", 80),
+        "autoscaler": scaler.name,
+        "knative_class": KNATIVE_CLASSES.get(scaler.name, "") if mode == SERVERLESS else "",
+        "keda": _keda(
+            engine.workload.format(name=view["name"]),
+            namespace,
+            metric,
+            scaling.get("target", 80),
+            values,
+        ),
+        "components": _components(spec, view["name"], namespace, metric, values),
+        "serving_runtime": _serving_runtime(spec, view["runtime"], engine),
+        "runtime_version": spec["engine"].get("runtimeVersion"),
         "canary": spec.get("rollout", {}).get("canaryTrafficPercent"),
         "deployment_mode": mode,
         "service_account": spec.get("serviceAccountName"),
@@ -152,10 +198,103 @@ def cluster(
         "model_dir": _model_dir(view["name"], spec["model"]),
         "metrics_port": engine.metrics_port,
         "egress": _egress(spec, values),
-        "cache_size": values.get("modelCacheSize", "20Gi"),
+        "cache_size": _volume(spec, "cache") or values.get("modelCacheSize", "20Gi"),
+        "shm_size": _volume(spec, "shm"),
         **_storage_initializer(engine, values),
         "triton_outputs": _triton_tensors(spec, "outputs"),
     }
+
+
+SERVERLESS = "Serverless"  # the KServe mode whose autoscalers are Knative's classes
+KNATIVE_CLASSES = {KNATIVE: "kpa.autoscaling.knative.dev", HPA: "hpa.autoscaling.knative.dev"}
+# The per-pod series of docs/autoscaling.md, as KEDA's Prometheus scaler queries them
+KEDA_SERIES = {
+    "rps": "modelgate:requests_per_second",
+    "concurrency": "modelgate:requests_in_flight",
+}
+DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+# The pods of a Deployment: NAME-<replica set hash>-<pod hash>
+POD_PATTERN = "{name}-[a-z0-9]+-[a-z0-9]+"
+
+
+def _keda(
+    workload: str, namespace: str, metric: str, target: float, values: dict[str, Any]
+) -> dict[str, Any]:
+    """What a KEDA trigger needs: the query and threshold of a request metric (its series
+    summed over the workload's pods, which KEDA divides by the replicas: a per-pod target),
+    or the utilisation of a resource."""
+    if metric not in KEDA_SERIES:
+        return {"metric": metric, "resource": True, "value": str(int(target))}
+    pods = POD_PATTERN.format(name=workload)  # a DNS label: nothing to escape
+    query = f'sum({KEDA_SERIES[metric]}{{namespace="{namespace}",pod=~"{pods}"}})'
+    server = (values.get("keda") or {}).get("prometheus", DEFAULT_PROMETHEUS)
+    return {"metric": metric, "resource": False, "query": query, "server": server,
+            "value": _number(target)}  # fmt: skip
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)
+
+
+# A transformer or explainer is a KServe model server (the kserve package's ModelServer): it
+# serves HTTP on 8080 and answers the v1 and v2 health paths, the engine's among them
+COMPONENT_PORT = 8080
+
+
+def _components(
+    spec: dict[str, Any], name: str, namespace: str, metric: str, values: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """spec.transformer and spec.explainer as KServe components (their pods are named
+    NAME-COMPONENT-...), each scaled like the predictor."""
+    target = spec.get("scaling", {}).get("target", 80)
+    return [
+        {
+            "name": component,
+            "image": spec[component]["image"],
+            "args": list(spec[component].get("args", [])),
+            "env": [_env(variable) for variable in spec[component].get("env", [])],
+            # no GPUs: only its requests and limits
+            "resources": _resources({"resources": spec[component].get("resources", {})}),
+            "keda": _keda(f"{name}-{component}", namespace, metric, target, values),
+            "port": COMPONENT_PORT,
+            # its own server's, not the predictor's (another runtime, or spec.probes)
+            "live_path": COMPONENT_HEALTH[0],
+            "ready_path": COMPONENT_HEALTH[1],
+        }
+        for component in COMPONENTS
+        if component in spec
+    ]
+
+
+def _serving_runtime(
+    spec: dict[str, Any], name: str | None, engine: Engine
+) -> dict[str, Any] | None:
+    """spec.runtime as a ServingRuntime: a single-model runtime's container listens on its
+    HTTP port; a multi-model one (ModelMesh) serves its models' data over gRPC, and its
+    container gets the spec's resources (no predictor pod carries them there)."""
+    runtime = spec.get("runtime")
+    if runtime is None or not engine.runtime_definition:
+        return None
+    multi = bool(runtime.get("multiModel", False))
+    return {
+        "name": name,
+        "image": runtime["image"],
+        "formats": [
+            {"name": entry["name"], **{k: entry[k] for k in _FORMAT_KEYS if k in entry}}
+            for entry in runtime["formats"]
+        ],
+        "protocols": list(runtime.get("protocols", [spec["engine"]["protocol"]])),
+        "args": list(runtime.get("args", [])),
+        "env": [_env(variable) for variable in runtime.get("env", [])],
+        "port": runtime.get("port", 8085 if multi else 8080),
+        "multi_model": multi,
+        "replicas": runtime.get("replicas") if multi else None,
+        "resources": _resources(spec) if multi else {},
+        "container_security": _container_security(spec.get("security", {})),
+    }
+
+
+_FORMAT_KEYS = ("version", "autoSelect", "priority")
 
 
 def docker(document: Document, shared: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -177,7 +316,8 @@ def docker(document: Document, shared: dict[str, Any] | None = None) -> dict[str
             v["name"]: v["value"] for v in spec["engine"].get("env", []) if "value" in v
         },
         "secrets": sorted(v["name"] for v in spec["engine"].get("env", []) if "valueFrom" in v),
-        "ready_path": PROTOCOL_HEALTH[spec["engine"]["protocol"]][1].format(name=view["name"]),
+        "ready_path": health_paths(spec, view["name"], {})[1],  # a model image: its protocol's
+        "shm_size": _compose_memory(_volume(spec, "shm")),
     }
 
 
@@ -365,15 +505,88 @@ def _env(variable: dict[str, Any]) -> dict[str, Any]:
     return {"name": variable["name"], "value": variable["value"]}
 
 
-def _resources(resources: dict[str, Any]) -> dict[str, Any]:
+def _resources(spec: dict[str, Any]) -> dict[str, Any]:
+    """Requests and limits, GPUs as the extended resource of their vendor's device plugin."""
+    resources = spec.get("resources", {})
     result: dict[str, Any] = {}
     for kind in ("requests", "limits"):
         amounts = {key: str(value) for key, value in resources.get(kind, {}).items()}
         if resources.get("gpu"):
-            amounts["nvidia.com/gpu"] = str(resources["gpu"])
+            amounts[accelerator_of(spec).resource] = str(resources["gpu"])
         if amounts:
             result[kind] = dict(sorted(amounts.items()))
     return result
+
+
+def _node_selector(spec: dict[str, Any]) -> dict[str, str]:
+    """spec.scheduling.nodeSelector, and the GPU model on its vendor's product label."""
+    chosen = dict(spec.get("scheduling", {}).get("nodeSelector", {}))
+    product = spec.get("resources", {}).get("acceleratorProduct")
+    if product:
+        chosen[accelerator_of(spec).product_label] = product
+    return dict(sorted(chosen.items()))
+
+
+# Replicas on different nodes and zones where the cluster allows it, for the Deployments
+# modelgate writes; spec.scheduling.topologySpread replaces it.
+DEFAULT_SPREAD = tuple(
+    {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway"}
+    for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+)
+
+
+def _topology_spread(
+    scheduling: dict[str, Any], engine: Engine, selector: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Spread constraints over the model's own pods: the spec's, else the default (for the
+    Deployments modelgate writes; KServe spreads its pods as the cluster says)."""
+    given = scheduling.get("topologySpread")
+    if given is None:
+        given = DEFAULT_SPREAD if engine.exposure == BY_WORKLOAD else ()
+    return [{**each, "labelSelector": {"matchLabels": selector}} for each in given]
+
+
+# (periodSeconds, failureThreshold) of each probe the spec does not set
+PROBE_DEFAULTS = {"liveness": (10, 3), "readiness": (5, 3)}
+
+
+def _probes(
+    spec: dict[str, Any], engine: Engine, port: str | int, live: str, ready: str
+) -> dict[str, Any]:
+    """HTTP probes of the serving container: the engine's paths and timing, overridden field
+    by field by spec.probes. A Deployment always has a startup probe (models load slowly);
+    an InferenceService has one where the spec asks for it."""
+    settings = spec.get("probes", {})
+    probes: dict[str, Any] = {
+        kind: _probe(settings.get(kind, {}), path, port, *PROBE_DEFAULTS[kind])
+        for kind, path in (("liveness", live), ("readiness", ready))
+    }
+    startup = settings.get("startup")
+    probes["startup"] = (
+        _probe(startup or {}, ready, port, pod.STARTUP_PERIOD, pod.startup_failures(spec))
+        if startup is not None or engine.exposure == BY_WORKLOAD
+        else None
+    )
+    return probes
+
+
+def _probe(
+    settings: dict[str, Any], path: str, port: str | int, period: int, failures: int
+) -> dict[str, Any]:
+    probe: dict[str, Any] = {"httpGet": {"path": settings.get("path", path), "port": port}}
+    if "initialDelaySeconds" in settings:
+        probe["initialDelaySeconds"] = settings["initialDelaySeconds"]
+    probe["periodSeconds"] = settings.get("periodSeconds", period)
+    if "timeoutSeconds" in settings:
+        probe["timeoutSeconds"] = settings["timeoutSeconds"]
+    probe["failureThreshold"] = settings.get("failureThreshold", failures)
+    return probe
+
+
+def _volume(spec: dict[str, Any], name: str) -> str | None:
+    """The size of the writable volume spec.volumes names (cache, shm), if it names it."""
+    volume = spec.get("volumes", {}).get(name)
+    return volume["sizeLimit"] if volume else None
 
 
 def _pod_security(security: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from ..engines import ENGINES, Engine, Scaling
+from ..engines import COMPONENTS, ENGINES, Engine, Mode, Scaling
 
 
 def markdown_table() -> str:
@@ -34,14 +34,24 @@ def markdown_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-Cell = Callable[[Engine, Scaling], str]
+Cell = Callable[[Engine, Mode], str]
 
 
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _targets(_: Engine, scaler: Scaling) -> str:
+def _each(mode: Mode, cell: Callable[[Scaling], str]) -> str:
+    """One value, or one per autoscaler the mode can use where they differ."""
+    values = [cell(scaler) for scaler in mode.autoscalers]
+    if len(set(values)) == 1:
+        return values[0]
+    return "; ".join(
+        f"{scaler.name}: {value}" for scaler, value in zip(mode.autoscalers, values, strict=True)
+    )
+
+
+def _targets(scaler: Scaling) -> str:
     if not scaler.metrics:
         return "no"
     whole = f"whole numbers for {', '.join(scaler.whole_targets)}" if scaler.whole_targets else ""
@@ -49,40 +59,89 @@ def _targets(_: Engine, scaler: Scaling) -> str:
     return "; ".join(part for part in (whole, most) if part) or "any"
 
 
+def _scalers(mode: Mode) -> str:
+    return "; ".join(
+        f"{scaler.name}: {scaler.autoscaler}" if scaler.name else scaler.autoscaler
+        for scaler in mode.autoscalers
+    )
+
+
+def _named(mode: Mode) -> str:
+    return ", ".join(scaler.name for scaler in mode.autoscalers if scaler.name) or "no"
+
+
 # Each setting validator/check/capabilities.py judges, and what every engine (in each of its
-# deployment modes) does with it; "no" is refused, with the code shown.
+# deployment modes; per autoscaler where they differ) does with it; "no" is refused, with the
+# code shown.
 CAPABILITIES: tuple[tuple[str, Cell], ...] = (
-    ("`scaling.minReplicas: 0`, scale to zero (MG220)", lambda e, s: _yes(s.to_zero)),
+    ("`scaling.autoscaler`, the default first (MG234)", lambda e, m: _named(m)),
+    (
+        "`scaling.minReplicas`, `.maxReplicas` (MG226)",
+        lambda e, m: _each(m, lambda s: _yes(s.replicas)),
+    ),
+    (
+        "`scaling.minReplicas: 0`, scale to zero (MG220)",
+        lambda e, m: _each(m, lambda s: _yes(s.to_zero)),
+    ),
     (
         "`scaling.metric`, the default first (MG222)",
-        lambda e, s: ", ".join(s.metrics) or "no: scaled on its own signal",
+        lambda e, m: _each(m, lambda s: ", ".join(s.metrics) or "no: scaled on its own signal"),
     ),
-    ("`scaling.target` (MG223)", _targets),
-    ("`rollout.canaryTrafficPercent` (MG221)", lambda e, s: _yes(s.canary)),
-    ("`engine.protocol` (MG224)", lambda e, s: ", ".join(e.protocols)),
-    ("`model.artifact` or `model.image` (MG225)", lambda e, s: ", ".join(e.packaging)),
-    ("`engine.version` (MG226)", lambda e, s: _yes(e.takes_version)),
-    ("`engine.image`, never with `model.image` (MG226)", lambda e, s: _yes(bool(e.image))),
+    ("`scaling.target` (MG223)", lambda e, m: _each(m, _targets)),
+    (
+        "`rollout.canaryTrafficPercent` (MG221)",
+        lambda e, m: _each(m, lambda s: _yes(s.canary)),
+    ),
+    ("`engine.protocol` (MG224)", lambda e, m: ", ".join(e.protocols)),
+    ("`model.artifact` or `model.image` (MG225)", lambda e, m: ", ".join(e.packaging)),
+    ("`engine.version` (MG226)", lambda e, m: _yes(e.takes_version)),
+    ("`engine.image`, never with `model.image` (MG226)", lambda e, m: _yes(bool(e.image))),
     (
         "`engine.runtime`, never with `model.image` (MG226)",
-        lambda e, s: e.runtime if e.runtime else "no",
+        lambda e, m: e.runtime if e.runtime else "no",
     ),
-    ("`engine.deploymentMode` (MG226)", lambda e, s: _yes(len(e.modes) > 1)),
-    ("`engine.maxBatchSize` (MG226)", lambda e, s: _yes(e.batching)),
-    ("`model.signature` (MG226)", lambda e, s: _yes(e.takes_signature)),
     (
-        "`engine.args`, `engine.env`, `security`, `serviceAccountName`, `resources.gpu` (MG227)",
-        lambda e, s: _yes(e.pod),
+        "`engine.runtimeVersion`, never with `model.image` (MG226)",
+        lambda e, m: _yes(e.runtime_version),
     ),
-    ("`security.hostNetwork`, `.hostPorts`, `.hostPaths` (MG228)", lambda e, s: "no"),
+    (
+        "`runtime`, never with `model.image` (MG226, MG235)",
+        lambda e, m: (
+            f"{e.runtime_definition}, {'multi-model' if e.multi_model else 'single-model'}"
+            if e.runtime_definition
+            else "no"
+        ),
+    ),
+    (
+        f"{', '.join(f'`{c}`' for c in COMPONENTS)} (MG226)",
+        lambda e, m: ", ".join(e.components) or "no",
+    ),
+    ("`engine.deploymentMode` (MG226)", lambda e, m: _yes(len(e.modes) > 1)),
+    ("`engine.maxBatchSize` (MG226)", lambda e, m: _yes(e.batching)),
+    ("`model.signature` (MG226)", lambda e, m: _yes(e.takes_signature)),
+    (
+        "`engine.args`, `engine.env`, `security`, `serviceAccountName`, `resources.gpu`, "
+        "`resources.accelerator`, `resources.acceleratorProduct`, `scheduling`, `probes`, "
+        "`volumes` (MG227)",
+        lambda e, m: _yes(e.pod),
+    ),
+    (
+        "`volumes.cache`, where the engine keeps the model (MG226)",
+        lambda e, m: f"`{e.cache}`" if e.cache else "no",
+    ),
+    (
+        "`resources.accelerator` with the engine's own image (MG229)",
+        lambda e, m: ", ".join(e.accelerators) if e.pod else "no",
+    ),
+    ("`security.hostNetwork`, `.hostPorts`, `.hostPaths` (MG228)", lambda e, m: "no"),
 )
 
 
 def capability_table() -> str:
     columns = [
-        (engine, name, scaler)
+        (engine.in_mode(name), name, mode)
         for engine in ENGINES.values()
-        for name, scaler in engine.modes.items()
+        for name, mode in engine.modes.items()
     ]
     heads = [
         f"`{engine.name}` {name}" if len(engine.modes) > 1 else f"`{engine.name}`"
@@ -91,10 +150,10 @@ def capability_table() -> str:
     rows = [
         f"| Setting | {' | '.join(heads)} |",
         "|---|" + "---|" * len(columns),
-        f"| scaled by | {' | '.join(scaler.autoscaler for _, _, scaler in columns)} |",
+        f"| scaled by | {' | '.join(_scalers(mode) for _, _, mode in columns)} |",
     ]
     for setting, cell in CAPABILITIES:
-        cells = " | ".join(cell(engine, scaler) for engine, _, scaler in columns)
+        cells = " | ".join(cell(engine, mode) for engine, _, mode in columns)
         rows.append(f"| {setting} | {cells} |")
     return "\n".join(rows) + "\n"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ...diagnostics import Diagnostic, Severity
-from ..load import Document
-from ..schema import dotted
+from ..load import Document, Key
+from ..schema import dotted, failure_path
 from . import waivers
 from .checks import REPOSITORY_CHECKS, SPEC_CHECKS, Context
 from .rules import Policy, Rule, load_policy
@@ -168,7 +168,7 @@ def _spec_findings(rule: Rule, document: Document, context: Context) -> Iterator
     if rule.satisfied(document.data):
         return
     for failure in rule.require_validator.iter_errors(document.data):
-        path = list(failure.absolute_path)
+        path = failure_path(failure)
         yield path, f"{rule.title} ({failure_detail(path, failure)})"
 
 
@@ -182,6 +182,8 @@ def failure_detail(path: list[Any], failure: Any) -> str:
             and failure.message == f"{name!r} is a required property"
         ] or [name for name in failure.validator_value if name not in failure.instance]
         return f"{dotted([*path, missing[0]]) if missing else dotted(path)} is missing"
+    if path and isinstance(path[-1], Key):
+        return f"{dotted(path[:-1])} has the key {path[-1]!s}"
     if isinstance(failure.instance, (dict, list)):
         return f"{dotted(path)}: {failure.message}"
     return f"{dotted(path)} is {failure.instance!r}"

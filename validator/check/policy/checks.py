@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ... import targets
+from ...engines import engine_for
 from ...secrets import TOKEN_START, find_secret
 from ..load import Document, Key
 from ..schema import dotted
@@ -110,6 +111,8 @@ def engine_supports_format(document: Document, context: Context) -> Iterator[Spe
         )
     version = spec["engine"].get("version")
     patterns = allowed.get("versions")
+    if not engine_for(spec).takes_version:
+        return  # its mode runs the cluster's servers, whose installation decides (MG226)
     if patterns and not (version and any(fnmatch.fnmatchcase(version, p) for p in patterns)):
         where: JsonPath = ["spec", "engine", "version" if version else "name"]
         yield where, f"{engine} version {version or '(unset)'} is not one of {', '.join(patterns)}"

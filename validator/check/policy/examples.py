@@ -59,10 +59,15 @@ def example_document(patch: dict[str, Any], name: str = "reference") -> load.Doc
 
 
 def parse_path(dotted: str) -> list[str | int]:
-    """`spec.engine.env[0].value` -> ['spec', 'engine', 'env', 0, 'value']."""
+    """`spec.engine.env[0].value` -> ['spec', 'engine', 'env', 0, 'value']. A name with dots
+    goes in brackets and quotes, `metadata.annotations["example.com/team"]` (its value), or
+    in braces, `metadata.annotations{example.com/team}`, for the key itself (a Key: a finding
+    about the key is shown where the key is written)."""
     parts: list[str | int] = []
-    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", dotted):
-        parts.append(int(index) if index else name)
+    for name, index, quoted, key in re.findall(
+        r'([^.\[\]{}"]+)|\[(\d+)\]|\["([^"]+)"\]|\{([^{}]+)\}', dotted
+    ):
+        parts.append(int(index) if index else quoted or (load.Key(key) if key else name))
     return parts
 
 

@@ -44,6 +44,13 @@ POD_SPECS: dict[str, tuple[tuple[str, ...], ...]] = {
     "InferenceService": (("spec", "predictor"), ("spec", "transformer"), ("spec", "explainer")),
 }
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+# Kinds that hold containers but no pod spec of their own: KServe (or ModelMesh) makes pods of
+# a ServingRuntime's containers, so they are judged as containers
+CONTAINER_HOLDERS: dict[str, tuple[tuple[str, ...], ...]] = {"ServingRuntime": (("spec",),)}
+# An InferenceService in ModelMesh mode has no pods of its own: its model is loaded into the
+# shared pods of its ServingRuntime
+DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
+SHARED_PODS = "ModelMesh"
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class OutputObject:
     def pod_specs(self) -> list[tuple[JsonPath, dict[str, Any]]]:
         """(path, pod spec) of each pod spec the object holds."""
         found = []
+        if self.shares_pods:
+            return found
         for path in POD_SPECS.get(self.kind, ()):
             node: Any = self.data
             for part in path:
@@ -74,9 +83,28 @@ class OutputObject:
         return found
 
     @cached_property
+    def shares_pods(self) -> bool:
+        """An InferenceService in ModelMesh mode: its model runs in shared runtime pods."""
+        metadata = self.data.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        mode = annotations.get(DEPLOYMENT_MODE) if isinstance(annotations, dict) else None
+        return self.kind == "InferenceService" and mode == SHARED_PODS
+
+    @cached_property
     def containers(self) -> list[tuple[JsonPath, dict[str, Any]]]:
-        """(path, container) of each container of each of its pod specs."""
-        return [found for path, pod in self.pod_specs for found in containers(self, path, pod)]
+        """(path, container) of each container of each of its pod specs, and of the
+        containers it holds for pods made elsewhere (a ServingRuntime's)."""
+        held = []
+        for path in CONTAINER_HOLDERS.get(self.kind, ()):
+            node: Any = self.data
+            for part in path:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                held.extend(containers(self, list(path), node))
+        return [
+            *(found for path, pod in self.pod_specs for found in containers(self, path, pod)),
+            *held,
+        ]
 
     @property
     def name(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ...engines import ENGINES, health_paths
+from ...engines import COMPONENT_HEALTH, COMPONENTS, ENGINES, health_paths
 from .output import JsonPath, OutputContext, OutputObject, serving_container
 from .rules import Rule
 
@@ -28,11 +28,12 @@ def serving_probes(
     rule: Rule, objects: Sequence[OutputObject], context: OutputContext
 ) -> Iterator[tuple[OutputObject, JsonPath, str]]:
     """The serving container of every pod spec has liveness and readiness probes on the
-    paths its engine answers at (engines.health_paths)."""
+    paths its engine answers at (engines.health_paths); an InferenceService's transformer and
+    explainer, KServe model servers of their own, on theirs (engines.COMPONENT_HEALTH)."""
     spec = context.spec
     if spec is None or spec.get("spec", {}).get("engine", {}).get("name") not in ENGINES:
         return
-    live, ready = health_paths(spec["spec"], spec["metadata"]["name"], context.values)
+    engine_paths = health_paths(spec["spec"], spec["metadata"]["name"], context.values)
     for obj in objects:
         if rule.kinds is not None and obj.kind not in rule.kinds:
             continue
@@ -42,6 +43,8 @@ def serving_probes(
                 yield obj, path, f"{obj.kind} {obj.name} has no serving container"
                 continue
             where, container = found
+            component = obj.kind == "InferenceService" and path[-1] in COMPONENTS
+            live, ready = COMPONENT_HEALTH if component else engine_paths
             yield from _probe(obj, where, container, "livenessProbe", live)
             yield from _probe(obj, where, container, "readinessProbe", ready)
 
@@ -118,8 +121,10 @@ def workload_disruption_budget(
 
 
 def _workloads(rule: Rule, objects: Sequence[OutputObject]) -> list[OutputObject]:
+    """The objects of the rule's kinds that make pods of their own (not an InferenceService
+    in ModelMesh mode, whose model the runtime's shared pods serve)."""
     kinds = rule.kinds or WORKLOADS
-    return [obj for obj in objects if obj.kind in kinds]
+    return [obj for obj in objects if obj.kind in kinds and not obj.shares_pods]
 
 
 def pod_labels(workload: OutputObject) -> dict[str, Any]:
