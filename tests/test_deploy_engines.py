@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -57,7 +58,10 @@ class Example:
         self.root = scaffold.root
         self.name = f"{spec}-{uuid.uuid4().hex[:6]}"
         text = (PROJECT / "models" / f"{spec}.yaml").read_text(encoding="utf-8")
-        self.text = text.replace(f"name: {spec}\n", f"name: {self.name}\n", 1)
+        self.text = text.replace(f"name: {spec}\n", f"name: {self.name}\n", 1).replace(
+            f"model: {spec}\n",
+            f"model: {self.name}\n",  # the name an OpenAI request names
+        )
         self.path = scaffold.write_spec(self.name, self.text)
         artifact = yaml.safe_load(self.text)["spec"]["model"]["artifact"]
         (self.root / artifact).parent.mkdir(parents=True, exist_ok=True)
@@ -128,10 +132,12 @@ def assert_torn_down(example: Example) -> None:
 SCRIPTS = {
     "mlserver-boosting": "models/artifacts/iris-xgboost/train.py",
     "triton": "models/artifacts/fraud-onnx-small/make.py",
+    "llamacpp": "models/artifacts/tiny-llama/make.py",
 }
 ARTIFACTS = {
     "mlserver-boosting": "models/artifacts/iris-xgboost/model.json",
     "triton": "models/artifacts/fraud-onnx-small/model.onnx",
+    "llamacpp": "models/artifacts/tiny-llama/tiny-llama.gguf",
 }
 
 
@@ -272,3 +278,36 @@ def test_triton_itself_refuses_requests_its_configuration_does_not_allow(example
     assert "MG601 smoke request 'two-transactions': HTTP 400" in err
     assert "batch-size must be <= 1" in err
     assert_torn_down(fraud)
+
+
+# --- llama.cpp ------------------------------------------------------------------------------
+
+
+def test_llamacpp_serves_the_openai_api_keeps_blue_green_and_stops(example) -> None:
+    llama = example("tiny-llama")
+    code, out, err = llama.deploy("--keep")
+    assert_deployed(code, out, err, "hello", "complete")
+    assert "/v1/chat/completions" in out
+    url = llama.kept_url()
+    status, models = get(f"{url}/v1/models")
+    assert status == 200 and [m["id"] for m in models["data"]] == [llama.name]
+    completion = post(
+        f"{url}/v1/completions", {"model": llama.name, "prompt": "Hello", "max_tokens": 4}
+    )
+    assert completion["object"] == "text_completion" and completion["choices"]
+    first = engine_processes(llama.name)
+    code, out, err = llama.deploy("--keep")
+    assert_deployed(code, out, err, "hello")
+    assert llama.kept_url() != url and not set(first) & set(engine_processes(llama.name))
+    llama.stop()
+    assert_torn_down(llama)
+
+
+def test_llamacpp_model_that_does_not_load_is_not_deployed(example) -> None:
+    llama = example("tiny-llama")
+    llama.edit(re.search(r"    sha256: [0-9a-f]{64}\n", llama.text)[0], "")
+    llama.artifact.write_bytes(b"GGUF but not really")
+    code, out, err = llama.deploy()
+    assert code == 1, out + err
+    assert "MG501 model not deployed: the engine exited" in err
+    assert_torn_down(llama)

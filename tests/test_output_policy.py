@@ -210,10 +210,12 @@ def test_attacker_values_alone_are_refused(clean: Path) -> None:
     assert "image written at templates/_k8s/deployment.yaml.j2:" in done.err
 
 
+# the example specs that render a Deployment running an engine image
+DEPLOYMENTS = ("chat-assistant", "fraud-onnx", "fraud-onnx-small", "tiny-llama")
 UNPINNED = {
     f"rendered/{env}/{name}/deployment.yaml"
     for env in ("staging", "production")
-    for name in ("chat-assistant", "fraud-onnx")
+    for name in DEPLOYMENTS
 }
 
 
@@ -256,7 +258,7 @@ def test_a_waiver_silences_an_output_finding_of_its_spec(clean: Path) -> None:
     assert {d["path"] for d in found if d["waiver"]} == {
         path for path in UNPINNED if "chat-assistant" in path
     }
-    (clean / "policies/waivers.yaml").write_text(waivers("chat-assistant", "fraud-onnx"))
+    (clean / "policies/waivers.yaml").write_text(waivers(*DEPLOYMENTS))
     done = run_cli("--root", str(clean), "render", "--format", "json")
     assert done.code == 0, done.out + done.err
     assert run_cli("--root", str(clean), "render", "--check").code == 0

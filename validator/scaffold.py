@@ -19,6 +19,7 @@ EXTENSIONS = {
     "onnx": "model.onnx",
     "pytorch": "model.pt",
     "tensorflow": "saved_model.tar.gz",
+    "gguf": "model.gguf",
     "custom": "model.bin",
 }
 PLACEHOLDER_SHA256 = "0" * 64

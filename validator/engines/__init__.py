@@ -47,7 +47,8 @@ BY_WORKLOAD, BY_INFERENCE_SERVICE, BY_SELDON = "workload", "inference-service", 
 BY_MODELMESH = "modelmesh"
 # spec.model.format's values (the schema's enum; a test keeps them equal)
 EVERY_FORMAT = (
-    "sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "huggingface", "custom",
+    "sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "huggingface", "gguf",
+    "custom",
 )  # fmt: skip
 # The health paths each inference protocol defines (server liveness, model readiness): what a
 # custom container speaking that protocol answers. {name} is the model's name.

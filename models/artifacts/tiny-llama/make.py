@@ -2,7 +2,7 @@
 
 Real weights do not fit a CPU test runner; this model has the same architecture (Llama: RMS
 norms, rotary attention, a SwiGLU feed-forward) and format (GGUF) with random weights: two
-layers, about 110,000 parameters, and a byte-level BPE tokenizer (GPT-2's byte alphabet, plus
+layers, about 120,000 parameters, and a byte-level BPE tokenizer (GPT-2's byte alphabet, plus
 merges learned from a few sentences below). It answers nonsense, at once, through the very
 server code and protocol the real model would use.
 
