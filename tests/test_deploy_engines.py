@@ -311,3 +311,37 @@ def test_llamacpp_model_that_does_not_load_is_not_deployed(example) -> None:
     assert code == 1, out + err
     assert "MG501 model not deployed: the engine exited" in err
     assert_torn_down(llama)
+
+
+# --- Environments, as deploys see them ------------------------------------------------------
+
+
+def test_the_embedded_engine_installs_no_environment(
+    scaffold: Scaffold, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make demo` deploys iris on the embedded MLServer: nothing is installed for it."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MODELGATE_CACHE_DIR", str(cache))
+    done = run_cli("--root", str(scaffold.root), "deploy", str(scaffold.iris()))
+    assert done.code == 0, done.out + done.err
+    assert "installing" not in done.out + done.err
+    assert not (cache / "engines").exists()
+
+
+def test_an_environment_that_cannot_be_installed_is_a_finding_at_the_engine(
+    example, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engines = tmp_path / "cache" / "engines"
+    engines.mkdir(parents=True)
+    engines.chmod(0o777)  # others may write it: not a cache to run engines from
+    monkeypatch.setenv("MODELGATE_CACHE_DIR", str(engines.parent))
+    iris = example("iris-kserve")
+    code, out, err = iris.deploy()
+    assert code == 1, out + err
+    line = next(n for n, text in enumerate(iris.text.splitlines(), 1) if "name: kserve" in text)
+    assert (
+        f"models/{iris.name}.yaml:{line}:11: MG504 model not deployed: the kserve engine "
+        "environment cannot be installed: "
+    ) in err
+    assert "may be written by others than this user" in err
+    assert list(engines.iterdir()) == []
