@@ -6,8 +6,8 @@ For every example spec (default: iris, iris-xgboost, iris-kserve, fraud-onnx-sma
 tiny-llama) it reports:
 
 - install: how long making its engine environment took in this run (0 when it was cached;
-  with --cold, every environment is installed again into a scratch cache, the downloads and
-  built wheels of uv's own cache kept);
+  with --cold, every environment is installed again into a scratch cache, removed at the end,
+  the downloads and built wheels of uv's own cache kept);
 - ready: from starting the engine to the model's own readiness (the protocol's model-ready
   path), as `modelgate deploy` waits for it;
 - smoke: the spec's smoke requests, all of them;
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -101,10 +102,19 @@ def main(arguments: list[str]) -> int:
     parser.add_argument("specs", nargs="*", default=list(EXAMPLES))
     parser.add_argument("--cold", action="store_true", help="install every environment anew")
     options = parser.parse_args(arguments)
-    if options.cold:
-        os.environ["MODELGATE_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-engines-")
+    scratch = tempfile.mkdtemp(prefix="bench-engines-") if options.cold else ""
+    if scratch:  # removed at the end: four environments take 2 GB
+        os.environ["MODELGATE_CACHE_DIR"] = scratch
+    try:
+        return report(options.specs)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def report(specs: list[str]) -> int:
     rows, failed = [], False
-    for name in options.specs:
+    for name in specs:
         measured = measure(name)
         failed |= measured is None
         if measured:
