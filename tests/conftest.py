@@ -49,7 +49,8 @@ class CliResult:
 
 @dataclass
 class Scaffold:
-    """A temporary repository with templates/, the iris artifact and an empty models/."""
+    """A temporary repository with templates/, the iris artifact, the example model cards
+    (docs/models/) and an empty models/."""
 
     root: Path
 
@@ -85,6 +86,7 @@ def scaffold(tmp_path: Path) -> Scaffold:
     root = tmp_path / "repo"
     (root / "models").mkdir(parents=True)
     shutil.copytree(PROJECT / "templates", root / "templates")
+    shutil.copytree(PROJECT / "docs" / "models", root / "docs" / "models")
     artifact = root / IRIS_ARTIFACT
     artifact.parent.mkdir(parents=True)
     shutil.copyfile(PROJECT / IRIS_ARTIFACT, artifact)

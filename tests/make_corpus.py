@@ -223,6 +223,28 @@ def special_cases() -> Iterator[tuple[str, bytes, list[str]]]:
         data["spec"]["model"]["artifact"] = path
         expected = ["MG-SEC-005"] if path.startswith("ftp") else ["MG-SEC-006"]
         yield f"path-traversal-{label}", dump(data).encode(), expected
+    yield from provenance_cases()
+
+
+def provenance_cases() -> Iterator[tuple[str, bytes, list[str]]]:
+    """Paths with control characters (no file system takes a NUL), free-text licences, and
+    pins that pin nothing."""
+    for label, field, value in (
+        ("artifact-nul", ("model", "artifact"), "models/artifacts/iris/mo\x00del.joblib"),
+        ("artifact-newline", ("model", "artifact"), "models/artifacts/iris/\nmodel.joblib"),
+        ("model-card-nul", ("compliance", "modelCard"), "docs/models/ir\x00is.md"),
+        ("model-card-escape", ("compliance", "modelCard"), "docs/models/\x1b[31miris.md"),
+    ):
+        data = copy.deepcopy(IRIS)
+        data["spec"][field[0]][field[1]] = value
+        yield f"control-character-{label}", dump(data).encode(), ["MG201"]
+    for label, licence in (("free-text", "Proprietary"), ("spaces", "Apache 2.0")):
+        data = copy.deepcopy(IRIS)
+        data["spec"]["compliance"]["license"] = licence
+        yield f"license-{label}", dump(data).encode(), ["MG243"]
+    data = copy.deepcopy(IRIS)
+    data["spec"]["model"]["revision"] = "0" * 40
+    yield "revision-of-a-repository-artifact", dump(data).encode(), ["MG240"]
 
 
 def secret_cases() -> Iterator[tuple[str, bytes, list[str]]]:

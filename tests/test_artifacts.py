@@ -309,7 +309,9 @@ def test_a_folder_renders_as_a_folder(scaffold: Scaffold) -> None:
     document.data["spec"]["engine"]["name"] = "triton"
     triton = view.cluster(document, "staging", VALUES)
     assert triton["storage_uri"] == "s3://model-artifacts/modelgate/iris/1.0.0/iris/"
-    assert (triton["model_dir"], triton["model_file"]) == ("/models/iris/1/iris", "iris")
+    fetch, check = triton["init_containers"]
+    assert (fetch["args"][1], triton["model_file"]) == ("/models/iris/1/iris", "iris")
+    assert check["args"][0] == "treeSha256" and check["args"][2] == "/models/iris/1/iris"
 
 
 def test_a_file_renders_as_before(scaffold: Scaffold) -> None:
@@ -317,7 +319,9 @@ def test_a_file_renders_as_before(scaffold: Scaffold) -> None:
     document.data["spec"]["engine"]["name"] = "triton"
     file = view.cluster(document, "staging", VALUES)
     assert file["storage_uri"] == "s3://model-artifacts/modelgate/iris/1.0.0/model.joblib"
-    assert (file["model_dir"], file["model_file"]) == ("/models/iris/1", "model.joblib")
+    fetch, check = file["init_containers"]
+    assert (fetch["args"][1], file["model_file"]) == ("/models/iris/1", "model.joblib")
+    assert check["args"][2] == "/models/iris/1/model.joblib"
 
 
 def test_a_change_inside_a_folder_artifact_touches_its_spec(scaffold: Scaffold) -> None:

@@ -29,10 +29,40 @@ HEADER = [
     "Engine",
     "Format",
     "Environments",
+    "License",
+    "Model card",
     "Policy status",
     "Waivers",
     "Last deploy",
 ]
+# A model card is untrusted text too: HTML, links and images in it are shown as text
+HOSTILE_CARD = """\
+# hostile <script>alert(3)</script>
+
+Summary with <img src=x onerror=alert(4)> and [a link](javascript:alert(5)) and `code`.
+
+## Intended use
+
+<b>bold</b> use.
+
+## Limitations
+
+- <iframe src="https://attacker.example.net/"></iframe>
+
+## Training data
+
+Data.
+
+## Evaluation
+
+```
+</pre><script>alert(6)</script>
+```
+"""
+IRIS_SUMMARY = (
+    "Logistic regression that tells the three iris species (setosa, versicolor, virginica) "
+    "apart from four flower measurements."
+)
 WAIVERS = f"""\
 apiVersion: modelgate.dev/v1alpha1
 kind: Waivers
@@ -79,14 +109,16 @@ LEDGER = [
 def repo(tmp_path: Path) -> Path:
     """models/, policies/ and templates/ of the project, a hostile spec, waivers and a ledger."""
     root = tmp_path / "repo"
-    for name in ("models", "policies", "templates"):
+    for name in ("models", "policies", "templates", "docs/models"):
         shutil.copytree(PROJECT / name, root / name)
     iris = (root / "models" / "iris.yaml").read_text(encoding="utf-8")
     hostile = iris.replace("name: iris", "name: hostile")
     hostile = _replace_line(hostile, "  description:", f"  description: {json.dumps(HOSTILE)}")
     hostile = _replace_line(hostile, "  contact:", '  contact: "javascript:alert(1)"')
-    hostile = _replace_line(hostile, "    modelCard:", '    modelCard: "javascript:alert(2)"')
+    hostile = _replace_line(hostile, "    modelCard:", "    modelCard: docs/models/hostile.md")
+    hostile = _replace_line(hostile, "    license:", '    license: "mit or apache-2.0"')
     (root / "models" / "hostile.yaml").write_text(hostile, encoding="utf-8")
+    (root / "docs" / "models" / "hostile.md").write_text(HOSTILE_CARD, encoding="utf-8")
     (root / "policies" / "waivers.yaml").write_text(WAIVERS, encoding="utf-8")
     (root / ".modelgate").mkdir()
     lines = [json.dumps(record) for record in LEDGER]
@@ -96,8 +128,9 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def built(repo: Path, tmp_path: Path) -> dict[str, Path]:
-    paths = catalog.build(repo, tmp_path / "site", today=TODAY)
-    return {path.name: path for path in paths}
+    site = tmp_path / "site"
+    paths = catalog.build(repo, site, today=TODAY)
+    return {path.relative_to(site).as_posix(): path for path in paths}
 
 
 def _replace_line(text: str, prefix: str, new: str) -> str:
@@ -173,6 +206,9 @@ def test_markdown_table(repo: Path, built: dict[str, Path]) -> None:
     assert iris["Engine"] == "mlserver 1.7.1"
     assert iris["Format"] == "sklearn"
     assert iris["Environments"] == "staging, production"
+    assert iris["License"] == "BSD-3-Clause"
+    assert iris["Model card"].startswith(f"docs/models/iris.md<br>{IRIS_SUMMARY}")
+    assert table["fraud-onnx"]["License"] == "LicenseRef-Proprietary"
     assert iris["Policy status"] == "clean"  # an expired waiver waives nothing
     assert iris["Waivers"] == f"MG-SEC-004 until {EXPIRED} (expired)"
     assert iris["Last deploy"] == "deployed 2026-02-20T09:15:00Z (staging)"
@@ -180,6 +216,7 @@ def test_markdown_table(repo: Path, built: dict[str, Path]) -> None:
     assert table["chat-assistant"]["Last deploy"] == "no record"
     hostile = table["hostile"]
     assert hostile["Policy status"] == "waived: MG-CMP-001"
+    assert hostile["License"] == "MIT OR Apache-2.0"  # normalised
     assert hostile["Waivers"] == f"MG-CMP-001 until {SOON} (expires soon)"
     assert "MG801" in markdown  # the expired waiver is itself a finding
 
@@ -206,10 +243,32 @@ def test_html_page(repo: Path, built: dict[str, Path]) -> None:
     assert '<span class="badge waived">waived MG-CMP-001</span>' in text
     assert '<span class="badge confidential">confidential</span>' in text  # fraud-onnx
     assert '<span class="badge pii">PII</span>' in text
-    assert '<a href="https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct"' in text
     assert '<a href="mailto:risk-ml-oncall@example.com"' in text
-    assert "BSD-3-Clause" in text
-    assert "docs/models/iris.md" in text
+    assert '<span class="license">BSD-3-Clause</span>' in text
+    assert '<span class="license">MIT OR Apache-2.0</span>' in text
+    assert (
+        '<a href="cards/iris.html" rel="noopener noreferrer">docs/models/iris.md</a>' in text
+    )  # the card's own page, published with the catalog
+    assert f'<p class="card-summary">{IRIS_SUMMARY}' in text
+    assert text.count('<p class="card-summary">') == len(_model_names(repo))
+    assert sorted(name for name in built if name.startswith("cards/")) == [
+        f"cards/{name}.html" for name in _model_names(repo)
+    ]
+
+
+def test_card_pages_show_the_card_as_text(built: dict[str, Path]) -> None:
+    iris = built["cards/iris.html"].read_text(encoding="utf-8")
+    page = _page(iris)
+    assert "<h2>Intended use</h2>" in iris and "<h2>Evaluation</h2>" in iris
+    assert "<code>sklearn.datasets.load_iris</code>" in iris
+    assert page.hrefs == ["../index.html"]
+    hostile = built["cards/hostile.html"].read_text(encoding="utf-8")
+    page = _page(hostile)
+    assert {"script", "img", "iframe", "b"} & page.tags == set()
+    assert page.hrefs == ["../index.html"] and page.sources == []
+    assert "&lt;img src=x onerror=alert(4)&gt;" in hostile
+    assert "[a link](javascript:alert(5))" in hostile  # a Markdown link stays text
+    assert "&lt;/pre&gt;&lt;script&gt;alert(6)&lt;/script&gt;" in hostile
 
 
 def test_html_escapes_untrusted_text(built: dict[str, Path]) -> None:
@@ -219,14 +278,17 @@ def test_html_escapes_untrusted_text(built: dict[str, Path]) -> None:
     assert "script" not in page.tags
     assert page.sources == []  # self-contained: no images, frames or scripts from anywhere
     assert "<link" not in text
-    assert not [href for href in page.hrefs if not href.startswith(("https://", "mailto:"))]
+    links = ("https://", "mailto:", "cards/")  # the web, mail, and the site's own card pages
+    assert not [href for href in page.hrefs if not href.startswith(links)]
     assert "javascript:alert(1)" in text  # shown as text, never as a link
+    assert "&lt;img src=x onerror=alert(4)&gt;" in text  # the hostile card's summary
 
 
 def test_output_is_deterministic(repo: Path, tmp_path: Path) -> None:
     first = catalog.build(repo, tmp_path / "one", today=TODAY)
     second = catalog.build(repo, tmp_path / "two", today=TODAY)
-    assert [path.name for path in first] == ["catalog.md", "index.html"]
+    assert [path.name for path in first][:2] == ["catalog.md", "index.html"]
+    assert len(first) == 2 + len(_model_names(repo))  # and one page per model card
     for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes()
         assert TODAY.isoformat() not in a.read_text(encoding="utf-8")
@@ -343,6 +405,14 @@ def test_browser_renders_the_catalog(repo: Path, built: dict[str, Path], chromiu
     assert "script" not in dom.tags
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dumped.stdout
     assert '<li class="soon"><b>MG-CMP-001</b>' in dumped.stdout
+    # what a compliance officer reads first: each card's summary and the normalised licence
+    assert f'<p class="card-summary">{IRIS_SUMMARY}' in dumped.stdout
+    assert dumped.stdout.count('class="card-summary"') == len(_model_names(repo))
+    for expression in ("BSD-3-Clause", "Apache-2.0", "LicenseRef-Proprietary", "MIT OR Apache-2.0"):
+        assert f'<span class="license">{expression}</span>' in dumped.stdout
+    card = chromium(built["cards/iris.html"], "--dump-dom")
+    assert _console_problems(card.stderr) == []
+    assert "<h2>Limitations</h2>" in card.stdout and IRIS_SUMMARY in card.stdout
 
     shot = tmp_path / "catalog.png"
     taken = chromium(page, f"--screenshot={shot}", "--window-size=1280,900")

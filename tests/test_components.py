@@ -68,6 +68,9 @@ def annotations(manifest: dict[str, Any]) -> dict[str, str]:
 
 
 PIPELINE = spec_line(RUNTIME + "  " + TRANSFORMER + "  " + EXPLAINER)
+# ModelMesh fetches the model into its runtime's pods, where nothing checks the pickle's
+# digest: production takes no such pickle by default (MG-SEC-009); these run in staging
+STAGING = {"environments: [staging, production]": "environments: [staging]"}
 
 
 def test_a_transformer_and_an_explainer_run_beside_the_predictor_on_the_specs_runtime(
@@ -181,7 +184,9 @@ def test_modelmesh_puts_the_model_in_a_multi_model_runtime(
     scaffold: Scaffold, crds: kube_schemas.Schemas
 ) -> None:
     runtime = spec_line(MULTI_MODEL_RUNTIME.replace("v1, v2", "grpc-v2, v2") + "    replicas: 3\n")
-    files = rendered(scaffold, "kserve-artifact", {**MODELMESH, **NO_SCALING, **runtime}, crds)
+    files = rendered(
+        scaffold, "kserve-artifact", {**MODELMESH, **NO_SCALING, **STAGING, **runtime}, crds
+    )
     isvc = files["inferenceservice.yaml"]
     assert annotations(isvc)["serving.kserve.io/deploymentMode"] == "ModelMesh"
     assert "networking.kserve.io/visibility" not in isvc["metadata"]["labels"]
@@ -393,6 +398,7 @@ def test_smoke_requests_reach_a_transformer_first(
         {
             **MODELMESH,
             **NO_SCALING,
+            **STAGING,
             **spec_line(MULTI_MODEL_RUNTIME.replace("v1, v2", "v2") + "    replicas: 2\n"),
         },
         crds,

@@ -21,7 +21,7 @@ EXPECTED: dict[str, list[str]] = json.loads((CORPUS / "EXPECTED.json").read_text
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("corpus") / "repo"
-    for part in ("policies", "templates"):
+    for part in ("policies", "templates", "docs/models"):
         shutil.copytree(PROJECT / part, base / part)
     (base / "models").mkdir()
     return base

@@ -26,7 +26,7 @@ import yaml
 
 from validator.deploy import environments
 
-from .conftest import PROJECT, Scaffold, run_cli
+from .conftest import PROJECT, Scaffold, run_cli, tree_sha256
 
 pytestmark = pytest.mark.engine
 
@@ -236,12 +236,20 @@ def _host(hexadecimal: str, size: int) -> str:
 
 
 def test_kserve_model_that_does_not_load_is_not_deployed(example) -> None:
+    """A folder with two models in it: KServe's model cannot choose, its load fails, and the
+    server exits before the model is ever ready."""
     iris = example("iris-kserve")
-    iris.edit("    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n", "")
-    iris.artifact.write_bytes(b"not a pickle")
+    folder = iris.artifact.parent
+    shutil.copyfile(iris.artifact, folder / "other.joblib")
+    iris.edit("artifact: models/artifacts/iris/model.joblib", "artifact: models/artifacts/iris")
+    iris.edit(
+        "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n",
+        f"    treeSha256: {tree_sha256(folder)}\n",
+    )
     code, out, err = iris.deploy()
     assert code == 1, out + err
     assert "MG501 model not deployed: the engine exited" in err
+    assert "expected one .joblib or .pkl file" in err
     assert "nothing left running" in err
     assert_torn_down(iris)
 

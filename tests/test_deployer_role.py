@@ -311,7 +311,7 @@ def test_a_deploy_without_the_role_fails_cleanly_and_with_it_reaches_readiness(
     server's reason and what to do (MG501) before the Role is applied; after, it applies and
     reads status until its readiness timeout (no controller runs here: MG502)."""
     root = tmp_path / "repo"
-    for folder in ("models", "templates", "policies"):
+    for folder in ("models", "templates", "policies", "docs/models"):
         shutil.copytree(PROJECT / folder, root / folder)
     values = root / "templates" / "values.yaml"
     # this cluster has no service mesh: declare none, and ask the spec for nothing of it

@@ -118,7 +118,9 @@ def test_deploy_smoke_status_history_and_catalog_mask(scaffold: Scaffold) -> Non
     assert_masked(history_json.out)
     catalog = run_cli("--root", root, "catalog", "--out", "site")
     assert catalog.code == 0, catalog.out + catalog.err
-    for page in (scaffold.root / "site").iterdir():
+    pages = [path for path in (scaffold.root / "site").rglob("*") if path.is_file()]
+    assert len(pages) == 3  # catalog.md, index.html, cards/iris.html
+    for page in pages:
         assert TOKEN not in page.read_text(), page.name
 
 

@@ -87,7 +87,7 @@ def test_health_paths_come_from_values_the_record_or_the_protocol() -> None:
 def clean_copy(tmp_path: Path) -> Path:
     """The project's specs, templates, policies and rendered/ (waivers aside)."""
     root = tmp_path / "repo"
-    for part in ("models", "templates", "policies", "rendered"):
+    for part in ("models", "templates", "policies", "rendered", "docs/models"):
         shutil.copytree(PROJECT / part, root / part, ignore=shutil.ignore_patterns("waivers.yaml"))
     return root
 

@@ -331,11 +331,14 @@ def test_an_inference_service_predictor_takes_scheduling_probes_shm_and_annotati
     }
     assert predictor["annotations"] == {"example.com/cost-center": "growth"}
     assert isvc["metadata"]["annotations"]["example.com/cost-center"] == "growth"
+    # beside /dev/shm, the volume the model is fetched into and its digest checked in before
+    # the runtime starts (the spec names its sha256; tests/test_provenance.py)
     assert predictor["volumes"] == [
-        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+        {"name": "kserve-provision-location", "emptyDir": {}},
     ]
-    # the runtime's container is merged with `model`: the mount and the probes go there
-    assert mounts_of(model) == {"shm": "/dev/shm"}
+    # the runtime's container is merged with `model`: the mounts and the probes go there
+    assert mounts_of(model) == {"shm": "/dev/shm", "kserve-provision-location": "/mnt/models"}
     assert model["readinessProbe"]["httpGet"] == {
         "path": "/v2/models/churn-kserve/ready",
         "port": 8080,

@@ -321,7 +321,9 @@ def test_an_artifact_symlink_out_of_the_repository_is_refused(scaffold: Scaffold
 
 
 IN_A_BUCKET = {
-    "artifact: models/artifacts/iris/model.joblib": "artifact: s3://models/iris/model.joblib"
+    "artifact: models/artifacts/iris/model.joblib": "artifact: s3://models/iris/model.joblib",
+    # a pickle from a store is never scanned: production takes none (MG-SEC-009)
+    "environments: [staging, production]": "environments: [staging]",
 }
 AN_IMAGE = {  # a model image serves itself: the docker engine
     "artifact: models/artifacts/iris/model.joblib": "image: registry.example.com/ml/iris@sha256:"

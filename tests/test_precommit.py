@@ -18,6 +18,7 @@ SCAFFOLD = (
     "templates",
     "policies",
     "rendered",
+    "docs/models",
     ".pre-commit-config.yaml",
     ".yamllint.yaml",
 )
@@ -120,3 +121,13 @@ def test_yaml_style_problems_are_blocked(repo: Path) -> None:
     edit(repo / "models/iris.yaml", "    pii: false", "    pii: no")
     code, output = commit(repo, "yes/no")
     assert code != 0 and "truthy value should be one of" in output
+
+
+def test_a_model_card_that_loses_a_section_is_blocked(repo: Path) -> None:
+    card = repo / "docs/models/iris.md"
+    text = card.read_text()
+    card.write_text(text[: text.index("## Evaluation")])
+    code, output = commit(repo, "shorter card")
+    assert code != 0
+    assert "MG-CMP-004 model card docs/models/iris.md has no text under Evaluation" in output
+    assert git(repo, "log", "--oneline").stdout.count("\n") == 1  # nothing was committed

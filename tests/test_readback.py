@@ -133,7 +133,7 @@ def test_numbers_are_written_so_both_yaml_versions_read_the_same_value(value: ob
 
 
 def test_an_edited_template_is_used_by_the_next_run_of_the_same_process(tmp_path: Path) -> None:
-    for part in ("models", "templates", "policies"):
+    for part in ("models", "templates", "policies", "docs/models"):
         shutil.copytree(PROJECT / part, tmp_path / part)
     documents = workspace.validate(workspace.discover(tmp_path, []), tmp_path).valid_documents()
     before = render.render_all(documents, tmp_path)

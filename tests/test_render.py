@@ -52,7 +52,7 @@ def rendered_tree(root: Path) -> dict[str, bytes]:
 
 def copy_project(tmp_path: Path) -> Path:
     copy = tmp_path / "repo"
-    for part in ("models", "templates", "policies", "rendered"):
+    for part in ("models", "templates", "policies", "rendered", "docs/models"):
         shutil.copytree(PROJECT / part, copy / part)
     return copy
 

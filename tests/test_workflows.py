@@ -469,29 +469,35 @@ def deploy() -> dict[str, Any]:
     return load(WORKFLOW_DIR / "deploy.yml")
 
 
+def deploy_jobs(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The jobs that deploy: one per environment, named after it."""
+    return {name: job for name, job in jobs(workflow).items() if "environment" in job}
+
+
 def test_pushes_to_main_deploy_to_staging_then_production(deploy: dict[str, Any]) -> None:
     assert triggers(deploy) == {"push": {"branches": ["main"]}}
+    assert list(deploy_jobs(deploy)) == ["staging", "production"]
     production = jobs(deploy)["production"]
     assert production["needs"] == "staging"
     assert production["environment"] == "production"
-    for name, job in jobs(deploy).items():
+    for name, job in deploy_jobs(deploy).items():
         step = job_step(job, 'deploy --changed-since "$LAST_GOOD"')
         assert f"--env {name}" in step["run"] and "--target local" in step["run"]
 
 
 def test_one_deploy_at_a_time_per_environment_never_cancelled(deploy: dict[str, Any]) -> None:
     groups = set()
-    for name, job in jobs(deploy).items():
+    for name, job in deploy_jobs(deploy).items():
         concurrency = job["concurrency"]
         assert name in concurrency["group"]
         assert concurrency["cancel-in-progress"] is False
         groups.add(concurrency["group"])
-    assert len(groups) == len(jobs(deploy))
+    assert len(groups) == len(deploy_jobs(deploy))
     assert (deploy.get("concurrency") or {}).get("cancel-in-progress") in (None, False)
 
 
 def test_the_ledger_is_recorded_whatever_happens(deploy: dict[str, Any]) -> None:
-    for job in jobs(deploy).values():
+    for job in deploy_jobs(deploy).values():
         upload = job_step(job, "actions/upload-artifact@")
         assert upload["if"] == "${{ always() }}"
         assert upload["with"]["path"] == ".modelgate/ledger.jsonl"
@@ -499,7 +505,7 @@ def test_the_ledger_is_recorded_whatever_happens(deploy: dict[str, Any]) -> None
 
 
 def test_a_failed_deploy_restores_the_last_good_state_and_fails(deploy: dict[str, Any]) -> None:
-    for name, job in jobs(deploy).items():
+    for name, job in deploy_jobs(deploy).items():
         job_steps = job["steps"]
         deployed = job_step(job, 'deploy --changed-since "$LAST_GOOD"')
         restore = job_step(job, "git checkout")
@@ -509,6 +515,23 @@ def test_a_failed_deploy_restores_the_last_good_state_and_fails(deploy: dict[str
         assert f"deploy --changed-since HEAD --target local --env {name}" in restore["run"]
         assert restore["run"].rstrip().endswith("exit 1")
         assert "::error" in restore["run"]
+
+
+def test_the_catalog_is_published_by_the_merge_workflow(deploy: dict[str, Any]) -> None:
+    """Product managers and compliance officers read the catalog without cloning: every merge
+    builds it and uploads it as an artifact and as a GitHub Pages artifact."""
+    job = jobs(deploy)["catalog"]
+    assert job["permissions"] == {"contents": "read"}
+    built = job_step(job, "modelgate catalog")
+    out = shlex.split(built["run"])[shlex.split(built["run"]).index("--out") + 1]
+    artifact = job_step(job, "actions/upload-artifact@")
+    assert artifact["with"]["path"] == out
+    assert artifact["with"]["if-no-files-found"] == "error"
+    pages = job_step(job, "actions/upload-pages-artifact@")
+    assert pages["with"]["path"] == out
+    job_steps = job["steps"]
+    assert job_steps.index(built) < job_steps.index(artifact) < job_steps.index(pages)
+    assert "needs" not in job  # a deploy waiting for approval does not hold the catalog back
 
 
 # --- the parsing above can tell good from bad ---------------------------------------------------

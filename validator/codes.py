@@ -67,6 +67,20 @@ _CODES: dict[str, tuple[str, str]] = {
         "runtime definition does not fit the model",
         "make spec.runtime serve the model's format and protocol, multi-model only in ModelMesh",
     ),
+    "MG240": (
+        "revision the source or engine cannot take",
+        "pin a Hugging Face artifact on an engine with a revision setting; pin others by digest",
+    ),
+    "MG241": (
+        "pickle-based artifact runs code when it loads",
+        "do not deploy it; re-export the model as safetensors or ONNX from a trusted source",
+    ),
+    "MG242": ("pickle-based artifact cannot be scanned", "save the model again in a plain form"),
+    "MG243": (
+        "license is not an SPDX expression",
+        "write SPDX ids joined by AND, OR and WITH, or LicenseRef-NAME",
+    ),
+    "MG244": ("digest nothing can check", "pin the artifact the way its source is pinned"),
     "MG301": ("two specs share a name", "give every model deployment its own name"),
     "MG401": ("template failed", "fix the template"),
     "MG402": ("no runtime for this engine and format", "set spec.engine.runtime"),

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .check import workspace
+from .check import pickles, workspace
+from .check.policy.checks import PICKLE_FORMATS
 from .engines import COMPONENTS, ENGINES, Engine
 from .render import templates
 
@@ -18,12 +19,15 @@ EXTENSIONS = {
     "lightgbm": "model.txt",
     "onnx": "model.onnx",
     "pytorch": "model.pt",
-    "tensorflow": "saved_model.tar.gz",
+    "tensorflow": "saved_model/",  # a folder: pods check its tree digest, never an archive's
+    "huggingface": "model/",  # a snapshot folder, where the engine cannot pin a Hub revision
     "gguf": "model.gguf",
     "custom": "model.bin",
 }
 PLACEHOLDER_SHA256 = "0" * 64
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+PLACEHOLDER_REVISION = "0" * 40
+CARD_DIR = Path("docs") / "models"
 # An image reference pinned by digest: what MG-SEC-001 requires of every image a spec names
 PINNED_IMAGE = re.compile(
     r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
@@ -67,18 +71,45 @@ def write_new(root: Path, name: str, text: str) -> Path:
     return path
 
 
+def new_card(root: Path, name: str) -> str:
+    """A model card with a TODO under each section the policy asks for (MG-CMP-004)."""
+    context = {"name": name, "sections": _card_sections(root)}
+    return templates.environment(root).get_template("new/modelcard.md.j2").render(context)
+
+
+def write_card(root: Path, name: str, text: str) -> Path | None:
+    """docs/models/NAME.md, unless a card is already there: None then."""
+    path = root / CARD_DIR / f"{name}.md"
+    if path.exists():
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _card_sections(root: Path) -> list[str]:
+    from .check import policy
+
+    rules, problems = policy.load_policy(root)
+    sections = [] if problems else rules.parameters.get("modelCardSections") or []
+    return [str(section) for section in sections]
+
+
 def _context(name: str, engine: str, model_format: str, owner: str, team: str) -> dict[str, Any]:
     record = ENGINES[engine]
     llm = record.llm
     image = record.image_only
-    artifact = (
-        f"hf://TODO-org/{name}"
-        if model_format == "huggingface"
-        else f"s3://model-artifacts/{name}/{EXTENSIONS.get(model_format, 'model.bin')}"
-    )
-    # served here: kept in the repository
-    if record.local and record.serves_locally(model_format) and model_format != "huggingface":
-        artifact = f"models/artifacts/{name}/{EXTENSIONS.get(model_format, 'model.bin')}"
+    file = EXTENSIONS.get(model_format, "model.bin")
+    hub = model_format == "huggingface" and bool(record.revision)  # pinned by revision
+    artifact = f"hf://TODO-org/{name}" if hub else f"s3://model-artifacts/{name}/{file}"
+    # kept in the repository: what the local target serves here, and pickle-based files,
+    # which validate scans there (MG241) and the policy takes from nowhere else (MG-SEC-009)
+    if model_format != "huggingface" and (
+        (record.local and record.serves_locally(model_format))
+        or model_format in PICKLE_FORMATS
+        or pickles.is_pickle_based(file)
+    ):
+        artifact = f"models/artifacts/{name}/{file}"
     return {
         "name": name,
         "owner": owner,
@@ -91,7 +122,9 @@ def _context(name: str, engine: str, model_format: str, owner: str, team: str) -
         "runtime": record.named_runtimes.get(model_format) or _custom_runtime(record, model_format),
         "image": f"registry.example.com/ml/{name}@{PLACEHOLDER_DIGEST}" if image else None,
         "artifact": artifact,
-        "sha256": None if artifact.startswith("hf://") else PLACEHOLDER_SHA256,
+        "digest_field": "treeSha256" if artifact.endswith("/") else "sha256",
+        "digest": None if hub else PLACEHOLDER_SHA256,
+        "revision": PLACEHOLDER_REVISION if hub else None,
         "signature": bool(record.model_config),
         "gpu": llm,
         "cpu": "4" if llm else "1",

@@ -13,7 +13,18 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from ..diagnostics import Diagnostic
-from ..engines import ARTIFACT, COMPONENTS, ENGINES, IMAGE, Engine, Mode, Scaling, engine_for
+from ..engines import (
+    ARTIFACT,
+    COMPONENTS,
+    ENGINES,
+    IMAGE,
+    Engine,
+    Mode,
+    Scaling,
+    digest_field,
+    engine_for,
+    verified_by_pod,
+)
 from .load import Document
 
 SCALE_TO_ZERO = "MG220"
@@ -28,6 +39,9 @@ HOST_ACCESS = "MG228"
 ACCELERATOR = "MG229"
 AUTOSCALER = "MG234"
 RUNTIME_FIT = "MG235"
+REVISION = "MG240"
+UNCHECKED_DIGEST = "MG244"
+ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")  # what storage initializers unpack
 
 JsonPath = list[str | int]
 
@@ -471,6 +485,84 @@ def host_access(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
             )
 
 
+# --- pins: what the spec's revision and digest can be checked against -----------------------
+
+
+def revision(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
+    """spec.model.revision names a commit of a Hugging Face repository: for an hf:// artifact
+    on an engine with a revision setting, and for nothing else."""
+    model = spec["model"]
+    if "revision" not in model:
+        return
+    where: JsonPath = ["spec", "model", "revision"]
+    artifact = model.get("artifact", "")
+    if not artifact.startswith("hf://"):
+        yield Refusal(
+            where,
+            REVISION,
+            "spec.model.revision has no effect: it names a commit of a Hugging Face repository "
+            f"(hf://), and {_pinned_by(model)}",
+            "remove spec.model.revision",
+        )
+    elif not engine.revision:
+        takers = [f"{name} ({other.revision})" for name, other in ENGINES.items() if other.revision]
+        yield Refusal(
+            where,
+            REVISION,
+            f"{engine.name} cannot pin a Hugging Face revision: "
+            + (
+                "the cluster's servers download the model themselves, with no revision setting"
+                if not engine.pod
+                else f"{engine.name} has no revision setting"
+            ),
+            "serve the model with an engine that takes one: " + ", ".join(takers),
+        )
+
+
+def _pinned_by(model: dict[str, Any]) -> str:
+    if "image" in model:
+        return "a model image is pinned by the digest in its reference"
+    artifact = model.get("artifact", "")
+    if artifact.startswith("oci://"):
+        return "an oci:// artifact is pinned by a digest in its reference (oci://...@sha256:...)"
+    if "://" in artifact:
+        return (
+            "an artifact in a store is pinned by its sha256 or treeSha256, which the pod "
+            "checks before the server starts"
+        )
+    return "a repository artifact is pinned by its sha256 or treeSha256"
+
+
+def unchecked_digest(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
+    """A digest nothing could check: of a Hugging Face snapshot (pinned by its revision; a
+    download adds its own metadata files beside the model's), of an oci:// artifact (its
+    reference carries the digest), or of an archive the storage initializer unpacks."""
+    model = spec["model"]
+    field = digest_field(model)
+    artifact = model.get("artifact", "")
+    if field is None or not artifact:
+        return
+    where: JsonPath = ["spec", "model", field]
+    if artifact.startswith(("hf://", "oci://")):
+        pin = "spec.model.revision" if artifact.startswith("hf://") else "a digest in the reference"
+        yield Refusal(
+            where,
+            UNCHECKED_DIGEST,
+            f"spec.model.{field} has no effect: nothing checks a digest of an "
+            f"{artifact.split('://')[0]}:// artifact, which {pin} pins",
+            f"remove spec.model.{field} and pin the artifact by {pin}",
+        )
+    elif verified_by_pod(spec) and artifact.lower().endswith(ARCHIVES):
+        yield Refusal(
+            where,
+            UNCHECKED_DIGEST,
+            f"the pod cannot check the {field} of {artifact}: {engine.name}'s storage "
+            "initializer unpacks archives, and the archive is gone when the check runs",
+            "store the model unpacked, as a folder, and name it by treeSha256 "
+            "(`modelgate hash FOLDER` prints the line)",
+        )
+
+
 def cache_volume(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
     if not engine.pod or engine.cache or "cache" not in spec.get("volumes", {}):
         return
@@ -514,6 +606,8 @@ RULES: tuple[Callable[[dict[str, Any], Engine], Iterator[Refusal]], ...] = (
     runtime_definition,
     pod_settings,
     host_access,
+    revision,
+    unchecked_digest,
     cache_volume,
     accelerator,
 )

@@ -16,7 +16,18 @@ from .. import parallel
 from ..codes import BUILTIN_RULES
 from ..diagnostics import Diagnostic, RuleInfo, error, has_errors
 from ..git import run_git
-from . import artifacts, capabilities, exposure, load, names, platform, pod, schema
+from . import (
+    artifacts,
+    capabilities,
+    exposure,
+    licenses,
+    load,
+    names,
+    pickles,
+    platform,
+    pod,
+    schema,
+)
 
 SPEC_DIR = "models"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -183,7 +194,10 @@ class _FileCheck:
             return document, problems, [], None
         problems.extend(capabilities.check(document))
         problems.extend(pod.check(document))
-        problems.extend(artifacts.check(document, self.root))
+        problems.extend(licenses.check(document))
+        changed = artifacts.check(document, self.root)
+        # a changed or unhashable artifact is not the one reviewed: nothing to scan in it
+        problems.extend(changed or pickles.check(document, self.root))
         if self.offered is not None:
             problems.extend(exposure.check(document, self.offered))
         findings = []

@@ -107,6 +107,15 @@ def _usage_problem(args: argparse.Namespace) -> str:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    """The first SIGINT or SIGTERM. Before anything can unwind: the signals that follow are
+    ignored and every running deploy is asked to stop. Done later, in an `except` block, a
+    second signal landing before the request was made (a few bytecodes, wider on a loaded
+    machine) unwound past it, and the workers waited out their readiness timeout."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from ..deploy import interrupt
+
+    interrupt.request()
     raise KeyboardInterrupt
 
 

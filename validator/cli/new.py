@@ -56,8 +56,9 @@ def run(args: argparse.Namespace, output: Output) -> int:
     except scaffold.ScaffoldError as exc:
         output.error(str(exc))
         return EXIT_USAGE
+    card = scaffold.write_card(root, args.name, scaffold.new_card(root, args.name))
+    written = f"{path.relative_to(root)}" + (f" and {card.relative_to(root)}" if card else "")
     output.line(
-        f"wrote {path.relative_to(root)}: fill in the TODOs, then `modelgate validate` and "
-        "`modelgate render`"
+        f"wrote {written}: fill in the TODOs, then `modelgate validate` and `modelgate render`"
     )
     return EXIT_OK

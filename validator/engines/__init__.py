@@ -78,6 +78,13 @@ ACCELERATORS: dict[str, Accelerator] = {
     "intel": Accelerator("gpu.intel.com/i915", "gpu.intel.com/product"),
 }
 EVERY_ACCELERATOR = tuple(ACCELERATORS)
+# How a pod gets an artifact from a store (spec.model.artifact, or the artifact store a
+# repository artifact is uploaded to): an init container (values.storageInitializer) fetches
+# it ALWAYS; for STORES only what is not on the Hugging Face Hub (hf://, which the server
+# downloads itself at spec.model.revision); TO_VERIFY only when the spec names a digest to
+# check (the cluster fetches it otherwise, KServe's own storage initializer). What is fetched
+# with a digest is checked by a second init container before the server starts.
+ALWAYS, STORES, TO_VERIFY = "always", "stores", "to-verify"
 COMPOSE_TEMPLATE = "docker/compose.yaml.j2"
 APPLICATIONSET_TEMPLATE = "argocd/applicationset.yaml.j2"
 ARTIFACT, IMAGE = "artifact", "image"  # how a model is packaged: spec.model.artifact or .image
@@ -187,8 +194,23 @@ class Engine:
     # a model configuration template (Triton's config.pbtxt): checked against its grammar and
     # given to the cluster templates as v.model_config; it needs the spec's tensor signature
     model_config: str = ""
-    # an init container fetches storageUri with values.storageInitializer (pinned like `image`)
-    storage_initializer: bool = False
+    # when an init container fetches the artifact with values.storageInitializer (pinned like
+    # `image`): ALWAYS, STORES or TO_VERIFY (see ALWAYS); "": never, the cluster does
+    fetch: str = ""
+    # the emptyDir the artifact is fetched into; where the server mounts it when that is not
+    # its `cache` volume (KServe's /mnt/models); and the folder in it the artifact goes to
+    # ({name} is the spec's name): a folder artifact goes into a folder of its own name there
+    # when `folder_by_name` (Triton's config.pbtxt names it)
+    model_volume: str = ""
+    model_mount: str = ""
+    model_dir: str = ""
+    folder_by_name: bool = False
+    # How the engine takes spec.model.revision, the commit of a Hugging Face repository: the
+    # flags each given it, the variable set to it, or the storage URI (hf://ORG/NAME:REVISION,
+    # KServe's storage initializer). None: validator/check/capabilities.py refuses the field.
+    revision_args: tuple[str, ...] = ()
+    revision_env: str = ""
+    revision_in_uri: bool = False
     runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> default runtime
     named_runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> what `new` names
     # runtime -> (liveness, readiness) paths, for runtimes that do not answer the engine's
@@ -264,6 +286,25 @@ class Engine:
         """spec.engine.version picks the image tag, or is checked against the policy's
         version allow-list; else the cluster's installation decides what runs."""
         return "{version}" in self.image or bool(self.versions)
+
+    @property
+    def revision(self) -> str:
+        """How it takes spec.model.revision, in words; "" when it cannot."""
+        if self.revision_args:
+            return " and ".join(self.revision_args)
+        if self.revision_env:
+            return f"the {self.revision_env} variable"
+        return "the storage URI, hf://ORG/NAME:REVISION" if self.revision_in_uri else ""
+
+    @property
+    def fetch_mount(self) -> str:
+        """Where the volume the model is fetched into is mounted."""
+        return self.model_mount or self.cache
+
+    @property
+    def storage_initializer(self) -> bool:
+        """Its pods may fetch their artifact with values.storageInitializer."""
+        return bool(self.fetch)
 
     @property
     def takes_signature(self) -> bool:
@@ -364,6 +405,30 @@ def _default_health(
         return live.format(name=name), ready.format(name=name)
     defaults = engine_values(values, engine.name)
     return defaults["live"], defaults["ready"]
+
+
+def fetched_by_pod(spec: Mapping[str, Any]) -> bool:
+    """The spec's cluster pod fetches its artifact with an init container before the server
+    starts (values.storageInitializer)."""
+    engine = engine_for(spec)
+    artifact = spec["model"].get("artifact")
+    if not artifact or not engine.fetch:
+        return False
+    if engine.fetch == STORES:
+        return not artifact.startswith("hf://")
+    if engine.fetch == TO_VERIFY:
+        return digest_field(spec["model"]) is not None
+    return True
+
+
+def verified_by_pod(spec: Mapping[str, Any]) -> bool:
+    """The spec's cluster pod checks the fetched artifact's digest before the server starts."""
+    return fetched_by_pod(spec) and digest_field(spec["model"]) is not None
+
+
+def digest_field(model: Mapping[str, Any]) -> str | None:
+    """sha256 (a file) or treeSha256 (a folder), whichever the spec names."""
+    return next((name for name in ("sha256", "treeSha256") if name in model), None)
 
 
 def accelerator_of(spec: Mapping[str, Any]) -> Accelerator:

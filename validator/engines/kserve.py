@@ -12,6 +12,7 @@ from . import (
     KEDA,
     KNATIVE,
     MESH,
+    TO_VERIFY,
     Engine,
     Mode,
     Scaling,
@@ -121,11 +122,23 @@ ENGINE = Engine(
                 "runtime_version": False,
                 "protocols": ("v2",),  # ModelMesh's gRPC inference API and its REST proxy
                 "exposure": BY_MODELMESH,  # behind the Service every ModelMesh model shares
+                # ModelMesh's puller fetches the model into the runtime's pods: no init
+                # container of the spec's, and no Hugging Face revision in a storage URI
+                "fetch": "",
+                "revision_in_uri": False,
                 "cluster": ("kserve/inferenceservice.yaml.j2", RUNTIME),
             },
         ),
     },
     packaging=(ARTIFACT, IMAGE),
+    # KServe's storage initializer fetches storageUri into /mnt/models. To check a digest
+    # before the runtime starts, the InferenceService names its own init container
+    # `storage-initializer` (KServe then injects none) and the check after it.
+    fetch=TO_VERIFY,
+    model_volume="kserve-provision-location",
+    model_mount="/mnt/models",
+    model_dir="/mnt/models",
+    revision_in_uri=True,
     runtime="a ServingRuntime of the cluster, or of spec.runtime",
     components=COMPONENTS,
     runtime_definition="a ServingRuntime",

@@ -1,6 +1,6 @@
 """llama.cpp: its OpenAI-compatible server on GGUF models, for CPUs and edge devices."""
 
-from . import WORKLOAD, Engine
+from . import ALWAYS, WORKLOAD, Engine
 
 ENGINE = Engine(
     name="llamacpp",
@@ -25,8 +25,11 @@ ENGINE = Engine(
     ),
     local_environments={"*": "llamacpp"},
     cluster=("llamacpp/deployment.yaml.j2", *WORKLOAD),
-    # the GGUF file is fetched from storageUri into /models before the server starts
-    storage_initializer=True,
+    # the storage initializer fetches the GGUF file into /models (its digest checked) before
+    # the server starts
+    fetch=ALWAYS,
+    model_volume="models",
+    model_dir="/models/{name}",
     cache="/models",
     accelerators=(),  # the server-bNNNN images are its CPU build
     # no API key: modelgate does not yet pass one to llama-server

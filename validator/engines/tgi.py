@@ -1,6 +1,6 @@
 """Text Generation Inference: Hugging Face's LLM server (a Deployment)."""
 
-from . import WORKLOAD, Engine
+from . import STORES, WORKLOAD, Engine
 
 ENGINE = Engine(
     name="tgi",
@@ -17,6 +17,12 @@ ENGINE = Engine(
     cache="/data",
     accelerators=("nvidia",),  # its image is a CUDA build
     cluster=("tgi/deployment.yaml.j2", *WORKLOAD),
+    # the launcher downloads hf:// models itself, at REVISION; an artifact from a store is
+    # fetched into the cache volume first and served from there
+    fetch=STORES,
+    model_volume="model-cache",
+    model_dir="/data/model",
+    revision_env="REVISION",  # the launcher's --revision; the tokenizer comes with the model
     # the root filesystem is read-only: weights go to the cache volume mounted at /data
     cluster_env={"HF_HOME": "/data", "USAGE_STATS": "off"},
     # the router checks `Authorization: Bearer KEY` on all but /health and /info, since

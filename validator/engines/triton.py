@@ -1,7 +1,17 @@
 """Triton Inference Server: a Deployment with its model repository in a ConfigMap, or a
 Seldon Core v2 Model on the cluster's Triton servers (deploymentMode: Seldon)."""
 
-from . import ARTIFACT, BY_SELDON, DEPLOYMENT, DEPLOYMENT_MODE, WORKLOAD, Engine, Mode, Scaling
+from . import (
+    ALWAYS,
+    ARTIFACT,
+    BY_SELDON,
+    DEPLOYMENT,
+    DEPLOYMENT_MODE,
+    WORKLOAD,
+    Engine,
+    Mode,
+    Scaling,
+)
 
 ENGINE = Engine(
     name="triton",
@@ -34,7 +44,11 @@ ENGINE = Engine(
     local_formats=("onnx",),
     cluster=("triton/deployment.yaml.j2", "triton/configmap.yaml.j2", *WORKLOAD),
     model_config="triton/config.pbtxt.j2",
-    storage_initializer=True,
+    fetch=ALWAYS,  # the storage initializer fills the model repository before Triton starts
+    model_volume="models",
+    model_dir="/models/{name}/1",
+    folder_by_name=True,
+    revision_in_uri=True,
     # No API key: Triton fences API groups behind a shared-secret header only through a beta
     # flag (--http-restricted-api) that carries the secret on its command line.
     batching=True,
@@ -57,7 +71,9 @@ ENGINE = Engine(
                 "image": "",
                 "versions": (),
                 "model_config": "",
-                "storage_initializer": False,
+                # the servers fetch the model: no init container, no revision in a storage URI
+                "fetch": "",
+                "revision_in_uri": False,
                 "batching": False,
                 "metrics_port": 0,
                 "packaging": (ARTIFACT,),

@@ -1,6 +1,6 @@
 """vLLM: an OpenAI-compatible server for large language models (a Deployment)."""
 
-from . import WORKLOAD, Engine
+from . import STORES, WORKLOAD, Engine
 
 ENGINE = Engine(
     name="vllm",
@@ -17,6 +17,13 @@ ENGINE = Engine(
     cache="/models-cache",
     accelerators=("nvidia",),  # its image is a CUDA build
     cluster=("vllm/deployment.yaml.j2", *WORKLOAD),
+    # it downloads hf:// models itself, at the revision given; an artifact from a store is
+    # fetched into the cache volume first and served from there
+    fetch=STORES,
+    model_volume="model-cache",
+    model_dir="/models-cache/model",
+    # the tokenizer is read from the same repository, at the same commit
+    revision_args=("--revision", "--tokenizer-revision"),
     # the root filesystem is read-only: weights and compiled kernels go to the cache volume
     cluster_env={
         "HF_HOME": "/models-cache/huggingface",

@@ -121,6 +121,7 @@ def load_values(root: Path) -> dict[str, Any]:
             "repoURL": "",
             "targetRevision": "main",
             "storageInitializer": "",
+            "artifactVerifier": "",
         }
     return document.data
 

@@ -1,8 +1,9 @@
 """Engine images pinned by digest: the `images` section of templates/values.yaml.
 
 Engine records name their images as REPOSITORY:TAG under values.imageMirror (vLLM's
-`vllm/vllm-openai:v{version}`), and values.storageInitializer names the image that fetches a
-model before Triton starts. A tag can be moved to other content at any time, so no engine image
+`vllm/vllm-openai:v{version}`), values.storageInitializer names the image that fetches a
+model before its server starts, and values.artifactVerifier the one that then checks its
+digest. A tag can be moved to other content at any time, so no engine image
 is rendered by tag: `images` maps each reference, exactly as the record names it, to the digest
 of what the mirror serves for it, and the rendered image is MIRROR/REPOSITORY:TAG@sha256:....
 A reference without a pin is refused where the spec chooses it (MG410).
@@ -25,11 +26,12 @@ import yaml
 from ..check import load
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
-from ..engines import ENGINES, Engine, engine_for, engine_values
+from ..engines import ENGINES, engine_for, engine_values, fetched_by_pod, verified_by_pod
 
 IMAGES = "images"
 MIRROR_KEY = "imageMirror"
 INITIALIZER_KEY = "storageInitializer"
+VERIFIER_KEY = "artifactVerifier"
 UNPINNED = "MG410"
 INVALID_PIN = "MG411"
 UNRESOLVED = "MG412"
@@ -91,12 +93,21 @@ def engine_reference(spec: Mapping[str, Any], values: Mapping[str, Any]) -> str 
     return _filled(pattern, spec["engine"].get("version") or _default_version(defaults))
 
 
-def storage_reference(engine: Engine, values: Mapping[str, Any]) -> str | None:
-    """The storage initializer image the engine's files run ("" when values names none), or
-    None for an engine that does not fetch its model with it."""
-    if not engine.storage_initializer:
+def storage_reference(spec: Mapping[str, Any], values: Mapping[str, Any]) -> str | None:
+    """The storage initializer image the spec's pod fetches its model with ("" when values
+    names none), or None when its pod fetches nothing itself."""
+    if not fetched_by_pod(spec):
         return None
     named = values.get(INITIALIZER_KEY)
+    return named if isinstance(named, str) else ""
+
+
+def verifier_reference(spec: Mapping[str, Any], values: Mapping[str, Any]) -> str | None:
+    """The image that checks the fetched model's digest before the server starts ("" when
+    values names none), or None when the spec's pod checks nothing."""
+    if not verified_by_pod(spec):
+        return None
+    named = values.get(VERIFIER_KEY)
     return named if isinstance(named, str) else ""
 
 
@@ -128,20 +139,24 @@ def unpinned(document: Document, values: Mapping[str, Any]) -> list[Diagnostic]:
                 "mirror (imageMirror) serves for it; or choose an engine version that is pinned",
             )
         )
-    initializer = storage_reference(engine, values)
-    if initializer is not None and initializer not in held:
-        found.append(
-            document.finding(
-                ["spec", "engine", "name"],
-                UNPINNED,
-                f"storage initializer image {initializer} has no digest pin in "
-                f"templates/values.yaml (images); run `{PIN_COMMAND}`"
-                if initializer
-                else f"engine {engine.name} fetches its model with values.storageInitializer, "
-                "which templates/values.yaml does not name",
-                f"`{PIN_COMMAND}` records the digest the mirror (imageMirror) serves for it",
+    helpers = (
+        ("storage initializer", INITIALIZER_KEY, storage_reference(spec, values), "fetches"),
+        ("artifact verifier", VERIFIER_KEY, verifier_reference(spec, values), "checks"),
+    )
+    for what, key, reference, does in helpers:
+        if reference is not None and reference not in held:
+            found.append(
+                document.finding(
+                    ["spec", "engine", "name"],
+                    UNPINNED,
+                    f"{what} image {reference} has no digest pin in templates/values.yaml "
+                    f"(images); run `{PIN_COMMAND}`"
+                    if reference
+                    else f"engine {engine.name} {does} its model with values.{key}, which "
+                    "templates/values.yaml does not name",
+                    f"`{PIN_COMMAND}` records the digest the mirror (imageMirror) serves for it",
+                )
             )
-        )
     return found
 
 
@@ -161,17 +176,22 @@ def check_values(document: Document) -> list[Diagnostic]:
                 "write e.g. `imageMirror: registry.example.com/mirror`",
             )
         )
-    initializer = data.get(INITIALIZER_KEY)
-    if initializer is not None and not _is_reference(initializer):
-        found.append(
-            document.finding(
-                [INITIALIZER_KEY],
-                INVALID_PIN,
-                f"storageInitializer {_shown(initializer)} is not an image REPOSITORY:TAG",
-                "write e.g. `storageInitializer: kserve/storage-initializer:v0.14.0` (under "
-                "imageMirror; its digest goes under `images`)",
+    examples = {
+        INITIALIZER_KEY: "kserve/storage-initializer:v0.14.0",
+        VERIFIER_KEY: "library/python:3.12-slim",
+    }
+    for key, example in examples.items():
+        named = data.get(key)
+        if named is not None and not _is_reference(named):
+            found.append(
+                document.finding(
+                    [key],
+                    INVALID_PIN,
+                    f"{key} {_shown(named)} is not an image REPOSITORY:TAG",
+                    f"write e.g. `{key}: {example}` (under imageMirror; its digest goes under "
+                    "`images`)",
+                )
             )
-        )
     section = data.get(IMAGES)
     if section is None:
         return found
@@ -219,16 +239,19 @@ def _pin_problems(document: Document, reference: str, digest: Any) -> list[Diagn
 
 def wanted(documents: Iterable[Document], values: Mapping[str, Any]) -> dict[str, list[str]]:
     """Every engine image the repository can render, sorted, with what needs each: every
-    engine's default version, every version a spec names, the storage initializer."""
+    engine's default version, every version a spec names, the storage initializer and the
+    artifact verifier of every engine whose pods fetch their model."""
     needed: dict[str, set[str]] = {}
+    helpers = ((INITIALIZER_KEY, "model download"), (VERIFIER_KEY, "model check before start"))
     for engine in ENGINES.values():
         defaults = engine_values(values, engine.name)
         if defaults.get("image"):
             reference = _filled(defaults["image"], _default_version(defaults))
             needed.setdefault(reference, set()).add(f"{engine.name} default version")
-        initializer = storage_reference(engine, values)
-        if initializer:
-            needed.setdefault(initializer, set()).add(f"{engine.name} model download")
+        for key, why in helpers:
+            named = values.get(key)
+            if engine.fetch and isinstance(named, str) and named:
+                needed.setdefault(named, set()).add(f"{engine.name} {why}")
     for document in documents:
         reference = engine_reference(document.data["spec"], values)
         if reference is not None:

@@ -24,16 +24,28 @@ from ..engines import (
     KNATIVE,
     Engine,
     accelerator_of,
+    digest_field,
     engine_for,
     engine_values,
+    fetched_by_pod,
     health_paths,
     runtime_for,
+    verified_by_pod,
 )
-from . import images
+from . import images, verify
 
 MANAGED_BY = "modelgate"
 DEFAULT_USER = 10001
 TRITON_TYPES = {"BYTES": "TYPE_STRING"}
+HF = "hf://"
+# what the init containers that fetch and check the model may use
+INIT_RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "256Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+# the init container that fetches the model: KServe injects none of its own into a pod that
+# already has one of this name
+FETCH_CONTAINER = "storage-initializer"
 
 
 def spec_hash(document: Document) -> str:
@@ -142,6 +154,7 @@ def cluster(
     # a Deployment's container names its port; an InferenceService's probes give the number
     probe_port = engine.port_name or port
     scheduling = spec.get("scheduling", {})
+    container_security = _container_security(spec.get("security", {}))
     return {
         **view,
         "environment": environment,
@@ -156,7 +169,9 @@ def cluster(
         "args": list(spec["engine"].get("args", [])),
         # the engine's own environment, then the spec's; the API key the engine checks
         # (auth.type apiKey) comes from auth.secretRef
-        "env": _cluster_env(engine, spec["engine"].get("env", [])) + exposed["env"],
+        "env": _cluster_env(engine, spec["engine"].get("env", []))
+        + _revision_env(engine, spec["model"])
+        + exposed["env"],
         "resources": _resources(spec),
         "node_selector": _node_selector(spec),
         # a transformer's or explainer's: the spec's own, without the GPU product (no GPUs)
@@ -188,19 +203,22 @@ def cluster(
         # a public InferenceService is reached through KServe's own gateway (NetworkPolicy)
         "public": spec.get("endpoint", {}).get("visibility") == "public",
         "pod_security": _pod_security(spec.get("security", {})),
-        "container_security": _container_security(spec.get("security", {})),
+        "container_security": container_security,
         "seldon_requirements": _seldon_requirements(engine, spec),
         "triton_platform": engine.platforms.get(spec["model"]["format"]),
         "max_batch_size": spec["engine"].get("maxBatchSize", 0),
         "triton_inputs": _triton_tensors(spec, "inputs"),
         "model_ref": _model_ref(document, values),
+        "revision_args": _revision_args(engine, spec["model"]),
         "model_file": _model_file(spec["model"]),
-        "model_dir": _model_dir(view["name"], spec["model"]),
+        # init containers that fetch the model and check its digest before the server starts
+        "init_containers": _init_containers(document, values, container_security),
+        "model_volume": engine.model_volume if fetched_by_pod(spec) else "",
+        "model_mount": engine.fetch_mount,
         "metrics_port": engine.metrics_port,
         "egress": _egress(spec, values),
         "cache_size": _volume(spec, "cache") or values.get("modelCacheSize", "20Gi"),
         "shm_size": _volume(spec, "shm"),
-        **_storage_initializer(engine, values),
         "triton_outputs": _triton_tensors(spec, "outputs"),
     }
 
@@ -399,8 +417,12 @@ def deployer(environment: str, kinds: set[tuple[str, str]], values: dict[str, An
 
 
 def storage_uri(document: Document, values: dict[str, Any]) -> str:
+    """Where a cluster fetches the artifact from. A Hugging Face repository at its revision is
+    hf://ORG/NAME:REVISION, as KServe's storage initializer takes it."""
     model = document.data["spec"]["model"]
     artifact = model.get("artifact", "")
+    if artifact.startswith(HF) and model.get("revision"):
+        return f"{artifact}:{model['revision']}"
     if not artifact or "://" in artifact:
         return artifact
     name = document.data["metadata"]["name"]
@@ -415,26 +437,90 @@ def _folder_end(model: dict[str, Any]) -> str:
     return "/" if "treeSha256" in model else ""
 
 
+def _fetch_dir(name: str, engine: Engine, model: dict[str, Any]) -> str:
+    """Where the storage initializer puts the artifact: a file into the engine's model
+    folder, a folder's contents into it (or into a folder of its name, `folder_by_name`)."""
+    folder = engine.model_dir.format(name=name)
+    return (
+        f"{folder}/{_model_file(model)}" if engine.folder_by_name and _folder_end(model) else folder
+    )
+
+
+def _fetched_path(name: str, engine: Engine, model: dict[str, Any]) -> str:
+    """The fetched artifact: the file, or the folder."""
+    folder = _fetch_dir(name, engine, model)
+    return folder if _folder_end(model) else f"{folder}/{_model_file(model)}"
+
+
 def _model_file(model: dict[str, Any]) -> str:
     """The name Triton loads in the version folder: the artifact's file or folder name."""
     return Path(model.get("artifact", "model")).name or "model"
 
 
-def _model_dir(name: str, model: dict[str, Any]) -> str:
-    """Where the storage initializer puts the artifact: a file into version folder 1, a
-    folder's contents into a folder of its name inside it (the name config.pbtxt loads)."""
-    version = f"/models/{name}/1"
-    return f"{version}/{_model_file(model)}" if _folder_end(model) else version
-
-
 def _model_ref(document: Document, values: dict[str, Any]) -> str:
-    """What an LLM server loads: a Hugging Face id for hf:// artifacts, else the storage URI."""
-    artifact = document.data["spec"]["model"].get("artifact", "")
-    return (
-        artifact.removeprefix("hf://")
-        if artifact.startswith("hf://")
-        else storage_uri(document, values)
-    )
+    """What an LLM server loads: a Hugging Face id for hf:// artifacts (it downloads them at
+    spec.model.revision), else where its init container fetched the artifact to."""
+    spec = document.data["spec"]
+    artifact = spec["model"].get("artifact", "")
+    if artifact.startswith(HF):
+        return artifact.removeprefix(HF)
+    if fetched_by_pod(spec):
+        return _fetched_path(document.data["metadata"]["name"], engine_for(spec), spec["model"])
+    return storage_uri(document, values)
+
+
+def _revision_env(engine: Engine, model: dict[str, Any]) -> list[dict[str, Any]]:
+    """The variable through which the engine takes the Hugging Face revision (TGI)."""
+    if engine.revision_env and model.get("revision"):
+        return [{"name": engine.revision_env, "value": model["revision"]}]
+    return []
+
+
+def _revision_args(engine: Engine, model: dict[str, Any]) -> list[str]:
+    """The flags through which the engine takes the Hugging Face revision (vLLM)."""
+    revision = model.get("revision")
+    return [part for flag in engine.revision_args for part in (flag, revision)] if revision else []
+
+
+def _init_containers(
+    document: Document, values: dict[str, Any], security: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The pod's init containers: the storage initializer that fetches the artifact, then
+    the check of its digest (verify.py), where the spec's pod fetches it itself."""
+    spec = document.data["spec"]
+    if not fetched_by_pod(spec):
+        return []
+    name = document.data["metadata"]["name"]
+    engine = engine_for(spec)
+    model = spec["model"]
+    mount = {"name": engine.model_volume, "mountPath": engine.fetch_mount}
+    fetch = {
+        "name": FETCH_CONTAINER,
+        "image": _helper_image(values, images.storage_reference(spec, values)),
+        "args": [storage_uri(document, values), _fetch_dir(name, engine, model)],
+        "resources": INIT_RESOURCES,
+        "securityContext": security,
+        "volumeMounts": [mount],
+    }
+    if not verified_by_pod(spec):
+        return [fetch]
+    field = digest_field(model) or ""
+    check = {
+        "name": verify.CONTAINER_NAME,
+        "image": _helper_image(values, images.verifier_reference(spec, values)),
+        "command": verify.command(),
+        "args": [field, model[field], _fetched_path(name, engine, model)],
+        "resources": INIT_RESOURCES,
+        "securityContext": security,
+        "volumeMounts": [{**mount, "readOnly": True}],
+    }
+    return [fetch, check]
+
+
+def _helper_image(values: dict[str, Any], reference: str | None) -> str:
+    """An init container's image, pinned by digest. Render refuses a reference without a pin
+    (MG410) before any template sees it."""
+    return images.rendered_image(values, reference or "")
 
 
 def _image(spec: dict[str, Any], values: dict[str, Any]) -> str:
@@ -445,13 +531,6 @@ def _image(spec: dict[str, Any], values: dict[str, Any]) -> str:
         return spec["model"]["image"]
     reference = images.engine_reference(spec, values)
     return images.rendered_image(values, reference) if reference else ""
-
-
-def _storage_initializer(engine: Engine, values: dict[str, Any]) -> dict[str, str]:
-    """Only for the engines whose record says they fetch their model with it: a template of
-    another engine that used it would fail (StrictUndefined) instead of running it unpinned."""
-    reference = images.storage_reference(engine, values)
-    return {"storage_initializer": images.rendered_image(values, reference)} if reference else {}
 
 
 def _cluster_env(engine: Engine, variables: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,9 +2,13 @@
 
 `build` writes catalog.md (a Markdown table for the repository) and index.html (a static,
 self-contained page for product managers and compliance officers) through the Jinja2
-templates in templates/catalog/. Every spec value is untrusted: the HTML template escapes
-it (autoescape), the Markdown template escapes every expression it prints (`finalize`).
-The output depends only on the repository, the ledger and `today`, never on the clock.
+templates in templates/catalog/, and cards/NAME.html for every model card kept in the
+repository, so that the site stands on its own (the merge workflow publishes it; GitHub Pages
+can serve it as it is). Licences are shown as normalised SPDX expressions, model cards by
+their summary, with a link to the card. Every spec and card value is untrusted: the HTML
+templates escape it (autoescape), the Markdown template escapes every expression it prints
+(`finalize`). The output depends only on the repository, the ledger and `today`, never on
+the clock.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import ledger
-from ..check import load, policy, workspace
+from ..check import licenses, load, model_cards, policy, workspace
 from ..check.policy import waivers
 from ..diagnostics import Diagnostic, Severity
 from ..secrets import mask
@@ -25,6 +29,8 @@ from ..secrets import mask
 TEMPLATE_DIR = Path("templates") / "catalog"
 MARKDOWN_FILE = "catalog.md"
 HTML_FILE = "index.html"
+CARD_TEMPLATE = "card.html"
+CARD_DIR = "cards"
 SOON_DAYS = 30
 
 _SCALARS = (str, int, float)
@@ -114,9 +120,11 @@ class Entry:
     environments: tuple[str, ...]
     classification: str
     pii: str  # yes, no or "" (not stated)
-    license: str
+    license: str  # the normalised SPDX expression, or the text as written when it is none
     model_card: str
     model_card_href: str
+    model_card_summary: str
+    card: model_cards.Card | None  # a card kept in the repository, when it can be read
     status: Status
     waivers: tuple[WaiverEntry, ...]
     deploy: Deploy | None
@@ -141,13 +149,18 @@ def build(root: Path, out_dir: Path, today: dt.date | None = None) -> list[Path]
     """Write catalog.md and index.html into out_dir; return their paths."""
     catalog = collect(root, today or dt.date.today())
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in render(catalog, root / TEMPLATE_DIR).items():
-        path = out_dir / name
-        # the catalog quotes spec values and findings, as every output does: masked
-        path.write_text(mask(text), encoding="utf-8", newline="\n")
-        written.append(path)
-    return written
+    return [
+        _write_page(out_dir, name, text)
+        for name, text in render(catalog, root / TEMPLATE_DIR).items()
+    ]
+
+
+def _write_page(out_dir: Path, name: str, text: str) -> Path:
+    path = out_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # the catalog quotes spec values and findings, as every output does: masked
+    path.write_text(mask(text), encoding="utf-8", newline="\n")
+    return path
 
 
 def collect(root: Path, today: dt.date) -> Catalog:
@@ -156,7 +169,7 @@ def collect(root: Path, today: dt.date) -> Catalog:
     found, _ = waivers.load_waivers(root)  # a broken waivers file is among the findings
     deploys = last_deploys(root)
     entries = sorted(
-        (_entry(doc, result.diagnostics, found, deploys, today) for doc in result.documents),
+        (_entry(doc, result.diagnostics, found, deploys, today, root) for doc in result.documents),
         key=lambda entry: (entry.name, entry.path),
     )
     catalogued = {doc.path for doc in result.documents}
@@ -165,16 +178,59 @@ def collect(root: Path, today: dt.date) -> Catalog:
 
 
 def render(catalog: Catalog, template_dir: Path) -> dict[str, str]:
-    """File name -> text, for every output file (templates/catalog/NAME.j2)."""
+    """File name -> text, for every output file (templates/catalog/NAME.j2), and
+    cards/NAME.html for each model card kept in the repository."""
     if not template_dir.is_dir():
         raise FileNotFoundError(f"catalog templates not found: {template_dir}")
-    context = {"catalog": catalog, "soon_days": SOON_DAYS}
-    return {
+    context = {"catalog": catalog, "soon_days": SOON_DAYS, "segments": segments}
+    pages = {
         name: _environment(template_dir, html=name == HTML_FILE)
         .get_template(name + ".j2")
         .render(context)
         for name in (MARKDOWN_FILE, HTML_FILE)
     }
+    card_page = _environment(template_dir, html=True).get_template(CARD_TEMPLATE + ".j2")
+    for entry in catalog.entries:
+        if entry.card is not None:
+            sections = card_sections(entry.card)
+            pages[card_href(entry.name)] = card_page.render(
+                entry=entry, sections=sections, segments=segments
+            )
+    return pages
+
+
+def card_href(name: str) -> str:
+    """Where the catalog site keeps the page of a spec's model card."""
+    return f"{CARD_DIR}/{name}.html"
+
+
+Segments = list[tuple[bool, str]]  # (is code, text): a text with its `code spans`
+
+
+def card_sections(card: model_cards.Card) -> list[tuple[str, int, Any]]:
+    """The card's blocks for the page, as (kind, heading level, content): a heading,
+    paragraph or quote has Segments, a list a list of Segments, code its text; consecutive
+    list items form one list."""
+    found: list[tuple[str, int, Any]] = []
+    for block in card.blocks:
+        if block.kind == "item":
+            if found and found[-1][0] == "list":
+                found[-1][2].append(segments(block.text))
+            else:
+                found.append(("list", 0, [segments(block.text)]))
+        elif block.kind == "code":
+            found.append(("code", 0, block.text))
+        else:
+            found.append((block.kind, block.level, segments(block.text)))
+    return found
+
+
+def segments(text: str) -> Segments:
+    """`text` split at its backquotes: what is between a pair is code."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an unmatched backquote stays a backquote
+        parts[-2:] = [parts[-2] + "`" + parts[-1]]
+    return [(index % 2 == 1, part) for index, part in enumerate(parts) if part]
 
 
 def markdown_cell(value: Any) -> str:
@@ -218,11 +274,13 @@ def _entry(
     found: Iterable[waivers.Waiver],
     deploys: dict[str, Deploy],
     today: dt.date,
+    root: Path,
 ) -> Entry:
     data = document.data
     name = _text(data, "metadata", "name") or Path(document.path).stem
     contact = _text(data, "metadata", "contact")
     card = _text(data, "spec", "compliance", "modelCard")
+    kept = _card(root, card)
     return Entry(
         name=name,
         path=document.path,
@@ -238,13 +296,30 @@ def _entry(
         environments=_texts(_get(data, "spec", "environments")),
         classification=_text(data, "spec", "compliance", "dataClassification"),
         pii=_yes_no(_get(data, "spec", "compliance", "pii")),
-        license=_text(data, "spec", "compliance", "license"),
+        license=_license(_text(data, "spec", "compliance", "license")),
         model_card=card,
-        model_card_href=card if _WEB.match(card) else "",
+        model_card_href=card_href(name) if kept else card if _WEB.match(card) else "",
+        model_card_summary=kept.summary if kept else "",
+        card=kept,
         status=_status(d for d in diagnostics if d.path == document.path),
         waivers=tuple(_waiver(w, today) for w in _sorted_waivers(found) if w.spec == name),
         deploy=deploys.get(name),
     )
+
+
+def _card(root: Path, reference: str) -> model_cards.Card | None:
+    """The model card kept in the repository at `reference`; None for a URL, or a card that
+    cannot be read (MG-CMP-004 is among the spec's findings then)."""
+    if not reference or not model_cards.in_repository(reference):
+        return None
+    try:
+        return model_cards.read(root, reference)
+    except model_cards.Unreadable:
+        return None
+
+
+def _license(text: str) -> str:
+    return licenses.normalised(text) if text else ""
 
 
 def _status(diagnostics: Iterable[Diagnostic]) -> Status:

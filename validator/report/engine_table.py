@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from ..engines import COMPONENTS, ENGINES, Engine, Mode, Scaling
+from ..engines import ALWAYS, COMPONENTS, ENGINES, STORES, TO_VERIFY, Engine, Mode, Scaling
 
 
 def markdown_table() -> str:
@@ -134,7 +134,25 @@ CAPABILITIES: tuple[tuple[str, Cell], ...] = (
         lambda e, m: ", ".join(e.accelerators) if e.pod else "no",
     ),
     ("`security.hostNetwork`, `.hostPorts`, `.hostPaths` (MG228)", lambda e, m: "no"),
+    ("`model.revision` of an hf:// artifact (MG240)", lambda e, m: e.revision or "no"),
+    (
+        "`model.sha256` / `.treeSha256` checked in the pod before the server starts",
+        lambda e, m: _checked_in_pod(e),
+    ),
 )
+
+
+def _checked_in_pod(engine: Engine) -> str:
+    """Where the engine's pods check the artifact's digest (validator/render/verify.py)."""
+    if engine.fetch == ALWAYS:
+        return "yes"
+    if engine.fetch == STORES:
+        return "yes, for artifacts from a store"
+    if engine.fetch == TO_VERIFY:
+        return "yes: its own storage initializer then fetches the model"
+    if not engine.pod:
+        return "no: the cluster's servers fetch the model"
+    return "no: the model image is pinned by digest" if engine.image_only else "no"
 
 
 def capability_table() -> str:

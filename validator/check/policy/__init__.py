@@ -41,7 +41,7 @@ def evaluate_spec(
     document: Document, policy: Policy, root: Path, environment: str | None = None
 ) -> list[Diagnostic]:
     """The rules that look at one spec alone (all but the cross-file ones)."""
-    context = Context(root, policy.parameters)
+    context = _context(root, policy, document, environment)
     findings = []
     for rule in policy.rules:
         if rule.check in REPOSITORY_CHECKS:
@@ -129,7 +129,6 @@ def evaluate_rule(
     environment: str | None = None,
     peers: Sequence[Document] = (),
 ) -> list[Diagnostic]:
-    context = Context(root, policy.parameters)
     applicable = []
     checked = list(documents) + (list(peers) if rule.check in REPOSITORY_CHECKS else [])
     mine = {id(doc) for doc in documents}
@@ -141,15 +140,23 @@ def evaluate_rule(
     if rule.check in REPOSITORY_CHECKS:
         severities = {id(doc): severity for doc, severity in applicable}
         for document, path, message in REPOSITORY_CHECKS[rule.check](
-            [doc for doc, _ in applicable], context
+            [doc for doc, _ in applicable], Context(root, policy.parameters)
         ):
             if id(document) in mine:
                 findings.append(_finding(rule, document, severities[id(document)], path, message))
         return findings
     for document, severity in applicable:
+        context = _context(root, policy, document, environment)
         for path, message in _spec_findings(rule, document, context):
             findings.append(_finding(rule, document, severity, path, message))
     return findings
+
+
+def _context(root: Path, policy: Policy, document: Document, environment: str | None) -> Context:
+    """What a check sees of the repository and the policy, and the environments the spec is
+    judged for: the one validated, else every environment it deploys to."""
+    environments = [environment] if environment else document.data["spec"]["environments"]
+    return Context(root, policy.parameters, tuple(environments))
 
 
 def _severity(rule: Rule, document: Document, environment: str | None) -> Severity | None:

@@ -16,10 +16,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ... import targets
-from ...engines import engine_for
+from ...engines import engine_for, verified_by_pod
 from ...secrets import TOKEN_START, find_secret
+from .. import licenses, model_cards, pickles
 from ..load import Document, Key
 from ..schema import dotted
+from .rules import OTHER_ENVIRONMENTS
 
 JsonPath = list[str | int]
 SpecFinding = tuple[JsonPath, str]
@@ -30,6 +32,16 @@ RepositoryFinding = tuple[Document, JsonPath, str]
 class Context:
     root: Path
     parameters: dict[str, Any]
+    # the environments the spec is judged for (validate --env, else the spec's own); what
+    # per-environment parameters (licenses, pickleArtifacts) are looked up by
+    environments: tuple[str, ...] = ()
+
+    def per_environment(self, name: str) -> dict[str, Any]:
+        """Parameter `name`'s value for each environment judged: its own entry, else the
+        entry `*` (every environment not named); environments with neither are left out."""
+        table = self.parameters.get(name) or {}
+        chosen = {env: table.get(env, table.get(OTHER_ENVIRONMENTS)) for env in self.environments}
+        return {env: value for env, value in chosen.items() if value is not None}
 
 
 SpecCheck = Callable[[Document, Context], Iterator[SpecFinding]]
@@ -118,6 +130,114 @@ def engine_supports_format(document: Document, context: Context) -> Iterator[Spe
         yield where, f"{engine} version {version or '(unset)'} is not one of {', '.join(patterns)}"
 
 
+def model_card_complete(document: Document, context: Context) -> Iterator[SpecFinding]:
+    """A model card named by a repository path exists, and has text under each section the
+    policy parameter modelCardSections names. A URL is not fetched."""
+    reference = document.data["spec"].get("compliance", {}).get("modelCard")
+    if not reference or not model_cards.in_repository(reference):
+        return
+    where: JsonPath = ["spec", "compliance", "modelCard"]
+    try:
+        card = model_cards.read(context.root, reference)
+    except model_cards.Unreadable as exc:
+        yield where, f"model card {exc}"
+        return
+    missing = card.missing(list(context.parameters.get("modelCardSections") or []))
+    if missing:
+        yield where, f"model card {reference} has no text under {', '.join(missing)}"
+
+
+def license_allowed(document: Document, context: Context) -> Iterator[SpecFinding]:
+    """The licence expression can be met, in every environment judged, with licences the
+    policy parameter `licenses` allows there: none its `deny` patterns match and, where it
+    has an `allow` list, only licences that list matches. A text that is no SPDX expression
+    is MG243's finding."""
+    text = document.data["spec"].get("compliance", {}).get("license")
+    if text is None:
+        return
+    try:
+        parsed = licenses.parse(text)
+    except licenses.NotSpdx:
+        return
+    refused = [
+        f"{why} in {env}"
+        for env, lists in context.per_environment("licenses").items()
+        if (why := _license_refusal(parsed, lists))
+    ]
+    if refused:
+        yield (
+            ["spec", "compliance", "license"],
+            f"license {parsed.expression} is not allowed: {'; '.join(refused)} "
+            "(policy parameter licenses)",
+        )
+
+
+def _license_refusal(parsed: licenses.License, lists: dict[str, Any]) -> str:
+    """Why no choice of `parsed` is allowed by `lists` ({deny, allow}); "" when one is."""
+    deny, allow = list(lists.get("deny") or []), lists.get("allow")
+    reasons = []
+    for choice in parsed.choices:
+        denied = [i for i in choice if _matches(i, deny)]
+        unlisted = [i for i in choice if allow is not None and not _matches(i, list(allow))]
+        if not denied and not unlisted:
+            return ""
+        reasons.append(
+            f"{', '.join(denied)} denied" if denied else f"{', '.join(unlisted)} not allowed"
+        )
+    return " or ".join(dict.fromkeys(reasons))
+
+
+def _matches(license_id: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(license_id.lower(), str(p).lower()) for p in patterns)
+
+
+PICKLE_FORMATS = ("sklearn", "pytorch")
+ALLOWED, CHECKED, SCANNED, FORBIDDEN = "allowed", "checked", "scanned", "forbidden"
+
+
+def pickle_artifacts_allowed(document: Document, context: Context) -> Iterator[SpecFinding]:
+    """A pickle-based artifact (format sklearn or pytorch, or a pickle file) only where the
+    policy parameter pickleArtifacts allows it: everywhere (allowed); in the repository, which
+    validate scans, or from a store when the pod checks its digest before the server starts
+    (checked); only in the repository (scanned); or nowhere (forbidden)."""
+    spec = document.data["spec"]
+    artifact = spec["model"].get("artifact")
+    if not artifact or not _pickle_based(spec["model"], artifact, context.root):
+        return
+    remote = "://" in artifact
+    checked = verified_by_pod(spec)
+    rules = context.per_environment("pickleArtifacts")
+    refused = [
+        env
+        for env, rule in rules.items()
+        if rule == FORBIDDEN
+        or (rule == SCANNED and remote)
+        or (rule == CHECKED and remote and not checked)
+    ]
+    if not refused:
+        return
+    if all(rules[env] == FORBIDDEN for env in refused) or not remote:
+        kind = "a pickle-based artifact"
+    elif all(rules[env] == CHECKED for env in refused):
+        kind = (
+            "a pickle-based artifact from a store, never scanned, whose digest its pod does "
+            "not check before the server starts,"
+        )
+    else:
+        kind = "a pickle-based artifact from outside the repository, which is never scanned,"
+    yield (
+        ["spec", "model", "artifact"],
+        f"{artifact} is {kind} and is not allowed in {', '.join(refused)} "
+        "(policy parameter pickleArtifacts)",
+    )
+
+
+def _pickle_based(model: dict[str, Any], artifact: str, root: Path) -> bool:
+    if model["format"] in PICKLE_FORMATS or pickles.is_pickle_based(artifact.rstrip("/")):
+        return True
+    return "://" not in artifact and bool(pickles.pickle_files(root / artifact))
+
+
 def unique_endpoints(documents: list[Document], context: Context) -> Iterator[RepositoryFinding]:
     """A host name is one route wherever the specs run, so hosts are unique in the repository.
     Ports collide only where specs share a machine: the local and docker targets run here and
@@ -180,6 +300,9 @@ SPEC_CHECKS: dict[str, SpecCheck] = {
     "no_inline_secrets": no_inline_secrets,
     "scaling_bounds": scaling_bounds,
     "engine_supports_format": engine_supports_format,
+    "model_card_complete": model_card_complete,
+    "license_allowed": license_allowed,
+    "pickle_artifacts_allowed": pickle_artifacts_allowed,
 }
 REPOSITORY_CHECKS: dict[str, RepositoryCheck] = {
     "unique_endpoints": unique_endpoints,
