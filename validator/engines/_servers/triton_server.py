@@ -97,7 +97,6 @@ def main(argv: list[str]) -> int:
         "--allow-vertex-ai=false",
         "--log-verbose=0",
     ]
-    sys.stdout.flush()
     os.execve(binary, arguments, environment())
     return 1  # not reached
 
