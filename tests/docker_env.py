@@ -234,14 +234,22 @@ def _ensure_base_image(env: dict) -> None:
         raise Unavailable(f"docker import failed: {done.stderr.decode()[-300:]}")
 
 
-def _ensure_model_image(env: dict) -> str:
-    context = CACHE / "iris-context"
-    _prepare_context(context)
+MODEL_CONTEXT = CACHE / "iris-context"
+
+
+def model_tag(context: Path = MODEL_CONTEXT) -> str:
+    """The iris image's tag: a digest of its build context (the same context, the same tag)."""
     digest = hashlib.sha256()
     for path in sorted(p for p in context.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(context)).encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
-    tag = f"{MODEL_REPOSITORY}:{digest.hexdigest()[:16]}"
+    return digest.hexdigest()[:16]
+
+
+def _ensure_model_image(env: dict) -> str:
+    context = MODEL_CONTEXT
+    _prepare_context(context)
+    tag = f"{MODEL_REPOSITORY}:{model_tag(context)}"
     if (
         subprocess.run(
             ["docker", "image", "inspect", tag], env=env, capture_output=True, check=False

@@ -18,7 +18,7 @@ Binaries are cached under CACHE/kube/ keyed by version and go.sum; the Go module
 caches under CACHE/go/. What it starts it stops, by PID; a run that was killed leaves a run
 folder whose owner is gone, and the next run stops what it started and removes it.
 
-    python -m tests.kube_env pin kubernetes v1.37.2   # rewrite tests/kube/apiserver/go.mod
+    python -m tests.kube_env pin kubernetes v1.37.2   # rewrite tests/kube/{apiserver,node}/go.mod
     python -m tests.kube_env pin etcd v3.7.3          # rewrite tests/kube/etcd/go.mod
     python -m tests.kube_env build                    # build (or find) the binaries
 """
@@ -141,6 +141,16 @@ APISERVER = Build(
     },
 )
 ETCD = Build("etcd", "go.etcd.io/etcd/server/v3", {"etcd": "go.etcd.io/etcd/server/v3"})
+# A node beside the API server, for tests/kube_node.py (only built when a test asks for one).
+NODE = Build(
+    "node",
+    "k8s.io/kubernetes",
+    {
+        "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+        "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+        "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+    },
+)
 
 
 def required_version(gomod: str, module: str) -> str:
@@ -291,21 +301,23 @@ def upstream_gomod(module: str, version: str) -> str:
     return Path(info["GoMod"]).read_text()
 
 
-def apiserver_gomod(version: str, kubernetes_gomod: str) -> str:
+def apiserver_gomod(version: str, kubernetes_gomod: str, build: Build = APISERVER) -> str:
+    """The go.mod of a build from k8s.io/kubernetes (kube-apiserver and kubectl by default)."""
     staging = "v0." + version.removeprefix("v1.")  # v1.37.2 -> v0.37.2
     go = re.search(r"^go (\S+)$", kubernetes_gomod, re.MULTILINE)
     godebug = re.search(r"^godebug (.+)$", kubernetes_gomod, re.MULTILINE)
+    what = {APISERVER.folder: "The kube-apiserver and kubectl the tests run (tests/kube_env.py)."}
     lines = [
-        "// The kube-apiserver and kubectl the tests run (tests/kube_env.py).",
+        "// " + what.get(build.folder, "The node programs tests/kube_node.py runs."),
         f"// Written by `python -m tests.kube_env pin kubernetes {version}`: do not edit.",
-        "module modelgate.test/kube/apiserver",
+        f"module modelgate.test/kube/{build.folder}",
         "",
         f"go {go.group(1) if go else '1.26.0'}",
         "",
     ]
     if godebug:  # build with the GODEBUG defaults upstream's binaries have
         lines += [f"godebug {godebug.group(1)}", ""]
-    lines += ["tool (", *(f"\t{p}" for p in APISERVER.programs.values()), ")", ""]
+    lines += ["tool (", *(f"\t{p}" for p in build.programs.values()), ")", ""]
     lines += [f"require k8s.io/kubernetes {version}", "", "replace ("]
     lines += [f"\t{m} => {m} {staging}" for m in staging_modules(kubernetes_gomod)]
     return "\n".join([*lines, ")", ""])
@@ -331,16 +343,19 @@ def etcd_gomod(version: str) -> str:
 def pin(what: str, version: str) -> Path:
     """Rewrite tests/kube/FOLDER/go.mod for a new version and resolve its go.sum."""
     if what == "kubernetes":
-        build, text = APISERVER, apiserver_gomod(version, upstream_gomod(APISERVER.module, version))
+        upstream = upstream_gomod(APISERVER.module, version)
+        builds = [(b, apiserver_gomod(version, upstream, b)) for b in (APISERVER, NODE)]
     elif what == "etcd":
-        build, text = ETCD, etcd_gomod(version)
+        builds = [(ETCD, etcd_gomod(version))]
     else:
         raise ValueError(f"pin kubernetes|etcd VERSION, not {what!r}")
-    build.gomod.write_text(text)
-    build.gosum.unlink(missing_ok=True)
     env = {**go_environment(), "GOFLAGS": "-mod=mod"}
-    subprocess.run([_go(), "mod", "tidy"], cwd=build.gomod.parent, env=env, check=True)
-    return build.gomod
+    for build, text in builds:
+        build.gomod.parent.mkdir(exist_ok=True)
+        build.gomod.write_text(text)
+        build.gosum.unlink(missing_ok=True)
+        subprocess.run([_go(), "mod", "tidy"], cwd=build.gomod.parent, env=env, check=True)
+    return builds[0][0].gomod
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -501,8 +516,12 @@ class KubeEnv:
         shutil.rmtree(self.run, ignore_errors=True)
 
 
-def start(crd_dirs: Sequence[Path] = CRD_DIRS) -> KubeEnv:
-    """Build (once), start etcd and kube-apiserver, install the CRDs; close() stops them."""
+def start(
+    crd_dirs: Sequence[Path] = CRD_DIRS,
+    apiserver_args: Callable[[KubeEnv], Sequence[str]] | None = None,
+) -> KubeEnv:
+    """Build (once), start etcd and kube-apiserver, install the CRDs; close() stops them.
+    `apiserver_args(env)` are added to kube-apiserver's (env.run holds the certificates)."""
     apiserver_bin = ensure_built(APISERVER)
     etcd_bin = ensure_built(ETCD)
     if shutil.which("openssl") is None:
@@ -529,7 +548,8 @@ def start(crd_dirs: Sequence[Path] = CRD_DIRS) -> KubeEnv:
         with _timed(env, "etcd ready"):
             _start_etcd(env, etcd_bin / "etcd", etcd_port, peer_port)
         with _timed(env, "kube-apiserver ready"):
-            _start_apiserver(env, api_port, f"http://127.0.0.1:{etcd_port}")
+            extra = apiserver_args(env) if apiserver_args else ()
+            _start_apiserver(env, api_port, f"http://127.0.0.1:{etcd_port}", extra)
         _write_kubeconfig(env)
         with _timed(env, "CRDs established"):
             _install_crds(env, crd_dirs)
@@ -665,7 +685,7 @@ def _start_etcd(env: KubeEnv, binary: Path, port: int, peer_port: int) -> None:
     )
 
 
-def _start_apiserver(env: KubeEnv, port: int, etcd: str) -> None:
+def _start_apiserver(env: KubeEnv, port: int, etcd: str, extra: Sequence[str] = ()) -> None:
     pki = env.run / "pki"
     process = _spawn(
         env,
@@ -691,6 +711,7 @@ def _start_apiserver(env: KubeEnv, port: int, etcd: str) -> None:
             "--allow-privileged=true",
             # no controller-manager creates the namespaces' default ServiceAccount
             "--disable-admission-plugins=ServiceAccount",
+            *extra,
         ],
     )
     context = env._tls(env.admin)

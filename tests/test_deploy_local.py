@@ -108,7 +108,10 @@ def test_model_not_deployed_when_the_engine_cannot_load_it(repo: Scaffold) -> No
     spec = repo.iris()
     text = "\n".join(line for line in spec.read_text().splitlines() if "sha256:" not in line)
     spec.write_text(text + "\n")
-    (repo.root / "models/artifacts/iris/model.joblib").write_bytes(b"not a pickle")
+    # A well-formed pickle that imports nothing dangerous, so the scan passes it; its class
+    # lives in a module that does not exist, so the engine fails when it loads it.
+    unloadable = b"\x80\x02cmodelgate_missing_module\nModel\nq\x00)\x81q\x01."
+    (repo.root / "models/artifacts/iris/model.joblib").write_bytes(unloadable)
     code, _, err = deploy(repo, str(spec))
     assert code == 1
     assert "models/iris.yaml:13:3: MG501 model not deployed: the engine exited" in err

@@ -1,6 +1,7 @@
 """Least privilege for `modelgate deploy --target kubernetes`: render ships, per environment,
 the Role a deployer needs in its namespace (rendered/ENV/_rbac/), granting exactly the kinds
-rendered there plus the smoke test's port-forward. Against the real API server
+rendered there (apply, read, remove what a failed deploy created, prune by label) plus the
+smoke test's port-forward. Against the real API server
 (tests/kube_env.py), the deployer identity applies and reads every rendered model with exactly
 that Role, each verb it grants is needed, and without it a deploy fails with a clear finding."""
 
@@ -66,12 +67,13 @@ def test_the_role_grants_exactly_the_kinds_rendered_and_the_port_forward(environ
     granted = rights(role(RENDERED, environment))
     rendered = rendered_kinds(RENDERED, environment)
     assert len(rendered) >= 5
-    expected = {key: {"create", "get", "patch"} for key in rendered}
+    expected = {key: {"create", "delete", "get", "list", "patch"} for key in rendered}
     for key, verbs in PORT_FORWARD.items():
         expected[key] = expected.get(key, set()) | verbs
     assert granted == expected
     everything = {word for key, verbs in granted.items() for word in (*key, *verbs)}
-    assert "*" not in everything and "delete" not in everything and "secrets" not in everything
+    assert "*" not in everything and "secrets" not in everything
+    assert {"delete", "list"} & granted[("", "pods")] == {"list"}  # port-forward: no delete
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -228,14 +230,15 @@ def test_with_exactly_the_role_the_deployer_applies_and_reads_every_model(
         assert applied
         for (group, resource), verbs in PORT_FORWARD.items():
             assert all(allowed(kube, namespace, verb, resource, group) for verb in verbs)
-        for verb, resource, group in (
-            ("delete", "deployments", "apps"),
-            ("list", "deployments", "apps"),
-            ("get", "secrets", ""),
-            ("create", "roles", "rbac.authorization.k8s.io"),
-            ("create", "deployments", "apps"),
+        for verb, resource, group, expected in (
+            ("delete", "deployments", "apps", True),
+            ("list", "deployments", "apps", True),
+            ("create", "deployments", "apps", True),
+            ("update", "deployments", "apps", False),
+            ("delete", "pods", "", False),
+            ("get", "secrets", "", False),
+            ("create", "roles", "rbac.authorization.k8s.io", False),
         ):
-            expected = (verb, resource) == ("create", "deployments")
             assert allowed(kube, namespace, verb, resource, group) is expected, (verb, resource)
         assert not allowed(kube, "kube-system", "create", "deployments", "apps")
     finally:
@@ -254,10 +257,11 @@ def deployment_in(namespace: str) -> dict[str, Any]:
 
 
 @pytest.mark.kube
-@pytest.mark.parametrize("verb", ["create", "get", "patch"])
+@pytest.mark.parametrize("verb", ["create", "delete", "get", "list", "patch"])
 def test_every_verb_the_role_grants_is_needed(kube: kube_env.KubeEnv, verb: str) -> None:
-    """create for a first apply, patch for every later one, get for readiness: a Role without
-    one of them breaks that step of a deploy."""
+    """create for a first apply, patch for every later one, get for readiness, delete to remove
+    what a failed deploy created, list to find what to prune: a Role without one of them
+    breaks that step of a deploy."""
     namespace = f"rbac-without-{verb}"
     ensure_namespace(kube, namespace)
     deployment = deployment_in(namespace)
@@ -272,13 +276,17 @@ def test_every_verb_the_role_grants_is_needed(kube: kube_env.KubeEnv, verb: str)
         status, answer = kube.apply(document)
         assert status in (200, 201), answer
     settle(kube, namespace, verb, "deployments", "apps", to=False)
-    if verb == "patch":  # only an object that exists is patched
+    if verb in ("patch", "delete"):  # only an object that exists is patched or deleted
         status, answer = kube.apply(deployment)
         assert status in (200, 201), answer
-    if verb == "get":
-        status, answer = kube.request(
-            "GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/x", identity=kube.deployer
-        )
+    deployments = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    name = deployment["metadata"]["name"]
+    if verb in ("get", "delete"):
+        method = verb.upper()
+        status, answer = kube.request(method, f"{deployments}/{name}", identity=kube.deployer)
+    elif verb == "list":
+        selector = "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dmodelgate"
+        status, answer = kube.request("GET", f"{deployments}?{selector}", identity=kube.deployer)
     else:
         status, answer = kube.apply(deployment, identity=kube.deployer)
     assert status == 403
@@ -308,8 +316,9 @@ def test_a_deploy_without_the_role_fails_cleanly_and_with_it_reaches_readiness(
     kube: kube_env.KubeEnv, tmp_path: Path
 ) -> None:
     """The kubernetes target as the deployer, in a namespace of its own: refused with the
-    server's reason and what to do (MG501) before the Role is applied; after, it applies and
-    reads status until its readiness timeout (no controller runs here: MG502)."""
+    server's reason and what to do (MG501) before the Role is applied; after, it applies,
+    reads status until its readiness timeout (no controller runs here: MG502) and removes
+    what it created."""
     root = tmp_path / "repo"
     for folder in ("models", "templates", "policies", "docs/models"):
         shutil.copytree(PROJECT / folder, root / folder)
@@ -348,3 +357,10 @@ def test_a_deploy_without_the_role_fails_cleanly_and_with_it_reaches_readiness(
     assert "Traceback" not in waited.stderr and "MG501" not in waited.stderr
     assert "MG502" in waited.stderr
     assert "Deployment fraud-onnx: no status reported yet" in waited.stderr
+    # the Role lets it remove every object it created (delete), and nothing is left
+    said = " ".join(waited.stderr.split())
+    removed = "removed what this deploy created: ConfigMap e2e-staging/fraud-onnx-model-config, "
+    assert removed in said
+    assert "left in the cluster" not in said
+    left = kube.kubectl("get", "deployments,services,configmaps", "-n", "e2e-staging", "-o", "name")
+    assert "fraud-onnx" not in left.stdout

@@ -36,6 +36,8 @@ class Record:
     error: str
     endpoint: str
     seconds: float
+    # kubernetes: the digest of the manifests applied (validator/deploy/last_good.py)
+    manifests: str = ""
 
 
 def record(root: Path, **fields: Any) -> Record:

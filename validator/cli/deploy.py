@@ -156,13 +156,18 @@ def _show_outcome(output: Output, outcome: Outcome) -> None:
     if outcome.ok and outcome.endpoint:
         output.line(f"deployed {outcome.name} in {outcome.seconds:.1f} s")
         output.line(f"endpoint: {outcome.endpoint.inference_url}")
-        if outcome.kept:
+        for note in outcome.notes:
+            output.line(note)
+        if outcome.endpoint.target == "kubernetes":
+            output.line("it stays in the cluster (remove it through Git: delete the spec)")
+        elif outcome.kept:
             output.line(f"kept running; stop it with `modelgate stop {outcome.name}`")
         else:
             output.line("torn down (use --keep to leave it running)")
         return
     output.diagnostics(outcome.diagnostics)
-    output.error(f"{outcome.name} failed after {outcome.seconds:.1f} s; nothing left running")
+    left = outcome.left or "nothing left running"
+    output.error(f"{outcome.name} failed after {outcome.seconds:.1f} s; {left}")
     if outcome.previous:
         output.error(f"the previous deployment still serves at {outcome.previous}")
 

@@ -29,8 +29,8 @@ def register(commands: Any) -> None:
         type=Path,
         default=[],
         metavar="DIR",
-        help="directory of CustomResourceDefinition files to check custom "
-        "resources against (repeatable)",
+        help="directory of CustomResourceDefinition files to check custom resources "
+        "against, besides the repository's crds/ (repeatable)",
     )
     parser.add_argument(
         "--env",
@@ -51,7 +51,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace, output: Output) -> int:
     from .. import render
     from ..check import policy
-    from ..render import kube_schemas
+    from ..render import crds
 
     gc.disable()
     root = root_of(args)
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if missing:
         output.error(f"--crds needs a directory: {', '.join(missing)}")
         return EXIT_USAGE
-    schemas = kube_schemas.Schemas.from_dirs(args.crds)
+    schemas = crds.repository_schemas(root, args.crds)
     if schemas.problems:
         output.diagnostics(schemas.problems)
         return EXIT_FINDINGS

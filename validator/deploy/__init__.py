@@ -1,7 +1,8 @@
 """Put a validated spec up on a target, smoke-test it, and report an Outcome.
 
 A deploy only counts when every smoke request passed; anything else is a Diagnostic and
-nothing is left running. The two named failures:
+nothing is left running (the kubernetes target puts the last good manifests back, or removes
+what the deploy created, and says what is left: Outcome.left). The two named failures:
 
 - MG501 "model not deployed": the engine never loaded the model (bad artifact, crash).
 - MG502 "endpoint not available": no readiness within the timeout, or a smoke request failed.
@@ -44,6 +45,9 @@ class Outcome:
     seconds: float = 0.0
     previous: str | None = None  # endpoint that kept serving when this deploy failed
     interrupted: bool = False
+    left: str = ""  # what a failed deploy left behind, when it is not "nothing"
+    notes: list[str] = field(default_factory=list)  # what else the deploy did, for the user
+    manifests: str = ""  # kubernetes: digest of the manifests applied (deploy/last_good.py)
 
     @property
     def ok(self) -> bool:
@@ -226,6 +230,7 @@ def run(
         error="; ".join(d.message for d in outcome.diagnostics if d.severity.value == "error"),
         endpoint=outcome.endpoint.inference_url if outcome.endpoint else "",
         seconds=round(outcome.seconds, 3),
+        manifests=outcome.manifests,
     )
     return outcome
 

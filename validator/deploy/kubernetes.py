@@ -1,9 +1,23 @@
-"""The kubernetes target: apply rendered/ENV/NAME with kubectl, wait for readiness, smoke-test
-through a port-forward, and put the last good manifests back when the new ones fail.
+"""The kubernetes target: apply rendered/ENV/NAME to the cluster KUBECONFIG names, wait for
+readiness, smoke-test through a port-forward, and leave the cluster as it was when that fails.
 
-This is deliberately thin: Kubernetes (and KServe, Seldon, Argo CD) do the orchestration;
-modelgate applies what was reviewed, waits, verifies, and reports the conditions' reasons.
-Deployments stay up: `--keep` changes nothing here.
+1. Render the spec as `modelgate render` does (output rules, the CRDs of crds/): nothing
+   reaches the cluster that render would refuse to write.
+2. Note which of its objects the cluster already has.
+3. Server-side apply with the field manager `modelgate`, every object dry-run first: a refusal
+   or a field another manager holds (a human's `kubectl edit`) changes nothing and is reported
+   (MG510 for conflicts), never forced over.
+4. Readiness from each workload's own status (readiness.py), then the smoke requests through a
+   port-forward.
+5. Passed: the manifests become the last good ones (last_good.py; their digest goes into the
+   ledger) and objects modelgate applied for this model before that the spec no longer renders
+   are pruned (found by modelgate's labels, deleted only when modelgate's field manager applied
+   them). Failed: the last good manifests are applied again and what only the failed version
+   added is removed, or, when nothing good was deployed before, what this deploy created is
+   removed. The outcome says exactly what is left in the cluster, and why.
+
+Kubernetes (and KServe, Seldon, Argo CD) do the orchestration; modelgate applies what was
+reviewed, waits, verifies, and reports the conditions' reasons. `--keep` changes nothing here.
 """
 
 from __future__ import annotations
@@ -13,34 +27,45 @@ import contextlib
 import json
 import shutil
 import subprocess
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import render, smoke
+import yaml
+
+from .. import paths, render, smoke
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
 from ..smoke import Endpoint
 from . import (
     ENDPOINT_NOT_AVAILABLE,
     ENGINE_MISSING,
+    INTERRUPTED,
     MODEL_NOT_DEPLOYED,
     NOT_RUNNING,
     Outcome,
     RunState,
     interrupt,
+    kubectl,
+    last_good,
     readiness_timeout,
 )
+from .kubectl import FIELD_MANAGER, KubectlError, Ref, Refusal
+from .last_good import LastGood
 from .net import free_port, listening
+from .readiness import WORKLOAD_KINDS, Verdict, judge, not_ready, pod_trouble
 
-LAST_GOOD = Path(".modelgate") / "kubernetes-last-good"
-WORKLOAD_KINDS = ("InferenceService", "Deployment", "Model")
-FIELD_MANAGER = "modelgate"
+__all__ = ["FIELD_MANAGER", "WORKLOAD_KINDS", "deploy", "not_ready", "running", "stop"]
 
-
-class KubectlError(Exception):
-    pass
+CONFLICT = "MG510"
+MANAGED_BY, NAME_LABEL = "app.kubernetes.io/managed-by", "app.kubernetes.io/name"
+ROLLBACK_FAILED = "MG511"
+POLL_SECONDS = 2.0
+FIRST_POLLS = (0.25, 0.5, 1.0)
+PORT_FORWARD_SECONDS = 30.0
 
 
 def can_serve(document: Document) -> bool:
@@ -56,7 +81,7 @@ def deploy(
     started = time.monotonic()
     try:
         outcome.diagnostics.extend(_deploy(document, root, environment, outcome))
-    except KubectlError as exc:
+    except KubectlError as exc:  # before anything was applied
         outcome.diagnostics.append(
             document.finding(
                 ["spec", "engine"],
@@ -70,7 +95,7 @@ def deploy(
 
 
 def _hint(refusal: str, environment: str) -> str:
-    if "(Forbidden)" in refusal:
+    if "(Forbidden)" in refusal or " is forbidden: " in refusal:
         return (
             f"the identity KUBECONFIG names lacks rights in the namespace: a cluster admin "
             f"applies rendered/{environment}/{render.RBAC}/ (the Role a deploy needs, bound to "
@@ -97,6 +122,15 @@ def running(root: Path) -> list[RunState]:
     return []
 
 
+@dataclass(frozen=True)
+class Manifest:
+    path: Path  # in rendered/, as just written
+    shown: str  # rendered/ENV/NAME/FILE
+    content: bytes
+    data: dict[str, Any]
+    ref: Ref
+
+
 def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) -> list[Diagnostic]:
     if shutil.which("kubectl") is None:
         return [
@@ -112,133 +146,384 @@ def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) 
         return rendering.diagnostics
     render.write(rendering.files, root)
     name = document.data["metadata"]["name"]
-    folder = root / render.rendered_dir(environment, name)
-    manifests = [_read(path) for path in sorted(folder.glob("*.yaml"))]
-    kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", str(folder))
-    timeout = readiness_timeout(document)
-    problems = _wait(manifests, timeout)
-    if not problems:
-        problems = _smoke(document, manifests, outcome)
-    if problems:
-        restored = _restore_last_good(root, environment, name)
-        note = (
-            "the last good manifests were applied again" if restored else "no earlier good version"
-        )
-        return [
-            document.finding(
-                ["spec"],
-                ENDPOINT_NOT_AVAILABLE,
-                f"endpoint not available: {problem}",
-                f"{note}",
-            )
-            for problem in problems
-        ]
-    _save_last_good(root, environment, name, folder)
-    return []
+    folder = render.rendered_dir(environment, name)
+    manifests = [
+        Manifest(root / item.path, item.path.as_posix(), item.content.encode(), data, Ref.of(data))
+        for item in sorted(rendering.files, key=lambda f: f.path.name)
+        if item.path.parent == folder
+        for data in [yaml.safe_load(item.content)]
+    ]
+    previous, no_previous = last_good.find(root, environment, name)
+    return Rollout(document, root, environment, manifests, outcome).run(previous, no_previous)
 
 
 def _rendered(document: Document, root: Path) -> render.Rendering:
     """The spec's manifests as `modelgate render` makes them, judged by the policy's output
-    rules: nothing reaches the cluster that render would refuse to write."""
+    rules and the repository's CRDs: nothing reaches the cluster that render would refuse."""
     from ..check.policy import load_policy
+    from ..render import crds
 
     policy, problems = load_policy(root)
-    if problems:
-        return render.Rendering(diagnostics=problems)
-    return render.render_document(document, root, policy=policy)
+    schemas = crds.repository_schemas(root)
+    if problems or schemas.problems:
+        return render.Rendering(diagnostics=[*problems, *schemas.problems])
+    return render.render_document(document, root, schemas, policy=policy)
 
 
-def kubectl(*args: str, timeout: float = 120) -> str:
-    done = subprocess.run(
-        ["kubectl", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if done.returncode != 0:
-        raise KubectlError(done.stderr.strip() or f"kubectl {args[0]} failed")
-    return done.stdout
+class Rollout:
+    """One deploy of one spec to one environment, and what it leaves behind."""
 
+    def __init__(
+        self,
+        document: Document,
+        root: Path,
+        environment: str,
+        manifests: list[Manifest],
+        outcome: Outcome,
+    ) -> None:
+        self.document = document
+        self.root = root
+        self.environment = environment
+        self.manifests = manifests
+        self.outcome = outcome
+        self.name = document.data["metadata"]["name"]
+        self.namespace = manifests[0].ref.namespace
+        self.timeout = readiness_timeout(document)
 
-def _read(path: Path) -> dict[str, Any]:
-    import yaml
+    def run(self, previous: LastGood | None, no_previous: str) -> list[Diagnostic]:
+        existed = set(kubectl.get([m.ref for m in self.manifests]))
+        problems = self._dry_run()
+        if problems:
+            self.outcome.left = "nothing was applied: the cluster is as it was"
+            return problems
+        applied = [m.ref for m in self.manifests]  # all of them, or some of them on a refusal
+        wait = True
+        try:
+            problems = self._apply() or self._ready() or self._smoke()
+        except interrupt.Interrupted:
+            self.outcome.interrupted = True
+            wait = False
+            problems = [
+                self.document.finding(
+                    ["metadata", "name"],
+                    INTERRUPTED,
+                    "model not deployed: interrupted",
+                    "run the deploy again",
+                )
+            ]
+        except KubectlError as exc:
+            problems = [
+                self.document.finding(
+                    ["spec", "engine"],
+                    MODEL_NOT_DEPLOYED,
+                    f"model not deployed: {exc}",
+                    _hint(str(exc), self.environment),
+                )
+            ]
+        if problems:
+            return problems + self._recover(previous, no_previous, existed, applied, wait)
+        files = {m.path.name: m.content for m in self.manifests}  # as applied
+        self.outcome.manifests = last_good.save(self.root, self.environment, self.name, files)
+        self.outcome.endpoint = self._endpoint()
+        self.outcome.notes += self._prune(previous)
+        return []
 
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    # --- applying -----------------------------------------------------------------------------
 
+    def _dry_run(self) -> list[Diagnostic]:
+        """Every object as a server-side dry run, together: what the cluster would refuse
+        (a conflict among them) is found before anything changes."""
+        if kubectl.apply([m.path for m in self.manifests], dry_run=True) is None:
+            return []
+        return [
+            self._refused(manifest, refused)
+            for manifest in self.manifests
+            for refused in [kubectl.apply([manifest.path], dry_run=True)]
+            if refused is not None
+        ]
 
-def _wait(manifests: list[dict[str, Any]], timeout: float) -> list[str]:
-    workloads = [m for m in manifests if m["kind"] in WORKLOAD_KINDS]
-    deadline = time.monotonic() + timeout
-    while True:
-        states = [_live(m) for m in workloads]
-        problems = [p for p in (not_ready(state) for state in states) if p]
-        if not problems or time.monotonic() >= deadline:
-            return [f"not ready within {timeout:g} s: {p}" for p in problems]
-        interrupt.pause(2)
+    def _apply(self) -> list[Diagnostic]:
+        refused = kubectl.apply([m.path for m in self.manifests])
+        if refused is None:
+            return []
+        return [  # taken by the dry run a moment ago: someone changed the objects meanwhile
+            error(
+                self.manifests[0].shown.rpartition("/")[0],
+                0,
+                0,
+                CONFLICT if refused.conflict else MODEL_NOT_DEPLOYED,
+                f"model not deployed: the cluster refused the manifests: {refused.message}",
+                _hint(refused.message, self.environment),
+            )
+        ]
 
-
-def _live(manifest: dict[str, Any]) -> dict[str, Any]:
-    meta = manifest["metadata"]
-    out = kubectl(
-        "get", manifest["kind"].lower(), meta["name"], "-n", meta["namespace"], "-o", "json"
-    )
-    return json.loads(out)
-
-
-def not_ready(resource: dict[str, Any]) -> str | None:
-    """None when a workload is ready, else why not, from its own status conditions."""
-    kind, name = resource.get("kind", "?"), resource.get("metadata", {}).get("name", "?")
-    status = resource.get("status") or {}
-    conditions = {c.get("type"): c for c in status.get("conditions", [])}
-    if kind == "Deployment":
-        ready = _true(conditions.get("Available")) and (
-            status.get("updatedReplicas", 0)
-            == status.get("replicas", 0)
-            == status.get("availableReplicas", 0)
-            > 0
+    def _refused(self, manifest: Manifest, refused: Refusal) -> Diagnostic:
+        if not refused.conflict:
+            return error(
+                manifest.shown,
+                0,
+                0,
+                MODEL_NOT_DEPLOYED,
+                f"model not deployed: the cluster refused {manifest.ref}: {refused.message}",
+                _hint(refused.message, self.environment),
+            )
+        managers = ", ".join(f'"{m}"' for m in refused.managers)
+        fields = ", ".join(refused.fields) or "fields"
+        return error(
+            manifest.shown,
+            0,
+            0,
+            CONFLICT,
+            f"model not deployed: {manifest.ref}: {fields} changed in the cluster by "
+            f"{managers}; modelgate does not take fields over from another field manager",
+            "the change was made outside Git (kubectl edit, another tool): put it into the "
+            "spec, or undo it in the cluster; to let the spec win, run `kubectl apply "
+            f"--server-side --field-manager={FIELD_MANAGER} --force-conflicts -f "
+            f"{manifest.shown}`, then deploy again",
         )
-        if ready:
-            return None
-        failing = (
-            conditions.get("Progressing")
-            if not _true(conditions.get("Progressing"))
-            else (conditions.get("Available"))
-        )
-    else:
-        if _true(conditions.get("Ready")):
-            return None
-        failing = conditions.get("Ready") or next(
-            (c for c in conditions.values() if not _true(c)), None
-        )
-    reason = _describe(failing) if failing else "no status reported yet"
-    failure = (status.get("modelStatus") or {}).get("lastFailureInfo")
-    if failure:
-        reason += f"; model: {failure.get('reason', '')}: {failure.get('message', '')}".rstrip(": ")
-    return f"{kind} {name}: {reason}"
 
+    # --- readiness and smoke ------------------------------------------------------------------
 
-def _true(condition: dict[str, Any] | None) -> bool:
-    return bool(condition) and condition.get("status") == "True"
+    def _ready(self) -> list[Diagnostic]:
+        return [
+            self.document.finding(
+                ["spec", "smoke", "readinessTimeoutSeconds"],
+                ENDPOINT_NOT_AVAILABLE,
+                f"endpoint not available: {problem}",
+                "the reason is the workload's own status as its controller wrote it, and its "
+                "pods'; raise spec.smoke.readinessTimeoutSeconds if it is only slow",
+            )
+            for problem in self._wait([m.ref for m in self.manifests])
+        ]
 
+    def _wait(self, refs: Sequence[Ref]) -> list[str]:
+        """Why the workloads among `refs` are not ready: [] once they all are; a final
+        failure at once; whatever still waits after the readiness timeout."""
+        workloads = [ref for ref in refs if ref.kind in WORKLOAD_KINDS]
+        deadline = time.monotonic() + self.timeout
+        pauses = iter(FIRST_POLLS)  # soon after an apply, then less often
+        while True:
+            live = kubectl.get(workloads)
+            verdicts = {
+                ref: judge(live[ref])
+                if ref in live
+                else Verdict(False, True, f"{ref.kind} {ref.name}: not in the cluster")
+                for ref in workloads
+            }
+            waiting = {ref: verdict for ref, verdict in verdicts.items() if not verdict.ready}
+            final = {ref: verdict for ref, verdict in waiting.items() if verdict.final}
+            if not waiting:
+                return []
+            if final:
+                return [self._why(verdict, live.get(ref)) for ref, verdict in final.items()]
+            if time.monotonic() >= deadline:
+                return [
+                    f"not ready within {self.timeout:g} s: {self._why(verdict, live.get(ref))}"
+                    for ref, verdict in waiting.items()
+                ]
+            interrupt.pause(next(pauses, POLL_SECONDS))
 
-def _describe(condition: dict[str, Any]) -> str:
-    parts = [f"{condition.get('type')}={condition.get('status')}"]
-    parts += [str(condition[key]) for key in ("reason", "message") if condition.get(key)]
-    return " ".join(parts[:1]) + (f" ({': '.join(parts[1:])})" if parts[1:] else "")
+    def _why(self, verdict: Verdict, resource: dict[str, Any] | None) -> str:
+        """The workload's reason, and for a Deployment what its pods say (an image that
+        cannot be pulled, a crashing container, no node to run on)."""
+        if resource is None or resource.get("kind") != "Deployment":
+            return verdict.reason
+        labels = ((resource.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        if not labels:
+            return verdict.reason
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        done = kubectl.run("get", "pods", "-n", self.namespace, "-l", selector, "-o", "json")
+        trouble = pod_trouble(kubectl.items(done.stdout)) if done.returncode == 0 else ""
+        return f"{verdict.reason}; {trouble}" if trouble else verdict.reason
 
+    def _smoke(self) -> list[Diagnostic]:
+        if not (self.document.data["spec"].get("smoke") or {}).get("requests"):
+            return []  # readiness is the verdict
+        namespace, target, port = _service(self.document, [m.data for m in self.manifests])
+        headers = api_key_headers(self.document, namespace)
+        try:
+            with _port_forward(namespace, target, port) as local:
+                endpoint = Endpoint(
+                    self.name,
+                    f"http://127.0.0.1:{local}",
+                    self.document.data["spec"]["engine"]["protocol"],
+                    "kubernetes",
+                )
+                self.outcome.smoke = smoke.run(self.document, endpoint, headers)
+        except ForwardFailed as exc:
+            return [
+                self.document.finding(
+                    ["spec", "smoke", "requests"],
+                    ENDPOINT_NOT_AVAILABLE,
+                    f"endpoint not available: no smoke request could be sent: {exc}",
+                    f"`kubectl port-forward -n {namespace} {target}` must reach a running pod "
+                    "of the workload; check its pods and the identity's pods/portforward right",
+                )
+            ]
+        failed = [result for result in self.outcome.smoke if not result.passed]
+        if not failed:
+            return []
+        return [
+            *(diagnostic for result in failed for diagnostic in result.diagnostics),
+            self.document.finding(
+                ["spec", "smoke", "requests"],
+                ENDPOINT_NOT_AVAILABLE,
+                "endpoint not available: smoke request(s) failed: "
+                + ", ".join(result.name for result in failed),
+                "see the findings at each request's expectations above",
+            ),
+        ]
 
-def _smoke(document: Document, manifests: list[dict[str, Any]], outcome: Outcome) -> list[str]:
-    service = _service(document, manifests)
-    headers = api_key_headers(document, service[0])
-    with _port_forward(*service) as port:
-        endpoint = Endpoint(
-            document.data["metadata"]["name"],
-            f"http://127.0.0.1:{port}",
-            document.data["spec"]["engine"]["protocol"],
+    def _endpoint(self) -> Endpoint:
+        """Where the model answers inside the cluster (the port-forward is gone by now)."""
+        namespace, target, port = _service(self.document, [m.data for m in self.manifests])
+        service = target.removeprefix("svc/")
+        return Endpoint(
+            self.name,
+            f"http://{service}.{namespace}.svc:{port}",
+            self.document.data["spec"]["engine"]["protocol"],
             "kubernetes",
         )
-        outcome.smoke = smoke.run(document, endpoint, headers)
-        failed = [r for r in outcome.smoke if not r.passed]
-        if not failed:
-            outcome.endpoint = endpoint
-        return [d.message for r in failed for d in r.diagnostics]
+
+    # --- what a failed deploy leaves --------------------------------------------------------
+
+    def _recover(
+        self,
+        previous: LastGood | None,
+        no_previous: str,
+        existed: set[Ref],
+        applied: list[Ref],
+        wait: bool,
+    ) -> list[Diagnostic]:
+        """Put the cluster back: the last good manifests again, or no trace of this deploy.
+        Sets the outcome's account of what is left; returns MG511 when the rollback failed."""
+        created = [ref for ref in applied if ref not in existed]
+        problems: list[Diagnostic] = []
+        parts: list[str] = []
+        kept: list[str] = []
+        if previous is None:
+            kept += [
+                f"{ref} (it was in the cluster before this deploy, and {no_previous}: there "
+                "is no good version of it to put back)"
+                for ref in applied
+                if ref in existed
+            ]
+            doomed = created
+        else:
+            old = {Ref.of(document, self.namespace) for document in _documents(previous)}
+            restored, problems = self._restore(previous, wait)
+            parts.append(restored)
+            doomed = [ref for ref in created if ref not in old]
+        removed, refused = self._remove(doomed)
+        kept += refused
+        if removed:
+            what = "what this deploy created" if previous is None else "what only it added"
+            parts.append(f"removed {what}: {', '.join(map(str, removed))}")
+        if kept:
+            parts.append(f"left in the cluster: {'; '.join(kept)}")
+        self.outcome.left = "; ".join(parts) or "nothing was created: the cluster is as it was"
+        return problems
+
+    def _restore(self, previous: LastGood, wait: bool) -> tuple[str, list[Diagnostic]]:
+        """Apply the last good manifests again; (what was done, MG511 when it did not work)."""
+        what = f"the last good manifests ({previous.describe()})"
+        with tempfile.TemporaryDirectory(prefix="modelgate-last-good-") as folder:
+            # the files as read and checked against the ledger's digest, nothing else
+            for name, content in previous.files.items():
+                (Path(folder) / name).write_bytes(content)
+            refused = kubectl.apply(sorted(Path(folder).iterdir()))
+        if refused is not None:
+            return f"{what} could not be applied again (MG511)", [
+                self._rollback_failed(f"the cluster refused {what}: {refused.message}")
+            ]
+        if not wait:
+            return f"rolled back: {what} were applied again (readiness not awaited)", []
+        try:
+            problems = self._wait(
+                [Ref.of(document, self.namespace) for document in _documents(previous)]
+            )
+        except interrupt.Interrupted:
+            return f"rolled back: {what} were applied again (interrupted: not awaited)", []
+        except KubectlError as exc:
+            problems = [str(exc)]
+        if problems:
+            return f"{what} were applied again but are not ready (MG511)", [
+                self._rollback_failed(f"{what} were applied again: {'; '.join(problems)}")
+            ]
+        return f"rolled back: {what} were applied again and are ready", []
+
+    def _rollback_failed(self, message: str) -> Diagnostic:
+        return self.document.finding(
+            ["metadata", "name"],
+            ROLLBACK_FAILED,
+            f"rollback incomplete: {message}",
+            "the model may not be served: look at its workloads in the cluster "
+            f"(kubectl get -n {self.namespace} -l app.kubernetes.io/name={self.name} all)",
+        )
+
+    def _remove(self, refs: Sequence[Ref]) -> tuple[list[Ref], list[str]]:
+        removed: list[Ref] = []
+        refused: list[str] = []
+        for ref in refs:
+            why = kubectl.delete(ref)
+            if why:
+                refused.append(f"{ref} (the cluster refused to delete it: {why})")
+            else:
+                removed.append(ref)
+        return removed, refused
+
+    # --- pruning --------------------------------------------------------------------------------
+
+    def _prune(self, previous: LastGood | None) -> list[str]:
+        """Delete what modelgate applied for this model before and the spec no longer renders:
+        objects with its labels, among the kinds it renders or rendered, that its field
+        manager applied. Others that carry the labels are left alone and named."""
+        types = {m.ref.resource_type for m in self.manifests}
+        if previous is not None:
+            types |= {Ref.of(d, self.namespace).resource_type for d in _documents(previous)}
+        types |= _granted_types(self.root, self.environment)
+        selector = f"{MANAGED_BY}={FIELD_MANAGER},{NAME_LABEL}={self.name}"
+        objects, problems = kubectl.labelled(self.namespace, types, selector)
+        notes = [f"could not look for objects to prune: {problem}" for problem in problems]
+        current = {m.ref for m in self.manifests}
+        for resource in objects:
+            ref = Ref.of(resource, self.namespace)
+            if ref in current:
+                continue
+            if not kubectl.applied_by_modelgate(resource):
+                notes.append(f"not pruned: {ref} has modelgate's labels but was not applied by it")
+                continue
+            why = kubectl.delete(ref)
+            notes.append(f"could not prune {ref}: {why}" if why else f"pruned {ref}: not rendered")
+        return notes
+
+
+def _documents(previous: LastGood) -> list[dict[str, Any]]:
+    return [
+        document
+        for content in previous.files.values()
+        for document in [yaml.safe_load(content)]
+        if isinstance(document, dict)
+    ]
+
+
+def _granted_types(root: Path, environment: str) -> set[str]:
+    """The types the environment's deployer Role lets modelgate delete: everything any model of
+    the environment renders (rendered/ENV/_rbac/role.yaml), as kubectl names them."""
+    path = root / render.RENDERED_DIR / environment / render.RBAC / "role.yaml"
+    try:
+        role = yaml.safe_load(paths.read_text(path, root))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return set()
+    rules = role.get("rules") if isinstance(role, dict) else None
+    return {
+        kubectl.resource_type(group, resource)
+        for rule in rules or []
+        if isinstance(rule, dict) and "delete" in (rule.get("verbs") or [])
+        for group in rule.get("apiGroups") or []
+        for resource in rule.get("resources") or []
+        if isinstance(group, str) and isinstance(resource, str) and "/" not in resource
+    }
 
 
 def api_key_headers(document: Document, namespace: str) -> dict[str, str]:
@@ -248,7 +533,8 @@ def api_key_headers(document: Document, namespace: str) -> dict[str, str]:
     ref = auth.get("secretRef")
     if auth.get("type") != "apiKey" or not ref:
         return {}
-    secret = json.loads(kubectl("get", "secret", ref["name"], "-n", namespace, "-o", "json"))
+    answer = kubectl.kubectl("get", "secret", ref["name"], "-n", namespace, "-o", "json")
+    secret = json.loads(answer)
     encoded = (secret.get("data") or {}).get(ref["key"])
     if encoded is None:
         raise KubectlError(f"secret {ref['name']} has no key {ref['key']} (auth.secretRef)")
@@ -287,45 +573,39 @@ def _shared_pods(manifest: dict[str, Any]) -> bool:
     return annotations.get("serving.kserve.io/deploymentMode") == "ModelMesh"
 
 
+class ForwardFailed(Exception):
+    pass
+
+
 @contextlib.contextmanager
 def _port_forward(namespace: str, target: str, port: int) -> Iterator[int]:
     """A local port forwarded to the service, for as long as the smoke tests run."""
     local = free_port()
-    process = subprocess.Popen(
-        ["kubectl", "port-forward", "-n", namespace, target, f"{local}:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(local)
-        yield local
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(
+            ["kubectl", "port-forward", "-n", namespace, "--pod-running-timeout=10s",
+             target, f"{local}:{port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )  # fmt: skip
+        try:
+            _wait_for_port(local, process, errors)
+            yield local
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=10)
 
 
-def _wait_for_port(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not listening(port):
+def _wait_for_port(port: int, process: subprocess.Popen, errors: Any) -> None:
+    deadline = time.monotonic() + PORT_FORWARD_SECONDS
+    while not listening(port):
+        if process.poll() is not None:
+            errors.seek(0)
+            said = " ".join(errors.read().split())[-600:]
+            raise ForwardFailed(f"kubectl port-forward exited: {said or process.returncode}")
+        if time.monotonic() >= deadline:
+            raise ForwardFailed(
+                f"kubectl port-forward opened no port in {PORT_FORWARD_SECONDS:g} s"
+            )
         interrupt.pause(0.2)
-
-
-def _save_last_good(root: Path, environment: str, name: str, folder: Path) -> None:
-    target = root / LAST_GOOD / environment / name
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(folder, target)
-
-
-def _restore_last_good(root: Path, environment: str, name: str) -> bool:
-    saved = root / LAST_GOOD / environment / name
-    if not saved.is_dir():
-        return False
-    kubectl(
-        "apply",
-        "--server-side",
-        f"--field-manager={FIELD_MANAGER}",
-        "--force-conflicts",
-        "-f",
-        str(saved),
-    )
-    return True

@@ -526,5 +526,6 @@ def severity_note(rendering: Rendering) -> Diagnostic | None:
         UNCHECKED,
         Severity.INFO,
         f"not checked against a schema (no CRD supplied): {kinds}",
-        "pass --crds DIR with the CustomResourceDefinition files to check them",
+        "run `modelgate crds pull` to fill crds/ with the cluster's CustomResourceDefinitions "
+        "(or pass --crds DIR)",
     )

@@ -2,8 +2,9 @@
 
 Built-in kinds are checked against the Kubernetes JSON schemas that the kubernetes-validate
 package ships (strict: unknown fields are errors). Custom resources (KServe, Seldon, Argo CD)
-are checked against CustomResourceDefinition files the user supplies (`--crds DIR`), made
-strict the same way. A kind with no schema at hand is reported as skipped, never as valid.
+are checked against the CustomResourceDefinitions of the repository's crds/ folder and of
+`--crds DIR` (crds.py reads them), made strict the same way. A kind with no schema at hand is
+reported as skipped, never as valid.
 """
 
 from __future__ import annotations
@@ -16,16 +17,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..diagnostics import Diagnostic, error
+from ..diagnostics import Diagnostic
 
 KUBERNETES_VERSION = "1.30.0"
 
 
 @dataclass
 class Schemas:
-    """CRD schemas by (apiVersion, kind), loaded from user-supplied CRD files."""
+    """CRD schemas by (apiVersion, kind), loaded from CRD files (crds.py)."""
 
     crds: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     problems: list[Diagnostic] = field(default_factory=list)  # CRD files that did not load
@@ -42,33 +41,14 @@ class Schemas:
 
     @classmethod
     def from_dirs(cls, directories: Iterable[Path]) -> Schemas:
-        """The CRDs in each directory's *.yaml and *.yml files; a file that cannot be read
-        or parsed becomes a problem with its position instead of an exception."""
-        schemas = cls()
-        for directory in directories:
-            for path in sorted(Path(directory).glob("*.y*ml")):
-                try:
-                    schemas.crds.update(_crd_schemas(str(path)))
-                except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-                    schemas.problems.append(_crd_problem(str(path), exc))
-        return schemas
+        """The CRDs in each directory's *.yaml and *.yml files, parsed strictly (crds.py); a
+        file that cannot be read or parsed becomes a problem with its position."""
+        from .crds import load_dirs
+
+        return load_dirs(directories)
 
 
 CRD_INVALID = "MG406"
-
-
-def _crd_problem(path: str, exc: Exception) -> Diagnostic:
-    mark = getattr(exc, "problem_mark", None)
-    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    reason = getattr(exc, "problem", None) or str(exc)
-    return error(
-        path,
-        line,
-        col,
-        CRD_INVALID,
-        f"CRD file cannot be read: {reason}",
-        "pass --crds a directory of valid CustomResourceDefinition YAML files",
-    )
 
 
 def check(manifest: dict[str, Any], schemas: Schemas) -> tuple[str | None, bool]:
@@ -79,9 +59,15 @@ def check(manifest: dict[str, Any], schemas: Schemas) -> tuple[str | None, bool]
     validator = schemas.validator((api_version, kind))
     if validator is not None:  # jsonschema here: fastjsonschema is slower on huge CRD schemas
         return _first_error(validator, manifest), True
-    if "." not in api_version.split("/")[0] or api_version.startswith(_BUILTIN_GROUPS):
+    if builtin(api_version):
         return _builtin(manifest), True
     return None, False
+
+
+def builtin(api_version: str) -> bool:
+    """A kind Kubernetes itself serves (its schema ships with kubernetes-validate), not a
+    custom resource."""
+    return "." not in api_version.split("/")[0] or api_version.startswith(_BUILTIN_GROUPS)
 
 
 _BUILTIN_GROUPS = ("apps/", "autoscaling/", "policy/", "networking.k8s.io/", "batch/", "rbac.")
@@ -183,26 +169,6 @@ def _first_error(validator: Any, manifest: dict[str, Any]) -> str | None:
         return None
     where = ".".join(str(part) for part in error.absolute_path) or "(root)"
     return f"{where}: {error.message}"
-
-
-@cache
-def _crd_schemas(path: str) -> dict[tuple[str, str], dict[str, Any]]:
-    with open(path, encoding="utf-8") as stream:
-        documents = list(
-            yaml.load_all(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        )
-    found = {}
-    for crd in documents:
-        if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
-            continue
-        spec = crd["spec"]
-        for version in spec.get("versions", []):
-            schema = version.get("schema", {}).get("openAPIV3Schema")
-            if schema:
-                found[(f"{spec['group']}/{version['name']}", spec["names"]["kind"])] = strict(
-                    schema
-                )
-    return found
 
 
 def strict(schema: Any) -> Any:

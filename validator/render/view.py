@@ -374,10 +374,11 @@ def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, l
 
 
 # What `modelgate deploy --target kubernetes` does in a namespace, and the rights it needs:
-# server-side apply (create, patch), readiness from each object's status (get), and the smoke
-# test's port-forward to a Service (kubectl reads the Service, finds a pod behind it, opens the
-# pod's portforward subresource). Nothing else: no list of what it applies, no delete.
-APPLY_VERBS = ("create", "get", "patch")
+# server-side apply (create, patch), readiness from each object's status (get), removing what a
+# failed deploy created and pruning what a spec no longer renders (list by modelgate's labels,
+# delete), and the smoke test's port-forward to a Service (kubectl reads the Service, finds a
+# pod behind it, opens the pod's portforward subresource). Nothing else.
+APPLY_VERBS = ("create", "delete", "get", "list", "patch")
 PORT_FORWARD = {"services": ("get",), "pods": ("get", "list"), "pods/portforward": ("create",)}
 DEPLOYER_GROUP = "modelgate:deployers"
 

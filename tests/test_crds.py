@@ -1,0 +1,210 @@
+"""crds/: `modelgate render` checks custom resources against the repository's CRDs without any
+flag, reads the folder as strictly as anything else a pull request brings, and `modelgate crds
+pull` fills it from a real API server (tests/kube_env.py) with the CRDs of the kinds rendered/
+holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from validator.render import crds
+
+from . import kube_env
+from .conftest import PROJECT, CliResult, Scaffold, run_cli
+
+# A Seldon Core v2 Model CRD that declares storageUri and requirements and nothing else.
+NARROW_MODEL_CRD = textwrap.dedent("""\
+    apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata:
+      name: models.mlops.seldon.io
+    spec:
+      group: mlops.seldon.io
+      names: {kind: Model, listKind: ModelList, plural: models, singular: model}
+      scope: Namespaced
+      versions:
+        - name: v1alpha1
+          served: true
+          storage: true
+          schema:
+            openAPIV3Schema:
+              type: object
+              properties:
+                apiVersion: {type: string}
+                kind: {type: string}
+                metadata: {type: object}
+                spec:
+                  type: object
+                  properties:
+                    storageUri: {type: string}
+                    requirements: {type: array, items: {type: string}}
+    """)
+
+
+def render(scaffold: Scaffold, *args: str) -> CliResult:
+    return run_cli("--root", str(scaffold.root), "render", *args, cwd=scaffold.root)
+
+
+def test_render_checks_custom_resources_against_crds_by_default(scaffold: Scaffold) -> None:
+    """No flag: the Model's fields the CRD does not declare are refused, as a server would."""
+    scaffold.iris()
+    assert render(scaffold).code == 0  # no crds/: the Model is reported unchecked (MG405)
+    (scaffold.root / "crds").mkdir()
+    (scaffold.root / "crds" / "models.yaml").write_text(NARROW_MODEL_CRD)
+    refused = render(scaffold)
+    assert refused.code == 1, refused.err
+    assert "rendered/staging/iris/model.yaml" in refused.err and "MG403" in refused.err
+    assert "Additional properties are not allowed" in refused.err
+    assert "mlops.seldon.io/v1alpha1 Model" not in refused.err  # checked, not MG405
+
+
+BAD_FILES = {
+    "a duplicate key": ("kind: CustomResourceDefinition\nkind: Other\n", "2:1", "duplicate key"),
+    "an alias": ("a: &x {b: 1}\nc: *x\n", "2:1", "'c' is a YAML alias"),
+    "a tag": ("a: !!python/name:os.system ''\n", "1:4", "tag"),
+    "not a CRD": ("apiVersion: v1\nkind: ConfigMap\n", "1:1", "is not an apiextensions"),
+    "not UTF-8": (b"a: \xff\n", "1:1", "not UTF-8"),
+    "no schema": (
+        NARROW_MODEL_CRD.split("      schema:")[0],
+        "1:1",
+        "a version without an openAPIV3Schema",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_a_crds_file_is_parsed_strictly(scaffold: Scaffold, case: str) -> None:
+    content, position, reason = BAD_FILES[case]
+    scaffold.iris()
+    folder = scaffold.root / "crds"
+    folder.mkdir()
+    raw = content if isinstance(content, bytes) else content.encode()
+    (folder / "bad.yaml").write_bytes(raw)
+    refused = render(scaffold)
+    assert refused.code == 1
+    assert f"crds/bad.yaml:{position}: MG406 CRD file cannot be read" in refused.err
+    assert reason in refused.err and "Traceback" not in refused.err
+
+
+def test_crds_readme_and_other_files_are_not_crds(scaffold: Scaffold) -> None:
+    scaffold.iris()
+    (scaffold.root / "crds").mkdir()
+    readme = (PROJECT / "crds" / "README.md").read_text()
+    (scaffold.root / "crds" / "README.md").write_text(readme)
+    assert render(scaffold).code == 0
+
+
+def test_what_pull_writes_reads_back_strictly(tmp_path: Path) -> None:
+    """The file `crds pull` writes is what crds/ accepts: one CRD, schemas kept."""
+    crd = yaml.safe_load(NARROW_MODEL_CRD)
+    crd["status"] = {"acceptedNames": {"kind": "Model"}}
+    crd["metadata"].update(uid="u", resourceVersion="1", managedFields=[{"manager": "x"}])
+    pulled = crds.pull(tmp_path, {("mlops.seldon.io/v1alpha1", "Model")}, [crd])
+    assert pulled.written == {"crds/mlops.seldon.io_models.yaml": [
+        ("mlops.seldon.io/v1alpha1", "Model")
+    ]}  # fmt: skip
+    path = tmp_path / "crds" / "mlops.seldon.io_models.yaml"
+    assert path.read_text().startswith("# Pulled from the cluster by `modelgate crds pull`")
+    [written] = crds.parse_documents(path.read_bytes())
+    assert written == {k: v for k, v in crd.items() if k != "status"} | {
+        "metadata": {"name": "models.mlops.seldon.io"}
+    }
+    found, problem = crds.schemas_of_file(path, "crds/mlops.seldon.io_models.yaml")
+    assert problem is None and list(found) == [("mlops.seldon.io/v1alpha1", "Model")]
+
+
+def test_pull_says_what_the_cluster_lacks() -> None:
+    crd = yaml.safe_load(NARROW_MODEL_CRD)
+    kinds = {("mlops.seldon.io/v1beta1", "Model"), ("security.istio.io/v1", "PeerAuthentication")}
+    pulled = crds.pull(Path("/nonexistent"), kinds, [crd])
+    assert pulled.written == {}
+    assert pulled.missing == [
+        "mlops.seldon.io/v1beta1 Model: the cluster serves v1alpha1 only",
+        "security.istio.io/v1 PeerAuthentication: the cluster has no CRD for it",
+    ]
+
+
+def test_pull_with_no_custom_resources_needs_no_cluster(scaffold: Scaffold) -> None:
+    result = run_cli("--root", str(scaffold.root), "crds", "pull", cwd=scaffold.root)
+    assert result.code == 0, result.err
+    assert "rendered/ holds no custom resources: no CRD to pull" in result.out
+
+
+# --- against the real API server --------------------------------------------------------------
+
+
+def in_cluster(kube: kube_env.KubeEnv, identity: kube_env.Identity) -> dict[str, str]:
+    return {
+        "KUBECONFIG": str(kube.kubeconfig_for(identity)),
+        "PATH": f"{kube.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def example_repository(scaffold: Scaffold) -> None:
+    for spec in (PROJECT / "models").glob("*.yaml"):
+        (scaffold.root / "models" / spec.name).write_bytes(spec.read_bytes())
+    assert render(scaffold).code == 0
+
+
+@pytest.mark.kube
+def test_pull_fills_crds_from_the_cluster_and_render_uses_them(
+    kube: kube_env.KubeEnv, scaffold: Scaffold, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example_repository(scaffold)
+    for name, value in in_cluster(kube, kube.admin).items():
+        monkeypatch.setenv(name, value)
+    pulled = run_cli("--root", str(scaffold.root), "crds", "pull", cwd=scaffold.root)
+    assert pulled.code == 0, pulled.err
+    written = sorted(p.name for p in (scaffold.root / "crds").iterdir())
+    assert written == [
+        "argoproj.io_applicationsets.yaml",
+        "mlops.seldon.io_models.yaml",
+        "serving.kserve.io_inferenceservices.yaml",
+        "serving.kserve.io_servingruntimes.yaml",  # a custom runtime's (churn-pipeline)
+    ]
+    assert "wrote crds/serving.kserve.io_inferenceservices.yaml: InferenceService " in pulled.out
+    # the tests' server has no Istio CRDs: each such kind is named, none is invented
+    assert pulled.err.count("warning: not pulled: security.istio.io/v1 ") == 3
+    served = kube.kubectl("get", "crd", "inferenceservices.serving.kserve.io", "-o", "json")
+    [document] = crds.parse_documents(
+        (scaffold.root / "crds" / "serving.kserve.io_inferenceservices.yaml").read_bytes()
+    )
+    assert document["spec"] == json.loads(served.stdout)["spec"]
+
+    checked = render(scaffold, "--check")
+    assert checked.code == 0, checked.err
+    unchecked = next(line for line in checked.err.splitlines() if "MG405" in line)
+    for kind in ("InferenceService", "ServingRuntime", "ApplicationSet", "Model"):
+        assert kind not in unchecked
+    assert "security.istio.io/v1 PeerAuthentication" in unchecked
+
+    template = scaffold.root / "templates" / "kserve" / "inferenceservice.yaml.j2"
+    text = template.read_text()
+    assert "\nspec:\n" in text
+    template.write_text(text.replace("\nspec:\n", "\nspec:\n  replicaz: 2\n", 1))
+    refused = render(scaffold)
+    assert refused.code == 1
+    assert "MG403" in refused.err and "replicaz" in refused.err
+
+
+@pytest.mark.kube
+def test_pull_without_the_right_to_list_crds_says_so(
+    kube: kube_env.KubeEnv, scaffold: Scaffold, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scaffold.iris()
+    assert render(scaffold).code == 0
+    for name, value in in_cluster(kube, kube.deployer).items():
+        monkeypatch.setenv(name, value)
+    refused = run_cli("--root", str(scaffold.root), "crds", "pull", cwd=scaffold.root)
+    assert refused.code == 1
+    assert "nothing pulled: the cluster did not list its CRDs: " in refused.err
+    assert "forbidden" in refused.err and "allowed to list customresourcedefinitions" in " ".join(
+        refused.err.split()
+    )
+    assert not (scaffold.root / "crds").exists()
