@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from validator import ledger
 from validator.deploy import environments
 
 from .conftest import PROJECT, Scaffold, run_cli, tree_sha256
@@ -63,9 +64,13 @@ class Example:
             f"model: {self.name}\n",  # the name an OpenAI request names
         )
         self.path = scaffold.write_spec(self.name, self.text)
-        artifact = yaml.safe_load(self.text)["spec"]["model"]["artifact"]
-        (self.root / artifact).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(PROJECT / artifact, self.root / artifact)
+        spec = yaml.safe_load(self.text)["spec"]
+        stand_in = spec["smoke"].get("standIn", {})
+        artifact = spec["model"]["artifact"]
+        files = [artifact, *(stand_in[field] for field in ("artifact", "script") if stand_in)]
+        for path in (path for path in files if "://" not in path):
+            (self.root / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(PROJECT / path, self.root / path)
         self.artifact = self.root / artifact
 
     def edit(self, old: str, new: str) -> None:
@@ -129,26 +134,32 @@ def assert_torn_down(example: Example) -> None:
 
 # --- The example models ---------------------------------------------------------------------
 
-SCRIPTS = {
-    "mlserver-boosting": "models/artifacts/iris-xgboost/train.py",
-    "triton": "models/artifacts/fraud-onnx-small/make.py",
-    "llamacpp": "models/artifacts/tiny-llama/make.py",
-}
-ARTIFACTS = {
-    "mlserver-boosting": "models/artifacts/iris-xgboost/model.json",
-    "triton": "models/artifacts/fraud-onnx-small/model.onnx",
-    "llamacpp": "models/artifacts/tiny-llama/tiny-llama.gguf",
+# the artifact each script makes, and the environment it runs in
+MADE = {
+    "models/artifacts/iris-xgboost/model.json": (
+        "mlserver-boosting",
+        "models/artifacts/iris-xgboost/train.py",
+    ),
+    "models/artifacts/fraud-onnx-small/model.onnx": (
+        "triton",
+        "models/artifacts/fraud-onnx-small/make.py",
+    ),
+    "models/artifacts/tiny-llama/tiny-llama.gguf": (
+        "llamacpp",
+        "models/artifacts/tiny-llama/make.py",
+    ),
 }
 
 
-@pytest.mark.parametrize("environment", sorted(SCRIPTS))
-def test_each_example_model_is_made_again_byte_for_byte(environment: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("artifact", sorted(MADE), ids=lambda path: Path(path).parent.name)
+def test_each_example_model_is_made_again_byte_for_byte(artifact: str, tmp_path: Path) -> None:
     """With its environment's pinned versions, each script makes the committed artifact (the
     sha256 its spec names) again."""
+    environment, script = MADE[artifact]
     python = environments.ensure(environment) / "bin" / "python"
-    made = tmp_path / Path(ARTIFACTS[environment]).name
-    subprocess.run([python, PROJECT / SCRIPTS[environment], made], check=True, capture_output=True)
-    committed = (PROJECT / ARTIFACTS[environment]).read_bytes()
+    made = tmp_path / Path(artifact).name
+    subprocess.run([python, PROJECT / script, made], check=True, capture_output=True)
+    committed = (PROJECT / artifact).read_bytes()
     assert hashlib.sha256(made.read_bytes()).digest() == hashlib.sha256(committed).digest()
 
 
@@ -309,6 +320,36 @@ def test_llamacpp_serves_the_openai_api_keeps_blue_green_and_stops(example) -> N
     assert llama.kept_url() != url and not set(first) & set(engine_processes(llama.name))
     llama.stop()
     assert_torn_down(llama)
+
+
+# --- Stand-ins -------------------------------------------------------------------------------
+
+
+def test_a_stand_in_is_served_in_place_of_a_model_the_local_target_cannot_run(example) -> None:
+    """chat-assistant is a vLLM model on a GPU, from the Hugging Face Hub: the local target
+    serves its stand-in, a GGUF model, on llama.cpp under the spec's name, sends it the spec's
+    smoke requests, and every report says the smoke tests ran on a stand-in."""
+    chat = example("chat-assistant")
+    code, out, err = chat.deploy("--keep")
+    assert_deployed(code, out, err, "hello")
+    assert (
+        f"{chat.name}: smoke-tested on a stand-in: models/artifacts/tiny-llama/tiny-llama.gguf "
+        "(gguf on llamacpp, made by models/artifacts/tiny-llama/make.py) in place of "
+        "hf://Qwen/Qwen2.5-0.5B-Instruct (huggingface on vllm)"
+    ) in out
+    status, models = get(f"{chat.kept_url()}/v1/models")
+    assert status == 200 and [m["id"] for m in models["data"]] == [chat.name]
+    record = ledger.history(chat.root, chat.name)[-1]
+    assert record["result"] == "deployed"
+    assert record["stand_in"].startswith("models/artifacts/tiny-llama/tiny-llama.gguf (gguf")
+    assert (
+        record["artifact"]
+        == hashlib.sha256(
+            (PROJECT / "models/artifacts/tiny-llama/tiny-llama.gguf").read_bytes()
+        ).hexdigest()
+    )
+    chat.stop()
+    assert_torn_down(chat)
 
 
 def test_llamacpp_model_that_does_not_load_is_not_deployed(example) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import shlex
 import shutil
@@ -426,6 +427,60 @@ def test_changed_specs_are_deployed_with_a_summary_table(pull_request: dict[str,
     assert "GITHUB_OUTPUT" in summary["run"] and job["outputs"]["summary"].endswith(
         f"steps.{summary['id']}.outputs.markdown }}}}"
     )
+
+
+def summary_script(pull_request: dict[str, Any]) -> str:
+    """The Python the job summary step runs (its heredoc)."""
+    run = job_step(jobs(pull_request)["deploy-changed"], "GITHUB_STEP_SUMMARY")["run"]
+    return run.split("<<'PY'\n", 1)[1].rsplit("\nPY", 1)[0]
+
+
+def test_the_summary_says_which_smoke_tests_ran_on_a_stand_in_and_which_did_not_run(
+    pull_request: dict[str, Any], tmp_path: Path
+) -> None:
+    """The summary step's own script, on the ledger histories a deploy leaves: a deploy on a
+    stand-in is a pass that names the stand-in, a changed spec nothing could run is "not
+    run", never a pass."""
+    (tmp_path / "models").mkdir()
+    specs = {"chat": "vllm", "tiny": "llamacpp", "tgi-model": "tgi", "iris": "mlserver"}
+    for name, engine in specs.items():
+        (tmp_path / "models" / f"{name}.yaml").write_text(f"spec: {{engine: {{name: {engine}}}}}\n")
+    files = [f"models/{name}.yaml" for name in specs]
+    (tmp_path / "validate.json").write_text(json.dumps({"files": files, "diagnostics": []}))
+    histories = {
+        "chat": {
+            "result": "deployed",
+            "seconds": 1.5,
+            "stand_in": "models/tiny.gguf (gguf on llamacpp)",
+        },
+        "tiny": {"result": "deployed", "seconds": 1.2, "stand_in": ""},
+        "tgi-model": {"result": "not run", "seconds": 0, "error": "not run: no engine here"},
+        "iris": None,
+    }
+    for name, record in histories.items():
+        (tmp_path / f"history-{name}.json").write_text(json.dumps([record] if record else []))
+    summary, output = tmp_path / "summary.md", tmp_path / "output"
+    done = subprocess.run(
+        [sys.executable, "-c", summary_script(pull_request)],
+        cwd=tmp_path,
+        env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in summary.read_text().splitlines()
+        if line.startswith("| ") and "---" not in line
+    }
+    assert "| pass, on a stand-in: models/tiny.gguf (gguf on llamacpp) |" in rows["chat"]
+    assert "| pass |" in rows["tiny"]
+    assert "| **not run**: not run: no engine here |" in rows["tgi-model"]
+    assert "not deployed in this run" in rows["iris"]
+    text = summary.read_text()
+    assert "> **smoke-tested on a stand-in**, not the real model: chat\n" in text
+    assert "> **not smoke-tested** (no engine here runs them, no stand-in named): tgi-model" in text
 
 
 def test_kind_job_runs_the_suite_against_a_cluster_with_the_kserve_crds(

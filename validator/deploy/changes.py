@@ -1,7 +1,8 @@
 """Which specs a change touches: the specs edited since a git ref, the specs whose artifact
-(kept in the repository) changed, every spec whose engine's templates changed, every spec the
-local target runs from an engine environment whose lock changed (locks/engine-NAME.txt), and
-every spec when policies or shared templates changed."""
+(kept in the repository) changed, or the stand-in they name or its script, every spec whose
+engine's templates changed, every spec the local target runs from an engine environment
+whose lock changed (locks/engine-NAME.txt), and every spec when policies or shared templates
+changed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import posixpath
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
+from .. import stand_ins
 from ..check.load import Document
 from ..engines import ENGINES
 from ..git import run_git
@@ -59,7 +61,7 @@ def affected(documents: list[Document], changed: list[PurePosixPath]) -> list[Do
         for doc in documents
         if everything
         or doc.path in paths
-        or artifact_of(doc) in touched
+        or any(path in touched for path in _repository_paths(doc))
         or doc.data["spec"]["engine"]["name"] in engines
         or _environment(doc) in locks
     ]
@@ -70,21 +72,34 @@ def _engine_lock(path: PurePosixPath) -> bool:
 
 
 def _environment(document: Document) -> str | None:
-    """The engine environment the local target runs the spec from, if any."""
-    spec = document.data["spec"]
+    """The engine environment the local target runs the spec (or its stand-in) from, if any."""
+    spec = stand_ins.served_spec(document.data["spec"])
     return ENGINES[spec["engine"]["name"]].local_environment(spec["model"]["format"]) or None
 
 
 def artifacts(documents: Sequence[Document]) -> list[str]:
-    """The in-repository artifacts of `documents`, for `changed_files` to watch."""
-    return sorted({path for doc in documents if (path := artifact_of(doc))})
+    """The in-repository artifacts of `documents` (their stand-ins and the scripts that make
+    them included), for `changed_files` to watch."""
+    return sorted({path for doc in documents for path in _repository_paths(doc)})
+
+
+def _repository_paths(document: Document) -> list[str]:
+    """The spec's artifact, stand-in and stand-in script that lie in the repository."""
+    stand_in = stand_ins.of(document.data["spec"]) or {}
+    found = [artifact_of(document), *(_relative(stand_in.get(f)) for f in ("artifact", "script"))]
+    return [path for path in found if path]
 
 
 def artifact_of(document: Document) -> str | None:
     """The spec's artifact as a path relative to the repository root, or None when it has
     none there (a URI, an image, a path out of the repository)."""
-    artifact = document.data["spec"]["model"].get("artifact") or ""
-    if "://" in artifact or not artifact:
+    return _relative(document.data["spec"]["model"].get("artifact"))
+
+
+def _relative(artifact: str | None) -> str | None:
+    """A path as given in a spec, relative to the repository root; None for a URI or a path
+    out of the repository."""
+    if not artifact or "://" in artifact:
         return None
     normal = posixpath.normpath(artifact)
     if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import paths, render, smoke, targets
+from .. import paths, render, smoke, stand_ins, targets
 from ..check import artifacts
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
@@ -66,6 +66,7 @@ from .environments import Progress, Unavailable, ensure
 from .net import answers_200, free_port, free_ports, port_free
 
 STATE_DIR = Path(".modelgate") / "run"
+STAND_IN_HINT = "name a stand-in the local target can serve (spec.smoke.standIn)"
 # the model servers modelgate ships, run by engines' own environments ({servers})
 SERVERS = Path(__file__).resolve().parents[1] / "engines" / "_servers"
 KEEPER = Path(__file__).with_name("keeper.py")
@@ -137,9 +138,11 @@ _STATE_TYPES: dict[str, type] = {
 def deploy(
     document: Document, root: Path, keep: bool = False, environment: str | None = None
 ) -> Outcome:
-    """`environment` is for cluster targets: a local server belongs to no environment."""
+    """`environment` is for cluster targets: a local server belongs to no environment.
+    A spec that names a stand-in is served with it (stand_ins.py), and the outcome says so."""
     name = document.data["metadata"]["name"]
-    outcome = Outcome(name)
+    outcome = Outcome(name, stand_in=stand_ins.description(document.data["spec"]))
+    document = stand_ins.served(document)
     started = time.monotonic()
     problem = _prepare(document, root)
     if problem:
@@ -399,39 +402,47 @@ def install_environments(documents: list[Document], progress: Progress) -> None:
 
 
 def _environment_of(document: Document) -> str:
-    spec = document.data["spec"]
+    spec = stand_ins.served_spec(document.data["spec"])
     return ENGINES[spec["engine"]["name"]].local_environment(spec["model"]["format"])
 
 
-def _prepare(document: Document, root: Path) -> Diagnostic | None:
-    """Refuse what the local target cannot serve, and check the artifact before starting."""
+def why_not_served(document: Document) -> tuple[list[str], str, str] | None:
+    """Why the local target cannot serve the (served) spec, as (where, message, hint); None
+    when it can."""
     spec = document.data["spec"]
     model = spec["model"]
     engine = ENGINES[spec["engine"]["name"]]
     if not engine.local_command or "image" in model:
-        return document.finding(
+        image = " on a model image" if "image" in model else ""
+        return (
             ["spec", "engine", "name"],
-            TARGET_UNSUPPORTED,
-            "the local target serves repository artifacts with engines it can start here: "
+            f"the local target cannot run engine {engine.name}{image}: it serves repository "
+            "artifacts with the engines it starts here: "
             + ", ".join(name for name, engine in ENGINES.items() if engine.local_command),
-            "deploy image-based models, or those of other engines, with --target docker or "
-            "kubernetes",
+            f"{STAND_IN_HINT}, or deploy with --target docker or kubernetes",
         )
     if not engine.serves_locally(model["format"]):
         formats = ", ".join(engine.local_formats)
-        return document.finding(
+        return (
             ["spec", "model", "format"],
-            TARGET_UNSUPPORTED,
             f"the local target serves {engine.name} models of format {formats} only",
-            "deploy this model with --target kubernetes",
+            f"{STAND_IN_HINT}, or deploy this model with --target kubernetes",
         )
     if "://" in model["artifact"]:
-        return document.finding(
+        return (
             ["spec", "model", "artifact"],
-            TARGET_UNSUPPORTED,
             "the local target serves artifacts inside this repository, not remote URIs",
-            "download the artifact into the repository, or use --target kubernetes",
+            f"{STAND_IN_HINT}, download the artifact into the repository, or use "
+            "--target kubernetes",
         )
+    return None
+
+
+def _prepare(document: Document, root: Path) -> Diagnostic | None:
+    """Refuse what the local target cannot serve, and check the artifact before starting."""
+    refused = why_not_served(document)
+    if refused:
+        return document.finding(refused[0], TARGET_UNSUPPORTED, refused[1], refused[2])
     rendering = render.render_document(document, root, local_only=True)
     problems = rendering.diagnostics or render.links(rendering.files, root)
     if problems:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .. import paths, targets
+from .. import paths, stand_ins, targets
 from ..check import load
 from ..check.load import Document
 from ..check.platform import from_values
@@ -320,24 +320,9 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
     shared = view.base(document)  # computed once: every file of the spec shows it
     result = Rendering()
     # local files serve a repository artifact (a model image runs on the docker target, a
-    # remote one on clusters)
-    local = engine.local and targets.LOCAL in targets.targets_of(spec)
-    if local and renderer.environment is None:
-        if engine.runtimes and shared["runtime"] is None:
-            result.diagnostics.append(
-                document.finding(
-                    ["spec", "engine"],
-                    NO_RUNTIME,
-                    f"engine {engine.name} has no default runtime for format "
-                    f"{spec['model']['format']}",
-                    "set spec.engine.runtime to the implementation that loads this model",
-                )
-            )
-            return result
-        out_dir = rendered_dir(LOCAL, name)
-        context = {"v": view.local(document, out_dir, shared)}
-        for template in engine.local:
-            _render_into(result, document, renderer, template, context, out_dir / _output(template))
+    # remote one on clusters), or the stand-in the spec names for the local target
+    if renderer.environment is None and not _render_local(result, document, renderer, shared):
+        return result
     if local_only:
         return result
     environments = [e for e in spec["environments"] if renderer.environment in (None, e)]
@@ -368,6 +353,35 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
     if renderer.output_policy is not None:
         result.diagnostics.extend(_judge(result, renderer.output_policy, document))
     return result
+
+
+def _render_local(
+    result: Rendering, document: Document, renderer: Renderer, shared: dict[str, Any]
+) -> bool:
+    """Render rendered/local/NAME/ when the local target runs the spec, from its stand-in
+    when it names one; False when it cannot be rendered (the finding is in `result`)."""
+    served = stand_ins.served(document)
+    spec = served.data["spec"]
+    engine = engine_for(spec)
+    if not engine.local or targets.LOCAL not in targets.targets_of(document.data["spec"]):
+        return True
+    if served is not document:
+        shared = view.base(served)
+    if engine.runtimes and shared["runtime"] is None:
+        result.diagnostics.append(
+            served.finding(
+                ["spec", "engine"],
+                NO_RUNTIME,
+                f"engine {engine.name} has no default runtime for format {spec['model']['format']}",
+                "set spec.engine.runtime to the implementation that loads this model",
+            )
+        )
+        return False
+    out_dir = rendered_dir(LOCAL, served.data["metadata"]["name"])
+    context = {"v": view.local(served, out_dir, shared)}
+    for template in engine.local:
+        _render_into(result, served, renderer, template, context, out_dir / _output(template))
+    return True
 
 
 def _judge(result: Rendering, judge: OutputPolicy, document: Document) -> list[Diagnostic]:
