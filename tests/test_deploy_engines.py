@@ -140,6 +140,10 @@ MADE = {
         "mlserver-boosting",
         "models/artifacts/iris-xgboost/train.py",
     ),
+    "models/artifacts/iris-lightgbm/model.bst": (
+        "mlserver-boosting",
+        "models/artifacts/iris-lightgbm/train.py",
+    ),
     "models/artifacts/fraud-onnx-small/model.onnx": (
         "triton",
         "models/artifacts/fraud-onnx-small/make.py",
@@ -173,6 +177,20 @@ def test_xgboost_on_mlserver_from_its_own_environment(example) -> None:
     assert f"/v2/models/{iris.name}/infer" in out and "torn down" in out
     assert_torn_down(iris)
     assert environments.installed("mlserver-boosting") is not None
+
+
+def test_lightgbm_on_mlserver_from_the_same_environment(example) -> None:
+    iris = example("iris-lightgbm")
+    code, out, err = iris.deploy("--keep")
+    assert_deployed(code, out, err, "setosa", "three-species")
+    url = iris.kept_url()
+    flowers = [5.1, 3.5, 1.4, 0.2, 6.4, 3.2, 4.5, 1.5, 6.3, 3.3, 6.0, 2.5]
+    body = {"inputs": [{"name": "input-0", "shape": [3, 4], "datatype": "FP64", "data": flowers}]}
+    (output,) = post(f"{url}/v2/models/{iris.name}/infer", body)["outputs"]
+    rows = [output["data"][row * 3 : row * 3 + 3] for row in range(3)]
+    assert [row.index(max(row)) for row in rows] == [0, 1, 2]  # setosa, versicolor, virginica
+    iris.stop()
+    assert_torn_down(iris)
 
 
 # --- KServe ---------------------------------------------------------------------------------
