@@ -483,6 +483,23 @@ def test_the_summary_says_which_smoke_tests_ran_on_a_stand_in_and_which_did_not_
     assert "> **not smoke-tested** (no engine here runs them, no stand-in named): tgi-model" in text
 
 
+@pytest.mark.parametrize("job_id", ["deploy-changed", "kind"])
+def test_the_engine_environments_are_cached_by_their_locks_and_python(
+    pull_request: dict[str, Any], job_id: str
+) -> None:
+    job = jobs(pull_request)[job_id]
+    cache = job_step(job, "actions/cache@")
+    assert cache["with"]["path"] == "~/.cache/modelgate/engines"
+    assert "hashFiles('" in cache["with"]["key"] and "locks/engine-*.txt')" in cache["with"]["key"]
+    python = job_step(job, "actions/setup-python@")
+    assert f"steps.{python['id']}.outputs.python-version" in cache["with"]["key"]
+    steps = job["steps"]
+    first_use = next(
+        s for s in steps if "make test" in s.get("run", "") or "deploy" in s.get("run", "")
+    )
+    assert steps.index(python) < steps.index(cache) < steps.index(first_use)
+
+
 def test_kind_job_runs_the_suite_against_a_cluster_with_the_kserve_crds(
     pull_request: dict[str, Any],
 ) -> None:
