@@ -1,11 +1,12 @@
 """llama.cpp's OpenAI-compatible server (llama-cpp-python) on one GGUF model, on loopback.
 
-    python llamacpp_server.py SETTINGS.json --port P
+    python llamacpp_server.py SETTINGS.json --port P [--host ADDRESS]
 
 SETTINGS.json is what modelgate renders into rendered/local/NAME/ (templates/llamacpp/): the
 model's name, which the API serves it as (`"model": NAME` in a request), and its artifact,
 relative to the settings file. The model is loaded before the server listens: /v1/models
-answers once it can generate (this server has no /health).
+answers once it can generate (this server has no /health). It binds 127.0.0.1 unless --host
+says otherwise (a container image binds 0.0.0.0 of its own network namespace).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("settings", type=Path)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default=LOOPBACK)
     options = parser.parse_args(argv)
     settings = json.loads(options.settings.read_text(encoding="utf-8"))
     artifact = (options.settings.parent / settings["uri"]).resolve()
@@ -38,9 +40,9 @@ def main(argv: list[str]) -> int:
         seed=0,
         verbose=False,
     )
-    server = ServerSettings(host=LOOPBACK, port=options.port)
+    server = ServerSettings(host=options.host, port=options.port)
     app = create_app(server_settings=server, model_settings=[model])
-    uvicorn.run(app, host=LOOPBACK, port=options.port, log_level="info")
+    uvicorn.run(app, host=options.host, port=options.port, log_level="info")
     return 0
 
 
