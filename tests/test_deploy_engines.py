@@ -357,6 +357,9 @@ def test_a_stand_in_is_served_in_place_of_a_model_the_local_target_cannot_run(ex
     ) in out
     status, models = get(f"{chat.kept_url()}/v1/models")
     assert status == 200 and [m["id"] for m in models["data"]] == [chat.name]
+    smoked = run_cli("--root", str(chat.root), "smoke", chat.name)  # the kept server, again
+    assert smoked.code == 0 and "smoke pass  hello" in smoked.out, smoked.out + smoked.err
+    assert f"{chat.name}: smoke-tested on a stand-in: models/artifacts/tiny-llama/" in smoked.out
     record = ledger.history(chat.root, chat.name)[-1]
     assert record["result"] == "deployed"
     assert record["stand_in"].startswith("models/artifacts/tiny-llama/tiny-llama.gguf (gguf")
