@@ -152,6 +152,10 @@ MADE = {
         "llamacpp",
         "models/artifacts/tiny-llama/make.py",
     ),
+    "models/artifacts/tiny-qwen2/tiny-qwen2.gguf": (
+        "llamacpp",
+        "models/artifacts/tiny-qwen2/make.py",
+    ),
 }
 
 
@@ -351,22 +355,22 @@ def test_a_stand_in_is_served_in_place_of_a_model_the_local_target_cannot_run(ex
     code, out, err = chat.deploy("--keep")
     assert_deployed(code, out, err, "hello")
     assert (
-        f"{chat.name}: smoke-tested on a stand-in: models/artifacts/tiny-llama/tiny-llama.gguf "
-        "(gguf on llamacpp, made by models/artifacts/tiny-llama/make.py) in place of "
+        f"{chat.name}: smoke-tested on a stand-in: models/artifacts/tiny-qwen2/tiny-qwen2.gguf "
+        "(gguf on llamacpp, made by models/artifacts/tiny-qwen2/make.py) in place of "
         "hf://Qwen/Qwen2.5-0.5B-Instruct (huggingface on vllm)"
     ) in out
     status, models = get(f"{chat.kept_url()}/v1/models")
     assert status == 200 and [m["id"] for m in models["data"]] == [chat.name]
     smoked = run_cli("--root", str(chat.root), "smoke", chat.name)  # the kept server, again
     assert smoked.code == 0 and "smoke pass  hello" in smoked.out, smoked.out + smoked.err
-    assert f"{chat.name}: smoke-tested on a stand-in: models/artifacts/tiny-llama/" in smoked.out
+    assert f"{chat.name}: smoke-tested on a stand-in: models/artifacts/tiny-qwen2/" in smoked.out
     record = ledger.history(chat.root, chat.name)[-1]
     assert record["result"] == "deployed"
-    assert record["stand_in"].startswith("models/artifacts/tiny-llama/tiny-llama.gguf (gguf")
+    assert record["stand_in"].startswith("models/artifacts/tiny-qwen2/tiny-qwen2.gguf (gguf")
     assert (
         record["artifact"]
         == hashlib.sha256(
-            (PROJECT / "models/artifacts/tiny-llama/tiny-llama.gguf").read_bytes()
+            (PROJECT / "models/artifacts/tiny-qwen2/tiny-qwen2.gguf").read_bytes()
         ).hexdigest()
     )
     chat.stop()

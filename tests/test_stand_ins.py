@@ -20,8 +20,8 @@ from validator.deploy import changes
 from .conftest import PROJECT, Scaffold, git, run_cli
 
 CHAT = (PROJECT / "models" / "chat-assistant.yaml").read_text(encoding="utf-8")
-GGUF = "models/artifacts/tiny-llama/tiny-llama.gguf"
-SCRIPT = "models/artifacts/tiny-llama/make.py"
+GGUF = "models/artifacts/tiny-qwen2/tiny-qwen2.gguf"
+SCRIPT = "models/artifacts/tiny-qwen2/make.py"
 STAND_IN_START = "    standIn:\n"
 
 
@@ -97,18 +97,18 @@ def test_the_example_stand_in_is_valid(chat: Scaffold) -> None:
         ),
         (
             f"script: {SCRIPT}",
-            "script: models/artifacts/tiny-llama/gone.py",
-            "script: models/artifacts/tiny-llama/gone.py",
+            "script: models/artifacts/tiny-qwen2/gone.py",
+            "script: models/artifacts/tiny-qwen2/gone.py",
             15,
-            "MG233 the stand-in's script models/artifacts/tiny-llama/gone.py is not a file of "
+            "MG233 the stand-in's script models/artifacts/tiny-qwen2/gone.py is not a file of "
             "the repository",
         ),
         (
-            "sha256: c81a2b40",
-            "sha256: 081a2b40",
-            "sha256: 081a2b40",
+            "sha256: 3870e921",
+            "sha256: 0870e921",
+            "sha256: 0870e921",
             15,
-            f"MG119 artifact {GGUF} has sha256 c81a2b40",
+            f"MG119 artifact {GGUF} has sha256 3870e921",
         ),
     ],
     ids=["engine-not-local", "protocol", "format", "outside", "no-script", "digest"],
@@ -124,7 +124,7 @@ def test_a_stand_in_the_local_target_cannot_serve_is_refused_at_its_field(
 
 
 def test_a_stand_in_must_be_pinned_by_its_digest(chat: Scaffold) -> None:
-    spec = write_chat(chat, "      sha256: c81a2b40", "      # sha256: c81a2b40")
+    spec = write_chat(chat, "      sha256: 3870e921", "      # sha256: 3870e921")
     code, shown = validate(chat, spec)
     assert code == 1
     line = line_of(spec, "standIn:")

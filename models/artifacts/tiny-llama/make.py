@@ -1,4 +1,5 @@
 """Write tiny-llama.gguf: a stand-in for a real Llama model, small enough for every test run.
+(models/artifacts/tiny-qwen2/make.py writes the Qwen2 one with this code.)
 
 Real weights do not fit a CPU test runner; this model has the same architecture (Llama: RMS
 norms, rotary attention, a SwiGLU feed-forward) and format (GGUF) with random weights: two
@@ -22,6 +23,7 @@ import hashlib
 import itertools
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
@@ -42,6 +44,27 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
 )
 SPECIALS = ("<|begin_of_text|>", "<|end_of_text|>")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a model family's GGUF file says beyond the shared shape (llama.cpp reads it)."""
+
+    name: str  # general.architecture
+    model: str  # general.name
+    tokenizer_pre: str  # the pre-tokenizer llama.cpp splits text with
+    specials: tuple[str, ...]  # control tokens, after the learned ones
+    bos: str
+    eos: str
+    add_bos: bool
+    chat_template: str
+    attention_bias: bool = False  # biases on the query, key and value projections
+    rope_base: float | None = None  # rope.freq_base; None: llama.cpp's default (10000)
+
+
+LLAMA = Architecture(
+    "llama", "tiny-llama", "default", SPECIALS, SPECIALS[0], SPECIALS[1], True, CHAT_TEMPLATE
+)
 
 
 def byte_alphabet() -> list[str]:
@@ -91,7 +114,7 @@ def _merge(word: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
     return tuple(merged)
 
 
-def tensors(vocabulary: int) -> dict[str, np.ndarray]:
+def tensors(vocabulary: int, architecture: Architecture = LLAMA) -> dict[str, np.ndarray]:
     """Random weights (numpy shapes are GGUF's dimensions reversed)."""
     random = np.random.default_rng(0)
 
@@ -116,17 +139,20 @@ def tensors(vocabulary: int) -> dict[str, np.ndarray]:
             f"{block}.ffn_up.weight": weight(FEED_FORWARD, EMBEDDING),
             f"{block}.ffn_down.weight": weight(EMBEDDING, FEED_FORWARD),
         }
+        if architecture.attention_bias:
+            found |= {f"{block}.attn_{x}.bias": weight(EMBEDDING) for x in "qkv"}
     return found
 
 
-def make(output: Path = OUTPUT) -> str:
+def make(output: Path = OUTPUT, architecture: Architecture = LLAMA) -> str:
     alphabet = byte_alphabet()
     merges = learn_merges(alphabet)
-    tokens = [*alphabet, *(left + right for left, right in merges), *SPECIALS]
-    types = [gguf.TokenType.NORMAL] * (len(tokens) - len(SPECIALS))
-    types += [gguf.TokenType.CONTROL] * len(SPECIALS)
-    writer = gguf.GGUFWriter(str(output), "llama")
-    writer.add_name("tiny-llama")
+    specials = architecture.specials
+    tokens = [*alphabet, *(left + right for left, right in merges), *specials]
+    types = [gguf.TokenType.NORMAL] * (len(tokens) - len(specials))
+    types += [gguf.TokenType.CONTROL] * len(specials)
+    writer = gguf.GGUFWriter(str(output), architecture.name)
+    writer.add_name(architecture.model)
     writer.add_context_length(CONTEXT)
     writer.add_embedding_length(EMBEDDING)
     writer.add_block_count(LAYERS)
@@ -135,17 +161,19 @@ def make(output: Path = OUTPUT) -> str:
     writer.add_head_count_kv(HEADS)
     writer.add_rope_dimension_count(EMBEDDING // HEADS)
     writer.add_layer_norm_rms_eps(1e-5)
+    if architecture.rope_base is not None:
+        writer.add_rope_freq_base(architecture.rope_base)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
+    writer.add_tokenizer_pre(architecture.tokenizer_pre)
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges([f"{left} {right}" for left, right in merges])
-    writer.add_bos_token_id(len(tokens) - 2)
-    writer.add_eos_token_id(len(tokens) - 1)
-    writer.add_add_bos_token(True)
-    writer.add_chat_template(CHAT_TEMPLATE)
-    for name, array in tensors(len(tokens)).items():
+    writer.add_bos_token_id(tokens.index(architecture.bos))
+    writer.add_eos_token_id(tokens.index(architecture.eos))
+    writer.add_add_bos_token(architecture.add_bos)
+    writer.add_chat_template(architecture.chat_template)
+    for name, array in tensors(len(tokens), architecture).items():
         writer.add_tensor(name, array)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
