@@ -74,6 +74,15 @@ class Scaffold:
         path.write_text(text, encoding="utf-8")
         return path
 
+    def with_policies(self) -> Scaffold:
+        """The project's policies (without its waivers) copied into the repository."""
+        shutil.copytree(
+            PROJECT / "policies",
+            self.root / "policies",
+            ignore=shutil.ignore_patterns("waivers.yaml"),
+        )
+        return self
+
     def iris(self, name: str = "iris", **replacements: str) -> Path:
         """The iris spec under another name, with exact text replacements applied."""
         text = IRIS_SPEC.replace("name: iris", f"name: {name}")

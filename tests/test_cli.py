@@ -111,3 +111,22 @@ def test_internal_fault_exits_three_without_traceback(
     assert result.code == 3, result.out + result.err
     assert "internal error: RuntimeError: a planted bug" in result.err
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    ("command", "missing"),
+    [
+        (["new", "fraud", "--engine", "mlserver", "--format", "sklearn"], "new/modeldeployment"),
+        (["catalog"], "templates/catalog is not a folder"),
+    ],
+)
+def test_a_folder_without_templates_is_said_plainly(
+    tmp_path: Path, command: list[str], missing: str
+) -> None:
+    """Run outside a repository (no templates/), a command that renders says which template
+    it did not find and where to run it: exit 1, no traceback, no internal error."""
+    result = run_cli("--root", str(tmp_path), *command)
+    assert result.code == 1, result.out + result.err
+    assert "template not found" in result.err and missing in result.err
+    assert "run modelgate from the repository's root" in result.err
+    assert "Traceback" not in result.err and "internal error" not in result.err

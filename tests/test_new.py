@@ -13,7 +13,7 @@ import yaml
 
 from validator import render
 from validator.check import policy, workspace
-from validator.render import kube_schemas
+from validator.render import crds, kube_schemas
 
 from .conftest import PROJECT, run_cli
 
@@ -54,7 +54,7 @@ def test_every_scaffold_validates_as_written(repo: Path) -> None:
 
 
 def test_every_scaffold_renders_valid_manifests(repo: Path) -> None:
-    schemas = kube_schemas.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
+    schemas = crds.load_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
     documents = workspace.validate(workspace.discover(repo, []), repo).valid_documents()
     rendering = render.render_all(documents, repo, schemas)
     assert rendering.diagnostics == []
@@ -134,7 +134,7 @@ def test_a_transformer_and_an_explainer_are_scaffolded_beside_a_kserve_predictor
     )  # fmt: skip
     assert result.code == 0, result.err
     assert run_cli("--root", str(root), "validate", "--strict").code == 0
-    schemas = kube_schemas.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
+    schemas = crds.load_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
     documents = workspace.validate(workspace.discover(root, []), root).valid_documents()
     rendering = render.render_all(documents, root, schemas)
     assert rendering.diagnostics == []

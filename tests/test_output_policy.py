@@ -21,10 +21,10 @@ import yaml
 
 from validator import render
 from validator.check import policy, workspace
-from validator.check.policy import output
+from validator.check.policy import output, rendered
 from validator.check.policy.examples import example_objects, output_path, parse_path, reference
 from validator.engines import health_paths
-from validator.render import kube_schemas
+from validator.render import crds
 
 from .conftest import PROJECT, Scaffold, run_cli
 
@@ -46,7 +46,7 @@ def test_the_built_in_set_has_output_rules_and_loads_cleanly() -> None:
 
 
 def test_the_reference_output_passes_every_output_rule() -> None:
-    context = output.OutputContext(BUILTIN.parameters, reference(), {})
+    context = rendered.OutputContext(BUILTIN.parameters, reference(), {})
     found = output.evaluate(example_objects({}), BUILTIN, context, ["staging"])
     assert [(f.rule.id, f.object.path, f.message) for f in found] == []
 
@@ -57,7 +57,7 @@ def test_the_reference_output_passes_every_output_rule() -> None:
 def test_output_rule_examples(rule_id: str, kind: str, index: int) -> None:
     rule = BUILTIN.rule(rule_id)
     assert rule is not None and rule.output
-    context = output.OutputContext(BUILTIN.parameters, reference(), {})
+    context = rendered.OutputContext(BUILTIN.parameters, reference(), {})
     example = (rule.passing if kind == "pass" else rule.failing)[index]
     found = list(output.rule_findings(rule, example_objects(example.patch), context))
     if kind == "pass":
@@ -353,7 +353,7 @@ def test_a_runtime_served_inference_service_gets_probes_the_crd_allows(scaffold:
     if not CRDS.is_dir():
         pytest.skip(f"the KServe CRD is not beside the checkout ({CRDS})")
     scaffold.iris(**KSERVE_RUNTIME)
-    schemas = kube_schemas.Schemas.from_dirs([CRDS])
+    schemas = crds.load_dirs([CRDS])
     validation = workspace.validate(workspace.discover(scaffold.root, []), scaffold.root)
     assert not validation.failed(), validation.diagnostics
     rendering = render.render_all(validation.valid_documents(), scaffold.root, schemas)
@@ -387,13 +387,13 @@ def test_a_modelmesh_inference_service_is_an_object_without_pods(scaffold: Scaff
     files = {str(item.path): yaml.safe_load(item.content) for item in rendering.files}
     data = files["rendered/staging/iris/inferenceservice.yaml"]
     assert "rendered/staging/iris/networkpolicy.yaml" not in files
-    shared = output.OutputObject("rendered/staging/iris/inferenceservice.yaml", data)
+    shared = rendered.OutputObject("rendered/staging/iris/inferenceservice.yaml", data)
     assert shared.shares_pods and shared.pod_specs == []
     data["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "RawDeployment"
-    own = output.OutputObject("rendered/staging/iris/inferenceservice.yaml", data)
+    own = rendered.OutputObject("rendered/staging/iris/inferenceservice.yaml", data)
     assert not own.shares_pods and [path for path, _ in own.pod_specs] == [["spec", "predictor"]]
     rules = policy.load_policy(PROJECT)[0]
-    context = output.OutputContext(parameters=rules.parameters)
+    context = rendered.OutputContext(parameters=rules.parameters)
     found = {finding.rule.id for finding in output.evaluate([own], rules, context, ["staging"])}
     assert {"MG-SEC-120", "MG-OPS-120"} <= found  # no NetworkPolicy, no PodDisruptionBudget
     assert output.evaluate([shared], rules, context, ["staging"]) == []

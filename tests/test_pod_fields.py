@@ -7,13 +7,13 @@ chat-assistant (vLLM, a Deployment), churn-kserve (a KServe custom container), f
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from validator.render import crds as crd_files
 from validator.render import kube_schemas
 
 from . import kube_env
@@ -41,7 +41,7 @@ SERVERLESS = {"deploymentMode: RawDeployment": "deploymentMode: Serverless"}
 def crds() -> kube_schemas.Schemas:
     if not CRDS.is_dir():
         pytest.skip(f"the KServe CRDs are not beside the checkout ({CRDS})")
-    return kube_schemas.Schemas.from_dirs([CRDS])
+    return crd_files.load_dirs([CRDS])
 
 
 def write(scaffold: Scaffold, base: str, replacements: dict[str, str]) -> tuple[Path, str]:
@@ -569,15 +569,6 @@ def test_schema_errors_in_the_new_fields_carry_their_positions(
     assert words in result.out
 
 
-def with_policies(scaffold: Scaffold) -> Scaffold:
-    shutil.copytree(
-        PROJECT / "policies",
-        scaffold.root / "policies",
-        ignore=shutil.ignore_patterns("waivers.yaml"),
-    )
-    return scaffold
-
-
 POLICY_FINDINGS = {
     "a toleration of the control plane's taint": (
         spec_block(
@@ -629,7 +620,7 @@ def test_the_built_in_policies_judge_scheduling_labels_and_annotations(
     scaffold: Scaffold, case: str
 ) -> None:
     replacements, rule, needle, at = POLICY_FINDINGS[case]
-    path, text = write(with_policies(scaffold), "chat-assistant", replacements)
+    path, text = write(scaffold.with_policies(), "chat-assistant", replacements)
     line, col = located(text, needle, at)
     result = run_cli("--root", str(scaffold.root), "validate", str(path))
     assert result.code == 1, result.out + result.err
@@ -639,7 +630,7 @@ def test_the_built_in_policies_judge_scheduling_labels_and_annotations(
 def test_an_allowed_prefix_does_not_allow_opting_out_of_the_mesh(scaffold: Scaffold) -> None:
     """An organisation may allow a prefix; what switches protection off stays refused, and
     emptying a built-in list is reported as a weakening."""
-    with_policies(scaffold)
+    scaffold.with_policies()
     (scaffold.root / "policies" / "acme.yaml").write_text(
         "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: acme}\n"
         "extends: [modelgate]\nparameters:\n"
@@ -675,7 +666,7 @@ def test_a_template_that_tolerates_every_taint_is_refused_by_render(scaffold: Sc
     template.write_text(
         text.replace(line, line + '      tolerations: [{operator: "Exists"}]\n'), encoding="utf-8"
     )
-    path, _ = write(with_policies(scaffold), "fraud-onnx", {})
+    path, _ = write(scaffold.with_policies(), "fraud-onnx", {})
     result = run_cli("--root", str(scaffold.root), "render", str(path))
     assert result.code == 1, result.out + result.err
     assert "rendered/staging/fraud-onnx/deployment.yaml:" in result.err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -65,15 +64,6 @@ def test_rule_examples(rule_id: str, kind: str, index: int) -> None:
     assert found[0].hint == rule.remediation
 
 
-def scaffold_with_policies(scaffold: Scaffold) -> Scaffold:
-    shutil.copytree(
-        PROJECT / "policies",
-        scaffold.root / "policies",
-        ignore=shutil.ignore_patterns("waivers.yaml"),
-    )
-    return scaffold
-
-
 def validate(scaffold: Scaffold, *args: str) -> tuple[int, list[dict]]:
     result = run_cli("--root", str(scaffold.root), "validate", "--format", "json", *args)
     assert result.code in (0, 1), result.err
@@ -103,7 +93,7 @@ rules:
 
 
 def test_a_new_rule_file_is_picked_up_without_code_changes(scaffold: Scaffold) -> None:
-    scaffold_with_policies(scaffold)
+    scaffold.with_policies()
     spec = scaffold.iris(
         **{
             "  description: Logistic regression on the iris data set; "
@@ -125,7 +115,7 @@ def test_a_new_rule_file_is_picked_up_without_code_changes(scaffold: Scaffold) -
 
 
 def test_severity_follows_the_environment(scaffold: Scaffold) -> None:
-    scaffold_with_policies(scaffold)
+    scaffold.with_policies()
     (scaffold.root / "policies" / "acme.yaml").write_text(ACME)
     spec = scaffold.iris(
         **{
@@ -141,7 +131,7 @@ def test_severity_follows_the_environment(scaffold: Scaffold) -> None:
 
 
 def test_broken_policy_files_are_located(scaffold: Scaffold) -> None:
-    scaffold_with_policies(scaffold)
+    scaffold.with_policies()
     scaffold.iris()
     bad = ACME.replace("extends: [modelgate]", "extends: [nosuchset]")
     (scaffold.root / "policies" / "acme.yaml").write_text(bad)
@@ -181,7 +171,7 @@ def waive(
 
 @pytest.fixture
 def one_replica(scaffold: Scaffold) -> Scaffold:
-    scaffold_with_policies(scaffold)
+    scaffold.with_policies()
     scaffold.iris(**{"minReplicas: 2": "minReplicas: 1"})
     return scaffold
 
@@ -278,7 +268,7 @@ def test_waiver_from_an_unlisted_approver_is_refused(one_replica: Scaffold) -> N
 
 
 def test_secrets_are_masked_in_every_output(scaffold: Scaffold) -> None:
-    scaffold_with_policies(scaffold)
+    scaffold.with_policies()
     key = "AKIA" + "Z7Q4M2X9P1L8K3J6"
     scaffold.iris(**{"description: Logistic": f"description: {key} Logistic"})
     # a schema message quotes the offending value; that spec gets no policy findings
@@ -294,7 +284,7 @@ def test_policy_files_in_the_project_are_valid(tmp_path: Path) -> None:
 
 
 def test_escaped_secrets_are_found_too(scaffold: Scaffold) -> None:
-    scaffold_with_policies(scaffold)
+    scaffold.with_policies()
     scaffold.iris(**{"description: Logistic": 'description: "key \\x41KIAIOSFODNN7EXAMPLE" #'})
     result = run_cli("--root", str(scaffold.root), "validate")
     assert (
@@ -303,7 +293,7 @@ def test_escaped_secrets_are_found_too(scaffold: Scaffold) -> None:
 
 
 def test_an_artifact_symlink_out_of_the_repository_is_refused(scaffold: Scaffold) -> None:
-    scaffold_with_policies(scaffold)
+    scaffold.with_policies()
     outside = scaffold.root.parent / "elsewhere.joblib"
     outside.write_bytes(b"not reviewed")
     link = scaffold.root / "models" / "artifacts" / "iris" / "linked.joblib"
@@ -349,7 +339,7 @@ def line_of(spec: Path, text: str) -> int:
 
 
 def test_specs_that_run_only_in_clusters_may_share_a_port(scaffold: Scaffold) -> None:
-    scaffold_with_policies(scaffold)
+    scaffold.with_policies()
     scaffold.iris("alpha", **IN_A_BUCKET, **endpoint("port", 8080))
     scaffold.iris("beta", **IN_A_BUCKET, **endpoint("port", 8080))
     scaffold.iris("gamma", **endpoint("port", 8080))  # the only one on this machine
@@ -357,7 +347,7 @@ def test_specs_that_run_only_in_clusters_may_share_a_port(scaffold: Scaffold) ->
 
 
 def test_the_same_port_on_this_machine_is_a_finding_at_the_second_spec(scaffold: Scaffold) -> None:
-    scaffold_with_policies(scaffold)
+    scaffold.with_policies()
     scaffold.iris("alpha", **endpoint("port", 8080))  # the local target serves it
     beta = scaffold.iris("beta", **AN_IMAGE, **endpoint("port", 8080))  # the docker target
     code, found = endpoint_findings(scaffold)
@@ -374,7 +364,7 @@ def test_the_same_port_on_this_machine_is_a_finding_at_the_second_spec(scaffold:
 
 
 def test_hosts_stay_unique_wherever_the_specs_run(scaffold: Scaffold) -> None:
-    scaffold_with_policies(scaffold)
+    scaffold.with_policies()
     host = endpoint("host", "iris.models.example.com", "public")  # a host is a public route
     scaffold.iris("alpha", **AN_IMAGE, **host)
     beta = scaffold.iris("beta", **AN_IMAGE, **host)

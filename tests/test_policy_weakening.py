@@ -38,11 +38,7 @@ TEXT_LINE = (
 
 
 def with_policies(scaffold: Scaffold, **sets: str) -> Scaffold:
-    shutil.copytree(
-        PROJECT / "policies",
-        scaffold.root / "policies",
-        ignore=shutil.ignore_patterns("waivers.yaml"),
-    )
+    scaffold.with_policies()
     for name, text in sets.items():
         (scaffold.root / "policies" / f"{name}.yaml").write_text(text, encoding="utf-8")
     scaffold.iris()

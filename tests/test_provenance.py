@@ -36,15 +36,6 @@ TREE = "86dc5d0aaef9b87f5a1f6eddff6a5d770fcd325a5013c94376a19355531c0fa9"
 VECTOR = "1e4748498dcdc20697fdfc2298cb8b56cf82167f269e9e1eaec27dc213bb4394"  # docs/artifacts.md
 
 
-def with_policies(scaffold: Scaffold) -> Scaffold:
-    shutil.copytree(
-        PROJECT / "policies",
-        scaffold.root / "policies",
-        ignore=shutil.ignore_patterns("waivers.yaml"),
-    )
-    return scaffold
-
-
 def validate(scaffold: Scaffold, *args: str) -> tuple[int, list[dict[str, Any]]]:
     result = run_cli("--root", str(scaffold.root), "validate", "--format", "json", *args)
     assert result.code in (0, 1), result.err
@@ -86,7 +77,7 @@ def pod_of(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_floating_hugging_face_artifact_is_an_error_in_production(scaffold: Scaffold) -> None:
-    with_policies(scaffold)
+    scaffold.with_policies()
     scaffold.write_spec("chat-assistant", CHAT.replace(REVISION_LINE, ""))
     assert ("MG-SEC-008", "error") in [(r, s) for r, s, _ in findings(scaffold)]
     assert ("MG-SEC-008", "warning") in [
@@ -505,7 +496,7 @@ def test_verdicts_are_cached_by_content(tmp_path: Path, monkeypatch: pytest.Monk
 def test_production_takes_no_pickle_fetched_unchecked(scaffold: Scaffold) -> None:
     """By default a pickle from a store reaches production only where its pod checks its
     digest before the server starts: a Seldon server (mlserver) fetches it unchecked."""
-    with_policies(scaffold)
+    scaffold.with_policies()
     stored = {"artifact: models/artifacts/iris/model.joblib": "artifact: s3://ml/iris/model.joblib"}
     scaffold.iris(**stored)
     assert [m for r, _, m in findings(scaffold) if r == "MG-SEC-009"] == [
@@ -533,7 +524,7 @@ def test_production_takes_no_pickle_fetched_unchecked(scaffold: Scaffold) -> Non
 
 
 def test_the_policy_can_keep_pickles_out_of_production(scaffold: Scaffold) -> None:
-    with_policies(scaffold)
+    scaffold.with_policies()
     scaffold.iris()
     assert "MG-SEC-009" not in rules(scaffold)  # in the repository: scanned
     (scaffold.root / "policies" / "acme.yaml").write_text(
@@ -565,7 +556,7 @@ def test_a_licence_that_is_not_an_spdx_expression_is_refused(scaffold: Scaffold)
 
 
 def test_non_commercial_licences_are_errors_in_production_only(scaffold: Scaffold) -> None:
-    with_policies(scaffold)
+    scaffold.with_policies()
     scaffold.iris(**{"license: BSD-3-Clause": "license: cc-by-nc-4.0"})
     found = [(r, s, m) for r, s, m in findings(scaffold) if r == "MG-CMP-005"]
     assert found == [
@@ -582,7 +573,7 @@ def test_non_commercial_licences_are_errors_in_production_only(scaffold: Scaffol
 
 
 def test_an_allow_list_accepts_only_what_it_lists(scaffold: Scaffold) -> None:
-    with_policies(scaffold)
+    scaffold.with_policies()
     (scaffold.root / "policies" / "acme.yaml").write_text(
         "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: acme}\n"
         "extends: [modelgate]\nparameters:\n"
@@ -616,7 +607,7 @@ def test_licences_are_normalised(text: str, expression: str) -> None:
 
 
 def test_a_model_card_path_that_leads_nowhere_is_an_error(scaffold: Scaffold) -> None:
-    with_policies(scaffold)
+    scaffold.with_policies()
     scaffold.iris(**{"modelCard: docs/models/iris.md": "modelCard: docs/models/irises.md"})
     assert [m for r, _, m in findings(scaffold) if r == "MG-CMP-004"] == [
         "model card docs/models/irises.md does not exist"
@@ -626,7 +617,7 @@ def test_a_model_card_path_that_leads_nowhere_is_an_error(scaffold: Scaffold) ->
 
 
 def test_a_model_card_needs_text_under_each_section(scaffold: Scaffold) -> None:
-    with_policies(scaffold)
+    scaffold.with_policies()
     card = scaffold.root / "docs" / "models" / "iris.md"
     text = card.read_text(encoding="utf-8")
     start, end = text.index("## Limitations"), text.index("## Training data")
@@ -640,7 +631,7 @@ def test_a_model_card_needs_text_under_each_section(scaffold: Scaffold) -> None:
 
 
 def test_the_sections_come_from_the_policy(scaffold: Scaffold) -> None:
-    with_policies(scaffold)
+    scaffold.with_policies()
     (scaffold.root / "policies" / "acme.yaml").write_text(
         "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: acme}\n"
         "extends: [modelgate]\nparameters:\n  modelCardSections: [Intended use, Carbon footprint]\n"
@@ -663,7 +654,7 @@ def test_every_example_card_has_every_section() -> None:
 
 
 def test_new_writes_a_card_that_passes(scaffold: Scaffold) -> None:
-    with_policies(scaffold)
+    scaffold.with_policies()
     result = run_cli(
         "--root", str(scaffold.root), "new", "ranker", "--engine", "kserve", "--format", "onnx"
     )

@@ -17,7 +17,7 @@ import yaml
 
 from validator import render
 from validator.check import load, names, workspace
-from validator.render import kube_schemas
+from validator.render import crds, kube_schemas
 
 from .conftest import PROJECT, Scaffold, assert_both_parsers_agree, run_cli
 
@@ -28,13 +28,13 @@ CRDS = PROJECT.parent / "shared" / "crds"
 def schemas() -> kube_schemas.Schemas:
     if not CRDS.is_dir():
         pytest.skip(f"the KServe, Seldon and Argo CD CRDs are not beside the checkout ({CRDS})")
-    return kube_schemas.Schemas.from_dirs([CRDS])
+    return crds.load_dirs([CRDS])
 
 
 @pytest.fixture(scope="module")
 def any_schemas() -> kube_schemas.Schemas:
     """The CRDs where they are at hand; built-in kinds are checked either way."""
-    return kube_schemas.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
+    return crds.load_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
 
 
 def project_documents() -> list[load.Document]:

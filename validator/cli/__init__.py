@@ -76,8 +76,15 @@ def _main(argv: Sequence[str] | None, output: Output) -> int:
         )
         return EXIT_FINDINGS
     except OSError as exc:
+        if _missing_template(exc):
+            output.error(
+                f"template not found: {exc}",
+                "run modelgate from the repository's root (the folder holding models/ and "
+                "templates/) or pass --root; restore a deleted template from version control",
+            )
+            return EXIT_FINDINGS
         if exc.errno not in CANNOT_WRITE:
-            raise
+            return _internal_error(output, exc)
         output.error(
             f"cannot write {exc.filename or 'here'}: {exc.strerror}",
             "run modelgate where it may write: .modelgate/, rendered/ and models/ of a "
@@ -85,13 +92,24 @@ def _main(argv: Sequence[str] | None, output: Output) -> int:
         )
         return EXIT_FINDINGS
     except Exception as exc:  # the last line of defence: never a traceback for users
-        if os.environ.get("MODELGATE_DEBUG"):
-            raise
-        output.error(
-            f"internal error: {type(exc).__name__}: {exc}",
-            "this is a bug in modelgate; rerun with MODELGATE_DEBUG=1 and report the traceback",
-        )
-        return EXIT_INTERNAL
+        return _internal_error(output, exc)
+
+
+def _internal_error(output: Output, exc: Exception) -> int:
+    if os.environ.get("MODELGATE_DEBUG"):
+        raise exc
+    output.error(
+        f"internal error: {type(exc).__name__}: {exc}",
+        "this is a bug in modelgate; rerun with MODELGATE_DEBUG=1 and report the traceback",
+    )
+    return EXIT_INTERNAL
+
+
+def _missing_template(exc: OSError) -> bool:
+    """Jinja's TemplateNotFound is an OSError; it is only ever raised once jinja2 is loaded,
+    so the check costs no import."""
+    jinja2 = sys.modules.get("jinja2")
+    return jinja2 is not None and isinstance(exc, jinja2.TemplateNotFound)
 
 
 def _usage_problem(args: argparse.Namespace) -> str:

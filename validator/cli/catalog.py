@@ -21,6 +21,8 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    from jinja2 import TemplateNotFound
+
     from .. import ledger
     from ..report.catalog import build
 
@@ -31,8 +33,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         return EXIT_USAGE
     try:
         written = build(root, out)
-    except LinkOut:
-        raise  # a link in the repository: MG118, reported by the command line
+    except (LinkOut, TemplateNotFound):
+        raise  # a link in the repository (MG118) or a missing template: said by the command line
     except OSError as exc:
         output.error(f"cannot write the catalog to {out}: {exc.strerror}")
         return EXIT_USAGE

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -24,7 +23,7 @@ KUBERNETES_VERSION = "1.30.0"
 
 @dataclass
 class Schemas:
-    """CRD schemas by (apiVersion, kind), loaded from CRD files (crds.py)."""
+    """CRD schemas by (apiVersion, kind), loaded from CRD files by crds.load_dirs."""
 
     crds: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     problems: list[Diagnostic] = field(default_factory=list)  # CRD files that did not load
@@ -38,14 +37,6 @@ class Schemas:
 
             self._validators[key] = Draft4Validator(self.crds[key])
         return self._validators[key]
-
-    @classmethod
-    def from_dirs(cls, directories: Iterable[Path]) -> Schemas:
-        """The CRDs in each directory's *.yaml and *.yml files, parsed strictly (crds.py); a
-        file that cannot be read or parsed becomes a problem with its position."""
-        from .crds import load_dirs
-
-        return load_dirs(directories)
 
 
 CRD_INVALID = "MG406"

@@ -181,7 +181,9 @@ def render(catalog: Catalog, template_dir: Path) -> dict[str, str]:
     """File name -> text, for every output file (templates/catalog/NAME.j2), and
     cards/NAME.html for each model card kept in the repository."""
     if not template_dir.is_dir():
-        raise FileNotFoundError(f"catalog templates not found: {template_dir}")
+        from jinja2 import TemplateNotFound
+
+        raise TemplateNotFound(MARKDOWN_FILE + ".j2", f"{template_dir} is not a folder")
     context = {"catalog": catalog, "soon_days": SOON_DAYS, "segments": segments}
     pages = {
         name: _environment(template_dir, html=name == HTML_FILE)
