@@ -210,7 +210,11 @@ def test_a_changed_spec_with_no_local_engine_and_no_stand_in_is_reported_not_run
     assert "smoke pass" not in done.out
     (record,) = ledger.history(committed.root, "chat-assistant")
     assert record["result"] == "not run" and record["target"] == "local"
-    assert "names no stand-in" in record["error"] and record["endpoint"] == ""
+    assert record["error"].startswith("the local target cannot run engine vllm")
+    assert record["error"].endswith(
+        "names no stand-in (spec.smoke.standIn); its smoke tests did not run"
+    )
+    assert record["endpoint"] == ""
 
 
 def test_deploying_such_a_spec_by_name_fails_and_points_at_stand_ins(scaffold: Scaffold) -> None:

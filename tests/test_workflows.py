@@ -454,7 +454,7 @@ def test_the_summary_says_which_smoke_tests_ran_on_a_stand_in_and_which_did_not_
             "stand_in": "models/tiny.gguf (gguf on llamacpp)",
         },
         "tiny": {"result": "deployed", "seconds": 1.2, "stand_in": ""},
-        "tgi-model": {"result": "not run", "seconds": 0, "error": "not run: no engine here"},
+        "tgi-model": {"result": "not run", "seconds": 0, "error": "no engine here"},
         "iris": None,
     }
     for name, record in histories.items():
@@ -476,7 +476,7 @@ def test_the_summary_says_which_smoke_tests_ran_on_a_stand_in_and_which_did_not_
     }
     assert "| pass, on a stand-in: models/tiny.gguf (gguf on llamacpp) |" in rows["chat"]
     assert "| pass |" in rows["tiny"]
-    assert "| **not run**: not run: no engine here |" in rows["tgi-model"]
+    assert "| **not run**: no engine here |" in rows["tgi-model"]
     assert "not deployed in this run" in rows["iris"]
     text = summary.read_text()
     assert "> **smoke-tested on a stand-in**, not the real model: chat\n" in text

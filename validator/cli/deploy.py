@@ -137,8 +137,8 @@ def _say_not_run(output: Output, root: Any, document: Any, target: str) -> None:
         refused = local.why_not_served(document)
         reason = refused[1] if refused else reason
         reason += ", and the spec names no stand-in (spec.smoke.standIn)"
-    reason = f"not run: {reason}; its smoke tests did not run"
-    output.line(f"{name}: {reason}")
+    reason += "; its smoke tests did not run"
+    output.line(f"{name}: not run: {reason}")
     deploy.record_not_run(document, root, target, reason)
 
 
