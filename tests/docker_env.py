@@ -6,7 +6,9 @@ so a warm run starts in seconds.
 Nothing is pulled from Docker Hub: the base image is a debootstrap root filesystem from the
 Debian mirror apt already uses, and the model image installs the local engine's lock
 (locks/serve.txt) from wheels downloaded on the host (`pip download`, hashes required) without
-any index, as a user's hermetic build would.
+any index, as a user's hermetic build would. The engine images (KServe, llama.cpp) copy the
+packages of their engine's environment (locks/engine-NAME.txt, installed with uv). Every
+image is built without a network.
 """
 
 from __future__ import annotations
@@ -331,10 +333,6 @@ class EngineImage:
     settings: dict
     debs: tuple[str, ...] = ()
 
-    @property
-    def lock_file(self) -> Path:
-        return PROJECT / "locks" / f"engine-{self.lock}.txt"
-
 
 ENGINE_IMAGES = {
     "kserve": EngineImage(
@@ -360,7 +358,7 @@ def engine_image(env: DockerEnv, engine: str) -> str:
     to the local registry: its reference by digest."""
     recipe = ENGINE_IMAGES[engine]
     context = CACHE / f"{recipe.name}-context"
-    _install_site(context / "site", recipe.lock_file)
+    _install_site(context / "site", recipe.lock)
     _download_debs(context / "debs", recipe.debs)
     for folder in ("server", "models"):
         shutil.rmtree(context / folder, ignore_errors=True)
@@ -399,30 +397,25 @@ def _download_debs(folder: Path, packages: tuple[str, ...]) -> None:
     (folder / COMPLETE).write_text(wanted)
 
 
-def _install_site(site: Path, lock: Path) -> None:
-    """The lock's packages installed into `site` on the host with uv, hashes required (an
-    sdist is built here once, uv keeps the wheel): the image copies the folder, and its build
-    fetches nothing. Done again only when the lock changes."""
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+def _install_site(site: Path, engine: str) -> None:
+    """The packages of the engine's environment (environments.py: its lock installed with
+    uv, hashes required; llama-cpp-python compiled there once) copied into `site`: the image
+    copies the folder, and its build fetches nothing. Done again when the lock changes."""
+    from validator.deploy import environments
+
+    digest = environments.pins_digest(environments.lock_file(engine))
     complete = site / COMPLETE
     if complete.is_file() and complete.read_text() == digest:
         return
+    try:
+        installed = environments.ensure(engine)
+    except environments.Unavailable as reason:
+        raise Unavailable(f"the {engine} engine environment: {reason}") from reason
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
     shutil.rmtree(site, ignore_errors=True)
-    site.mkdir(parents=True)
-    uv = Path(sys.executable).with_name("uv")
-    _run(
-        str(uv),
-        "pip",
-        "install",
-        "--quiet",
-        "--python",
-        sys.executable,
-        "--target",
-        str(site),
-        "--no-deps",
-        "--require-hashes",
-        "-r",
-        str(lock),
-        timeout=3600,
+    shutil.copytree(
+        installed / "lib" / python / "site-packages",
+        site,
+        ignore=shutil.ignore_patterns("_virtualenv.*", "pip", "pip-*"),
     )
     complete.write_text(digest)
