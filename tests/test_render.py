@@ -57,6 +57,21 @@ def copy_project(tmp_path: Path) -> Path:
     return copy
 
 
+def test_with_the_istio_crds_every_rendered_kind_is_checked(schemas: kube_schemas.Schemas) -> None:
+    """The Istio and KEDA CRDs from their pinned Go modules (tests/kube/crds): then no kind
+    of rendered/ goes unchecked, and every object passes its CRD's schema."""
+    from . import kube_env
+
+    try:
+        modules = kube_env.module_crds()
+    except kube_env.Unavailable as why:
+        pytest.skip(str(why))
+    every = crds.load_dirs([CRDS, modules])
+    assert every.problems == []
+    rendering = render.render_all(project_documents(), PROJECT, every)
+    assert rendering.diagnostics == [] and rendering.unchecked == set()
+
+
 def test_every_target_of_every_example_validates(schemas: kube_schemas.Schemas) -> None:
     rendering = render.render_all(project_documents(), PROJECT, schemas)
     assert rendering.diagnostics == []

@@ -162,10 +162,26 @@ def _first_error(validator: Any, manifest: dict[str, Any]) -> str | None:
     return f"{where}: {error.message}"
 
 
+# Every object may carry these, whether its CRD's schema declares them or not (Istio's do not)
+OBJECT_FIELDS = {
+    "apiVersion": {"type": "string"},
+    "kind": {"type": "string"},
+    "metadata": {"type": "object"},
+}
+
+
+def strict_object(schema: Any) -> Any:
+    """A CRD version's openAPIV3Schema as the strict schema of a whole object (`strict`),
+    apiVersion, kind and metadata accepted as the API server accepts them."""
+    result = strict(schema)
+    if isinstance(result, dict) and "properties" in result:
+        result["properties"] = {**OBJECT_FIELDS, **result["properties"]}
+    return result
+
+
 def strict(schema: Any) -> Any:
     """An OpenAPI v3 CRD schema as strict JSON Schema: objects with declared properties refuse
-    unknown fields (unless marked to preserve them), int-or-string means exactly that, and
-    ObjectMeta (left open by CRDs) gets the basic shape every object has."""
+    unknown fields (unless marked to preserve them), and int-or-string means exactly that."""
     if isinstance(schema, list):
         return [strict(item) for item in schema]
     if not isinstance(schema, dict):
