@@ -9,32 +9,20 @@ spec's name, on its own engine when it names one, and sends the spec's own smoke
 in the spec's protocol: what is tested is the protocol, the served name and the smoke
 expectations, not the real weights. Every report of such a deploy says so.
 
-`served(document)` is the spec as the local target runs it. Its findings are placed at the
-stand-in's fields: an artifact that does not match its digest is reported at
-spec.smoke.standIn.sha256, not at spec.model.
+`served_spec(spec)` is the spec as the local target runs it; check/stand_in.py's
+`served(document)` places its findings at the stand-in's fields: an artifact that does not
+match its digest is reported at spec.smoke.standIn.sha256, not at spec.model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from .check.load import Document, JsonPath
-from .diagnostics import Diagnostic
-
-STAND_IN: JsonPath = ["spec", "smoke", "standIn"]
+STAND_IN: list[str | int] = ["spec", "smoke", "standIn"]
 DIGESTS = ("sha256", "treeSha256")
 # the real model's source and its pins, which the stand-in's replace
 _SOURCE = ("image", "artifact", "revision", "format", *DIGESTS)
-# spec fields the stand-in replaces -> the stand-in's field that gives them
-_REPLACED = {
-    ("spec", "model", "artifact"): "artifact",
-    ("spec", "model", "sha256"): "sha256",
-    ("spec", "model", "treeSha256"): "treeSha256",
-    ("spec", "model", "format"): "format",
-    ("spec", "engine", "name"): "engine",
-}
 
 
 def of(spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -76,34 +64,6 @@ def served_spec(spec: dict[str, Any]) -> dict[str, Any]:
         else {"name": name, "protocol": spec["engine"]["protocol"]}
     )
     return {**spec, "model": model, "engine": engine}
-
-
-@dataclass
-class StandInDocument(Document):
-    """A spec with its stand-in in place of its model: findings about the model's artifact,
-    digest, format or engine point at the stand-in's field that gave it."""
-
-    def finding(
-        self, path: JsonPath, rule: str, message: str, hint: str = "", *, key: bool = False
-    ) -> Diagnostic:
-        return super().finding(self._moved(path), rule, message, hint, key=key)
-
-    def _moved(self, path: JsonPath) -> JsonPath:
-        stand_in = of(self.data["spec"]) or {}
-        if list(path) == ["spec", "model"]:
-            return STAND_IN
-        field = _REPLACED.get(tuple(path))  # type: ignore[arg-type]
-        if field is None:
-            return path
-        return [*STAND_IN, field] if field in stand_in else STAND_IN
-
-
-def served(document: Document) -> Document:
-    """The document the local target deploys: the spec itself, or with its stand-in."""
-    if of(document.data["spec"]) is None:
-        return document
-    data = {**document.data, "spec": served_spec(document.data["spec"])}
-    return StandInDocument(document.path, data, document.text)
 
 
 def description(spec: Mapping[str, Any]) -> str:

@@ -8,16 +8,54 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import stand_ins
 from ..diagnostics import Diagnostic
 from ..engines import ENGINES
 from . import artifacts, pickles
-from .load import Document
+from .load import Document, JsonPath
 
 UNSERVABLE = "MG232"
 NO_SCRIPT = "MG233"
+
+# spec fields the stand-in replaces -> the stand-in's field that gives them
+_REPLACED = {
+    ("spec", "model", "artifact"): "artifact",
+    ("spec", "model", "sha256"): "sha256",
+    ("spec", "model", "treeSha256"): "treeSha256",
+    ("spec", "model", "format"): "format",
+    ("spec", "engine", "name"): "engine",
+}
+
+
+@dataclass
+class StandInDocument(Document):
+    """A spec with its stand-in in place of its model: findings about the model's artifact,
+    digest, format or engine point at the stand-in's field that gave it."""
+
+    def finding(
+        self, path: JsonPath, rule: str, message: str, hint: str = "", *, key: bool = False
+    ) -> Diagnostic:
+        return super().finding(self._moved(path), rule, message, hint, key=key)
+
+    def _moved(self, path: JsonPath) -> JsonPath:
+        stand_in = stand_ins.of(self.data["spec"]) or {}
+        if list(path) == ["spec", "model"]:
+            return stand_ins.STAND_IN
+        field = _REPLACED.get(tuple(path))  # type: ignore[arg-type]
+        if field is None:
+            return path
+        return [*stand_ins.STAND_IN, field] if field in stand_in else stand_ins.STAND_IN
+
+
+def served(document: Document) -> Document:
+    """The document the local target deploys: the spec itself, or with its stand-in."""
+    if stand_ins.of(document.data["spec"]) is None:
+        return document
+    data = {**document.data, "spec": stand_ins.served_spec(document.data["spec"])}
+    return StandInDocument(document.path, data, document.text)
 
 
 def check(document: Document, root: Path) -> list[Diagnostic]:
@@ -28,10 +66,10 @@ def check(document: Document, root: Path) -> list[Diagnostic]:
     problems = [*_servable(document), *_paths(document, root)]
     if problems:
         return problems
-    served = stand_ins.served(document)
-    changed = artifacts.check(served, root)
+    running = served(document)
+    changed = artifacts.check(running, root)
     # a changed or unhashable stand-in is not the one reviewed: nothing to scan in it
-    return changed or pickles.check(served, root)
+    return changed or pickles.check(running, root)
 
 
 def _servable(document: Document) -> list[Diagnostic]:

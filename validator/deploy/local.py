@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths, render, smoke, stand_ins, targets
-from ..check import artifacts
+from ..check import artifacts, stand_in
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
 from ..engines import ENGINES, Engine
@@ -142,7 +142,7 @@ def deploy(
     A spec that names a stand-in is served with it (stand_ins.py), and the outcome says so."""
     name = document.data["metadata"]["name"]
     outcome = Outcome(name, stand_in=stand_ins.description(document.data["spec"]))
-    document = stand_ins.served(document)
+    document = stand_in.served(document)
     started = time.monotonic()
     problem = _prepare(document, root)
     if problem:

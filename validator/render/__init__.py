@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .. import paths, stand_ins, targets
-from ..check import load
+from .. import paths, targets
+from ..check import load, stand_in
 from ..check.load import Document
 from ..check.platform import from_values
 from ..check.workspace import Validation
@@ -360,7 +360,7 @@ def _render_local(
 ) -> bool:
     """Render rendered/local/NAME/ when the local target runs the spec, from its stand-in
     when it names one; False when it cannot be rendered (the finding is in `result`)."""
-    served = stand_ins.served(document)
+    served = stand_in.served(document)
     spec = served.data["spec"]
     engine = engine_for(spec)
     if not engine.local or targets.LOCAL not in targets.targets_of(document.data["spec"]):
