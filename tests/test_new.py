@@ -3,6 +3,7 @@ renders to manifests that pass their schemas, and passes yamllint."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -48,9 +49,19 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_scaffold_validates_as_written(repo: Path) -> None:
-    result = run_cli("--root", str(repo), "validate", "--strict")
+    """Valid as written; the one warning, MG-OPS-050, is for the scaffolds of models the pull
+    request's runner cannot serve, each of which says how to name a stand-in."""
+    result = run_cli("--root", str(repo), "validate", "--format", "json")
     assert result.code == 0, result.out
-    assert f"{len(COMBINATIONS)} specs checked: all valid." in result.out
+    report = json.loads(result.out)
+    assert {d["rule"] for d in report["diagnostics"]} <= {"MG-OPS-050"}, result.out
+    warned = {Path(d["path"]).stem for d in report["diagnostics"]}
+    untested = {
+        path.stem
+        for path in (repo / "models").glob("*.yaml")
+        if "(MG-OPS-050). Name a small stand-in" in path.read_text()
+    }
+    assert warned == untested and "vllm-huggingface" in warned and "mlserver-sklearn" not in warned
 
 
 def test_every_scaffold_renders_valid_manifests(repo: Path) -> None:

@@ -131,6 +131,15 @@ def line_of(text: str, needle: str) -> int:
     return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
+# The one policy finding of the examples: a warning that churn-pipeline (a transformer on a
+# feature store) is first smoke-tested after merge
+CHURN_UNTESTED = (
+    "models/churn-pipeline.yaml:53:3: MG-OPS-050 warning: neither the local nor the docker "
+    "target runs it (engine kserve, model s3://growth-models/churn/3.1.0/model.joblib): its "
+    "smoke tests would first run after merge"
+)
+
+
 @pytest.fixture
 def clean(tmp_path: Path) -> Path:
     return clean_copy(tmp_path)
@@ -139,7 +148,7 @@ def clean(tmp_path: Path) -> Path:
 def test_a_clean_copy_passes_render_check(clean: Path) -> None:
     done = run_cli("--root", str(clean), "render", "--check")
     assert done.code == 0, done.err
-    assert "MG-" not in done.err
+    assert [line for line in done.err.splitlines() if "MG-" in line] == [CHURN_UNTESTED]
 
 
 ATTACK = {
@@ -263,7 +272,7 @@ def test_a_waiver_silences_an_output_finding_of_its_spec(clean: Path) -> None:
     assert done.code == 0, done.out + done.err
     assert run_cli("--root", str(clean), "render", "--check").code == 0
     # validation does not judge the output: its waivers are not stale there
-    validated = run_cli("--root", str(clean), "validate", "--strict")
+    validated = run_cli("--root", str(clean), "validate")
     assert validated.code == 0 and "MG802" not in validated.out, validated.out
 
 
@@ -404,7 +413,7 @@ def test_the_committed_output_breaks_no_rule_but_the_two_pending_ones() -> None:
     without egress are flagged, until those changes land."""
     done = run_cli("render", "--check", "--format", "json")
     found = {d["rule"] for d in json.loads(done.out)["diagnostics"] if d["rule"].startswith("MG-")}
-    assert found <= {"MG-SEC-101", "MG-SEC-120"}, done.out
+    assert found <= {"MG-SEC-101", "MG-SEC-120", "MG-OPS-050"}, done.out
 
 
 def test_the_kubernetes_target_applies_nothing_render_would_refuse(

@@ -17,7 +17,7 @@ import yaml
 
 from validator import render
 from validator.check import load, names, workspace
-from validator.render import crds, kube_schemas
+from validator.render import crds, kube_schemas, pbtxt
 
 from .conftest import PROJECT, Scaffold, assert_both_parsers_agree, run_cli
 
@@ -278,6 +278,9 @@ DERIVED_LABELS = {"modelgate.dev/owner", "modelgate.dev/spec-hash"}  # sanitised
 def _parse(text: str, suffix: str) -> Any:
     if suffix == ".json":
         return json.loads(text)
+    if suffix == ".pbtxt":  # Triton's config (a stand-in's, under rendered/local): its grammar
+        assert pbtxt.parse_error(text) is None, text
+        return text
     documents = list(yaml.safe_load_all(text))
     assert len(documents) == 1
     return documents[0]

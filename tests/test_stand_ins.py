@@ -17,7 +17,7 @@ from validator import ledger, stand_ins
 from validator.check import workspace
 from validator.deploy import changes
 
-from .conftest import PROJECT, Scaffold, git, run_cli
+from .conftest import IRIS_SHA256, PROJECT, Scaffold, git, run_cli
 
 CHAT = (PROJECT / "models" / "chat-assistant.yaml").read_text(encoding="utf-8")
 GGUF = "models/artifacts/tiny-qwen2/tiny-qwen2.gguf"
@@ -223,3 +223,36 @@ def test_deploying_such_a_spec_by_name_fails_and_points_at_stand_ins(scaffold: S
     assert done.code == 1
     assert "MG503 the local target cannot run engine vllm" in done.err
     assert "name a stand-in the local target can serve (spec.smoke.standIn)" in done.err
+
+
+IMAGE = "registry.example.com/ml/iris@sha256:" + "2f" * 32
+
+
+def test_a_changed_spec_another_target_of_this_machine_runs_is_left_to_it(
+    committed: Scaffold,
+) -> None:
+    """The pull-request workflow deploys changed specs on the local and the docker target:
+    on each, a spec the other one runs is left to it, not reported as not run."""
+    committed.iris(
+        "iris-image",
+        **{
+            "    artifact: models/artifacts/iris/model.joblib\n": f"    image: {IMAGE}\n",
+            f"    sha256: {IRIS_SHA256}\n": "",
+            "    name: mlserver\n    version: 1.7.1\n": "    name: docker\n",
+        },
+    )
+    on_local = run_cli(
+        "--root", str(committed.root), "deploy", "--changed-since", "HEAD", "--target", "local"
+    )
+    assert "iris-image: left to the docker target, which runs it" in on_local.out, on_local.err
+    git(committed.root, "add", "-A")
+    git(committed.root, "commit", "-q", "-m", "iris-image")
+    iris = committed.root / "models" / "iris.yaml"
+    iris.write_text(iris.read_text().replace("description: ", "description: Changed. "))
+    on_docker = run_cli(
+        "--root", str(committed.root), "deploy", "--changed-since", "HEAD", "--target", "docker"
+    )
+    assert "iris: left to the local target, which runs it" in on_docker.out, on_docker.err
+    assert "not run" not in on_local.out + on_docker.out
+    assert ledger.history(committed.root, "iris-image") == []
+    assert ledger.history(committed.root, "iris") == []

@@ -415,10 +415,10 @@ def test_changed_specs_are_deployed_with_a_summary_table(pull_request: dict[str,
     assert job["needs"] == "validate"
     checkout = job_step(job, "actions/checkout@")
     assert checkout["with"]["fetch-depth"] == 0
-    deploy = job_step(job, "deploy --changed-since")
-    assert "--target local" in deploy["run"]
-    assert deploy["env"]["BASE_REF"] == "${{ github.base_ref }}"
-    assert '"origin/${BASE_REF}"' in deploy["run"]
+    for target in ("local", "docker"):
+        deploy = job_step(job, f'deploy --changed-since "origin/${{BASE_REF}}" --target {target}')
+        assert deploy["env"]["BASE_REF"] == "${{ github.base_ref }}"
+    assert job_step(job, "--target docker")["if"] == "${{ !cancelled() }}"
     summary = job_step(job, "GITHUB_STEP_SUMMARY")
     assert summary["if"] == "${{ !cancelled() }}"  # a failed deploy gets its table too
     assert "modelgate validate --format json" in summary["run"]

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from . import targets
 from .check import pickles, workspace
 from .check.policy.checks import PICKLE_FORMATS
 from .engines import COMPONENTS, ENGINES, Engine
@@ -110,7 +111,10 @@ def _context(name: str, engine: str, model_format: str, owner: str, team: str) -
         or pickles.is_pickle_based(file)
     ):
         artifact = f"models/artifacts/{name}/{file}"
+    source = {"image": "registry"} if image else {"artifact": artifact}
+    spec = {"model": {**source, "format": model_format}, "engine": {"name": engine}}
     return {
+        "runs_here": targets.runs_on_this_machine(spec),
         "name": name,
         "owner": owner,
         "team": team,

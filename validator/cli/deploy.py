@@ -125,11 +125,20 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
 
 def _say_not_run(output: Output, root: Any, document: Any, target: str) -> None:
-    """A changed spec the target cannot run: said plainly, and noted in the ledger, so that
-    no report shows its smoke tests as passed."""
-    from .. import deploy
+    """A changed spec the target cannot run: left to the other target of this machine that
+    runs it (the pull-request workflow deploys on both), or said plainly and noted in the
+    ledger, so that no report shows its smoke tests as passed."""
+    from .. import deploy, targets
 
     name = document.data["metadata"]["name"]
+    others = [
+        other
+        for other in targets.targets_of(document.data["spec"])
+        if other in targets.ON_THIS_MACHINE and other != target
+    ]
+    if others:
+        output.line(f"{name}: left to the {others[0]} target, which runs it")
+        return
     reason = f"the {target} target cannot serve engine {document.data['spec']['engine']['name']}"
     if target == "local":
         from ..deploy import local
