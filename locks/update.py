@@ -6,13 +6,16 @@
     locks/uv.txt         the installer `make venv` bootstraps with pip
     locks/checkov.txt    the `scan` dependency group (Checkov) alone: its own environment,
                          which the test suite and `make scan` install on first use
+    locks/engine-*.txt   each `engine-NAME` dependency group alone: the environment the
+                         local target runs that engine from, installed on first use
 
 Every file pins exact versions with their hashes, for every Python version the project
 supports, with one version per package (a model artifact pickled under one numpy must read
 the same on every machine). serve.txt and uv.txt are resolved with modelgate.txt as
 constraints, so the three always agree. checkov.txt is resolved on its own: Checkov pins
 packages (packaging<24) below what the project uses, so it never shares an environment with
-it. Existing pins are kept unless asked otherwise:
+it; so is each engine's lock (KServe and MLServer pin different FastAPIs). Existing pins
+are kept unless asked otherwise:
 
     python locks/update.py                      # re-resolve after editing pyproject.toml
     python locks/update.py --upgrade-package numpy
@@ -39,6 +42,7 @@ SERVE = LOCKS / "serve.txt"
 INSTALLER = LOCKS / "uv.txt"
 SCANNER = LOCKS / "checkov.txt"
 SCANNER_GROUP = "scan"
+ENGINE_GROUP_PREFIX = "engine-"
 FINGERPRINT_PREFIX = "# pyproject.toml: sha256:"
 
 
@@ -83,6 +87,12 @@ def _stamp(output: Path, fingerprint: str, what: str) -> None:
     output.write_text(header + body, encoding="utf-8")
 
 
+def engine_groups(pyproject: dict) -> list[str]:
+    """The dependency groups that are an engine's environment, each with a lock of its own."""
+    groups = pyproject.get("dependency-groups", {})
+    return sorted(name for name in groups if name.startswith(ENGINE_GROUP_PREFIX))
+
+
 def main(arguments: list[str]) -> int:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     floor = _python_floor(pyproject)
@@ -98,10 +108,15 @@ def main(arguments: list[str]) -> int:
         _compile([serve], SERVE, floor, ["-c", str(MAIN)])
         _compile([installer], INSTALLER, floor, ["-c", str(MAIN)])
         _compile([], SCANNER, floor, ["--group", SCANNER_GROUP, *arguments])
+        for group in engine_groups(pyproject):
+            _compile([], LOCKS / f"{group}.txt", floor, ["--group", group, *arguments])
     _stamp(MAIN, fingerprint, "modelgate, every extra and its build backend: `make venv`")
     _stamp(SERVE, fingerprint, "The local engine (the `serve` extra) alone: engine images")
     _stamp(INSTALLER, fingerprint, "The installer `make venv` starts with")
     _stamp(SCANNER, fingerprint, "Checkov (the `scan` group) alone: its own environment")
+    for group in engine_groups(pyproject):
+        what = f"The `{group}` group alone: the local target's environment for that engine"
+        _stamp(LOCKS / f"{group}.txt", fingerprint, what)
     return 0
 
 

@@ -6,12 +6,15 @@ so a warm run starts in seconds.
 Nothing is pulled from Docker Hub: the base image is a debootstrap root filesystem from the
 Debian mirror apt already uses, and the model image installs the local engine's lock
 (locks/serve.txt) from wheels downloaded on the host (`pip download`, hashes required) without
-any index, as a user's hermetic build would.
+any index, as a user's hermetic build would. The engine images (KServe, llama.cpp) copy the
+packages of their engine's environment (locks/engine-NAME.txt, installed with uv). Every
+image is built without a network.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -249,14 +252,21 @@ def model_tag(context: Path = MODEL_CONTEXT) -> str:
 def _ensure_model_image(env: dict) -> str:
     context = MODEL_CONTEXT
     _prepare_context(context)
-    tag = f"{MODEL_REPOSITORY}:{model_tag(context)}"
+    return _build_and_push(env, context, MODEL_REPOSITORY, model_tag(context))
+
+
+def _build_and_push(env: dict, context: Path, repository: str, version: str) -> str:
+    """The image of `context`, built unless an image of that tag exists, pushed to the local
+    registry: its reference by digest."""
+    tag = f"{repository}:{version}"
     if (
         subprocess.run(
             ["docker", "image", "inspect", tag], env=env, capture_output=True, check=False
         ).returncode
         != 0
     ):
-        _run("docker", "build", "-t", tag, str(context), env=env, timeout=1800)
+        # no network: a build that fetched anything would fail, not pass unnoticed
+        _run("docker", "build", "--network", "none", "-t", tag, str(context), env=env, timeout=1800)
     _run("docker", "push", tag, env=env, timeout=900)
     repo_digest = _run(
         "docker",
@@ -268,7 +278,7 @@ def _ensure_model_image(env: dict) -> str:
         env=env,
     )
     for line in repo_digest.split():
-        if line.startswith(MODEL_REPOSITORY + "@sha256:"):
+        if line.startswith(repository + "@sha256:"):
             return line
     raise Unavailable(f"no registry digest for {tag}")
 
@@ -303,3 +313,109 @@ def _prepare_context(context: Path) -> None:
             source / name, context / name if name == "Dockerfile" else context / "models" / name
         )
     shutil.copyfile(source / "model-settings.json", models / "model-settings.json")
+
+
+# --- engine images: a model served by one engine's own server, from that engine's lock --------
+
+SERVERS = PROJECT / "validator" / "engines" / "_servers"
+
+
+@dataclass(frozen=True)
+class EngineImage:
+    """A model image of one engine's server: the server modelgate ships (SERVERS/server), the
+    packages of locks/engine-LOCK.txt, one model and its settings, tests/images/NAME/Dockerfile,
+    and the Debian packages of the system libraries its packages link to (`debs`)."""
+
+    name: str
+    lock: str
+    server: str
+    artifact: str
+    settings: dict
+    debs: tuple[str, ...] = ()
+
+
+ENGINE_IMAGES = {
+    "kserve": EngineImage(
+        "iris-kserve",
+        "kserve",
+        "kserve_server.py",
+        "models/artifacts/iris/model.joblib",
+        {"name": "iris", "format": "sklearn", "protocol": "v1", "uri": "model.joblib"},
+    ),
+    "llamacpp": EngineImage(
+        "tiny-llama-llamacpp",
+        "llamacpp",
+        "llamacpp_server.py",
+        "models/artifacts/tiny-llama/tiny-llama.gguf",
+        {"name": "tiny-llama", "format": "gguf", "uri": "tiny-llama.gguf"},
+        debs=("libgomp1",),  # llama.cpp's CPU backend is built with OpenMP
+    ),
+}
+
+
+def engine_image(env: DockerEnv, engine: str) -> str:
+    """The model image of `engine` (ENGINE_IMAGES), built hermetically on first use and pushed
+    to the local registry: its reference by digest."""
+    recipe = ENGINE_IMAGES[engine]
+    context = CACHE / f"{recipe.name}-context"
+    _install_site(context / "site", recipe.lock)
+    _download_debs(context / "debs", recipe.debs)
+    for folder in ("server", "models"):
+        shutil.rmtree(context / folder, ignore_errors=True)
+        (context / folder).mkdir(parents=True)
+    shutil.copyfile(SERVERS / recipe.server, context / "server" / recipe.server)
+    shutil.copyfile(PROJECT / recipe.artifact, context / "models" / recipe.settings["uri"])
+    settings = json.dumps(recipe.settings, indent=2, sort_keys=True) + "\n"
+    (context / "models" / "model-server.json").write_text(settings)
+    dockerfile = Path(__file__).parent / "images" / recipe.name / "Dockerfile"
+    shutil.copyfile(dockerfile, context / "Dockerfile")
+    version = hashlib.sha256()
+    for part in (context / "site" / COMPLETE, context / "Dockerfile"):
+        version.update(part.read_bytes())
+    parts = [*(context / "server").iterdir(), *(context / "models").iterdir()]
+    for part in sorted([*parts, *(context / "debs").glob("*.deb")]):
+        version.update(part.name.encode() + hashlib.sha256(part.read_bytes()).digest())
+    repository = f"{REGISTRY}/modelgate/{recipe.name}"
+    return _build_and_push(
+        {**os.environ, "DOCKER_HOST": env.host}, context, repository, version.hexdigest()[:16]
+    )
+
+
+COMPLETE = ".complete"
+
+
+def _download_debs(folder: Path, packages: tuple[str, ...]) -> None:
+    """The Debian packages, downloaded on the host from the mirror apt already uses (the
+    base image is the same Debian release): the image installs them with dpkg, offline."""
+    wanted = " ".join(packages)
+    if (folder / COMPLETE).is_file() and (folder / COMPLETE).read_text() == wanted:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    if packages:
+        _run("apt-get", "download", *packages, cwd=folder, timeout=300)
+    (folder / COMPLETE).write_text(wanted)
+
+
+def _install_site(site: Path, engine: str) -> None:
+    """The packages of the engine's environment (environments.py: its lock installed with
+    uv, hashes required; llama-cpp-python compiled there once) copied into `site`: the image
+    copies the folder, and its build fetches nothing. Done again when the lock changes."""
+    from validator.deploy import environments
+
+    digest = environments.pins_digest(environments.lock_file(engine))
+    complete = site / COMPLETE
+    if complete.is_file() and complete.read_text() == digest:
+        return
+    try:
+        installed = environments.ensure(engine)
+    except environments.Unavailable as reason:
+        raise Unavailable(f"the {engine} engine environment: {reason}") from reason
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    shutil.rmtree(site, ignore_errors=True)
+    shutil.copytree(
+        installed / "lib" / python / "site-packages",
+        site,
+        ignore=shutil.ignore_patterns("_virtualenv.*", "pip", "pip-*"),
+    )
+    complete.write_text(digest)

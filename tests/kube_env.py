@@ -47,6 +47,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from validator.deploy.net import free_ports
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -151,6 +153,63 @@ NODE = Build(
         "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
     },
 )
+
+
+# --- CRDs from Go modules -----------------------------------------------------------------------
+
+CRD_MODULES = GO_MODULES / "crds"
+# module -> (file in its zip, the CRD groups of it the templates render)
+MODULE_CRDS = {
+    "istio.io/api": ("kubernetes/customresourcedefinitions.gen.yaml", ("security.istio.io",)),
+    "github.com/kedacore/keda/v2": ("config/crd/bases/keda.sh_scaledobjects.yaml", ("keda.sh",)),
+}
+
+
+def module_crds() -> Path:
+    """A folder of the CRDs MODULE_CRDS names, one file each, taken from the modules pinned in
+    tests/kube/crds/go.mod after go.sum has vouched for them; cached."""
+    gomod, gosum = CRD_MODULES / "go.mod", CRD_MODULES / "go.sum"
+    digest = hashlib.sha256(gomod.read_bytes() + gosum.read_bytes()).hexdigest()[:12]
+    output = CACHE / "kube" / "crds" / digest
+    if output.is_dir():
+        return output
+    go = _go()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(output.parent / ".lock"):
+        if not output.is_dir():
+            _write_module_crds(go, gomod.read_text(), gosum.read_text(), output)
+    return output
+
+
+def _write_module_crds(go: str, gomod: str, gosum: str, output: Path) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=".writing-", dir=output.parent))
+    try:
+        for module, (name, groups) in MODULE_CRDS.items():
+            folder = _downloaded(go, module, required_version(gomod, module), gosum)
+            for crd in yaml.safe_load_all((folder / name).read_text(encoding="utf-8")):
+                if isinstance(crd, dict) and crd.get("spec", {}).get("group") in groups:
+                    target = staging / f"{crd['metadata']['name']}.yaml"
+                    target.write_text(yaml.safe_dump(crd, sort_keys=False), encoding="utf-8")
+        staging.chmod(0o755)
+        os.replace(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _downloaded(go: str, module: str, version: str, gosum: str) -> Path:
+    """The module's folder in the module cache, its hash the one go.sum holds."""
+    done = subprocess.run(
+        [go, "mod", "download", "-json", f"{module}@{version}"],
+        cwd=CRD_MODULES, env=go_environment(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    answer = json.loads(done.stdout or "{}") if done.stdout.strip().startswith("{") else {}
+    if done.returncode != 0 or "Dir" not in answer:
+        why = answer.get("Error") or done.stderr.strip()[-500:]
+        raise Unavailable(f"{module}@{version} could not be downloaded: {why}")
+    expected = f"{module} {version} {answer.get('Sum')}"
+    if expected not in gosum.splitlines():
+        raise Broken(f"{module}@{version} has hash {answer.get('Sum')}, not the one in go.sum")
+    return Path(answer["Dir"])
 
 
 def required_version(gomod: str, module: str) -> str:
@@ -516,8 +575,18 @@ class KubeEnv:
         shutil.rmtree(self.run, ignore_errors=True)
 
 
+def default_crd_dirs() -> list[Path]:
+    """MODELGATE_TEST_CRDS's folders (KServe, Seldon, Argo CD) and the CRDs of the Go modules
+    (Istio, KEDA) when the module proxy answers; without it their kinds go unchecked, and
+    each test that meets one says so."""
+    try:
+        return [*CRD_DIRS, module_crds()]
+    except Unavailable:
+        return list(CRD_DIRS)
+
+
 def start(
-    crd_dirs: Sequence[Path] = CRD_DIRS,
+    crd_dirs: Sequence[Path] | None = None,
     apiserver_args: Callable[[KubeEnv], Sequence[str]] | None = None,
 ) -> KubeEnv:
     """Build (once), start etcd and kube-apiserver, install the CRDs; close() stops them.
@@ -552,7 +621,7 @@ def start(
             _start_apiserver(env, api_port, f"http://127.0.0.1:{etcd_port}", extra)
         _write_kubeconfig(env)
         with _timed(env, "CRDs established"):
-            _install_crds(env, crd_dirs)
+            _install_crds(env, default_crd_dirs() if crd_dirs is None else crd_dirs)
         return env
     except BaseException:
         env.close()

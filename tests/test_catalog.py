@@ -214,6 +214,11 @@ def test_markdown_table(repo: Path, built: dict[str, Path]) -> None:
     assert iris["Last deploy"] == "deployed 2026-02-20T09:15:00Z (staging)"
     assert table["fraud-onnx"]["Last deploy"] == "failed 2026-02-21T10:30:00Z (production)"
     assert table["chat-assistant"]["Last deploy"] == "no record"
+    assert table["chat-assistant"]["Format"] == (
+        "huggingface<br>smoke-tested on a stand-in: models/artifacts/tiny-qwen2/tiny-qwen2.gguf "
+        "(made by models/artifacts/tiny-qwen2/make.py)"
+    )
+    assert iris["Format"] == "sklearn"  # no stand-in: the model itself is smoke-tested
     hostile = table["hostile"]
     assert hostile["Policy status"] == "waived: MG-CMP-001"
     assert hostile["License"] == "MIT OR Apache-2.0"  # normalised
@@ -250,10 +255,17 @@ def test_html_page(repo: Path, built: dict[str, Path]) -> None:
         '<a href="cards/iris.html" rel="noopener noreferrer">docs/models/iris.md</a>' in text
     )  # the card's own page, published with the catalog
     assert f'<p class="card-summary">{IRIS_SUMMARY}' in text
+    assert (
+        'Pull requests smoke-test a stand-in: <span class="src">'
+        "models/artifacts/fraud-onnx-small/model.onnx (made by "
+        "models/artifacts/fraud-onnx-small/make.py)</span>"
+    ) in text
+    assert text.count("Pull requests smoke-test a stand-in") == 2  # chat-assistant, fraud-onnx
     assert text.count('<p class="card-summary">') == len(_model_names(repo))
-    assert sorted(name for name in built if name.startswith("cards/")) == [
+    # both sorted as file names: "fraud-onnx-small.html" comes before "fraud-onnx.html"
+    assert sorted(name for name in built if name.startswith("cards/")) == sorted(
         f"cards/{name}.html" for name in _model_names(repo)
-    ]
+    )
 
 
 def test_card_pages_show_the_card_as_text(built: dict[str, Path]) -> None:

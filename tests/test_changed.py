@@ -215,6 +215,18 @@ def test_a_crd_change_means_every_spec_for_render_check(repo: Path) -> None:
     assert (code, partial["files"]) == (0, [])
 
 
+def test_a_changed_stand_in_checks_the_specs_that_name_it(repo: Path) -> None:
+    """The facts hold no stand-in: a change to a file that is not a spec or a template is
+    asked of each spec loaded whole, as deploy --changed-since asks it."""
+    model = repo / "models" / "artifacts" / "fraud-onnx-small" / "model.onnx"
+    model.write_bytes(model.read_bytes() + b"\0")  # its sha256 no longer matches
+    full_code, full = report(repo, "validate")
+    code, partial = report(repo, "validate", "--changed-since", "HEAD")
+    assert (code, findings(partial)) == (full_code, findings(full)) == (1, findings(full))
+    assert len(specs(partial)) == COUNT // 4  # every fourth spec is fraud-onnx
+    assert {path for path, *_ in findings(full)} == set(specs(partial))
+
+
 def test_an_engine_template_change_checks_that_engines_specs(repo: Path) -> None:
     with (repo / "templates" / "vllm" / "deployment.yaml.j2").open("a") as stream:
         stream.write("{# a comment #}\n")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from validator.render import crds as crd_files
 from validator.render import kube_schemas
 
 from .conftest import PROJECT, Scaffold, run_cli
@@ -37,7 +38,7 @@ from .test_render import CRDS
 def crds() -> kube_schemas.Schemas:
     if not CRDS.is_dir():
         pytest.skip(f"the KServe and Seldon CRDs are not beside the checkout ({CRDS})")
-    return kube_schemas.Schemas.from_dirs([CRDS])
+    return crd_files.load_dirs([CRDS])
 
 
 def rendered(

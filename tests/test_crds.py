@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from validator.render import crds
+from validator.render import crds, kube_schemas
 
 from . import kube_env
 from .conftest import PROJECT, CliResult, Scaffold, run_cli
@@ -119,6 +119,47 @@ def test_what_pull_writes_reads_back_strictly(tmp_path: Path) -> None:
     assert problem is None and list(found) == [("mlops.seldon.io/v1alpha1", "Model")]
 
 
+SPEC_ONLY_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {type: object, properties: {size: {type: integer}}}
+"""
+
+
+def test_a_crd_that_declares_only_spec_accepts_apiversion_kind_and_metadata(
+    tmp_path: Path,
+) -> None:
+    """Istio's CRDs declare spec and status alone: the API server still takes apiVersion, kind
+    and metadata on every object, and so does the check; other unknown fields stay refused."""
+    path = tmp_path / "widgets.yaml"
+    path.write_text(SPEC_ONLY_CRD)
+    found, problem = crds.schemas_of_file(path, "crds/widgets.yaml")
+    assert problem is None
+    schemas = kube_schemas.Schemas(found)
+    widget = {
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "models"},
+        "spec": {"size": 1},
+    }
+    assert kube_schemas.check(widget, schemas) == (None, True)
+    problem, _ = kube_schemas.check({**widget, "extra": 1}, schemas)
+    assert problem is not None and "extra" in problem
+
+
 def test_pull_says_what_the_cluster_lacks() -> None:
     crd = yaml.safe_load(NARROW_MODEL_CRD)
     kinds = {("mlops.seldon.io/v1beta1", "Model"), ("security.istio.io/v1", "PeerAuthentication")}
@@ -162,15 +203,19 @@ def test_pull_fills_crds_from_the_cluster_and_render_uses_them(
     pulled = run_cli("--root", str(scaffold.root), "crds", "pull", cwd=scaffold.root)
     assert pulled.code == 0, pulled.err
     written = sorted(p.name for p in (scaffold.root / "crds").iterdir())
-    assert written == [
+    istio = ["authorizationpolicies", "peerauthentications", "requestauthentications"]
+    served_istio = kube.resource("security.istio.io/v1", "PeerAuthentication") is not None
+    assert written == sorted([
         "argoproj.io_applicationsets.yaml",
         "mlops.seldon.io_models.yaml",
         "serving.kserve.io_inferenceservices.yaml",
         "serving.kserve.io_servingruntimes.yaml",  # a custom runtime's (churn-pipeline)
-    ]
+        *(f"security.istio.io_{plural}.yaml" for plural in istio if served_istio),
+    ])  # fmt: skip
     assert "wrote crds/serving.kserve.io_inferenceservices.yaml: InferenceService " in pulled.out
-    # the tests' server has no Istio CRDs: each such kind is named, none is invented
-    assert pulled.err.count("warning: not pulled: security.istio.io/v1 ") == 3
+    # a kind the server does not serve is named, none is invented
+    not_pulled = pulled.err.count("warning: not pulled: security.istio.io/v1 ")
+    assert not_pulled == (0 if served_istio else 3)
     served = kube.kubectl("get", "crd", "inferenceservices.serving.kserve.io", "-o", "json")
     [document] = crds.parse_documents(
         (scaffold.root / "crds" / "serving.kserve.io_inferenceservices.yaml").read_bytes()
@@ -179,10 +224,11 @@ def test_pull_fills_crds_from_the_cluster_and_render_uses_them(
 
     checked = render(scaffold, "--check")
     assert checked.code == 0, checked.err
-    unchecked = next(line for line in checked.err.splitlines() if "MG405" in line)
+    unchecked = "".join(line for line in checked.err.splitlines() if "MG405" in line)
     for kind in ("InferenceService", "ServingRuntime", "ApplicationSet", "Model"):
         assert kind not in unchecked
-    assert "security.istio.io/v1 PeerAuthentication" in unchecked
+    # Istio's CRDs declare spec alone: their objects' apiVersion, kind and metadata are taken
+    assert ("security.istio.io/v1 PeerAuthentication" in unchecked) is not served_istio
 
     template = scaffold.root / "templates" / "kserve" / "inferenceservice.yaml.j2"
     text = template.read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import urllib.request
@@ -216,3 +217,62 @@ def dump_spec(document: load.Document) -> str:
     import yaml
 
     return yaml.safe_dump(document.data, sort_keys=False)
+
+
+# --- engine images: the KServe model server and llama.cpp's server, built hermetically -------
+# (tests/docker_env.py: each from its engine's lock, with no network during the build)
+
+
+def engine_image_spec(spec: str, name: str, image: str, engine: str = "") -> load.Document:
+    """An example spec of models/ with its model packaged as `image`, under `name` (the name
+    the image serves the model as), on `engine` when given."""
+    text = (PROJECT / "models" / f"{spec}.yaml").read_text(encoding="utf-8")
+    text = re.sub(r"    artifact: .*\n    sha256: .*\n", f"    image: {image}\n", text)
+    text = text.replace(f"name: {spec}\n", f"name: {name}\n", 1)
+    if engine:
+        text = re.sub(r"    name: \w+\n    version: \S+\n", f"    name: {engine}\n", text)
+    document, problems = load.load_text(text, f"models/{name}.yaml")
+    assert document is not None and not problems
+    assert schema.check(document) == []
+    return document
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def test_engine_image_kserve_serves_v1_and_v2(engine, scaffold: Scaffold) -> None:
+    image = docker_env.engine_image(engine, "kserve")
+    outcome = target.deploy(engine_image_spec("iris-kserve", "iris", image), scaffold.root, True)
+    try:
+        assert outcome.ok, [f"{d.message}\n{d.hint}" for d in outcome.diagnostics]
+        assert [r.name for r in outcome.smoke if r.passed] == ["setosa", "three-species"]
+        url = outcome.endpoint.base_url
+        assert url.startswith("http://127.0.0.1:")
+        tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [6.3, 3.3, 6, 2.5]}
+        v2 = post(f"{url}/v2/models/iris/infer", {"inputs": [tensor]})
+        assert v2["outputs"][0]["data"] == [2]
+    finally:
+        target.stop(scaffold.root, "iris")
+    assert containers(engine) == []
+
+
+def test_engine_image_llamacpp_serves_the_openai_api(engine, scaffold: Scaffold) -> None:
+    image = docker_env.engine_image(engine, "llamacpp")
+    document = engine_image_spec("tiny-llama", "tiny-llama", image, engine="docker")
+    outcome = target.deploy(document, scaffold.root, True)
+    try:
+        assert outcome.ok, [f"{d.message}\n{d.hint}" for d in outcome.diagnostics]
+        assert [r.name for r in outcome.smoke if r.passed] == ["hello", "complete"]
+        url = outcome.endpoint.base_url
+        with urllib.request.urlopen(f"{url}/v1/models", timeout=10) as answer:
+            assert [m["id"] for m in json.loads(answer.read())["data"]] == ["tiny-llama"]
+        body = {"model": "tiny-llama", "prompt": "Hello", "max_tokens": 4}
+        assert post(f"{url}/v1/completions", body)["object"] == "text_completion"
+    finally:
+        target.stop(scaffold.root, "tiny-llama")
+    assert containers(engine) == []

@@ -28,7 +28,7 @@ from validator.deploy.kubectl import refusal
 from validator.deploy.kubernetes import not_ready
 from validator.deploy.net import free_port
 from validator.deploy.readiness import judge, pod_trouble
-from validator.render import kube_schemas
+from validator.render import crds, kube_schemas
 
 from . import kube_env
 from .conftest import PROJECT, Scaffold
@@ -51,7 +51,7 @@ def test_status_documents_fit_the_real_schemas(name: str) -> None:
     if not CRDS.is_dir():
         pytest.skip(f"the CRDs are not beside the checkout ({CRDS})")
     document = status(name)
-    problem, found = kube_schemas.check(document, kube_schemas.Schemas.from_dirs([CRDS]))
+    problem, found = kube_schemas.check(document, crds.load_dirs([CRDS]))
     assert found and problem is None
 
 

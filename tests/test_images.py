@@ -27,8 +27,9 @@ MIRROR_LINE = "imageMirror: registry.example.com/mirror\n"
 CHAT = (PROJECT / "models" / "chat-assistant.yaml").read_text(encoding="utf-8")
 FRAUD = (PROJECT / "models" / "fraud-onnx.yaml").read_text(encoding="utf-8")
 # what the scaffold's specs (chat-assistant: vllm 0.6.3, fraud-onnx: triton 24.08) and the
-# engine records' default versions render
+# engine records' default versions (llama.cpp's b6000 among them) render
 WANTED = (
+    "ggml-org/llama.cpp:server-b6000",
     "huggingface/text-generation-inference:2.4.0",
     "kserve/storage-initializer:v0.14.0",
     "library/python:3.12-slim",
@@ -133,7 +134,7 @@ def test_pin_writes_the_pushed_digests_and_nothing_else(
     assert outside_images(after) == outside_images(before)
     assert images_section(pushed) in after
     assert after.replace(images_section(pushed), "") == "".join(outside_images(before))
-    assert "5 engine image(s) pinned in templates/values.yaml, 5 changed" in result.out
+    assert "6 engine image(s) pinned in templates/values.yaml, 6 changed" in result.out
     rendered = modelgate(scaffold, "render")
     assert rendered.code == 0, rendered.err
     chat = (scaffold.root / "rendered/staging/chat-assistant/deployment.yaml").read_text()

@@ -25,6 +25,7 @@ from .conftest import PROJECT, run_cli
 
 pytestmark = pytest.mark.kube
 RENDERED = PROJECT / "rendered"
+KEDA = "vllm-keda"  # a spec scaled by KEDA: a ScaledObject instead of an HPA
 ENGINE_FORMATS = [(engine.name, fmt) for engine in ENGINES.values() for fmt in engine.formats]
 
 
@@ -126,9 +127,25 @@ def every_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for engine, fmt in ENGINE_FORMATS:
         name = f"{engine}-{fmt}"
         scaffold.write_new(root, name, scaffold.new_spec(root, name, engine, fmt, "ml@example.com"))
+    keda = scaffold.new_spec(root, KEDA, "vllm", "huggingface", "ml@example.com")
+    keda = keda.replace("    maxReplicas: 4\n", "    maxReplicas: 4\n    autoscaler: keda\n", 1)
+    scaffold.write_new(root, KEDA, keda)
     result = run_cli("render", cwd=root)
     assert result.code == 0, result.err
     yield root / "rendered"
+
+
+def test_a_keda_scaled_object_is_what_the_server_keeps(
+    kube: kube_env.KubeEnv, every_engine: Path
+) -> None:
+    files = sorted(every_engine.glob(f"*/{KEDA}/scaledobject.yaml"))
+    assert {path.parent.parent.name for path in files} == {"staging", "production"}
+    if kube.resource("keda.sh/v1alpha1", "ScaledObject") is None:
+        pytest.skip(f"no ScaledObject CRD: {kube.crd_problem or 'the KEDA module was not had'}")
+    problems = []
+    for path in files:
+        problems += dry_run_problems(kube, path, str(path.relative_to(every_engine.parent)))
+    assert problems == []
 
 
 @pytest.mark.parametrize(

@@ -71,12 +71,37 @@ def test_rbac_is_on_admin_may_deployer_may_not(kube: kube_env.KubeEnv) -> None:
 
 
 def test_the_crds_at_hand_are_installed(kube: kube_env.KubeEnv) -> None:
-    files = kube_env.crd_files(kube_env.CRD_DIRS)
+    files = kube_env.crd_files(kube_env.default_crd_dirs())
     if not files:
         pytest.skip(kube.crd_problem)
     assert len(kube.crds) == len(files)
     assert kube.resource("serving.kserve.io/v1beta1", "InferenceService") is not None
     assert kube.resource("argoproj.io/v1alpha1", "ApplicationSet") is not None
+
+
+def test_istio_and_keda_crds_come_from_their_pinned_modules(kube: kube_env.KubeEnv) -> None:
+    """The kinds the templates render for a mesh and for KEDA are served by the tests' API
+    server, from the CRDs of the Go modules tests/kube/crds/go.mod pins."""
+    folder = kube_env.module_crds()
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "authorizationpolicies.security.istio.io.yaml",
+        "peerauthentications.security.istio.io.yaml",
+        "requestauthentications.security.istio.io.yaml",
+        "scaledobjects.keda.sh.yaml",
+    ]
+    for api_version, kind in [
+        ("security.istio.io/v1", "PeerAuthentication"),
+        ("security.istio.io/v1", "RequestAuthentication"),
+        ("security.istio.io/v1", "AuthorizationPolicy"),
+        ("keda.sh/v1alpha1", "ScaledObject"),
+    ]:
+        assert kube.resource(api_version, kind) is not None, kind
+
+
+def test_a_crd_module_whose_hash_is_not_in_go_sum_is_refused(tmp_path: Path) -> None:
+    gosum = (kube_env.CRD_MODULES / "go.sum").read_text().replace("h1:37", "h1:00", 1)
+    with pytest.raises(kube_env.Broken, match=r"not the one in go\.sum"):
+        kube_env._downloaded(kube_env._go(), "istio.io/api", "v1.32.0", gosum)
 
 
 def test_stale_runs_are_stopped_and_live_ones_left_alone(tmp_path: Path) -> None:

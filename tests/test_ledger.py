@@ -11,7 +11,7 @@ from validator import changes, ledger
 from validator.check import workspace
 from validator.deploy.lock import deploy_lock
 
-from .conftest import IRIS_ARTIFACT, Scaffold, git, run_cli
+from .conftest import IRIS_ARTIFACT, PROJECT, Scaffold, git, run_cli
 from .test_deploy_local import engine_processes
 
 
@@ -204,3 +204,22 @@ def test_affected_maps_a_changed_artifact_to_its_specs(repo: Scaffold) -> None:
     ]
     assert touched("models/artifacts/iris/other.joblib", "README.md") == []
     assert touched("models/remote.yaml") == ["models/remote.yaml"]
+
+
+def test_affected_maps_a_changed_engine_lock_to_the_specs_run_from_it(repo: Scaffold) -> None:
+    """A new lock for an engine environment is a new engine: the specs the local target runs
+    from it are deployed again; the embedded engine's specs are not."""
+    xgboost = (PROJECT / "models" / "iris-xgboost.yaml").read_text(encoding="utf-8")
+    repo.write_spec("iris-xgboost", xgboost)
+    kserve = (PROJECT / "models" / "iris-kserve.yaml").read_text(encoding="utf-8")
+    repo.write_spec("iris-kserve", kserve)
+    found = workspace.validate(workspace.discover(repo.root, []), repo.root).documents
+    documents = sorted(found, key=lambda doc: doc.path)
+
+    def touched(*changed: str) -> list[str]:
+        paths = [PurePosixPath(path) for path in changed]
+        return [doc.path for doc in changes.affected(documents, paths)]
+
+    assert touched("locks/engine-mlserver-boosting.txt") == ["models/iris-xgboost.yaml"]
+    assert touched("locks/engine-kserve.txt") == ["models/iris-kserve.yaml"]
+    assert touched("locks/engine-triton.txt", "locks/modelgate.txt", "locks/update.py") == []

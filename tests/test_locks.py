@@ -55,13 +55,25 @@ def _pyproject_requirements() -> list[Requirement]:
 LOCK_FILES = sorted(LOCKS.glob("*.txt"))
 
 
-def test_there_are_locks_for_the_venv_the_engine_the_installer_and_the_scanner() -> None:
+ENGINE_LOCKS = sorted(LOCKS.glob("engine-*.txt"))
+
+
+def _engine_groups() -> list[str]:
+    data = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))
+    return sorted(name for name in data["dependency-groups"] if name.startswith("engine-"))
+
+
+def test_there_are_locks_for_the_venv_the_engine_the_installer_the_scanner_and_each_engine() -> (
+    None
+):
     assert {path.name for path in LOCK_FILES} == {
         "modelgate.txt",
         "serve.txt",
         "uv.txt",
         "checkov.txt",
+        *(f"{group}.txt" for group in _engine_groups()),
     }
+    assert len(_engine_groups()) >= 4  # mlserver-boosting, kserve, triton, llamacpp
 
 
 @pytest.mark.parametrize("lock", LOCK_FILES, ids=lambda path: path.name)
@@ -115,7 +127,9 @@ def test_the_smaller_locks_pin_what_the_main_lock_pins(lock: str) -> None:
         )
 
 
-@pytest.mark.parametrize("lock", ["modelgate.txt", "checkov.txt"])
+@pytest.mark.parametrize(
+    "lock", ["modelgate.txt", "checkov.txt", *(path.name for path in ENGINE_LOCKS)]
+)
 def test_one_version_per_package_on_every_python(lock: str) -> None:
     """A pickled artifact reads the same on every machine only if numpy & co. do not fork;
     the scanner finds the same on every machine only if its checks do not."""
@@ -156,3 +170,19 @@ def test_this_environment_was_installed_from_the_main_lock() -> None:
         if installed != version:
             drift.append(f"{name} {installed} is installed, the lock pins {version}")
     assert not drift, "run `make venv`: " + "; ".join(drift)
+
+
+@pytest.mark.parametrize("group", _engine_groups())
+def test_each_engine_lock_meets_its_group_and_stays_out_of_the_venv(group: str) -> None:
+    """An engine the local target installs on first use (validator/deploy/environments.py)
+    is pinned in its own lock and never in .venv's: `make demo` does not download it."""
+    pins = _pins(LOCKS / f"{group}.txt")
+    main = _pins(LOCKS / "modelgate.txt")
+    for requirement in _group_requirements(group):
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement} is not in locks/{group}.txt: run `make lock`"
+        assert requirement.specifier.contains(pins[name][0]), (
+            f"locks/{group}.txt pins {name}=={pins[name][0]}, pyproject.toml asks {requirement}"
+        )
+    engine = canonicalize_name(_group_requirements(group)[0].name)  # the group names it first
+    assert engine not in main, f"{engine} is in locks/modelgate.txt: it must keep its own lock"

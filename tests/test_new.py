@@ -3,6 +3,7 @@ renders to manifests that pass their schemas, and passes yamllint."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import yaml
 
 from validator import render
 from validator.check import policy, workspace
-from validator.render import kube_schemas
+from validator.render import crds, kube_schemas
 
 from .conftest import PROJECT, run_cli
 
@@ -48,13 +49,23 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_scaffold_validates_as_written(repo: Path) -> None:
-    result = run_cli("--root", str(repo), "validate", "--strict")
+    """Valid as written; the one warning, MG-OPS-050, is for the scaffolds of models the pull
+    request's runner cannot serve, each of which says how to name a stand-in."""
+    result = run_cli("--root", str(repo), "validate", "--format", "json")
     assert result.code == 0, result.out
-    assert f"{len(COMBINATIONS)} specs checked: all valid." in result.out
+    report = json.loads(result.out)
+    assert {d["rule"] for d in report["diagnostics"]} <= {"MG-OPS-050"}, result.out
+    warned = {Path(d["path"]).stem for d in report["diagnostics"]}
+    untested = {
+        path.stem
+        for path in (repo / "models").glob("*.yaml")
+        if "(MG-OPS-050). Name a small stand-in" in path.read_text()
+    }
+    assert warned == untested and "vllm-huggingface" in warned and "mlserver-sklearn" not in warned
 
 
 def test_every_scaffold_renders_valid_manifests(repo: Path) -> None:
-    schemas = kube_schemas.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
+    schemas = crds.load_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
     documents = workspace.validate(workspace.discover(repo, []), repo).valid_documents()
     rendering = render.render_all(documents, repo, schemas)
     assert rendering.diagnostics == []
@@ -134,7 +145,7 @@ def test_a_transformer_and_an_explainer_are_scaffolded_beside_a_kserve_predictor
     )  # fmt: skip
     assert result.code == 0, result.err
     assert run_cli("--root", str(root), "validate", "--strict").code == 0
-    schemas = kube_schemas.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
+    schemas = crds.load_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
     documents = workspace.validate(workspace.discover(root, []), root).valid_documents()
     rendering = render.render_all(documents, root, schemas)
     assert rendering.diagnostics == []

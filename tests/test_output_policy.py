@@ -21,10 +21,10 @@ import yaml
 
 from validator import render
 from validator.check import policy, workspace
-from validator.check.policy import output
+from validator.check.policy import output, rendered
 from validator.check.policy.examples import example_objects, output_path, parse_path, reference
 from validator.engines import health_paths
-from validator.render import kube_schemas
+from validator.render import crds
 
 from .conftest import PROJECT, Scaffold, run_cli
 
@@ -46,7 +46,7 @@ def test_the_built_in_set_has_output_rules_and_loads_cleanly() -> None:
 
 
 def test_the_reference_output_passes_every_output_rule() -> None:
-    context = output.OutputContext(BUILTIN.parameters, reference(), {})
+    context = rendered.OutputContext(BUILTIN.parameters, reference(), {})
     found = output.evaluate(example_objects({}), BUILTIN, context, ["staging"])
     assert [(f.rule.id, f.object.path, f.message) for f in found] == []
 
@@ -57,7 +57,7 @@ def test_the_reference_output_passes_every_output_rule() -> None:
 def test_output_rule_examples(rule_id: str, kind: str, index: int) -> None:
     rule = BUILTIN.rule(rule_id)
     assert rule is not None and rule.output
-    context = output.OutputContext(BUILTIN.parameters, reference(), {})
+    context = rendered.OutputContext(BUILTIN.parameters, reference(), {})
     example = (rule.passing if kind == "pass" else rule.failing)[index]
     found = list(output.rule_findings(rule, example_objects(example.patch), context))
     if kind == "pass":
@@ -131,6 +131,15 @@ def line_of(text: str, needle: str) -> int:
     return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
+# The one policy finding of the examples: a warning that churn-pipeline (a transformer on a
+# feature store) is first smoke-tested after merge
+CHURN_UNTESTED = (
+    "models/churn-pipeline.yaml:53:3: MG-OPS-050 warning: neither the local nor the docker "
+    "target runs it (engine kserve, model s3://growth-models/churn/3.1.0/model.joblib): its "
+    "smoke tests would first run after merge"
+)
+
+
 @pytest.fixture
 def clean(tmp_path: Path) -> Path:
     return clean_copy(tmp_path)
@@ -139,7 +148,7 @@ def clean(tmp_path: Path) -> Path:
 def test_a_clean_copy_passes_render_check(clean: Path) -> None:
     done = run_cli("--root", str(clean), "render", "--check")
     assert done.code == 0, done.err
-    assert "MG-" not in done.err
+    assert [line for line in done.err.splitlines() if "MG-" in line] == [CHURN_UNTESTED]
 
 
 ATTACK = {
@@ -210,10 +219,12 @@ def test_attacker_values_alone_are_refused(clean: Path) -> None:
     assert "image written at templates/_k8s/deployment.yaml.j2:" in done.err
 
 
+# the example specs that render a Deployment running an engine image
+DEPLOYMENTS = ("chat-assistant", "fraud-onnx", "fraud-onnx-small", "tiny-llama")
 UNPINNED = {
     f"rendered/{env}/{name}/deployment.yaml"
     for env in ("staging", "production")
-    for name in ("chat-assistant", "fraud-onnx")
+    for name in DEPLOYMENTS
 }
 
 
@@ -256,12 +267,12 @@ def test_a_waiver_silences_an_output_finding_of_its_spec(clean: Path) -> None:
     assert {d["path"] for d in found if d["waiver"]} == {
         path for path in UNPINNED if "chat-assistant" in path
     }
-    (clean / "policies/waivers.yaml").write_text(waivers("chat-assistant", "fraud-onnx"))
+    (clean / "policies/waivers.yaml").write_text(waivers(*DEPLOYMENTS))
     done = run_cli("--root", str(clean), "render", "--format", "json")
     assert done.code == 0, done.out + done.err
     assert run_cli("--root", str(clean), "render", "--check").code == 0
     # validation does not judge the output: its waivers are not stale there
-    validated = run_cli("--root", str(clean), "validate", "--strict")
+    validated = run_cli("--root", str(clean), "validate")
     assert validated.code == 0 and "MG802" not in validated.out, validated.out
 
 
@@ -351,7 +362,7 @@ def test_a_runtime_served_inference_service_gets_probes_the_crd_allows(scaffold:
     if not CRDS.is_dir():
         pytest.skip(f"the KServe CRD is not beside the checkout ({CRDS})")
     scaffold.iris(**KSERVE_RUNTIME)
-    schemas = kube_schemas.Schemas.from_dirs([CRDS])
+    schemas = crds.load_dirs([CRDS])
     validation = workspace.validate(workspace.discover(scaffold.root, []), scaffold.root)
     assert not validation.failed(), validation.diagnostics
     rendering = render.render_all(validation.valid_documents(), scaffold.root, schemas)
@@ -385,13 +396,13 @@ def test_a_modelmesh_inference_service_is_an_object_without_pods(scaffold: Scaff
     files = {str(item.path): yaml.safe_load(item.content) for item in rendering.files}
     data = files["rendered/staging/iris/inferenceservice.yaml"]
     assert "rendered/staging/iris/networkpolicy.yaml" not in files
-    shared = output.OutputObject("rendered/staging/iris/inferenceservice.yaml", data)
+    shared = rendered.OutputObject("rendered/staging/iris/inferenceservice.yaml", data)
     assert shared.shares_pods and shared.pod_specs == []
     data["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "RawDeployment"
-    own = output.OutputObject("rendered/staging/iris/inferenceservice.yaml", data)
+    own = rendered.OutputObject("rendered/staging/iris/inferenceservice.yaml", data)
     assert not own.shares_pods and [path for path, _ in own.pod_specs] == [["spec", "predictor"]]
     rules = policy.load_policy(PROJECT)[0]
-    context = output.OutputContext(parameters=rules.parameters)
+    context = rendered.OutputContext(parameters=rules.parameters)
     found = {finding.rule.id for finding in output.evaluate([own], rules, context, ["staging"])}
     assert {"MG-SEC-120", "MG-OPS-120"} <= found  # no NetworkPolicy, no PodDisruptionBudget
     assert output.evaluate([shared], rules, context, ["staging"]) == []
@@ -402,7 +413,7 @@ def test_the_committed_output_breaks_no_rule_but_the_two_pending_ones() -> None:
     without egress are flagged, until those changes land."""
     done = run_cli("render", "--check", "--format", "json")
     found = {d["rule"] for d in json.loads(done.out)["diagnostics"] if d["rule"].startswith("MG-")}
-    assert found <= {"MG-SEC-101", "MG-SEC-120"}, done.out
+    assert found <= {"MG-SEC-101", "MG-SEC-120", "MG-OPS-050"}, done.out
 
 
 def test_the_kubernetes_target_applies_nothing_render_would_refuse(

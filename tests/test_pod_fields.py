@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from validator.render import crds as crd_files
 from validator.render import kube_schemas
 
 from . import kube_env
@@ -40,7 +41,7 @@ SERVERLESS = {"deploymentMode: RawDeployment": "deploymentMode: Serverless"}
 def crds() -> kube_schemas.Schemas:
     if not CRDS.is_dir():
         pytest.skip(f"the KServe CRDs are not beside the checkout ({CRDS})")
-    return kube_schemas.Schemas.from_dirs([CRDS])
+    return crd_files.load_dirs([CRDS])
 
 
 def write(scaffold: Scaffold, base: str, replacements: dict[str, str]) -> tuple[Path, str]:

@@ -17,7 +17,7 @@ import yaml
 
 from validator import render
 from validator.check import load, names, workspace
-from validator.render import kube_schemas
+from validator.render import crds, kube_schemas, pbtxt
 
 from .conftest import PROJECT, Scaffold, assert_both_parsers_agree, run_cli
 
@@ -28,13 +28,13 @@ CRDS = PROJECT.parent / "shared" / "crds"
 def schemas() -> kube_schemas.Schemas:
     if not CRDS.is_dir():
         pytest.skip(f"the KServe, Seldon and Argo CD CRDs are not beside the checkout ({CRDS})")
-    return kube_schemas.Schemas.from_dirs([CRDS])
+    return crds.load_dirs([CRDS])
 
 
 @pytest.fixture(scope="module")
 def any_schemas() -> kube_schemas.Schemas:
     """The CRDs where they are at hand; built-in kinds are checked either way."""
-    return kube_schemas.Schemas.from_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
+    return crds.load_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
 
 
 def project_documents() -> list[load.Document]:
@@ -55,6 +55,21 @@ def copy_project(tmp_path: Path) -> Path:
     for part in ("models", "templates", "policies", "rendered", "docs/models"):
         shutil.copytree(PROJECT / part, copy / part)
     return copy
+
+
+def test_with_the_istio_crds_every_rendered_kind_is_checked(schemas: kube_schemas.Schemas) -> None:
+    """The Istio and KEDA CRDs from their pinned Go modules (tests/kube/crds): then no kind
+    of rendered/ goes unchecked, and every object passes its CRD's schema."""
+    from . import kube_env
+
+    try:
+        modules = kube_env.module_crds()
+    except kube_env.Unavailable as why:
+        pytest.skip(str(why))
+    every = crds.load_dirs([CRDS, modules])
+    assert every.problems == []
+    rendering = render.render_all(project_documents(), PROJECT, every)
+    assert rendering.diagnostics == [] and rendering.unchecked == set()
 
 
 def test_every_target_of_every_example_validates(schemas: kube_schemas.Schemas) -> None:
@@ -263,6 +278,9 @@ DERIVED_LABELS = {"modelgate.dev/owner", "modelgate.dev/spec-hash"}  # sanitised
 def _parse(text: str, suffix: str) -> Any:
     if suffix == ".json":
         return json.loads(text)
+    if suffix == ".pbtxt":  # Triton's config (a stand-in's, under rendered/local): its grammar
+        assert pbtxt.parse_error(text) is None, text
+        return text
     documents = list(yaml.safe_load_all(text))
     assert len(documents) == 1
     return documents[0]

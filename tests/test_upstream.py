@@ -23,7 +23,7 @@ import yaml
 
 from validator import render
 from validator.check import workspace
-from validator.render import kube_schemas
+from validator.render import crds, kube_schemas
 
 from . import kube_env
 from . import upstream_meaning as meaning
@@ -69,7 +69,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def schemas() -> kube_schemas.Schemas:
     if not CRDS.is_dir():
         pytest.skip(f"the KServe and Seldon CRDs are not beside the checkout ({CRDS})")
-    return kube_schemas.Schemas.from_dirs([CRDS])
+    return crds.load_dirs([CRDS])
 
 
 @pytest.fixture(scope="module")

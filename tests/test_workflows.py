@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import shlex
 import shutil
@@ -427,7 +428,13 @@ def test_pull_requests_check_what_the_change_touches_against_its_base(
 
 
 def test_merges_check_every_spec(deploy: dict[str, Any]) -> None:
-    for name, job in jobs(deploy).items():
+    deploying = {
+        name: job
+        for name, job in jobs(deploy).items()
+        if any("modelgate deploy" in step.get("run", "") for step in job.get("steps") or [])
+    }
+    assert set(deploying) >= {"staging", "production"}, set(jobs(deploy))
+    for name, job in deploying.items():
         validate = job_step(job, "modelgate validate")
         render = job_step(job, "modelgate render --check")
         for step in (validate, render):
@@ -439,10 +446,10 @@ def test_changed_specs_are_deployed_with_a_summary_table(pull_request: dict[str,
     assert job["needs"] == "validate"
     checkout = job_step(job, "actions/checkout@")
     assert checkout["with"]["fetch-depth"] == 0
-    deploy = job_step(job, "deploy --changed-since")
-    assert "--target local" in deploy["run"]
-    assert deploy["env"]["BASE_REF"] == "${{ github.base_ref }}"
-    assert '"origin/${BASE_REF}"' in deploy["run"]
+    for target in ("local", "docker"):
+        deploy = job_step(job, f'deploy --changed-since "origin/${{BASE_REF}}" --target {target}')
+        assert deploy["env"]["BASE_REF"] == "${{ github.base_ref }}"
+    assert job_step(job, "--target docker")["if"] == "${{ !cancelled() }}"
     summary = job_step(job, "GITHUB_STEP_SUMMARY")
     assert summary["if"] == "${{ !cancelled() }}"  # a failed deploy gets its table too
     assert f"modelgate validate {CHANGED_SINCE_BASE} --format json" in summary["run"]
@@ -453,6 +460,77 @@ def test_changed_specs_are_deployed_with_a_summary_table(pull_request: dict[str,
     assert "GITHUB_OUTPUT" in summary["run"] and job["outputs"]["summary"].endswith(
         f"steps.{summary['id']}.outputs.markdown }}}}"
     )
+
+
+def summary_script(pull_request: dict[str, Any]) -> str:
+    """The Python the job summary step runs (its heredoc)."""
+    run = job_step(jobs(pull_request)["deploy-changed"], "GITHUB_STEP_SUMMARY")["run"]
+    return run.split("<<'PY'\n", 1)[1].rsplit("\nPY", 1)[0]
+
+
+def test_the_summary_says_which_smoke_tests_ran_on_a_stand_in_and_which_did_not_run(
+    pull_request: dict[str, Any], tmp_path: Path
+) -> None:
+    """The summary step's own script, on the ledger histories a deploy leaves: a deploy on a
+    stand-in is a pass that names the stand-in, a changed spec nothing could run is "not
+    run", never a pass."""
+    (tmp_path / "models").mkdir()
+    specs = {"chat": "vllm", "tiny": "llamacpp", "tgi-model": "tgi", "iris": "mlserver"}
+    for name, engine in specs.items():
+        (tmp_path / "models" / f"{name}.yaml").write_text(f"spec: {{engine: {{name: {engine}}}}}\n")
+    files = [f"models/{name}.yaml" for name in specs]
+    (tmp_path / "validate.json").write_text(json.dumps({"files": files, "diagnostics": []}))
+    histories = {
+        "chat": {
+            "result": "deployed",
+            "seconds": 1.5,
+            "stand_in": "models/tiny.gguf (gguf on llamacpp)",
+        },
+        "tiny": {"result": "deployed", "seconds": 1.2, "stand_in": ""},
+        "tgi-model": {"result": "not run", "seconds": 0, "error": "no engine here"},
+        "iris": None,
+    }
+    for name, record in histories.items():
+        (tmp_path / f"history-{name}.json").write_text(json.dumps([record] if record else []))
+    summary, output = tmp_path / "summary.md", tmp_path / "output"
+    done = subprocess.run(
+        [sys.executable, "-c", summary_script(pull_request)],
+        cwd=tmp_path,
+        env={"GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in summary.read_text().splitlines()
+        if line.startswith("| ") and "---" not in line
+    }
+    assert "| pass, on a stand-in: models/tiny.gguf (gguf on llamacpp) |" in rows["chat"]
+    assert "| pass |" in rows["tiny"]
+    assert "| **not run**: no engine here |" in rows["tgi-model"]
+    assert "not deployed in this run" in rows["iris"]
+    text = summary.read_text()
+    assert "> **smoke-tested on a stand-in**, not the real model: chat\n" in text
+    assert "> **not smoke-tested** (no engine here runs them, no stand-in named): tgi-model" in text
+
+
+@pytest.mark.parametrize("job_id", ["deploy-changed", "kind"])
+def test_the_engine_environments_are_cached_by_their_locks_and_python(
+    pull_request: dict[str, Any], job_id: str
+) -> None:
+    job = jobs(pull_request)[job_id]
+    cache = job_step(job, "actions/cache@")
+    assert cache["with"]["path"] == "~/.cache/modelgate/engines"
+    assert "hashFiles('" in cache["with"]["key"] and "locks/engine-*.txt')" in cache["with"]["key"]
+    python = job_step(job, "actions/setup-python@")
+    assert f"steps.{python['id']}.outputs.python-version" in cache["with"]["key"]
+    steps = job["steps"]
+    first_use = next(
+        s for s in steps if "make test" in s.get("run", "") or "deploy" in s.get("run", "")
+    )
+    assert steps.index(python) < steps.index(cache) < steps.index(first_use)
 
 
 def test_kind_job_runs_the_suite_against_a_cluster_with_the_kserve_crds(

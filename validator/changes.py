@@ -1,6 +1,9 @@
 """Which specs a change touches: the specs edited since a git ref, the specs whose artifact
-(kept in the repository) changed, every spec whose engine's templates changed, and every spec
-when policies, shared templates, templates/values.yaml or modelgate itself changed.
+(kept in the repository) changed, or the stand-in they name or its script, every spec whose
+engine's templates changed, every spec the local target runs from an engine environment
+whose lock changed (locks/engine-NAME.txt), and every spec when policies, shared templates
+or templates/values.yaml changed; for the checks (touches_everything), also when modelgate
+itself changed.
 
 `deploy --changed-since`, `validate --changed-since` and `render --check --changed-since`
 all ask this module; nothing here imports more than the loader (pre-commit speed)."""
@@ -11,13 +14,17 @@ import posixpath
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
+from . import stand_ins
 from .check.load import Document
+from .engines import ENGINES
 from .git import run_git
 
 WATCHED = ("models", "templates", "policies")
 # modelgate's own code and pins, where a repository holds them (this one does): a change to
-# the tool changes what every spec renders to and how it is checked
+# the tool changes what every spec renders to and how it is checked; but for the engines'
+# own environments (locks/engine-NAME.txt), which concern the specs run from them
 TOOL = ("validator", "pyproject.toml", "locks")
+LOCK_PREFIX = "engine-"  # locks/engine-NAME.txt (deploy/environments.py takes it from here)
 _WATCHED_ROOTS = {(name,) for name in (*WATCHED, *TOOL)}
 
 
@@ -71,28 +78,55 @@ def affected(documents: list[Document], changed: list[PurePosixPath]) -> list[Do
     paths = {str(path) for path in changed}
     # a changed file touches the artifact it is, and every folder artifact it lies in
     touched = {str(folder) for path in changed for folder in (path, *path.parents)}
-    everything = touches_everything(changed) is not None
+    # modelgate's own code and pins do not change what is deployed: rendered/ holds that
+    everything = any(_every_spec(path) for path in changed)
     engines = {p.parts[1] for p in changed if p.parts[0] == "templates" and len(p.parts) > 2}
+    locks = {p.stem.removeprefix(LOCK_PREFIX) for p in changed if engine_lock(p)}
     return [
         doc
         for doc in documents
         if everything
         or doc.path in paths
-        or artifact_of(doc) in touched
+        or any(path in touched for path in _repository_paths(doc))
         or doc.data["spec"]["engine"]["name"] in engines
+        or (locks and _environment(doc) in locks)
     ]
 
 
+def engine_lock(path: PurePosixPath) -> bool:
+    """locks/engine-NAME.txt: the environment an engine runs from on the local target."""
+    return len(path.parts) == 2 and path.parts[0] == "locks" and path.name.startswith(LOCK_PREFIX)
+
+
+def _environment(document: Document) -> str | None:
+    """The engine environment the local target runs the spec (or its stand-in) from, if any."""
+    spec = stand_ins.served_spec(document.data["spec"])
+    return ENGINES[spec["engine"]["name"]].local_environment(spec["model"]["format"]) or None
+
+
 def artifacts(documents: Sequence[Document]) -> list[str]:
-    """The in-repository artifacts of `documents`, for `changed_files` to watch."""
-    return sorted({path for doc in documents if (path := artifact_of(doc))})
+    """The in-repository artifacts of `documents` (their stand-ins and the scripts that make
+    them included), for `changed_files` to watch."""
+    return sorted({path for doc in documents for path in _repository_paths(doc)})
+
+
+def _repository_paths(document: Document) -> list[str]:
+    """The spec's artifact, stand-in and stand-in script that lie in the repository."""
+    stand_in = stand_ins.of(document.data["spec"]) or {}
+    found = [artifact_of(document), *(_relative(stand_in.get(f)) for f in ("artifact", "script"))]
+    return [path for path in found if path]
 
 
 def artifact_of(document: Document) -> str | None:
     """The spec's artifact as a path relative to the repository root, or None when it has
     none there (a URI, an image, a path out of the repository)."""
-    artifact = document.data["spec"]["model"].get("artifact") or ""
-    if "://" in artifact or not artifact:
+    return _relative(document.data["spec"]["model"].get("artifact"))
+
+
+def _relative(artifact: str | None) -> str | None:
+    """A path as given in a spec, relative to the repository root; None for a URI or a path
+    out of the repository."""
+    if not artifact or "://" in artifact:
         return None
     normal = posixpath.normpath(artifact)
     if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
@@ -101,16 +135,21 @@ def artifact_of(document: Document) -> str | None:
 
 
 def touches_everything(changed: Iterable[PurePosixPath]) -> PurePosixPath | None:
-    """The first changed file that concerns every spec (a policy, a shared template,
+    """The first changed file that concerns every spec's checks (a policy, a shared template,
     templates/values.yaml, modelgate itself), or None."""
     return next(
         (
             path
             for path in changed
-            if path.parts[0] == "policies" or path.parts[0] in TOOL or _shared_template(path)
+            if _every_spec(path) or (path.parts[0] in TOOL and not engine_lock(path))
         ),
         None,
     )
+
+
+def _every_spec(path: PurePosixPath) -> bool:
+    """A policy or a shared template (templates/values.yaml included)."""
+    return path.parts[0] == "policies" or _shared_template(path)
 
 
 def _shared_template(path: PurePosixPath) -> bool:

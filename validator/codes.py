@@ -63,6 +63,15 @@ _CODES: dict[str, tuple[str, str]] = {
     ),
     "MG230": ("pod settings contradict each other", "keep the settings that agree"),
     "MG231": ("label or annotation modelgate writes itself", "remove it from metadata"),
+    "MG232": (
+        "stand-in the local target cannot serve",
+        "name a stand-in in the repository, of a format an engine of the local target serves "
+        "in the spec's protocol",
+    ),
+    "MG233": (
+        "stand-in without the script that makes it",
+        "commit the script that makes the stand-in again, and name it in standIn.script",
+    ),
     "MG234": (
         "autoscaler the engine cannot use",
         "choose an autoscaler the engine's mode offers, or a mode that offers it",

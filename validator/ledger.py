@@ -32,12 +32,15 @@ class Record:
     artifact: str  # sha256 (a folder's treeSha256) of the artifact, or the image reference
     target: str
     environment: str
-    result: str  # "deployed" or "failed"
+    result: str  # "deployed", "failed", "interrupted", or "not run" (the target cannot run it)
     error: str
     endpoint: str
     seconds: float
     # kubernetes: the digest of the manifests applied (validator/deploy/last_good.py)
     manifests: str = ""
+    # what the smoke tests ran on in place of the real model (stand_ins.description); ""
+    # when the real model ran
+    stand_in: str = ""
 
 
 def record(root: Path, **fields: Any) -> Record:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from . import targets
 from .check import pickles, workspace
 from .check.policy.checks import PICKLE_FORMATS
 from .engines import COMPONENTS, ENGINES, Engine
@@ -21,6 +22,7 @@ EXTENSIONS = {
     "pytorch": "model.pt",
     "tensorflow": "saved_model/",  # a folder: pods check its tree digest, never an archive's
     "huggingface": "model/",  # a snapshot folder, where the engine cannot pin a Hub revision
+    "gguf": "model.gguf",
     "custom": "model.bin",
 }
 PLACEHOLDER_SHA256 = "0" * 64
@@ -104,10 +106,15 @@ def _context(name: str, engine: str, model_format: str, owner: str, team: str) -
     # kept in the repository: what the local target serves here, and pickle-based files,
     # which validate scans there (MG241) and the policy takes from nowhere else (MG-SEC-009)
     if model_format != "huggingface" and (
-        record.local or model_format in PICKLE_FORMATS or pickles.is_pickle_based(file)
+        (record.local and record.serves_locally(model_format))
+        or model_format in PICKLE_FORMATS
+        or pickles.is_pickle_based(file)
     ):
         artifact = f"models/artifacts/{name}/{file}"
+    source = {"image": "registry"} if image else {"artifact": artifact}
+    spec = {"model": {**source, "format": model_format}, "engine": {"name": engine}}
     return {
+        "runs_here": targets.runs_on_this_machine(spec),
         "name": name,
         "owner": owner,
         "team": team,

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from .. import changes
 from ..diagnostics import Diagnostic, Severity
-from . import facts
+from . import facts, load
 from .facts import Facts
 
 NOT_RECHECKED = "MG125"
@@ -75,7 +75,7 @@ def scope(
     if everything is not None:
         result.checked = [Path(path) for path in files]
         return result
-    touched = _touched(known, usable, changed)
+    touched = _touched(known, usable, changed, dict(zip(shown, files, strict=True)))
     names = _rendered_names(changed) if rendered else set()
     for path, name in zip(files, shown, strict=True):
         value = known[name]
@@ -92,16 +92,36 @@ def scope(
 
 
 def _touched(
-    known: dict[str, Facts | None], usable: set[str], changed: Sequence[PurePosixPath]
+    known: dict[str, Facts | None],
+    usable: set[str],
+    changed: Sequence[PurePosixPath],
+    files: dict[str, Path | str],
 ) -> set[str]:
     """The specs changes.affected finds, asked only about those a changed file other than
-    a spec itself could concern (an artifact, an engine's templates)."""
+    a spec itself could concern (an artifact, a stand-in, an engine's templates or lock)."""
     paths = {str(path) for path in changed}
     touched = {name for name in known if name in paths}
     if all(_is_spec(path) or path.parts[0] == RENDERED for path in changed):
         return touched  # only specs changed (or removed): nothing else to ask
-    stand_ins = [facts.peer(name, known[name]) for name in sorted(usable)]  # type: ignore[arg-type]
-    return touched | {doc.path for doc in changes.affected(stand_ins, list(changed))}
+    if all(_is_spec(path) or path.parts[0] in (RENDERED, "templates") for path in changed):
+        # an engine's templates: the facts name every spec's engine
+        peers = [facts.peer(name, known[name]) for name in sorted(usable)]  # type: ignore[arg-type]
+        return touched | {doc.path for doc in changes.affected(peers, list(changed))}
+    # an artifact, a stand-in or its script, an engine's lock: asked of each spec whole (the
+    # facts hold the artifact, not the stand-in or the model's format)
+    return touched | {name for name in sorted(usable) if _concerns(files[name], name, changed)}
+
+
+def _concerns(path: Path | str, name: str, changed: Sequence[PurePosixPath]) -> bool:
+    """The change concerns this spec, as changes.affected says of it loaded whole; a spec
+    that does not load or is not shaped as one is checked, and its findings say why."""
+    document, _ = load.load_file(Path(path), name)
+    if document is None:
+        return True
+    try:
+        return bool(changes.affected([document], list(changed)))
+    except (KeyError, TypeError, AttributeError):
+        return True
 
 
 def _is_spec(path: PurePosixPath) -> bool:

@@ -28,12 +28,15 @@ def schema(name: str = SPEC_SCHEMA) -> dict[str, Any]:
 
 
 def _name_the_engines(spec_schema: dict[str, Any]) -> None:
-    """`spec.engine.name` takes the names of the engine records (validator/engines/), and
-    `spec.engine.deploymentMode` the modes of those with several to choose from."""
+    """`spec.engine.name` and `spec.smoke.standIn.engine` take the names of the engine
+    records (validator/engines/), and `spec.engine.deploymentMode` the modes of those with
+    several to choose from."""
     from ..engines import ENGINES
 
-    engine = spec_schema["properties"]["spec"]["properties"]["engine"]["properties"]
+    spec = spec_schema["properties"]["spec"]["properties"]
+    engine = spec["engine"]["properties"]
     engine["name"]["enum"] = list(ENGINES)
+    spec["smoke"]["properties"]["standIn"]["properties"]["engine"]["enum"] = list(ENGINES)
     modes = [mode for e in ENGINES.values() if len(e.modes) > 1 for mode in e.modes]
     engine["deploymentMode"]["enum"] = list(dict.fromkeys(modes))
 

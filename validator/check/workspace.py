@@ -28,6 +28,7 @@ from . import (
     platform,
     pod,
     schema,
+    stand_in,
 )
 
 SPEC_DIR = "models"
@@ -289,6 +290,7 @@ class _FileCheck:
         changed = artifacts.check(document, self.root)
         # a changed or unhashable artifact is not the one reviewed: nothing to scan in it
         problems.extend(changed or pickles.check(document, self.root))
+        problems.extend(stand_in.check(document, self.root))
         if self.offered is not None:
             problems.extend(exposure.check(document, self.offered))
         findings = []

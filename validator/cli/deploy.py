@@ -84,11 +84,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         target = deploy.target_named(args.target)
         for document in documents:
             if not target.can_serve(document):
-                output.line(
-                    f"skip {document.data['metadata']['name']}: the {args.target} target "
-                    f"cannot serve engine {document.data['spec']['engine']['name']} with this "
-                    "model"
-                )
+                _say_not_run(output, root, document, args.target)
         documents = [d for d in documents if target.can_serve(d)]
         if not documents:
             output.line(
@@ -98,6 +94,10 @@ def run(args: argparse.Namespace, output: Output) -> int:
             return EXIT_OK
     if args.target in deploy.LOOPBACK_TARGETS:
         _say_exposure_is_left_out(output, documents, args.target)
+    if args.target == "local":
+        from ..deploy import local
+
+        local.install_environments(documents, output.line)
     done: list[Outcome] = []
 
     def each(outcome: Outcome) -> None:
@@ -124,6 +124,33 @@ def run(args: argparse.Namespace, output: Output) -> int:
     return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FINDINGS
 
 
+def _say_not_run(output: Output, root: Any, document: Any, target: str) -> None:
+    """A changed spec the target cannot run: left to the other target of this machine that
+    runs it (the pull-request workflow deploys on both), or said plainly and noted in the
+    ledger, so that no report shows its smoke tests as passed."""
+    from .. import deploy, targets
+
+    name = document.data["metadata"]["name"]
+    others = [
+        other
+        for other in targets.targets_of(document.data["spec"])
+        if other in targets.ON_THIS_MACHINE and other != target
+    ]
+    if others:
+        output.line(f"{name}: left to the {others[0]} target, which runs it")
+        return
+    reason = f"the {target} target cannot serve engine {document.data['spec']['engine']['name']}"
+    if target == "local":
+        from ..deploy import local
+
+        refused = local.why_not_served(document)
+        reason = refused[1] if refused else reason
+        reason += ", and the spec names no stand-in (spec.smoke.standIn)"
+    reason += "; its smoke tests did not run"
+    output.line(f"{name}: not run: {reason}")
+    deploy.record_not_run(document, root, target, reason)
+
+
 def _say_exposure_is_left_out(output: Output, documents: list, target: str) -> None:
     from ..deploy import exposure_not_applied
 
@@ -148,6 +175,8 @@ def _changed(root: Any, documents: list, ref: str, output: Output) -> list | Non
 
 
 def _show_outcome(output: Output, outcome: Outcome) -> None:
+    if outcome.stand_in:
+        output.line(f"{outcome.name}: smoke-tested on a stand-in: {outcome.stand_in}")
     show_results(output, outcome.smoke)
     if outcome.ok and outcome.endpoint:
         output.line(f"deployed {outcome.name} in {outcome.seconds:.1f} s")
@@ -174,9 +203,10 @@ def _show_summary(output: Output, outcomes: list[Outcome]) -> None:
     for outcome in outcomes:
         passed = sum(r.passed for r in outcome.smoke)
         endpoint = outcome.endpoint.inference_url if outcome.endpoint else "-"
+        stand_in = " (smoke-tested on a stand-in)" if outcome.stand_in else ""
         output.line(
             f"{outcome.name:<24} {'deployed' if outcome.ok else 'failed':<9} "
-            f"{outcome.seconds:7.1f}  {passed}/{len(outcome.smoke):<4} {endpoint}"
+            f"{outcome.seconds:7.1f}  {passed}/{len(outcome.smoke):<4} {endpoint}{stand_in}"
         )
 
 

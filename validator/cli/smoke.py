@@ -47,7 +47,7 @@ def show_results(output: Output, results: Sequence[SmokeResult], details: bool =
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    from .. import deploy, smoke
+    from .. import deploy, smoke, stand_ins
     from ..deploy import local
 
     if args.load is not None and args.load < 1:
@@ -72,6 +72,9 @@ def run(args: argparse.Namespace, output: Output) -> int:
     document = result.valid_documents()[0]
     protocol = document.data["spec"]["engine"]["protocol"]
     endpoint = smoke.Endpoint(args.name, state.base_url, protocol, state.target)
+    stand_in = stand_ins.description(document.data["spec"]) if state.target == "local" else ""
+    if stand_in:  # the local target serves the stand-in the spec names, never the model
+        output.line(f"{args.name}: smoke-tested on a stand-in: {stand_in}")
     if not args.load:
         results = smoke.run(document, endpoint)
         show_results(output, results, details=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from .. import stand_ins
 from ..check import pod
 from ..check.load import Document
 from ..diagnostics import Diagnostic
@@ -33,6 +34,7 @@ NOT_RUNNING = "MG506"
 
 DOCKER_UNAVAILABLE = "MG508"
 TARGETS = ("local", "docker", "kubernetes")
+NOT_RUN = "not run"  # a ledger result: the target cannot run the spec, no smoke test ran
 
 
 @dataclass
@@ -48,6 +50,9 @@ class Outcome:
     left: str = ""  # what a failed deploy left behind, when it is not "nothing"
     notes: list[str] = field(default_factory=list)  # what else the deploy did, for the user
     manifests: str = ""  # kubernetes: digest of the manifests applied (deploy/last_good.py)
+    # what ran in place of the real model, for every report to say (stand_ins.description);
+    # "" when the real model ran
+    stand_in: str = ""
 
     @property
     def ok(self) -> bool:
@@ -214,7 +219,9 @@ def run(
                 )
             ],
         )
-    model = document.data["spec"]["model"]
+    # what ran: the stand-in's pin where the smoke tests ran on it
+    spec = document.data["spec"]
+    model = stand_ins.served_spec(spec)["model"] if outcome.stand_in else spec["model"]
     ledger.record(
         root,
         name=name,
@@ -231,8 +238,33 @@ def run(
         endpoint=outcome.endpoint.inference_url if outcome.endpoint else "",
         seconds=round(outcome.seconds, 3),
         manifests=outcome.manifests,
+        stand_in=outcome.stand_in,
     )
     return outcome
+
+
+def record_not_run(document: Document, root: Path, target: str, reason: str) -> None:
+    """Note in the ledger that a spec a change touched was not deployed on `target`, and
+    why: its smoke tests did not run, which a report must not show as passed."""
+    from .. import ledger
+    from ..render.view import spec_hash
+
+    model = document.data["spec"]["model"]
+    ledger.record(
+        root,
+        name=document.data["metadata"]["name"],
+        spec_hash=spec_hash(document),
+        artifact=model.get("image")
+        or model.get("sha256")
+        or model.get("treeSha256")
+        or model.get("artifact", ""),
+        target=target,
+        environment=target,
+        result=NOT_RUN,
+        error=reason,
+        endpoint="",
+        seconds=0.0,
+    )
 
 
 def run_many(

@@ -1,4 +1,9 @@
-"""The local target: MLServer as a subprocess of this machine, no Docker, no cluster.
+"""The local target: the spec's engine as a subprocess of this machine, no Docker, no cluster.
+
+MLServer is embedded (modelgate's `serve` extra); the other engines, and MLServer's runtimes
+that are too large to embed, run from environments of their own, installed from their lock
+files on first use (environments.py). Readiness is always the model's own (the protocol's
+model-ready path), never the server's.
 
 MLServer facts this module relies on (measured with 1.7.1):
 - `/v2/health/ready` answers 200 before the model is loaded, so readiness is the model's own
@@ -37,8 +42,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import paths, render, smoke, targets
-from ..check import artifacts
+from .. import paths, render, smoke, stand_ins, targets
+from ..check import artifacts, stand_in
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
 from ..engines import ENGINES, Engine
@@ -57,9 +62,13 @@ from . import (
     readiness_timeout,
     smoke_failures,
 )
+from .environments import Progress, Unavailable, ensure
 from .net import answers_200, free_port, free_ports, port_free
 
 STATE_DIR = Path(".modelgate") / "run"
+STAND_IN_HINT = "name a stand-in the local target can serve (spec.smoke.standIn)"
+# the model servers modelgate ships, run by engines' own environments ({servers})
+SERVERS = Path(__file__).resolve().parents[1] / "engines" / "_servers"
 KEEPER = Path(__file__).with_name("keeper.py")
 KEEPER_MARK = "keeper.pid"
 WORKDIR_PREFIX = "modelgate-"
@@ -129,9 +138,11 @@ _STATE_TYPES: dict[str, type] = {
 def deploy(
     document: Document, root: Path, keep: bool = False, environment: str | None = None
 ) -> Outcome:
-    """`environment` is for cluster targets: a local server belongs to no environment."""
+    """`environment` is for cluster targets: a local server belongs to no environment.
+    A spec that names a stand-in is served with it (stand_ins.py), and the outcome says so."""
     name = document.data["metadata"]["name"]
-    outcome = Outcome(name)
+    outcome = Outcome(name, stand_in=stand_ins.description(document.data["spec"]))
+    document = stand_in.served(document)
     started = time.monotonic()
     problem = _prepare(document, root)
     if problem:
@@ -375,29 +386,63 @@ class _Server:
 
 
 def can_serve(document: Document) -> bool:
-    """The local target runs MLServer on artifacts kept in this repository."""
+    """The local target runs the engines it can start here on artifacts kept in this
+    repository."""
     return targets.LOCAL in targets.targets_of(document.data["spec"])
+
+
+def install_environments(documents: list[Document], progress: Progress) -> None:
+    """Install, before the deploys start, the engine environments they need and do not have
+    yet, saying so through `progress` (an install takes from seconds to minutes). A failure
+    is left for the deploy itself to report, at its spec."""
+    needed = {_environment_of(document) for document in documents if can_serve(document)}
+    for name in sorted(needed - {""}):
+        with contextlib.suppress(Unavailable):
+            ensure(name, progress)
+
+
+def _environment_of(document: Document) -> str:
+    spec = stand_ins.served_spec(document.data["spec"])
+    return ENGINES[spec["engine"]["name"]].local_environment(spec["model"]["format"])
+
+
+def why_not_served(document: Document) -> tuple[list[str], str, str] | None:
+    """Why the local target cannot serve the (served) spec, as (where, message, hint); None
+    when it can."""
+    spec = document.data["spec"]
+    model = spec["model"]
+    engine = ENGINES[spec["engine"]["name"]]
+    if not engine.local_command or "image" in model:
+        image = " on a model image" if "image" in model else ""
+        return (
+            ["spec", "engine", "name"],
+            f"the local target cannot run engine {engine.name}{image}: it serves repository "
+            "artifacts with the engines it starts here: "
+            + ", ".join(name for name, engine in ENGINES.items() if engine.local_command),
+            f"{STAND_IN_HINT}, or deploy with --target docker or kubernetes",
+        )
+    if not engine.serves_locally(model["format"]):
+        formats = ", ".join(engine.local_formats)
+        return (
+            ["spec", "model", "format"],
+            f"the local target serves {engine.name} models of format {formats} only",
+            f"{STAND_IN_HINT}, or deploy this model with --target kubernetes",
+        )
+    if "://" in model["artifact"]:
+        return (
+            ["spec", "model", "artifact"],
+            "the local target serves artifacts inside this repository, not remote URIs",
+            f"{STAND_IN_HINT}, download the artifact into the repository, or use "
+            "--target kubernetes",
+        )
+    return None
 
 
 def _prepare(document: Document, root: Path) -> Diagnostic | None:
     """Refuse what the local target cannot serve, and check the artifact before starting."""
-    spec = document.data["spec"]
-    model = spec["model"]
-    if not ENGINES[spec["engine"]["name"]].local_command or "image" in model:
-        return document.finding(
-            ["spec", "engine", "name"],
-            TARGET_UNSUPPORTED,
-            "the local target serves repository artifacts with engines it can start here: "
-            + ", ".join(name for name, engine in ENGINES.items() if engine.local_command),
-            "deploy image-based or non-MLServer models with --target docker or kubernetes",
-        )
-    if "://" in model["artifact"]:
-        return document.finding(
-            ["spec", "model", "artifact"],
-            TARGET_UNSUPPORTED,
-            "the local target serves artifacts inside this repository, not remote URIs",
-            "download the artifact into the repository, or use --target kubernetes",
-        )
+    refused = why_not_served(document)
+    if refused:
+        return document.finding(refused[0], TARGET_UNSUPPORTED, refused[1], refused[2])
     rendering = render.render_document(document, root, local_only=True)
     problems = rendering.diagnostics or render.links(rendering.files, root)
     if problems:
@@ -431,9 +476,13 @@ def _check_artifact(document: Document, root: Path) -> Diagnostic | None:
     return None
 
 
-def _engine_binary(engine: Engine) -> str | None:
-    """MODELGATE_<ENGINE> if set (an engine installed elsewhere), else the one installed
-    beside this Python, else the first on PATH."""
+def _engine_binary(engine: Engine, environment: Path | None) -> str | None:
+    """The executable in the engine's own environment when it has one; else
+    MODELGATE_<ENGINE> if set (an engine installed elsewhere), else the one installed beside
+    this Python, else the first on PATH."""
+    if environment is not None:
+        inside = environment / "bin" / engine.local_command[0]
+        return str(inside) if inside.is_file() else None
     configured = os.environ.get(f"MODELGATE_{engine.name.upper()}")
     if configured is not None:
         return configured if Path(configured).is_file() else None
@@ -444,13 +493,28 @@ def _engine_binary(engine: Engine) -> str | None:
 
 def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic | None]:
     engine = ENGINES[document.data["spec"]["engine"]["name"]]
-    binary = _engine_binary(engine)
+    environment_name = _environment_of(document)
+    environment = None
+    if environment_name:
+        try:
+            environment = ensure(environment_name)
+        except Unavailable as reason:
+            return None, document.finding(
+                ["spec", "engine", "name"],
+                ENGINE_MISSING,
+                f"model not deployed: the {environment_name} engine environment cannot be "
+                f"installed: {reason}",
+                "check the network and the lock file, then deploy again",
+            )
+    binary = _engine_binary(engine, environment)
     if binary is None:
         return None, document.finding(
             ["spec", "engine", "name"],
             ENGINE_MISSING,
             f"model not deployed: the {engine.name} engine is not installed",
-            "pip install 'modelgate[serve]' (or run `make demo`, which does)",
+            f"remove {environment} to have it installed again"
+            if environment
+            else "pip install 'modelgate[serve]' (or run `make demo`, which does)",
         )
     fixed = document.data["spec"].get("endpoint", {}).get("port")
     if fixed is not None and not port_free(fixed):
@@ -468,6 +532,7 @@ def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic |
         "http_port": str(http_port),
         "grpc_port": str(grpc_port),
         "workdir": str(workdir),
+        "servers": str(SERVERS),
     }
     env = {**os.environ, **{key: value.format(**fill) for key, value in engine.local_env.items()}}
     arguments = [argument.format(**fill) for argument in engine.local_command[1:]]

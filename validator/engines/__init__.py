@@ -47,7 +47,8 @@ BY_WORKLOAD, BY_INFERENCE_SERVICE, BY_SELDON = "workload", "inference-service", 
 BY_MODELMESH = "modelmesh"
 # spec.model.format's values (the schema's enum; a test keeps them equal)
 EVERY_FORMAT = (
-    "sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "huggingface", "custom",
+    "sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "huggingface", "gguf",
+    "custom",
 )  # fmt: skip
 # The health paths each inference protocol defines (server liveness, model readiness): what a
 # custom container speaking that protocol answers. {name} is the model's name.
@@ -181,6 +182,14 @@ class Engine:
     # {http_port}, {grpc_port} and {workdir} are filled in.
     local_command: tuple[str, ...] = ()
     local_env: Mapping[str, str] = field(default_factory=dict)
+    # The environment the local target runs it from, by model format ("*": any format): the
+    # `engine-NAME` dependency group, locked in locks/engine-NAME.txt and installed on first
+    # use (validator/deploy/environments.py); its executable is local_command[0] in its bin/.
+    # {servers} is filled in too: the model servers modelgate ships (engines/_servers/). A
+    # format without one runs beside modelgate (the embedded engine, the `serve` extra).
+    local_environments: Mapping[str, str] = field(default_factory=dict)
+    # The model formats the local target serves with it; empty: every format it serves.
+    local_formats: tuple[str, ...] = ()
     cluster: tuple[str, ...] = ()
     # a model configuration template (Triton's config.pbtxt): checked against its grammar and
     # given to the cluster templates as v.model_config; it needs the spec's tensor signature
@@ -257,6 +266,16 @@ class Engine:
         moded = [m.overrides.get("cluster", ()) for m in self.modes.values()]
         every = (*self.local, *((self.model_config,) if self.model_config else ()), *self.cluster)
         return tuple(dict.fromkeys((*every, *(t for cluster in moded for t in cluster))))
+
+    def serves_locally(self, model_format: str) -> bool:
+        """The local target can start it for a model of this format."""
+        return bool(self.local_command) and model_format in (self.local_formats or self.formats)
+
+    def local_environment(self, model_format: str) -> str:
+        """The environment (locks/engine-NAME.txt) the local target runs this format from;
+        "" for modelgate's own."""
+        environments = self.local_environments
+        return environments.get(model_format) or environments.get("*", "")
 
     @property
     def image_only(self) -> bool:

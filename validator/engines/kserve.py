@@ -34,6 +34,20 @@ ENGINE = Engine(
     formats=EVERY_FORMAT,
     protocols=("v2", "v1"),
     default_version="0.14.0",
+    # locally: the KServe model server from its SDK, with a scikit-learn model
+    # (engines/_servers/kserve_server.py), on the v1 and v2 protocols
+    local=("kserve/model-server.json.j2",),
+    local_command=(
+        "python",
+        "{servers}/kserve_server.py",
+        "{model_dir}/model-server.json",
+        "--http_port",
+        "{http_port}",
+        "--grpc_port",
+        "{grpc_port}",
+    ),
+    local_environments={"*": "kserve"},
+    local_formats=("sklearn",),
     cluster=(
         "kserve/inferenceservice.yaml.j2",
         RUNTIME,

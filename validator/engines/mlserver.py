@@ -17,6 +17,9 @@ ENGINE = Engine(
         "MLSERVER_METRICS_DIR": "{workdir}",
         "MLSERVER_ENVIRONMENTS_DIR": "{workdir}",
     },
+    # the xgboost and lightgbm runtimes bring 700 MB (xgboost's GPU build and NCCL): they come
+    # with the first deploy that needs them, not with every `make venv`
+    local_environments={"xgboost": "mlserver-boosting", "lightgbm": "mlserver-boosting"},
     cluster=("mlserver/model.yaml.j2",),
     exposure=BY_SELDON,  # no API key: MLServer has no check of its own
     # A Seldon Model runs on the cluster's MLServer servers: it carries replica bounds, which

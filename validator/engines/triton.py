@@ -25,6 +25,23 @@ ENGINE = Engine(
     metrics_port=8002,
     cache="/models",
     accelerators=("nvidia",),  # its image is a CUDA build
+    # locally: the tritonserver binary PyTriton bundles, on a model repository laid out from
+    # rendered/local/NAME/ (engines/_servers/triton_server.py). Only its Python backend is
+    # bundled: the local config.pbtxt names it where the cluster's names the ONNX Runtime
+    # platform, the rest is the same configuration, judged by the real server.
+    local=("triton/model-server.json.j2", "triton/config.pbtxt.j2"),
+    local_command=(
+        "python",
+        "{servers}/triton_server.py",
+        "{model_dir}",
+        "{workdir}",
+        "--http-port",
+        "{http_port}",
+        "--grpc-port",
+        "{grpc_port}",
+    ),
+    local_environments={"*": "triton"},
+    local_formats=("onnx",),
     cluster=("triton/deployment.yaml.j2", "triton/configmap.yaml.j2", *WORKLOAD),
     model_config="triton/config.pbtxt.j2",
     fetch=ALWAYS,  # the storage initializer fills the model repository before Triton starts

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .. import paths
-from ..check import load
+from .. import paths, targets
+from ..check import load, stand_in
 from ..check.load import Document
 from ..check.platform import from_values
 from ..check.workspace import Validation
@@ -77,6 +77,7 @@ __all__ = [
 TEMPLATE_DIR = templates.TEMPLATE_DIR
 VALUES_FILE = "values.yaml"
 LOCAL, DOCKER = "local", "docker"
+PBTXT = ".pbtxt"  # not a manifest: Triton's model configuration, checked by its grammar
 TEMPLATE_ERROR = "MG401"
 NO_RUNTIME = "MG402"
 RENDERED_INVALID = "MG403"
@@ -410,23 +411,10 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
     name = document.data["metadata"]["name"]
     shared = view.base(document)  # computed once: every file of the spec shows it
     result = Rendering()
-    # local files serve a repository artifact; a model image runs on the docker target
-    if engine.local and renderer.environment is None and "artifact" in spec["model"]:
-        if shared["runtime"] is None:
-            result.diagnostics.append(
-                document.finding(
-                    ["spec", "engine"],
-                    NO_RUNTIME,
-                    f"engine {engine.name} has no default runtime for format "
-                    f"{spec['model']['format']}",
-                    "set spec.engine.runtime to the implementation that loads this model",
-                )
-            )
-            return result
-        out_dir = rendered_dir(LOCAL, name)
-        context = {"v": view.local(document, out_dir, shared)}
-        for template in engine.local:
-            _render_into(result, document, renderer, template, context, out_dir / _output(template))
+    # local files serve a repository artifact (a model image runs on the docker target, a
+    # remote one on clusters), or the stand-in the spec names for the local target
+    if renderer.environment is None and not _render_local(result, document, renderer, shared):
+        return result
     if local_only:
         return result
     environments = [e for e in spec["environments"] if renderer.environment in (None, e)]
@@ -457,6 +445,35 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
     if renderer.output_policy is not None:
         result.diagnostics.extend(_judge(result, renderer.output_policy, document))
     return result
+
+
+def _render_local(
+    result: Rendering, document: Document, renderer: Renderer, shared: dict[str, Any]
+) -> bool:
+    """Render rendered/local/NAME/ when the local target runs the spec, from its stand-in
+    when it names one; False when it cannot be rendered (the finding is in `result`)."""
+    served = stand_in.served(document)
+    spec = served.data["spec"]
+    engine = engine_for(spec)
+    if not engine.local or targets.LOCAL not in targets.targets_of(document.data["spec"]):
+        return True
+    if served is not document:
+        shared = view.base(served)
+    if engine.runtimes and shared["runtime"] is None:
+        result.diagnostics.append(
+            served.finding(
+                ["spec", "engine"],
+                NO_RUNTIME,
+                f"engine {engine.name} has no default runtime for format {spec['model']['format']}",
+                "set spec.engine.runtime to the implementation that loads this model",
+            )
+        )
+        return False
+    out_dir = rendered_dir(LOCAL, served.data["metadata"]["name"])
+    context = {"v": view.local(served, out_dir, shared)}
+    for template in engine.local:
+        _render_into(result, served, renderer, template, context, out_dir / _output(template))
+    return True
 
 
 def _judge(result: Rendering, judge: OutputPolicy, document: Document) -> list[Diagnostic]:
@@ -537,11 +554,11 @@ def _render_into(
         return
     if unchecked:
         result.unchecked.add(unchecked)
-    if output.suffix != ".json" and output.name != "compose.yaml":
+    if output.suffix not in (".json", PBTXT) and output.name != "compose.yaml":
         # what the deployer's Role must grant in this folder of rendered/
         result.kinds.add((output.parts[1], str(data.get("apiVersion")), str(data.get("kind"))))
     result.files.append(RenderedFile(output, text))
-    if renderer.output_policy is not None and output.suffix != ".json":
+    if renderer.output_policy is not None and output.suffix not in (".json", PBTXT):
         result.objects.append(OutputObject(str(output), data, template))
 
 
@@ -583,6 +600,10 @@ def _parse_back(
     output: PurePosixPath, text: str, schemas: kube_schemas.Schemas, plain_safe: bool
 ) -> tuple[str | None, str, Any]:
     """(problem, kind left unchecked for want of a schema, the data read back)."""
+    if output.suffix == PBTXT:  # a Triton model configuration (the local target's)
+        from .pbtxt import parse_error
+
+        return parse_error(text), "", {}
     if output.suffix == ".json":
         try:
             parsed = json.loads(text)

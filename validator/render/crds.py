@@ -26,7 +26,7 @@ import yaml
 from .. import cache, paths
 from ..check import load
 from ..diagnostics import Diagnostic, error
-from .kube_schemas import CRD_INVALID, Schemas, builtin, strict
+from .kube_schemas import CRD_INVALID, Schemas, builtin, strict_object
 from .sync import RENDERED_DIR
 
 RENDERED_INVALID = "MG403"
@@ -35,7 +35,7 @@ CRDS_DIR = "crds"
 MAX_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 128
 CACHE_KIND = "crd-schemas"
-LAYOUT = "strict-1"  # part of the cache key: change it when parsing or `strict` changes
+LAYOUT = "strict-2"  # part of the cache key: change it when parsing or `strict` changes
 HINT = (
     "keep CustomResourceDefinition YAML files only in a CRD folder "
     "(`modelgate crds pull` fills crds/ from a cluster)"
@@ -209,7 +209,9 @@ def _crd_schemas(node: yaml.Node, crd: dict[str, Any]) -> dict[Key, dict[str, An
         schema = schema.get("openAPIV3Schema") if isinstance(schema, dict) else None
         if not isinstance(version.get("name"), str) or not isinstance(schema, dict):
             raise _Refused(node, f"{names.get('kind')}: a version without an openAPIV3Schema")
-        found[(f"{spec['group']}/{version['name']}", str(names.get("kind")))] = strict(schema)
+        found[(f"{spec['group']}/{version['name']}", str(names.get("kind")))] = strict_object(
+            schema
+        )
     return found
 
 

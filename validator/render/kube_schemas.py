@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -24,7 +23,7 @@ KUBERNETES_VERSION = "1.30.0"
 
 @dataclass
 class Schemas:
-    """CRD schemas by (apiVersion, kind), loaded from CRD files (crds.py)."""
+    """CRD schemas by (apiVersion, kind), loaded from CRD files by crds.load_dirs."""
 
     crds: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     problems: list[Diagnostic] = field(default_factory=list)  # CRD files that did not load
@@ -38,14 +37,6 @@ class Schemas:
 
             self._validators[key] = Draft4Validator(self.crds[key])
         return self._validators[key]
-
-    @classmethod
-    def from_dirs(cls, directories: Iterable[Path]) -> Schemas:
-        """The CRDs in each directory's *.yaml and *.yml files, parsed strictly (crds.py); a
-        file that cannot be read or parsed becomes a problem with its position."""
-        from .crds import load_dirs
-
-        return load_dirs(directories)
 
 
 CRD_INVALID = "MG406"
@@ -190,10 +181,26 @@ def _first_error(validator: Any, manifest: dict[str, Any]) -> str | None:
     return f"{where}: {error.message}"
 
 
+# Every object may carry these, whether its CRD's schema declares them or not (Istio's do not)
+OBJECT_FIELDS = {
+    "apiVersion": {"type": "string"},
+    "kind": {"type": "string"},
+    "metadata": {"type": "object"},
+}
+
+
+def strict_object(schema: Any) -> Any:
+    """A CRD version's openAPIV3Schema as the strict schema of a whole object (`strict`),
+    apiVersion, kind and metadata accepted as the API server accepts them."""
+    result = strict(schema)
+    if isinstance(result, dict) and "properties" in result:
+        result["properties"] = {**OBJECT_FIELDS, **result["properties"]}
+    return result
+
+
 def strict(schema: Any) -> Any:
     """An OpenAPI v3 CRD schema as strict JSON Schema: objects with declared properties refuse
-    unknown fields (unless marked to preserve them), int-or-string means exactly that, and
-    ObjectMeta (left open by CRDs) gets the basic shape every object has."""
+    unknown fields (unless marked to preserve them), and int-or-string means exactly that."""
     if isinstance(schema, list):
         return [strict(item) for item in schema]
     if not isinstance(schema, dict):

@@ -15,12 +15,12 @@ from typing import Any
 
 from ..check import compiled, load
 from ..check.load import Document
-from ..check.policy import output
+from ..check.policy import output, rendered
 from ..check.policy.rules import Policy
 from ..diagnostics import Diagnostic
 from .templates import Templates
 
-OutputObject = output.OutputObject
+OutputObject = rendered.OutputObject
 
 
 class OutputPolicy:
@@ -47,7 +47,7 @@ class OutputPolicy:
     ) -> list[Diagnostic]:
         """Findings of every output rule on objects rendered together (one spec in one
         environment, one compose file, one ApplicationSet); `texts` holds their files."""
-        context = output.OutputContext(
+        context = rendered.OutputContext(
             self.policy.parameters, document.data if document else None, self.values
         )
         findings = output.evaluate(objects, self.policy, context, environments)

@@ -113,7 +113,21 @@ def local(
     uri = artifact
     if "://" not in artifact:
         uri = os.path.relpath(artifact, out_dir).replace(os.sep, "/") + _folder_end(model)
-    return {**view, "uri": uri, "signature": document.data["spec"]["model"].get("signature")}
+    local_view = {**view, "uri": uri, "signature": model.get("signature")}
+    if engine_for(document.data["spec"]).model_config:
+        local_view.update(_local_model_config(document.data["spec"]))
+    return local_view
+
+
+def _local_model_config(spec: dict[str, Any]) -> dict[str, Any]:
+    """What the model configuration template needs locally: the cluster's signature and
+    batch size, and no platform (the local server runs the model in its Python backend)."""
+    return {
+        "triton_platform": None,
+        "max_batch_size": spec["engine"].get("maxBatchSize", 0),
+        "triton_inputs": _triton_tensors(spec, "inputs"),
+        "triton_outputs": _triton_tensors(spec, "outputs"),
+    }
 
 
 def cluster(

@@ -125,6 +125,7 @@ class Entry:
     model_card_href: str
     model_card_summary: str
     card: model_cards.Card | None  # a card kept in the repository, when it can be read
+    stand_in: str  # what the pull request smoke-tests in place of the model, or ""
     status: Status
     waivers: tuple[WaiverEntry, ...]
     deploy: Deploy | None
@@ -303,10 +304,21 @@ def _entry(
         model_card_href=card_href(name) if kept else card if _WEB.match(card) else "",
         model_card_summary=kept.summary if kept else "",
         card=kept,
+        stand_in=_stand_in(data),
         status=_status(d for d in diagnostics if d.path == document.path),
         waivers=tuple(_waiver(w, today) for w in _sorted_waivers(found) if w.spec == name),
         deploy=deploys.get(name),
     )
+
+
+def _stand_in(data: Any) -> str:
+    """The stand-in a spec names (spec.smoke.standIn): its artifact and the script that
+    makes it."""
+    artifact = _text(data, "spec", "smoke", "standIn", "artifact")
+    if not artifact:
+        return ""
+    script = _text(data, "spec", "smoke", "standIn", "script")
+    return f"{artifact} (made by {script})" if script else artifact
 
 
 def _card(root: Path, reference: str) -> model_cards.Card | None:

@@ -11,12 +11,19 @@ from ...diagnostics import Diagnostic, Severity
 from ..load import Document, Key
 from ..schema import dotted, failure_path
 from . import waivers
-from .checks import REPOSITORY_CHECKS, SPEC_CHECKS, Context
-from .rules import Policy, Rule, load_policy
+from .checks import CHECKS, REPOSITORY_CHECKS, SPEC_CHECKS, Context
+from .output_checks import OUTPUT_CHECKS
+from .rules import Policy, Rule, read_policy
 
 __all__ = [
     "Policy", "Rule", "apply_output_waivers", "evaluate", "evaluate_rule", "load_policy",
 ]  # fmt: skip
+
+
+def load_policy(root: Path) -> tuple[Policy, list[Diagnostic]]:
+    """Every policy set in policies/ (waivers.yaml aside), applied parents first, its rules'
+    checks among the built-in ones."""
+    return read_policy(root, spec_checks=CHECKS, output_checks=OUTPUT_CHECKS)
 
 
 def evaluate(

@@ -139,6 +139,22 @@ def engine_supports_format(document: Document, context: Context) -> Iterator[Spe
         yield where, f"{engine} version {version or '(unset)'} is not one of {', '.join(patterns)}"
 
 
+def smoke_tested_before_merge(document: Document, context: Context) -> Iterator[SpecFinding]:
+    """The pull-request workflow deploys a changed spec on the local target (an artifact of
+    the repository on an engine that starts here, or a stand-in) or the docker target (a
+    model image); any other spec's smoke tests first run after merge."""
+    spec = document.data["spec"]
+    if targets.runs_on_this_machine(spec):
+        return
+    model = spec["model"]
+    source = model.get("artifact") or model.get("image") or "?"
+    yield (
+        ["spec", "smoke"] if "smoke" in spec else ["spec"],
+        f"neither the local nor the docker target runs it (engine {spec['engine']['name']}, "
+        f"model {source}): its smoke tests would first run after merge",
+    )
+
+
 def model_card_complete(document: Document, context: Context) -> Iterator[SpecFinding]:
     """A model card named by a repository path exists, and has text under each section the
     policy parameter modelCardSections names. A URL is not fetched."""
@@ -312,6 +328,7 @@ SPEC_CHECKS: dict[str, SpecCheck] = {
     "model_card_complete": model_card_complete,
     "license_allowed": license_allowed,
     "pickle_artifacts_allowed": pickle_artifacts_allowed,
+    "smoke_tested_before_merge": smoke_tested_before_merge,
 }
 REPOSITORY_CHECKS: dict[str, RepositoryCheck] = {
     "unique_endpoints": unique_endpoints,

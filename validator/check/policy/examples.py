@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .. import load
-from .output import OutputObject
+from .rendered import OutputObject
 
 REFERENCE = Path(__file__).with_name("reference.yaml")
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ...engines import COMPONENT_HEALTH, COMPONENTS, ENGINES, health_paths
-from .output import JsonPath, OutputContext, OutputObject, serving_container
+from .rendered import JsonPath, OutputContext, OutputObject, serving_container
 from .rules import Rule
 
 OutputCheck = Callable[

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -222,8 +223,11 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def load_policy(root: Path) -> tuple[Policy, list[Diagnostic]]:
-    """Every policy set in policies/ (waivers.yaml aside), applied parents first."""
+def read_policy(
+    root: Path, spec_checks: Collection[str], output_checks: Collection[str]
+) -> tuple[Policy, list[Diagnostic]]:
+    """Every policy set in policies/ (waivers.yaml aside), applied parents first; a rule's
+    `check` must be one of the checks named (policy/__init__.py passes the built-in ones)."""
     directory = root / POLICY_DIR
     if not directory.is_dir():  # a repository without policies: no built-in set to weaken
         return Policy(builtin_rules={}), []
@@ -245,7 +249,7 @@ def load_policy(root: Path) -> tuple[Policy, list[Diagnostic]]:
     policy = Policy()
     for document in ordered:
         problems.extend(_apply(policy, document))
-    problems.extend(_compile_rules(policy))
+    problems.extend(_compile_rules(policy, spec_checks, output_checks))
     return policy, problems
 
 
@@ -400,13 +404,12 @@ def _rule(document: load.Document, section: str, index: int, raw: dict[str, Any]
     )
 
 
-def _compile_rules(policy: Policy) -> list[Diagnostic]:
-    from .checks import CHECKS
-    from .output_checks import OUTPUT_CHECKS
-
+def _compile_rules(
+    policy: Policy, spec_checks: Collection[str], output_checks: Collection[str]
+) -> list[Diagnostic]:
     problems = []
     for rule in policy.every_rule():
-        known = OUTPUT_CHECKS if rule.output else CHECKS
+        known = output_checks if rule.output else spec_checks
         path, line = rule.source.rsplit(":", 1)
         try:
             rule.when = substitute(rule.when, policy.parameters)
