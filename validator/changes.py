@@ -13,11 +13,14 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from . import stand_ins
-from .check.load import Document
 from .engines import ENGINES
 from .git import run_git
+
+if TYPE_CHECKING:  # check/ reads what a change touches: only its type comes from there
+    from .check.load import Document
 
 WATCHED = ("models", "templates", "policies")
 # modelgate's own code and pins, where a repository holds them (this one does): a change to
