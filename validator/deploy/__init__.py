@@ -226,10 +226,7 @@ def run(
         root,
         name=name,
         spec_hash=spec_hash(document),
-        artifact=model.get("image")
-        or model.get("sha256")
-        or model.get("treeSha256")
-        or model.get("artifact", ""),
+        artifact=_pin(model),
         target=target,
         environment=environment
         or (document.data["spec"]["environments"][0] if target == "kubernetes" else target),
@@ -243,6 +240,16 @@ def run(
     return outcome
 
 
+def _pin(model: dict) -> str:
+    """What the ledger records of the model that ran: its image, else its digest."""
+    return (
+        model.get("image")
+        or model.get("sha256")
+        or model.get("treeSha256")
+        or model.get("artifact", "")
+    )
+
+
 def record_not_run(document: Document, root: Path, target: str, reason: str) -> None:
     """Note in the ledger that a spec a change touched was not deployed on `target`, and
     why: its smoke tests did not run, which a report must not show as passed."""
@@ -254,10 +261,7 @@ def record_not_run(document: Document, root: Path, target: str, reason: str) -> 
         root,
         name=document.data["metadata"]["name"],
         spec_hash=spec_hash(document),
-        artifact=model.get("image")
-        or model.get("sha256")
-        or model.get("treeSha256")
-        or model.get("artifact", ""),
+        artifact=_pin(model),
         target=target,
         environment=target,
         result=NOT_RUN,
