@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .. import cache
@@ -64,21 +65,27 @@ def check(document: Document) -> list[Diagnostic]:
 
 def parse(text: str) -> License:
     """The licence expression `text`, normalised; NotSpdx when it is none."""
+    parsed = _parsed(text)
+    if isinstance(parsed, str):
+        raise NotSpdx(parsed)
+    return parsed
+
+
+@lru_cache(maxsize=1024)
+def _parsed(text: str) -> License | str:
+    """parse()'s answer, the reason as text where it is no expression: many specs name one
+    licence, so it is looked up once a process."""
     key = f"{_library_version()}|{text}"
     cached = cache.load("license", key)
     if cached is not None:
         found = _from_json(cached)
-        if isinstance(found, License):
+        if isinstance(found, (License, str)):
             return found
-        if isinstance(found, str):
-            raise NotSpdx(found)
     try:
         parsed: License | str = _parse(text)
     except NotSpdx as exc:
         parsed = str(exc)
     cache.store("license", key, _to_json(parsed))
-    if isinstance(parsed, str):
-        raise NotSpdx(parsed)
     return parsed
 
 

@@ -19,6 +19,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from .. import paths
@@ -58,25 +59,32 @@ class Card:
 
     def missing(self, sections: list[str]) -> list[str]:
         """The sections (names as the policy gives them) the card has no text for."""
-        return [name for name in sections if not self._has(name)]
+        return list(_missing(self.blocks, tuple(sections)))
 
-    def _has(self, name: str) -> bool:
-        wanted = _words(name)
-        return any(
-            block.kind == "heading"
-            and _contains(_words(block.text), wanted)
-            and self._text_under(index)
-            for index, block in enumerate(self.blocks)
-        )
 
-    def _text_under(self, index: int) -> bool:
-        level = self.blocks[index].level
-        for block in self.blocks[index + 1 :]:
-            if block.kind == "heading" and block.level <= level:
-                return False
-            if block.kind != "heading" and block.text.strip() not in ("", PLACEHOLDER):
-                return True
-        return False
+# Many specs name one card (a team's, or every copy of an example): the same text is parsed
+# and judged once a process
+@lru_cache(maxsize=256)
+def _missing(blocks: tuple[Block, ...], sections: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(name for name in sections if not _has(blocks, name))
+
+
+def _has(blocks: tuple[Block, ...], name: str) -> bool:
+    wanted = _words(name)
+    return any(
+        block.kind == "heading" and _contains(_words(block.text), wanted) and _text_under(blocks, i)
+        for i, block in enumerate(blocks)
+    )
+
+
+def _text_under(blocks: tuple[Block, ...], index: int) -> bool:
+    level = blocks[index].level
+    for block in blocks[index + 1 :]:
+        if block.kind == "heading" and block.level <= level:
+            return False
+        if block.kind != "heading" and block.text.strip() not in ("", PLACEHOLDER):
+            return True
+    return False
 
 
 class Unreadable(Exception):
@@ -110,7 +118,12 @@ def read(root: Path, reference: str) -> Card:
             f"{reference} leads out of the repository through a symbolic link",
             "commit the card itself",
         )
-    return Card(reference, tuple(blocks(_text(path, reference))))
+    return Card(reference, _parsed(_text(path, reference)))
+
+
+@lru_cache(maxsize=256)
+def _parsed(text: str) -> tuple[Block, ...]:
+    return tuple(blocks(text))
 
 
 def _text(path: Path, reference: str) -> str:
