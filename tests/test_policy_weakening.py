@@ -15,7 +15,7 @@ from jsonschema import Draft4Validator
 
 from validator.check import policy
 
-from .conftest import PROJECT, Scaffold, run_cli
+from .conftest import PROJECT, Scaffold, git, run_cli
 from .test_report import official
 from .test_workflows import WORKFLOW_DIR, job_step, jobs, load
 
@@ -161,9 +161,20 @@ def test_a_missing_built_in_set_is_a_weakening(scaffold: Scaffold) -> None:
 def test_the_pull_request_summary_lists_the_weakenings(lenient: Scaffold, tmp_path: Path) -> None:
     """The workflow's summary step, run for real in the scratch repository."""
     step = job_step(jobs(load(WORKFLOW_DIR / "pull-request.yml"))["deploy-changed"], "SUMMARY")
+    # the pull request: the weakening policy set and iris, on a base branch that had neither
+    git(lenient.root, "init", "-q", "-b", "pr")
+    git(lenient.root, "commit", "-q", "--allow-empty", "-m", "base")
+    git(lenient.root, "update-ref", "refs/remotes/origin/main", "HEAD")
+    git(lenient.root, "add", "-A")
+    git(lenient.root, "commit", "-q", "-m", "the change")
     (lenient.root / ".venv").symlink_to(PROJECT / ".venv")
     summary, output = tmp_path / "summary.md", tmp_path / "output"
-    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output)}
+    env = {
+        **os.environ,
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "GITHUB_OUTPUT": str(output),
+        "BASE_REF": "main",
+    }
     done = subprocess.run(
         ["bash", "-c", step["run"]], cwd=lenient.root, env=env, capture_output=True, text=True
     )

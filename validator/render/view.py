@@ -20,6 +20,7 @@ from ..engines import (
     BY_WORKLOAD,
     COMPONENT_HEALTH,
     COMPONENTS,
+    ENGINES,
     HPA,
     KNATIVE,
     Engine,
@@ -114,7 +115,9 @@ def local(
     if "://" not in artifact:
         uri = os.path.relpath(artifact, out_dir).replace(os.sep, "/") + _folder_end(model)
     local_view = {**view, "uri": uri, "signature": model.get("signature")}
-    if engine_for(document.data["spec"]).model_config:
+    # the local server is the engine's own, whatever the spec's cluster mode (Seldon's Triton
+    # servers complete a model's configuration; the local one is given it)
+    if ENGINES[document.data["spec"]["engine"]["name"]].model_config:
         local_view.update(_local_model_config(document.data["spec"]))
     return local_view
 
