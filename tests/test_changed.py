@@ -216,8 +216,8 @@ def test_a_crd_change_means_every_spec_for_render_check(repo: Path) -> None:
 
 
 def test_a_changed_stand_in_checks_the_specs_that_name_it(repo: Path) -> None:
-    """The facts hold no stand-in: a change to a file that is not a spec or a template is
-    asked of each spec loaded whole, as deploy --changed-since asks it."""
+    """A change to an artifact that specs name, as their model or as a stand-in, checks
+    those specs: the facts name both."""
     model = repo / "models" / "artifacts" / "fraud-onnx-small" / "model.onnx"
     model.write_bytes(model.read_bytes() + b"\0")  # its sha256 no longer matches
     full_code, full = report(repo, "validate")
@@ -225,6 +225,31 @@ def test_a_changed_stand_in_checks_the_specs_that_name_it(repo: Path) -> None:
     assert (code, findings(partial)) == (full_code, findings(full)) == (1, findings(full))
     assert len(specs(partial)) == COUNT // 4  # every fourth spec is fraud-onnx
     assert {path for path, *_ in findings(full)} == set(specs(partial))
+
+
+def test_a_stand_in_kept_outside_models_is_watched(repo: Path) -> None:
+    """A stand-in may live anywhere in the repository: the facts name it, so a change to it
+    checks the spec that names it, with a full run's findings."""
+    kept = repo / "stand-ins" / "fraud.onnx"
+    kept.parent.mkdir()
+    source = repo / "models" / "artifacts" / "fraud-onnx-small"
+    kept.write_bytes((source / "model.onnx").read_bytes())
+    text = (PROJECT / "models" / "fraud-onnx.yaml").read_text(encoding="utf-8")
+    text = text.replace("name: fraud-onnx\n", "name: z-fraud\n", 1)
+    text = text.replace(
+        f"artifact: {source.relative_to(repo)}/model.onnx", "artifact: stand-ins/fraud.onnx"
+    )
+    (repo / "models" / "z-fraud.yaml").write_text(text, encoding="utf-8")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a stand-in outside models/")
+    kept.write_bytes(kept.read_bytes() + b"\0")  # its sha256 no longer matches
+    full_code, full = report(repo, "validate")
+    code, partial = report(repo, "validate", "--changed-since", "HEAD")
+    assert (code, findings(partial)) == (full_code, findings(full)) == (1, findings(full))
+    assert specs(partial) == ["models/z-fraud.yaml"]
+    assert {(path, rule) for path, _, _, rule, *_ in findings(full)} == {
+        ("models/z-fraud.yaml", "MG119")
+    }
 
 
 def test_an_engine_template_change_checks_that_engines_specs(repo: Path) -> None:

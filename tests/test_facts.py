@@ -127,7 +127,23 @@ TRICKY = {
     "a key after the facts": spec(tail="  smoke: {requests: [\n  ]}\n  endpoint: {}\n"),
     "environments with quoted items": spec(environments="  environments: ['a', \"b\"]\n"),
     "environments with a comment inside": spec(environments="  environments: [a, # c\n  b]\n"),
+    "a stand-in spelt with an escape": spec(
+        tail='  smoke:\n    "stand\\u0049n": {artifact: s/x.gguf, script: s/make.py}\n'
+    ),
+    "a stand-in behind long requests": spec(
+        tail="  smoke:\n    requests: [{a: [1,\n      2]}]\n"
+        "    standIn:\n      artifact: s/x.gguf\n"
+    ),
 }
+
+
+def test_a_stand_in_is_read_and_long_requests_without_one_are_jumped_over() -> None:
+    """The stand-in's artifact and script are facts; a spec that names none has its smoke
+    requests (long flow sequences over many lines) jumped over, not given up on."""
+    named = spec(tail="  smoke:\n    standIn:\n      artifact: s/x.gguf\n      script: s/make.py\n")
+    assert assert_scan_agrees(named)[-2:] == ("s/x.gguf", "s/make.py")
+    requests = spec(tail="  smoke:\n    requests: [{a: [1,\n      2]}]\n")
+    assert assert_scan_agrees(requests)[-2:] == (None, None)
 
 
 @pytest.mark.parametrize("text", TRICKY.values(), ids=TRICKY.keys())

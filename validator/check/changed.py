@@ -60,13 +60,13 @@ def scope(
     changes.GitError when git cannot compare (no work tree, an unknown REF)."""
     known = facts.collect(files, root, shown)
     usable = {name for name, value in known.items() if facts.checkable(value)}
-    artifacts = sorted({value[3] for name in usable if (value := known[name])[3]})
-    stand_ins = [facts.peer("", (None, None, None, path, None, None, None)) for path in artifacts]
+    # the artifacts, stand-ins and their scripts in the repository, as the facts name them
+    peers = [facts.peer(name, known[name]) for name in sorted(usable)]  # type: ignore[arg-type]
     # rendered/: what the change commits or stages there (the index against REF, without a
     # look at each of its files on disk); edits left out of the index are no part of it
     staged = [RENDERED] if rendered else []
     # crds/: the schemas every rendered custom resource is checked against
-    watched = [*changes.artifacts(stand_ins), *([CRDS] if rendered else [])]
+    watched = [*changes.artifacts(peers), *([CRDS] if rendered else [])]
     changed = changes.changed_files(root, ref, also=watched, staged=staged)
     everything = changes.touches_everything(changed) or (
         next((path for path in changed if path.parts[0] == CRDS), None) if rendered else None
@@ -103,12 +103,12 @@ def _touched(
     touched = {name for name in known if name in paths}
     if all(_is_spec(path) or path.parts[0] == RENDERED for path in changed):
         return touched  # only specs changed (or removed): nothing else to ask
-    if all(_is_spec(path) or path.parts[0] in (RENDERED, "templates") for path in changed):
-        # an engine's templates: the facts name every spec's engine
+    if not any(changes.engine_lock(path) for path in changed):
+        # an artifact, a stand-in or its script, an engine's templates: the facts name them
         peers = [facts.peer(name, known[name]) for name in sorted(usable)]  # type: ignore[arg-type]
         return touched | {doc.path for doc in changes.affected(peers, list(changed))}
-    # an artifact, a stand-in or its script, an engine's lock: asked of each spec whole (the
-    # facts hold the artifact, not the stand-in or the model's format)
+    # an engine's lock: the specs run from it are known by their model's format, which the
+    # facts do not hold: asked of each spec whole
     return touched | {name for name in sorted(usable) if _concerns(files[name], name, changed)}
 
 

@@ -34,7 +34,7 @@ from .load import Document
 from .scan import FIELDS, Facts
 
 CACHE_KIND = "facts"
-FORMAT = "1"  # part of the key: change it when Facts or what the scan reads changes
+FORMAT = "2"  # part of the key: change it when Facts or what the scan reads changes
 PARALLEL_FROM = 512  # files to read; below this a second process costs more than it saves
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -203,10 +203,13 @@ def peer(path: str, facts: Facts) -> Document:
     """A stand-in document for a spec that is not checked: its facts at their places (as
     scan.FIELDS lists them), nothing else. Cross-file checks read only these fields; no
     finding is made at a peer."""
-    name, environments, engine, artifact, image, host, port = facts
+    name, environments, engine, artifact, image, host, port, stand_in, script = facts
     model = {key: value for key, value in (("artifact", artifact), ("image", image)) if value}
     endpoint = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
     spec: dict[str, Any] = {"model": model, "endpoint": endpoint}
+    if stand_in or script:
+        made = {key: value for key, value in (("artifact", stand_in), ("script", script)) if value}
+        spec["smoke"] = {"standIn": made}
     if environments is not None:
         spec["environments"] = list(environments) if isinstance(environments, tuple) else []
     if engine is not None:
@@ -225,14 +228,17 @@ def checkable(facts: Facts | None) -> bool:
     if not named(facts):
         return False
     assert facts is not None
-    _, environments, engine, artifact, image, host, port = facts
+    _, environments, engine, artifact, image, host, port, stand_in, script = facts
     return (
         isinstance(environments, tuple)
         and bool(environments)
         and all(isinstance(name, str) for name in environments)
         and isinstance(engine, str)
         and engine in ENGINES
-        and all(value is None or isinstance(value, str) for value in (artifact, image, host))
+        and all(
+            value is None or isinstance(value, str)
+            for value in (artifact, image, host, stand_in, script)
+        )
         and (port is None or (isinstance(port, int) and not isinstance(port, bool)))
     )
 

@@ -35,6 +35,8 @@ FIELDS: tuple[tuple[str, ...], ...] = (
     ("spec", "model", "image"),
     ("spec", "endpoint", "host"),
     ("spec", "endpoint", "port"),
+    ("spec", "smoke", "standIn", "artifact"),
+    ("spec", "smoke", "standIn", "script"),
 )
 Facts = tuple[Any, ...]  # one value per FIELDS entry; None where the spec has none
 
@@ -44,10 +46,21 @@ _COUNT = len(FIELDS)
 _MAPPINGS: dict[tuple[str, ...], frozenset[str]] = {
     (): frozenset({"metadata", "spec"}),
     ("metadata",): frozenset({"name"}),
-    ("spec",): frozenset({"environments", "engine", "model", "endpoint"}),
+    ("spec",): frozenset({"environments", "engine", "model", "endpoint", "smoke"}),
     ("spec", "engine"): frozenset({"name"}),
     ("spec", "model"): frozenset({"artifact", "image"}),
     ("spec", "endpoint"): frozenset({"host", "port"}),
+    ("spec", "smoke"): frozenset({"standIn"}),
+    ("spec", "smoke", "standIn"): frozenset({"artifact", "script"}),
+}
+# A spec whose text holds neither the key standIn nor a backslash (the only way a quoted key
+# could spell it otherwise) names no stand-in: its smoke mapping, which holds the requests'
+# long flow sequences, is jumped over like any other value.
+_STAND_IN = ("spec", "smoke")
+_WITHOUT_STAND_IN = {
+    path: keys - {"smoke"} if path == ("spec",) else keys
+    for path, keys in _MAPPINGS.items()
+    if path[: len(_STAND_IN)] != _STAND_IN
 }
 _SEQUENCE = ("spec", "environments")
 # the facts each of those mappings holds, settled when it closes
@@ -79,8 +92,8 @@ class _Searches:
 
 
 @functools.cache
-def _searches(path: tuple[str, ...], indent: int) -> _Searches:
-    keys = "|".join(sorted(_MAPPINGS[path]))
+def _searches(path: tuple[str, ...], indent: int, keys_of: frozenset[str]) -> _Searches:
+    keys = "|".join(sorted(keys_of))
     less = f" {{0,{indent - 1}}}(?=[^ #\n])|" if indent else ""
     plain_key = r"[A-Za-z0-9_][A-Za-z0-9_./-]* *:(?: |$)"
     return _Searches(
@@ -122,6 +135,10 @@ class _Scan:
         self.at = 0  # the "\n" before the next line to read
         self.values: list[Any] = [None] * _COUNT
         self.done: set[int] = set()  # facts settled: read, or their mapping closed
+        self.mappings = _MAPPINGS
+        if "standIn" not in text and "\\" not in text:
+            self.mappings = _WITHOUT_STAND_IN
+            self.done.update(_UNDER[_STAND_IN])
 
     def run(self) -> Facts:
         first = _CONTENT.search(self.text)
@@ -144,7 +161,7 @@ class _Scan:
         every fact is settled). Its other keys' values are jumped over: only a quote or
         bracket that does not close on its line could carry one past its own lines, and
         only a key the scan cannot read could hide a fact's key; neither may be there."""
-        searches, text = _searches(path, indent), self.text
+        searches, text = _searches(path, indent, self.mappings[path]), self.text
         seen: set[str] = set()
         while len(self.done) < _COUNT:
             found = searches.next_key.search(text, self.at)
@@ -161,7 +178,7 @@ class _Scan:
             seen.add(key)
             self.at = found.end()
             child = (*path, key)
-            if child in _MAPPINGS:
+            if child in self.mappings:
                 self._nested_mapping(child, indent, rest)
             elif child == _SEQUENCE:
                 self._environments(indent, rest)
