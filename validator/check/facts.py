@@ -217,6 +217,13 @@ def peer(path: str, facts: Facts) -> Document:
     return Document(path, {"metadata": {"name": name}, "spec": spec}, "")
 
 
+def of_environments(environments: Iterable[str]) -> Facts:
+    """Facts that hold environments alone (all an ApplicationSet is made from)."""
+    values: list[Any] = [None] * _SIZE
+    values[FIELDS.index(("spec", "environments"))] = tuple(environments)
+    return tuple(values)
+
+
 def named(facts: Facts | None) -> bool:
     """The spec takes part in the unique-name check: it loads and has a name."""
     return facts is not None and isinstance(facts[0], str)

@@ -192,7 +192,7 @@ def _check_changed(
     # an ApplicationSet per environment: the unchanged specs' environments are all it needs
     unchanged = [found.known[shown] for shown in found.scope.unchanged]
     environments = sorted({env for value in unchanged if value for env in value[1] or ()})
-    others = [facts.peer("", (None, tuple(environments), None, None, None, None, None))]
+    others = [facts.peer("", facts.of_environments(environments))]
     # the deployer Role of an environment none of the unchanged specs deploys to is made
     # from the checked specs alone
     roles = {
