@@ -116,17 +116,20 @@ def artifacts(documents: Sequence[Document]) -> list[str]:
 def _repository_paths(document: Document) -> list[str]:
     """The spec's artifact, stand-in and stand-in script that lie in the repository."""
     stand_in = stand_ins.of(document.data["spec"]) or {}
-    found = [artifact_of(document), *(_relative(stand_in.get(f)) for f in ("artifact", "script"))]
+    found = [
+        artifact_of(document),
+        *(repository_path(stand_in.get(f)) for f in ("artifact", "script")),
+    ]
     return [path for path in found if path]
 
 
 def artifact_of(document: Document) -> str | None:
     """The spec's artifact as a path relative to the repository root, or None when it has
     none there (a URI, an image, a path out of the repository)."""
-    return _relative(document.data["spec"]["model"].get("artifact"))
+    return repository_path(document.data["spec"]["model"].get("artifact"))
 
 
-def _relative(artifact: str | None) -> str | None:
+def repository_path(artifact: str | None) -> str | None:
     """A path as given in a spec, relative to the repository root; None for a URI or a path
     out of the repository."""
     if not artifact or "://" in artifact:

@@ -61,12 +61,13 @@ def scope(
     known = facts.collect(files, root, shown)
     usable = {name for name, value in known.items() if facts.checkable(value)}
     # the artifacts, stand-ins and their scripts in the repository, as the facts name them
-    peers = [facts.peer(name, known[name]) for name in sorted(usable)]  # type: ignore[arg-type]
+    named = {value[i] for name in usable if (value := known[name]) for i in facts.FILES}
+    files_named = sorted({path for path in map(changes.repository_path, named) if path})
     # rendered/: what the change commits or stages there (the index against REF, without a
     # look at each of its files on disk); edits left out of the index are no part of it
     staged = [RENDERED] if rendered else []
     # crds/: the schemas every rendered custom resource is checked against
-    watched = [*changes.artifacts(peers), *([CRDS] if rendered else [])]
+    watched = [*files_named, *([CRDS] if rendered else [])]
     changed = changes.changed_files(root, ref, also=watched, staged=staged)
     everything = changes.touches_everything(changed) or (
         next((path for path in changed if path.parts[0] == CRDS), None) if rendered else None

@@ -217,6 +217,14 @@ def peer(path: str, facts: Facts) -> Document:
     return Document(path, {"metadata": {"name": name}, "spec": spec}, "")
 
 
+# the facts that name files a change may touch: the artifact, the stand-in and its script
+FILES = tuple(FIELDS.index(path) for path in (
+    ("spec", "model", "artifact"),
+    ("spec", "smoke", "standIn", "artifact"),
+    ("spec", "smoke", "standIn", "script"),
+))  # fmt: skip
+
+
 def of_environments(environments: Iterable[str]) -> Facts:
     """Facts that hold environments alone (all an ApplicationSet is made from)."""
     values: list[Any] = [None] * _SIZE
