@@ -20,7 +20,6 @@ scan that tried one fails.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -28,8 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -38,6 +36,7 @@ from typing import Any
 import yaml
 
 from validator.check.load import EMPTY, NOT_A_MAPPING, Document, load_file
+from validator.deploy.lock import held
 
 PROJECT = Path(__file__).resolve().parents[1]
 LOCK = PROJECT / "locks" / "checkov.txt"
@@ -152,7 +151,7 @@ def ensure_environment(lock: Path = LOCK) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise Unavailable(f"cannot create {target.parent}: {exc.strerror}") from exc
-    with _exclusive(target.parent / "checkov.lock"):
+    with held(target.parent / "checkov.lock"):
         if not complete.is_file():  # another run may have built it while this one waited
             shutil.rmtree(target, ignore_errors=True)  # what a killed run left half-built
             uv = _uv()
@@ -162,16 +161,6 @@ def ensure_environment(lock: Path = LOCK) -> Path:
             _install([*sync, str(lock)])
             complete.write_text(hashlib.sha256(lock.read_bytes()).hexdigest() + "\n")
     return python
-
-
-@contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _uv() -> str:

@@ -120,6 +120,12 @@ def scaffold(tmp_path: Path) -> Scaffold:
     return Scaffold(root)
 
 
+def located(text: str, needle: str, at: str) -> tuple[int, int]:
+    """Line and column of `at`, inside the first occurrence of `needle`."""
+    offset = text.index(needle) + needle.index(at)
+    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120) -> CliResult:
     """The real `modelgate` command in a child process, as users and CI run it."""
     env = {k: v for k, v in os.environ.items() if k != "MODELGATE_DEBUG"}

@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
-import fcntl
 import hashlib
 import json
 import os
@@ -49,6 +48,7 @@ from pathlib import Path
 
 import yaml
 
+from validator.deploy.lock import held
 from validator.deploy.net import free_ports
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -175,7 +175,7 @@ def module_crds() -> Path:
         return output
     go = _go()
     output.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(output.parent / ".lock"):
+    with held(output.parent / ".lock"):
         if not output.is_dir():
             _write_module_crds(go, gomod.read_text(), gosum.read_text(), output)
     return output
@@ -226,7 +226,7 @@ def ensure_built(build: Build) -> Path:
         return output
     go = _go()
     output.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(output.parent / ".lock"):  # another test run may be building the same
+    with held(output.parent / ".lock"):  # another test run may be building the same
         if _complete(build, output):
             return output
         _build(build, go, output)
@@ -262,16 +262,6 @@ def go_environment() -> dict[str, str]:
     }
     env.setdefault("GOTOOLCHAIN", "auto")  # Go >= 1.21 fetches the version go.mod asks for
     return env
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _build(build: Build, go: str, output: Path) -> None:
@@ -570,7 +560,7 @@ class KubeEnv:
         return sizes
 
     def close(self) -> None:
-        _stop(self.processes)
+        stop(self.processes)
         self.processes.clear()
         shutil.rmtree(self.run, ignore_errors=True)
 
@@ -713,7 +703,9 @@ def _spawn(env: KubeEnv, name: str, command: list[str]) -> subprocess.Popen:
     return process
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
+def stop(processes: list[subprocess.Popen]) -> None:
+    """Terminate each process still running, last started first, killing one that does
+    not end within 20 s."""
     for process in reversed(processes):  # the API server before its etcd
         if process.poll() is None:
             process.terminate()

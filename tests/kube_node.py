@@ -459,14 +459,8 @@ def _controllers() -> list[str]:
 
 
 def _stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=20)
+    if process is not None:
+        kube_env.stop([process])
 
 
 def _unmount_under(folder: Path) -> None:

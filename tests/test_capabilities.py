@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PROJECT, Scaffold, run_cli
+from .conftest import PROJECT, Scaffold, located, run_cli
 
 BASES = {
     name: (PROJECT / "models" / f"{name}.yaml").read_text(encoding="utf-8")
@@ -73,12 +73,6 @@ TRANSFORMER = (
 )
 EXPLAINER = f"explainer:\n    image: registry.example.com/ml/churn-explainer{DIGEST}\n"
 TRITON_SELDON = engine_line("v2", "deploymentMode: Seldon")
-
-
-def located(text: str, needle: str, at: str) -> tuple[int, int]:
-    """Line and column of `at`, inside the first occurrence of `needle`."""
-    offset = text.index(needle) + needle.index(at)
-    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
 
 
 # (base spec, replacements, code, text around the refused value, the refused value or key)

@@ -17,7 +17,7 @@ from validator.render import crds as crd_files
 from validator.render import kube_schemas
 
 from . import kube_env
-from .conftest import PROJECT, Scaffold, run_cli
+from .conftest import PROJECT, Scaffold, located, run_cli
 from .test_kube_apiserver import dry_run_problems, objects_in
 
 CRDS = PROJECT.parent / "shared" / "crds"
@@ -55,12 +55,6 @@ def write(scaffold: Scaffold, base: str, replacements: dict[str, str]) -> tuple[
 def spec_block(block: str) -> dict[str, str]:
     """`block` (YAML under spec, indented by two) inserted before spec.compliance."""
     return {BEFORE_COMPLIANCE: block + BEFORE_COMPLIANCE}
-
-
-def located(text: str, needle: str, at: str) -> tuple[int, int]:
-    """Line and column of `at`, inside the first occurrence of `needle`."""
-    offset = text.index(needle) + needle.index(at)
-    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
 
 
 def rendered(scaffold: Scaffold, path: Path, environment: str = "staging") -> dict[str, Any]:

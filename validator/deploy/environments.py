@@ -17,18 +17,18 @@ environment without the mark (an install that was killed) is removed and install
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import cache
 from ..changes import LOCK_PREFIX
+from .lock import held
 
 LOCKS = Path(__file__).resolve().parents[2] / "locks"
 COMPLETE = ".complete"
@@ -104,7 +104,7 @@ def _ensure(name: str, progress: Progress | None) -> Path:
         raise Unavailable(f"cannot create {target.parent}: {exc.strerror}") from exc
     if not _trusted(target.parent):
         raise Unavailable(f"{target.parent} may be written by others than this user")
-    with _exclusive(target.parent / f"{name}.lock"):
+    with held(target.parent / f"{name}.lock"):
         if not (target / COMPLETE).is_file():  # another deploy may have installed it meanwhile
             _install(name, lock, target, progress)
     return target
@@ -160,16 +160,6 @@ def _trusted(path: Path) -> bool:
     except OSError:
         return False
     return found.st_uid == os.geteuid() and not found.st_mode & 0o022
-
-
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def main(arguments: list[str]) -> int:

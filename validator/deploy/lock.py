@@ -52,3 +52,15 @@ def _acquire(descriptor: int, name: str, path: Path, timeout: float) -> None:
                 holder = path.read_text(encoding="utf-8", errors="replace").strip() or "unknown"
                 raise Busy(name, holder) from None
             interrupt.pause(0.1)
+
+
+@contextlib.contextmanager
+def held(path: Path) -> Iterator[None]:
+    """An exclusive flock(2) on `path`, waited for as long as it takes: for work another
+    process may be doing at the same time (installing an environment, building a program)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
