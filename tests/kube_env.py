@@ -540,6 +540,14 @@ class KubeEnv:
             check=False,
         )
 
+    def serves_or_skip(self, api_version: str, kind: str) -> None:
+        """Skip the calling test when the server has no CRD for the kind."""
+        if self.resource(api_version, kind) is None:
+            import pytest
+
+            why = self.crd_problem or "none among the CRDs at hand"
+            pytest.skip(f"no {api_version} {kind} CRD: {why}")
+
     def kubeconfig_for(self, identity: Identity) -> Path:
         """A kubeconfig whose current context is `identity`'s, for programs run as it."""
         path = self.run / f"kubeconfig-{identity.context}"
@@ -612,6 +620,9 @@ def start(
         _write_kubeconfig(env)
         with _timed(env, "CRDs established"):
             _install_crds(env, default_crd_dirs() if crd_dirs is None else crd_dirs)
+            if crd_dirs is None and not crd_files(CRD_DIRS):
+                shown = ", ".join(str(folder) for folder in CRD_DIRS) or "none given"
+                env.crd_problem = f"no CRD files in {shown} (MODELGATE_TEST_CRDS)"
         return env
     except BaseException:
         env.close()

@@ -197,6 +197,7 @@ def example_repository(scaffold: Scaffold) -> None:
 def test_pull_fills_crds_from_the_cluster_and_render_uses_them(
     kube: kube_env.KubeEnv, scaffold: Scaffold, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    kube.serves_or_skip("serving.kserve.io/v1beta1", "InferenceService")
     example_repository(scaffold)
     for name, value in in_cluster(kube, kube.admin).items():
         monkeypatch.setenv(name, value)

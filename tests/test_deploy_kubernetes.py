@@ -271,6 +271,7 @@ WEB_OBJECTS = {
 def cluster(
     kube: kube_env.KubeEnv, scaffold: Scaffold, monkeypatch: pytest.MonkeyPatch, request: Any
 ) -> Cluster:
+    kube.serves_or_skip("serving.kserve.io/v1beta1", "InferenceService")  # names() lists them
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     values = scaffold.root / "templates" / "values.yaml"
     # this cluster has no service mesh: declare none
