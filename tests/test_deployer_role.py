@@ -28,7 +28,12 @@ from .test_kube_apiserver import ensure_namespace, objects_in
 
 RENDERED = PROJECT / "rendered"
 ENVIRONMENTS = ("staging", "production")
-PORT_FORWARD = {("", resource): set(verbs) for resource, verbs in view.PORT_FORWARD.items()}
+# what every environment's Role grants beside the rendered kinds: the smoke test's port-forward
+# and the record of what serves (a ConfigMap per model)
+PORT_FORWARD = {
+    ("", resource): set(verbs)
+    for resource, verbs in (*view.PORT_FORWARD.items(), *view.RECORD.items())
+}
 
 
 def role(rendered: Path, environment: str) -> dict[str, Any]:

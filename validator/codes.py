@@ -48,6 +48,11 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG213": ("API key variable set twice", "let auth.secretRef set it; remove the env entry"),
     "MG214": ("two environments claim one host", "give environments their own host pattern"),
     "MG215": ("invalid exposure section in templates/values.yaml", "fix it at the position"),
+    "MG216": (
+        "environment not declared",
+        "name an environment templates/values.yaml declares, or declare it there",
+    ),
+    "MG217": ("invalid environments section in templates/values.yaml", "fix it at the position"),
     "MG220": ("engine cannot scale to zero", "set minReplicas to 1 or more, or a mode that can"),
     "MG221": ("engine cannot split traffic", "remove canaryTrafficPercent, or use a mode that can"),
     "MG222": ("engine does not scale on this metric", "use a metric the engine scales on"),

@@ -21,7 +21,7 @@ from typing import Any
 from .. import paths
 from ..diagnostics import Diagnostic, error
 from ..engines import ENGINES, engine_values
-from . import load
+from . import delivery, load
 
 VALUES_PATH = "templates/values.yaml"
 VALUES_INVALID = "MG215"
@@ -67,6 +67,8 @@ class Platform:
     modelmesh_auth: str = "none"
     inference_service_tls: bool = False
     default_versions: Mapping[str, str] = field(default_factory=dict)
+    # the environments specs may name, in rollout order (check/delivery.py); None: none declared
+    environments: Mapping[str, delivery.Environment] | None = None
 
     @property
     def istio(self) -> bool:
@@ -94,6 +96,7 @@ def from_values(values: Mapping[str, Any]) -> Platform:
         default_versions={
             name: str(engine_values(values, name).get("defaultVersion") or "") for name in ENGINES
         },
+        environments=delivery.from_values(values),
     )
 
 
@@ -150,7 +153,7 @@ def read(root: Path) -> tuple[Platform | None, list[Diagnostic]]:
     document, problems = load.load_file(path, VALUES_PATH)
     if document is None or problems:
         return None, problems
-    problems = check_values(document)
+    problems = check_values(document) + delivery.check_values(document)
     return (None if problems else from_values(document.data)), problems
 
 

@@ -19,6 +19,7 @@ from ..git import run_git
 from . import (
     artifacts,
     capabilities,
+    delivery,
     exposure,
     facts,
     licenses,
@@ -293,6 +294,7 @@ class _FileCheck:
         problems.extend(stand_in.check(document, self.root))
         if self.offered is not None:
             problems.extend(exposure.check(document, self.offered))
+            problems.extend(delivery.check_spec(document, self.offered.environments))
         findings = []
         if self.policy is not None:
             from . import policy

@@ -288,10 +288,11 @@ def _render_applicationsets(
     for env_view in view.repository(list(documents), renderer.values)["applicationsets"]:
         if renderer.environment not in (None, env_view["environment"]):
             continue
-        output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
-        _render_into(result, None, renderer, APPLICATIONSET_TEMPLATE, {"a": env_view}, output)
+        if env_view["delivery"] == ARGOCD:  # a pushed environment: no second manager
+            output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
+            _render_into(result, None, renderer, APPLICATIONSET_TEMPLATE, {"a": env_view}, output)
         if roles is None or env_view["environment"] in roles:
-            _render_rbac(result, renderer, env_view["environment"])
+            _render_rbac(result, renderer, env_view)
         if renderer.output_policy is not None:
             judged = {item.path for item in result.objects}
             texts = {str(f.path): f.content for f in result.files if str(f.path) in judged}
@@ -321,12 +322,23 @@ def waive_output_findings(
     return others + sorted(judged, key=Diagnostic.sort_key)
 
 
-def _render_rbac(result: Rendering, renderer: Renderer, environment: str) -> None:
+def _render_rbac(result: Rendering, renderer: Renderer, env_view: dict[str, Any]) -> None:
+    """The deployer's Role in the environment's namespace and, where Argo CD delivers it, the
+    Role that lets the rollout sync the environment's Applications and nothing else."""
+    environment = env_view["environment"]
     kinds = {(api, kind) for folder, api, kind in result.kinds if folder == environment}
-    context = {"r": view.deployer(environment, kinds, renderer.values)}
-    for template in RBAC_TEMPLATES:
-        output = PurePosixPath(RENDERED_DIR, environment, RBAC, _output(template))
-        _render_into(result, None, renderer, template, context, output)
+    contexts = {"": view.deployer(environment, kinds, renderer.values)}
+    if env_view["delivery"] == ARGOCD:
+        models = {
+            item.path.parts[2]
+            for item in result.files
+            if len(item.path.parts) == 4 and item.path.parts[1] == environment
+        }
+        contexts[f"{ARGOCD}-"] = view.syncer(environment, sorted(models - {RBAC}), renderer.values)
+    for prefix, context in contexts.items():
+        for template in RBAC_TEMPLATES:
+            output = PurePosixPath(RENDERED_DIR, environment, RBAC, prefix + _output(template))
+            _render_into(result, None, renderer, template, {"r": context}, output)
 
 
 def missing_grants(

@@ -13,7 +13,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..check import exposure, pod
+from ..check import delivery, exposure, pod
 from ..check.load import Document
 from ..check.platform import Platform, from_values
 from ..engines import (
@@ -355,23 +355,30 @@ def for_compose(value: Any) -> Any:
 
 
 def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, list[dict]]:
-    """One Argo CD ApplicationSet per environment the specs deploy to."""
-    environments = sorted({env for doc in documents for env in doc.data["spec"]["environments"]})
+    """Per environment the specs deploy to, in the order templates/values.yaml declares them:
+    its delivery, and for Argo CD delivery its ApplicationSet's settings. Only an environment
+    declared with autoSync syncs by itself; the others wait for `modelgate rollout`."""
+    declared = delivery.from_values(values) or {}
+    named = {env for doc in documents for env in doc.data["spec"]["environments"]}
+    order = [*declared, *sorted(named - set(declared))]
     sync = values.get("sync", {})
     return {
         "applicationsets": [
             {
                 "environment": env,
+                "delivery": declared[env].delivery if env in declared else delivery.ARGOCD,
                 "namespace": values["namespace"].format(environment=env),
                 "repo_url": values["repoURL"],
                 "revision": values["targetRevision"],
+                "auto_sync": env in declared and declared[env].auto_sync,
                 "sync": {
                     **{"prune": True, "selfHeal": True},
                     **sync.get("default", {}),
                     **sync.get(env, {}),
                 },
             }
-            for env in environments
+            for env in order
+            if env in named
         ]
     }
 
@@ -383,6 +390,11 @@ def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, l
 # pod behind it, opens the pod's portforward subresource). Nothing else.
 APPLY_VERBS = ("create", "delete", "get", "list", "patch")
 PORT_FORWARD = {"services": ("get",), "pods": ("get", "list"), "pods/portforward": ("create",)}
+# What serves where is recorded in the cluster, a ConfigMap per model (deploy/record.py)
+RECORD = {"configmaps": ("create", "get", "list", "patch")}
+# Argo CD's namespace, where the rollout asks the environment's Applications to sync
+ARGOCD_NAMESPACE = "argocd"
+SYNC_VERBS = ("get", "patch")
 DEPLOYER_GROUP = "modelgate:deployers"
 
 
@@ -404,13 +416,14 @@ def deployer(environment: str, kinds: set[tuple[str, str]], values: dict[str, An
     for api_version, kind in kinds:
         group = api_version.rpartition("/")[0]
         verbs.setdefault((group, plural(kind)), set()).update(APPLY_VERBS)
-    for resource, needed in PORT_FORWARD.items():
+    for resource, needed in (*PORT_FORWARD.items(), *RECORD.items()):
         verbs.setdefault(("", resource), set()).update(needed)
     rules: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for (group, resource), granted in sorted(verbs.items()):
         rules.setdefault((group, tuple(sorted(granted))), []).append(resource)
     return {
         "environment": environment,
+        "name": "modelgate-deployer",
         "namespace": values["namespace"].format(environment=environment),
         "group": values.get("deployerGroup", DEPLOYER_GROUP),
         "rules": [
@@ -418,6 +431,32 @@ def deployer(environment: str, kinds: set[tuple[str, str]], values: dict[str, An
             for (group, granted), resources in rules.items()
         ],
     }
+
+
+def syncer(environment: str, models: list[str], values: dict[str, Any]) -> dict:
+    """The Role a rollout needs in Argo CD's namespace: read and sync (patch `operation`) the
+    environment's Applications, by name, and no other Application."""
+    return {
+        "environment": environment,
+        "name": f"modelgate-deployer-{environment}",
+        "namespace": ARGOCD_NAMESPACE,
+        "group": values.get("deployerGroup", DEPLOYER_GROUP),
+        "rules": [
+            {
+                "apiGroups": ["argoproj.io"],
+                "resources": ["applications"],
+                "resourceNames": [application_name(name, environment) for name in models],
+                "verbs": list(SYNC_VERBS),
+            }
+        ]
+        if models
+        else [],
+    }
+
+
+def application_name(model: str, environment: str) -> str:
+    """The Application the environment's ApplicationSet makes for rendered/ENV/MODEL."""
+    return f"{model}-{environment}"
 
 
 def storage_uri(document: Document, values: dict[str, Any]) -> str:
