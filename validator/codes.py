@@ -125,6 +125,11 @@ _CODES: dict[str, tuple[str, str]] = {
         "put the change into the spec, or undo it in the cluster",
     ),
     "MG511": ("rollback incomplete", "look at the model's workloads in the cluster"),
+    "MG520": (
+        "revert does not apply cleanly",
+        "a later commit changed the model's files: revert by hand, as the message says",
+    ),
+    "MG521": ("revert not pushed to the branch", "merge the revert's pull request"),
     "MG601": ("smoke expectation failed", "fix the model or the expectation"),
     "MG602": ("load check over its budget", "fix the latency or error rate, or the budget"),
     "MG701": ("invalid policy set", "fix the policy file at the position shown"),

@@ -23,10 +23,22 @@ from ..check import names
 from ..diagnostics import Refused
 from ..paths import LinkOut
 from ..report.output import Output
-from . import catalog, crds, deploy, hash, images, new, policies, render, smoke, validate
+from . import (
+    catalog,
+    crds,
+    deploy,
+    hash,
+    images,
+    new,
+    policies,
+    render,
+    rollout,
+    smoke,
+    validate,
+)
 from .common import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_USAGE
 
-COMMANDS = (validate, render, deploy, smoke, hash, new, catalog, policies, images, crds)
+COMMANDS = (validate, render, deploy, rollout, smoke, hash, new, catalog, policies, images, crds)
 # A checkout or a disk that cannot be written: the user can act on it, it is not a bug.
 CANNOT_WRITE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")  # as spec.environments allows

@@ -157,6 +157,18 @@ def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) 
     return Rollout(document, root, environment, manifests, outcome).run(previous, no_previous)
 
 
+def manifests_in(root: Path, folder: Path) -> list[Manifest]:
+    """The manifests of a rendered/ENV/NAME folder as they are in the checkout, by file name."""
+    return [
+        Manifest(path, path.relative_to(root).as_posix(), content, data, Ref.of(data))
+        for path in sorted(folder.iterdir(), key=lambda p: p.name)
+        if path.suffix == ".yaml" and path.is_file()
+        for content in [paths.read_bytes(path, root)]
+        for data in [yaml.safe_load(content)]
+        if isinstance(data, dict)
+    ]
+
+
 def _rendered(document: Document, root: Path) -> render.Rendering:
     """The spec's manifests as `modelgate render` makes them, judged by the policy's output
     rules and the repository's CRDs: nothing reaches the cluster that render would refuse."""
@@ -199,7 +211,7 @@ class Rollout:
         applied = [m.ref for m in self.manifests]  # all of them, or some of them on a refusal
         wait = True
         try:
-            problems = self._apply() or self._ready() or self._smoke()
+            problems = self._apply() or self.ready() or self.smoke()
         except interrupt.Interrupted:
             self.outcome.interrupted = True
             wait = False
@@ -224,7 +236,7 @@ class Rollout:
             return problems + self._recover(previous, no_previous, existed, applied, wait)
         files = {m.path.name: m.content for m in self.manifests}  # as applied
         self.outcome.manifests = last_good.save(self.root, self.environment, self.name, files)
-        self.outcome.endpoint = self._endpoint()
+        self.outcome.endpoint = self.endpoint()
         self.outcome.notes += self._prune(previous)
         return []
 
@@ -284,7 +296,7 @@ class Rollout:
 
     # --- readiness and smoke ------------------------------------------------------------------
 
-    def _ready(self) -> list[Diagnostic]:
+    def ready(self) -> list[Diagnostic]:
         return [
             self.document.finding(
                 ["spec", "smoke", "readinessTimeoutSeconds"],
@@ -336,7 +348,7 @@ class Rollout:
         trouble = pod_trouble(kubectl.items(done.stdout)) if done.returncode == 0 else ""
         return f"{verdict.reason}; {trouble}" if trouble else verdict.reason
 
-    def _smoke(self) -> list[Diagnostic]:
+    def smoke(self) -> list[Diagnostic]:
         if not (self.document.data["spec"].get("smoke") or {}).get("requests"):
             return []  # readiness is the verdict
         namespace, target, port = _service(self.document, [m.data for m in self.manifests])
@@ -374,7 +386,7 @@ class Rollout:
             ),
         ]
 
-    def _endpoint(self) -> Endpoint:
+    def endpoint(self) -> Endpoint:
         """Where the model answers inside the cluster (the port-forward is gone by now)."""
         namespace, target, port = _service(self.document, [m.data for m in self.manifests])
         service = target.removeprefix("svc/")

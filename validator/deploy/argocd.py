@@ -1,0 +1,211 @@
+"""Asking Argo CD to sync one Application at one commit, through the Kubernetes API alone.
+
+An Application's `operation` field is how Argo CD's own CLI and UI start a sync: the
+application controller picks it up, syncs, and reports in `status.operationState`. Patching it
+with kubectl needs no Argo CD token, CLI or server, only the rights rendered/ENV/_rbac/ grants
+on the environment's Applications (get, patch, by name).
+
+Waiting ends when the sync operation Succeeded at the commit and the Application reports
+Synced and Healthy, or with the reason it cannot: the Application does not exist, the sync
+failed, the health is Degraded, Argo CD reports a newer commit that changed the model, or the
+timeout passed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..render.view import ARGOCD_NAMESPACE
+from . import interrupt, kubectl
+
+POLL_SECONDS = 1.0
+FIRST_POLLS = (0.2, 0.3, 0.5)
+APPEAR_SECONDS = 60.0  # for the ApplicationSet controller to make a new model's Application
+SYNC_INITIATOR = "modelgate"
+RUNNING = ("Running", "Terminating")
+
+
+class SyncFailed(Exception):
+    """The sync cannot end well; the message says why in Argo CD's words."""
+
+
+@dataclass(frozen=True)
+class State:
+    """What the Application says now."""
+
+    exists: bool
+    operation_pending: bool = False  # an operation is set and not finished
+    phase: str = ""  # of the last operation: Running, Succeeded, Failed, Error, Terminating
+    synced_revision: str = ""  # the revision the last operation synced
+    message: str = ""
+    sync_status: str = ""  # Synced, OutOfSync, Unknown
+    sync_revision: str = ""  # the revision the comparison was made at
+    health: str = ""  # Healthy, Progressing, Degraded, Suspended, Missing, Unknown
+    health_message: str = ""
+    failed_resources: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, application: dict[str, Any] | None) -> State:
+        if application is None:
+            return cls(False)
+        status = application.get("status") or {}
+        operation = status.get("operationState") or {}
+        result = operation.get("syncResult") or {}
+        sync = status.get("sync") or {}
+        health = status.get("health") or {}
+        return cls(
+            True,
+            operation_pending="operation" in application,
+            phase=str(operation.get("phase") or ""),
+            synced_revision=str(result.get("revision") or ""),
+            message=str(operation.get("message") or ""),
+            sync_status=str(sync.get("status") or ""),
+            sync_revision=str(sync.get("revision") or ""),
+            health=str(health.get("status") or ""),
+            health_message=str(health.get("message") or ""),
+            failed_resources=tuple(
+                f"{r.get('kind')} {r.get('name')}: {r.get('message', '')}".strip()
+                for r in result.get("resources") or []
+                if r.get("status") == "SyncFailed" or r.get("hookPhase") == "Failed"
+            ),
+        )
+
+
+def get(name: str) -> dict[str, Any] | None:
+    done = kubectl.run(
+        "get", "applications.argoproj.io", name, "-n", ARGOCD_NAMESPACE, "-o", "json"
+    )
+    if done.returncode == 0:
+        return json.loads(done.stdout)
+    if "NotFound" in done.stderr:
+        return None
+    if "the server doesn't have a resource type" in done.stderr:
+        raise kubectl.KubectlError(
+            "Argo CD is not installed in this cluster (no Application kind): deliver the "
+            "environment by push, or install Argo CD"
+        )
+    raise kubectl.KubectlError(done.stderr.strip())
+
+
+def appeared(name: str, seconds: float = APPEAR_SECONDS) -> State:
+    """The Application, once it exists; the ApplicationSet makes a new model's a moment after
+    Argo CD reads the commit. SyncFailed when it does not come."""
+    deadline = time.monotonic() + seconds
+    pauses = iter(FIRST_POLLS)
+    while True:
+        state = State.of(get(name))
+        if state.exists:
+            return state
+        if time.monotonic() >= deadline:
+            raise SyncFailed(
+                f"Argo CD has no Application {name} in namespace {ARGOCD_NAMESPACE} after "
+                f"{seconds:g} s: is the environment's ApplicationSet (rendered/argocd/) applied, "
+                "and does Argo CD reach the repository?"
+            )
+        interrupt.pause(next(pauses, POLL_SECONDS))
+
+
+def sync(name: str, revision: str, prune: bool) -> None:
+    """Start a sync of the Application at `revision` (a full commit id)."""
+    operation = {
+        "operation": {
+            "initiatedBy": {"username": SYNC_INITIATOR},
+            "sync": {"revision": revision, "prune": prune},
+            "info": [{"name": "reason", "value": f"modelgate rollout of {revision[:12]}"}],
+        }
+    }
+    kubectl.kubectl(
+        "patch", "applications.argoproj.io", name, "-n", ARGOCD_NAMESPACE, "--type", "merge",
+        "-p", json.dumps(operation),
+    )  # fmt: skip
+    # Argo CD compares against the branch head it cached: look at the repository again
+    kubectl.run(
+        "annotate", "applications.argoproj.io", name, "-n", ARGOCD_NAMESPACE,
+        "argocd.argoproj.io/refresh=normal", "--overwrite",
+    )  # fmt: skip
+
+
+def settled(state: State, revision: str) -> bool:
+    """The last operation synced `revision` and nothing more is under way."""
+    return (
+        not state.operation_pending
+        and state.phase == "Succeeded"
+        and state.synced_revision == revision
+    )
+
+
+def wait(
+    name: str,
+    revision: str,
+    timeout: float,
+    same_manifests: Callable[[str], bool],
+) -> State:
+    """Until the Application synced `revision` and is Synced and Healthy; SyncFailed with
+    Argo CD's reason otherwise. `same_manifests(other)` says whether a commit Argo CD reports
+    instead renders the model as `revision` does (a later commit that left it alone)."""
+    deadline = time.monotonic() + timeout
+    pauses = iter(FIRST_POLLS)
+    while True:
+        state = State.of(get(name))
+        problem = _final_problem(name, state, revision, same_manifests)
+        if problem:
+            raise SyncFailed(problem)
+        if _done(state, revision, same_manifests):
+            return state
+        if time.monotonic() >= deadline:
+            raise SyncFailed(f"not Synced and Healthy within {timeout:g} s: {describe(state)}")
+        interrupt.pause(next(pauses, POLL_SECONDS))
+
+
+def _done(state: State, revision: str, same_manifests: Callable[[str], bool]) -> bool:
+    at_revision = state.sync_revision == revision or (
+        bool(state.sync_revision) and same_manifests(state.sync_revision)
+    )
+    return (
+        settled(state, revision)
+        and state.sync_status == "Synced"
+        and at_revision
+        and state.health == "Healthy"
+    )
+
+
+def _final_problem(
+    name: str, state: State, revision: str, same_manifests: Callable[[str], bool]
+) -> str:
+    if not state.exists:
+        return f"the Application {name} was deleted while the rollout waited for it"
+    if state.operation_pending or state.phase in RUNNING:
+        return ""
+    if state.phase in ("Failed", "Error") and state.synced_revision in ("", revision):
+        failed = "; ".join(state.failed_resources)
+        return f"Argo CD's sync {state.phase.lower()}: {state.message}" + (
+            f" ({failed})" if failed else ""
+        )
+    if state.synced_revision and state.synced_revision != revision:
+        if same_manifests(state.synced_revision):
+            return ""
+        return (
+            f"Argo CD synced {state.synced_revision[:12]}, not {revision[:12]}: a later commit "
+            "changed this model and was synced over it; that commit's own rollout verifies it"
+        )
+    if settled(state, revision) and state.health == "Degraded":
+        return f"the Application is Degraded: {state.health_message or 'see its resources'}"
+    return ""
+
+
+def describe(state: State) -> str:
+    if not state.exists:
+        return "no such Application"
+    parts = [
+        f"operation {state.phase or 'not started'}"
+        + (f" at {state.synced_revision[:12]}" if state.synced_revision else ""),
+        f"sync {state.sync_status or 'unknown'}"
+        + (f" at {state.sync_revision[:12]}" if state.sync_revision else ""),
+        f"health {state.health or 'unknown'}"
+        + (f" ({state.health_message})" if state.health_message else ""),
+    ]
+    return ", ".join(parts)
