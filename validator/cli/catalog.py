@@ -17,6 +17,14 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("catalog"), help="output directory (default: catalog/)"
     )
+    parser.add_argument(
+        "--live",
+        action="append",
+        default=[],
+        metavar="ENV=KUBECONFIG",
+        help="read what serves in ENV from the records in the cluster KUBECONFIG names "
+        "(repeat per environment)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -31,8 +39,12 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if out.exists() and not out.is_dir():
         output.error(f"--out {args.out} is a file; name a directory")
         return EXIT_USAGE
+    live = dict(item.partition("=")[::2] for item in args.live)
+    if any(not env or not path for env, path in live.items()):
+        output.error("--live takes ENV=KUBECONFIG, for example staging=/path/to/kubeconfig")
+        return EXIT_USAGE
     try:
-        written = build(root, out)
+        written = build(root, out, live=live)
     except (LinkOut, TemplateNotFound):
         raise  # a link in the repository (MG118) or a missing template: said by the command line
     except OSError as exc:

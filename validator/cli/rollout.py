@@ -72,7 +72,7 @@ def run_rollout(args: argparse.Namespace, output: Output) -> int:
             return EXIT_FINDINGS
         _show(output, args.env, results[-1])
         if results[-1].outcome is not None and results[-1].outcome.interrupted:
-            break
+            return 130
     failed = [r.name for r in results if not r.ok]
     if failed:
         output.error(

@@ -24,7 +24,7 @@ from . import interrupt, kubectl
 
 POLL_SECONDS = 1.0
 FIRST_POLLS = (0.2, 0.3, 0.5)
-APPEAR_SECONDS = 60.0  # for the ApplicationSet controller to make a new model's Application
+APPEAR_SECONDS = 120.0  # for the ApplicationSet controller to make a new model's Application
 SYNC_INITIATOR = "modelgate"
 RUNNING = ("Running", "Terminating")
 
@@ -91,15 +91,23 @@ def get(name: str) -> dict[str, Any] | None:
     raise kubectl.KubectlError(done.stderr.strip())
 
 
-def appeared(name: str, seconds: float = APPEAR_SECONDS) -> State:
-    """The Application, once it exists; the ApplicationSet makes a new model's a moment after
-    Argo CD reads the commit. SyncFailed when it does not come."""
+def appeared(name: str, applicationset: str, seconds: float = APPEAR_SECONDS) -> State:
+    """The Application, once it exists. The ApplicationSet makes a new model's when it reads
+    the commit; it is asked to read the repository again now rather than at its next poll.
+    SyncFailed when the Application does not come."""
     deadline = time.monotonic() + seconds
     pauses = iter(FIRST_POLLS)
+    asked = False
     while True:
         state = State.of(get(name))
         if state.exists:
             return state
+        if not asked:
+            kubectl.run(
+                "annotate", "applicationsets.argoproj.io", applicationset, "-n",
+                ARGOCD_NAMESPACE, "argocd.argoproj.io/application-set-refresh=true", "--overwrite",
+            )  # fmt: skip
+            asked = True
         if time.monotonic() >= deadline:
             raise SyncFailed(
                 f"Argo CD has no Application {name} in namespace {ARGOCD_NAMESPACE} after "

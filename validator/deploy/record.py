@@ -90,9 +90,11 @@ def last_good(namespace: str, model: str) -> Entry | None:
     return next((e for e in history(namespace, model) if e.result == SERVING), None)
 
 
-def every_model(namespace: str) -> dict[str, Entry]:
-    """The latest entry of every model recorded in the namespace."""
-    done = kubectl.run("get", "configmaps", "-n", namespace, "-l", LABEL, "-o", "json")
+def every_model(namespace: str, kubeconfig: str = "") -> dict[str, Entry]:
+    """The latest entry of every model recorded in the namespace (of the cluster `kubeconfig`
+    names, else KUBECONFIG's)."""
+    chosen = ("--kubeconfig", kubeconfig) if kubeconfig else ()
+    done = kubectl.run(*chosen, "get", "configmaps", "-n", namespace, "-l", LABEL, "-o", "json")
     if done.returncode != 0:
         raise kubectl.KubectlError(done.stderr.strip())
     latest: dict[str, Entry] = {}

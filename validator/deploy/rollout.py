@@ -180,7 +180,8 @@ def roll_out(ctx: Context, name: str, commit: str, reverts: str = "") -> Result:
         result.diagnostics = (
             _deliver(ctx, document, commit, manifests, result) or waiter.ready() or waiter.smoke()
         )
-    except interrupt.Interrupted:
+    except (interrupt.Interrupted, KeyboardInterrupt):  # SIGINT or SIGTERM: stop waiting
+        outcome.interrupted = True
         result.diagnostics = [_interrupted(ctx, document, name)]
         return result  # nothing recorded: the rollout did not finish
     except kubectl.KubectlError as exc:
@@ -262,7 +263,7 @@ def _sync(ctx: Context, document: Document, commit: str, result: Result) -> list
     application = view.application_name(result.name, ctx.environment)
     timeout = readiness_timeout(document)
     try:
-        state = argocd.appeared(application)
+        state = argocd.appeared(application, view.applicationset_name(ctx.environment))
         if state.operation_pending or state.phase in argocd.RUNNING:
             state = _after_running(application, timeout)
         if argocd.settled(state, commit):

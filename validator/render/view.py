@@ -366,6 +366,7 @@ def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, l
         "applicationsets": [
             {
                 "environment": env,
+                "name": applicationset_name(env),
                 "delivery": declared[env].delivery if env in declared else delivery.ARGOCD,
                 "namespace": values["namespace"].format(environment=env),
                 "repo_url": values["repoURL"],
@@ -435,7 +436,8 @@ def deployer(environment: str, kinds: set[tuple[str, str]], values: dict[str, An
 
 def syncer(environment: str, models: list[str], values: dict[str, Any]) -> dict:
     """The Role a rollout needs in Argo CD's namespace: read and sync (patch `operation`) the
-    environment's Applications, by name, and no other Application."""
+    environment's Applications, by name, and no other Application; ask the environment's
+    ApplicationSet to read the repository again (a new model's Application)."""
     return {
         "environment": environment,
         "name": f"modelgate-deployer-{environment}",
@@ -444,14 +446,29 @@ def syncer(environment: str, models: list[str], values: dict[str, Any]) -> dict:
         "rules": [
             {
                 "apiGroups": ["argoproj.io"],
-                "resources": ["applications"],
-                "resourceNames": [application_name(name, environment) for name in models],
+                "resources": ["applicationsets"],
+                "resourceNames": [applicationset_name(environment)],
                 "verbs": list(SYNC_VERBS),
-            }
-        ]
-        if models
-        else [],
+            },
+            *(
+                [
+                    {
+                        "apiGroups": ["argoproj.io"],
+                        "resources": ["applications"],
+                        "resourceNames": [application_name(name, environment) for name in models],
+                        "verbs": list(SYNC_VERBS),
+                    }
+                ]
+                if models
+                else []
+            ),
+        ],
     }
+
+
+def applicationset_name(environment: str) -> str:
+    """rendered/argocd/ENV.yaml's ApplicationSet."""
+    return f"modelgate-{environment}"
 
 
 def application_name(model: str, environment: str) -> str:

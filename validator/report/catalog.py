@@ -13,9 +13,10 @@ the clock.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,22 @@ class Deploy:
 
 
 @dataclass(frozen=True)
+class Serving:
+    """What serves in one environment's cluster, from the record the rollout wrote there."""
+
+    environment: str
+    result: str  # serving, failed, reverted; "unknown" when the cluster could not be read
+    version: str = ""
+    revision: str = ""
+    digest: str = ""
+    commit: str = ""
+    smoke: str = ""
+    time: str = ""
+    endpoint: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class Entry:
     """One catalog row."""
 
@@ -129,6 +146,7 @@ class Entry:
     status: Status
     waivers: tuple[WaiverEntry, ...]
     deploy: Deploy | None
+    serving: tuple[Serving, ...] = ()  # per environment read with --live
 
 
 @dataclass(frozen=True)
@@ -146,9 +164,17 @@ class Catalog:
         return sum(_deploy_result(entry.deploy) == result for entry in self.entries)
 
 
-def build(root: Path, out_dir: Path, today: dt.date | None = None) -> list[Path]:
-    """Write catalog.md and index.html into out_dir; return their paths."""
+def build(
+    root: Path,
+    out_dir: Path,
+    today: dt.date | None = None,
+    live: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write catalog.md and index.html into out_dir; return their paths. `live` maps
+    environments to the kubeconfig of their cluster, whose records say what serves there."""
     catalog = collect(root, today or dt.date.today())
+    if live:
+        catalog = with_serving(catalog, serving_in(root, live))
     out_dir.mkdir(parents=True, exist_ok=True)
     return [
         _write_page(out_dir, name, text)
@@ -176,6 +202,60 @@ def collect(root: Path, today: dt.date) -> Catalog:
     catalogued = {doc.path for doc in result.documents}
     others = tuple(d for d in result.diagnostics if d.path not in catalogued and _open(d))
     return Catalog(tuple(entries), others)
+
+
+def serving_in(root: Path, live: Mapping[str, str]) -> dict[str, list[Serving]]:
+    """Model name -> what serves it in each environment, read from the clusters' records
+    (deploy/record.py); an environment whose cluster cannot be read says so for every model."""
+    from ..deploy import kubectl, record
+    from ..render import load_values
+
+    values = load_values(root)
+    found: dict[str, list[Serving]] = {}
+    unreadable: list[Serving] = []
+    for environment, kubeconfig in live.items():
+        namespace = values["namespace"].format(environment=environment)
+        try:
+            entries = record.every_model(namespace, kubeconfig)
+        except kubectl.KubectlError as exc:
+            reason = str(exc).splitlines()[-1] if str(exc) else "the cluster did not answer"
+            unreadable.append(Serving(environment, "unknown", message=reason[:300]))
+            continue
+        for name, entry in entries.items():
+            found.setdefault(name, []).append(_serving(entry))
+    return {"": unreadable, **found}
+
+
+def _serving(entry: Any) -> Serving:
+    return Serving(
+        environment=entry.environment,
+        result=entry.result,
+        version=entry.version,
+        revision=entry.revision[:12],
+        digest=entry.model_digest,
+        commit=entry.commit[:12],
+        smoke=entry.smoke,
+        time=entry.finished,
+        endpoint=entry.endpoint,
+        message=entry.message[:300],
+    )
+
+
+def with_serving(catalog: Catalog, serving: dict[str, list[Serving]]) -> Catalog:
+    unreadable = serving.get("", [])
+    entries = tuple(
+        dataclasses.replace(
+            entry,
+            serving=tuple(
+                sorted(
+                    [*serving.get(entry.name, []), *unreadable],
+                    key=lambda s: s.environment,
+                )
+            ),
+        )
+        for entry in catalog.entries
+    )
+    return dataclasses.replace(catalog, entries=entries)
 
 
 def render(catalog: Catalog, template_dir: Path) -> dict[str, str]:
