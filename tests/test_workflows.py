@@ -55,6 +55,7 @@ ALLOWED_COMMANDS = {
     "set",
     "exit",
     "true",
+    "[",
 }
 # Installing CRDs into a kind cluster needs kubectl: allowed only in a job that creates one.
 CLUSTER_COMMANDS = {"kubectl"}
@@ -273,6 +274,9 @@ def test_each_job_asks_only_for_the_writes_it_needs(path: Path) -> None:
         for scope, level in permissions.items():
             if level != "write":
                 continue
+            if scope == "contents":  # only the revert, which pushes its commit
+                assert job_step(job, "modelgate revert"), job_id
+                continue
             needed_by = WRITE_NEEDS.get(scope, ())
             assert any(u.startswith(needed_by) for u in uses(job)), (
                 f"{job_id}: {scope}: write, but no step uses {needed_by or 'what would need it'}"
@@ -431,7 +435,7 @@ def test_merges_check_every_spec(deploy: dict[str, Any]) -> None:
     deploying = {
         name: job
         for name, job in jobs(deploy).items()
-        if any("modelgate deploy" in step.get("run", "") for step in job.get("steps") or [])
+        if any("modelgate rollout" in step.get("run", "") for step in job.get("steps") or [])
     }
     assert set(deploying) >= {"staging", "production"}, set(jobs(deploy))
     for name, job in deploying.items():
@@ -575,60 +579,95 @@ def deploy() -> dict[str, Any]:
 
 
 def deploy_jobs(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The jobs that deploy: one per environment, named after it."""
-    return {name: job for name, job in jobs(workflow).items() if "environment" in job}
+    """The jobs that roll out: one per environment, named after it."""
+    return {
+        name: job
+        for name, job in jobs(workflow).items()
+        if any("modelgate rollout" in step.get("run", "") for step in job.get("steps") or [])
+    }
 
 
-def test_pushes_to_main_deploy_to_staging_then_production(deploy: dict[str, Any]) -> None:
+def test_pushes_to_main_roll_out_to_staging_then_production(deploy: dict[str, Any]) -> None:
     assert triggers(deploy) == {"push": {"branches": ["main"]}}
     assert list(deploy_jobs(deploy)) == ["staging", "production"]
     production = jobs(deploy)["production"]
     assert production["needs"] == "staging"
     assert production["environment"] == "production"
     for name, job in deploy_jobs(deploy).items():
-        step = job_step(job, 'deploy --changed-since "$LAST_GOOD"')
-        assert f"--env {name}" in step["run"] and "--target local" in step["run"]
+        assert job["environment"] == name
+        step = job_step(job, "modelgate rollout")
+        assert shlex.split(step["run"])[1:] == [
+            "rollout", "--env", name, "--commit", "$COMMIT", "--changed-since", "$LAST_GOOD"
+        ]  # fmt: skip
+        checkout = job_step(job, "actions/checkout@")
+        assert checkout["with"]["ref"] == "${{ github.sha }}"  # exactly the approved commit
+    assert deploy["env"]["COMMIT"] == "${{ github.sha }}"
 
 
-def test_one_deploy_at_a_time_per_environment_never_cancelled(deploy: dict[str, Any]) -> None:
-    groups = set()
-    for name, job in deploy_jobs(deploy).items():
+def test_no_workflow_deploys_an_environment_on_the_runner() -> None:
+    """staging and production are clusters: no job serves a model on the runner for them."""
+    for path in WORKFLOWS:
+        for job_id, job in jobs(load(path)).items():
+            for step in job.get("steps") or []:
+                run = step.get("run", "")
+                if "modelgate deploy" in run and "--env" in run:
+                    assert "--target kubernetes" in run, (path.name, job_id, run)
+
+
+def test_one_rollout_at_a_time_per_environment_never_cancelled(deploy: dict[str, Any]) -> None:
+    groups: dict[str, set[str]] = {}
+    for name, job in jobs(deploy).items():
+        if "environment" not in job or job["environment"] == "catalog":
+            continue
         concurrency = job["concurrency"]
-        assert name in concurrency["group"]
+        assert job["environment"] in concurrency["group"]
         assert concurrency["cancel-in-progress"] is False
-        groups.add(concurrency["group"])
-    assert len(groups) == len(deploy_jobs(deploy))
+        groups.setdefault(concurrency["group"], set()).add(name)
+    # an environment's rollout and its revert share one group: they never run at once
+    assert groups == {
+        "deploy-staging": {"staging", "staging-revert"},
+        "deploy-production": {"production", "production-revert"},
+    }
     assert (deploy.get("concurrency") or {}).get("cancel-in-progress") in (None, False)
 
 
-def test_the_ledger_is_recorded_whatever_happens(deploy: dict[str, Any]) -> None:
-    for job in deploy_jobs(deploy).values():
-        upload = job_step(job, "actions/upload-artifact@")
-        assert upload["if"] == "${{ always() }}"
-        assert upload["with"]["path"] == ".modelgate/ledger.jsonl"
-        assert upload["with"]["include-hidden-files"] is True  # .modelgate/ is hidden
+def test_what_serves_is_recorded_in_the_cluster_not_on_the_runner(deploy: dict[str, Any]) -> None:
+    text = (WORKFLOW_DIR / "deploy.yml").read_text(encoding="utf-8")
+    assert "ledger" not in text.split("\njobs:", 1)[1]
+    assert "--target local" not in text
 
 
-def test_a_failed_deploy_restores_the_last_good_state_and_fails(deploy: dict[str, Any]) -> None:
-    for name, job in deploy_jobs(deploy).items():
-        job_steps = job["steps"]
-        deployed = job_step(job, 'deploy --changed-since "$LAST_GOOD"')
-        restore = job_step(job, "git checkout")
-        assert job_steps.index(deployed) < job_steps.index(restore)
-        assert "failure()" in restore["if"] and deployed["id"] in restore["if"]
-        assert '"$LAST_GOOD" -- models rendered' in restore["run"]
-        assert f"deploy --changed-since HEAD --target local --env {name}" in restore["run"]
-        assert restore["run"].rstrip().endswith("exit 1")
-        assert "::error" in restore["run"]
+def test_a_failed_rollout_is_reverted_by_the_only_job_that_may_write(
+    deploy: dict[str, Any],
+) -> None:
+    writers = {
+        name for name, job in jobs(deploy).items() if job["permissions"].get("contents") == "write"
+    }
+    assert writers == {"staging-revert", "production-revert"}
+    for environment in ("staging", "production"):
+        revert = jobs(deploy)[f"{environment}-revert"]
+        assert revert["needs"] == environment
+        assert revert["if"] == f"${{{{ failure() && needs.{environment}.result == 'failure' }}}}"
+        assert revert["environment"] == environment
+        step = job_step(revert, "modelgate revert")
+        assert f'revert --env {environment} --commit "$COMMIT"' in step["run"]
+        assert step["run"].rstrip().endswith("exit 1")  # the run stays failed
+        assert "--force" not in step["run"] and "push" not in step["run"].replace("--push", "")
 
 
 def test_the_catalog_is_published_by_the_merge_workflow(deploy: dict[str, Any]) -> None:
     """Product managers and compliance officers read the catalog without cloning: every merge
-    builds it and uploads it as an artifact and as a GitHub Pages artifact."""
+    builds it from what serves in each cluster and uploads it as an artifact and as a GitHub
+    Pages artifact, after staging's rollout whatever it did (production's approval does not
+    hold it back)."""
     job = jobs(deploy)["catalog"]
     assert job["permissions"] == {"contents": "read"}
+    assert job["needs"] == "staging" and job["if"] == "${{ always() }}"
     built = job_step(job, "modelgate catalog")
-    out = shlex.split(built["run"])[shlex.split(built["run"]).index("--out") + 1]
+    words = shlex.split(built["run"])
+    out = words[words.index("--out") + 1]
+    live = [words[i + 1].split("=")[0] for i, word in enumerate(words) if word == "--live"]
+    assert live == ["staging", "production"]
     artifact = job_step(job, "actions/upload-artifact@")
     assert artifact["with"]["path"] == out
     assert artifact["with"]["if-no-files-found"] == "error"
@@ -636,7 +675,6 @@ def test_the_catalog_is_published_by_the_merge_workflow(deploy: dict[str, Any]) 
     assert pages["with"]["path"] == out
     job_steps = job["steps"]
     assert job_steps.index(built) < job_steps.index(artifact) < job_steps.index(pages)
-    assert "needs" not in job  # a deploy waiting for approval does not hold the catalog back
 
 
 # --- the parsing above can tell good from bad ---------------------------------------------------
