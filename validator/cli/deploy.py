@@ -51,6 +51,9 @@ def register(commands: Any) -> None:
     deploy.set_defaults(handler=run)
 
     status = commands.add_parser("status", help="list deployments left running by --keep")
+    status.add_argument(
+        "--env", help="what serves in this environment, from the records in its cluster"
+    )
     status.set_defaults(handler=run_status)
 
     stop = commands.add_parser("stop", help="stop a deployment left running by --keep")
@@ -61,6 +64,9 @@ def register(commands: Any) -> None:
     history = commands.add_parser("history", help="deploy attempts of a model, from the ledger")
     history.add_argument("name")
     history.add_argument("--format", choices=["text", "json"], default="text")
+    history.add_argument(
+        "--env", help="the rollouts in this environment, from the record in its cluster"
+    )
     history.set_defaults(handler=run_history)
 
 
@@ -216,6 +222,10 @@ def run_status(args: argparse.Namespace, output: Output) -> int:
     from .. import deploy
     from ..deploy import local
 
+    if args.env:
+        from .rollout import show_live_status
+
+        return show_live_status(args, output)
     root = root_of(args)
     kept = [state for name in TARGETS for state in deploy.target_named(name).running(root)]
     for ignored in local.distrusted(root):
@@ -241,6 +251,10 @@ def run_stop(args: argparse.Namespace, output: Output) -> int:
 def run_history(args: argparse.Namespace, output: Output) -> int:
     from .. import ledger
 
+    if args.env:
+        from .rollout import show_live_history
+
+        return show_live_history(args, output)
     read = ledger.read(root_of(args), args.name)
     records = read.records
     if read.note:

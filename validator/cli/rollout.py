@@ -5,6 +5,8 @@ fails. The merge workflow runs them, one environment after the other; so can a p
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import asdict
 from typing import Any
 
 from ..report.output import Output
@@ -124,3 +126,50 @@ def _show(output: Output, environment: str, result: Any) -> None:
         )
     else:
         output.line(f"{result.name}: {entry.result} in {environment} at {entry.commit[:12]}")
+
+
+def show_live_status(args: argparse.Namespace, output: Output) -> int:
+    """`modelgate status --env ENV`: what serves in ENV, from the records in its cluster."""
+    from ..deploy import kubectl, record, rollout
+
+    try:
+        ctx = rollout.context(root_of(args), args.env, "main", "origin")
+        latest = record.every_model(ctx.namespace)
+    except (rollout.RolloutError, kubectl.KubectlError) as exc:
+        output.error(f"cannot read what serves in {args.env}: {exc}")
+        return EXIT_FINDINGS
+    if not latest:
+        output.line(f"{args.env}: no model recorded in namespace {ctx.namespace}")
+        return EXIT_OK
+    output.line(f"{'MODEL':<24} {'RESULT':<9} {'COMMIT':<12} {'FINISHED':<20} SMOKE / ENDPOINT")
+    for name, entry in sorted(latest.items()):
+        output.line(
+            f"{name:<24} {entry.result:<9} {entry.commit[:12]:<12} {entry.finished:<20} "
+            f"{entry.smoke}; {entry.endpoint or entry.message}"
+        )
+    return EXIT_OK
+
+
+def show_live_history(args: argparse.Namespace, output: Output) -> int:
+    """`modelgate history NAME --env ENV`: the model's rollouts recorded in ENV's cluster."""
+    from ..deploy import kubectl, record, rollout
+
+    try:
+        ctx = rollout.context(root_of(args), args.env, "main", "origin")
+        entries = record.history(ctx.namespace, args.name)
+    except (rollout.RolloutError, kubectl.KubectlError) as exc:
+        output.error(f"cannot read the record of {args.name} in {args.env}: {exc}")
+        return EXIT_FINDINGS
+    if args.format == "json":
+        output.block(json.dumps([asdict(e) for e in entries], indent=2, sort_keys=True) + "\n")
+        return EXIT_OK
+    if not entries:
+        output.line(f"no rollout of {args.name} recorded in {args.env}")
+        return EXIT_OK
+    output.line(f"{'FINISHED':<20} {'RESULT':<9} {'COMMIT':<12} SMOKE / WHY")
+    for entry in entries:
+        output.line(
+            f"{entry.finished:<20} {entry.result:<9} {entry.commit[:12]:<12} "
+            f"{entry.smoke or ''}{'; ' + entry.message if entry.message else ''}"
+        )
+    return EXIT_OK
