@@ -99,6 +99,19 @@ _CODES: dict[str, tuple[str, str]] = {
         "write SPDX ids joined by AND, OR and WITH, or LicenseRef-NAME",
     ),
     "MG244": ("digest nothing can check", "pin the artifact the way its source is pinned"),
+    "MG250": (
+        "engine cannot serve a model image from the OCI artifact store",
+        "serve the model with engine kserve, or upload it to an s3:// or gs:// store",
+    ),
+    "MG251": (
+        "the store's tag names another model image",
+        "give the changed model a new spec.model.version; a published version is never replaced",
+    ),
+    "MG252": ("artifact not published", "see the message; nothing was replaced"),
+    "MG253": (
+        "artifact store modelgate cannot publish to",
+        "upload the artifact yourself, or make artifactStore an oci:// registry",
+    ),
     "MG301": ("two specs share a name", "give every model deployment its own name"),
     "MG401": ("template failed", "fix the template"),
     "MG402": ("no runtime for this engine and format", "set spec.engine.runtime"),

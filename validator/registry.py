@@ -1,6 +1,7 @@
-"""A small client of the OCI distribution API: the digest a registry serves for a tag.
+"""A small client of the OCI distribution API: the digest a registry serves for a tag, and
+the pushes that publish a model image (Repository, at the end).
 
-Only what `modelgate images pin` needs: GET /v2/NAME/manifests/TAG accepting an OCI image
+What `modelgate images pin` needs: GET /v2/NAME/manifests/TAG accepting an OCI image
 index, an OCI image manifest, a Docker manifest list or a Docker image manifest; the digest is
 computed from the bytes received, and must equal the registry's Docker-Content-Digest when it
 sends one; the anonymous Bearer token challenge (WWW-Authenticate: realm, service, scope) that
@@ -17,6 +18,7 @@ hold; what it resolves, and where the result is written, is render/images.py's b
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import ipaddress
@@ -25,8 +27,10 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email.message import Message
+from typing import BinaryIO
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -204,17 +208,31 @@ def _token(challenge: str, host: str, repository: str, timeout: float) -> str:
 def _get(
     url: str, headers: dict[str, str], timeout: float, limit: int = MAX_MANIFEST_BYTES
 ) -> _Reply:
-    """GET `url`, following at most MAX_REDIRECTS redirects by hand: each must stay on https
-    (or loopback), and the Authorization header stays behind when the host changes."""
+    return _request("GET", url, headers, timeout, limit)
+
+
+def _request(
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    timeout: float,
+    limit: int = MAX_MANIFEST_BYTES,
+    data: bytes | BinaryIO | None = None,
+) -> _Reply:
+    """One request, following at most MAX_REDIRECTS redirects of a GET or HEAD by hand: each
+    must stay on https (or loopback), and the Authorization header stays behind when the host
+    changes. An upload is never redirected: its answer comes back as it is."""
     for _ in range(MAX_REDIRECTS + 1):
-        request = urllib.request.Request(url, headers={**headers, "User-Agent": USER_AGENT})
+        request = urllib.request.Request(
+            url, data=data, method=method, headers={**headers, "User-Agent": USER_AGENT}
+        )
         try:
             with _opener(url).open(request, timeout=timeout) as answer:
                 return _Reply(answer.status, answer.headers, _read(answer, limit, url))
         except urllib.error.HTTPError as answer:
             with answer:
                 location = answer.headers.get("Location")
-                if answer.code not in _REDIRECTS or not location:
+                if answer.code not in _REDIRECTS or not location or method not in ("GET", "HEAD"):
                     return _Reply(answer.code, answer.headers, _error_body(answer))
             target = urllib.parse.urljoin(url, location)
             _require_secure(target, "redirect")
@@ -224,8 +242,8 @@ def _get(
         except (OSError, http.client.HTTPException, ValueError) as exc:
             raise RegistryError(
                 f"{_authority(url)} is unreachable: {_reason(exc)}",
-                "check imageMirror in templates/values.yaml, the network, and that the "
-                "registry is up; nothing was written",
+                "check the registry's address in templates/values.yaml, the network, and "
+                "that the registry is up; nothing was written",
                 unreachable=True,
             ) from None
     raise RegistryError(f"{_authority(url)} redirected more than {MAX_REDIRECTS} times", "")
@@ -291,3 +309,191 @@ def _reason(exc: BaseException) -> str:
 
 def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- pushes: what `modelgate publish` needs -----------------------------------------------
+
+USERNAME_VARIABLE = "MODELGATE_REGISTRY_USERNAME"
+PASSWORD_VARIABLE = "MODELGATE_REGISTRY_PASSWORD"  # a password or an access token
+UPLOAD_TIMEOUT_FACTOR = 10  # an upload may take longer than a question
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+    def basic(self) -> str:
+        pair = f"{self.username}:{self.password}".encode()
+        return f"Basic {base64.b64encode(pair).decode()}"
+
+
+def credentials_from(environ: Mapping[str, str]) -> Credentials | None:
+    """The registry credentials the environment holds (USERNAME_VARIABLE and
+    PASSWORD_VARIABLE), or None: anonymous, as a registry's token service may allow."""
+    username, password = environ.get(USERNAME_VARIABLE, ""), environ.get(PASSWORD_VARIABLE, "")
+    if not username and not password:
+        return None
+    return Credentials(username, password)
+
+
+class Repository:
+    """One repository of a registry, with pull and push access: the questions and uploads
+    that publish a model image. The authorization a challenge asked for is kept for the
+    session; credentials go only to the registry and its https (or loopback) token realm."""
+
+    def __init__(
+        self, host: str, name: str, credentials: Credentials | None, timeout: float = 30.0
+    ) -> None:
+        self.host, self.name, self.timeout = host, name, timeout
+        self.credentials = credentials
+        self._authorization = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}/{self.name}"
+
+    def manifest_digest(self, reference: str) -> str | None:
+        """The digest of the manifest `reference` (a tag or digest) names; None when the
+        repository has none by that reference."""
+        reply = self._send("GET", f"manifests/{reference}", {"Accept": ", ".join(MANIFEST_TYPES)})
+        if reply.status == 404:
+            return None
+        self._expect(reply, 200, f"reading {self.where}:{reference}")
+        return manifest_digest(reply.body, reply.headers, f"{self.where}:{reference}")
+
+    def has_blob(self, digest: str) -> bool:
+        reply = self._send("HEAD", f"blobs/{digest}", {})
+        if reply.status == 404:
+            return False
+        self._expect(reply, 200, f"asking for blob {digest}")
+        return True
+
+    def push_blob(self, digest: str, size: int, data: bytes | BinaryIO) -> None:
+        """A monolithic upload: POST for an upload location, then PUT the bytes there."""
+        started = self._send("POST", "blobs/uploads/", {"Content-Length": "0"}, b"")
+        self._expect(started, 202, f"starting the upload of {digest}")
+        location = started.headers.get("Location", "")
+        if not location:
+            raise RegistryError(f"{self.host} started an upload without a Location", "")
+        url = urllib.parse.urljoin(f"{base_url(self.host)}/v2/", location)
+        _require_secure(url, "upload location")
+        url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode({'digest': digest})}"
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        done = self._send("PUT", url, headers, data, self.timeout * UPLOAD_TIMEOUT_FACTOR)
+        self._expect(done, 201, f"uploading {digest}")
+
+    def put_manifest(self, reference: str, body: bytes, media_type: str) -> None:
+        """PUT the manifest under `reference`; the digest the registry declares for it must
+        be the digest of `body`."""
+        reply = self._send(
+            "PUT",
+            f"manifests/{reference}",
+            {"Content-Type": media_type, "Content-Length": str(len(body))},
+            body,
+        )
+        self._expect(reply, 201, f"writing {self.where}:{reference}")
+        check_declared_digest(
+            body, reply.headers.get("Docker-Content-Digest", ""), f"{self.where}:{reference}"
+        )
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        data: bytes | BinaryIO | None = None,
+        timeout: float | None = None,
+    ) -> _Reply:
+        """One request under /v2/NAME/ (or to a full upload URL); a challenge is answered
+        once, and what it granted is kept for the next requests."""
+        url = path if "://" in path else f"{base_url(self.host)}/v2/{self.name}/{path}"
+        authorized = self._authorization_for(url)
+        reply = _request(method, url, {**headers, **authorized}, timeout or self.timeout, data=data)
+        if reply.status != 401 or _rewound(data) is False:
+            return reply
+        self._authorization = self._answer(reply.headers.get("WWW-Authenticate", ""))
+        return _request(
+            method,
+            url,
+            {**headers, **self._authorization_for(url)},
+            timeout or self.timeout,
+            data=data,
+        )
+
+    def _authorization_for(self, url: str) -> dict[str, str]:
+        if self._authorization and _authority(url) == self.host:
+            return {"Authorization": self._authorization}
+        return {}
+
+    def _answer(self, challenge: str) -> str:
+        """The Authorization header the registry's challenge asks for: a Bearer token for pull
+        and push from its realm (with the credentials, if any), or Basic credentials."""
+        scheme, _, rest = challenge.strip().partition(" ")
+        if scheme.lower() == "basic":
+            if self.credentials is None:
+                raise self._needs_credentials("asks for a user name and password")
+            return self.credentials.basic()
+        if scheme.lower() != "bearer":
+            raise self._needs_credentials(
+                f"answers {_short(scheme) or 'HTTP 401 without a challenge'}"
+            )
+        parameters = {name.lower(): value for name, value in _CHALLENGE_PARAMETER.findall(rest)}
+        realm = parameters.get("realm", "")
+        if not realm:
+            raise RegistryError(f"{self.host}'s Bearer challenge names no token realm", "")
+        _require_secure(realm, "token realm")
+        query = {"scope": f"repository:{self.name}:pull,push"}
+        if "service" in parameters:
+            query = {"service": parameters["service"], **query}
+        url = f"{realm}{'&' if '?' in realm else '?'}{urllib.parse.urlencode(query)}"
+        headers = {"Accept": "application/json"}
+        if self.credentials is not None:
+            headers["Authorization"] = self.credentials.basic()
+        reply = _get(url, headers, self.timeout, MAX_TOKEN_BYTES)
+        if reply.status != 200:
+            raise self._needs_credentials(f"'s token realm answered HTTP {reply.status}")
+        try:
+            answer = json.loads(reply.body)
+        except ValueError:
+            answer = None
+        token = (
+            (answer.get("token") or answer.get("access_token")) if isinstance(answer, dict) else ""
+        )
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+            raise RegistryError(f"{self.host}'s token realm answered without a usable token", "")
+        return f"Bearer {token}"
+
+    def _needs_credentials(self, what: str) -> RegistryError:
+        given = "the credentials given" if self.credentials else "no credentials"
+        return RegistryError(
+            f"{self.host} {what} to push to {self.name}, with {given}",
+            f"set {USERNAME_VARIABLE} and {PASSWORD_VARIABLE} to an account (or token) that "
+            f"may push to {self.where}",
+        )
+
+    def _expect(self, reply: _Reply, status: int, doing: str) -> None:
+        if reply.status == status:
+            return
+        said = _registry_message(reply.body)
+        if reply.status in (401, 403):
+            raise self._needs_credentials(
+                f"refused {doing} (HTTP {reply.status}{f': {said}' if said else ''})"
+            )
+        raise RegistryError(
+            f"{self.host} answered HTTP {reply.status} {doing}{f' ({said})' if said else ''}",
+            "check artifactStore in templates/values.yaml: it names a registry repository "
+            "(oci://HOST/PATH) that accepts OCI image manifests",
+        )
+
+
+def _rewound(data: bytes | BinaryIO | None) -> bool | None:
+    """Ready to send `data` again after a challenge: a file is read from its start again;
+    False when it cannot be (a stream without seek)."""
+    if data is None or isinstance(data, bytes):
+        return None
+    try:
+        data.seek(0)
+    except (OSError, ValueError):
+        return False
+    return True

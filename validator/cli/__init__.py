@@ -31,6 +31,7 @@ from . import (
     images,
     new,
     policies,
+    publish,
     render,
     rollout,
     smoke,
@@ -38,7 +39,20 @@ from . import (
 )
 from .common import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_USAGE
 
-COMMANDS = (validate, render, deploy, rollout, smoke, hash, new, catalog, policies, images, crds)
+COMMANDS = (
+    validate,
+    render,
+    deploy,
+    publish,
+    rollout,
+    smoke,
+    hash,
+    new,
+    catalog,
+    policies,
+    images,
+    crds,
+)
 # A checkout or a disk that cannot be written: the user can act on it, it is not a bug.
 CANNOT_WRITE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")  # as spec.environments allows

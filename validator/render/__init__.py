@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .. import paths, targets
-from ..check import load, stand_in
+from ..check import artifacts, load, stand_in
 from ..check.load import Document
 from ..check.platform import from_values
 from ..check.workspace import Validation
@@ -42,10 +42,11 @@ from ..engines import (
     COMPOSE_TEMPLATE,
     ENGINES,
     RBAC_TEMPLATES,
+    TO_VERIFY,
     engine_for,
 )
 from ..parallel import fork_map
-from . import encode, images, kube_schemas, readback, templates, view
+from . import encode, images, kube_schemas, modelcar, readback, templates, view
 from .policy import OutputObject, OutputPolicy, environment_of
 from .sync import (
     ARGOCD,
@@ -434,6 +435,11 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
     if unpinned:  # no manifest runs an engine image by tag
         result.diagnostics.extend(unpinned)
         return result
+    if environments and modelcar.oci_store(renderer.values) is not None:
+        refused = _model_image(document, renderer, shared)
+        if refused:
+            result.diagnostics.append(refused)
+            return result
     for environment in environments:
         out_dir = rendered_dir(environment, name)
         context = {
@@ -457,6 +463,36 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
     if renderer.output_policy is not None:
         result.diagnostics.extend(_judge(result, renderer.output_policy, document))
     return result
+
+
+def _model_image(
+    document: Document, renderer: Renderer, shared: dict[str, Any]
+) -> Diagnostic | None:
+    """With an oci:// artifact store, a repository artifact is served as its model image by
+    digest (render/modelcar.py): the digest goes into the shared view, computed from the
+    files, offline. A spec whose pods cannot pull a model image is refused (MG250)."""
+    spec = document.data["spec"]
+    artifact = spec["model"].get("artifact", "")
+    if not artifact or "://" in artifact:
+        return None
+    engine = engine_for(spec)
+    if engine.fetch != TO_VERIFY:  # KServe InferenceServices alone run modelcars
+        return document.finding(
+            ["spec", "model", "artifact"],
+            modelcar.UNSERVED,
+            f"the artifact store is an OCI registry, and engine {spec['engine']['name']} cannot "
+            "serve a model image: only a KServe InferenceService pulls one (oci:// storageUri)",
+            "serve the model with engine kserve, or name it by its store URI in "
+            "spec.model.artifact (s3://, gs://) and upload it there",
+        )
+    try:
+        path = modelcar.artifact_path(renderer.root, artifact)
+        shared[view.MODEL_IMAGE] = modelcar.image_digest(path, artifact)
+    except artifacts.Unhashable as exc:  # validation refuses it first; a race is said so
+        return document.finding(
+            ["spec", "model", "artifact"], artifacts.ARTIFACT_UNHASHABLE, str(exc), exc.hint
+        )
+    return None
 
 
 def _render_local(

@@ -33,12 +33,15 @@ from ..engines import (
     runtime_for,
     verified_by_pod,
 )
-from . import images, verify
+from . import images, modelcar, verify
 
 MANAGED_BY = "modelgate"
 DEFAULT_USER = 10001
 TRITON_TYPES = {"BYTES": "TYPE_STRING"}
 HF = "hf://"
+# the base view's key for the digest of the spec's model image, where the artifact store is an
+# OCI registry (set by the render stage, which reads the artifact)
+MODEL_IMAGE = "model_image"
 # what the init containers that fetch and check the model may use
 INIT_RESOURCES = {
     "requests": {"cpu": "100m", "memory": "256Mi"},
@@ -158,12 +161,14 @@ def cluster(
     probe_port = engine.port_name or port
     scheduling = spec.get("scheduling", {})
     container_security = _container_security(spec.get("security", {}))
+    model_image = view.get(MODEL_IMAGE, "")
+    uri = storage_uri(document, values, model_image)
     return {
         **view,
         "environment": environment,
         "namespace": namespace,
         "image": _image(spec, values),
-        "storage_uri": storage_uri(document, values),
+        "storage_uri": uri,
         "port": port,
         "traffic_ports": _traffic_ports(engine, spec, port),
         "live_path": live_path,
@@ -211,12 +216,15 @@ def cluster(
         "triton_platform": engine.platforms.get(spec["model"]["format"]),
         "max_batch_size": spec["engine"].get("maxBatchSize", 0),
         "triton_inputs": _triton_tensors(spec, "inputs"),
-        "model_ref": _model_ref(document, values),
+        "model_ref": _model_ref(document, values, uri),
         "revision_args": _revision_args(engine, spec["model"]),
         "model_file": _model_file(spec["model"]),
         # init containers that fetch the model and check its digest before the server starts
-        "init_containers": _init_containers(document, values, container_security),
-        "model_volume": engine.model_volume if fetched_by_pod(spec) else "",
+        # a model image is pulled by the kubelet, its digest the reference (KServe's modelcar)
+        "init_containers": []
+        if model_image
+        else _init_containers(document, values, container_security, uri),
+        "model_volume": engine.model_volume if fetched_by_pod(spec) and not model_image else "",
         "model_mount": engine.fetch_mount,
         "metrics_port": engine.metrics_port,
         "egress": _egress(spec, values),
@@ -476,9 +484,10 @@ def application_name(model: str, environment: str) -> str:
     return f"{model}-{environment}"
 
 
-def storage_uri(document: Document, values: dict[str, Any]) -> str:
+def storage_uri(document: Document, values: dict[str, Any], model_image: str = "") -> str:
     """Where a cluster fetches the artifact from. A Hugging Face repository at its revision is
-    hf://ORG/NAME:REVISION, as KServe's storage initializer takes it."""
+    hf://ORG/NAME:REVISION, as KServe's storage initializer takes it; a repository artifact in
+    an oci:// store is its model image by digest (`model_image`, render/modelcar.py)."""
     model = document.data["spec"]["model"]
     artifact = model.get("artifact", "")
     if artifact.startswith(HF) and model.get("revision"):
@@ -486,6 +495,9 @@ def storage_uri(document: Document, values: dict[str, Any]) -> str:
     if not artifact or "://" in artifact:
         return artifact
     name = document.data["metadata"]["name"]
+    oci = modelcar.oci_store(values)
+    if oci is not None and model_image:
+        return oci.reference(name, model_image)
     store = values["artifactStore"].rstrip("/")
     return f"{store}/{name}/{model['version']}/{Path(artifact).name}{_folder_end(model)}"
 
@@ -517,7 +529,7 @@ def _model_file(model: dict[str, Any]) -> str:
     return Path(model.get("artifact", "model")).name or "model"
 
 
-def _model_ref(document: Document, values: dict[str, Any]) -> str:
+def _model_ref(document: Document, values: dict[str, Any], uri: str) -> str:
     """What an LLM server loads: a Hugging Face id for hf:// artifacts (it downloads them at
     spec.model.revision), else where its init container fetched the artifact to."""
     spec = document.data["spec"]
@@ -526,7 +538,7 @@ def _model_ref(document: Document, values: dict[str, Any]) -> str:
         return artifact.removeprefix(HF)
     if fetched_by_pod(spec):
         return _fetched_path(document.data["metadata"]["name"], engine_for(spec), spec["model"])
-    return storage_uri(document, values)
+    return uri
 
 
 def _revision_env(engine: Engine, model: dict[str, Any]) -> list[dict[str, Any]]:
@@ -543,7 +555,7 @@ def _revision_args(engine: Engine, model: dict[str, Any]) -> list[str]:
 
 
 def _init_containers(
-    document: Document, values: dict[str, Any], security: dict[str, Any]
+    document: Document, values: dict[str, Any], security: dict[str, Any], uri: str
 ) -> list[dict[str, Any]]:
     """The pod's init containers: the storage initializer that fetches the artifact, then
     the check of its digest (verify.py), where the spec's pod fetches it itself."""
@@ -557,7 +569,7 @@ def _init_containers(
     fetch = {
         "name": FETCH_CONTAINER,
         "image": _helper_image(values, images.storage_reference(spec, values)),
-        "args": [storage_uri(document, values), _fetch_dir(name, engine, model)],
+        "args": [uri, _fetch_dir(name, engine, model)],
         "resources": INIT_RESOURCES,
         "securityContext": security,
         "volumeMounts": [mount],
