@@ -383,6 +383,39 @@ class Repository:
         done = self._send("PUT", url, headers, data, self.timeout * UPLOAD_TIMEOUT_FACTOR)
         self._expect(done, 201, f"uploading {digest}")
 
+    def mount_blob(self, digest: str, source: str) -> bool:
+        """Ask the registry to share a blob of its repository `source` with this one (a
+        cross-repository mount); False when it will not, and the blob must be copied."""
+        query = urllib.parse.urlencode({"mount": digest, "from": source})
+        reply = self._send("POST", f"blobs/uploads/?{query}", {"Content-Length": "0"}, b"")
+        if reply.status == 201:
+            return True
+        if reply.status == 202:  # an upload was started instead: not needed
+            self._abandon(reply.headers.get("Location", ""))
+            return False
+        self._expect(reply, 201, f"mounting {digest} from {source}")
+        return False
+
+    def fetch_blob(self, digest: str, size: int) -> bytes:
+        """A blob of this repository, of the size its manifest declares, checked against its
+        digest."""
+        timeout = self.timeout * UPLOAD_TIMEOUT_FACTOR
+        reply = self._send("GET", f"blobs/{digest}", {}, timeout=timeout, limit=size)
+        self._expect(reply, 200, f"reading blob {digest} of {self.name}")
+        actual = f"sha256:{hashlib.sha256(reply.body).hexdigest()}"
+        if actual != digest:
+            raise RegistryError(
+                f"{self.where}: blob {digest} arrived as {actual}",
+                "something between here and the registry changed it; nothing was pushed",
+            )
+        return reply.body
+
+    def _abandon(self, location: str) -> None:
+        if location:
+            url = urllib.parse.urljoin(f"{base_url(self.host)}/v2/", location)
+            if _authority(url) == self.host:
+                self._send("DELETE", url, {})
+
     def put_manifest(self, reference: str, body: bytes, media_type: str) -> None:
         """PUT the manifest under `reference`; the digest the registry declares for it must
         be the digest of `body`."""
@@ -404,22 +437,19 @@ class Repository:
         headers: dict[str, str],
         data: bytes | BinaryIO | None = None,
         timeout: float | None = None,
+        limit: int = MAX_MANIFEST_BYTES,
     ) -> _Reply:
         """One request under /v2/NAME/ (or to a full upload URL); a challenge is answered
         once, and what it granted is kept for the next requests."""
         url = path if "://" in path else f"{base_url(self.host)}/v2/{self.name}/{path}"
+        timeout = timeout or self.timeout
         authorized = self._authorization_for(url)
-        reply = _request(method, url, {**headers, **authorized}, timeout or self.timeout, data=data)
+        reply = _request(method, url, {**headers, **authorized}, timeout, limit, data)
         if reply.status != 401 or _rewound(data) is False:
             return reply
         self._authorization = self._answer(reply.headers.get("WWW-Authenticate", ""))
-        return _request(
-            method,
-            url,
-            {**headers, **self._authorization_for(url)},
-            timeout or self.timeout,
-            data=data,
-        )
+        authorized = self._authorization_for(url)
+        return _request(method, url, {**headers, **authorized}, timeout, limit, data)
 
     def _authorization_for(self, url: str) -> dict[str, str]:
         if self._authorization and _authority(url) == self.host:
@@ -443,9 +473,13 @@ class Repository:
         if not realm:
             raise RegistryError(f"{self.host}'s Bearer challenge names no token realm", "")
         _require_secure(realm, "token realm")
-        query = {"scope": f"repository:{self.name}:pull,push"}
-        if "service" in parameters:
-            query = {"service": parameters["service"], **query}
+        # pull and push here, and what else the challenge names (a mount's source repository)
+        scopes = [f"repository:{self.name}:pull,push"]
+        for name, value in _CHALLENGE_PARAMETER.findall(rest):
+            if name.lower() == "scope":
+                scopes += [scope for scope in value.split() if scope not in scopes]
+        query = [("service", parameters["service"])] if "service" in parameters else []
+        query += [("scope", scope) for scope in scopes]
         url = f"{realm}{'&' if '?' in realm else '?'}{urllib.parse.urlencode(query)}"
         headers = {"Accept": "application/json"}
         if self.credentials is not None:

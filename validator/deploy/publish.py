@@ -72,7 +72,7 @@ def run(
             name = document.data["metadata"]["name"]
             repository = Repository(store.host, store.repository(name), credentials, timeout)
             try:
-                done = _publish(document, root, store, repository, Path(work))
+                done = _publish(document, root, values, store, repository, Path(work))
             except RegistryError as exc:
                 result.diagnostics.append(_finding(document, NOT_PUBLISHED, str(exc), exc.hint))
                 if exc.unreachable:  # the next would wait as long for the same answer
@@ -92,13 +92,19 @@ def run(
 
 
 def _publish(
-    document: Document, root: Path, store: modelcar.Store, repository: Repository, work: Path
+    document: Document,
+    root: Path,
+    values: dict[str, Any],
+    store: modelcar.Store,
+    repository: Repository,
+    work: Path,
 ) -> Published | Diagnostic:
     started = time.monotonic()
     model = document.data["spec"]["model"]
     name = document.data["metadata"]["name"]
     path = modelcar.artifact_path(root, model["artifact"])
-    image = modelcar.build(path, model["artifact"], work)
+    base = modelcar.base_of(values)
+    image = modelcar.build(path, model["artifact"], base, work)
     try:
         reference = store.reference(name, image.digest)
         tag = modelcar.tag_of(model["version"])
@@ -119,12 +125,31 @@ def _publish(
             repository.put_manifest(tag, image.manifest, modelcar.MANIFEST_TYPE)
             state = TAGGED
         else:
+            _push_base(repository, base)
             _push_blobs(repository, image)
             repository.put_manifest(tag, image.manifest, modelcar.MANIFEST_TYPE)
             state = PUSHED
     finally:
         image.layer_path.unlink(missing_ok=True)
     return Published(name, reference, tag, state, time.monotonic() - started)
+
+
+def _push_base(repository: Repository, base: modelcar.Base) -> None:
+    """The base image's layers, each unless the repository holds it: mounted from the
+    mirror's repository when both are on one registry, else copied from it (checked against
+    its digest on the way)."""
+    source: Repository | None = None
+    for layer in base.layers:
+        if repository.has_blob(layer.digest):
+            continue
+        same_registry = base.host == repository.host
+        if same_registry and repository.mount_blob(layer.digest, base.repository):
+            continue
+        if source is None:  # the store's credentials only go to the store's own registry
+            credentials = repository.credentials if same_registry else None
+            source = Repository(base.host, base.repository, credentials, repository.timeout)
+        data = source.fetch_blob(layer.digest, layer.size)
+        repository.push_blob(layer.digest, len(data), data)
 
 
 def _push_blobs(repository: Repository, image: modelcar.ModelImage) -> None:

@@ -144,7 +144,7 @@ def values_document(root: Path) -> Document | None:
     document, problems = load.load_file(path, shown)
     if document is None or problems:
         raise Refused(f"{shown} is not plain data", problems)
-    problems = images.check_values(document)
+    problems = images.check_values(document) + modelcar.check_values(document)
     if problems:
         raise Refused(f"{shown} names images that cannot be used as written", problems)
     return document
@@ -487,7 +487,8 @@ def _model_image(
         )
     try:
         path = modelcar.artifact_path(renderer.root, artifact)
-        shared[view.MODEL_IMAGE] = modelcar.image_digest(path, artifact)
+        base = modelcar.base_of(renderer.values)
+        shared[view.MODEL_IMAGE] = modelcar.image_digest(path, artifact, base)
     except artifacts.Unhashable as exc:  # validation refuses it first; a race is said so
         return document.finding(
             ["spec", "model", "artifact"], artifacts.ARTIFACT_UNHASHABLE, str(exc), exc.hint

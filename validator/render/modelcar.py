@@ -1,9 +1,14 @@
 """A repository artifact as a model image: the OCI image KServe serves from an oci://
-storageUri (a "modelcar"), whose one layer holds the model files under /models/.
+storageUri (a "modelcar"), whose last layer holds the model files under /models/.
 
-Built from the files alone, so that `render` (offline) and `publish` (which pushes the bytes)
-name the same digest: an uncompressed tar in a fixed order, with fixed times, owners and
-modes, and a config and manifest serialized one way. Same files, same digest, on any machine.
+KServe runs `sh -c "ln -sf /proc/$$/root/models /mnt/models && sleep infinity"` in the model
+image, so the model's layer goes on a small base image with a shell (templates/values.yaml
+`modelImageBase`: its layers by digest, under imageMirror).
+
+Built from the files and the base's digests alone, so that `render` (offline) and `publish`
+(which pushes the bytes) name the same digest: an uncompressed tar in a fixed order, with
+fixed times, owners and modes, and a config and manifest serialized one way. Same files,
+same digest, on any machine.
 """
 
 from __future__ import annotations
@@ -20,13 +25,27 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..check import artifacts
+from ..check.load import Document
+from ..diagnostics import Diagnostic
 from ..paths import LinkOut, leads_out
+from . import images
 
 OCI_PREFIX = "oci://"
 UNSERVED = "MG250"  # the spec's engine cannot pull a model image
+INVALID_STORE = "MG254"  # an oci:// artifactStore or modelImageBase that cannot be used
+STORE_KEY, BASE_KEY = "artifactStore", "modelImageBase"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"  # uncompressed: gzip adds nothing
+# a base layer's media type as an OCI manifest names it (Docker's are the same bytes)
+BASE_LAYER_TYPES = {
+    LAYER_TYPE: LAYER_TYPE,
+    f"{LAYER_TYPE}+gzip": f"{LAYER_TYPE}+gzip",
+    f"{LAYER_TYPE}+zstd": f"{LAYER_TYPE}+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": f"{LAYER_TYPE}+gzip",
+}
+# the base's shell is found on this PATH: an image config without Env leaves it to the runtime
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MODELS_DIR = "models"  # KServe links /mnt/models to the image's /models
 FILE_MODE, DIR_MODE = 0o644, 0o755
 CHUNK = 1024 * 1024
@@ -50,12 +69,130 @@ class Store:
 
 
 def oci_store(values: dict[str, Any]) -> Store | None:
-    """The artifact store of templates/values.yaml when it is an OCI registry repository."""
-    store = str(values.get("artifactStore") or "")
-    if not store.startswith(OCI_PREFIX):
+    """The artifact store of templates/values.yaml when it is an OCI registry repository
+    (check_values refused one that is not HOST[:PORT]/PATH)."""
+    store = values.get(STORE_KEY)
+    if not isinstance(store, str) or not store.startswith(OCI_PREFIX):
         return None
-    host, _, path = store.removeprefix(OCI_PREFIX).strip("/").partition("/")
-    return Store(host, path.strip("/"))
+    found = images.MIRROR.fullmatch(store.removeprefix(OCI_PREFIX))
+    return Store(found["host"], found["path"] or "") if found else None
+
+
+@dataclass(frozen=True)
+class Layer:
+    media_type: str
+    digest: str
+    size: int
+    diff_id: str  # the digest of its uncompressed tar, as the image config lists it
+
+    def descriptor(self) -> dict[str, Any]:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+
+
+@dataclass(frozen=True)
+class Base:
+    """values.modelImageBase: the image the model's layer goes on, under imageMirror."""
+
+    host: str
+    repository: str  # on the mirror's registry
+    os: str
+    architecture: str
+    layers: tuple[Layer, ...]
+
+
+def base_of(values: dict[str, Any]) -> Base:
+    """The base image values.yaml names (check_values refused one that cannot be used)."""
+    base = values[BASE_KEY]
+    mirror = images.Mirror.of(values)
+    assert mirror is not None  # check_values: an oci:// store needs imageMirror
+    repository = f"{mirror.path}/{base['repository']}" if mirror.path else base["repository"]
+    layers = tuple(
+        Layer(BASE_LAYER_TYPES[layer["mediaType"]], layer["digest"], layer["size"], layer["diffId"])
+        for layer in base["layers"]
+    )
+    platform = base["platform"]
+    return Base(mirror.host, repository, platform["os"], platform["architecture"], layers)
+
+
+def check_values(document: Document) -> list[Diagnostic]:
+    """MG254 for an oci:// artifactStore that cannot be used: not HOST[:PORT]/PATH, or
+    without a modelImageBase (and the imageMirror it is under) that names its layers."""
+    data = document.data
+    store = data.get(STORE_KEY)
+    if not isinstance(store, str) or not store.startswith(OCI_PREFIX):
+        return []
+    if images.MIRROR.fullmatch(store.removeprefix(OCI_PREFIX)) is None:
+        return [
+            document.finding(
+                [STORE_KEY],
+                INVALID_STORE,
+                f"artifactStore {store[:200]} is not oci://HOST[:PORT]/PATH",
+                "write e.g. `artifactStore: oci://registry.example.com/models` (lowercase "
+                "repository path)",
+            )
+        ]
+    if BASE_KEY not in data:
+        return [
+            document.finding(
+                [STORE_KEY],
+                INVALID_STORE,
+                "an oci:// artifactStore needs modelImageBase: KServe runs a shell in the "
+                "model image, from the base image its layer goes on",
+                "add modelImageBase (a small image with sh, e.g. busybox) as docs/artifacts.md "
+                "shows",
+            )
+        ]
+    return _check_base(document, data[BASE_KEY])
+
+
+def _check_base(document: Document, base: Any) -> list[Diagnostic]:
+    def wrong(where: list[str | int], what: str) -> list[Diagnostic]:
+        return [
+            document.finding(
+                [BASE_KEY, *where],
+                INVALID_STORE,
+                f"modelImageBase: {what}",
+                "see docs/artifacts.md: repository (under imageMirror), platform {os, "
+                "architecture} and layers [{mediaType, digest, size, diffId}] of one image",
+            )
+        ]
+
+    if images.Mirror.of(document.data) is None:
+        return wrong([], "needs imageMirror, the registry its repository is on")
+    if not isinstance(base, dict):
+        return wrong([], "is not a mapping")
+    repository = base.get("repository")
+    if not isinstance(repository, str) or images.MIRROR.fullmatch(f"h/{repository}") is None:
+        return wrong(["repository"] if "repository" in base else [], "repository is not a name")
+    platform = base.get("platform")
+    if not isinstance(platform, dict) or not all(
+        isinstance(platform.get(key), str) and platform[key] for key in ("os", "architecture")
+    ):
+        return wrong(
+            ["platform"] if "platform" in base else [], "platform needs os and architecture"
+        )
+    layers = base.get("layers")
+    if not isinstance(layers, list) or not layers:
+        return wrong(["layers"] if "layers" in base else [], "layers is not a list of layers")
+    for index, layer in enumerate(layers):
+        if not (
+            isinstance(layer, dict)
+            and layer.get("mediaType") in BASE_LAYER_TYPES
+            and all(_is_digest(layer.get(key)) for key in ("digest", "diffId"))
+            and isinstance(layer.get("size"), int)
+            and not isinstance(layer.get("size"), bool)
+            and layer["size"] > 0
+        ):
+            return wrong(
+                ["layers", index],
+                "a layer needs mediaType (an OCI or Docker layer type), digest, size and "
+                "diffId (sha256:...)",
+            )
+    return []
+
+
+def _is_digest(value: Any) -> bool:
+    return isinstance(value, str) and images.DIGEST.fullmatch(value) is not None
 
 
 def tag_of(version: str) -> str:
@@ -82,26 +219,25 @@ class ModelImage:
         return _sha256(self.config)
 
 
-def image_digest(artifact: Path, shown: str) -> str:
-    """The digest of the model image of `artifact`, without keeping the layer."""
+def image_digest(artifact: Path, shown: str, base: Base) -> str:
+    """The digest of the model image of `artifact` on `base`, without keeping the layer."""
     sink = _HashingSink()
     _write_layer(artifact, shown, sink)
-    config = _config(f"sha256:{sink.digest.hexdigest()}")
-    return _sha256(_manifest(config, f"sha256:{sink.digest.hexdigest()}", sink.size))
+    layer = f"sha256:{sink.digest.hexdigest()}"
+    config = _config(base, layer)
+    return _sha256(_manifest(base, config, layer, sink.size))
 
 
-def build(artifact: Path, shown: str, work: Path) -> ModelImage:
-    """The model image of `artifact`, its layer written under `work`."""
+def build(artifact: Path, shown: str, base: Base, work: Path) -> ModelImage:
+    """The model image of `artifact` on `base`, its layer written under `work`."""
     descriptor, name = tempfile.mkstemp(prefix="layer-", suffix=".tar", dir=work)
-    layer = Path(name)
+    path = Path(name)
     with os.fdopen(descriptor, "wb") as stream:
         sink = _HashingSink(stream)
         _write_layer(artifact, shown, sink)
-    layer_digest = f"sha256:{sink.digest.hexdigest()}"
-    config = _config(layer_digest)
-    return ModelImage(
-        layer, layer_digest, sink.size, config, _manifest(config, layer_digest, sink.size)
-    )
+    layer = f"sha256:{sink.digest.hexdigest()}"
+    config = _config(base, layer)
+    return ModelImage(path, layer, sink.size, config, _manifest(base, config, layer, sink.size))
 
 
 def _write_layer(artifact: Path, shown: str, sink: _HashingSink) -> None:
@@ -163,23 +299,30 @@ def _open(path: Path, shown: str) -> IO[bytes]:
     return stream
 
 
-def _config(layer_digest: str) -> bytes:
-    """The image config: no command (KServe runs its own in the image) and one layer."""
+def _config(base: Base, layer_digest: str) -> bytes:
+    """The image config: the base's platform and layers, then the model's; no command
+    (KServe names its own) and no time of creation (it would change the digest)."""
     config = {
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"Labels": {"org.opencontainers.image.title": "model"}},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "architecture": base.architecture,
+        "os": base.os,
+        "config": {"Env": [PATH_ENV]},
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": [*(layer.diff_id for layer in base.layers), layer_digest],
+        },
     }
     return _canonical(config)
 
 
-def _manifest(config: bytes, layer_digest: str, layer_size: int) -> bytes:
+def _manifest(base: Base, config: bytes, layer_digest: str, layer_size: int) -> bytes:
     manifest = {
         "schemaVersion": 2,
         "mediaType": MANIFEST_TYPE,
         "config": {"mediaType": CONFIG_TYPE, "digest": _sha256(config), "size": len(config)},
-        "layers": [{"mediaType": LAYER_TYPE, "digest": layer_digest, "size": layer_size}],
+        "layers": [
+            *(layer.descriptor() for layer in base.layers),
+            {"mediaType": LAYER_TYPE, "digest": layer_digest, "size": layer_size},
+        ],
     }
     return _canonical(manifest)
 
