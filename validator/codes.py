@@ -112,6 +112,10 @@ _CODES: dict[str, tuple[str, str]] = {
         "artifact store modelgate cannot publish to",
         "upload the artifact yourself, or make artifactStore an oci:// registry",
     ),
+    "MG254": (
+        "oci:// artifact store that cannot be used",
+        "write oci://HOST[:PORT]/PATH and a modelImageBase (docs/artifacts.md)",
+    ),
     "MG301": ("two specs share a name", "give every model deployment its own name"),
     "MG401": ("template failed", "fix the template"),
     "MG402": ("no runtime for this engine and format", "set spec.engine.runtime"),

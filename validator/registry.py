@@ -462,11 +462,11 @@ class Repository:
         scheme, _, rest = challenge.strip().partition(" ")
         if scheme.lower() == "basic":
             if self.credentials is None:
-                raise self._needs_credentials("asks for a user name and password")
+                raise self._needs_credentials(f"asks for a user name and password for {self.name}")
             return self.credentials.basic()
         if scheme.lower() != "bearer":
             raise self._needs_credentials(
-                f"answers {_short(scheme) or 'HTTP 401 without a challenge'}"
+                f"answers {_short(scheme) or 'HTTP 401 without a challenge'} for {self.name}"
             )
         parameters = {name.lower(): value for name, value in _CHALLENGE_PARAMETER.findall(rest)}
         realm = parameters.get("realm", "")
@@ -486,7 +486,9 @@ class Repository:
             headers["Authorization"] = self.credentials.basic()
         reply = _get(url, headers, self.timeout, MAX_TOKEN_BYTES)
         if reply.status != 200:
-            raise self._needs_credentials(f"'s token realm answered HTTP {reply.status}")
+            raise self._needs_credentials(
+                f"refused a token for {self.name} (its realm answered HTTP {reply.status})"
+            )
         try:
             answer = json.loads(reply.body)
         except ValueError:
@@ -499,9 +501,9 @@ class Repository:
         return f"Bearer {token}"
 
     def _needs_credentials(self, what: str) -> RegistryError:
-        given = "the credentials given" if self.credentials else "no credentials"
+        given = f"as {USERNAME_VARIABLE} names" if self.credentials else "without credentials"
         return RegistryError(
-            f"{self.host} {what} to push to {self.name}, with {given}",
+            f"{self.host} {what}, {given}",
             f"set {USERNAME_VARIABLE} and {PASSWORD_VARIABLE} to an account (or token) that "
             f"may push to {self.where}",
         )
