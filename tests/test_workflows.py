@@ -700,7 +700,8 @@ def test_the_parser_check_rejects_what_modelgate_would() -> None:
     assert parse_error(["validate", "--format", "yaml"]) is not None
     assert parse_error(["deploy", "--changed-since", "HEAD", "--target", "local"]) is None
     assert parse_error(["deploy", "--target", "the-cloud"]) is not None
-    assert parse_error(["publish"]) is not None
+    assert parse_error(["publish", "--changed-since", "HEAD", "--env", "staging"]) is None
+    assert parse_error(["upload"]) is not None
 
 
 # --- CODEOWNERS ---------------------------------------------------------------------------------
