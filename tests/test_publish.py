@@ -345,7 +345,7 @@ def test_an_oci_store_without_a_base_image_is_refused(scaffold: Scaffold) -> Non
     rendered = modelgate(scaffold, "render")
 
     assert rendered.code == 1
-    line, col = located(text, "artifactStore: oci://", "oci://")
+    line, col = located(text, "\nartifactStore: oci://", "oci://")
     assert (
         f"templates/values.yaml:{line}:{col}: MG254 an oci:// artifactStore needs modelImageBase"
         in rendered.err
@@ -369,3 +369,44 @@ def test_changed_since_publishes_only_what_changed(
 
     elsewhere = modelgate(scaffold, "publish", "--env", "nowhere")
     assert "nothing to publish" in elsewhere.out
+
+
+def test_the_model_layer_of_the_test_vector_is_byte_for_byte_fixed(tmp_path: Path) -> None:
+    """docs/artifacts.md's test vector as a model layer: its digest is pinned here, so a
+    change of layout (or of a Python's tar defaults) cannot change published digests unseen."""
+    folder = tmp_path / "model"
+    (folder / "empty").mkdir(parents=True)
+    (folder / "weights").mkdir()
+    (folder / ".gitattributes").write_bytes(b"*.bin binary\n")
+    (folder / "MLmodel").write_bytes(b"flavor: sklearn\n")
+    (folder / "run.sh").write_bytes(b"#!/bin/sh\n")
+    (folder / "run.sh").chmod(0o755)
+    (folder / "weights.txt").write_bytes(b"w\n")
+    (folder / "weights" / "part-0.bin").write_bytes(b"abc")
+    long_name = "d" * 120 + "/é.bin"  # past ustar's 100 bytes, and not ASCII: a pax header
+    base = modelcar.Base("registry", "base", "linux", "amd64", ())
+
+    image = modelcar.build(folder, "model", base, tmp_path)
+
+    assert image.layer_digest == VECTOR_LAYER
+    assert modelcar.image_digest(folder, "model", base) == image.digest
+    with tarfile.open(image.layer_path) as tar:
+        assert tar.getnames() == [
+            "models",
+            "models/.gitattributes",
+            "models/MLmodel",
+            "models/run.sh",
+            "models/weights.txt",
+            "models/weights",
+            "models/weights/part-0.bin",
+        ]
+        assert {member.mode for member in tar.getmembers() if member.isfile()} == {0o644}
+    (folder / long_name).parent.mkdir()
+    (folder / long_name).write_bytes(b"x")
+    longer = modelcar.build(folder, "model", base, tmp_path)
+    with tarfile.open(longer.layer_path) as tar:
+        extracted = tar.extractfile(f"models/{long_name}")
+        assert extracted is not None and extracted.read() == b"x"
+
+
+VECTOR_LAYER = "sha256:dd880540b12ce7d11580ad3fe8bc023c9cf1bb426415426cd6a4eea55416a822"

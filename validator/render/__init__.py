@@ -144,9 +144,12 @@ def values_document(root: Path) -> Document | None:
     document, problems = load.load_file(path, shown)
     if document is None or problems:
         raise Refused(f"{shown} is not plain data", problems)
-    problems = images.check_values(document) + modelcar.check_values(document)
+    problems = images.check_values(document)
     if problems:
         raise Refused(f"{shown} names images that cannot be used as written", problems)
+    problems = modelcar.check_values(document)
+    if problems:
+        raise Refused(f"{shown} names an artifact store that cannot be used", problems)
     return document
 
 

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import stat
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +47,9 @@ BASE_LAYER_TYPES = {
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MODELS_DIR = "models"  # KServe links /mnt/models to the image's /models
 FILE_MODE, DIR_MODE = 0o644, 0o755
+BLOCK = 512
+REGULAR, DIRECTORY, PAX = b"0", b"5", b"x"
+PAX_NAME = "././@PaxHeader"
 CHUNK = 1024 * 1024
 # OCI tags: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}; a version's `+` (build metadata) becomes `_`,
 # as Helm does for charts kept in OCI registries
@@ -246,16 +248,78 @@ def _write_layer(artifact: Path, shown: str, sink: _HashingSink) -> None:
     listing, each folder just before its first file; every entry owned by root, with a fixed
     mode and time 0."""
     written: set[str] = set()
-    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-        tar.addfile(_entry(MODELS_DIR, tarfile.DIRTYPE, 0, DIR_MODE))
-        for relative, path in _members(artifact, shown):
-            for folder in _new_folders(relative, written):
-                tar.addfile(_entry(f"{MODELS_DIR}/{folder}", tarfile.DIRTYPE, 0, DIR_MODE))
-            with _open(path, f"{shown}/{relative}" if artifact.is_dir() else shown) as stream:
-                size = os.fstat(stream.fileno()).st_size
-                tar.addfile(
-                    _entry(f"{MODELS_DIR}/{relative}", tarfile.REGTYPE, size, FILE_MODE), stream
-                )
+    sink.write(_header(f"{MODELS_DIR}/", DIRECTORY, 0))
+    for relative, path in _members(artifact, shown):
+        for folder in _new_folders(relative, written):
+            sink.write(_header(f"{MODELS_DIR}/{folder}/", DIRECTORY, 0))
+        where = f"{shown}/{relative}" if artifact.is_dir() else shown
+        with _open(path, where) as stream:
+            size = os.fstat(stream.fileno()).st_size
+            sink.write(_header(f"{MODELS_DIR}/{relative}", REGULAR, size))
+            _copy(stream, sink, size, where)
+    sink.write(bytes(2 * BLOCK))  # the end of the archive
+
+
+def _header(name: str, kind: bytes, size: int) -> bytes:
+    """A ustar header written here rather than by tarfile, whose fields have changed between
+    Python versions: a digest must not depend on the Python that computed it. A name too
+    long or not ASCII, or a size past ustar's 8 GiB, goes in a pax header before it."""
+    encoded = name.encode()
+    extended = {}
+    if len(encoded) > 100 or not encoded.isascii():
+        extended["path"] = encoded
+    if size >= 8**11:
+        extended["size"] = str(size).encode()
+    prefix = _pax(extended) if extended else b""
+    fields = [
+        encoded[:100].ljust(100, b"\0"),
+        b"%07o\0" % (DIR_MODE if kind == DIRECTORY else FILE_MODE),
+        b"0000000\0",  # uid
+        b"0000000\0",  # gid
+        b"%011o\0" % (size if size < 8**11 else 0),
+        b"00000000000\0",  # mtime
+        b" " * 8,  # the checksum, counted as spaces
+        kind,
+        bytes(100),  # link name
+        b"ustar\x0000",
+        bytes(32 + 32),  # owner and group names
+        b"0000000\0" * 2,  # device numbers
+        bytes(155 + 12),  # prefix, padding
+    ]
+    header = bytearray(b"".join(fields))
+    header[148:156] = b"%06o\0 " % sum(header)
+    return prefix + bytes(header)
+
+
+def _pax(records: dict[str, bytes]) -> bytes:
+    """A pax extended header: `LENGTH key=value\\n` records, LENGTH counting itself."""
+    body = b""
+    for key, value in records.items():
+        record = b" %s=%s\n" % (key.encode(), value)
+        length = len(record) + 1
+        while len(str(length).encode()) + len(record) != length:
+            length += 1
+        body += str(length).encode() + record
+    return _header_for_pax(len(body)) + body + bytes(-len(body) % BLOCK)
+
+
+def _header_for_pax(size: int) -> bytes:
+    return _header(PAX_NAME, PAX, size)
+
+
+def _copy(stream: IO[bytes], sink: _HashingSink, size: int, where: str) -> None:
+    """`size` bytes of `stream` into the archive, padded to its block size; a file that
+    changes size while it is read is refused rather than archived torn."""
+    left = size
+    while left:
+        chunk = stream.read(min(CHUNK, left))
+        if not chunk:
+            raise artifacts.Unhashable(where, "changed while it was read", "run again")
+        sink.write(chunk)
+        left -= len(chunk)
+    if stream.read(1):
+        raise artifacts.Unhashable(where, "changed while it was read", "run again")
+    sink.write(bytes(-size % BLOCK))
 
 
 def _members(artifact: Path, shown: str) -> list[tuple[str, Path]]:
@@ -277,13 +341,6 @@ def _new_folders(relative: str, written: set[str]) -> Iterator[str]:
         if folder not in written:
             written.add(folder)
             yield folder
-
-
-def _entry(name: str, kind: bytes, size: int, mode: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.size, info.mode = kind, size, mode
-    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-    return info
 
 
 def _open(path: Path, shown: str) -> IO[bytes]:
