@@ -333,6 +333,12 @@ def test_engines_that_cannot_pull_a_model_image_are_refused_at_render(
         "engine mlserver cannot serve a model image" in rendered.err
     )
 
+    published = modelgate(scaffold, "publish", str(iris))
+
+    assert published.code == 1
+    assert f"models/iris.yaml:{line}:{col}: MG250 " in published.err
+    assert "pushed" not in published.out
+
 
 def test_an_oci_store_without_a_base_image_is_refused(scaffold: Scaffold) -> None:
     scaffold.write_spec("iris-kserve", IRIS_KSERVE)

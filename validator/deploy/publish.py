@@ -69,6 +69,10 @@ def run(
     credentials = credentials_from(environ)
     with tempfile.TemporaryDirectory(prefix="modelgate-publish-") as work:
         for document in publishable(documents):
+            unserved = modelcar.unserved(document)
+            if unserved is not None:  # render refused it: nothing would pull the image
+                result.diagnostics.append(unserved)
+                continue
             name = document.data["metadata"]["name"]
             repository = Repository(store.host, store.repository(name), credentials, timeout)
             try:
@@ -104,34 +108,43 @@ def _publish(
     name = document.data["metadata"]["name"]
     path = modelcar.artifact_path(root, model["artifact"])
     base = modelcar.base_of(values)
-    image = modelcar.build(path, model["artifact"], base, work)
-    try:
-        reference = store.reference(name, image.digest)
-        tag = modelcar.tag_of(model["version"])
-        held = repository.manifest_digest(tag)
-        if held == image.digest:
-            state = PRESENT
-        elif held is not None:
-            return _finding(
-                document,
-                TAG_REPLACED,
-                f"{repository.where}:{tag} is {held}, another model image than this "
-                f"artifact's {image.digest}; it is not replaced",
-                "the artifact changed under a published version: give it a new "
-                "spec.model.version, or restore the artifact that was published",
-                field="version",
-            )
-        elif repository.manifest_digest(image.digest) is not None:
-            repository.put_manifest(tag, image.manifest, modelcar.MANIFEST_TYPE)
-            state = TAGGED
-        else:
-            _push_base(repository, base)
-            _push_blobs(repository, image)
-            repository.put_manifest(tag, image.manifest, modelcar.MANIFEST_TYPE)
-            state = PUSHED
-    finally:
-        image.layer_path.unlink(missing_ok=True)
-    return Published(name, reference, tag, state, time.monotonic() - started)
+    # the digest first, as render computes it: a version already published is not built
+    digest = modelcar.image_digest(path, model["artifact"], base)
+    tag = modelcar.tag_of(model["version"])
+    held = repository.manifest_digest(tag)
+    if held is not None and held != digest:
+        return _finding(
+            document,
+            TAG_REPLACED,
+            f"{repository.where}:{tag} is {held}, another model image than this artifact's "
+            f"{digest}; it is not replaced",
+            "the artifact changed under a published version: give it a new "
+            "spec.model.version, or restore the artifact that was published",
+            field="version",
+        )
+    if held == digest:
+        state = PRESENT
+    else:
+        image = modelcar.build(path, model["artifact"], base, work)
+        try:
+            if image.digest != digest:  # the bytes moved between the two reads
+                raise artifacts.Unhashable(model["artifact"], "changed while it was read", "")
+            state = _push(repository, image, base, tag)
+        finally:
+            image.layer_path.unlink(missing_ok=True)
+    return Published(name, store.reference(name, digest), tag, state, time.monotonic() - started)
+
+
+def _push(repository: Repository, image: modelcar.ModelImage, base: modelcar.Base, tag: str) -> str:
+    """Push the model image under `tag`; what was done (PUSHED or TAGGED)."""
+    if repository.manifest_digest(image.digest) is not None:
+        state = TAGGED
+    else:
+        _push_base(repository, base)
+        _push_blobs(repository, image)
+        state = PUSHED
+    repository.put_manifest(tag, image.manifest, modelcar.MANIFEST_TYPE)
+    return state
 
 
 def _push_base(repository: Repository, base: modelcar.Base) -> None:

@@ -42,7 +42,6 @@ from ..engines import (
     COMPOSE_TEMPLATE,
     ENGINES,
     RBAC_TEMPLATES,
-    TO_VERIFY,
     engine_for,
 )
 from ..parallel import fork_map
@@ -478,16 +477,9 @@ def _model_image(
     artifact = spec["model"].get("artifact", "")
     if not artifact or "://" in artifact:
         return None
-    engine = engine_for(spec)
-    if engine.fetch != TO_VERIFY:  # KServe InferenceServices alone run modelcars
-        return document.finding(
-            ["spec", "model", "artifact"],
-            modelcar.UNSERVED,
-            f"the artifact store is an OCI registry, and engine {spec['engine']['name']} cannot "
-            "serve a model image: only a KServe InferenceService pulls one (oci:// storageUri)",
-            "serve the model with engine kserve, or name it by its store URI in "
-            "spec.model.artifact (s3://, gs://) and upload it there",
-        )
+    unserved = modelcar.unserved(document)
+    if unserved is not None:
+        return unserved
     try:
         path = modelcar.artifact_path(renderer.root, artifact)
         base = modelcar.base_of(renderer.values)

@@ -26,6 +26,7 @@ from typing import IO, Any
 from ..check import artifacts
 from ..check.load import Document
 from ..diagnostics import Diagnostic
+from ..engines import TO_VERIFY, engine_for
 from ..paths import LinkOut, leads_out
 from . import images
 
@@ -195,6 +196,22 @@ def _check_base(document: Document, base: Any) -> list[Diagnostic]:
 
 def _is_digest(value: Any) -> bool:
     return isinstance(value, str) and images.DIGEST.fullmatch(value) is not None
+
+
+def unserved(document: Document) -> Diagnostic | None:
+    """MG250 for a spec whose pods cannot pull a model image: only a KServe InferenceService
+    does (modelcar); every other engine's storage initializer reads object stores alone."""
+    spec = document.data["spec"]
+    if engine_for(spec).fetch == TO_VERIFY:
+        return None
+    return document.finding(
+        ["spec", "model", "artifact"],
+        UNSERVED,
+        f"the artifact store is an OCI registry, and engine {spec['engine']['name']} cannot "
+        "serve a model image: only a KServe InferenceService pulls one (oci:// storageUri)",
+        "serve the model with engine kserve, or name it by its store URI in "
+        "spec.model.artifact (s3://, gs://) and upload it there",
+    )
 
 
 def tag_of(version: str) -> str:
