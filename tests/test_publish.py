@@ -263,6 +263,8 @@ def test_publish_answers_the_token_challenge_and_prints_no_password(
         assert "iris-kserve: pushed" in published.out
         scopes = [scope for request in guarded.tokens.requests for scope in request["scope"]]
         assert "repository:models/iris-kserve:pull,push" in scopes, scopes
+        # the base's layer mounted from the mirror's repository on the same registry
+        assert f"repository:mirror/{BASE_REPOSITORY}:pull" in scopes, scopes
         assert manifest_of(guarded, "1.0.0")[0] in rendered_reference_after_render(scaffold)
 
         guarded.tokens.grant = False  # the token service now grants nothing

@@ -338,15 +338,22 @@ def credentials_from(environ: Mapping[str, str]) -> Credentials | None:
 
 
 class Repository:
-    """One repository of a registry, with pull and push access: the questions and uploads
-    that publish a model image. The authorization a challenge asked for is kept for the
-    session; credentials go only to the registry and its https (or loopback) token realm."""
+    """One repository of a registry: the questions and uploads that publish a model image
+    (`access` pull,push), or the reads that copy a base image's layers (pull). The
+    authorization a challenge asked for is kept for the session; credentials go only to the
+    registry and its https (or loopback) token realm."""
 
     def __init__(
-        self, host: str, name: str, credentials: Credentials | None, timeout: float = 30.0
+        self,
+        host: str,
+        name: str,
+        credentials: Credentials | None,
+        timeout: float = 30.0,
+        access: str = "pull,push",
     ) -> None:
         self.host, self.name, self.timeout = host, name, timeout
         self.credentials = credentials
+        self.access = access
         self._authorization = ""
 
     @property
@@ -473,8 +480,8 @@ class Repository:
         if not realm:
             raise RegistryError(f"{self.host}'s Bearer challenge names no token realm", "")
         _require_secure(realm, "token realm")
-        # pull and push here, and what else the challenge names (a mount's source repository)
-        scopes = [f"repository:{self.name}:pull,push"]
+        # this repository's access, and what else the challenge names (a mount's source)
+        scopes = [f"repository:{self.name}:{self.access}"]
         for name, value in _CHALLENGE_PARAMETER.findall(rest):
             if name.lower() == "scope":
                 scopes += [scope for scope in value.split() if scope not in scopes]

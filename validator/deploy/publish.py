@@ -160,7 +160,9 @@ def _push_base(repository: Repository, base: modelcar.Base) -> None:
             continue
         if source is None:  # the store's credentials only go to the store's own registry
             credentials = repository.credentials if same_registry else None
-            source = Repository(base.host, base.repository, credentials, repository.timeout)
+            source = Repository(
+                base.host, base.repository, credentials, repository.timeout, access="pull"
+            )
         data = source.fetch_blob(layer.digest, layer.size)
         repository.push_blob(layer.digest, len(data), data)
 
@@ -182,8 +184,9 @@ def _cannot_publish(document: Document, values: dict[str, Any]) -> Diagnostic:
         CANNOT_PUBLISH,
         f"{model['artifact']} is not uploaded to {uri}: modelgate publishes to oci:// "
         "artifact stores only",
-        f"upload it there before the rollout (e.g. `aws s3 cp` or `gcloud storage cp "
-        f"{model['artifact']} {uri}`), or make artifactStore an oci:// registry",
+        "copy it there before the rollout with the store's own tool (`aws s3 cp`, "
+        "`gcloud storage cp`; `--recursive` for a folder), or make artifactStore an oci:// "
+        "registry",
         severity=Severity.WARNING,
     )
 
