@@ -365,6 +365,7 @@ def test_changed_since_publishes_only_what_changed(
     scaffold: Scaffold, registry: registry_env.Registry
 ) -> None:
     oci_repository(scaffold, registry)
+    scaffold.write_spec("iris-other", IRIS_KSERVE.replace("name: iris-kserve", "name: iris-other"))
     git = ("git", "-C", str(scaffold.root), "-c", "user.name=t", "-c", "user.email=t@example.com")
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
@@ -374,7 +375,15 @@ def test_changed_since_publishes_only_what_changed(
 
     assert unchanged.code == 0, unchanged.err
     assert "nothing to publish" in unchanged.out
+    spec = scaffold.root / "models" / "iris-kserve.yaml"
+    spec.write_text(IRIS_KSERVE.replace('version: "1.0.0"', 'version: "3.0.0"'), encoding="utf-8")
 
+    changed = modelgate(scaffold, "publish", "--changed-since", "main")
+
+    assert changed.code == 0, changed.err
+    assert "iris-kserve: " in changed.out and "(tag 3.0.0" in changed.out
+    assert "iris-other" not in changed.out
+    assert "1 artifact(s) in the store" in changed.out
     elsewhere = modelgate(scaffold, "publish", "--env", "nowhere")
     assert "nothing to publish" in elsewhere.out
 
