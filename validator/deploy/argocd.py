@@ -170,13 +170,15 @@ def wait(
 
 
 def _done(state: State, revision: str, same_manifests: Callable[[str], bool]) -> bool:
-    at_revision = state.sync_revision == revision or (
-        bool(state.sync_revision) and same_manifests(state.sync_revision)
-    )
+    def ours(other: str) -> bool:
+        return other == revision or (bool(other) and same_manifests(other))
+
     return (
-        settled(state, revision)
+        not state.operation_pending
+        and state.phase == "Succeeded"
+        and ours(state.synced_revision)
         and state.sync_status == "Synced"
-        and at_revision
+        and ours(state.sync_revision)
         and state.health == "Healthy"
     )
 
@@ -200,7 +202,7 @@ def _final_problem(
             f"Argo CD synced {state.synced_revision[:12]}, not {revision[:12]}: a later commit "
             "changed this model and was synced over it; that commit's own rollout verifies it"
         )
-    if settled(state, revision) and state.health == "Degraded":
+    if state.phase == "Succeeded" and state.health == "Degraded":
         return f"the Application is Degraded: {state.health_message or 'see its resources'}"
     return ""
 
