@@ -75,9 +75,26 @@ def wrong_types() -> Iterator[tuple[str, bytes, list[str]]]:
             if SPEC_SCHEMA.is_valid(here):
                 continue  # the schema allows this type here (a quantity may be a number)
             name = "type-" + ".".join(map(str, path)) + f"-{kind}"
-            yield name, dump(here).encode(), ["MG201"]
+            yield name, dump(here).encode(), [_wrong_type_rule(here, path)]
             if len(path) > 3:
                 break  # deep leaves: one wrong type each keeps the corpus small
+
+
+def _wrong_type_rule(data: dict, path: tuple) -> str:
+    """MG255 where an unquoted number or null stands where the schema wants text (YAML read
+    it as such: quote it), MG201 for every other wrong type."""
+    for failure in SPEC_SCHEMA.iter_errors(data):
+        if tuple(failure.absolute_path) != path or isinstance(failure.instance, str | list | dict):
+            continue
+        expected = failure.validator_value
+        if failure.validator == "type" and "string" in (
+            expected if isinstance(expected, list) else [expected]
+        ):
+            return "MG255"
+        choices = expected if failure.validator == "enum" else [expected]
+        if failure.validator in ("enum", "const") and all(isinstance(c, str) for c in choices):
+            return "MG255"
+    return "MG201"
 
 
 def eval_path(node: Any, path: tuple) -> Any:
@@ -245,6 +262,22 @@ def provenance_cases() -> Iterator[tuple[str, bytes, list[str]]]:
     data = copy.deepcopy(IRIS)
     data["spec"]["model"]["revision"] = "0" * 40
     yield "revision-of-a-repository-artifact", dump(data).encode(), ["MG240"]
+    yield from yaml_1_1_cases()
+
+
+def yaml_1_1_cases() -> Iterator[tuple[str, bytes, list[str]]]:
+    """Unquoted text that YAML 1.1 reads as a number, a boolean or null: "quote it"."""
+    for label, old, new in (
+        ("version-1.10", 'version: "1.0.0"', "version: 1.10"),
+        ("version-2.0", 'version: "1.0.0"', "version: 2.0"),
+        ("label-off", "domain: botany", "domain: off"),
+        ("label-yes", "domain: botany", "domain: yes"),
+        ("label-null", "domain: botany", "domain: ~"),
+        ("engine-version-1.10", "version: 1.7.1", "version: 1.10"),
+        ("classification-no", "dataClassification: public", "dataClassification: no"),
+        ("license-2.0", "license: BSD-3-Clause", "license: 2.0"),
+    ):
+        yield f"yaml-1.1-{label}", IRIS_TEXT.replace(old, new, 1).encode(), ["MG255"]
 
 
 def secret_cases() -> Iterator[tuple[str, bytes, list[str]]]:

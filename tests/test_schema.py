@@ -62,6 +62,31 @@ def test_a_wrong_enum_lists_the_choices() -> None:
     assert "spec.engine.protocol" in message and hint == "one of: v2, v1, openai"
 
 
+def test_an_unquoted_version_yaml_reads_as_a_number_says_quote_it() -> None:
+    text = IRIS_SPEC.replace('version: "1.0.0"', "version: 1.10")
+    [(rule, line, col, message, hint)] = findings(text)
+    assert (rule, line, col) == (schema.UNQUOTED_TEXT, line_of(text, "version: 1.10"), 14)
+    assert message == (
+        "spec.model.version: YAML reads the unquoted 1.10 as the number 1.1, where text is "
+        "expected: quote it"
+    )
+    assert hint == 'write version: "1.10"'
+
+
+def test_an_unquoted_off_yaml_reads_as_false_says_quote_it() -> None:
+    text = IRIS_SPEC.replace("domain: botany", "domain: off")
+    [(rule, line, col, message, hint)] = findings(text)
+    assert (rule, line, col) == (schema.UNQUOTED_TEXT, line_of(text, "domain: off"), 13)
+    assert "unquoted off as the boolean false" in message and hint == 'write domain: "off"'
+
+
+def test_a_number_behind_a_tag_or_in_a_number_field_is_no_quoting_slip() -> None:
+    tagged = IRIS_SPEC.replace('version: "1.0.0"', "version: !!float 1.10")
+    assert [f[0] for f in findings(tagged)] == [schema.SCHEMA_VIOLATION]
+    text = IRIS_SPEC.replace("minReplicas: 2", "minReplicas: off")
+    assert [f[0] for f in findings(text)] == [schema.SCHEMA_VIOLATION]
+
+
 def test_an_unknown_field_points_at_its_key_and_suggests_the_right_one() -> None:
     text = IRIS_SPEC.replace("    format: sklearn", "    fromat: sklearn")
     found = findings(text)

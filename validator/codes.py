@@ -39,6 +39,10 @@ _CODES: dict[str, tuple[str, str]] = {
     ),
     "MG201": ("schema violation", "see the field's description in docs/spec.md"),
     "MG202": ("unknown field", "remove the field or fix its spelling"),
+    "MG255": (
+        "unquoted value YAML reads as a number, boolean or null where text is expected",
+        "quote the value as it is written",
+    ),
     "MG210": (
         "endpoint setting the platform does not provide",
         "declare it in templates/values.yaml (exposure), or change the setting",

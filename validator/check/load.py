@@ -119,6 +119,23 @@ class Document:
             return _position(node)
         return _position(key_node) if key_node is not None else _position(node)
 
+    def plain_text(self, path: JsonPath) -> str | None:
+        """The text as written of the value at `path` when it is a plain (unquoted) scalar,
+        which YAML may have read as a number, a boolean or null; None otherwise."""
+        node = self.root
+        for part in path:
+            child = _child(node, part)
+            if child is None:
+                return None
+            node = child[1]
+        # a quoted scalar is always text: only a plain one resolves to another type
+        if isinstance(node, yaml.ScalarNode) and node.tag != _STR:
+            mark = node.start_mark
+            line = self.text.splitlines()[mark.line] if self.text.count("\n") >= mark.line else ""
+            if line.startswith(node.value, mark.column):  # as written, not behind a tag
+                return str(node.value)
+        return None
+
 
 class _Refusal(Exception):
     """Raised inside the tree walk; becomes exactly one Diagnostic."""

@@ -17,6 +17,7 @@ SCHEMA_DIR = Path(__file__).parent.parent / "schemas"
 SPEC_SCHEMA = "modeldeployment.v1alpha1"
 SCHEMA_VIOLATION = "MG201"
 UNKNOWN_FIELD = "MG202"
+UNQUOTED_TEXT = "MG255"
 
 
 @cache
@@ -78,10 +79,51 @@ def _diagnose(document: Document, failure: Any) -> Iterator[Diagnostic]:
         yield from _unknown_fields(document, path, failure)
         return
     line, col = document.locate(path)
+    unquoted = _unquoted_text(document, path, failure)
+    if unquoted:
+        yield error(document.path, line, col, UNQUOTED_TEXT, *unquoted)
+        return
     message = failure.schema.get("x-messages", {}).get(failure.validator) or failure.message
     yield error(
         document.path, line, col, SCHEMA_VIOLATION, f"{dotted(path)}: {message}", _hint(failure)
     )
+
+
+def _unquoted_text(document: Document, path: list[Any], failure: Any) -> tuple[str, str] | None:
+    """YAML 1.1 reads unquoted `1.10` as the number 1.1 and `off` as false: where text was
+    expected, the message and hint of a value that is text only once quoted."""
+    value = failure.instance
+    if isinstance(value, str | dict | list) or not _wants_text(failure):
+        return None
+    written = document.plain_text(path)
+    if written is None:
+        return None
+    field = path[-1] if path and isinstance(path[-1], str) else None
+    quoted = json.dumps(written)
+    return (
+        f"{dotted(path)}: YAML reads the unquoted {written} as {_read_as(value)}, "
+        "where text is expected: quote it",
+        f"write {field}: {quoted}" if field else f"write {quoted}",
+    )
+
+
+def _wants_text(failure: Any) -> bool:
+    if failure.validator == "type":
+        expected = failure.validator_value
+        return "string" in (expected if isinstance(expected, list) else [expected])
+    if failure.validator in ("enum", "const"):
+        allowed = failure.validator_value
+        allowed = allowed if failure.validator == "enum" else [allowed]
+        return bool(allowed) and all(isinstance(choice, str) for choice in allowed)
+    return False
+
+
+def _read_as(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {json.dumps(value)}"
+    return f"the number {json.dumps(value)}"
 
 
 def _unknown_fields(document: Document, path: list[Any], failure: Any) -> Iterator[Diagnostic]:
