@@ -2,8 +2,8 @@
 exit 1, instead of rendering into something that silently does nothing; what it can honour
 passes. The example specs are the bases: iris (mlserver, a Seldon Model), chat-assistant
 (vllm, a Deployment with an HPA), churn-kserve (kserve in RawDeployment mode, a model image),
-fraud-onnx (triton, a Deployment), and kserve-artifact (churn-kserve loading an artifact on a
-runtime)."""
+fraud-onnx (triton, a Deployment), tiny-llama (llamacpp, a CPU build), and kserve-artifact
+(churn-kserve loading an artifact on a runtime)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from validator.check import capabilities
+from validator.engines import ARTIFACT, ENGINES, EVERY_ACCELERATOR, IMAGE, engine_for
+
 from .conftest import PROJECT, Scaffold, located, run_cli
 
 BASES = {
     name: (PROJECT / "models" / f"{name}.yaml").read_text(encoding="utf-8")
-    for name in ("iris", "chat-assistant", "churn-kserve", "fraud-onnx")
+    for name in ("iris", "chat-assistant", "churn-kserve", "fraud-onnx", "tiny-llama")
 }
 DIGEST = "@sha256:" + "d" * 64
 CHURN_IMAGE = (
@@ -347,6 +350,27 @@ REFUSED = {
         "accelerator: intel",
         "intel",
     ),
+    "a GPU for llama.cpp's CPU build": (
+        "tiny-llama",
+        {"memory: 512Mi}\n": "memory: 512Mi}\n    gpu: 1\n"},
+        "MG229",
+        "    gpu: 1",
+        "1",
+    ),
+    "AMD GPUs for llama.cpp's CPU build": (
+        "tiny-llama",
+        {"memory: 512Mi}\n": "memory: 512Mi}\n    gpu: 1\n    accelerator: amd\n"},
+        "MG229",
+        "accelerator: amd",
+        "amd",
+    ),
+    "no GPU for vLLM's CUDA build": (
+        "chat-assistant",
+        {"    gpu: 1\n": "    gpu: 0\n"},
+        "MG256",
+        "    gpu: 0",
+        "0",
+    ),
     "host network": (
         "chat-assistant",
         spec_line("security: {hostNetwork: true}"),
@@ -571,6 +595,55 @@ def test_a_setting_the_engine_cannot_honour_is_refused_where_it_is_written(
     assert result.code == 1, result.out + result.err
     assert f"models/{path.name}:{line}:{col}: {code} " in result.out, result.out
     assert "Traceback" not in result.out + result.err
+
+
+def test_the_gpu_refusals_name_the_vendors(scaffold: Scaffold) -> None:
+    amd = {"memory: 512Mi}\n": "memory: 512Mi}\n    gpu: 1\n    accelerator: amd\n"}
+    path, _ = write(scaffold, "tiny-llama", amd)
+    result = run_cli("--root", str(scaffold.root), "validate", str(path))
+    assert "llamacpp's image is a CPU-only build: it would never use the amd GPU" in result.out
+    assert "  " not in result.out.split(" MG229 ")[1].splitlines()[0], result.out
+    path, _ = write(
+        scaffold, "chat-assistant", {"    gpu: 1\n": "    gpu: 1\n    accelerator: intel\n"}
+    )
+    result = run_cli("--root", str(scaffold.root), "validate", str(path))
+    assert "vllm's image is built for nvidia GPUs, not intel" in result.out, result.out
+    assert "or use nvidia GPUs (spec.resources.accelerator)" in result.out, result.out
+
+
+def test_a_gpu_on_a_cpu_build_is_not_rendered(scaffold: Scaffold) -> None:
+    path, _ = write(scaffold, "tiny-llama", {"memory: 512Mi}\n": "memory: 512Mi}\n    gpu: 1\n"})
+    result = run_cli("--root", str(scaffold.root), "render", str(path))
+    assert result.code == 1 and " MG229 " in result.out + result.err, result.out + result.err
+    assert not list((scaffold.root / "rendered").rglob("tiny-llama/deployment.yaml"))
+
+
+@pytest.mark.parametrize("name", sorted(ENGINES))
+def test_every_engine_record_holds_specs_to_the_gpus_its_image_can_use(name: str) -> None:
+    """Each vendor with one GPU, and no GPU at all, on the engine's own image: refused exactly
+    where the record says the image cannot use it; a spec's own image may use any."""
+    record = ENGINES[name]
+    model = (
+        {"image": "registry.example.com/m@sha256:" + "a" * 64}
+        if IMAGE in record.packaging and ARTIFACT not in record.packaging
+        else {"artifact": "s3://b/m"}
+    )
+    for vendor in EVERY_ACCELERATOR:
+        spec = {
+            "engine": {"name": name},
+            "model": model,
+            "resources": {"gpu": 1, "accelerator": vendor},
+        }
+        found = [r.rule for r in capabilities.accelerator(spec, engine_for(spec))]
+        refused = record.pod and "image" not in model and vendor not in record.gpus.vendors
+        assert found == (["MG229"] if refused else []), (name, vendor)
+        spec["engine"]["image"] = "registry.example.com/e@sha256:" + "b" * 64
+        assert list(capabilities.accelerator(spec, engine_for(spec))) == [], (name, vendor)
+    for resources in ({}, {"gpu": 0}):
+        spec = {"engine": {"name": name}, "model": model, "resources": resources}
+        found = [r.rule for r in capabilities.accelerator(spec, engine_for(spec))]
+        refused = record.pod and "image" not in model and record.gpus.required
+        assert found == (["MG256"] if refused else []), (name, resources)
 
 
 ACCEPTED = {

@@ -67,8 +67,13 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG227": ("pod setting on an engine without a pod", "set it on the cluster's server instead"),
     "MG228": ("host access is never rendered", "remove the host network, ports or paths"),
     "MG229": (
-        "GPU vendor the engine's image is not built for",
-        "name an image built for the vendor (spec.engine.image), or another vendor",
+        "GPU the engine's image cannot use",
+        "name an image built for the vendor (spec.engine.image), or a vendor the image is "
+        "built for, or no GPU",
+    ),
+    "MG256": (
+        "engine's image needs a GPU the spec does not ask for",
+        "set spec.resources.gpu, or name a CPU build of the engine (spec.engine.image)",
     ),
     "MG230": ("pod settings contradict each other", "keep the settings that agree"),
     "MG231": ("label or annotation modelgate writes itself", "remove it from metadata"),

@@ -17,6 +17,7 @@ from ..engines import (
     ARTIFACT,
     COMPONENTS,
     ENGINES,
+    EVERY_ACCELERATOR,
     IMAGE,
     Engine,
     Mode,
@@ -37,6 +38,7 @@ ENGINE_SETTING = "MG226"
 POD_SETTING = "MG227"
 HOST_ACCESS = "MG228"
 ACCELERATOR = "MG229"
+GPU_REQUIRED = "MG256"
 AUTOSCALER = "MG234"
 RUNTIME_FIT = "MG235"
 REVISION = "MG240"
@@ -577,23 +579,51 @@ def cache_volume(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
 
 
 def accelerator(spec: dict[str, Any], engine: Engine) -> Iterator[Refusal]:
-    """An engine's own image is built for some GPU vendors; an image the spec names (the
-    engine's, or a model image) is the spec's own build, for whichever vendor it says."""
+    """An engine's own image can use the GPUs of some vendors, or none, and may need one to
+    start; an image the spec names (the engine's, or a model image) is the spec's own build,
+    for whichever vendor it says, or a CPU."""
     resources = spec.get("resources", {})
-    vendor = resources.get("accelerator")
     own_image = "image" in spec["engine"] or "image" in spec["model"]
-    if not engine.pod or not resources.get("gpu") or own_image:
-        return  # without a GPU, the vendor is refused as having no effect (check/pod.py)
-    if vendor is None or vendor in engine.accelerators:
+    if not engine.pod or own_image:
+        return  # a GPU on a pod that is not the spec's is MG227's (check/pod.py)
+    vendors = engine.gpus.vendors
+    if not resources.get("gpu"):
+        if engine.gpus.required:
+            yield Refusal(
+                ["spec", "resources", "gpu"] if "gpu" in resources else ["spec", "resources"],
+                GPU_REQUIRED,
+                f"{engine.name}'s image is built for {_vendors(vendors, 'and')} GPUs and does "
+                "not start without one, and the spec asks for none",
+                "set spec.resources.gpu to 1 or more, or set spec.engine.image to a CPU build "
+                f"of {engine.name} (judged by MG-SEC-001 and MG-SEC-002)",
+            )
+        return  # without a GPU, a vendor is refused as having no effect (check/pod.py)
+    vendor = resources.get("accelerator", EVERY_ACCELERATOR[0])
+    if vendor in vendors:
+        return
+    where = "accelerator" if "accelerator" in resources else "gpu"
+    if not vendors:
+        yield Refusal(
+            ["spec", "resources", where],
+            ACCELERATOR,
+            f"{engine.name}'s image is a CPU-only build: it would never use the {vendor} GPU "
+            "it is given",
+            f"remove spec.resources.gpu, or set spec.engine.image to a {vendor} build of "
+            f"{engine.name} (judged by MG-SEC-001 and MG-SEC-002)",
+        )
         return
     yield Refusal(
-        ["spec", "resources", "accelerator"],
+        ["spec", "resources", where],
         ACCELERATOR,
-        f"{engine.name}'s image is built for {', '.join(engine.accelerators)} GPUs, not {vendor}: "
+        f"{engine.name}'s image is built for {_vendors(vendors, 'and')} GPUs, not {vendor}: "
         f"the server would not see the {vendor} GPU it is given",
         f"set spec.engine.image to a {vendor} build of {engine.name} (judged by MG-SEC-001 and "
-        f"MG-SEC-002), or use {' or '.join(engine.accelerators)} GPUs",
+        f"MG-SEC-002), or use {_vendors(vendors, 'or')} GPUs (spec.resources.accelerator)",
     )
+
+
+def _vendors(vendors: tuple[str, ...], joined_by: str) -> str:
+    return f" {joined_by} ".join(vendors)
 
 
 RULES: tuple[Callable[[dict[str, Any], Engine], Iterator[Refusal]], ...] = (

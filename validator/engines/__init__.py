@@ -78,6 +78,18 @@ ACCELERATORS: dict[str, Accelerator] = {
     "intel": Accelerator("gpu.intel.com/i915", "gpu.intel.com/product"),
 }
 EVERY_ACCELERATOR = tuple(ACCELERATORS)
+
+
+@dataclass(frozen=True)
+class Gpus:
+    """The GPUs an engine's own image can use: the vendors (ACCELERATORS) it is built for, none
+    for a CPU-only build, and whether the server needs one to start at all."""
+
+    vendors: tuple[str, ...]
+    required: bool = False
+
+
+CPU_ONLY = Gpus(())
 # How a pod gets an artifact from a store (spec.model.artifact, or the artifact store a
 # repository artifact is uploaded to): an init container (values.storageInitializer) fetches
 # it ALWAYS; for STORES only what is not on the Hugging Face Hub (hf://, which the server
@@ -245,9 +257,9 @@ class Engine:
     # Where the server keeps the model it fetches: an emptyDir, sized by spec.volumes.cache
     # (else templates/values.yaml's modelCacheSize). "": it keeps none of its own.
     cache: str = ""
-    # GPU vendors (ACCELERATORS) its own image is built for; a spec that names its engine image
-    # (or a model image) brings its own build and may use any vendor
-    accelerators: tuple[str, ...] = EVERY_ACCELERATOR
+    # the GPUs its own image can use, said by every record; a spec that names its engine image
+    # (or a model image) brings its own build, for any vendor or none
+    gpus: Gpus = field(kw_only=True)
     components: tuple[str, ...] = ()  # of COMPONENTS: rendered beside the predictor
     # spec.runtime: a runtime definition it renders (a KServe ServingRuntime); "" where none
     runtime_definition: str = ""

@@ -6,6 +6,7 @@ from . import (
     BY_INFERENCE_SERVICE,
     BY_MODELMESH,
     COMPONENTS,
+    EVERY_ACCELERATOR,
     EVERY_FORMAT,
     HPA,
     IMAGE,
@@ -14,6 +15,7 @@ from . import (
     MESH,
     TO_VERIFY,
     Engine,
+    Gpus,
     Mode,
     Scaling,
 )
@@ -58,6 +60,8 @@ ENGINE = Engine(
     exposure=BY_INFERENCE_SERVICE,  # no API key: callers authenticate through the mesh
     pod_label="serving.kserve.io/inferenceservice",  # on the pods of every component
     port_name="",
+    # the cluster's serving runtimes run the model, built for whichever vendor it installs
+    gpus=Gpus(EVERY_ACCELERATOR),
     # RawDeployment makes a Deployment scaled by an HPA on cpu or memory utilisation
     # (scaleTarget 1-100; no scale to zero, canaryTrafficPercent ignored), or, with the
     # annotation serving.kserve.io/autoscalerClass: keda (KServe 0.15+), by a KEDA

@@ -1,6 +1,6 @@
 """llama.cpp: its OpenAI-compatible server on GGUF models, for CPUs and edge devices."""
 
-from . import ALWAYS, WORKLOAD, Engine
+from . import ALWAYS, CPU_ONLY, WORKLOAD, Engine
 
 ENGINE = Engine(
     name="llamacpp",
@@ -31,6 +31,6 @@ ENGINE = Engine(
     model_volume="models",
     model_dir="/models/{name}",
     cache="/models",
-    accelerators=(),  # the server-bNNNN images are its CPU build
+    gpus=CPU_ONLY,  # the server-bNNNN images are its CPU build
     # no API key: modelgate does not yet pass one to llama-server
 )

@@ -1,6 +1,6 @@
 """MLServer: the embedded local engine, and a Seldon Core v2 Model in clusters."""
 
-from . import BY_SELDON, Engine, Mode, Scaling
+from . import BY_SELDON, CPU_ONLY, Engine, Mode, Scaling
 
 ENGINE = Engine(
     name="mlserver",
@@ -27,6 +27,7 @@ ENGINE = Engine(
     modes={"Seldon": Mode((Scaling(autoscaler="Seldon, on inference lag"),))},
     runtime="the MLServer implementation class",
     pod=False,
+    gpus=CPU_ONLY,  # no pod of its own: the Seldon servers' GPUs are theirs (MG227)
     runtimes={
         "sklearn": "mlserver_sklearn.SKLearnModel",
         "xgboost": "mlserver_xgboost.XGBoostModel",

@@ -1,6 +1,6 @@
 """Text Generation Inference: Hugging Face's LLM server (a Deployment)."""
 
-from . import STORES, WORKLOAD, Engine
+from . import STORES, WORKLOAD, Engine, Gpus
 
 ENGINE = Engine(
     name="tgi",
@@ -15,7 +15,7 @@ ENGINE = Engine(
     ready="/health",
     llm=True,
     cache="/data",
-    accelerators=("nvidia",),  # its image is a CUDA build
+    gpus=Gpus(("nvidia",), required=True),  # its image is a CUDA build that needs a GPU
     cluster=("tgi/deployment.yaml.j2", *WORKLOAD),
     # the launcher downloads hf:// models itself, at REVISION; an artifact from a store is
     # fetched into the cache volume first and served from there

@@ -9,6 +9,7 @@ from . import (
     DEPLOYMENT_MODE,
     WORKLOAD,
     Engine,
+    Gpus,
     Mode,
     Scaling,
 )
@@ -24,7 +25,7 @@ ENGINE = Engine(
     port=8000,
     metrics_port=8002,
     cache="/models",
-    accelerators=("nvidia",),  # its image is a CUDA build
+    gpus=Gpus(("nvidia",)),  # its image is a CUDA build; it serves on CPUs too
     # locally: the tritonserver binary PyTriton bundles, on a model repository laid out from
     # rendered/local/NAME/ (engines/_servers/triton_server.py). Only its Python backend is
     # bundled: the local config.pbtxt names it where the cluster's names the ONNX Runtime

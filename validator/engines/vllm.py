@@ -1,6 +1,6 @@
 """vLLM: an OpenAI-compatible server for large language models (a Deployment)."""
 
-from . import STORES, WORKLOAD, Engine
+from . import STORES, WORKLOAD, Engine, Gpus
 
 ENGINE = Engine(
     name="vllm",
@@ -15,7 +15,7 @@ ENGINE = Engine(
     ready="/health",
     llm=True,
     cache="/models-cache",
-    accelerators=("nvidia",),  # its image is a CUDA build
+    gpus=Gpus(("nvidia",), required=True),  # its image is a CUDA build that needs a GPU
     cluster=("vllm/deployment.yaml.j2", *WORKLOAD),
     # it downloads hf:// models itself, at the revision given; an artifact from a store is
     # fetched into the cache volume first and served from there

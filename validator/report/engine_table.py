@@ -130,8 +130,8 @@ CAPABILITIES: tuple[tuple[str, Cell], ...] = (
         lambda e, m: f"`{e.cache}`" if e.cache else "no",
     ),
     (
-        "`resources.accelerator` with the engine's own image (MG229)",
-        lambda e, m: ", ".join(e.accelerators) if e.pod else "no",
+        "`resources.gpu` and `.accelerator` with the engine's own image (MG229, MG256)",
+        lambda e, m: _gpus(e) if e.pod else "no",
     ),
     ("`security.hostNetwork`, `.hostPorts`, `.hostPaths` (MG228)", lambda e, m: "no"),
     ("`model.revision` of an hf:// artifact (MG240)", lambda e, m: e.revision or "no"),
@@ -140,6 +140,13 @@ CAPABILITIES: tuple[tuple[str, Cell], ...] = (
         lambda e, m: _checked_in_pod(e),
     ),
 )
+
+
+def _gpus(engine: Engine) -> str:
+    if not engine.gpus.vendors:
+        return "no GPU (CPU only)"
+    vendors = ", ".join(engine.gpus.vendors)
+    return f"{vendors} (required)" if engine.gpus.required else vendors
 
 
 def _checked_in_pod(engine: Engine) -> str:
