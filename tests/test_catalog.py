@@ -226,6 +226,29 @@ def test_markdown_table(repo: Path, built: dict[str, Path]) -> None:
     assert "MG801" in markdown  # the expired waiver is itself a finding
 
 
+def test_waivers_naming_no_rule_or_a_check_are_not_counted_active(repo: Path) -> None:
+    far = (TODAY + dt.timedelta(days=60)).isoformat()
+    entries = "".join(
+        f"  - {{rule: {rule}, spec: iris, justification: kept to show what it names,\n"
+        f"     approver: security@example.com, expires: '{far}'}}\n"
+        for rule in ("MG119", "MG-SEC-0O4", "MG-SEC-004")
+    )
+    (repo / "policies" / "waivers.yaml").write_text(
+        "apiVersion: modelgate.dev/v1alpha1\nkind: Waivers\nwaivers:\n" + entries,
+        encoding="utf-8",
+    )
+    found = catalog.collect(repo, TODAY)
+    [iris] = [entry for entry in found.entries if entry.name == "iris"]
+    states = {(w.rule, w.state, w.note) for w in iris.waivers}
+    assert states == {
+        ("MG119", "invalid", "not waivable"),
+        ("MG-SEC-0O4", "invalid", "names no rule"),
+        ("MG-SEC-004", "active", ""),
+    }
+    assert found.waivers_in("active", "soon") == 1 and found.waivers_in("invalid") == 2
+    assert {d.rule for d in found.findings} >= {"MG805", "MG807"}
+
+
 def test_markdown_escapes_untrusted_text(built: dict[str, Path]) -> None:
     markdown = built["catalog.md"].read_text(encoding="utf-8")
     description = _table(markdown)["hostile"]["Description"]

@@ -258,6 +258,57 @@ def test_stale_waiver_warns_and_fails_only_when_strict(one_replica: Scaffold) ->
     assert validate(one_replica, "--strict")[0] == 1
 
 
+def located_findings(found: list[dict]) -> list[tuple[str, int, int, str]]:
+    return [(d["path"], d["line"], d["col"], d["rule"]) for d in found]
+
+
+def test_a_waiver_of_a_rule_no_policy_set_defines_is_an_error_at_its_rule(
+    one_replica: Scaffold,
+) -> None:
+    waive(one_replica, rule="MG-0PS-011")  # a zero for the letter O
+    code, found = validate(one_replica)
+    assert code == 1 and sorted(located_findings(found)) == [
+        ("models/iris.yaml", 26, 18, "MG-OPS-011"),
+        ("policies/waivers.yaml", 4, 11, "MG805"),
+    ]
+    [waiver] = [d for d in found if d["rule"] == "MG805"]
+    assert waiver["severity"] == "error" and waiver["hint"] == "did you mean 'MG-OPS-011'?"
+    assert "MG-0PS-011, which no policy set defines" in waiver["message"]
+    assert not any(d["waiver"] for d in found)
+
+
+def test_a_waiver_of_a_check_no_waiver_accepts_is_an_error_at_its_rule(
+    one_replica: Scaffold,
+) -> None:
+    """An artifact's digest (MG119) is not a policy: no approver can make changed bytes the
+    reviewed ones."""
+    waive(one_replica, rule="MG119")
+    code, found = validate(one_replica)
+    assert code == 1 and ("policies/waivers.yaml", 4, 11, "MG807") in located_findings(found)
+    [waiver] = [d for d in found if d["rule"] == "MG807"]
+    assert waiver["message"] == (
+        "waiver names MG119 (artifact differs from its digest), a check no waiver can accept"
+    )
+    assert "MG802" not in {d["rule"] for d in found}
+
+
+def test_a_waiver_for_a_spec_that_does_not_exist_is_an_error_at_its_spec(
+    one_replica: Scaffold,
+) -> None:
+    text = WAIVER.format(rule="MG-OPS-011", approver="security@example.com", expires=SOON)
+    (one_replica.root / "policies" / "waivers.yaml").write_text(
+        text.replace("spec: iris", "spec: irsi")
+    )
+    code, found = validate(one_replica)
+    assert code == 1 and sorted(located_findings(found)) == [
+        ("models/iris.yaml", 26, 18, "MG-OPS-011"),
+        ("policies/waivers.yaml", 5, 11, "MG806"),
+    ]
+    [waiver] = [d for d in found if d["rule"] == "MG806"]
+    assert waiver["hint"] == "did you mean 'iris'?"
+    assert waiver["message"] == "waiver for MG-OPS-011 names spec irsi, which does not exist"
+
+
 def test_waiver_from_an_unlisted_approver_is_refused(one_replica: Scaffold) -> None:
     waive(one_replica, approver="intern@example.com")
     code, found = validate(one_replica)

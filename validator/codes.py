@@ -163,6 +163,9 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG802": ("stale waiver", "delete the waiver"),
     "MG803": ("waiver approver not allowed", "have a listed approver approve it"),
     "MG804": ("waiver expires too far ahead", "expire it within maxWaiverDays, then renew it"),
+    "MG805": ("waiver names an unknown rule", "name a rule `modelgate policies list` shows"),
+    "MG806": ("waiver names an unknown spec", "name the metadata.name of a spec in models/"),
+    "MG807": ("waiver names a code no waiver can accept", "fix the finding; delete the waiver"),
 }
 _WARNINGS = {"MG802"}
 _INFORMATION = {"MG125"}

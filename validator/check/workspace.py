@@ -133,6 +133,7 @@ def validate(
     `loaded_policy` is policy.load_policy(root)'s result when the caller already has it.
     """
     result = Validation()
+    files = list(files)
     peer_paths = list(peers)
     if policies:
         from . import policy
@@ -165,6 +166,8 @@ def validate(
     )
     if result.policy is not None:
         every_name = (facts.every_name(others.facts) | _names(result)) if every_waiver else None
+        # a spec that does not load still has a name a waiver may give: its file's
+        known_specs = _names(result) | {Path(file).stem for file in files}
         result.diagnostics.extend(
             _cross_file_policy(
                 result,
@@ -174,6 +177,7 @@ def validate(
                 others.valid(),
                 complete=not peer_paths,
                 every_name=every_name,
+                known_specs=known_specs if not peer_paths else None,
             )
         )
     result.diagnostics.extend(committed_state(root))
@@ -189,6 +193,7 @@ def _cross_file_policy(
     others: list[load.Document],
     complete: bool,
     every_name: set[str] | None,
+    known_specs: set[str] | None,
 ) -> list[Diagnostic]:
     from . import policy
 
@@ -198,7 +203,13 @@ def _cross_file_policy(
         documents = _in_path_order([*documents, *others])
     findings = findings + policy.evaluate_cross_file(documents, result.policy, root, environment)
     return policy.apply_waivers(
-        findings, documents, result.policy, root, complete, every_name=every_name
+        findings,
+        documents,
+        result.policy,
+        root,
+        complete,
+        every_name=every_name,
+        known_specs=known_specs,
     )
 
 

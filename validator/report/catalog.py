@@ -82,9 +82,12 @@ class WaiverEntry:
     approver: str
     justification: str
     state: str  # active, soon (expires within SOON_DAYS days), expired or invalid
+    problem: str = ""  # why an invalid waiver is: what it names does not exist or is not waivable
 
     @property
     def note(self) -> str:
+        if self.problem:
+            return self.problem
         return {"soon": "expires soon", "expired": "expired", "invalid": "invalid date"}.get(
             self.state, ""
         )
@@ -194,9 +197,13 @@ def collect(root: Path, today: dt.date) -> Catalog:
     """Validate every spec under root/models and gather what the catalog shows."""
     result = _validate(root, today)
     found, _ = waivers.load_waivers(root)  # a broken waivers file is among the findings
+    rule_ids = policy.waivable(result.policy) if result.policy is not None else None
     deploys = last_deploys(root)
     entries = sorted(
-        (_entry(doc, result.diagnostics, found, deploys, today, root) for doc in result.documents),
+        (
+            _entry(doc, result.diagnostics, found, deploys, today, root, rule_ids)
+            for doc in result.documents
+        ),
         key=lambda entry: (entry.name, entry.path),
     )
     catalogued = {doc.path for doc in result.documents}
@@ -358,6 +365,7 @@ def _entry(
     deploys: dict[str, Deploy],
     today: dt.date,
     root: Path,
+    rule_ids: set[str] | None = None,
 ) -> Entry:
     data = document.data
     name = _text(data, "metadata", "name") or Path(document.path).stem
@@ -386,7 +394,9 @@ def _entry(
         card=kept,
         stand_in=_stand_in(data),
         status=_status(d for d in diagnostics if d.path == document.path),
-        waivers=tuple(_waiver(w, today) for w in _sorted_waivers(found) if w.spec == name),
+        waivers=tuple(
+            _waiver(w, today, rule_ids) for w in _sorted_waivers(found) if w.spec == name
+        ),
         deploy=deploys.get(name),
     )
 
@@ -430,14 +440,25 @@ def _open(diagnostic: Diagnostic) -> bool:
     return not diagnostic.waived and diagnostic.severity is not Severity.INFO
 
 
-def _waiver(waiver: waivers.Waiver, today: dt.date) -> WaiverEntry:
+def _waiver(waiver: waivers.Waiver, today: dt.date, rule_ids: set[str] | None) -> WaiverEntry:
+    problem = _misnamed(waiver, rule_ids)
     return WaiverEntry(
         rule=waiver.rule,
         expires=waiver.expires,
         approver=waiver.approver,
         justification=waiver.justification,
-        state=expiry_state(waiver.expires, today),
+        state="invalid" if problem else expiry_state(waiver.expires, today),
+        problem=problem,
     )
+
+
+def _misnamed(waiver: waivers.Waiver, rule_ids: set[str] | None) -> str:
+    """Why the waiver accepts nothing whatever its date: the rule it names is none of the
+    policy's (None: the policy did not load), or a check no waiver accepts."""
+    finding = waivers.misnamed(waiver, rule_ids)
+    if finding is None:
+        return ""
+    return "names no rule" if finding.rule == waivers.WAIVER_UNKNOWN_RULE else "not waivable"
 
 
 def _sorted_waivers(found: Iterable[waivers.Waiver]) -> list[waivers.Waiver]:

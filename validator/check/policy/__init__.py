@@ -17,6 +17,7 @@ from .rules import Policy, Rule, read_policy
 
 __all__ = [
     "Policy", "Rule", "apply_output_waivers", "evaluate", "evaluate_rule", "load_policy",
+    "waivable",
 ]  # fmt: skip
 
 
@@ -83,15 +84,24 @@ def apply_waivers(
     complete: bool = True,
     today: dt.date | None = None,
     every_name: set[str] | None = None,
+    known_specs: set[str] | None = None,
 ) -> list[Diagnostic]:
     """Findings marked where a waiver accepts them, with the waivers' own findings. Unless
     `complete` (the documents are every spec), only the waivers of these documents are
     applied; given `every_name` (every spec's name), the others are still judged valid or
-    not, and a waiver naming no spec at all is stale."""
+    not, and a waiver naming no spec at all is an error. `known_specs` (every spec's name
+    in a complete run) has a waiver of none of them found wrong; None: not judged."""
     found_waivers, problems = waivers.load_waivers(root)
     names = {doc.path: doc.data["metadata"]["name"] for doc in documents}
-    # waivers of output rules are applied (and found stale) where the output is judged
+    known = every_name if every_name is not None else known_specs
+    # waivers of output rules are applied (and found stale) where the output is judged; the
+    # spec they name is judged here, with the others
     outputs = policy.output_rule_ids()
+    problems = problems + [
+        problem
+        for waiver in found_waivers
+        if waiver.rule in outputs and (problem := waivers.misnamed(waiver, None, known))
+    ]
     found_waivers = [w for w in found_waivers if w.rule not in outputs]
     if not complete:
         checked = set(names.values())
@@ -101,11 +111,12 @@ def apply_waivers(
             found_waivers += [w for w in unapplied if w.spec not in every_name]
             unapplied = [w for w in unapplied if w.spec in every_name]
             problems = problems + _judge(unapplied, policy, today)
-    return problems + _apply(findings, names, found_waivers, policy, today)
+    return problems + _apply(findings, names, found_waivers, policy, today, specs=known)
 
 
 def _judge(found: list[waivers.Waiver], policy: Policy, today: dt.date | None) -> list[Diagnostic]:
-    """The waivers' own findings (expired, too long, not approved), applying none of them."""
+    """The waivers' own findings (what they name, expired, too long, not approved), applying
+    none of them."""
     return _apply([], {}, found, policy, today, stale=False)
 
 
@@ -130,6 +141,11 @@ def apply_output_waivers(
     return [d for d in result if d.rule != waivers.WAIVER_STALE]
 
 
+def waivable(policy: Policy) -> set[str]:
+    """The rule ids a waiver may name: the policy's rules, for specs and for output."""
+    return {rule.id for rule in policy.every_rule()}
+
+
 def _apply(
     findings: list[Diagnostic],
     names: dict[str, str],
@@ -137,11 +153,19 @@ def _apply(
     policy: Policy,
     today: dt.date | None,
     stale: bool = True,
+    specs: set[str] | None = None,
 ) -> list[Diagnostic]:
     approvers = policy.parameters.get("waiverApprovers", [])
     max_days = policy.parameters.get("maxWaiverDays")
     applied = waivers.apply(
-        findings, names, found_waivers, approvers, today or dt.date.today(), max_days
+        findings,
+        names,
+        found_waivers,
+        approvers,
+        today or dt.date.today(),
+        max_days,
+        waivable(policy),
+        specs,
     )
     return applied if stale else [d for d in applied if d.rule != waivers.WAIVER_STALE]
 

@@ -3,18 +3,24 @@
 A waiver accepts the findings of one rule on one spec. It never lives in the spec that
 benefits from it, so CODEOWNERS review every exception. An expired waiver, one that expires
 further ahead than the policy parameter maxWaiverDays allows, or one signed by somebody who may
-not approve waivers is an error (and waives nothing); a waiver that matches no finding is
-stale: a warning, so that `--strict` keeps the file tidy.
+not approve waivers is an error (and waives nothing), and so is one that names a rule no
+policy set defines, a code no waiver can accept (a digest that does not match, an engine that
+cannot do what the spec asks) or a spec that does not exist: each reported at the field that
+is wrong. A waiver that matches no finding is stale: a warning, so that `--strict` keeps the
+file tidy. docs/policies.md describes the format.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from ... import paths
+from ...codes import BUILTIN_RULES
 from ...diagnostics import Diagnostic, Severity, error
 from .. import load, schema
 from .rules import POLICY_DIR, WAIVERS_FILE
@@ -24,6 +30,9 @@ WAIVER_EXPIRED = "MG801"
 WAIVER_STALE = "MG802"
 WAIVER_UNAPPROVED = "MG803"
 WAIVER_TOO_LONG = "MG804"
+WAIVER_UNKNOWN_RULE = "MG805"
+WAIVER_UNKNOWN_SPEC = "MG806"
+WAIVER_NOT_WAIVABLE = "MG807"
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,8 @@ class Waiver:
     line: int
     col: int
     expires_at: tuple[int, int] = (0, 0)  # line and column of `expires`
+    rule_at: tuple[int, int] = (0, 0)
+    spec_at: tuple[int, int] = (0, 0)
 
 
 def load_waivers(root: Path) -> tuple[list[Waiver], list[Diagnostic]]:
@@ -55,10 +66,11 @@ def load_waivers(root: Path) -> tuple[list[Waiver], list[Diagnostic]]:
     waivers = []
     for index, entry in enumerate(document.data["waivers"]):
         line, col = document.locate(["waivers", index])
-        expires_at = document.locate(["waivers", index, "expires"])
-        waivers.append(
-            Waiver(**entry, path=document.path, line=line, col=col, expires_at=expires_at)
-        )
+        field_at = {
+            f"{name}_at": document.locate(["waivers", index, name])
+            for name in ("expires", "rule", "spec")
+        }
+        waivers.append(Waiver(**entry, path=document.path, line=line, col=col, **field_at))
     return waivers, []
 
 
@@ -69,15 +81,18 @@ def apply(
     approvers: list[str],
     today: dt.date,
     max_days: int | None = None,
+    waivable: Collection[str] | None = None,
+    specs: Collection[str] | None = None,
 ) -> list[Diagnostic]:
     """Mark findings accepted by a valid waiver; add findings about the waivers themselves.
 
     `spec_names` maps a spec's path to its metadata.name; `max_days` is how far ahead a
-    waiver may expire (None: no limit).
+    waiver may expire (None: no limit); `waivable` holds the rule ids a waiver may name and
+    `specs` every spec's name (None: not judged).
     """
     result = list(findings)
     for waiver in waivers:
-        problem = _invalid(waiver, approvers, today, max_days)
+        problem = misnamed(waiver, waivable, specs) or _invalid(waiver, approvers, today, max_days)
         if problem:
             result.append(problem)
             continue
@@ -100,6 +115,47 @@ def apply(
                 )
             )
     return result
+
+
+def misnamed(
+    waiver: Waiver, waivable: Collection[str] | None, specs: Collection[str] | None = None
+) -> Diagnostic | None:
+    """The waiver's finding when it names a rule no policy set defines, a code no waiver can
+    accept, or a spec that does not exist (`waivable` and `specs` None: not judged)."""
+    if waivable is not None and waiver.rule not in waivable:
+        if waiver.rule in BUILTIN_RULES:
+            return error(
+                waiver.path,
+                *waiver.rule_at,
+                WAIVER_NOT_WAIVABLE,
+                f"waiver names {waiver.rule} ({BUILTIN_RULES[waiver.rule].title}), a check "
+                "no waiver can accept",
+                "fix what the finding says and delete the waiver; waivers accept the findings "
+                "of policy rules only (`modelgate policies list`)",
+            )
+        return error(
+            waiver.path,
+            *waiver.rule_at,
+            WAIVER_UNKNOWN_RULE,
+            f"waiver names rule {waiver.rule}, which no policy set defines",
+            _did_you_mean(waiver.rule, waivable, "`modelgate policies list` shows the rules"),
+        )
+    if specs is not None and waiver.spec not in specs:
+        return error(
+            waiver.path,
+            *waiver.spec_at,
+            WAIVER_UNKNOWN_SPEC,
+            f"waiver for {waiver.rule} names spec {waiver.spec}, which does not exist",
+            _did_you_mean(
+                waiver.spec, specs, "write the metadata.name of a spec in models/, or delete it"
+            ),
+        )
+    return None
+
+
+def _did_you_mean(written: str, known: Collection[str], otherwise: str) -> str:
+    close = difflib.get_close_matches(written, sorted(known), n=1)
+    return f"did you mean '{close[0]}'?" if close else otherwise
 
 
 def _invalid(
