@@ -1,9 +1,11 @@
-"""`modelgate new`: every engine and format it allows gives a spec that validates as written,
-renders to manifests that pass their schemas, and passes yamllint."""
+"""`modelgate new`: every engine and format it allows gives a spec that validation refuses at
+each placeholder it holds and for nothing else, and that, once a person has written the real
+values in, validates, renders to manifests that pass their schemas, and passes yamllint."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from validator import render
+from validator import placeholders, render
 from validator.check import policy, workspace
 from validator.render import crds, kube_schemas
 
@@ -23,6 +25,7 @@ COMBINATIONS = [
     (engine, fmt) for engine, allowed in sorted(ENGINES.items()) for fmt in allowed["formats"]
 ]
 CRDS = PROJECT.parent / "shared" / "crds"
+ZERO = placeholders.ZERO_DIGEST
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +51,64 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_every_scaffold_validates_as_written(repo: Path) -> None:
-    """Valid as written; the one warning, MG-OPS-050, is for the scaffolds of models the pull
+# What a person writes in place of each placeholder the scaffold leaves
+FILLED_IN = {
+    placeholders.ZERO_SHA256: "a" * 64,  # before the revision: 64 zeros hold 40
+    placeholders.ZERO_REVISION: "b" * 40,
+    placeholders.LICENSE: "Apache-2.0",
+    placeholders.TEAM: "ml-platform",
+    f"hf://{placeholders.ORGANISATION}/": "hf://acme/",
+    placeholders.RUNTIME: "acme_models.Scorer",
+}
+DESCRIPTION = re.compile(r'"TODO: what ([-a-z0-9]+) does, in a sentence or two\."')
+
+
+def fill_in(text: str) -> str:
+    for placeholder, value in FILLED_IN.items():
+        text = text.replace(placeholder, value)
+    return DESCRIPTION.sub(r'"Scores the requests of \1."', text)
+
+
+@pytest.fixture(scope="module")
+def filled(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scaffolds and their cards, with every placeholder replaced by a real value."""
+    root = tmp_path_factory.mktemp("filled") / "repo"
+    shutil.copytree(repo, root)
+    for path in [*(root / "models").glob("*.yaml"), *(root / "docs" / "models").glob("*.md")]:
+        text = fill_in(path.read_text(encoding="utf-8"))
+        path.write_text(text.replace("TODO: ", "Written: "), encoding="utf-8")
+    return root
+
+
+def placeholder_lines(text: str) -> set[int]:
+    """Lines whose value (not the comment after it) holds a marker or a digest of zeros."""
+    return {
+        number
+        for number, line in enumerate(text.splitlines(), 1)
+        if not line.lstrip().startswith("#")
+        and re.search(r"TODO|0{40}", line.split("  #")[0].split(": ", 1)[-1])
+    }
+
+
+def test_every_scaffold_is_refused_at_each_placeholder(repo: Path) -> None:
+    """An error (MG122) at every value a person has to write, and the model card's sections
+    (MG-CMP-004); nothing else but MG-OPS-050's warning, for the scaffolds of models the pull
     request's runner cannot serve, each of which says how to name a stand-in."""
-    result = run_cli("--root", str(repo), "validate", "--format", "json")
-    assert result.code == 0, result.out
-    report = json.loads(result.out)
-    assert {d["rule"] for d in report["diagnostics"]} <= {"MG-OPS-050"}, result.out
-    warned = {Path(d["path"]).stem for d in report["diagnostics"]}
+    result = run_cli("--root", str(repo), "validate", "--env", "production", "--format", "json")
+    assert result.code == 1, result.out
+    found = json.loads(result.out)["diagnostics"]
+    assert {d["rule"] for d in found} <= {"MG122", "MG-CMP-004", "MG-OPS-050"}, result.out
+    for path in sorted((repo / "models").glob("*.yaml")):
+        shown = f"models/{path.name}"
+        text = path.read_text()
+        refused = {d["line"] for d in found if d["path"] == shown and d["rule"] == "MG122"}
+        assert refused == placeholder_lines(text), shown
+        assert len(refused) >= 4, shown  # team, description, the model's pin, the licence
+        errors = [d for d in found if d["path"] == shown and d["severity"] == "error"]
+        assert all(d["hint"].startswith("write ") for d in errors if d["rule"] == "MG122")
+        [card] = [d for d in found if d["path"] == shown and d["rule"] == "MG-CMP-004"]
+        assert card["message"].endswith("Intended use, Limitations, Training data, Evaluation")
+    warned = {Path(d["path"]).stem for d in found if d["rule"] == "MG-OPS-050"}
     untested = {
         path.stem
         for path in (repo / "models").glob("*.yaml")
@@ -64,18 +117,54 @@ def test_every_scaffold_validates_as_written(repo: Path) -> None:
     assert warned == untested and "vllm-huggingface" in warned and "mlserver-sklearn" not in warned
 
 
-def test_every_scaffold_renders_valid_manifests(repo: Path) -> None:
+def test_the_placeholders_are_refused_in_every_environment(repo: Path) -> None:
+    for environment in ("staging", "production"):
+        done = run_cli("--root", str(repo), "validate", "--env", environment)
+        assert done.code == 1 and "MG122 metadata.team is a placeholder (TODO)" in done.out
+
+
+def test_every_placeholder_the_scaffold_writes_is_of_a_kind_the_rule_knows() -> None:
+    written = [
+        placeholders.ZERO_SHA256,
+        placeholders.ZERO_DIGEST,
+        placeholders.ZERO_REVISION,
+        placeholders.LICENSE,
+        placeholders.ORGANISATION,
+        placeholders.TEAM,
+        placeholders.OWNER,
+        placeholders.RUNTIME,
+        placeholders.MARKED_TEXT.format("what it does."),
+        "registry.example.com/ml/x@" + placeholders.ZERO_DIGEST,
+    ]
+    assert all(placeholders.find(text) for text in written)
+    by_hand = ["FIXME", "CHANGEME-please", "s3://bucket/TODO/model.bin", "0" * 32]
+    assert all(placeholders.find(text) for text in by_hand)
+    real = ["llm-todo", "Todo list model", "TODOS", "sha256:" + "0" * 63 + "1", "v1.0.0"]
+    assert not any(placeholders.find(text) for text in real)
+
+
+def test_a_filled_in_scaffold_validates(filled: Path) -> None:
+    result = run_cli("--root", str(filled), "validate", "--env", "production", "--format", "json")
+    assert result.code == 0, result.out
+    report = json.loads(result.out)
+    assert {d["rule"] for d in report["diagnostics"]} <= {"MG-OPS-050"}, result.out
+    for path in (filled / "models").glob("*.yaml"):
+        assert placeholder_lines(path.read_text()) == set(), path
+
+
+def test_every_filled_in_scaffold_renders_valid_manifests(filled: Path) -> None:
     schemas = crds.load_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
-    documents = workspace.validate(workspace.discover(repo, []), repo).valid_documents()
-    rendering = render.render_all(documents, repo, schemas)
+    documents = workspace.validate(workspace.discover(filled, []), filled).valid_documents()
+    assert len(documents) == len(COMBINATIONS)
+    rendering = render.render_all(documents, filled, schemas)
     assert rendering.diagnostics == []
 
 
-def test_an_llm_scaffold_runs_on_gpu_nodes(repo: Path) -> None:
+def test_an_llm_scaffold_runs_on_gpu_nodes(filled: Path) -> None:
     """The LLM engines' scaffolds ask for a GPU, tolerate the GPU nodes' taint and size the
     model cache and /dev/shm."""
-    documents = workspace.validate(workspace.discover(repo, []), repo).valid_documents()
-    rendering = render.render_all(documents, repo, kube_schemas.Schemas())
+    documents = workspace.validate(workspace.discover(filled, []), filled).valid_documents()
+    rendering = render.render_all(documents, filled, kube_schemas.Schemas())
     for engine in ("vllm", "tgi"):
         [deployment] = [
             f
@@ -144,6 +233,24 @@ def test_a_transformer_and_an_explainer_are_scaffolded_beside_a_kserve_predictor
         "--transformer", "--explainer", pinned, "--owner", "ml@example.com",
     )  # fmt: skip
     assert result.code == 0, result.err
+    spec = root / "models" / "churn.yaml"
+    text = spec.read_text()
+    refused = run_cli("--root", str(root), "validate", "--format", "json")
+    found = json.loads(refused.out)["diagnostics"]
+    [image] = [d for d in found if d["rule"] == "MG122" and "transformer" in d["message"]]
+    assert (
+        image["line"]
+        == text.splitlines().index(
+            "    image: " + json.dumps("registry.example.com/ml/churn-transformer@" + ZERO)
+        )
+        + 1
+    )
+    filled_in = fill_in(text).replace(
+        "churn-transformer@sha256:" + "a" * 64, "churn-transformer@sha256:" + "c" * 64
+    )
+    spec.write_text(filled_in)
+    card = root / "docs" / "models" / "churn.md"
+    card.write_text(card.read_text().replace("TODO: ", "Written: "))
     assert run_cli("--root", str(root), "validate", "--strict").code == 0
     schemas = crds.load_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
     documents = workspace.validate(workspace.discover(root, []), root).valid_documents()
@@ -152,12 +259,9 @@ def test_a_transformer_and_an_explainer_are_scaffolded_beside_a_kserve_predictor
     [isvc] = [f for f in rendering.files if f.path.name == "inferenceservice.yaml"][:1]
     spec = yaml.safe_load(isvc.content)["spec"]
     [transformer] = spec["transformer"]["containers"]
-    assert transformer["image"] == (
-        "registry.example.com/ml/churn-transformer@sha256:" + "0" * 64  # a placeholder
-    )
+    assert transformer["image"] == "registry.example.com/ml/churn-transformer@sha256:" + "c" * 64
     assert transformer["args"] == ["--model_name", "churn"]
     assert spec["explainer"]["containers"][0]["image"] == pinned
-    text = (root / "models" / "churn.yaml").read_text()
     assert text.count("# TODO: the real image, pinned by digest") == 1
 
 

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -630,6 +631,34 @@ def test_a_model_card_needs_text_under_each_section(scaffold: Scaffold) -> None:
     assert "MG-CMP-004" not in rules(scaffold)
 
 
+@pytest.mark.parametrize(
+    "under",
+    [
+        "TODO: limitations of iris.",
+        "FIXME",
+        "- TODO",
+        "<!-- what it cannot do -->",
+        "### Known failure modes",
+        "CHANGEME: write this.",
+    ],
+)
+def test_a_placeholder_is_no_text_under_a_section(scaffold: Scaffold, under: str) -> None:
+    """What `modelgate new` writes under a heading, and its kind: markers, comments and
+    headings alone are not text."""
+    scaffold.with_policies()
+    card = scaffold.root / "docs" / "models" / "iris.md"
+    text = card.read_text(encoding="utf-8")
+    start, end = text.index("## Limitations"), text.index("## Training data")
+    card.write_text(text[:start] + f"## Limitations\n\n{under}\n\n" + text[end:])
+    scaffold.iris()
+    assert [m for r, _, m in findings(scaffold) if r == "MG-CMP-004"] == [
+        "model card docs/models/iris.md has no text under Limitations"
+    ]
+    real = f"## Limitations\n\n{under}\n\nIt was never shown a hybrid. TODO: measure.\n\n"
+    card.write_text(text[:start] + real + text[end:])
+    assert "MG-CMP-004" not in rules(scaffold)
+
+
 def test_the_sections_come_from_the_policy(scaffold: Scaffold) -> None:
     scaffold.with_policies()
     (scaffold.root / "policies" / "acme.yaml").write_text(
@@ -653,15 +682,24 @@ def test_every_example_card_has_every_section() -> None:
         assert card.missing(sections) == [] and card.summary, spec.name
 
 
-def test_new_writes_a_card_that_passes(scaffold: Scaffold) -> None:
+def test_new_writes_a_card_whose_placeholders_are_refused_until_written(
+    scaffold: Scaffold,
+) -> None:
     scaffold.with_policies()
     result = run_cli(
         "--root", str(scaffold.root), "new", "ranker", "--engine", "kserve", "--format", "onnx"
     )
     assert result.code == 0, result.err
     assert "docs/models/ranker.md" in result.out
-    card = (scaffold.root / "docs" / "models" / "ranker.md").read_text()
+    path = scaffold.root / "docs" / "models" / "ranker.md"
+    card = path.read_text()
     assert "## Intended use" in card and "## Evaluation" in card
+    cards = [m for r, _, m in findings(scaffold) if r == "MG-CMP-004"]
+    assert cards == [
+        "model card docs/models/ranker.md has no text under Intended use, Limitations, "
+        "Training data, Evaluation"
+    ]
+    path.write_text(re.sub(r"TODO: ([a-z ]+) of ranker\.", r"The \1, written out.", card))
     assert "MG-CMP-004" not in rules(scaffold)
 
 

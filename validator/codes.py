@@ -33,6 +33,10 @@ _CODES: dict[str, tuple[str, str]] = {
         "digest field does not fit the artifact",
         "name a file by sha256 and a folder by treeSha256",
     ),
+    "MG122": (
+        "placeholder where a real value belongs",
+        "write the real value the hint names in place of the placeholder",
+    ),
     "MG125": (
         "not checked again: unchanged since the base of the change (information)",
         "the full checks run where the change is merged",

@@ -1,5 +1,6 @@
-"""`modelgate new`: a spec that passes validation as written, with TODOs where only its
-author knows the answer."""
+"""`modelgate new`: a spec that is valid in every other respect, with placeholders where only its
+author knows the answer (validator/placeholders.py), which validation refuses until they are
+replaced (MG122)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import targets
+from . import placeholders, targets
 from .check import pickles, workspace
 from .check.policy.checks import PICKLE_FORMATS
 from .engines import COMPONENTS, ENGINES, Engine
@@ -25,9 +26,6 @@ EXTENSIONS = {
     "gguf": "model.gguf",
     "custom": "model.bin",
 }
-PLACEHOLDER_SHA256 = "0" * 64
-PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
-PLACEHOLDER_REVISION = "0" * 40
 CARD_DIR = Path("docs") / "models"
 # An image reference pinned by digest: what MG-SEC-001 requires of every image a spec names
 PINNED_IMAGE = re.compile(
@@ -46,7 +44,7 @@ def new_spec(
     engine: str,
     model_format: str,
     owner: str | None = None,
-    team: str = "my-team",
+    team: str = placeholders.TEAM,
     components: dict[str, str] | None = None,
 ) -> str:
     """`components` maps transformer or explainer to its image ("" for a placeholder)."""
@@ -73,8 +71,8 @@ def write_new(root: Path, name: str, text: str) -> Path:
 
 
 def new_card(root: Path, name: str) -> str:
-    """A model card with a TODO under each section the policy asks for (MG-CMP-004)."""
-    context = {"name": name, "sections": _card_sections(root)}
+    """A model card with a placeholder under each section the policy asks for (MG-CMP-004)."""
+    context = {"name": name, "sections": _card_sections(root), "marker": placeholders.MARKER}
     return templates.environment(root).get_template("new/modelcard.md.j2").render(context)
 
 
@@ -102,7 +100,9 @@ def _context(name: str, engine: str, model_format: str, owner: str, team: str) -
     image = record.image_only
     file = EXTENSIONS.get(model_format, "model.bin")
     hub = model_format == "huggingface" and bool(record.revision)  # pinned by revision
-    artifact = f"hf://TODO-org/{name}" if hub else f"s3://model-artifacts/{name}/{file}"
+    artifact = (
+        f"hf://{placeholders.ORGANISATION}/{name}" if hub else f"s3://model-artifacts/{name}/{file}"
+    )
     # kept in the repository: what the local target serves here, and pickle-based files,
     # which validate scans there (MG241) and the policy takes from nowhere else (MG-SEC-009)
     if model_format != "huggingface" and (
@@ -124,11 +124,13 @@ def _context(name: str, engine: str, model_format: str, owner: str, team: str) -
         "engine_version": (record.takes_version and record.default_version) or None,
         "protocol": record.protocols[0],
         "runtime": record.named_runtimes.get(model_format) or _custom_runtime(record, model_format),
-        "image": f"registry.example.com/ml/{name}@{PLACEHOLDER_DIGEST}" if image else None,
+        "image": f"registry.example.com/ml/{name}@{placeholders.ZERO_DIGEST}" if image else None,
         "artifact": artifact,
         "digest_field": "treeSha256" if artifact.endswith("/") else "sha256",
-        "digest": None if hub else PLACEHOLDER_SHA256,
-        "revision": PLACEHOLDER_REVISION if hub else None,
+        "digest": None if hub else placeholders.ZERO_SHA256,
+        "revision": placeholders.ZERO_REVISION if hub else None,
+        "license": placeholders.LICENSE,
+        "description": placeholders.MARKED_TEXT.format(f"what {name} does, in a sentence or two."),
         "signature": bool(record.model_config),
         "gpu": llm,
         "cpu": "4" if llm else "1",
@@ -154,15 +156,15 @@ def _components(name: str, engine: str, images: dict[str, str]) -> list[dict[str
                 f"--{component} {image} is not an image pinned by digest: write "
                 "registry/repository@sha256:<64 hex> (MG-SEC-001)"
             )
-        placeholder = f"registry.example.com/ml/{name}-{component}@{PLACEHOLDER_DIGEST}"
+        placeholder = f"registry.example.com/ml/{name}-{component}@{placeholders.ZERO_DIGEST}"
         chosen.append({"name": component, "image": image or placeholder, "todo": not image})
     return chosen
 
 
 def _custom_runtime(record: Engine, model_format: str) -> str | None:
     """A custom model on an engine that loads models by class (MLServer) names its class;
-    the scaffold leaves a TODO for it."""
-    return "TODO.module.ModelClass" if record.runtimes and model_format == "custom" else None
+    the scaffold leaves a placeholder for it."""
+    return placeholders.RUNTIME if record.runtimes and model_format == "custom" else None
 
 
 def _allowed_formats(root: Path, engine: str) -> list[str] | None:
@@ -178,4 +180,4 @@ def _git_email(root: Path) -> str:
     from .git import run_git
 
     done = run_git(root, "config", "user.email", timeout=10)
-    return (done.stdout.strip() if done else "") or "owner@example.com"
+    return (done.stdout.strip() if done else "") or placeholders.OWNER

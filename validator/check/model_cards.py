@@ -4,9 +4,10 @@ spec.compliance.modelCard names a card by URL (checked by nobody here) or by a p
 repository, which must be a Markdown file that exists. The sections a card needs are the
 policy parameter `modelCardSections` (by default the core of the Hugging Face model card
 layout: intended use, limitations, training data, evaluation): a heading whose words include
-the section's name (`## Bias, Risks, and Limitations` has Limitations), with text under it
-before the next heading of its level or above. The catalog shows the card's summary (its
-first paragraph) and the card itself (report/catalog.py).
+the section's name (`## Bias, Risks, and Limitations` has Limitations), with real text under it
+before the next heading of its level or above: not only headings, comments, the Hugging Face
+template's filler or a placeholder (validator/placeholders.py: `TODO: ...`). The catalog
+shows the card's summary (its first paragraph) and the card itself (report/catalog.py).
 
 Only what Markdown needs for that is read here: ATX headings (`#` to `######`), paragraphs,
 lists, block quotes and fenced code. Front matter (`---` YAML `---`, as on the Hugging Face
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-from .. import paths
+from .. import paths, placeholders
 
 MAX_BYTES = 1024 * 1024
 PLACEHOLDER = "[More Information Needed]"  # what the Hugging Face template leaves in a section
@@ -82,9 +83,15 @@ def _text_under(blocks: tuple[Block, ...], index: int) -> bool:
     for block in blocks[index + 1 :]:
         if block.kind == "heading" and block.level <= level:
             return False
-        if block.kind != "heading" and block.text.strip() not in ("", PLACEHOLDER):
+        if block.kind != "heading" and _real_text(block.text):
             return True
     return False
+
+
+def _real_text(text: str) -> bool:
+    """Text a reader learns from: not the Hugging Face template's filler, and not only a
+    placeholder (`TODO: limitations of iris.`). Comments never reach a block."""
+    return text.strip() != PLACEHOLDER and not placeholders.only_placeholder(text)
 
 
 class Unreadable(Exception):

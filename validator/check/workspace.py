@@ -30,6 +30,7 @@ from . import (
     pod,
     schema,
     stand_in,
+    unfinished,
 )
 
 SPEC_DIR = "models"
@@ -299,6 +300,7 @@ class _FileCheck:
         problems.extend(capabilities.check(document))
         problems.extend(pod.check(document))
         problems.extend(licenses.check(document))
+        problems.extend(unfinished.check(document))
         changed = artifacts.check(document, self.root)
         # a changed or unhashable artifact is not the one reviewed: nothing to scan in it
         problems.extend(changed or pickles.check(document, self.root))

@@ -1,4 +1,4 @@
-"""`modelgate new NAME`: scaffold a spec that validates as written."""
+"""`modelgate new NAME`: scaffold a spec whose placeholders are all validation refuses."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from .common import EXIT_OK, EXIT_USAGE, root_of
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("new", help="scaffold a spec that validates as written")
+    parser = commands.add_parser(
+        "new", help="scaffold a spec to fill in: validation refuses its placeholders until replaced"
+    )
     parser.add_argument("name", help="deployment name (DNS-1123 label)")
     parser.add_argument("--engine", required=True, choices=sorted(ENGINES))
     parser.add_argument("--format", dest="model_format", required=True, choices=EVERY_FORMAT)
     parser.add_argument("--owner", help="owner email (default: git config user.email)")
-    parser.add_argument("--team", default="my-team")
+    parser.add_argument("--team", help="the team that runs the model (default: a placeholder)")
     for component in COMPONENTS:
         parser.add_argument(
             f"--{component}",
@@ -33,14 +35,20 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    from .. import scaffold
+    from .. import placeholders, scaffold
     from ..check import load
 
     root = root_of(args)
     try:
         components = {c: getattr(args, c) for c in COMPONENTS if getattr(args, c) is not None}
         text = scaffold.new_spec(
-            root, args.name, args.engine, args.model_format, args.owner, args.team, components
+            root,
+            args.name,
+            args.engine,
+            args.model_format,
+            args.owner,
+            args.team or placeholders.TEAM,
+            components,
         )
     except scaffold.ScaffoldError as exc:
         output.error(str(exc))
@@ -59,6 +67,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     card = scaffold.write_card(root, args.name, scaffold.new_card(root, args.name))
     written = f"{path.relative_to(root)}" + (f" and {card.relative_to(root)}" if card else "")
     output.line(
-        f"wrote {written}: fill in the TODOs, then `modelgate validate` and `modelgate render`"
+        f"wrote {written}: replace every TODO and digest of zeros (validation refuses them), "
+        "then `modelgate validate` and `modelgate render`"
     )
     return EXIT_OK
