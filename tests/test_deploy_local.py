@@ -80,6 +80,19 @@ def kept_url(repo: Scaffold, name: str = "iris") -> str:
     return state["base_url"]
 
 
+def test_placeholders_only_warn_on_this_machine(repo: Scaffold) -> None:
+    """A deploy to this machine reaches no cluster: a placeholder is a warning there, and an
+    error for `validate`, whose verdict gates every environment."""
+    spec = repo.iris(**{"license: BSD-3-Clause": "license: LicenseRef-TODO"})
+    line = next(i for i, text in enumerate(spec.read_text().splitlines(), 1) if "TODO" in text)
+    code, out, err = deploy(repo, str(spec))
+    assert code == 0, out + err
+    assert f"models/iris.yaml:{line}:14: MG122 warning: spec.compliance.license" in out + err
+    assert "torn down" in out
+    validated = run_cli("--root", str(repo.root), "validate", str(spec))
+    assert validated.code == 1 and f"models/iris.yaml:{line}:14: MG122 spec" in validated.out
+
+
 def test_deploy_smoke_and_tear_down(repo: Scaffold) -> None:
     code, out, err = deploy(repo, str(repo.iris()))
     assert code == 0, out + err
