@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from validator import render
+from validator import placeholders, render
 from validator.check import load
 from validator.render import readback
 
@@ -118,6 +119,25 @@ def scaffold(tmp_path: Path) -> Scaffold:
         (root / script).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(PROJECT / script, root / script)
     return Scaffold(root)
+
+
+# What a person writes in place of each placeholder `modelgate new` leaves in a spec
+FILLED_IN = {
+    placeholders.ZERO_SHA256: "a" * 64,  # before the revision: 64 zeros hold 40
+    placeholders.ZERO_REVISION: "b" * 40,
+    placeholders.LICENSE: "Apache-2.0",
+    placeholders.TEAM: "ml-platform",
+    f"hf://{placeholders.ORGANISATION}/": "hf://acme/",
+    placeholders.RUNTIME: "acme_models.Scorer",
+}
+_DESCRIPTION = re.compile(r'"TODO: what ([-a-z0-9]+) does, in a sentence or two\."')
+
+
+def fill_in(text: str) -> str:
+    """A scaffolded spec with a real value in place of each placeholder."""
+    for placeholder, value in FILLED_IN.items():
+        text = text.replace(placeholder, value)
+    return _DESCRIPTION.sub(r'"Scores the requests of \1."', text)
 
 
 def located(text: str, needle: str, at: str) -> tuple[int, int]:

@@ -21,7 +21,7 @@ from validator import scaffold
 from validator.engines import ENGINES
 
 from . import kube_env
-from .conftest import PROJECT, run_cli
+from .conftest import PROJECT, fill_in, run_cli
 
 pytestmark = pytest.mark.kube
 RENDERED = PROJECT / "rendered"
@@ -119,15 +119,16 @@ def test_rendered_covers_every_environment_and_the_application_sets() -> None:
 
 @pytest.fixture(scope="module")
 def every_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A repository with a `modelgate new` spec for every engine and format it serves,
-    rendered by `modelgate render`: its rendered/."""
+    """A repository with a `modelgate new` spec for every engine and format it serves, its
+    placeholders filled in, rendered by `modelgate render`: its rendered/."""
     root = tmp_path_factory.mktemp("every-engine") / "repo"
     (root / "models").mkdir(parents=True)
     shutil.copytree(PROJECT / "templates", root / "templates")
     for engine, fmt in ENGINE_FORMATS:
         name = f"{engine}-{fmt}"
-        scaffold.write_new(root, name, scaffold.new_spec(root, name, engine, fmt, "ml@example.com"))
-    keda = scaffold.new_spec(root, KEDA, "vllm", "huggingface", "ml@example.com")
+        written = scaffold.new_spec(root, name, engine, fmt, "ml@example.com")
+        scaffold.write_new(root, name, fill_in(written))
+    keda = fill_in(scaffold.new_spec(root, KEDA, "vllm", "huggingface", "ml@example.com"))
     keda = keda.replace("    maxReplicas: 4\n", "    maxReplicas: 4\n    autoscaler: keda\n", 1)
     scaffold.write_new(root, KEDA, keda)
     result = run_cli("render", cwd=root)

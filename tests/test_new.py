@@ -18,7 +18,7 @@ from validator import placeholders, render
 from validator.check import policy, workspace
 from validator.render import crds, kube_schemas
 
-from .conftest import PROJECT, run_cli
+from .conftest import PROJECT, fill_in, run_cli
 
 ENGINES = policy.load_policy(PROJECT)[0].parameters["engines"]
 COMBINATIONS = [
@@ -49,24 +49,6 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         assert result.code == 0, result.err
     return root
-
-
-# What a person writes in place of each placeholder the scaffold leaves
-FILLED_IN = {
-    placeholders.ZERO_SHA256: "a" * 64,  # before the revision: 64 zeros hold 40
-    placeholders.ZERO_REVISION: "b" * 40,
-    placeholders.LICENSE: "Apache-2.0",
-    placeholders.TEAM: "ml-platform",
-    f"hf://{placeholders.ORGANISATION}/": "hf://acme/",
-    placeholders.RUNTIME: "acme_models.Scorer",
-}
-DESCRIPTION = re.compile(r'"TODO: what ([-a-z0-9]+) does, in a sentence or two\."')
-
-
-def fill_in(text: str) -> str:
-    for placeholder, value in FILLED_IN.items():
-        text = text.replace(placeholder, value)
-    return DESCRIPTION.sub(r'"Scores the requests of \1."', text)
 
 
 @pytest.fixture(scope="module")
