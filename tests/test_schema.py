@@ -85,6 +85,8 @@ def test_a_number_behind_a_tag_or_in_a_number_field_is_no_quoting_slip() -> None
     assert [f[0] for f in findings(tagged)] == [schema.SCHEMA_VIOLATION]
     text = IRIS_SPEC.replace("minReplicas: 2", "minReplicas: off")
     assert [f[0] for f in findings(text)] == [schema.SCHEMA_VIOLATION]
+    empty = IRIS_SPEC.replace("domain: botany", "domain:")
+    assert [f[0] for f in findings(empty)] == [schema.SCHEMA_VIOLATION]
 
 
 def test_an_unknown_field_points_at_its_key_and_suggests_the_right_one() -> None:

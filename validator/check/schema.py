@@ -96,7 +96,7 @@ def _unquoted_text(document: Document, path: list[Any], failure: Any) -> tuple[s
     if isinstance(value, str | dict | list) or not _wants_text(failure):
         return None
     written = document.plain_text(path)
-    if written is None:
+    if not written:  # nothing written at all: no quoting would make it text
         return None
     field = path[-1] if path and isinstance(path[-1], str) else None
     quoted = json.dumps(written)
