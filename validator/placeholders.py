@@ -28,6 +28,12 @@ _MARKER = re.compile(rf"(?<![A-Za-z0-9])({'|'.join(MARKERS)})(?![A-Za-z0-9])")
 _ZEROS = re.compile(r"(?<![0-9A-Za-z])0{32,}(?![0-9A-Za-z])")
 
 
+def maybe_in(text: str) -> bool:
+    """Whether `text` (a whole file) could hold a placeholder: a quick gate before `find` is
+    asked of each of its values."""
+    return any(marker in text for marker in MARKERS) or "0" * 32 in text
+
+
 def find(text: str) -> str:
     """What in `text` marks it as a placeholder ("" when nothing does): the marker word, or
     "a digest of zeros"."""
