@@ -17,7 +17,8 @@ def _text(value: str) -> bytes:
 
 def call(module: str, name: str, *arguments: str) -> bytes:
     """A GLOBAL, a tuple of text arguments, REDUCE: module.name(*arguments)."""
-    return b"c%s\n%s\n(" % (module.encode(), name.encode()) + b"".join(map(_text, arguments)) + b"tR"
+    head = b"c%s\n%s\n(" % (module.encode(), name.encode())
+    return head + b"".join(map(_text, arguments)) + b"tR"
 
 
 def shell(marker: Path) -> str:
