@@ -117,8 +117,19 @@ def trees() -> dict[str, dict]:
     }
 
 
+def catalog_tree() -> dict:
+    iris = (HERE.parent / "models" / "iris.yaml").read_text(encoding="utf-8")
+    return {
+        "description": "a spec whose metadata.name climbs out of the catalog's --out folder",
+        "files": {
+            "models/climb.yaml": iris.replace("name: iris", "name: '../../../outside/pwned'")
+        },
+        "runs": [{"command": ["catalog", "--out", "site"], "exit": 0, "finding": "catalog"}],
+    }
+
+
 def main() -> None:
-    for name, content in trees().items():
+    for name, content in {**trees(), "catalog-name-climbs-out": catalog_tree()}.items():
         text = yaml.safe_dump(content, sort_keys=False, width=100, allow_unicode=True)
         (TREES / f"{name}.yaml").write_text(text, encoding="utf-8")
 
