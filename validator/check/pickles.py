@@ -55,7 +55,6 @@ PICKLE_FORMATS = ("sklearn", "pytorch")  # formats whose files are pickles
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt")
 WALK_VERSION = "3"  # part of the cache key: a change to the walk below rescans every file
 CHUNK = 1024 * 1024
-HEAD = 64 * 1024  # how much of a file is read to tell whether it may hold a pickle at all
 MAX_UNPACKED = 1024 * CHUNK  # a compressed file or zip may unpack to at most 1 GiB here
 MAX_DEPTH = 4  # containers in containers (a zip in a gzip in a zip ...)
 _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
@@ -70,7 +69,6 @@ _COMPRESSED = (  # joblib's compressors, by the magic bytes it detects them by (
     (b"\x04\x22\x4d\x18", "lz4"),
 )
 _IMPORTS = {"GLOBAL", "STACK_GLOBAL", "INST"}
-_OPCODES = {opcode.code.encode("latin-1") for opcode in pickletools.opcodes}
 # what find_class can import: a dotted name of identifiers; anything else fails to import
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _HIGHEST_PROTOCOL = 5
@@ -169,8 +167,13 @@ def pickles_held(document: Document, root: Path, located: Path | None = None) ->
     if located is None and "://" in artifact:
         return []
     path = located or root / artifact
+    try:
+        files = artifact_files(path)
+    except OSError as exc:  # a folder that cannot be listed hides what it holds
+        reason = f"{exc.filename} cannot be listed ({exc.strerror})"
+        return [Held(path, artifact, Verdict(pickle=True, unreadable=reason))]
     held = []
-    for file in artifact_files(path):
+    for file in files:
         shown = artifact if file == path else f"{artifact.rstrip('/')}/{file.relative_to(path)}"
         verdict = scan_file(file)
         if verdict.pickle or verdict.imports or verdict.unreadable:
@@ -196,10 +199,14 @@ def artifact_files(path: Path) -> list[Path]:
     if not stat.S_ISDIR(mode):
         return []
     found = []
-    for directory, folders, files in os.walk(path):
+    for directory, folders, files in os.walk(path, onerror=_unlistable):
         folders.sort()
         found += [Path(directory, name) for name in sorted(files)]
     return [file for file in found if file.is_file()]
+
+
+def _unlistable(error: OSError) -> None:
+    raise error
 
 
 _SEEN: dict[tuple[str, int, int, int, int], Verdict] = {}  # this process's verdicts, by stat
@@ -207,7 +214,7 @@ _SEEN: dict[tuple[str, int, int, int, int], Verdict] = {}  # this process's verd
 
 def scan_file(path: Path) -> Verdict:
     """The verdict on one file: from this process's or the cache's when these bytes were
-    judged before; a file whose first bytes cannot start a pickle is read no further."""
+    judged before; a file whose first opcodes run nothing is read no further."""
     try:
         facts = path.stat()
         seen = (str(path), facts.st_dev, facts.st_ino, facts.st_size, facts.st_mtime_ns)
@@ -229,25 +236,23 @@ def scan_file(path: Path) -> Verdict:
 
 
 def _may_hold_pickle(path: Path) -> bool:
-    """A container any loader of model files opens, or a pickle stream a loader would run
-    at least one import of, or read to its end (STOP), within the file's first bytes."""
+    """A container any loader of model files opens, or a pickle stream a loader would run an
+    import of, or read to its end (STOP): opcodes are read from the start only until the
+    first import, the STOP or the first byte no loader reads, which for a file of another
+    format (GGUF, ONNX, safetensors, JSON, text) comes within its first bytes."""
     with open(path, "rb") as stream:
-        head = stream.read(HEAD)
-    if _container(head) is not None:
-        return True
-    if head[:1] not in _OPCODES:
-        return False
-    try:
-        for opcode, argument, _ in pickletools.genops(io.BytesIO(head)):
-            if opcode.name == "PROTO" and argument > _HIGHEST_PROTOCOL:
-                return False
-            if opcode.name in _IMPORTS or opcode.name == "STOP":
-                return True
-    except (ValueError, EOFError):
-        pass
-    except Exception:  # whatever else pickletools raises on bytes it cannot decode
-        return True
-    return len(head) == HEAD  # cut off inside a long stream: read it whole
+        if _container(stream.read(8)) is not None:
+            return True
+        stream.seek(0)
+        try:
+            for opcode, argument, _ in pickletools.genops(stream):
+                if opcode.name == "PROTO" and argument > _HIGHEST_PROTOCOL:
+                    return False
+                if opcode.name in _IMPORTS or opcode.name == "STOP":
+                    return True
+        except (ValueError, EOFError):
+            return False
+    return False
 
 
 def _container(head: bytes) -> str | None:
