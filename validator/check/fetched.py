@@ -77,10 +77,12 @@ def _fetch(url: str, expected: str) -> Fetched:
     with contextlib.suppress(OSError):
         if _sha256(kept) == expected:
             return Fetched(kept)
+    import http.client
+
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         return _download(url, expected, folder, kept)
-    except OSError as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         return Fetched(None, f"it cannot be fetched ({getattr(exc, 'reason', None) or exc})")
 
 
