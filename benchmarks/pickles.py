@@ -180,15 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         cache = parent / "scan-cache"
         examples = sorted(p for p in ARTIFACTS.rglob("*") if p.is_file())
         big = [big_joblib(parent, 0), big_joblib(parent, ("gzip", 3))]
-        lines = ["# pickles.py", ""]
-        lines += [*files_table(examples, args.repeat, cache), ""]
-        lines += [*files_table(big, max(1, args.repeat - 1), cache), ""]
-        lines += [*validate_table(args.count, args.repeat, args.baseline, parent), ""]
-        cpus = os.cpu_count()
-        lines.append(
-            f"machine: {platform.platform()}, Python {platform.python_version()}, {cpus} CPUs"
-        )
-    print("\n".join(lines))
+        print("# pickles.py\n", flush=True)
+        print("\n".join([*files_table(examples, args.repeat, cache), ""]), flush=True)
+        print("\n".join([*files_table(big, max(1, args.repeat - 1), cache), ""]), flush=True)
+        print("\n".join(validate_table(args.count, args.repeat, args.baseline, parent)))
+    cpus = os.cpu_count()
+    print(f"\nmachine: {platform.platform()}, Python {platform.python_version()}, {cpus} CPUs")
     return 0
 
 
