@@ -349,6 +349,15 @@ def test_a_pickle_under_another_name_on_a_pickle_runtime_is_pickle_based(
     assert [d["rule"] for d in found if d["severity"] == "error"] == ["MG-SEC-009"]
 
 
+def test_the_repository_passes_the_production_rules_the_deploy_workflow_runs() -> None:
+    """churn-pipeline's pickle from s3:// (never scanned) goes to staging only: judged by
+    production's rules, as the workflow's production job judges every spec, it deploys no
+    pickle there."""
+    result = run_cli("validate", "--env", "production", "--format", "json")
+    assert result.code == 0, result.out
+    assert [d["rule"] for d in json.loads(result.out)["diagnostics"]] == ["MG-OPS-050"]
+
+
 # --- a pickle from an https:// host ----------------------------------------------------------
 
 

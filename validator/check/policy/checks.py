@@ -233,7 +233,14 @@ def pickle_artifacts_allowed(document: Document, context: Context) -> Iterator[S
         return
     remote = "://" in artifact
     checked = verified_by_pod(spec)
-    rules = context.per_environment("pickleArtifacts")
+    # what the spec deploys to: `validate --env production` judges every spec by production's
+    # rules, and a spec that never goes there deploys no pickle there
+    deployed = set(spec.get("environments", ()))
+    rules = {
+        env: rule
+        for env, rule in context.per_environment("pickleArtifacts").items()
+        if env in deployed
+    }
     unscanned = ""
     if remote and SCANNED in rules.values():
         unscanned = _unscanned(spec, checked)
