@@ -21,14 +21,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 SCRIPTS = (
-    "validate.py",
-    "precommit.py",
-    "render.py",
-    "scale.py",
-    "deploy.py",
-    "loadcheck.py",
-    "delivery.py",
-)
+    "validate.py", "precommit.py", "render.py", "scale.py", "deploy.py", "loadcheck.py",
+    "pickles.py", "delivery.py",
+)  # fmt: skip
 TARGET = re.compile(r"^target: (?P<what>.*): (?P<verdict>MET|MISSED)\b(?P<rest>.*)$")
 ROW = re.compile(r"^\| (?P<script>[\w.]+) \| .* \|$")
 SECTION = re.compile(r"^## (?P<script>[\w.]+)\n\n```text\n.*?\n```\n", re.M | re.S)

@@ -1,11 +1,16 @@
 """The adversarial corpus of repository trees (tests/corpus/trees/): links among the files a
-pull request can change (rendered/, templates/, policies/, .modelgate/, artifacts), and files
-among them that are not plain data (templates/values.yaml). Each tree
+pull request can change (rendered/, templates/, policies/, .modelgate/, artifacts), files
+among them that are not plain data (templates/values.yaml), and model files that run code
+when they load (`binary`, written by tests/make_pickle_trees.py, served by the `specs` it
+names: the iris spec with text replaced, @sha256:PATH the digest of a planted file). Each tree
 is planted in a scaffold repository, each command is run, and none may read, print or write
 what a link points at outside the repository, nor fail with an internal error."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,13 @@ def plant(scaffold: Scaffold, outside: Path, tree: dict[str, Any]) -> None:
         assert run_cli("--root", str(scaffold.root), "render").code == 0
     for where, text in tree.get("files", {}).items():
         (scaffold.root / where).write_text(text)
+    for where, encoded in tree.get("binary", {}).items():
+        (scaffold.root / where).parent.mkdir(parents=True, exist_ok=True)
+        (scaffold.root / where).write_bytes(base64.b64decode(encoded))
+    for name, replacements in tree.get("specs", {}).items():
+        scaffold.iris(
+            name, **{old: digests(scaffold.root, new) for old, new in replacements.items()}
+        )
     for where, target in tree.get("links", {}).items():
         link = scaffold.root / where
         if link.is_dir() and not link.is_symlink():
@@ -34,6 +46,15 @@ def plant(scaffold: Scaffold, outside: Path, tree: dict[str, Any]) -> None:
             link.unlink()
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(Path(target.replace("@outside", str(outside))))
+
+
+def digests(root: Path, text: str) -> str:
+    """`text` with each @sha256:PATH replaced by the sha256 of that file of the tree."""
+    return re.sub(
+        r"@sha256:(\S+)",
+        lambda found: hashlib.sha256((root / found[1]).read_bytes()).hexdigest(),
+        text,
+    )
 
 
 def snapshot(outside: Path) -> dict[str, str]:

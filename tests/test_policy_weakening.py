@@ -144,6 +144,16 @@ def test_a_longer_waiver_limit_is_a_weakening(tmp_path: Path) -> None:
     assert weakened_by(text, tmp_path) == ["maxWaiverDays 90 -> 3650"]
 
 
+def test_a_longer_pickle_allow_list_is_a_weakening_a_shorter_one_is_not(tmp_path: Path) -> None:
+    head = "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: lenient}\n"
+    longer = (
+        head + "extends: [modelgate]\nparameters:\n  pickleGlobals: [numpy.ndarray, os.system]\n"
+    )
+    assert weakened_by(longer, tmp_path / "longer") == ["pickleGlobals added os.system"]
+    shorter = head + "extends: [modelgate]\nparameters:\n  pickleGlobals: []\n"
+    assert weakened_by(shorter, tmp_path / "shorter") == []
+
+
 def test_a_null_parameter_is_refused_not_a_crash(scaffold: Scaffold) -> None:
     with_policies(scaffold, lenient=LENIENT.replace("allowedRegistries: []", "allowedRegistries:"))
     result = run_cli("--root", str(scaffold.root), "validate")

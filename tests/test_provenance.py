@@ -337,6 +337,12 @@ class _RunsAShellCommand:
         return (os.system, (f"touch {self.marker}",))
 
 
+def _clean(verdict: pickles.Verdict) -> bool:
+    """A pickle the scan read to its end, nothing in it dangerous to picklescan (what it
+    imports is the policy's to judge: MG-SEC-160)."""
+    return verdict.pickle and not verdict.dangerous and not verdict.unreadable
+
+
 def _malicious(path: Path, marker: Path, before: Any = None) -> str:
     """Write a joblib-named pickle calling os.system (after `before`, e.g. a numpy array);
     return its sha256."""
@@ -420,17 +426,14 @@ def test_compressed_joblib_files_are_scanned_too(tmp_path: Path, compress: str) 
         evil,
         compress=(compress, 3),
     )
-    assert pickles.scan_file(clean) == pickles.Verdict()
+    assert _clean(pickles.scan_file(clean))
     assert pickles.scan_file(evil).dangerous == ("posix.system",)
 
 
 def test_the_real_iris_model_is_clean_and_a_folder_is_scanned_file_by_file(
     scaffold: Scaffold, tmp_path: Path
 ) -> None:
-    assert (
-        pickles.scan_file(PROJECT / "models" / "artifacts" / "iris" / "model.joblib")
-        == pickles.Verdict()
-    )
+    assert _clean(pickles.scan_file(PROJECT / "models" / "artifacts" / "iris" / "model.joblib"))
     scaffold.iris()
     assert findings(scaffold) == []
     folder = scaffold.root / "models" / "artifacts" / "iris"
@@ -448,17 +451,18 @@ def test_what_cannot_be_scanned_is_not_trusted(tmp_path: Path) -> None:
     truncated = tmp_path / "truncated.joblib"
     joblib.dump({"w": numpy.arange(10), "name": "a model"}, truncated)
     truncated.write_bytes(truncated.read_bytes()[:60])
-    assert "can be read to its end" in pickles.scan_file(truncated).unreadable
-    # pickle.load would read joblib's raw array data as opcodes: a .pkl must not hold any
+    # a loader runs what it reads before it fails (tests/test_pickles.py): here, nothing
+    assert pickles.scan_file(truncated) == pickles.Verdict()
+    # pickle.load would read joblib's raw array data as opcodes: both readings are walked
     plain = tmp_path / "model.pkl"
     joblib.dump(numpy.arange(5), plain)
-    assert "save it as a .joblib file" in pickles.scan_file(plain).unreadable
+    assert _clean(pickles.scan_file(plain))
     structured = tmp_path / "structured.joblib"
-    joblib.dump(numpy.zeros(3, dtype=[("x", "f8"), ("y", "i4")]), structured)
-    assert pickles.scan_file(structured).unreadable
+    joblib.dump(numpy.zeros(3, dtype=[("x", "f8", (2,)), ("y", "i4")]), structured)
+    assert "subarray" in pickles.scan_file(structured).unreadable
     plain_pickle = tmp_path / "plain.pkl"
     plain_pickle.write_bytes(pickle.dumps({"weights": numpy.arange(5)}))
-    assert pickles.scan_file(plain_pickle) == pickles.Verdict()
+    assert _clean(pickles.scan_file(plain_pickle))
 
 
 def test_a_joblib_array_wrapper_made_another_way_is_not_followed(tmp_path: Path) -> None:
@@ -481,7 +485,7 @@ def test_a_pytorch_archive_is_scanned(tmp_path: Path) -> None:
     clean = tmp_path / "clean.pt"
     with zipfile.ZipFile(clean, "w") as archive:
         archive.writestr("model/data.pkl", pickle.dumps({"layer": [1.0, 2.0]}))
-    assert pickles.scan_file(clean) == pickles.Verdict()
+    assert _clean(pickles.scan_file(clean))
 
 
 def test_verdicts_are_cached_by_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -491,19 +495,21 @@ def test_verdicts_are_cached_by_content(tmp_path: Path, monkeypatch: pytest.Monk
     assert pickles.scan_file(path).dangerous
     assert list((tmp_path / "cache").glob("pickle-scan-*.bin"))
     shutil.copyfile(PROJECT / "models" / "artifacts" / "iris" / "model.joblib", path)
-    assert pickles.scan_file(path) == pickles.Verdict()  # new bytes, new verdict
+    assert _clean(pickles.scan_file(path))  # new bytes, new verdict
 
 
-def test_production_takes_no_pickle_fetched_unchecked(scaffold: Scaffold) -> None:
-    """By default a pickle from a store reaches production only where its pod checks its
-    digest before the server starts: a Seldon server (mlserver) fetches it unchecked."""
+def test_production_takes_no_pickle_whose_bytes_modelgate_did_not_scan(scaffold: Scaffold) -> None:
+    """By default a pickle from a store reaches production only as bytes validate fetched,
+    scanned and pinned (tests/test_pickles.py): a digest the pod checks is not enough. An
+    environment with pickleArtifacts `checked` takes one whose digest the pod checks."""
     scaffold.with_policies()
     stored = {"artifact: models/artifacts/iris/model.joblib": "artifact: s3://ml/iris/model.joblib"}
     scaffold.iris(**stored)
     assert [m for r, _, m in findings(scaffold) if r == "MG-SEC-009"] == [
-        "s3://ml/iris/model.joblib is a pickle-based artifact from a store, never scanned, "
-        "whose digest its pod does not check before the server starts, and is not allowed in "
-        "production (policy parameter pickleArtifacts)"
+        "s3://ml/iris/model.joblib is a pickle-based artifact from outside the repository "
+        "whose bytes modelgate did not scan (only a file on an https:// host with a sha256 is "
+        "fetched to be scanned), and is not allowed in production (policy parameter "
+        "pickleArtifacts)"
     ]
     assert "MG-SEC-009" not in rules(scaffold, "--env", "staging")
     scaffold.write_spec(
@@ -517,11 +523,18 @@ def test_production_takes_no_pickle_fetched_unchecked(scaffold: Scaffold) -> Non
             },
         ),
     )
-    assert [
+    refused = [
         p for p, r in ((d["path"], d["rule"]) for d in validate(scaffold)[1]) if r == "MG-SEC-009"
-    ] == [
-        "models/iris.yaml"
-    ]  # KServe's pod checks the churn model's sha256 before the runtime starts
+    ]
+    assert refused == ["models/churn-kserve.yaml", "models/iris.yaml"]
+    (scaffold.root / "policies" / "acme.yaml").write_text(
+        "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: acme}\n"
+        "extends: [modelgate]\nparameters:\n  pickleArtifacts: {production: checked}\n"
+    )
+    refused = [
+        p for p, r in ((d["path"], d["rule"]) for d in validate(scaffold)[1]) if r == "MG-SEC-009"
+    ]
+    assert refused == ["models/iris.yaml"]  # KServe's pod checks the churn model's sha256
 
 
 def test_the_policy_can_keep_pickles_out_of_production(scaffold: Scaffold) -> None:

@@ -1,21 +1,28 @@
-"""Pickle-based model files in the repository are scanned before anything loads them.
+"""Model files are judged by what they are, never by their names: every file of a spec's
+artifact whose bytes hold a pickle (raw; in a zip such as a PyTorch archive; compressed with
+gzip, zlib, bz2 or xz as joblib writes it; or behind joblib's numpy array framing) is walked
+opcode by opcode, never loaded, and every name it imports (GLOBAL, STACK_GLOBAL, INST; what
+OBJ, REDUCE, NEWOBJ and BUILD call comes from those) is recorded. The policy judges those
+names by an allow-list (MG-SEC-160); picklescan reads the same opcodes as a second opinion,
+and its "dangerous" verdict refuses the file whatever the allow-list says (MG241). A file
+that holds a pickle the walk cannot follow exactly is MG242.
 
-A digest proves that a file is the one reviewed, not that loading it is safe: a pickle runs
-whatever its imports and calls say when it loads. Every pickle-based file of a spec's
-repository artifact (the file, or each such file in the folder) is scanned with picklescan
-(its list of imports that run code: os, subprocess, builtins.eval, ...): a dangerous import is
-MG241, a file that cannot be read to its end as a pickle is MG242. Nothing is ever loaded.
+A loader runs opcodes until it fails: what a pickle imports before a byte no loader can read
+counts as much as what a complete one imports, so the walk goes as far as a loader would and
+records everything on the way. A file whose very first bytes are no pickle opcode runs
+nothing and holds no pickle.
 
-joblib writes numpy array data raw into the pickle stream, after each NumpyArrayWrapper; no
-pickle scanner reads past it. The stream is first walked here, with the small stack machine
-below, and the array data cut out where joblib itself would read it, so that the scanner
-sees every opcode joblib runs. Anything the walk cannot follow exactly (an array wrapper made
-any other way, a dtype it cannot size, an opcode it does not know) makes the file one that
-cannot be scanned: an attacker's way around the walk is a finding, never a pass.
+joblib writes numpy array data raw into the pickle stream, after each NumpyArrayWrapper. The
+stream is walked twice then: as joblib.load reads it (the array data cut out where joblib
+itself reads it, with the small stack machine below) and as pickle.load reads it (the array
+data taken for opcodes, up to where that fails): the names of both count. Anything the joblib
+walk cannot follow exactly (an array wrapper made any other way, a dtype it cannot size, an
+opcode it does not know) makes the file one that cannot be scanned: an attacker's way around
+the walk is a finding, never a pass.
 
-Verdicts are cached by the file's sha256 and the scanner's version: the same bytes get the
-same verdict, and `validate` in a pre-commit hook does not import the scanner for a model
-that has not changed.
+What a file holds is cached by its sha256 and the walk's and the scanner's versions: the same
+bytes give the same names, and `validate` in a pre-commit hook does not import the scanner
+for a model that has not changed.
 """
 
 from __future__ import annotations
@@ -30,9 +37,10 @@ import os
 import pickletools
 import re
 import stat
+import zipfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,67 +50,97 @@ from .load import Document
 
 UNSAFE = "MG241"
 UNSCANNABLE = "MG242"
-JOBLIB_SUFFIXES = (".joblib",)
-PICKLE_SUFFIXES = (".pkl", ".pickle")
-TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-SCANNED_SUFFIXES = (*JOBLIB_SUFFIXES, *PICKLE_SUFFIXES, *TORCH_SUFFIXES)
-WALK_VERSION = "1"  # part of the cache key: a change to the walk below rescans every file
+PICKLE_FORMATS = ("sklearn", "pytorch")  # formats whose files are pickles
+# file names `new` gives pickle-based models; what a file holds is judged by its bytes alone
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt")
+WALK_VERSION = "3"  # part of the cache key: a change to the walk below rescans every file
 CHUNK = 1024 * 1024
-MAX_UNPACKED = 1024 * CHUNK  # a compressed joblib file may unpack to at most 1 GiB here
+MAX_UNPACKED = 1024 * CHUNK  # a compressed file or zip may unpack to at most 1 GiB here
+MAX_DEPTH = 4  # containers in containers (a zip in a gzip in a zip ...)
 _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
-_TYPE_CODE = re.compile(r"[<>|=]?(?P<kind>[biufcmMV])(?P<size>\d+)")  # numpy dtype strings
+_ZIP = (b"PK\x03\x04", b"PK\x05\x06")
 _COMPRESSED = (  # joblib's compressors, by the magic bytes it detects them by (compressor.py)
     (b"ZF", "zlib-compat"),
     (b"\x78", "zlib"),
     (b"\x1f\x8b", "gzip"),
-    (b"BZ", "bz2"),
-    (b"\x5d\x00", "lzma"),
+    (b"BZh", "bz2"),
+    (b"\x5d\x00\x00", "lzma"),
     (b"\xfd\x37\x7a\x58\x5a", "xz"),
     (b"\x04\x22\x4d\x18", "lz4"),
 )
+_IMPORTS = {"GLOBAL", "STACK_GLOBAL", "INST"}
+# what find_class can import: a dotted name of identifiers; anything else fails to import
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_HIGHEST_PROTOCOL = 5
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the scan of one file found: the imports that run code, or why it could not be
-    read to its end. Neither: the file is clean."""
+    """What one file holds: whether a pickle, the names its pickles import (module.name, in
+    the order first seen), those picklescan rates dangerous, or why it cannot be followed."""
 
+    pickle: bool = False
+    imports: tuple[str, ...] = ()
     dangerous: tuple[str, ...] = ()
     unreadable: str = ""
 
     def to_json(self) -> bytes:
-        return json.dumps({"dangerous": self.dangerous, "unreadable": self.unreadable}).encode()
+        return json.dumps(
+            {
+                "pickle": self.pickle,
+                "imports": self.imports,
+                "dangerous": self.dangerous,
+                "unreadable": self.unreadable,
+            }
+        ).encode()
 
     @classmethod
     def from_json(cls, payload: bytes) -> Verdict | None:
         try:
             data = json.loads(payload)
-            return cls(tuple(map(str, data["dangerous"])), str(data["unreadable"]))
+            return cls(
+                bool(data["pickle"]),
+                tuple(map(str, data["imports"])),
+                tuple(map(str, data["dangerous"])),
+                str(data["unreadable"]),
+            )
         except (ValueError, KeyError, TypeError):
             return None
+
+
+@dataclass(frozen=True)
+class Held:
+    """One file of an artifact that holds a pickle: its path, the name findings show, and
+    the verdict on it."""
+
+    path: Path
+    shown: str
+    verdict: Verdict
 
 
 class Unfollowable(Exception):
     """The stream holds something the walk cannot follow exactly as its loader would."""
 
 
-def check(document: Document, root: Path) -> list[Diagnostic]:
-    """MG241 and MG242 for the pickle-based files of the spec's repository artifact. Call it
-    once artifacts.check found nothing: a changed or unhashable artifact is not scanned."""
-    artifact = document.data["spec"]["model"].get("artifact")
-    if not artifact or "://" in artifact:
-        return []
-    path = root / artifact
+class _LoaderFails(Exception):
+    """A loader stops here with an error: what came before it ran, nothing after."""
+
+
+def check(document: Document, root: Path, located: Path | None = None) -> list[Diagnostic]:
+    """MG241 and MG242 for the files of the spec's artifact that hold pickles (`located`: where
+    an artifact from elsewhere was fetched to). Call it once artifacts.check found nothing: a
+    changed or unhashable artifact is not scanned. The names they import are the policy's to
+    judge (MG-SEC-160)."""
     found = []
-    for file in pickle_files(path):
-        shown = artifact if file == path else f"{artifact.rstrip('/')}/{file.relative_to(path)}"
-        verdict = scan_file(file)
+    for held in pickles_held(document, root, located):
+        verdict = held.verdict
         if verdict.dangerous:
             found.append(
                 document.finding(
                     ["spec", "model", "artifact"],
                     UNSAFE,
-                    f"{shown} runs code when it loads: it imports " + ", ".join(verdict.dangerous),
+                    f"{held.shown} runs code when it loads: it imports "
+                    + ", ".join(verdict.dangerous),
                     "do not deploy it: find out where the file came from; re-export the model "
                     "as safetensors or ONNX, or from a trusted training run",
                 )
@@ -112,7 +150,7 @@ def check(document: Document, root: Path) -> list[Diagnostic]:
                 document.finding(
                     ["spec", "model", "artifact"],
                     UNSCANNABLE,
-                    f"{shown} cannot be scanned: {verdict.unreadable}",
+                    f"{held.shown} cannot be scanned: {verdict.unreadable}",
                     "save the model again with pickle, joblib (uncompressed, or zlib, gzip, bz2 "
                     "or xz) or torch.save, or as safetensors or ONNX",
                 )
@@ -120,73 +158,260 @@ def check(document: Document, root: Path) -> list[Diagnostic]:
     return found
 
 
+def pickles_held(document: Document, root: Path, located: Path | None = None) -> list[Held]:
+    """The files of the spec's artifact (in the repository, or fetched to `located`) that hold
+    a pickle, whatever their names, with the verdict on each."""
+    artifact = document.data["spec"]["model"].get("artifact")
+    if not artifact:
+        return []
+    if located is None and "://" in artifact:
+        return []
+    path = located or root / artifact
+    try:
+        files = artifact_files(path)
+    except OSError as exc:  # a folder that cannot be listed hides what it holds
+        reason = f"{exc.filename} cannot be listed ({exc.strerror})"
+        return [Held(path, artifact, Verdict(pickle=True, unreadable=reason))]
+    held = []
+    for file in files:
+        shown = artifact if file == path else f"{artifact.rstrip('/')}/{file.relative_to(path)}"
+        verdict = scan_file(file)
+        if verdict.pickle or verdict.imports or verdict.unreadable:
+            held.append(Held(file, shown, verdict))
+    return held
+
+
 def is_pickle_based(name: str) -> bool:
-    return name.lower().endswith(SCANNED_SUFFIXES)
+    """A file name `new` would give a pickle-based model (never a verdict on a file)."""
+    return name.lower().endswith(PICKLE_SUFFIXES)
 
 
-def pickle_files(path: Path) -> list[Path]:
-    """The artifact itself when it is a pickle-based file; a folder's pickle-based files. The
-    artifact may be a link inside the repository (artifacts.check refuses one out of it, and
-    links inside a folder): what it names is what the server loads."""
+def artifact_files(path: Path) -> list[Path]:
+    """The artifact itself when it is a file; a folder's files. The artifact may be a link
+    inside the repository (artifacts.check refuses one out of it, and links inside a
+    folder): what it names is what the server loads."""
     try:
         mode = path.stat().st_mode
     except OSError:
         return []
     if stat.S_ISREG(mode):
-        return [path] if is_pickle_based(path.name) else []
+        return [path]
     if not stat.S_ISDIR(mode):
         return []
     found = []
-    for directory, folders, files in os.walk(path):
+    for directory, folders, files in os.walk(path, onerror=_unlistable):
         folders.sort()
-        found += [Path(directory, name) for name in sorted(files) if is_pickle_based(name)]
-    return found
+        found += [Path(directory, name) for name in sorted(files)]
+    return [file for file in found if file.is_file()]
+
+
+def _unlistable(error: OSError) -> None:
+    raise error
+
+
+_SEEN: dict[tuple[str, int, int, int, int], Verdict] = {}  # this process's verdicts, by stat
 
 
 def scan_file(path: Path) -> Verdict:
-    """The verdict on one file, from the cache when these bytes were scanned before."""
+    """The verdict on one file: from this process's or the cache's when these bytes were
+    judged before; a file whose first opcodes run nothing is read no further."""
     try:
+        facts = path.stat()
+        seen = (str(path), facts.st_dev, facts.st_ino, facts.st_size, facts.st_mtime_ns)
+        if seen in _SEEN:
+            return _SEEN[seen]
+        if not _may_hold_pickle(path):
+            return Verdict()
         digest = _sha256(path)
     except OSError as exc:
-        return Verdict(unreadable=f"it cannot be read ({exc.strerror})")
-    key = f"{_scanner_version()}|{WALK_VERSION}|{path.suffix.lower()}|{digest}"
+        return Verdict(pickle=True, unreadable=f"it cannot be read ({exc.strerror})")
+    key = f"{_scanner_version()}|{WALK_VERSION}|{digest}"
     cached = cache.load("pickle-scan", key)
     verdict = Verdict.from_json(cached) if cached is not None else None
     if verdict is None:
         verdict = _scan(path)
         cache.store("pickle-scan", key, verdict.to_json())
+    _SEEN[seen] = verdict
     return verdict
 
 
+def _may_hold_pickle(path: Path) -> bool:
+    """A container any loader of model files opens, or a pickle stream a loader would run an
+    import of, or read to its end (STOP): opcodes are read from the start only until the
+    first import, the STOP or the first byte no loader reads, which for a file of another
+    format (GGUF, ONNX, safetensors, JSON, text) comes within its first bytes."""
+    with open(path, "rb") as stream:
+        if _container(stream.read(8)) is not None:
+            return True
+        stream.seek(0)
+        try:
+            for opcode, argument, _ in pickletools.genops(stream):
+                if opcode.name == "PROTO" and argument > _HIGHEST_PROTOCOL:
+                    return False
+                if opcode.name in _IMPORTS or opcode.name == "STOP":
+                    return True
+        except (ValueError, EOFError):
+            return False
+    return False
+
+
+def _container(head: bytes) -> str | None:
+    if head.startswith(_ZIP):
+        return "zip"
+    return next((name for magic, name in _COMPRESSED if head.startswith(magic)), None)
+
+
 def _scan(path: Path) -> Verdict:
-    suffix = path.suffix.lower()
+    found = _Found()
     try:
         with open(path, "rb") as stream:
-            if suffix in TORCH_SUFFIXES:
-                return _judge(_scanner().scan_bytes(stream, str(path), suffix))
-            streams = opcode_streams(stream, joblib=suffix in JOBLIB_SUFFIXES)
+            found.source(stream, depth=0)
     except Unfollowable as exc:
-        return Verdict(unreadable=str(exc))
+        return Verdict(pickle=True, imports=found.names(), unreadable=str(exc))
     except OSError as exc:
-        return Verdict(unreadable=f"it cannot be read ({exc.strerror})")
-    scanner = _scanner()
-    result = scanner.ScanResult([])
-    for index, opcodes in enumerate(streams):
-        result.merge(scanner.scan_pickle_bytes(io.BytesIO(opcodes), f"{path}#{index}"))
-    return _judge(result)
+        return Verdict(pickle=True, unreadable=f"it cannot be read ({exc.strerror})")
+    return Verdict(found.pickle, found.names(), found.second_opinion())
 
 
-def _judge(result: Any) -> Verdict:
-    dangerous = sorted(
-        f"{found.module}.{found.name}"
-        for found in result.globals
-        if found.safety.value == "dangerous"
-    )
-    if dangerous:
-        return Verdict(dangerous=tuple(dangerous))
-    if result.scan_err:
-        return Verdict(unreadable="it is not a pickle the scanner can read to its end")
-    return Verdict()
+@dataclass
+class _Found:
+    """What the walks of one file found: whether a pickle, the names imported, and the
+    opcode streams (without array data) for the second opinion."""
+
+    pickle: bool = False
+    imports: dict[str, None] = field(default_factory=dict)
+    streams: list[bytes] = field(default_factory=list)
+    unpacked: int = 0
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.imports)
+
+    def source(self, stream: IO[bytes], depth: int, joblib: bool = False) -> None:
+        """The pickles in `stream`: a zip's members, a compressed stream's content, or the
+        stream itself as a pickle (`joblib`: it was compressed, so only joblib reads it)."""
+        if depth > MAX_DEPTH:
+            raise Unfollowable(f"it nests containers more than {MAX_DEPTH} deep")
+        head = stream.read(8)
+        stream.seek(0)
+        kind = _container(head)
+        if kind == "zip":
+            self._zip(stream, depth)
+        elif kind is not None:
+            self.source(self._unpacked(stream, kind), depth + 1, joblib=True)
+        else:
+            self._pickles(stream, joblib)
+
+    def _zip(self, stream: IO[bytes], depth: int) -> None:
+        """Every member a loader may unpickle: one named like a pickle (PyTorch's data.pkl),
+        one that starts like a pickle (protocol 2 and later), or a container."""
+        try:
+            with zipfile.ZipFile(stream) as archive:
+                for member in archive.infolist():
+                    if member.is_dir():
+                        continue
+                    data = self._member(archive, member)
+                    if member.filename.lower().endswith((".pkl", ".pickle")) or (
+                        data[:1] == b"\x80" or _container(data[:8]) is not None
+                    ):
+                        self.source(io.BytesIO(data), depth + 1)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
+            raise Unfollowable(f"it is a zip archive the scan cannot open ({exc})") from exc
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            raise Unfollowable(f"a member of its zip archive is damaged ({exc})") from exc
+
+    def _member(self, archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
+        with archive.open(member) as reader:
+            return self._read_capped(reader).getvalue()
+
+    def _unpacked(self, stream: IO[bytes], kind: str) -> IO[bytes]:
+        """A compressed stream's content, as joblib unpacks it (picking the decompressor by
+        the magic bytes); what unpacks before damaged data is what a loader reads."""
+        if kind == "lz4":
+            raise Unfollowable("it is compressed with lz4, which the scan cannot unpack")
+        data = io.BytesIO()
+        try:
+            with _decompressor(kind, stream) as reader:
+                self._read_capped(reader, data)
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+            if not data.tell():
+                raise Unfollowable(f"its {kind} compression is damaged ({exc})") from exc
+        data.seek(0)
+        return data
+
+    def _read_capped(self, reader: IO[bytes], data: io.BytesIO | None = None) -> io.BytesIO:
+        data = io.BytesIO() if data is None else data
+        while chunk := reader.read(CHUNK):
+            data.write(chunk)
+            self.unpacked += len(chunk)
+            if self.unpacked > MAX_UNPACKED:
+                raise Unfollowable(f"it unpacks to more than {MAX_UNPACKED // CHUNK} MiB")
+        return data
+
+    def _pickles(self, stream: IO[bytes], joblib: bool) -> None:
+        """The pickle at the start of `stream`, and those right after it (PyTorch's legacy
+        format is several in a row). Each is walked as joblib.load reads it; one holding
+        joblib array data also as pickle.load reads it, unless only joblib can (`joblib`)."""
+        start = stream.tell()
+        while True:
+            walk = self._walk(stream, start, JOBLIB)
+            if walk.wrapped and not joblib:
+                self._walk(stream, start, PICKLE)
+            if not walk.complete:
+                return
+            start = walk.end
+            stream.seek(start)
+            if stream.read(1) != b"\x80":
+                return
+
+    def _walk(self, stream: IO[bytes], start: int, how: str) -> _Walk:
+        pending = [(start, how)]
+        first = None
+        while pending:
+            offset, mode = pending.pop(0)
+            stream.seek(offset)
+            walk = _Walk(stream, mode)
+            try:
+                opcodes = walk.run()
+            finally:
+                self.imports.update(dict.fromkeys(walk.imports))
+            first = first or walk
+            if walk.ran:
+                self.pickle = self.pickle or walk.complete or bool(walk.imports)
+                self.streams.append(opcodes)
+            pending.extend((nested, NESTED) for nested in walk.nested)
+        assert first is not None
+        return first
+
+    def second_opinion(self) -> tuple[str, ...]:
+        """The names picklescan rates dangerous in the walked opcodes."""
+        if not self.streams:
+            return ()
+        scanner = _scanner()
+        result = scanner.ScanResult([])
+        for index, opcodes in enumerate(self.streams):
+            result.merge(scanner.scan_pickle_bytes(io.BytesIO(opcodes), f"stream {index}"))
+        return tuple(
+            sorted(
+                {
+                    f"{found.module}.{found.name}"
+                    for found in result.globals
+                    if found.safety.value == "dangerous"
+                }
+            )
+        )
+
+
+def _decompressor(kind: str, stream: IO[bytes]) -> IO[bytes]:
+    if kind == "zlib-compat":  # joblib < 0.10: 'ZF', a length in 16 bytes, then zlib data
+        stream.seek(2 + 16)
+        return _ZlibReader(stream)
+    if kind == "zlib":
+        return _ZlibReader(stream)
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=stream)
+    if kind == "bz2":
+        return bz2.BZ2File(stream)
+    return lzma.LZMAFile(stream)  # xz, or the older .lzma format joblib also writes
 
 
 def _scanner() -> Any:
@@ -212,67 +437,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-# --- following a pickle stream as pickle and joblib load it --------------------------------
-
-
-def opcode_streams(stream: IO[bytes], joblib: bool) -> list[bytes]:
-    """The pickle opcodes the loader runs, without the data it reads raw: one stream for the
-    file's pickle and one for each pickle nested in it (a joblib array of Python objects).
-    FRAME opcodes are left out (their lengths would no longer hold). `joblib`: the file is
-    loaded by joblib.load, which reads each NumpyArrayWrapper's array data raw from the
-    stream; else by pickle.load, for which an array wrapper is not what it seems."""
-    stream = _unpacked(stream) if joblib else stream
-    found = []
-    pending = [(stream.tell(), JOBLIB if joblib else PICKLE)]
-    while pending:
-        start, how = pending.pop(0)
-        stream.seek(start)
-        walk = _Walk(stream, how)
-        found.append(walk.run())
-        pending.extend((offset, NESTED) for offset in walk.nested)
-    return found
-
-
-def _unpacked(stream: IO[bytes]) -> IO[bytes]:
-    """A compressed joblib file's pickle stream (joblib picks the decompressor by the magic
-    bytes); the stream itself when it is not compressed."""
-    head = stream.read(8)
-    stream.seek(0)
-    kind = next((name for magic, name in _COMPRESSED if head.startswith(magic)), None)
-    if kind is None:
-        return stream
-    if kind == "lz4":
-        raise Unfollowable("it is compressed with lz4, which the scan cannot unpack")
-    try:
-        with _decompressor(kind, stream) as reader:
-            return _read_capped(reader)
-    except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
-        raise Unfollowable(f"its {kind} compression is damaged ({exc})") from exc
-
-
-def _decompressor(kind: str, stream: IO[bytes]) -> IO[bytes]:
-    if kind == "zlib-compat":  # joblib < 0.10: 'ZF', a length in 16 bytes, then zlib data
-        stream.seek(2 + 16)
-        return _ZlibReader(stream)
-    if kind == "zlib":
-        return _ZlibReader(stream)
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=stream)
-    if kind == "bz2":
-        return bz2.BZ2File(stream)
-    return lzma.LZMAFile(stream)  # xz, or the older .lzma format joblib also writes
-
-
-def _read_capped(reader: IO[bytes]) -> IO[bytes]:
-    data = io.BytesIO()
-    while chunk := reader.read(CHUNK):
-        data.write(chunk)
-        if data.tell() > MAX_UNPACKED:
-            raise Unfollowable(f"it unpacks to more than {MAX_UNPACKED // CHUNK} MiB")
-    data.seek(0)
-    return data
-
-
 class _ZlibReader(io.RawIOBase):
     """A readable stream of zlib data, unpacked as it is read."""
 
@@ -290,6 +454,9 @@ class _ZlibReader(io.RawIOBase):
                 break
         taken, self.pending = self.pending[:size], self.pending[size:]
         return taken
+
+
+# --- following a pickle stream as pickle and joblib load it --------------------------------
 
 
 @dataclass(frozen=True)
@@ -332,10 +499,10 @@ _EMPTY_BYTES = b"C\x00"  # SHORT_BINBYTES of length 0
 class _Walk:
     """One pickle, followed opcode by opcode with a symbolic stack: literals are kept as they
     are, everything the loader would build is an _Object. `how` it is loaded: by joblib.load
-    (JOBLIB: a BUILD of an array wrapper reads the array raw), by pickle.load as a model file
-    (PICKLE: joblib array data would be read as opcodes, so it is refused), or by pickle.load
-    inside a joblib file (NESTED: an array of Python objects). The result is the opcodes'
-    bytes without FRAMEs and without the raw array data."""
+    (JOBLIB: a BUILD of an array wrapper reads the array raw), by pickle.load (PICKLE: joblib
+    array data is read as opcodes, as far as that goes), or by pickle.load inside a joblib
+    file (NESTED: an array of Python objects). The result is the opcodes' bytes without
+    FRAMEs and without the raw array data, up to the STOP or where a loader fails."""
 
     def __init__(self, source: IO[bytes], how: str) -> None:
         self.source, self.how = source, how
@@ -344,19 +511,29 @@ class _Walk:
         self.memo: dict[int, Any] = {}
         self.out = bytearray()
         self.nested: list[int] = []  # where the nested pickles start in the source
+        self.imports: list[str] = []  # module.name of each import, in order
+        self.ran = False  # a loader runs at least one opcode of it
+        self.complete = False  # a loader reads it to its STOP
+        self.wrapped = False  # it holds a joblib array wrapper
+        self.end = 0  # where its STOP ends in the source
 
     def run(self) -> bytes:
         try:
             for opcode, argument, position in pickletools.genops(self.source):
+                self.ran = True
                 self._copy(opcode.name, argument, position or 0)
                 if opcode.name == "STOP":
+                    self.complete, self.end = True, self.source.tell()
                     return bytes(self.out)
                 self._apply(opcode.name, argument)
+        except (_LoaderFails, ValueError, IndexError, KeyError, TypeError, EOFError):
+            pass  # a loader fails here too, having run what came before
         except Unfollowable:
-            raise
-        except (ValueError, IndexError, KeyError, TypeError, EOFError) as exc:
-            raise Unfollowable(f"it is not a pickle that can be read to its end ({exc})") from exc
-        raise Unfollowable("its pickle stream ends without a STOP")
+            # pickle.load reading joblib array data as opcodes: the imports on the way are
+            # judged; the rest is numbers, which no allowed name turns into code
+            if not (self.how == PICKLE and self.wrapped):
+                raise
+        return bytes(self.out + b".")
 
     def _copy(self, name: str, argument: Any, position: int) -> None:
         if name == "FRAME":  # its length would no longer hold once arrays are cut out
@@ -386,7 +563,11 @@ class _Walk:
     # --- one method per kind of opcode, each given the opcode's argument -----------------
 
     def _nothing(self, _: Any) -> None:
-        """PROTO, FRAME."""
+        """FRAME."""
+
+    def _proto(self, protocol: Any) -> None:
+        if protocol > _HIGHEST_PROTOCOL:
+            raise _LoaderFails(f"unsupported pickle protocol {protocol}")
 
     def _mark(self, _: Any) -> None:
         self.marks.append(len(self.stack))
@@ -498,16 +679,25 @@ class _Walk:
         return items
 
     def _global(self, module: str, attribute: str) -> _Global:
+        if not (_DOTTED.fullmatch(module) and _DOTTED.fullmatch(attribute)):
+            raise _LoaderFails(f"no module or attribute can be named {module}.{attribute}")
         found = _Global(module, attribute)
-        if found.of_joblib and not found.wrapper:
+        self.imports.append(f"{module}.{attribute}")
+        if found.of_joblib and not found.wrapper and self.how != PICKLE:
             raise Unfollowable(f"it imports {module}.{attribute}, which joblib loads its own way")
         return found
 
     def _build(self, built_from: Any, arguments: Any, how: str) -> _Object:
-        if isinstance(built_from, _Global) and built_from.wrapper:
+        if not isinstance(built_from, _Global):
+            if not isinstance(built_from, _Object):
+                raise _LoaderFails(f"{how} calls a value that cannot be called")
+            raise Unfollowable("it calls a value it built while loading, not a name it imports")
+        if built_from.wrapper and self.how != PICKLE:
             if how != "NEWOBJ" or arguments != ():
                 raise Unfollowable("it makes a joblib array wrapper in an unusual way")
+            self.wrapped = True
             return _Wrapper(built_from, arguments)
+        self.wrapped = self.wrapped or built_from.wrapper
         self._taken(arguments)
         return _Object(built_from, arguments)
 
@@ -515,15 +705,10 @@ class _Walk:
         """BUILD: the object on top of the stack gets `state`. joblib then replaces an array
         wrapper with the array it reads (NumpyUnpickler.load_build)."""
         target = self.stack[-1]
-        if not isinstance(target, _Wrapper) or self.how == NESTED:
+        if not isinstance(target, _Wrapper) or self.how != JOBLIB:
             if isinstance(target, _Object):
                 target.state = state
             return
-        if self.how == PICKLE:
-            raise Unfollowable(
-                "it holds joblib array data, which pickle.load reads as opcodes: save it as "
-                "a .joblib file"
-            )
         self._array(state)
         self.stack[-1] = _Object("array", ())
 
@@ -532,7 +717,7 @@ class _Walk:
         pending = [value]
         while pending:
             item = pending.pop()
-            if isinstance(item, _Global) and item.wrapper:
+            if isinstance(item, _Global) and item.wrapper and self.how != PICKLE:
                 raise Unfollowable("it passes joblib's array wrapper class around")
             if isinstance(item, (list, tuple)):
                 pending.extend(item)
@@ -575,7 +760,7 @@ _EMPTY: dict[str, Callable[[], Any]] = {
     "EMPTY_SET": lambda: _Object("EMPTY_SET", ()),
 }
 _HANDLERS: dict[str, Callable[[_Walk, Any], None]] = {
-    "PROTO": _Walk._nothing,
+    "PROTO": _Walk._proto,
     "FRAME": _Walk._nothing,
     "MARK": _Walk._mark,
     "POP": _Walk._pop,
@@ -638,14 +823,15 @@ _DTYPES = {("numpy", "dtype"), ("numpy.core.multiarray", "dtype")}
 # and its byte and unicode strings, whose size the dtype's state gives
 _TYPE = re.compile(r"[<>|=]?(?P<kind>[biufcmMSU])(?P<size>\d+)(\[\w+\])?")
 _CHARACTER_BYTES = {"S": 1, "U": 4}
+_STRUCTURED = re.compile(r"\|?V(?P<size>\d+)")
 
 
 def _itemsize(dtype: _Object) -> tuple[int, bool]:
     """(bytes per element, holds Python objects) of a numpy dtype as pickled:
     numpy.dtype(TYPE, False, True), then BUILD with (version, byteorder, subarray, names,
-    fields, elsize, alignment, flags). Plain fixed-size, string and object dtypes are sized;
-    structured, subarray and void ones are not followed, nor a state whose element size
-    disagrees with the type."""
+    fields, elsize, alignment, flags). Plain fixed-size, string, object and structured dtypes
+    (a tree's nodes) are sized; subarray and bare void ones are not followed, nor a state
+    whose element size disagrees with the type."""
     built_from, arguments = dtype.built_from, dtype.arguments
     if not (
         isinstance(built_from, _Global)
@@ -658,12 +844,35 @@ def _itemsize(dtype: _Object) -> tuple[int, bool]:
     code = arguments[0]
     if code in ("O", "O4", "O8"):
         return 0, True
+    structured = _STRUCTURED.fullmatch(code)
+    if structured is not None:
+        return int(structured["size"]), _structured_objects(dtype.state, int(structured["size"]))
     found = _TYPE.fullmatch(code)
     if found is None:
         raise Unfollowable(f"a joblib array has dtype {code!r}, which the scan cannot size")
     size = int(found["size"]) * _CHARACTER_BYTES.get(found["kind"], 1)
     _check_dtype_state(dtype.state, size, flexible=found["kind"] in _CHARACTER_BYTES)
     return size, False
+
+
+def _structured_objects(state: Any, size: int) -> bool:
+    """Whether a structured dtype's fields hold Python objects (joblib then pickles the array
+    whole); its state must name fields and the size its type names, and no subarray."""
+    if not (
+        isinstance(state, tuple)
+        and len(state) >= 6
+        and state[2] is None
+        and isinstance(state[4], dict)
+        and state[4]
+        and state[5] == size
+    ):
+        raise Unfollowable("a joblib array has a void or subarray dtype the scan cannot size")
+    objects = False
+    for described in state[4].values():
+        if not (isinstance(described, tuple) and described and isinstance(described[0], _Object)):
+            raise Unfollowable("a joblib array has a structured dtype the scan cannot read")
+        objects = _itemsize(described[0])[1] or objects
+    return objects
 
 
 def _check_dtype_state(state: Any, size: int, flexible: bool) -> None:

@@ -22,6 +22,7 @@ from . import (
     delivery,
     exposure,
     facts,
+    fetched,
     licenses,
     load,
     names,
@@ -303,7 +304,8 @@ class _FileCheck:
         problems.extend(unfinished.check(document))
         changed = artifacts.check(document, self.root)
         # a changed or unhashable artifact is not the one reviewed: nothing to scan in it
-        problems.extend(changed or pickles.check(document, self.root))
+        located = fetched.located(document.data["spec"])
+        problems.extend(changed or pickles.check(document, self.root, located))
         problems.extend(stand_in.check(document, self.root))
         if self.offered is not None:
             problems.extend(exposure.check(document, self.offered))

@@ -224,6 +224,9 @@ class Engine:
     revision_env: str = ""
     revision_in_uri: bool = False
     runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> default runtime
+    # runtimes that load the model with pickle (joblib.load, torch.load): a spec served by
+    # one is pickle-based whatever its format says (MG-SEC-009, MG-SEC-160)
+    pickle_runtimes: tuple[str, ...] = ()
     named_runtimes: Mapping[str, str] = field(default_factory=dict)  # format -> what `new` names
     # runtime -> (liveness, readiness) paths, for runtimes that do not answer the engine's
     # own `live` and `ready` paths; {name} is the model's name. A spec's runtime, else the
@@ -446,6 +449,19 @@ def digest_field(model: Mapping[str, Any]) -> str | None:
 def accelerator_of(spec: Mapping[str, Any]) -> Accelerator:
     """The GPU vendor spec.resources names (NVIDIA unless it says otherwise)."""
     return ACCELERATORS[spec.get("resources", {}).get("accelerator", EVERY_ACCELERATOR[0])]
+
+
+def loads_pickles(spec: Mapping[str, Any]) -> bool:
+    """The runtime that serves the spec's model loads it with pickle: the spec's own runtime,
+    else the one its engine picks for the format."""
+    engine = ENGINES[spec["engine"]["name"]]
+    model_format = spec["model"].get("format", "")
+    runtime = (
+        spec["engine"].get("runtime")
+        or engine.runtimes.get(model_format)
+        or engine.named_runtimes.get(model_format)
+    )
+    return runtime in engine.pickle_runtimes
 
 
 def runtime_for(spec: dict) -> str | None:

@@ -158,6 +158,9 @@ ENGINE = Engine(
         "tensorflow": "kserve-tensorflow-serving",
         "huggingface": "kserve-huggingfaceserver",
     },
+    # joblib.load or pickle.load (sklearnserver), torch.load (TorchServe's .mar handlers,
+    # transformers' pytorch_model.bin)
+    pickle_runtimes=("kserve-sklearnserver", "kserve-torchserve", "kserve-huggingfaceserver"),
     # TensorFlow Serving's REST API has no Open Inference Protocol health paths; it answers
     # for a model, by the name KServe gives it (the InferenceService's), once it is loaded.
     # The other runtimes run KServe's or Seldon's model server, or Triton: they answer both.

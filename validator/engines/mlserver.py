@@ -34,6 +34,8 @@ ENGINE = Engine(
         "lightgbm": "mlserver_lightgbm.LightGBMModel",
         "huggingface": "mlserver_huggingface.HuggingFaceRuntime",
     },
+    # joblib.load (mlserver-sklearn); transformers' torch.load of pytorch_model.bin files
+    pickle_runtimes=("mlserver_sklearn.SKLearnModel", "mlserver_huggingface.HuggingFaceRuntime"),
     # the capability a Seldon server must list to be scheduled this model
     requirements={
         "sklearn": "sklearn",

@@ -8,7 +8,9 @@ container, and the pod's events say which artifact differs. Its image is
 values.artifactVerifier (a Python image), pinned by digest under `images` like the engines'.
 
 The script runs with `python3 -I -c`: no site packages, no environment, no writes; the
-digest and the path are arguments, never part of the code.
+digest and the path are arguments, never part of the code. It fails closed: a folder it
+cannot list or a file it cannot read stops the pod as a mismatch does (os.walk alone would
+leave an unlistable folder out of the digest without a word).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ def file_sha256(name):
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+def unreadable(exc):
+    sys.exit("artifact check: %s cannot be read (%s)" % (exc.filename, exc.strerror))
 def tree_sha256(folder):
     lines = []
-    for directory, folders, files in os.walk(folder):
+    for directory, folders, files in os.walk(folder, onerror=unreadable):
         for name in folders + files:
             mode = os.lstat(os.path.join(directory, name)).st_mode
             if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
@@ -39,7 +43,10 @@ def tree_sha256(folder):
     if not lines:
         sys.exit("artifact check: %s holds no files" % folder)
     return hashlib.sha256(b"".join(line for _, line in sorted(lines))).hexdigest()
-actual = file_sha256(path) if field == "sha256" else tree_sha256(path)
+try:
+    actual = file_sha256(path) if field == "sha256" else tree_sha256(path)
+except OSError as exc:
+    unreadable(exc)
 if actual != expected:
     sys.exit("artifact check: %s has %s %s; the spec names %s" % (path, field, actual, expected))
 print("artifact check: %s has the %s the spec names" % (path, field))

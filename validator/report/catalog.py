@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ MARKDOWN_FILE = "catalog.md"
 HTML_FILE = "index.html"
 CARD_TEMPLATE = "card.html"
 CARD_DIR = "cards"
+_PAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 SOON_DAYS = 30
 
 _SCALARS = (str, int, float)
@@ -187,10 +189,19 @@ def build(
 
 def _write_page(out_dir: Path, name: str, text: str) -> Path:
     path = out_dir / name
+    if not _under(path, out_dir):
+        raise OSError(errno.EINVAL, f"{name} would be written outside the catalog's folder")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not _under(path, out_dir):  # a link inside --out, made before this run
+        raise OSError(errno.EINVAL, f"{name} would be written outside the catalog's folder")
     # the catalog quotes spec values and findings, as every output does: masked
     path.write_text(mask(text), encoding="utf-8", newline="\n")
     return path
+
+
+def _under(path: Path, folder: Path) -> bool:
+    """`path`, links resolved, is inside `folder`: a page name never climbs out of --out."""
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def collect(root: Path, today: dt.date) -> Catalog:
@@ -281,7 +292,8 @@ def render(catalog: Catalog, template_dir: Path) -> dict[str, str]:
     }
     card_page = _environment(template_dir, html=True).get_template(CARD_TEMPLATE + ".j2")
     for entry in catalog.entries:
-        if entry.card is not None:
+        # a spec whose name is no plain file name (it failed validation) gets no page
+        if entry.card is not None and _PAGE_NAME.fullmatch(entry.name):
             sections = card_sections(entry.card)
             pages[card_href(entry.name)] = card_page.render(
                 entry=entry, sections=sections, segments=segments

@@ -22,9 +22,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ... import targets
-from ...engines import engine_for, verified_by_pod
+from ...engines import engine_for, loads_pickles, verified_by_pod
 from ...secrets import ANY_TOKEN, TOKEN_START, find_secret
-from .. import licenses, model_cards, pickles
+from .. import fetched, licenses, model_cards, pickles
 from ..load import Document, Key
 from ..schema import dotted
 from .rules import OTHER_ENVIRONMENTS
@@ -216,27 +216,39 @@ def _matches(license_id: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(license_id.lower(), str(p).lower()) for p in patterns)
 
 
-PICKLE_FORMATS = ("sklearn", "pytorch")
+PICKLE_FORMATS = pickles.PICKLE_FORMATS
 ALLOWED, CHECKED, SCANNED, FORBIDDEN = "allowed", "checked", "scanned", "forbidden"
 
 
 def pickle_artifacts_allowed(document: Document, context: Context) -> Iterator[SpecFinding]:
-    """A pickle-based artifact (format sklearn or pytorch, or a pickle file) only where the
-    policy parameter pickleArtifacts allows it: everywhere (allowed); in the repository, which
-    validate scans, or from a store when the pod checks its digest before the server starts
-    (checked); only in the repository (scanned); or nowhere (forbidden)."""
+    """A pickle-based artifact (format sklearn or pytorch, a runtime that loads pickles, or a
+    file that holds one) only where the policy parameter pickleArtifacts allows it:
+    everywhere (allowed); scanned, or from a store when the pod checks its digest before the
+    server starts (checked); only when modelgate scanned the bytes the pod loads: in the
+    repository, or fetched from an https:// host at validate time with the sha256 the pod
+    checks (scanned); or nowhere (forbidden)."""
     spec = document.data["spec"]
     artifact = spec["model"].get("artifact")
-    if not artifact or not _pickle_based(spec["model"], artifact, context.root):
+    if not artifact or not _pickle_based(document, artifact, context.root):
         return
     remote = "://" in artifact
     checked = verified_by_pod(spec)
-    rules = context.per_environment("pickleArtifacts")
+    # what the spec deploys to: `validate --env production` judges every spec by production's
+    # rules, and a spec that never goes there deploys no pickle there
+    deployed = set(spec.get("environments", ()))
+    rules = {
+        env: rule
+        for env, rule in context.per_environment("pickleArtifacts").items()
+        if env in deployed
+    }
+    unscanned = ""
+    if remote and SCANNED in rules.values():
+        unscanned = _unscanned(spec, checked)
     refused = [
         env
         for env, rule in rules.items()
         if rule == FORBIDDEN
-        or (rule == SCANNED and remote)
+        or (rule == SCANNED and unscanned)
         or (rule == CHECKED and remote and not checked)
     ]
     if not refused:
@@ -249,7 +261,10 @@ def pickle_artifacts_allowed(document: Document, context: Context) -> Iterator[S
             "not check before the server starts,"
         )
     else:
-        kind = "a pickle-based artifact from outside the repository, which is never scanned,"
+        kind = (
+            "a pickle-based artifact from outside the repository whose bytes modelgate did "
+            f"not scan ({unscanned}),"
+        )
     yield (
         ["spec", "model", "artifact"],
         f"{artifact} is {kind} and is not allowed in {', '.join(refused)} "
@@ -257,10 +272,41 @@ def pickle_artifacts_allowed(document: Document, context: Context) -> Iterator[S
     )
 
 
-def _pickle_based(model: dict[str, Any], artifact: str, root: Path) -> bool:
-    if model["format"] in PICKLE_FORMATS or pickles.is_pickle_based(artifact.rstrip("/")):
+def _unscanned(spec: dict[str, Any], checked: bool) -> str:
+    """Why a remote artifact's bytes are not the ones modelgate scanned and the pod checks;
+    "" when they are."""
+    if not fetched.fetchable(spec["model"]):
+        return "only a file on an https:// host with a sha256 is fetched to be scanned"
+    if not checked:
+        return "its pod does not check its sha256 before the server starts"
+    copy = fetched.fetch(spec["model"])
+    return copy.problem and f"fetching it failed: {copy.problem}"
+
+
+def _pickle_based(document: Document, artifact: str, root: Path) -> bool:
+    model = document.data["spec"]["model"]
+    if model["format"] in PICKLE_FORMATS or loads_pickles(document.data["spec"]):
         return True
-    return "://" not in artifact and bool(pickles.pickle_files(root / artifact))
+    if "://" in artifact:
+        return pickles.is_pickle_based(artifact.rstrip("/"))
+    return bool(pickles.pickles_held(document, root))
+
+
+def pickle_imports_allowed(document: Document, context: Context) -> Iterator[SpecFinding]:
+    """Every name a pickle of the spec's artifact imports when it loads (in the repository,
+    or fetched from an https:// host) is on the allow-list, the policy parameter
+    pickleGlobals: what the model libraries' own files need. One finding per name, which a
+    waiver of this rule for the spec may name (its `globals`)."""
+    allowed = set(context.parameters.get("pickleGlobals") or ())
+    located = fetched.located(document.data["spec"])
+    for held in pickles.pickles_held(document, context.root, located):
+        for name in held.verdict.imports:
+            if name not in allowed:
+                yield (
+                    ["spec", "model", "artifact"],
+                    f"{held.shown} imports {name} when it loads, which is not on the allow-list "
+                    "of what model files need (policy parameter pickleGlobals)",
+                )
 
 
 def unique_endpoints(documents: list[Document], context: Context) -> Iterator[RepositoryFinding]:
@@ -328,6 +374,7 @@ SPEC_CHECKS: dict[str, SpecCheck] = {
     "model_card_complete": model_card_complete,
     "license_allowed": license_allowed,
     "pickle_artifacts_allowed": pickle_artifacts_allowed,
+    "pickle_imports_allowed": pickle_imports_allowed,
     "smoke_tested_before_merge": smoke_tested_before_merge,
 }
 REPOSITORY_CHECKS: dict[str, RepositoryCheck] = {

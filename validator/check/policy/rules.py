@@ -209,7 +209,14 @@ def _where(environments: list[str], applicable: list[str], named: list[str]) -> 
     return f" in {', '.join(environments)}"
 
 
+# parameters that list what is let through: a longer list is the laxer one, a shorter stricter
+ALLOW_LISTS = ("pickleGlobals",)
+
+
 def _parameter_weakening(name: str, base: Any, now: Any) -> Weakening | None:
+    if name in ALLOW_LISTS and isinstance(now, list) and isinstance(base, list):
+        added = sorted(set(map(str, now)) - set(map(str, base)))
+        return Weakening("parameter", name, "added " + ", ".join(added)) if added else None
     if now is None and base is not None:
         return Weakening("parameter", name, "removed")
     if now in ([], {}, "") and base not in ([], {}, ""):

@@ -33,6 +33,7 @@ WAIVER_TOO_LONG = "MG804"
 WAIVER_UNKNOWN_RULE = "MG805"
 WAIVER_UNKNOWN_SPEC = "MG806"
 WAIVER_NOT_WAIVABLE = "MG807"
+NAMED_GLOBALS = "MG-SEC-160"  # its waivers name the globals they allow, nothing more
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,15 @@ class Waiver:
     expires_at: tuple[int, int] = (0, 0)  # line and column of `expires`
     rule_at: tuple[int, int] = (0, 0)
     spec_at: tuple[int, int] = (0, 0)
+    # MG-SEC-160 only: the names a pickle of the spec may import besides the allow-list
+    globals: tuple[str, ...] = ()
+
+    def accepts(self, finding: Diagnostic, spec: str | None) -> bool:
+        """The finding is of this waiver's rule and spec, and, for a waiver that names
+        globals, about one of them."""
+        if finding.rule != self.rule or spec != self.spec:
+            return False
+        return not self.globals or any(_names(finding.message, name) for name in self.globals)
 
 
 def load_waivers(root: Path) -> tuple[list[Waiver], list[Diagnostic]]:
@@ -70,6 +80,7 @@ def load_waivers(root: Path) -> tuple[list[Waiver], list[Diagnostic]]:
             f"{name}_at": document.locate(["waivers", index, name])
             for name in ("expires", "rule", "spec")
         }
+        entry = {**entry, "globals": tuple(entry.get("globals", ()))}
         waivers.append(Waiver(**entry, path=document.path, line=line, col=col, **field_at))
     return waivers, []
 
@@ -98,7 +109,7 @@ def apply(
             continue
         matched = False
         for index, finding in enumerate(result):
-            if finding.rule == waiver.rule and spec_names.get(finding.path) == waiver.spec:
+            if waiver.accepts(finding, spec_names.get(finding.path)):
                 note = f"waived until {waiver.expires} by {waiver.approver}: {waiver.justification}"
                 result[index] = dataclasses.replace(finding, waiver=note)
                 matched = True
@@ -158,9 +169,25 @@ def _did_you_mean(written: str, known: Collection[str], otherwise: str) -> str:
     return f"did you mean '{close[0]}'?" if close else otherwise
 
 
+def _names(message: str, name: str) -> bool:
+    """An MG-SEC-160 finding is about `name` (its message says 'imports NAME when')."""
+    return f" imports {name} when " in message
+
+
 def _invalid(
     waiver: Waiver, approvers: list[str], today: dt.date, max_days: int | None
 ) -> Diagnostic | None:
+    if (waiver.rule == NAMED_GLOBALS) != bool(waiver.globals):
+        return error(
+            waiver.path,
+            waiver.line,
+            waiver.col,
+            WAIVER_UNAPPROVED,
+            f"waiver for {waiver.rule} on {waiver.spec} "
+            + ("names no globals" if waiver.globals == () else "names globals"),
+            f"a waiver of {NAMED_GLOBALS} names the globals it allows (globals: [module.name]); "
+            "no other waiver names any: the scan itself is never waived",
+        )
     try:
         expires = dt.date.fromisoformat(waiver.expires)
     except ValueError:
