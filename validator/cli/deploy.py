@@ -44,6 +44,17 @@ def register(commands: Any) -> None:
         "--env", help="environment to deploy to on kubernetes (default: the spec's first)"
     )
     deploy.add_argument(
+        "--context",
+        metavar="CONTEXT",
+        help="kubernetes: the kubeconfig context to deploy with (default: its current context)",
+    )
+    deploy.add_argument(
+        "--namespace",
+        metavar="NAMESPACE",
+        help="kubernetes: the namespace you expect the model in; the deploy stops, before "
+        "applying anything, when rendered/ENV/NAME puts it elsewhere",
+    )
+    deploy.add_argument(
         "--keep",
         action="store_true",
         help="leave the endpoint running (stop it with `modelgate stop NAME`)",
@@ -78,6 +89,13 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if not args.specs and not args.changed_since:
         output.error("name spec files to deploy, or use --changed-since REF")
         return EXIT_USAGE
+    if (args.context or args.namespace) and args.target != "kubernetes":
+        output.error("--context and --namespace are for --target kubernetes")
+        return EXIT_USAGE
+    if args.target == "kubernetes":
+        from ..deploy import kubectl
+
+        kubectl.select(kubectl.Cluster(args.context, args.namespace))
     result = validated(args, args.specs)
     if args.target in deploy.LOOPBACK_TARGETS:  # nothing reaches a cluster: a placeholder warns
         from ..check import unfinished
