@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..logs import said
 from ..render.view import plural
 
 FIELD_MANAGER = "modelgate"
 UNKNOWN_TYPE = "the server doesn't have a resource type"
-# klog's prefix (`E1207 15:04:05.123456   42 memcache.go:265] ...`): kubectl's retries, which
-# repeat the one line that says what went wrong
-_KLOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\] ")
 
 
 class KubectlError(Exception):
@@ -180,16 +178,6 @@ def refusal(stderr: str) -> Refusal:
 def _short(text: str, limit: int = 600) -> str:
     text = re.sub(r"^error: ", "", said(text))
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def said(stderr: str) -> str:
-    """What kubectl's error output says, without the log lines of its retries when it says
-    more than them, its lines joined as one message."""
-    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
-    plain = [line for line in lines if not _KLOG.match(line)]
-    if not plain and lines:
-        plain = [_KLOG.sub("", lines[-1])]
-    return "; ".join(plain)
 
 
 def get(refs: Sequence[Ref]) -> dict[Ref, dict[str, Any]]:

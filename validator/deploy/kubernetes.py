@@ -136,6 +136,9 @@ class Manifest:
 
 
 def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) -> list[Diagnostic]:
+    rendering = _rendered(document, root)
+    if rendering.failed():
+        return rendering.diagnostics
     unconfigured = kubectl.configuration_problem()
     if unconfigured:
         return [
@@ -157,9 +160,6 @@ def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) 
                 "finds it",
             )
         ]
-    rendering = _rendered(document, root)
-    if rendering.failed():
-        return rendering.diagnostics
     render.write(rendering.files, root)
     name = document.data["metadata"]["name"]
     folder = render.rendered_dir(environment, name)
