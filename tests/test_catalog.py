@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import yaml
 
 from validator.report import catalog
 
@@ -493,3 +494,59 @@ def test_a_damaged_ledger_line_is_skipped_and_counted(
     assert result.code == 0, result.err
     assert "skipped 1 damaged line of .modelgate/ledger.jsonl" in result.err
     assert catalog.last_deploys(repo)["iris"].result == "deployed"
+
+
+def test_each_model_shows_its_own_card(built: dict[str, Path]) -> None:
+    """Specs that name one model card serve one model (one format and version, whether
+    packaged as an artifact or an image): the iris boosting examples showed iris's
+    logistic-regression summary."""
+    by_card: dict[str, set[tuple[str, str]]] = {}
+    for path in (PROJECT / "models").glob("*.yaml"):
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))["spec"]
+        card = (spec.get("compliance") or {}).get("modelCard")
+        if card:
+            served = (spec["model"]["format"], str(spec["model"].get("version")))
+            by_card.setdefault(card, set()).add(served)
+    assert {card: served for card, served in by_card.items() if len(served) > 1} == {}
+    table = _table(built["catalog.md"].read_text(encoding="utf-8"))
+    assert IRIS_SUMMARY not in table["iris-xgboost"]["Model card"]
+    assert "Gradient-boosted trees (XGBoost)" in table["iris-xgboost"]["Model card"]
+    assert "Gradient-boosted trees (LightGBM)" in table["iris-lightgbm"]["Model card"]
+
+
+def test_a_token_glued_to_other_text_is_masked_in_every_page(repo: Path, tmp_path: Path) -> None:
+    token = "ghp_" + "A1b2C3d4" * 5
+    spec = repo / "models" / "iris.yaml"
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace('version: "1.0.0"', f'version: "{token}"'),
+        encoding="utf-8",
+    )
+    pages = catalog.build(repo, tmp_path / "site", today=TODAY)
+    index = next(path for path in pages if path.name == "index.html").read_text("utf-8")
+    assert 'class="muted">vghp_****<' in index  # the template writes v{{ version }}
+    for page in pages:
+        assert token[4:20] not in page.read_text(encoding="utf-8"), page
+
+
+def test_a_failed_kubectl_attempt_shows_its_reason_not_its_log_lines(
+    repo: Path, tmp_path: Path
+) -> None:
+    retry = (
+        'E1207 15:04:05.123456   42 memcache.go:265] "Unhandled Error" err="couldn\'t get '
+        'current server API group list: Get \\"http://localhost:8080/api?timeout=32s\\""'
+    )
+    reason = (
+        "The connection to the server localhost:8080 was refused - did you specify the right "
+        "host or port?"
+    )
+    record = {
+        **LEDGER[1],
+        "time": "2026-02-22T10:30:00Z",
+        "error": "model not deployed: " + "\n".join([retry] * 5 + [reason]),
+    }
+    with (repo / ".modelgate" / "ledger.jsonl").open("a", encoding="utf-8") as ledger:
+        ledger.write(json.dumps(record) + "\n")
+    pages = catalog.build(repo, tmp_path / "site", today=TODAY)
+    index = next(path for path in pages if path.name == "index.html").read_text("utf-8")
+    assert f'<div class="error">model not deployed: {reason}</div>' in index
+    assert "memcache.go" not in index

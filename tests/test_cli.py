@@ -130,3 +130,28 @@ def test_a_folder_without_templates_is_said_plainly(
     assert "template not found" in result.err and missing in result.err
     assert "run modelgate from the repository's root" in result.err
     assert "Traceback" not in result.err and "internal error" not in result.err
+
+
+def test_version_is_the_installed_package_s() -> None:
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert result.code == 0 and result.out == f"modelgate {version('modelgate')}\n"
+
+
+def test_policies_list_and_explain_as_json() -> None:
+    listed = run_cli("policies", "list", "--format", "json", cwd=PROJECT)
+    assert listed.code == 0, listed.err
+    rules = {rule["id"]: rule for rule in json.loads(listed.out)}
+    assert rules["MG-SEC-001"]["title"] == "image must be pinned by digest"
+    assert rules["MG-SEC-001"]["judges"] == "spec"
+    assert rules["MG-SEC-110"]["judges"] == "output"
+    assert rules["MG-SEC-008"]["severityByEnvironment"] == {"production": "error"}
+    assert rules["MG-SEC-008"]["source"].startswith("policies/modelgate.yaml:")
+    text = run_cli("policies", "list", cwd=PROJECT)
+    assert text.out.split()[:5] == ["ID", "SEVERITY", "ENVIRONMENTS", "JUDGES", "TITLE"]
+    explained = run_cli("policies", "explain", "MG-SEC-008", "--format", "json", cwd=PROJECT)
+    assert explained.code == 0, explained.err
+    rule = json.loads(explained.out)
+    assert rule["remediation"].startswith("set spec.model.revision to the commit reviewed")
+    assert rule["fails"][0]["at"] == "spec.model" and rule["passes"]

@@ -377,6 +377,22 @@ def test_a_stand_in_is_served_in_place_of_a_model_the_local_target_cannot_run(ex
     assert_torn_down(chat)
 
 
+def test_llamacpp_answers_a_request_for_another_model_404_as_vllm_does(example) -> None:
+    """llama-cpp-python serves its one model under any name; vLLM answers 404 to a name it
+    does not serve: a misspelt model in a smoke request fails here, not after merge."""
+    llama = example("tiny-llama")
+    text = llama.text
+    first = text.index(f"model: {llama.name}\n")
+    llama.text = text[:first] + text[first:].replace(llama.name, f"{llama.name}t", 1)
+    llama.path.write_text(llama.text, encoding="utf-8")
+    code, out, err = llama.deploy()
+    assert code == 1, out + err
+    assert "smoke FAIL  hello" in out and "smoke pass  complete" in out, out + err
+    assert "HTTP 404, expected 200: " in out + err
+    assert f"The model `{llama.name}t` does not exist." in out + err
+    assert_torn_down(llama)
+
+
 def test_llamacpp_model_that_does_not_load_is_not_deployed(example) -> None:
     llama = example("tiny-llama")
     llama.edit(re.search(r"    sha256: [0-9a-f]{64}\n", llama.text)[0], "")

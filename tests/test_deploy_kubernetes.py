@@ -23,7 +23,7 @@ import pytest
 
 from validator import deploy, ledger
 from validator.check import workspace
-from validator.deploy import interrupt, last_good
+from validator.deploy import interrupt, kubectl, last_good
 from validator.deploy.kubectl import refusal
 from validator.deploy.kubernetes import not_ready
 from validator.deploy.net import free_port
@@ -31,7 +31,7 @@ from validator.deploy.readiness import judge, pod_trouble
 from validator.render import crds, kube_schemas
 
 from . import kube_env
-from .conftest import PROJECT, Scaffold
+from .conftest import PROJECT, Scaffold, run_cli
 from .kube_controllers import FAILED, READY, playing, wait_for
 from .test_kube_apiserver import ensure_namespace
 
@@ -617,3 +617,85 @@ def test_deploying_the_kserve_example_reports_kserves_reason(cluster: Cluster) -
     )
     [record] = cluster.records("churn-kserve")
     assert record["result"] == "failed" and "ModelLoadFailed" in record["error"]
+
+
+def test_a_missing_kubeconfig_is_named_before_kubectl_is_asked(
+    scaffold: Scaffold, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "kubeconfig"
+    monkeypatch.setenv("KUBECONFIG", str(missing))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no kubectl either: the kubeconfig comes first
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    spec = scaffold.iris()
+    result = run_cli("--root", str(scaffold.root), "deploy", str(spec), "--target", "kubernetes")
+    assert result.code == 1
+    assert (
+        f"MG512 model not deployed: no cluster to deploy to: KUBECONFIG names {missing}, "
+        "which does not exist"
+    ) in result.err
+    assert "\\n" not in result.err and "memcache.go" not in result.err
+
+
+def test_context_and_namespace_options_need_the_kubernetes_target(scaffold: Scaffold) -> None:
+    spec = scaffold.iris()
+    result = run_cli("--root", str(scaffold.root), "deploy", str(spec), "--context", "x")
+    assert result.code == 2 and "--context and --namespace are for --target kubernetes" in (
+        result.err
+    )
+
+
+def test_kubectl_retries_are_left_out_of_its_error() -> None:
+    stderr = "\n".join(
+        [
+            'E1207 15:04:05.123456   42 memcache.go:265] "Unhandled Error" err="couldn\'t get'
+            ' current server API group list"',
+        ]
+        * 5
+        + ["The connection to the server localhost:8080 was refused - did you specify the right"
+           " host or port?"]
+    )  # fmt: skip
+    assert kubectl.said(stderr) == (
+        "The connection to the server localhost:8080 was refused - did you specify the right "
+        "host or port?"
+    )
+
+
+@pytest.mark.kube
+def test_context_selects_the_identity_and_namespace_must_be_the_rendered_one(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube = cluster.kube
+    # the kubeconfig's current context is the deployer's, who may do nothing here
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig_for(kube.deployer)))
+    cluster.write(web_spec())
+    deploy_web = ("deploy", "models/web.yaml", "--target", "kubernetes", "--env", "staging")
+
+    unknown = run_cli_in(cluster, *deploy_web, "--context", "nope")
+    assert unknown.returncode == 1
+    assert (
+        "MG512 model not deployed: no cluster to deploy to: the kubeconfig has no context "
+        f"nope (its contexts: {kube.admin.context}"
+    ) in unknown.stderr
+    elsewhere = run_cli_in(
+        cluster, *deploy_web, "--context", kube.admin.context, "--namespace", "models-staging"
+    )
+    assert elsewhere.returncode == 1
+    assert (
+        f"MG513 model not deployed: rendered/staging/web puts it in namespace "
+        f"{cluster.namespace}, not models-staging (--namespace)"
+    ) in elsewhere.stderr
+    assert cluster.names() == set()  # nothing was applied
+
+    forbidden = run_cli_in(cluster, *deploy_web)
+    assert forbidden.returncode == 1 and "forbidden" in forbidden.stderr
+    with cluster.playing(serving(GOOD)):
+        done = run_cli_in(
+            cluster,
+            *deploy_web,
+            "--context",
+            kube.admin.context,
+            "--namespace",
+            cluster.namespace,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert cluster.names() == WEB_OBJECTS

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from validator import ledger
 from validator.check import workspace
 from validator.deploy import local
 from validator.deploy.net import free_port
@@ -110,11 +111,44 @@ def test_keep_then_status_infer_and_stop(repo: Scaffold) -> None:
     assert infer(url)["outputs"][0]["data"] == [0]
     status = run_cli("--root", str(repo.root), "status")
     assert status.code == 0 and url in status.out
+    assert status.out.split()[:5] == ["NAME", "TARGET", "STATE", "WHERE", "ENDPOINT"]
+    listed = json.loads(run_cli("--root", str(repo.root), "status", "--format", "json").out)
+    assert [(row["name"], row["target"], row["state"], row["endpoint"]) for row in listed] == [
+        ("iris", "local", "running", url)
+    ]
     stopped = run_cli("--root", str(repo.root), "stop", "iris")
     assert stopped.code == 0 and engine_processes(repo.root) == []
-    assert run_cli("--root", str(repo.root), "status").out.strip() == "nothing running"
+    assert run_cli("--root", str(repo.root), "status").out.startswith("nothing running")
     again = run_cli("--root", str(repo.root), "stop", "iris")
     assert again.code == 1 and "MG506" in again.err
+
+
+def test_a_kept_server_that_died_is_reported_and_recorded(repo: Scaffold) -> None:
+    code, out, err = deploy(repo, str(repo.iris()), "--keep")
+    assert code == 0, out + err
+    url = kept_url(repo)
+    server = json.loads((repo.root / ".modelgate/run/iris.json").read_text())["pid"]
+    os.killpg(server, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while engine_processes(repo.root) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = run_cli("--root", str(repo.root), "status")
+    assert status.code == 0 and "nothing running" not in status.out
+    row = status.out.splitlines()[1].split()
+    assert row == ["iris", "local", "died", str(server), url]
+    assert f"modelgate: the kept server of iris at {url} (process {server}) died" in status.err
+    assert "`modelgate history iris`" in status.err
+    died = ledger.history(repo.root, "iris")[-1]
+    assert died["result"] == "died" and died["target"] == "local"
+    assert died["endpoint"].startswith(url) and f"(process {server}) died" in died["error"]
+    assert died["artifact"] == ledger.history(repo.root, "iris")[-2]["artifact"]
+    # recorded once: the record of the kept server is gone with it
+    assert run_cli("--root", str(repo.root), "status").out.startswith("nothing running")
+    assert [r["result"] for r in ledger.history(repo.root, "iris")] == ["deployed", "died"]
+    history = run_cli("--root", str(repo.root), "history", "iris").out.splitlines()
+    assert history[-1].split()[1] == "died" and f"(process {server}) died" in history[-1]
+    smoked = run_cli("--root", str(repo.root), "smoke", "iris")
+    assert smoked.code == 1 and f"(process {server}) died" in smoked.err
 
 
 def test_model_not_deployed_when_the_engine_cannot_load_it(repo: Scaffold) -> None:

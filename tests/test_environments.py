@@ -7,7 +7,12 @@ pins for it) into a scratch cache.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -115,3 +120,77 @@ def test_every_environment_an_engine_record_names_has_a_lock() -> None:
 
     named = {env for engine in ENGINES.values() for env in engine.local_environments.values()}
     assert named and all(environments.lock_file(name).is_file() for name in named), named
+
+
+def _requirements(lock: Path, names: tuple[str, ...]) -> str:
+    """The lines of `lock` that pin these packages, their hashes with them."""
+    picked, keep = [], False
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith((" ", "#")):
+            keep = line.split("==", 1)[0] in names
+        if keep and not line.lstrip().startswith("#"):
+            picked.append(line)
+    return "\n".join(picked) + "\n"
+
+
+INSTALL = """\
+import sys
+from pathlib import Path
+from validator.deploy import environments
+environments.LOCKS = Path(sys.argv[1])
+sys.exit(environments.main(["big"]))
+"""
+
+
+def test_a_long_install_says_what_it_does_and_an_interrupt_keeps_the_downloads(
+    tmp_path: Path,
+) -> None:
+    """Progress lines while uv works (elapsed time, what it is doing); Ctrl-C stops uv
+    cleanly, says so, and what uv finished downloading stays in its cache."""
+    folder = tmp_path / "locks"
+    folder.mkdir()
+    wheels = ("numpy", "onnx", "onnxruntime", "grpcio", "protobuf")
+    lock = _requirements(PROJECT / "locks" / "engine-triton.txt", wheels)
+    assert lock.count("==") == len(wheels)
+    (folder / "engine-big.txt").write_text(HEADER.format("b" * 64) + lock)
+    uv_cache = tmp_path / "uv"
+    env = {
+        **os.environ,
+        "MODELGATE_CACHE_DIR": str(tmp_path / "cache"),
+        "UV_CACHE_DIR": str(uv_cache),
+        "MODELGATE_PROGRESS_SECONDS": "0.5",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", INSTALL, str(folder)],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [process.stderr.readline() for _ in range(2)]
+        assert lines[0].startswith("modelgate: installing the big engine environment from")
+        assert re.match(
+            r"modelgate: installing the big engine environment: \d+ s so far, ", lines[1]
+        )
+        downloaded: list[Path] = []
+        deadline = time.monotonic() + 120
+        while not downloaded and process.poll() is None and time.monotonic() < deadline:
+            downloaded = list((uv_cache / "archive-v0").glob("*/*"))
+            time.sleep(0.05)
+        assert downloaded and process.poll() is None, "the install ended before a package was in"
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    assert (
+        "interrupted installing the big engine environment after" in err
+        and f"what uv downloaded or built stays in its cache ({uv_cache})" in err
+    ), err
+    assert "Traceback" not in err
+    assert all(path.exists() for path in downloaded)
+    assert list((tmp_path / "cache" / "engines").glob("big-*/.complete")) == []

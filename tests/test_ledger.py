@@ -34,7 +34,8 @@ def test_every_attempt_is_recorded_and_history_reads_it(repo: Scaffold) -> None:
     assert second["endpoint"] == "" and "endpoint not available" in second["error"]
     assert first["spec_hash"] != second["spec_hash"]
     text = run_cli("--root", str(repo.root), "history", "iris")
-    assert text.code == 0 and text.out.count("\n") == 2 and "failed" in text.out
+    assert text.code == 0 and text.out.count("\n") == 3 and "failed" in text.out
+    assert text.out.split()[:6] == ["TIME", "RESULT", "TARGET", "COMMIT", "USER", "ENDPOINT"]
     as_json = json.loads(
         run_cli("--root", str(repo.root), "history", "iris", "--format", "json").out
     )

@@ -469,3 +469,28 @@ def test_fractional_millicores_render_for_compose(scaffold: Scaffold) -> None:
     assert result.code == 0, result.out + result.err
     compose = (scaffold.root / "rendered/docker/iris/compose.yaml").read_text()
     assert 'cpus: "1.5005"' in compose
+
+
+def test_render_check_names_a_failing_spec_first_and_not_its_files_as_orphans(
+    tmp_path: Path,
+) -> None:
+    copy = copy_project(tmp_path)
+    spec = copy / "models/iris.yaml"
+    spec.write_text(spec.read_text().replace("minReplicas: 2", "minReplicas: 1"))
+    edited = copy / "rendered/staging/chat-assistant/pdb.yaml"
+    edited.write_text(edited.read_text().replace("maxUnavailable: 1", "maxUnavailable: 7"))
+    result = run_cli("--root", str(copy), "render", "--check")
+    assert result.code == 1
+    first = result.err.splitlines()[0]
+    assert first == (
+        "modelgate: 1 spec(s) failed their checks, so their rendered files were not compared: "
+        "models/iris.yaml"
+    )
+    assert result.err.index("MG-OPS-011") < result.err.index("MG404")
+    assert "orphaned" not in result.err and "rendered/production/iris" not in result.out
+    # the other specs' files are still compared
+    assert "rendered/staging/chat-assistant/pdb.yaml differs" in result.err
+    assert "-  maxUnavailable: 7" in result.out
+    assert "1 rendered file(s) out of date; run `modelgate render` once the specs pass" in (
+        result.err
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,22 @@ def test_reports_are_deterministic(findings_repo: Scaffold) -> None:
     for fmt in ("text", "json", "sarif", "junit"):
         first = run_cli("--root", str(findings_repo.root), "validate", "--format", fmt).out
         assert first == run_cli("--root", str(findings_repo.root), "validate", "--format", fmt).out
+
+
+def test_junit_reports_a_warning_without_failing_the_file_unless_strict() -> None:
+    # the repository's own specs: one warning (MG-OPS-050 on churn-pipeline), no error
+    result = run_cli("--root", str(PROJECT), "validate", "--format", "junit")
+    assert result.code == 0
+    suite = ET.fromstring(result.out).find("testsuite")
+    assert suite is not None and suite.get("failures") == "0"
+    assert suite.findall("testcase/failure") == []
+    out = suite.findtext("system-out") or ""
+    assert "models/churn-pipeline.yaml:53:3: MG-OPS-050 warning: neither the local" in out
+    assert "0 failing finding(s), 1 warning(s) and note(s) that fail nothing" in out
+
+    strict = run_cli("--root", str(PROJECT), "validate", "--format", "junit", "--strict")
+    assert strict.code == 1
+    suite = ET.fromstring(strict.out).find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    failures = suite.findall("testcase/failure")
+    assert [f.get("type") for f in failures] == ["MG-OPS-050"]

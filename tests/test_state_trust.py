@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from validator import ledger
+
 from .conftest import Scaffold, git, run_cli
 
 
@@ -125,10 +127,15 @@ def test_an_unrelated_process_named_by_pid_is_never_signalled(
 def test_a_stale_record_of_a_server_that_is_gone_is_forgotten(
     scaffold: Scaffold, own_workdir: Path
 ) -> None:
-    path = write_state(scaffold.root, "iris", pid=dead_pid(), workdir=str(own_workdir))
+    pid = dead_pid()
+    path = write_state(scaffold.root, "iris", pid=pid, workdir=str(own_workdir))
     result = run_cli("--root", str(scaffold.root), "status")
-    assert result.code == 0 and "nothing running" in result.out and result.err == ""
+    assert result.code == 0 and f"(process {pid}) died" in result.err
+    assert result.out.splitlines()[1].split()[:3] == ["iris", "local", "died"]
     assert not path.exists() and not own_workdir.exists()
+    assert [r["result"] for r in ledger.history(scaffold.root, "iris")] == ["died"]
+    again = run_cli("--root", str(scaffold.root), "status")  # forgotten: said once
+    assert again.out.startswith("nothing running") and again.err == ""
 
 
 def test_a_state_file_naming_another_file_is_ignored(scaffold: Scaffold, own_workdir: Path) -> None:

@@ -155,6 +155,11 @@ _CODES: dict[str, tuple[str, str]] = {
         "put the change into the spec, or undo it in the cluster",
     ),
     "MG511": ("rollback incomplete", "look at the model's workloads in the cluster"),
+    "MG512": ("no cluster to deploy to", "set KUBECONFIG (and --context) to your cluster"),
+    "MG513": (
+        "rendered namespace is not the one --namespace names",
+        "set the namespace in templates/values.yaml and render, or pass the rendered one",
+    ),
     "MG520": (
         "revert does not apply cleanly",
         "a later commit changed the model's files: revert by hand, as the message says",

@@ -20,6 +20,7 @@ from typing import Any
 from . import paths
 
 LEDGER = Path(".modelgate") / "ledger.jsonl"
+DIED = "died"  # the result of a kept server found gone: not a deploy, the end of one
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ class Record:
     artifact: str  # sha256 (a folder's treeSha256) of the artifact, or the image reference
     target: str
     environment: str
-    result: str  # "deployed", "failed", "interrupted", or "not run" (the target cannot run it)
+    # "deployed", "failed", "interrupted", "not run" (the target cannot run it), or "died" (a
+    # server kept running was found gone)
+    result: str
     error: str
     endpoint: str
     seconds: float

@@ -37,7 +37,7 @@ from . import (
     smoke,
     validate,
 )
-from .common import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_USAGE
+from .common import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 
 COMMANDS = (
     validate,
@@ -69,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None, output: Output) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.version:
+        from ..cache import installed_version  # looked up only when asked
+
+        output.line(f"modelgate {installed_version('modelgate')}")
+        return EXIT_OK
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -173,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="repository root (default: nearest directory upward with models/)",
     )
+    parser.add_argument("--version", action="store_true", help="print modelgate's version")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(commands)

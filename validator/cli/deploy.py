@@ -44,6 +44,17 @@ def register(commands: Any) -> None:
         "--env", help="environment to deploy to on kubernetes (default: the spec's first)"
     )
     deploy.add_argument(
+        "--context",
+        metavar="CONTEXT",
+        help="kubernetes: the kubeconfig context to deploy with (default: its current context)",
+    )
+    deploy.add_argument(
+        "--namespace",
+        metavar="NAMESPACE",
+        help="kubernetes: the namespace you expect the model in; the deploy stops, before "
+        "applying anything, when rendered/ENV/NAME puts it elsewhere",
+    )
+    deploy.add_argument(
         "--keep",
         action="store_true",
         help="leave the endpoint running (stop it with `modelgate stop NAME`)",
@@ -54,6 +65,7 @@ def register(commands: Any) -> None:
     status.add_argument(
         "--env", help="what serves in this environment, from the records in its cluster"
     )
+    status.add_argument("--format", choices=["text", "json"], default="text")
     status.set_defaults(handler=run_status)
 
     stop = commands.add_parser("stop", help="stop a deployment left running by --keep")
@@ -77,6 +89,13 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if not args.specs and not args.changed_since:
         output.error("name spec files to deploy, or use --changed-since REF")
         return EXIT_USAGE
+    if (args.context or args.namespace) and args.target != "kubernetes":
+        output.error("--context and --namespace are for --target kubernetes")
+        return EXIT_USAGE
+    if args.target == "kubernetes":
+        from ..deploy import kubectl
+
+        kubectl.select(kubectl.Cluster(args.context, args.namespace))
     result = validated(args, args.specs)
     if args.target in deploy.LOOPBACK_TARGETS:  # nothing reaches a cluster: a placeholder warns
         from ..check import unfinished
@@ -225,7 +244,7 @@ def _show_summary(output: Output, outcomes: list[Outcome]) -> None:
 
 def run_status(args: argparse.Namespace, output: Output) -> int:
     """Kept deployments on every target that can be asked (a Docker engine that does not
-    answer simply has none)."""
+    answer simply has none), and the kept local servers found dead (the ledger records it)."""
     from .. import deploy
     from ..deploy import local
 
@@ -234,14 +253,56 @@ def run_status(args: argparse.Namespace, output: Output) -> int:
 
         return show_live_status(args, output)
     root = root_of(args)
-    kept = [state for name in TARGETS for state in deploy.target_named(name).running(root)]
-    for ignored in local.distrusted(root):
+    found = local.survey(root)
+    rows = [_status_row(state, "running") for state in local.as_run_states(found.alive)]
+    rows += [_status_row(state, "running") for state in _others_running(deploy, root)]
+    rows += [
+        {"name": died.name, "target": "local", "state": "died", "where": str(died.pid),
+         "endpoint": died.base_url, "note": died.message}
+        for died in found.died
+    ]  # fmt: skip
+    for ignored in found.ignored:
         output.error(f"warning: {ignored.message}", ignored.hint)
-    if not kept:
-        output.line("nothing running")
-    for state in kept:
-        output.line(f"{state.name:<24} {state.target:<7} {state.where:<14} {state.base_url}")
+    if args.format == "json":
+        output.block(json.dumps(rows, indent=2, sort_keys=True) + "\n")
+        return EXIT_OK
+    if not rows:
+        output.line("nothing running (deploy with --keep to leave a model running)")
+        return EXIT_OK
+    output.line(f"{'NAME':<24} {'TARGET':<7} {'STATE':<8} {'WHERE':<14} ENDPOINT")
+    for row in rows:
+        output.line(
+            f"{row['name']:<24} {row['target']:<7} {row['state']:<8} {row['where']:<14} "
+            f"{row['endpoint']}"
+        )
+    for died in found.died:
+        output.error(
+            died.message,
+            f"recorded in the ledger (`modelgate history {died.name}`); deploy it again with "
+            "--keep",
+        )
     return EXIT_OK
+
+
+def _others_running(deploy: Any, root: Any) -> list:
+    """Kept deployments on the targets other than local."""
+    return [
+        state
+        for name in TARGETS
+        if name != "local"
+        for state in deploy.target_named(name).running(root)
+    ]
+
+
+def _status_row(state: Any, condition: str) -> dict[str, str]:
+    return {
+        "name": state.name,
+        "target": state.target,
+        "state": condition,
+        "where": state.where,
+        "endpoint": state.base_url,
+        "note": "",
+    }
 
 
 def run_stop(args: argparse.Namespace, output: Output) -> int:
@@ -271,11 +332,17 @@ def run_history(args: argparse.Namespace, output: Output) -> int:
         return EXIT_OK
     if not records:
         output.line(f"no deploys of {args.name} recorded")
+        return EXIT_OK
+    output.line(
+        f"{'TIME':<26} {'RESULT':<11} {'TARGET':<10} {'COMMIT':<10} {'USER':<12} ENDPOINT OR ERROR"
+    )
     for entry in records:
-        where = entry.get("endpoint") or entry.get("error", "")
+        # what died, failed or was not run says why; a deploy says where it answers
+        said = entry.get("error") if entry.get("result") != "deployed" else ""
+        shown = said or entry.get("endpoint", "")
         output.line(
-            f"{entry.get('time', '?'):<26} {entry.get('result', '?'):<9} "
-            f"{entry.get('target', '?'):<8} {str(entry.get('commit', ''))[:10]:<10} "
-            f"{entry.get('user', '?'):<12} {where}"
+            f"{entry.get('time', '?'):<26} {entry.get('result', '?'):<11} "
+            f"{entry.get('target', '?'):<10} {str(entry.get('commit', ''))[:10]:<10} "
+            f"{entry.get('user', '?'):<12} {shown}"
         )
     return EXIT_OK

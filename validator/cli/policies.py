@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from ..report.output import Output
@@ -13,9 +14,11 @@ def register(commands: Any) -> None:
     policies = commands.add_parser("policies", help="list and explain policy rules")
     actions = policies.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="every rule with its severity")
+    listing.add_argument("--format", choices=["text", "json"], default="text")
     listing.set_defaults(handler=run_list)
     explain = actions.add_parser("explain", help="rationale, remediation and examples")
     explain.add_argument("rule_id", metavar="ID")
+    explain.add_argument("--format", choices=["text", "json"], default="text")
     explain.set_defaults(handler=run_explain)
 
 
@@ -33,6 +36,11 @@ def run_list(args: argparse.Namespace, output: Output) -> int:
     rules = _policy(args, output)
     if rules is None:
         return EXIT_FINDINGS
+    if args.format == "json":
+        described = [_described(rule) for rule in rules.every_rule()]
+        output.block(json.dumps(described, indent=2, sort_keys=True) + "\n")
+        return EXIT_OK
+    output.line(f"{'ID':<12} {'SEVERITY':<8} {'ENVIRONMENTS':<16} {'JUDGES':<32} TITLE")
     for rule in rules.every_rule():
         scope = ",".join(rule.environments) if rule.environments else "all"
         overrides = "".join(
@@ -56,5 +64,29 @@ def run_explain(args: argparse.Namespace, output: Output) -> int:
     if rule is None:
         output.error(f"no rule {args.rule_id}; `modelgate policies list` shows them")
         return EXIT_USAGE
+    if args.format == "json":
+        described = {
+            **_described(rule),
+            "rationale": rule.rationale,
+            "remediation": rule.remediation,
+            "passes": [example.patch for example in rule.passing],
+            "fails": [{"at": example.at, "patch": example.patch} for example in rule.failing],
+        }
+        output.block(json.dumps(described, indent=2, sort_keys=True) + "\n")
+        return EXIT_OK
     output.block(explain.explain(rule))
     return EXIT_OK
+
+
+def _described(rule: Any) -> dict[str, Any]:
+    """What `policies list --format json` says of a rule."""
+    return {
+        "id": rule.id,
+        "title": rule.title,
+        "severity": rule.severity,
+        "severityByEnvironment": dict(sorted(rule.severity_by_environment.items())),
+        "environments": list(rule.environments) if rule.environments else None,
+        "judges": "output" if rule.output else "spec",
+        "subjects": list(rule.subjects),
+        "source": rule.source,
+    }

@@ -104,13 +104,13 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if args.check:
         # a subset cannot know which files are orphans: only the whole set can
         listed = listing.found if listing is not None else None
-        findings, diff = render.drift(rendering.files, root, not args.paths, within, listed)
-        if args.format == "text":
-            output.block(diff)
+        broken = _failed_specs(validation, files, root)
+        findings, diff = render.drift(
+            rendering.files, root, not args.paths, within, listed, held=set(broken.values())
+        )
         notes = [found.note] if found is not None else []
-        report([*validation.diagnostics, *rendering.diagnostics, *findings, *notes])
-        if findings:
-            output.error(f"{len(findings)} rendered file(s) out of date; run `modelgate render`")
+        checked = [*validation.diagnostics, *rendering.diagnostics]
+        _report_check(args, output, report, checked, findings, notes, diff, broken)
         return EXIT_FINDINGS if failed or findings else EXIT_OK
     links = render.links(rendering.files, root)
     report([*validation.diagnostics, *rendering.diagnostics, *links])
@@ -203,16 +203,65 @@ def _check_changed(
     if args.env:  # that environment's directory and ApplicationSet, as render --env keeps to
         directory, applicationset = render.scope(args.env)
         within = (*(prefix for prefix in within if prefix.startswith(directory)), applicationset)
-    findings, diff = render.drift(rendering.files, root, True, within)
-    findings += render.missing_grants(rendering, root, roles)
-    if args.format == "text":
-        output.block(diff)
+    broken = _failed_specs(validation, found.checked, root)
+    findings, diff = render.drift(rendering.files, root, True, within, held=set(broken.values()))
+    if not broken:  # a spec that failed renders nothing: its Role's grants cannot be judged
+        findings += render.missing_grants(rendering, root, roles)
     report = _reporter(args, output, validation, found.checked, root)
-    report([*validation.diagnostics, *rendering.diagnostics, *findings, found.note])
-    if findings:
-        output.error(f"{len(findings)} rendered file(s) out of date; run `modelgate render`")
+    checked = [*validation.diagnostics, *rendering.diagnostics]
+    _report_check(args, output, report, checked, findings, [found.note], diff, broken)
     failed = validation.failed() or rendering.failed() or bool(findings)
     return EXIT_FINDINGS if failed else EXIT_OK
+
+
+def _failed_specs(
+    validation: workspace.Validation, files: Sequence[Path | str], root: Path
+) -> dict[str, str]:
+    """The specs among `files` with an error left standing: their paths as shown, and the
+    names their rendered directories have (metadata.name, else the file's name)."""
+    diagnostics = validation.diagnostics
+    broken = {d.path for d in diagnostics if d.severity.value == "error" and not d.waived}
+    if not broken:
+        return {}
+    named = {doc.path: doc.data.get("metadata", {}).get("name") for doc in validation.documents}
+    failed = {}
+    for file in files:
+        shown = workspace.display_path(file, root)
+        if shown in broken:
+            name = named.get(shown)
+            failed[shown] = name if isinstance(name, str) else Path(shown).stem
+    return failed
+
+
+def _report_check(
+    args: argparse.Namespace,
+    output: Output,
+    report: Callable[[list[Diagnostic]], None],
+    checked: list[Diagnostic],
+    findings: list[Diagnostic],
+    notes: list[Diagnostic],
+    diff: str,
+    broken: dict[str, str],
+) -> None:
+    """render --check's verdict: a spec that failed its checks first (its rendered files were
+    not compared, so they are neither drift nor orphans), then the diff of the others."""
+    text = args.format == "text"
+    if broken:
+        output.error(
+            f"{len(broken)} spec(s) failed their checks, so their rendered files were not "
+            f"compared: {', '.join(broken)}",
+            "fix the findings on the spec(s) below, then run `modelgate render` (it writes "
+            "nothing while a spec fails)",
+        )
+        if text:
+            report(checked)
+            checked = []
+    if text:
+        output.block(diff)
+    report([*checked, *findings, *notes])
+    if findings:
+        then = " once the specs pass" if broken else ""
+        output.error(f"{len(findings)} rendered file(s) out of date; run `modelgate render`{then}")
 
 
 def _reporter(

@@ -138,6 +138,10 @@ def show_live_status(args: argparse.Namespace, output: Output) -> int:
     except (rollout.RolloutError, kubectl.KubectlError) as exc:
         output.error(f"cannot read what serves in {args.env}: {exc}")
         return EXIT_FINDINGS
+    if args.format == "json":
+        rows = {name: asdict(entry) for name, entry in sorted(latest.items())}
+        output.block(json.dumps(rows, indent=2, sort_keys=True) + "\n")
+        return EXIT_OK
     if not latest:
         output.line(f"{args.env}: no model recorded in namespace {ctx.namespace}")
         return EXIT_OK

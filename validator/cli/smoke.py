@@ -47,7 +47,7 @@ def show_results(output: Output, results: Sequence[SmokeResult], details: bool =
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    from .. import deploy, smoke, stand_ins
+    from .. import deploy, ledger, smoke, stand_ins
     from ..deploy import local
 
     if args.load is not None and args.load < 1:
@@ -62,7 +62,11 @@ def run(args: argparse.Namespace, output: Output) -> int:
         for ignored in local.distrusted(root):
             if ignored.path.endswith(f"/{args.name}.json"):
                 output.error(f"warning: {ignored.message}", ignored.hint)
-        output.error(f"no running deployment named '{args.name}': deploy it with --keep")
+        last = (ledger.history(root, args.name) or [{}])[-1]
+        if last.get("result") == ledger.DIED:
+            output.error(f"{last.get('error')} ({last.get('time')}): deploy it again with --keep")
+        else:
+            output.error(f"no running deployment named '{args.name}': deploy it with --keep")
         return EXIT_FINDINGS
     spec = root / workspace.SPEC_DIR / f"{args.name}.yaml"
     result = workspace.validate([spec], root)

@@ -20,8 +20,10 @@ import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +35,10 @@ from .lock import held
 LOCKS = Path(__file__).resolve().parents[2] / "locks"
 COMPLETE = ".complete"
 INSTALL_TIMEOUT_S = 3600.0  # llama.cpp compiles: 5 min on two idle cores, far more on busy ones
+# how often a long install says what it is doing
+PROGRESS_EVERY_S = float(os.environ.get("MODELGATE_PROGRESS_SECONDS") or 30.0)
+STOP_GRACE_S = 10.0
+COMPILERS = {"cc1", "cc1plus", "cc", "gcc", "g++", "c++", "clang", "clang++", "ld", "as"}
 Progress = Callable[[str], None]
 _FAILED: dict[str, str] = {}  # environments whose install failed in this process, and why
 
@@ -120,29 +126,142 @@ def _install(name: str, lock: Path, target: Path, progress: Progress | None) -> 
     shutil.rmtree(target, ignore_errors=True)  # what a killed install left half-done
     uv = _uv()
     python = target / "bin" / "python"
-    _run([uv, "venv", "--quiet", "--python", sys.executable, str(target)], lock)
+    install = Install(name, lock, say, started)
+    install.run([uv, "venv", "--quiet", "--python", sys.executable, str(target)])
     sync = [uv, "pip", "sync", "--quiet", "--require-hashes", "--compile-bytecode"]
-    _run([*sync, "--python", str(python), str(lock)], lock)
+    install.run([*sync, "--python", str(python), str(lock)])
     (target / COMPLETE).write_text(pins_digest(lock) + "\n")
     say(f"installed the {name} engine environment in {time.monotonic() - started:.1f} s")
 
 
-def _run(command: list[str], lock: Path) -> None:
+class Install:
+    """The commands of one install, each watched: a line through `say` every
+    PROGRESS_EVERY_S seconds (the time elapsed, what the command is doing), and on an
+    interrupt a clean stop of uv, whose cache keeps every package it finished downloading
+    or building (the next install starts from there)."""
+
+    def __init__(self, name: str, lock: Path, say: Progress, started: float) -> None:
+        self.name, self.lock, self.say, self.started = name, lock, say, started
+
+    def run(self, command: list[str]) -> None:
+        with tempfile.TemporaryFile("w+") as errors:
+            try:
+                # a session of its own: an interrupt reaches uv through modelgate, which lets
+                # it stop cleanly instead of dying mid-write with the terminal's signal
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise Unavailable(f"installing from {shown(self.lock)} failed: {exc}") from exc
+            try:
+                code = self._watch(process)
+            except KeyboardInterrupt:
+                _stop(process)
+                self.say(
+                    f"interrupted installing the {self.name} engine environment after "
+                    f"{_elapsed(time.monotonic() - self.started)}; what uv downloaded or built "
+                    f"stays in its cache ({_uv_cache()}): the next deploy continues from there"
+                )
+                raise
+            if code != 0:
+                errors.seek(0)
+                said = errors.read().strip()[-600:]
+                raise Unavailable(f"installing from {shown(self.lock)} failed: {said}")
+
+    def _watch(self, process: subprocess.Popen[bytes]) -> int:
+        deadline = self.started + INSTALL_TIMEOUT_S
+        while True:
+            try:
+                return process.wait(timeout=PROGRESS_EVERY_S)
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if now > deadline:
+                _stop(process)
+                raise Unavailable(
+                    f"installing from {shown(self.lock)} took over {INSTALL_TIMEOUT_S:.0f} s"
+                )
+            self.say(
+                f"installing the {self.name} engine environment: "
+                f"{_elapsed(now - self.started)} so far, {activity(process.pid)}"
+            )
+
+
+def activity(pid: int) -> str:
+    """What an install is doing, from the processes under it: compiling (C/C++ compilers,
+    CMake, a wheel's build backend), else downloading and installing packages."""
+    commands = [_command(child) for child in _descendants(pid)]
+    compilers = sum(1 for command in commands if _is_compiler(command))
+    if compilers:
+        return f"compiling a package from source ({compilers} compiler process(es))"
+    if any("cmake" in command or "ninja" in command for command in commands):
+        return "configuring a package's build (CMake)"
+    if any("python" in command for command in commands):
+        return "building a package from source"
+    return "downloading and installing packages"
+
+
+def _is_compiler(command: str) -> bool:
+    program = command.split(" ", 1)[0].rsplit("/", 1)[-1]
+    return program in COMPILERS
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process under `pid`, from /proc (none where there is no /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def _command(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT first, as a terminal's Ctrl-C would (uv then removes only its temporary
+    files); SIGKILL to the session if it does not exit in time."""
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _elapsed(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+
+
+def _uv_cache() -> str:
+    """Where uv keeps what it downloads and builds (`uv cache dir`)."""
     try:
         done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT_S,
-            check=False,
-            stdin=subprocess.DEVNULL,
+            [_uv(), "cache", "dir"], capture_output=True, text=True, timeout=10, check=False
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise Unavailable(f"installing from {shown(lock)} failed: {exc}") from exc
-    if done.returncode != 0:
-        raise Unavailable(
-            f"installing from {shown(lock)} failed: {done.stderr.strip()[-600:] or done.stdout}"
-        )
+    except (OSError, subprocess.TimeoutExpired, Unavailable):
+        return "uv's cache"
+    return done.stdout.strip() or "uv's cache"
 
 
 def _uv() -> str:
@@ -176,6 +295,8 @@ def main(arguments: list[str]) -> int:
     except Unavailable as reason:
         output.error(f"the {arguments[0]} engine environment cannot be installed: {reason}")
         return 1
+    except KeyboardInterrupt:
+        return 130  # the install said what it kept
     return 0
 
 

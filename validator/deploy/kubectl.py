@@ -7,6 +7,7 @@ kubectl rather than the API directly: it speaks every authentication a kubeconfi
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..logs import said
 from ..render.view import plural
 
 FIELD_MANAGER = "modelgate"
@@ -24,16 +26,76 @@ class KubectlError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """Which cluster a run talks to: the kubeconfig's context (None: its current one) and
+    the namespace the user expects the model in (None: the one rendered/ names)."""
+
+    context: str | None = None
+    namespace: str | None = None
+
+
+_selected = Cluster()
+
+
+def select(cluster: Cluster) -> None:
+    """Every kubectl call of this process from now on goes to `cluster`'s context."""
+    global _selected
+    _selected = cluster
+
+
+def selected() -> Cluster:
+    return _selected
+
+
+def command(*args: str) -> list[str]:
+    """kubectl with these arguments, at the selected context."""
+    context = [f"--context={_selected.context}"] if _selected.context else []
+    return ["kubectl", *context, *args]
+
+
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["kubectl", *args], capture_output=True, text=True, timeout=timeout, check=False
+        command(*args), capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def configuration_problem() -> str:
+    """Why kubectl has no cluster to talk to, said before it is asked ('' when it has one):
+    the kubeconfig files KUBECONFIG names (else ~/.kube/config) are all missing, or the
+    selected context is not among those they define."""
+    named = os.environ.get("KUBECONFIG", "")
+    files = [path for path in named.split(os.pathsep) if path]
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    if not files and not in_cluster:
+        default = Path.home() / ".kube" / "config"
+        if not default.is_file():
+            return f"KUBECONFIG is not set and {default} does not exist"
+    elif files and not any(Path(path).is_file() for path in files):
+        which = ", ".join(files)
+        return f"KUBECONFIG names {which}, which does not exist"
+    if _selected.context:
+        try:
+            done = subprocess.run(
+                ["kubectl", "config", "get-contexts", "--output=name"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""  # no kubectl to ask: the deploy says that next
+        contexts = done.stdout.split()
+        if done.returncode == 0 and _selected.context not in contexts:
+            known = ", ".join(contexts) or "none"
+            return f"the kubeconfig has no context {_selected.context} (its contexts: {known})"
+    return ""
 
 
 def kubectl(*args: str, timeout: float = 120) -> str:
     done = run(*args, timeout=timeout)
     if done.returncode != 0:
-        raise KubectlError(done.stderr.strip() or f"kubectl {args[0]} failed")
+        raise KubectlError(said(done.stderr) or f"kubectl {args[0]} failed")
     return done.stdout
 
 
@@ -114,7 +176,7 @@ def refusal(stderr: str) -> Refusal:
 
 
 def _short(text: str, limit: int = 600) -> str:
-    text = re.sub(r"^error: ", "", text.strip())
+    text = re.sub(r"^error: ", "", said(text))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -129,13 +191,13 @@ def get(refs: Sequence[Ref]) -> dict[Ref, dict[str, Any]]:
             found.update(_indexed(items(done.stdout), namespace))
             continue
         if UNKNOWN_TYPE not in done.stderr:
-            raise KubectlError(done.stderr.strip())
+            raise KubectlError(said(done.stderr))
         for ref in group:  # one of them is not served: ask for each alone
             one = run("get", ref.resource, "-n", namespace, "--ignore-not-found", "-o", "json")
             if one.returncode == 0:
                 found.update(_indexed(items(one.stdout), namespace))
             elif UNKNOWN_TYPE not in one.stderr:
-                raise KubectlError(one.stderr.strip())
+                raise KubectlError(said(one.stderr))
     return found
 
 

@@ -61,6 +61,8 @@ from .readiness import WORKLOAD_KINDS, Verdict, judge, not_ready, pod_trouble
 __all__ = ["FIELD_MANAGER", "WORKLOAD_KINDS", "deploy", "not_ready", "running", "stop"]
 
 CONFLICT = "MG510"
+NO_CLUSTER = "MG512"
+NAMESPACE_DIFFERS = "MG513"
 MANAGED_BY, NAME_LABEL = "app.kubernetes.io/managed-by", "app.kubernetes.io/name"
 ROLLBACK_FAILED = "MG511"
 POLL_SECONDS = 2.0
@@ -101,7 +103,9 @@ def _hint(refusal: str, environment: str) -> str:
             f"applies rendered/{environment}/{render.RBAC}/ (the Role a deploy needs, bound to "
             "templates/values.yaml's deployerGroup)"
         )
-    return "check KUBECONFIG and that the cluster answers"
+    context = kubectl.selected().context
+    where = f"the context {context}" if context else "the kubeconfig's current context"
+    return f"check that {where} (KUBECONFIG) names your cluster, and that it answers"
 
 
 def stop(root: Path, name: str) -> list[Diagnostic]:
@@ -132,18 +136,30 @@ class Manifest:
 
 
 def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) -> list[Diagnostic]:
+    rendering = _rendered(document, root)
+    if rendering.failed():
+        return rendering.diagnostics
+    unconfigured = kubectl.configuration_problem()
+    if unconfigured:
+        return [
+            document.finding(
+                ["spec", "engine"],
+                NO_CLUSTER,
+                f"model not deployed: no cluster to deploy to: {unconfigured}",
+                "set KUBECONFIG to your cluster's kubeconfig file, and --context to one of its "
+                "contexts if the current one is not the cluster (docs/kubernetes.md)",
+            )
+        ]
     if shutil.which("kubectl") is None:
         return [
             document.finding(
                 ["spec", "engine"],
                 ENGINE_MISSING,
                 "model not deployed: kubectl is not installed",
-                "install kubectl",
+                "install kubectl (your cluster's version, or one minor version apart) where PATH "
+                "finds it",
             )
         ]
-    rendering = _rendered(document, root)
-    if rendering.failed():
-        return rendering.diagnostics
     render.write(rendering.files, root)
     name = document.data["metadata"]["name"]
     folder = render.rendered_dir(environment, name)
@@ -153,6 +169,9 @@ def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) 
         if item.path.parent == folder
         for data in [yaml.safe_load(item.content)]
     ]
+    elsewhere = _namespace_differs(document, manifests, folder)
+    if elsewhere:
+        return [elsewhere]
     previous, no_previous = last_good.find(root, environment, name)
     return Rollout(document, root, environment, manifests, outcome).run(previous, no_previous)
 
@@ -167,6 +186,25 @@ def manifests_in(root: Path, folder: Path) -> list[Manifest]:
         for data in [yaml.safe_load(content)]
         if isinstance(data, dict)
     ]
+
+
+def _namespace_differs(
+    document: Document, manifests: list[Manifest], folder: Any
+) -> Diagnostic | None:
+    """--namespace names where the user expects the model; rendered/ (what Argo CD syncs too)
+    decides where it goes. A difference is said before anything is applied."""
+    expected = kubectl.selected().namespace
+    rendered = sorted({m.ref.namespace for m in manifests})
+    if expected is None or rendered == [expected]:
+        return None
+    return document.finding(
+        ["metadata", "name"],
+        NAMESPACE_DIFFERS,
+        f"model not deployed: {folder.as_posix()} puts it in namespace "
+        f"{', '.join(rendered)}, not {expected} (--namespace)",
+        "the namespace comes from `namespace` in templates/values.yaml (per environment): "
+        "change it there and run `modelgate render`, or pass the namespace rendered/ names",
+    )
 
 
 def _rendered(document: Document, root: Path) -> render.Rendering:
@@ -595,8 +633,8 @@ def _port_forward(namespace: str, target: str, port: int) -> Iterator[int]:
     local = free_port()
     with tempfile.TemporaryFile("w+") as errors:
         process = subprocess.Popen(
-            ["kubectl", "port-forward", "-n", namespace, "--pod-running-timeout=10s",
-             target, f"{local}:{port}"],
+            kubectl.command("port-forward", "-n", namespace, "--pod-running-timeout=10s",
+                            target, f"{local}:{port}"),
             stdout=subprocess.DEVNULL,
             stderr=errors,
         )  # fmt: skip

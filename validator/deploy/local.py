@@ -38,11 +38,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import paths, render, smoke, stand_ins, targets
+from .. import ledger, paths, render, smoke, stand_ins, targets
 from ..check import artifacts, stand_in
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
@@ -103,6 +103,21 @@ class KeptServer:
     def is_running(self) -> bool:
         """The process this record describes still runs (not merely a process with its pid)."""
         return _identity(self.pid) == (self.started, self.cmdline)
+
+
+@dataclass(frozen=True)
+class Died:
+    """A kept server found gone: it exited, or was killed, since `deploy --keep`."""
+
+    name: str
+    base_url: str
+    pid: int
+    last_log_line: str = ""
+
+    @property
+    def message(self) -> str:
+        said = f"; its log ends: {self.last_log_line}" if self.last_log_line else ""
+        return f"the kept server of {self.name} at {self.base_url} (process {self.pid}) died{said}"
 
 
 @dataclass(frozen=True)
@@ -200,71 +215,134 @@ def stop(root: Path, name: str) -> list[Diagnostic]:
                 "`modelgate status` lists what is running",
             )
         ]
-    state, distrust = _judge(root, path)
-    if distrust:
-        return [error(distrust.path, 0, 0, NOT_RUNNING, distrust.message, distrust.hint)]
-    if state is not None:
-        _terminate(state.pid, state.is_running)
-        _forget(root, state)
+    judged = _judge(root, path)
+    if isinstance(judged, Distrusted):
+        return [error(judged.path, 0, 0, NOT_RUNNING, judged.message, judged.hint)]
+    if isinstance(judged, Died):
+        return [
+            error(
+                name,
+                0,
+                0,
+                NOT_RUNNING,
+                f"{judged.message}; there was nothing left to stop",
+                "`modelgate history NAME` records it; deploy it again with --keep",
+            )
+        ]
+    _terminate(judged.pid, judged.is_running)
+    _forget(root, judged)
     return []
 
 
 def running(root: Path) -> list[RunState]:
     """Kept deployments whose server is still alive (stale records are dropped)."""
-    return [
-        RunState(server.name, "local", server.base_url, str(server.pid))
-        for server in survey(root)[0]
-    ]
+    return as_run_states(survey(root).alive)
+
+
+def as_run_states(servers: list[KeptServer]) -> list[RunState]:
+    return [RunState(server.name, "local", server.base_url, str(server.pid)) for server in servers]
 
 
 def distrusted(root: Path) -> list[Distrusted]:
     """The state files modelgate ignores, for the commands to report."""
-    return survey(root)[1]
+    return survey(root).ignored
 
 
-def survey(root: Path) -> tuple[list[KeptServer], list[Distrusted]]:
-    """Kept servers still running, and the state files that cannot be trusted. The record of
-    a server that is gone is dropped, with its work directory."""
-    alive, ignored = [], []
+@dataclass
+class Survey:
+    """What .modelgate/run/ holds: servers still running, servers found dead (now recorded
+    in the ledger and forgotten), and state files that cannot be trusted."""
+
+    alive: list[KeptServer] = field(default_factory=list)
+    died: list[Died] = field(default_factory=list)
+    ignored: list[Distrusted] = field(default_factory=list)
+
+
+def survey(root: Path) -> Survey:
+    """Kept servers still running, those that died, and the state files that cannot be
+    trusted. The record of a server that is gone is dropped, with its work directory, and
+    its death goes into the ledger."""
+    found = Survey()
     for path in sorted((root / STATE_DIR).glob("*.json")):
-        state, distrust = _judge(root, path)
-        if distrust:
-            ignored.append(distrust)
-        elif state is not None:
-            alive.append(state)
-    return alive, ignored
+        judged = _judge(root, path)
+        if isinstance(judged, Distrusted):
+            found.ignored.append(judged)
+        elif isinstance(judged, Died):
+            found.died.append(judged)
+        else:
+            found.alive.append(judged)
+    return found
 
 
 def _kept(root: Path, name: str) -> KeptServer | None:
     path = root / STATE_DIR / f"{name}.json"
     if not os.path.lexists(path):
         return None
-    return _judge(root, path)[0]
+    judged = _judge(root, path)
+    return judged if isinstance(judged, KeptServer) else None
 
 
-def _judge(root: Path, path: Path) -> tuple[KeptServer | None, Distrusted | None]:
-    """(the server, None) when the record names a running server modelgate started;
-    (None, None) when that server is gone (the record is then forgotten);
-    (None, why) when the record is not one to act on."""
+def _judge(root: Path, path: Path) -> KeptServer | Died | Distrusted:
+    """The server, when the record names a running server modelgate started; its death,
+    when that server is gone (recorded in the ledger, and the record forgotten); why not,
+    when the record is not one to act on."""
     shown = f"{STATE_DIR.as_posix()}/{path.name}"
     state = _read_state(root, path)
     if state is None:
-        return None, Distrusted(shown, "not a state file modelgate writes")
+        return Distrusted(shown, "not a state file modelgate writes")
     if state.name != path.stem:
-        return None, Distrusted(shown, f"it describes '{state.name}', not '{path.stem}'")
+        return Distrusted(shown, f"it describes '{state.name}', not '{path.stem}'")
     claims = state.base_url
     if not LOOPBACK_URL.fullmatch(state.base_url):
-        return None, Distrusted(shown, "its address is not one a local server has", claims)
+        return Distrusted(shown, "its address is not one a local server has", claims)
     if not _own_workdir(state.workdir):
         reason = f"its work directory {state.workdir} is not one modelgate created"
-        return None, Distrusted(shown, reason, claims)
+        return Distrusted(shown, reason, claims)
     if state.is_running():
-        return state, None
+        return state
     if _identity(state.pid) is None:
+        died = _died(root, state)
         _forget(root, state)
-        return None, None
+        return died
     reason = f"process {state.pid} is not the server modelgate started"
-    return None, Distrusted(shown, reason, claims)
+    return Distrusted(shown, reason, claims)
+
+
+def _died(root: Path, state: KeptServer) -> Died:
+    """The death of a kept server, recorded in the ledger with what its last deploy ran (its
+    log is read now: forgetting the server removes its work directory)."""
+    died = Died(state.name, state.base_url, state.pid, _last_log_line(Path(state.log)))
+    last = next(
+        (
+            entry
+            for entry in reversed(ledger.history(root, state.name))
+            if entry.get("target") == "local" and entry.get("result") == "deployed"
+        ),
+        {},
+    )
+    ledger.record(
+        root,
+        name=state.name,
+        spec_hash=last.get("spec_hash", ""),
+        artifact=last.get("artifact", ""),
+        target="local",
+        environment="local",
+        result=ledger.DIED,
+        error=died.message,
+        endpoint=last.get("endpoint", state.base_url),
+        seconds=0.0,
+        stand_in=last.get("stand_in", ""),
+    )
+    return died
+
+
+def _last_log_line(log: Path) -> str:
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    meaningful = [line.strip() for line in lines if line.strip()]
+    return meaningful[-1][-300:] if meaningful else ""
 
 
 def _read_state(root: Path, path: Path) -> KeptServer | None:

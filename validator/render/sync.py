@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -233,14 +234,17 @@ def drift(
     with_orphans: bool = True,
     within: tuple[str, ...] = (f"{RENDERED_DIR}/",),
     present: set[str] | None = None,
+    held: Collection[str] = (),
 ) -> tuple[list[Diagnostic], str]:
     """Findings and a unified diff for every rendered file that differs from the specs:
     edited by hand, missing, or orphaned (its spec is gone). Files marked `same` were
-    compared where they were rendered."""
+    compared where they were rendered. The files of the specs named in `held` (which failed
+    their checks, so rendered nothing) are not compared, nor, when there are such specs,
+    the files every spec contributes to (ApplicationSets, deployer Roles)."""
     findings, diffs = [], []
     directories = Directories(root)
     for item in files:
-        if item.same:
+        if item.same or is_held(str(item.path), held):
             continue
         current = _current(os.path.join(root, item.path), root, directories)
         if current == item.content.encode("utf-8"):
@@ -263,6 +267,8 @@ def drift(
         before = "" if current is LINK else (current or b"").decode("utf-8", errors="replace")
         diffs.append(_diff(str(item.path), before, item.content))
     for orphan in orphans(files, root, within, present) if with_orphans else []:
+        if is_held(str(orphan), held):
+            continue
         content = _current(os.path.join(root, orphan), root, directories)
         current = "" if content is LINK else (content or b"").decode("utf-8", errors="replace")
         findings.append(
@@ -277,6 +283,15 @@ def drift(
         )
         diffs.append(_diff(str(orphan), current, ""))
     return findings, "".join(diffs)
+
+
+def is_held(path: str, held: Collection[str]) -> bool:
+    """Whether rendered/ENV/NAME/... belongs to a spec named in `held`, or is a file every
+    spec contributes to (which cannot be judged while one of them renders nothing)."""
+    if not held:
+        return False
+    parts = path.split("/")
+    return len(parts) > 2 and (parts[1] == ARGOCD or parts[2] == RBAC or parts[2] in held)
 
 
 def _diff(path: str, before: str, after: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..codes import BUILTIN_RULES
-from ..diagnostics import Diagnostic, RuleInfo
+from ..diagnostics import Diagnostic, RuleInfo, Severity
 from . import formats
 
 if TYPE_CHECKING:
@@ -30,6 +30,12 @@ class Report:
     rules: Mapping[str, RuleInfo] = field(default_factory=lambda: dict(BUILTIN_RULES))
     # what the policy sets loosened compared with the built-in set: information, not findings
     weakened: Sequence[Weakening] = ()
+    strict: bool = False  # warnings fail the run (validate --strict)
+
+    def failing(self, diagnostic: Diagnostic) -> bool:
+        """Whether the finding fails the run, as the command's exit code says."""
+        failing = {Severity.ERROR, Severity.WARNING} if self.strict else {Severity.ERROR}
+        return diagnostic.severity in failing and not diagnostic.waived
 
     def rule(self, rule_id: str) -> RuleInfo:
         return self.rules.get(rule_id) or RuleInfo(rule_id, rule_id, rule_id, "")

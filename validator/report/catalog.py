@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import ledger
+from .. import ledger, logs
 from ..check import licenses, load, model_cards, policy, workspace
 from ..check.policy import waivers
 from ..diagnostics import Diagnostic, Severity
@@ -506,10 +506,17 @@ def _deploy(record: dict[str, Any]) -> Deploy:
         time=_text(record, "time"),
         environment=_text(record, "environment"),
         target=_text(record, "target"),
-        error=_text(record, "error"),
+        error=_reason(_text(record, "error")),
         user=_text(record, "user"),
         commit=_text(record, "commit")[:12],
     )
+
+
+def _reason(error: str, limit: int = 300) -> str:
+    """Why a deploy failed, for a reader of the catalog: one message without the tools' log
+    lines (the ledger keeps the error as it was recorded)."""
+    text = logs.said(error)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _deploy_result(deploy: Deploy | None) -> str | None:
@@ -556,6 +563,19 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
+def _masked(value: Any) -> Any:
+    """Every value a page shows, masked by itself: masking the finished page misses a token
+    the template glues to other text (`v{{ version }}` turns `ghp_...` into `vghp_...`)."""
+    if not isinstance(value, str):
+        return value
+    masked = mask(value)
+    return type(value)(masked) if hasattr(value, "__html__") else masked  # Markup stays safe
+
+
+def _masked_cell(value: Any) -> str:
+    return markdown_cell(_masked(value))
+
+
 def _environment(template_dir: Path, html: bool) -> Any:
     from jinja2 import FileSystemLoader, StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
@@ -564,7 +584,7 @@ def _environment(template_dir: Path, html: bool) -> Any:
         loader=FileSystemLoader(str(template_dir)),
         undefined=StrictUndefined,
         autoescape=html,
-        finalize=None if html else markdown_cell,
+        finalize=_masked if html else _masked_cell,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -1,5 +1,7 @@
 """JUnit XML, as CI systems display test results: one test case per file checked, a failure
-per open finding (errors, and warnings too, since a CI view has no severities)."""
+for the findings that fail the run (errors; warnings too under --strict). Warnings and notes
+fail nothing, as the exit code says: the suite's standard output lists them, the way SARIF
+gives them their own level (the JUnit schema has no warning of a test case)."""
 
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ def format_report(report: Report) -> str:
     by_file: dict[str, list] = {path: [] for path in report.files}
     for diagnostic in report.diagnostics:
         by_file.setdefault(diagnostic.path, []).append(diagnostic)
-    open_count = sum(1 for d in report.diagnostics if not d.waived)
+    failing = [d for d in report.diagnostics if report.failing(d)]
+    noted = [d for d in report.diagnostics if not d.waived and not report.failing(d)]
     suites = ET.Element("testsuites")
     suite = ET.SubElement(
         suites,
         "testsuite",
         name="modelgate validate",
         tests=str(len(by_file)),
-        failures=str(sum(1 for found in by_file.values() if any(not d.waived for d in found))),
+        failures=str(sum(1 for found in by_file.values() if any(map(report.failing, found)))),
         errors="0",
         skipped="0",
         time="0",
@@ -38,13 +41,17 @@ def format_report(report: Report) -> str:
         ET.SubElement(properties, "property", name="policy.weakened", value=listed)
     for path, found in sorted(by_file.items()):
         case = ET.SubElement(suite, "testcase", classname="modelgate.validate", name=path, time="0")
-        failing = [d for d in found if not d.waived]
-        if failing:
+        failed = [d for d in found if report.failing(d)]
+        if failed:
             failure = ET.SubElement(
-                case, "failure", type=failing[0].rule, message=f"{len(failing)} finding(s)"
+                case, "failure", type=failed[0].rule, message=f"{len(failed)} finding(s)"
             )
-            failure.text = "\n".join(format_diagnostic(d) for d in failing)
-    out = [f"{open_count} open finding(s)", weakened_line(report)]
+            failure.text = "\n".join(format_diagnostic(d) for d in failed)
+    out = [
+        f"{len(failing)} failing finding(s), {len(noted)} warning(s) and note(s) that fail nothing",
+        *(format_diagnostic(d) for d in noted),
+        weakened_line(report),
+    ]
     ET.SubElement(suite, "system-out").text = "\n".join(line for line in out if line)
     ET.SubElement(suite, "system-err").text = ""
     ET.indent(suites)
