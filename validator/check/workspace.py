@@ -294,6 +294,7 @@ class _FileCheck:
             *schema.check(document),
             *names.check_file_name(document),
             *names.check_environments(document),
+            *names.check_runtime_name(document),
         ]
         if any(d.severity.value == "error" for d in problems):
             return document, problems, [], None
