@@ -229,7 +229,11 @@ def _reporter(
     def report(diagnostics: list[Diagnostic]) -> None:
         shown = [workspace.display_path(path, root) for path in files]
         shown += sorted({d.path for d in diagnostics} - set(shown))
-        weakened = validation.policy.weakened() if validation.policy is not None else []
+        weakened = (
+            validation.policy.weakened(getattr(args, "changed_since", None))
+            if validation.policy is not None
+            else []
+        )
         content = Report(
             sorted(diagnostics, key=Diagnostic.sort_key), shown, validation.rules(), weakened
         )

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     )
     diagnostics = [*result.diagnostics, *([note] if note else [])]
     shown = [workspace.display_path(path, root) for path in files]
-    weakened = result.policy.weakened() if result.policy is not None else []
+    weakened = result.policy.weakened(args.changed_since) if result.policy is not None else []
     report = Report(diagnostics, shown, result.rules(), weakened)
     output.block(format_report(args.format, report))
     return EXIT_FINDINGS if result.failed(args.strict) else EXIT_OK
