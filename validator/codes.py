@@ -138,6 +138,10 @@ _CODES: dict[str, tuple[str, str]] = {
         "runtime definition named like a built-in runtime",
         "give the model deployment another name",
     ),
+    "MG304": (
+        "a file that decides what reaches a cluster has no code owner",
+        "give it owners in CODEOWNERS; the last matching line wins",
+    ),
     "MG401": ("template failed", "fix the template"),
     "MG402": ("no runtime for this engine and format", "set spec.engine.runtime"),
     "MG403": ("rendered file is invalid", "fix the template"),

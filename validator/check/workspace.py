@@ -19,6 +19,7 @@ from ..git import run_git
 from . import (
     artifacts,
     capabilities,
+    codeowners,
     delivery,
     exposure,
     facts,
@@ -182,6 +183,7 @@ def validate(
             )
         )
     result.diagnostics.extend(committed_state(root))
+    result.diagnostics.extend(codeowners.check(root))
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result
 
