@@ -21,6 +21,7 @@ from . import (
     capabilities,
     codeowners,
     delivery,
+    engine_locks,
     exposure,
     facts,
     licenses,
@@ -184,6 +185,8 @@ def validate(
         )
     result.diagnostics.extend(committed_state(root))
     result.diagnostics.extend(codeowners.check(root))
+    if not peer_paths:  # a full run: the locks are read whole (tens of ms), not per spec
+        result.diagnostics.extend(engine_locks.check(root))
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result
 
