@@ -188,6 +188,7 @@ def _check_changed(
         peers=workspace.every_spec(root),
         known=found.known,
         every_waiver=True,
+        locks_changed=any(path.parts[0] == "locks" for path in found.scope.changed),
     )
     # an ApplicationSet per environment: the unchanged specs' environments are all it needs
     unchanged = [found.known[shown] for shown in found.scope.unchanged]
