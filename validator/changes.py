@@ -1,9 +1,9 @@
 """Which specs a change touches: the specs edited since a git ref, the specs whose artifact
 (kept in the repository) changed, or the stand-in they name or its script, or their model
-card (docs/models/), every spec whose engine's templates changed, every spec the local target runs from an engine environment
-whose lock changed (locks/engine-NAME.txt), and every spec when policies, shared templates
-or templates/values.yaml changed; for the checks (touches_everything), also when modelgate
-itself changed.
+card (docs/models/), every spec whose engine's templates changed, every spec the local target
+runs from an engine environment whose lock changed (locks/engine-NAME.txt), and every spec
+when policies, shared templates or templates/values.yaml changed; for the checks
+(touches_everything), also when modelgate itself changed.
 
 `deploy --changed-since`, `validate --changed-since` and `render --check --changed-since`
 all ask this module; nothing here imports more than the loader (pre-commit speed)."""

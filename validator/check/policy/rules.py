@@ -13,6 +13,7 @@ service) and the object `kinds` they are about.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -134,6 +135,7 @@ class Policy:
     # policies/FILE.yaml:LINE of the set that gave each parameter its value
     parameter_sources: dict[str, str] = field(default_factory=dict)
     root: Path | None = None
+    builtin_document: load.Document | None = None  # policies/modelgate.yaml, as loaded
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((rule for rule in self.every_rule() if rule.id == rule_id), None)
@@ -153,11 +155,16 @@ class Policy:
         return weakening.against_floor(self, base)
 
     def remember_builtin(self, document: load.Document) -> None:
-        """The built-in set's own rules, as the repository declares them."""
+        """The built-in set's own rules, as the repository declares them (copies, which the
+        sets that extend it leave alone), and its text: when it is the floor's, they are
+        the floor's too, without reading that file again."""
         defined_here = f"{document.path}:"
         self.builtin_rules = {
-            rule.id: rule for rule in self.every_rule() if rule.source.startswith(defined_here)
+            rule.id: dataclasses.replace(rule, _severities={})
+            for rule in self.every_rule()
+            if rule.source.startswith(defined_here)
         }
+        self.builtin_document = document
 
 
 def read_policy(

@@ -14,6 +14,7 @@ gives no kind is loosened by any change.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -38,37 +39,57 @@ ALLOW, ALLOW_OR_ANY, DENY, MAX = "allow", "allow-or-any", "deny", "max"
 ANY_KEY = "*"
 
 
+@dataclass(frozen=True)
 class Floor:
     """The built-in set as modelgate ships it: its rules by id, parameters and their kinds."""
 
-    def __init__(self, document: load.Document) -> None:
-        data = document.data
-        self.rules: dict[str, Rule] = {
-            raw["id"]: _rule(document, section, index, raw)
-            for section in ("rules", "outputRules")
-            for index, raw in enumerate(data.get(section, []))
-        }
-        self.parameters: dict[str, Any] = {"engines": policy_parameter(), **data["parameters"]}
-        self.kinds: dict[str, Any] = data.get("parameterKinds", {})
+    rules: dict[str, Rule]
+    parameters: dict[str, Any]
+    kinds: dict[str, Any]
+
+
+def _floor_of(data: dict[str, Any], rules: dict[str, Rule]) -> Floor:
+    parameters = {"engines": policy_parameter(), **data.get("parameters", {})}
+    return Floor(rules, parameters, data.get("parameterKinds", {}))
 
 
 @cache
-def floor() -> Floor:
+def _shipped() -> tuple[str, Floor]:
+    """The packaged file's text and, read from it, the floor (a few hundred ms: only when
+    the repository's copy differs from it)."""
     document, problems = load.load_file(FLOOR, f"{BUILTIN_SET} (built in)")
     if document is None or problems:  # the package itself is damaged: an internal fault
         raise RuntimeError(f"the built-in policy set {FLOOR} does not load: {problems}")
-    return Floor(document)
+    rules = {
+        raw["id"]: _rule(document, section, index, raw)
+        for section in ("rules", "outputRules")
+        for index, raw in enumerate(document.data.get(section, []))
+    }
+    return document.text, _floor_of(document.data, rules)
+
+
+def floor(policy: Policy) -> Floor:
+    """The floor; from the repository's built-in set as loaded when its text is the floor's."""
+    declared = policy.builtin_document
+    if declared is not None and policy.builtin_rules and declared.text == _shipped_text():
+        return _floor_of(declared.data, policy.builtin_rules)
+    return _shipped()[1]
+
+
+@cache
+def _shipped_text() -> str:
+    return FLOOR.read_text(encoding="utf-8").removeprefix("\ufeff")
 
 
 def against_floor(policy: Policy, base: str | None = None) -> list[Weakening]:
     """Every loosening of `policy` against the floor, rules in the floor's order, then
     parameters, then the policy files `base` (a git revision) had that are gone."""
-    found = list(_removed_files(policy.root, base)) if policy.root is not None else []
+    found = list(_removed_files(policy.root, base)) if _gone(policy, base) else []
     if policy.builtin_rules is None:
         return [Weakening("set", BUILTIN_SET, "missing"), *found]
     if not policy.builtin_rules and not policy.every_rule():  # no policies/ at all
         return found
-    shipped = floor()
+    shipped = floor(policy)
     for base_rule in shipped.rules.values():
         found.extend(_rule_weakenings(base_rule, policy.rule(base_rule.id)))
     for name, before in shipped.parameters.items():
@@ -80,6 +101,12 @@ def against_floor(policy: Policy, base: str | None = None) -> list[Weakening]:
             for dotted, change in _loosened(name, kind, before, after)
         )
     return found
+
+
+def _gone(policy: Policy, base: str | None) -> bool:
+    """Whether to ask git for removed policy files: against a base, always; otherwise (the
+    pre-commit hook) only when the built-in set is missing, as it is with policies/."""
+    return policy.root is not None and (base is not None or not policy.builtin_rules)
 
 
 def _removed_files(root: Path, base: str | None) -> Iterator[Weakening]:
