@@ -302,9 +302,17 @@ def test_policy_files_deleted_since_the_base_are_weakenings(scaffold: Scaffold) 
     git(scaffold.root, "add", "-A")
     git(scaffold.root, "commit", "-q", "-m", "base")
     (scaffold.root / "policies" / "acme.yaml").unlink()
-    lines = validate(scaffold, "text").splitlines()
-    assert lines[-1] == "policy: 1 set weakened: policies/acme.yaml removed since HEAD"
+    result = run_cli("--root", str(scaffold.root), "validate", "--changed-since", "HEAD")
+    assert result.code == 0, result.out + result.err
+    assert result.out.splitlines()[-1] == (
+        "policy: 1 set weakened: policies/acme.yaml removed since HEAD"
+    )
     shutil.rmtree(scaffold.root / "policies")
+    # without a base, git is asked as soon as the built-in set is missing
+    assert validate(scaffold, "text").splitlines()[-1] == (
+        "policy: 2 sets weakened: policies/acme.yaml removed since HEAD, "
+        "policies/modelgate.yaml removed since HEAD"
+    )
     git(scaffold.root, "commit", "-q", "-am", "no policies")
     result = run_cli("--root", str(scaffold.root), "validate", "--changed-since", "HEAD~1")
     assert result.code == 0, result.out + result.err
