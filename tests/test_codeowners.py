@@ -21,7 +21,9 @@ def owns(pattern: str, path: str) -> bool:
         ("/models/", "models/iris.yaml", True),
         ("/models/", "models/artifacts/iris/model.joblib", True),
         ("/models/", "docs/models/iris.md", False),
-        ("models/", "docs/models/iris.md", False),  # a slash inside anchors it (gitignore)
+        ("models/", "docs/models/iris.md", True),  # a trailing slash alone anchors nothing
+        ("/models/", "docs/models/iris.md", False),
+        ("docs/models/", "x/docs/models/iris.md", False),  # a slash inside anchors it
         ("models", "docs/models/iris.md", True),  # no slash: a name at any depth
         ("*.txt", "locks/engine-vllm.txt", True),
         ("/locks/*.txt", "locks/engine-vllm.txt", True),
