@@ -65,7 +65,7 @@ NO_SCALING = {
 RUNTIME = (
     "runtime:\n"
     f"    image: registry.example.com/ml/sklearnserver{DIGEST}\n"
-    "    formats: [{name: sklearn, version: '1', autoSelect: true}]\n"
+    "    formats: [{name: sklearn, version: '1'}]\n"
     "    protocols: [v1, v2]\n"
 )
 MULTI_MODEL_RUNTIME = RUNTIME + "    multiModel: true\n"

@@ -16,7 +16,7 @@ import yaml
 from validator.render import crds as crd_files
 from validator.render import kube_schemas
 
-from .conftest import PROJECT, Scaffold, run_cli
+from .conftest import PROJECT, Scaffold, located, run_cli
 from .test_capabilities import (
     CANARY,
     DIGEST,
@@ -101,9 +101,7 @@ def test_a_transformer_and_an_explainer_run_beside_the_predictor_on_the_specs_ru
     assert runtime["kind"] == "ServingRuntime"
     assert runtime["metadata"]["name"] == "churn-kserve"
     assert runtime["metadata"]["namespace"] == "models-staging"
-    assert runtime["spec"]["supportedModelFormats"] == [
-        {"name": "sklearn", "version": "1", "autoSelect": True}
-    ]
+    assert runtime["spec"]["supportedModelFormats"] == [{"name": "sklearn", "version": "1"}]
     assert runtime["spec"]["protocolVersions"] == ["v1", "v2"]
     assert runtime["spec"]["multiModel"] is False
     [server] = runtime["spec"]["containers"]
@@ -148,13 +146,26 @@ def test_engine_runtime_names_the_defined_runtime(
     files = rendered(
         scaffold,
         "kserve-artifact",
-        {**engine_line("v2", "runtime: churn-sklearn"), **spec_line(RUNTIME)},
+        {**engine_line("v2", "runtime: churn-kserve"), **spec_line(RUNTIME)},
         crds,
     )
     assert files["inferenceservice.yaml"]["spec"]["predictor"]["model"]["runtime"] == (
-        "churn-sklearn"
+        "churn-kserve"
     )
-    assert files["servingruntime.yaml"]["metadata"]["name"] == "churn-sklearn"
+    assert files["servingruntime.yaml"]["metadata"]["name"] == "churn-kserve"
+
+
+def test_a_defined_runtime_under_another_name_is_refused(scaffold: Scaffold) -> None:
+    """The ServingRuntime a spec defines is named like the spec: under another spec's name
+    the one field manager would overwrite that spec's runtime without a conflict."""
+    shutil.copytree(PROJECT / "policies", scaffold.root / "policies")
+    path, text = write(
+        scaffold, "kserve-artifact", {**engine_line("v2", "runtime: iris"), **spec_line(RUNTIME)}
+    )
+    result = run_cli("--root", str(scaffold.root), "validate", str(path))
+    line, col = located(text, "runtime: iris", "iris")
+    assert result.code == 1
+    assert f"models/churn-kserve.yaml:{line}:{col}: MG302" in result.out, result.out
 
 
 def test_runtime_version_picks_the_tag_of_a_cluster_runtime(

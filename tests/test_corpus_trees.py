@@ -30,6 +30,7 @@ def plant(scaffold: Scaffold, outside: Path, tree: dict[str, Any]) -> None:
     if tree.get("render_first"):
         assert run_cli("--root", str(scaffold.root), "render").code == 0
     for where, text in tree.get("files", {}).items():
+        (scaffold.root / where).parent.mkdir(parents=True, exist_ok=True)
         (scaffold.root / where).write_text(text)
     for where, encoded in tree.get("binary", {}).items():
         (scaffold.root / where).parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
-"""A policy set a pull request adds may turn built-in rules off, downgrade them or empty an
-allow-list: every report says so, and the exit code stays what the findings make it."""
+"""A policy set a pull request adds may turn built-in rules off, downgrade them or widen an
+allow-list, and it may edit or delete the built-in set itself: every report says so, measured
+against the built-in set modelgate ships (the floor), with the line that did it, and the exit
+code stays what the findings make it."""
 
 from __future__ import annotations
 
@@ -25,16 +27,20 @@ kind: PolicySet
 metadata: {name: lenient}
 extends: [modelgate]
 parameters:
-  allowedRegistries: []
+  allowedRegistries: [""]
 overrides:
   MG-SEC-001: {severity: "off"}
   MG-SEC-003: {severity: warning}
 """
-WEAKENED = ["MG-SEC-001 off", "MG-SEC-003 error -> warning", "allowedRegistries emptied"]
-TEXT_LINE = (
-    "policy: 2 rules and 1 parameter weakened: "
-    "MG-SEC-001 off, MG-SEC-003 error -> warning, allowedRegistries emptied"
-)
+WEAKENED = [
+    "MG-SEC-001 off at policies/lenient.yaml:8",
+    "MG-SEC-003 error -> warning at policies/lenient.yaml:9",
+    "allowedRegistries adds '' at policies/lenient.yaml:6",
+]
+TEXT_LINE = "policy: 2 rules and 1 parameter weakened: " + ", ".join(WEAKENED)
+
+
+WHERE = "policies/lenient.yaml:"
 
 
 def with_policies(scaffold: Scaffold, **sets: str) -> Scaffold:
@@ -78,9 +84,14 @@ def test_text_names_what_is_weakened_after_the_summary(lenient: Scaffold) -> Non
 def test_json_carries_the_weakenings(lenient: Scaffold) -> None:
     report = json.loads(validate(lenient, "json"))
     assert report["policy"]["weakened"] == [
-        {"kind": "rule", "name": "MG-SEC-001", "change": "off"},
-        {"kind": "rule", "name": "MG-SEC-003", "change": "error -> warning"},
-        {"kind": "parameter", "name": "allowedRegistries", "change": "emptied"},
+        {"kind": "rule", "name": "MG-SEC-001", "change": "off", "where": f"{WHERE}8"},
+        {"kind": "rule", "name": "MG-SEC-003", "change": "error -> warning", "where": f"{WHERE}9"},
+        {
+            "kind": "parameter",
+            "name": "allowedRegistries",
+            "change": "adds ''",
+            "where": f"{WHERE}6",
+        },
     ]
 
 
@@ -112,7 +123,7 @@ def test_the_built_in_set_alone_adds_nothing(builtin: Scaffold) -> None:
 
 
 def test_a_stricter_set_is_not_a_weakening(tmp_path: Path) -> None:
-    stricter = LENIENT.replace("allowedRegistries: []", "allowedRegistries: [registry.local/]")
+    stricter = LENIENT.replace('allowedRegistries: [""]', "allowedRegistries: [registry.local/]")
     stricter = stricter.replace('MG-SEC-001: {severity: "off"}', "MG-SEC-004: {severity: error}")
     stricter = stricter.replace("MG-SEC-003: {severity: warning}", "")
     assert weakened_by(stricter, tmp_path) == []
@@ -136,12 +147,12 @@ def test_environment_overrides_that_weaken_are_named(
         "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: lenient}\n"
         f"extends: [modelgate]\noverrides:\n  {overrides}\n"
     )
-    assert weakened_by(text, tmp_path) == [expected]
+    assert weakened_by(text, tmp_path) == [f"{expected} at {WHERE}6"]
 
 
 def test_a_longer_waiver_limit_is_a_weakening(tmp_path: Path) -> None:
-    text = LENIENT.split("overrides:")[0].replace("allowedRegistries: []", "maxWaiverDays: 3650")
-    assert weakened_by(text, tmp_path) == ["maxWaiverDays 90 -> 3650"]
+    text = LENIENT.split("overrides:")[0].replace('allowedRegistries: [""]', "maxWaiverDays: 3650")
+    assert weakened_by(text, tmp_path) == [f"maxWaiverDays 90 -> 3650 at {WHERE}6"]
 
 
 def test_a_longer_pickle_allow_list_is_a_weakening_a_shorter_one_is_not(tmp_path: Path) -> None:
@@ -155,7 +166,8 @@ def test_a_longer_pickle_allow_list_is_a_weakening_a_shorter_one_is_not(tmp_path
 
 
 def test_a_null_parameter_is_refused_not_a_crash(scaffold: Scaffold) -> None:
-    with_policies(scaffold, lenient=LENIENT.replace("allowedRegistries: []", "allowedRegistries:"))
+    lenient = LENIENT.replace('allowedRegistries: [""]', "allowedRegistries:")
+    with_policies(scaffold, lenient=lenient)
     result = run_cli("--root", str(scaffold.root), "validate")
     assert result.code == 1, result.err
     assert "policies/lenient.yaml:6:3: MG701" in result.out
@@ -194,3 +206,127 @@ def test_the_pull_request_summary_lists_the_weakenings(lenient: Scaffold, tmp_pa
     line = "> **policy weakened** against the built-in set: " + ", ".join(WEAKENED)
     assert line in markdown.splitlines()
     assert line in output.read_text(encoding="utf-8").splitlines()
+
+
+def parameters(text: str) -> str:
+    return (
+        "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: lenient}\n"
+        f"extends: [modelgate]\nparameters:\n  {text}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ('allowedRegistries: ["", registry.local/]', "allowedRegistries adds ''"),
+        ("waiverApprovers: [security@example.com, compliance@example.com, me@example.com]",
+         "waiverApprovers adds 'me@example.com'"),
+        ("pickleArtifacts: {production: allowed}", "pickleArtifacts.production checked -> allowed"),
+        ("pickleArtifacts: allowed", "pickleArtifacts changed"),
+        ('allowedArtifactSchemes: ["s3://", "http://"]', "allowedArtifactSchemes adds 'http://'"),
+        ("licenses: {production: {deny: [GPL-3.0-only]}}",
+         "licenses.production.deny drops 'CC-BY-NC-*', 'NCGL-UK-*', 'PolyForm-Noncommercial-*'"),
+        ("licenses: {staging: {deny: [GPL-3.0-only]}}",
+         "licenses.production.deny removed"),
+        ('allowedLabels: ["", example.com/]', "allowedLabels adds ''"),
+        ("systemNodeKeys: [node-role.kubernetes.io/control-plane]",
+         "systemNodeKeys drops 'CriticalAddonsOnly', 'node-role.kubernetes.io/etcd', "
+         "'node-role.kubernetes.io/infra', 'node-role.kubernetes.io/master'"),
+        ("modelCardSections: [Intended use]",
+         "modelCardSections drops 'Evaluation', 'Limitations', 'Training data'"),
+        ("engines: {mlserver: {formats: [sklearn, onnx], versions: ['1.7.*']}}",
+         "engines.mlserver.formats adds 'onnx'"),
+        ("engines: {mlserver: {formats: [sklearn]}}",
+         "engines.mlserver.versions removed (anything allowed)"),
+        ("teamServiceAccounts: {payments: ['*']}", "teamServiceAccounts.payments adds '*'"),
+        ("runtimeAutoSelect: [sklearn]", "runtimeAutoSelect adds 'sklearn'"),
+        ("maxRuntimePriority: 1000", "maxRuntimePriority 0 -> 1000"),
+        ("gitRepositories: [https://git.example.com/ml/model-deployments.git, "
+         "https://evil.example.org/x.git]", "gitRepositories adds 'https://evil.example.org/x.git'"),
+    ],
+)  # fmt: skip
+def test_every_widened_parameter_is_named_with_its_line(
+    given: str, expected: str, tmp_path: Path
+) -> None:
+    assert weakened_by(parameters(given), tmp_path) == [f"{expected} at {WHERE}6"]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "allowedRegistries: []",  # an empty allow-list allows nothing
+        "waiverApprovers: [security@example.com]",
+        "pickleArtifacts: {production: forbidden, '*': checked}",
+        "licenses: {production: {deny: ['CC-BY-NC-*', 'PolyForm-Noncommercial-*', 'NCGL-UK-*', "
+        "'GPL-*'], allow: [MIT]}}",
+        "systemNodeKeys: [node-role.kubernetes.io/control-plane, node-role.kubernetes.io/master, "
+        "node-role.kubernetes.io/etcd, node-role.kubernetes.io/infra, CriticalAddonsOnly, gpu]",
+        "engines: {mlserver: {formats: [sklearn], versions: ['1.7.*']}}",
+        "teamServiceAccounts: {'*': ['{team}']}",
+        "maxReplicasCap: 10",
+    ],
+)
+def test_a_tightened_parameter_is_not_a_weakening(given: str, tmp_path: Path) -> None:
+    assert weakened_by(parameters(given), tmp_path) == []
+
+
+def test_the_built_in_set_is_the_one_modelgate_ships() -> None:
+    """The floor lives in the package: the repository's copy is where reviewers read it."""
+    shipped = Path(policy.__file__).with_name("modelgate.yaml")
+    assert (PROJECT / "policies" / "modelgate.yaml").read_bytes() == shipped.read_bytes()
+
+
+def edited_builtin(tmp_path: Path, old: str, new: str) -> list[str]:
+    directory = tmp_path / f"set-{len(list(tmp_path.iterdir()))}"
+    shutil.copytree(PROJECT / "policies", directory / "policies")
+    builtin = directory / "policies" / "modelgate.yaml"
+    text = builtin.read_text(encoding="utf-8")
+    assert old in text
+    builtin.write_text(text.replace(old, new, 1), encoding="utf-8")
+    loaded, problems = policy.load_policy(directory)
+    assert problems == []
+    return [str(weakening) for weakening in loaded.weakened()]
+
+
+def test_an_edited_built_in_set_is_measured_against_the_floor(tmp_path: Path) -> None:
+    assert edited_builtin(
+        tmp_path, "  waiverApprovers: [security@", "  waiverApprovers: [me@example.com, security@"
+    ) == ["waiverApprovers adds 'me@example.com' at policies/modelgate.yaml:28"]
+
+
+def test_a_rule_removed_or_rewritten_in_the_built_in_set_is_a_weakening(tmp_path: Path) -> None:
+    text = (PROJECT / "policies" / "modelgate.yaml").read_text(encoding="utf-8")
+    start = text.index("  - id: MG-SEC-171\n")
+    rule = text[start : text.index("\n  - id: ", start + 1) + 1]
+    assert edited_builtin(tmp_path, rule, "") == ["MG-SEC-171 removed"]
+    line = text[: text.index("  - id: MG-SEC-001\n")].count("\n") + 1
+    assert edited_builtin(
+        tmp_path, 'image: {pattern: "@sha256:[a-f0-9]{64}$"}', 'image: {pattern: "."}'
+    ) == [f"MG-SEC-001 changed at policies/modelgate.yaml:{line}"]
+
+
+def test_policy_files_deleted_since_the_base_are_weakenings(scaffold: Scaffold) -> None:
+    """A pull request that deletes policies/ (or one set of it) says so against its base."""
+    with_policies(scaffold, acme=LENIENT.split("parameters:")[0] + "rules: []\n")
+    git(scaffold.root, "init", "-q", "-b", "main")
+    git(scaffold.root, "add", "-A")
+    git(scaffold.root, "commit", "-q", "-m", "base")
+    (scaffold.root / "policies" / "acme.yaml").unlink()
+    result = run_cli("--root", str(scaffold.root), "validate", "--changed-since", "HEAD")
+    assert result.code == 0, result.out + result.err
+    assert result.out.splitlines()[-1] == (
+        "policy: 1 set weakened: policies/acme.yaml removed since HEAD"
+    )
+    shutil.rmtree(scaffold.root / "policies")
+    # without a base, git is asked as soon as the built-in set is missing
+    assert validate(scaffold, "text").splitlines()[-1] == (
+        "policy: 2 sets weakened: policies/acme.yaml removed since HEAD, "
+        "policies/modelgate.yaml removed since HEAD"
+    )
+    git(scaffold.root, "commit", "-q", "-am", "no policies")
+    result = run_cli("--root", str(scaffold.root), "validate", "--changed-since", "HEAD~1")
+    assert result.code == 0, result.out + result.err
+    assert result.out.splitlines()[-1] == (
+        "policy: 2 sets weakened: policies/acme.yaml removed since HEAD~1, "
+        "policies/modelgate.yaml removed since HEAD~1"
+    )

@@ -1,9 +1,9 @@
 """Which specs a change touches: the specs edited since a git ref, the specs whose artifact
-(kept in the repository) changed, or the stand-in they name or its script, every spec whose
-engine's templates changed, every spec the local target runs from an engine environment
-whose lock changed (locks/engine-NAME.txt), and every spec when policies, shared templates
-or templates/values.yaml changed; for the checks (touches_everything), also when modelgate
-itself changed.
+(kept in the repository) changed, or the stand-in they name or its script, or their model
+card (docs/models/), every spec whose engine's templates changed, every spec the local target
+runs from an engine environment whose lock changed (locks/engine-NAME.txt), and every spec
+when policies, shared templates or templates/values.yaml changed; for the checks
+(touches_everything), also when modelgate itself changed.
 
 `deploy --changed-since`, `validate --changed-since` and `render --check --changed-since`
 all ask this module; nothing here imports more than the loader (pre-commit speed)."""
@@ -16,19 +16,23 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from . import stand_ins
-from .engines import ENGINES
+from .engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
 from .git import run_git
 
 if TYPE_CHECKING:  # check/ reads what a change touches: only its type comes from there
     from .check.load import Document
 
-WATCHED = ("models", "templates", "policies")
+CARDS = "docs/models"  # the model cards `modelgate new` writes, which MG-CMP-004 reads
+WATCHED = ("models", "templates", "policies", CARDS)
+# templates every spec renders whatever its engine: the docker target's compose file (every
+# spec with a model image) and the ApplicationSets (every environment)
+_EVERY_ENGINE = (COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE)
 # modelgate's own code and pins, where a repository holds them (this one does): a change to
 # the tool changes what every spec renders to and how it is checked; but for the engines'
 # own environments (locks/engine-NAME.txt), which concern the specs run from them
 TOOL = ("validator", "pyproject.toml", "locks")
 LOCK_PREFIX = "engine-"  # locks/engine-NAME.txt (deploy/environments.py takes it from here)
-_WATCHED_ROOTS = {(name,) for name in (*WATCHED, *TOOL)}
+_WATCHED_ROOTS = {tuple(name.split("/")) for name in (*WATCHED, *TOOL)}
 
 
 class GitError(Exception):
@@ -51,7 +55,11 @@ def changed_files(
         raise GitError(f"{root} is not in a git work tree; it compares commits")
     # an artifact under a watched directory is watched already: thousands of pathspecs
     # would cost git more than the diff itself
-    also = [path for path in also if PurePosixPath(path).parts[:1] not in _WATCHED_ROOTS]
+    also = [
+        path
+        for path in also
+        if not any(PurePosixPath(path).parts[: len(r)] == r for r in _WATCHED_ROOTS)
+    ]
     watched = [*WATCHED, *TOOL, *also]
     names = _diff(root, ref, watched)
     staged = list(staged)
@@ -84,6 +92,7 @@ def affected(documents: list[Document], changed: list[PurePosixPath]) -> list[Do
     # modelgate's own code and pins do not change what is deployed: rendered/ holds that
     everything = any(_every_spec(path) for path in changed)
     engines = {p.parts[1] for p in changed if p.parts[0] == "templates" and len(p.parts) > 2}
+    templates = {_template(p) for p in changed if p.parts[0] == "templates"}
     locks = {p.stem.removeprefix(LOCK_PREFIX) for p in changed if engine_lock(p)}
     return [
         doc
@@ -92,8 +101,26 @@ def affected(documents: list[Document], changed: list[PurePosixPath]) -> list[Do
         or doc.path in paths
         or any(path in touched for path in _repository_paths(doc))
         or doc.data["spec"]["engine"]["name"] in engines
+        or not templates.isdisjoint(ENGINES[doc.data["spec"]["engine"]["name"]].templates)
         or (locks and _environment(doc) in locks)
+        or (model_card_of(doc) or "") in paths
     ]
+
+
+def model_card(path: PurePosixPath) -> bool:
+    """A file under docs/models/: a model card some spec may name."""
+    return path.parts[:2] == tuple(CARDS.split("/"))
+
+
+def model_card_of(document: Document) -> str | None:
+    compliance = document.data["spec"].get("compliance") or {}
+    card = compliance.get("modelCard") if isinstance(compliance, dict) else None
+    return repository_path(card) if isinstance(card, str) else None
+
+
+def _template(path: PurePosixPath) -> str:
+    """A template's name as engine records give it (relative to templates/)."""
+    return "/".join(path.parts[1:])
 
 
 def engine_lock(path: PurePosixPath) -> bool:
@@ -159,4 +186,13 @@ def _every_spec(path: PurePosixPath) -> bool:
 
 
 def _shared_template(path: PurePosixPath) -> bool:
-    return path.parts[0] == "templates" and (len(path.parts) == 2 or path.parts[1].startswith("_"))
+    """templates/values.yaml, an included part (templates/_NAME/), a template every engine's
+    specs render, or one in a folder that is no engine's."""
+    if path.parts[0] != "templates":
+        return False
+    return (
+        len(path.parts) == 2
+        or path.parts[1].startswith("_")
+        or path.parts[1] not in ENGINES
+        or _template(path) in _EVERY_ENGINE
+    )

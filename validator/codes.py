@@ -130,6 +130,27 @@ _CODES: dict[str, tuple[str, str]] = {
         "write oci://HOST[:PORT]/PATH and a modelImageBase (docs/artifacts.md)",
     ),
     "MG301": ("two specs share a name", "give every model deployment its own name"),
+    "MG302": (
+        "runtime definition not named like its spec",
+        "name the ServingRuntime after the spec: spec.engine.runtime unset or metadata.name",
+    ),
+    "MG303": (
+        "runtime definition named like a built-in runtime",
+        "give the model deployment another name",
+    ),
+    "MG304": (
+        "a file that decides what reaches a cluster has no code owner",
+        "give it owners in CODEOWNERS; the last matching line wins",
+    ),
+    "MG305": (
+        "engine lock names a package its dependency group does not require",
+        "run `make lock` and commit what it writes",
+    ),
+    "MG306": ("engine lock pin edited by hand", "run `make lock` and commit what it writes"),
+    "MG307": (
+        "engine lock requirement its dependency group does not declare",
+        "declare it in the engine-NAME group of pyproject.toml, then run `make lock`",
+    ),
     "MG401": ("template failed", "fix the template"),
     "MG402": ("no runtime for this engine and format", "set spec.engine.runtime"),
     "MG403": ("rendered file is invalid", "fix the template"),

@@ -70,7 +70,9 @@ def scope(
     watched = [*files_named, *([CRDS] if rendered else [])]
     changed = changes.changed_files(root, ref, also=watched, staged=staged)
     everything = changes.touches_everything(changed) or (
-        next((path for path in changed if path.parts[0] == CRDS), None) if rendered else None
+        next((path for path in changed if path.parts[0] == CRDS or _roles(path)), None)
+        if rendered
+        else None
     )
     result = Scope(ref, changed=changed, known=known, everything=everything)
     if everything is not None:
@@ -104,12 +106,13 @@ def _touched(
     touched = {name for name in known if name in paths}
     if all(_is_spec(path) or path.parts[0] == RENDERED for path in changed):
         return touched  # only specs changed (or removed): nothing else to ask
-    if not any(changes.engine_lock(path) for path in changed):
+    if not any(changes.engine_lock(path) or changes.model_card(path) for path in changed):
         # an artifact, a stand-in or its script, an engine's templates: the facts name them
         peers = [facts.peer(name, known[name]) for name in sorted(usable)]  # type: ignore[arg-type]
         return touched | {doc.path for doc in changes.affected(peers, list(changed))}
-    # an engine's lock: the specs run from it are known by their model's format, which the
-    # facts do not hold: asked of each spec whole
+    # an engine's lock or a model card: the specs run from the lock are known by their
+    # model's format, those that name the card by spec.compliance.modelCard, which the facts
+    # do not hold: asked of each spec whole
     return touched | {name for name in sorted(usable) if _concerns(files[name], name, changed)}
 
 
@@ -123,6 +126,11 @@ def _concerns(path: Path | str, name: str, changed: Sequence[PurePosixPath]) -> 
         return bool(changes.affected([document], list(changed)))
     except (KeyError, TypeError, AttributeError):
         return True
+
+
+def _roles(path: PurePosixPath) -> bool:
+    """rendered/ENV/_rbac/...: the deployer's Roles, made from every spec of ENV, judged whole."""
+    return len(path.parts) > 3 and path.parts[0] == RENDERED and path.parts[2] == ROLES
 
 
 def _is_spec(path: PurePosixPath) -> bool:

@@ -12,6 +12,29 @@ from .load import Document
 NAME_MISMATCH = "MG109"
 RESERVED_ENVIRONMENT = "MG114"
 DUPLICATE_NAME = "MG301"
+RUNTIME_NAME = "MG302"
+RUNTIME_BUILT_IN = "MG303"
+# The runtimes a KServe installation brings (config/runtimes of KServe, and ModelMesh's):
+# a namespaced ServingRuntime of one of these names shadows the cluster-wide one.
+BUILT_IN_RUNTIMES = frozenset(
+    {
+        "kserve-huggingfaceserver",
+        "kserve-huggingfaceserver-multinode",
+        "kserve-lgbserver",
+        "kserve-mlserver",
+        "kserve-paddleserver",
+        "kserve-pmmlserver",
+        "kserve-sklearnserver",
+        "kserve-tensorflow-serving",
+        "kserve-torchserve",
+        "kserve-tritonserver",
+        "kserve-xgbserver",
+        "mlserver-1.x",
+        "ovms-1.x",
+        "torchserve-0.x",
+        "triton-2.x",
+    }
+)
 # Directories of rendered/ that are not environments: the local and docker targets' files and
 # the Argo CD ApplicationSets (render.LOCAL, render.DOCKER, render.ARGOCD).
 TARGET_DIRECTORIES = ("local", "docker", "argocd")
@@ -83,3 +106,37 @@ def check_unique_names(
             )
         )
     return findings
+
+
+def check_runtime_name(document: Document) -> list[Diagnostic]:
+    """A runtime the spec defines (spec.runtime) is a ServingRuntime named exactly like the
+    spec: unique as spec names are, never another team's runtime (which the one field
+    manager would overwrite without a conflict), never a built-in one (which it would shadow
+    in the namespace)."""
+    spec = document.data.get("spec")
+    name = spec_name(document)
+    if not isinstance(spec, dict) or "runtime" not in spec or name is None:
+        return []
+    engine = spec.get("engine")
+    given = engine.get("runtime") if isinstance(engine, dict) else None
+    if isinstance(given, str) and given != name:
+        return [
+            document.finding(
+                ["spec", "engine", "runtime"],
+                RUNTIME_NAME,
+                f"the runtime this spec defines would be the ServingRuntime '{given}'; "
+                f"a runtime a spec defines is named like the spec, '{name}'",
+                f"set spec.engine.runtime to '{name}', or leave it out",
+            )
+        ]
+    if name in BUILT_IN_RUNTIMES:
+        return [
+            document.finding(
+                ["metadata", "name"],
+                RUNTIME_BUILT_IN,
+                f"the runtime this spec defines would be named '{name}', like KServe's "
+                "built-in runtime, which it would shadow in the namespace",
+                "give the model deployment another name",
+            )
+        ]
+    return []

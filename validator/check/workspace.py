@@ -19,7 +19,9 @@ from ..git import run_git
 from . import (
     artifacts,
     capabilities,
+    codeowners,
     delivery,
+    engine_locks,
     exposure,
     facts,
     fetched,
@@ -117,6 +119,7 @@ def validate(
     known: Mapping[str, facts.Facts | None] | None = None,
     every_waiver: bool = False,
     alongside: Callable[[], object] | None = None,
+    locks_changed: bool = False,
 ) -> Validation:
     """load -> schema -> identity -> policy, for every file; cross-file checks at the end.
 
@@ -127,7 +130,8 @@ def validate(
     reported for `files`. `every_waiver` judges every waiver's own validity (expiry,
     approver) and calls a waiver of a spec that no longer exists stale, as a full run does;
     otherwise only the waivers of `files` are looked at. `alongside` runs in this process
-    while worker processes check the files (parallel.fork_map).
+    while worker processes check the files (parallel.fork_map). The engine locks are checked
+    in a full run, and in a partial one whose change touches them (`locks_changed`).
 
     `follow` is the next stage (rendering), run on each document that passes its own file's
     checks, in the process that loaded it: the document need not travel to another one.
@@ -183,6 +187,9 @@ def validate(
             )
         )
     result.diagnostics.extend(committed_state(root))
+    result.diagnostics.extend(codeowners.check(root))
+    if not peer_paths or locks_changed:  # the locks are read whole: tens of ms
+        result.diagnostics.extend(engine_locks.check(root))
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result
 
@@ -295,6 +302,7 @@ class _FileCheck:
             *schema.check(document),
             *names.check_file_name(document),
             *names.check_environments(document),
+            *names.check_runtime_name(document),
         ]
         if any(d.severity.value == "error" for d in problems):
             return document, problems, [], None

@@ -188,6 +188,7 @@ def _check_changed(
         peers=workspace.every_spec(root),
         known=found.known,
         every_waiver=True,
+        locks_changed=any(path.parts[0] == "locks" for path in found.scope.changed),
     )
     # an ApplicationSet per environment: the unchanged specs' environments are all it needs
     unchanged = [found.known[shown] for shown in found.scope.unchanged]
@@ -278,7 +279,11 @@ def _reporter(
     def report(diagnostics: list[Diagnostic]) -> None:
         shown = [workspace.display_path(path, root) for path in files]
         shown += sorted({d.path for d in diagnostics} - set(shown))
-        weakened = validation.policy.weakened() if validation.policy is not None else []
+        weakened = (
+            validation.policy.weakened(getattr(args, "changed_since", None))
+            if validation.policy is not None
+            else []
+        )
         content = Report(
             sorted(diagnostics, key=Diagnostic.sort_key), shown, validation.rules(), weakened
         )

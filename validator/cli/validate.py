@@ -40,6 +40,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         output.error(f"no spec files found under {where}")
         return EXIT_USAGE
     peers, known, note = workspace.peers_of(root, args.paths), None, None
+    locks_changed = False
     if args.changed_since:
         found = changed_scope(args, output, root, files)
         if found is None:
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         files, note = found.checked, found.note
         if found.partial:
             peers, known = workspace.every_spec(root), found.known
+            locks_changed = any(path.parts[0] == "locks" for path in found.scope.changed)
     result = workspace.validate(
         files,
         root,
@@ -54,10 +56,11 @@ def run(args: argparse.Namespace, output: Output) -> int:
         peers=peers,
         known=known,
         every_waiver=note is not None,
+        locks_changed=locks_changed,
     )
     diagnostics = [*result.diagnostics, *([note] if note else [])]
     shown = [workspace.display_path(path, root) for path in files]
-    weakened = result.policy.weakened() if result.policy is not None else []
+    weakened = result.policy.weakened(args.changed_since) if result.policy is not None else []
     report = Report(diagnostics, shown, result.rules(), weakened, strict=args.strict)
     output.block(format_report(args.format, report))
     return EXIT_FINDINGS if result.failed(args.strict) else EXIT_OK

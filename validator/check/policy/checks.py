@@ -309,6 +309,49 @@ def pickle_imports_allowed(document: Document, context: Context) -> Iterator[Spe
                 )
 
 
+def runtime_selection(document: Document, context: Context) -> Iterator[SpecFinding]:
+    """A runtime a spec defines is used by the specs that name it: it may ask KServe to choose
+    it for models that name no runtime (autoSelect, then the highest priority) only for the
+    formats the policy parameter runtimeAutoSelect lists, within maxRuntimePriority. In the
+    namespace every model shares, it would otherwise take over the other teams' models."""
+    runtime = document.data["spec"].get("runtime")
+    if not runtime:
+        return
+    allowed = set(context.parameters.get("runtimeAutoSelect") or [])
+    cap = context.parameters.get("maxRuntimePriority", 0)
+    for index, entry in enumerate(runtime["formats"]):
+        where: JsonPath = ["spec", "runtime", "formats", index]
+        if entry.get("autoSelect") and entry["name"] not in allowed:
+            yield (
+                [*where, "autoSelect"],
+                f"the runtime would be chosen for every {entry['name']} model of the namespace "
+                "that names no runtime (autoSelect)",
+            )
+        priority = entry.get("priority")
+        if priority is not None and priority > cap:
+            yield [*where, "priority"], f"runtime priority {priority} exceeds the cap of {cap}"
+
+
+TEAM = "{team}"  # in a teamServiceAccounts pattern: the spec's metadata.team
+
+
+def service_account_of_team(document: Document, context: Context) -> Iterator[SpecFinding]:
+    """spec.serviceAccountName is one of the spec's team's accounts: a pattern the policy
+    parameter teamServiceAccounts lists for the team (`*`: for every team not named)."""
+    account = document.data["spec"].get("serviceAccountName")
+    if account is None:
+        return
+    team = document.data["metadata"]["team"]
+    table = context.parameters.get("teamServiceAccounts") or {}
+    patterns = [p.replace(TEAM, team) for p in table.get(team, table.get("*")) or []]
+    if not any(fnmatch.fnmatchcase(account, pattern) for pattern in patterns):
+        yield (
+            ["spec", "serviceAccountName"],
+            f"service account {account} is not one of team {team}'s "
+            f"({', '.join(patterns) or 'none'})",
+        )
+
+
 def unique_endpoints(documents: list[Document], context: Context) -> Iterator[RepositoryFinding]:
     """A host name is one route wherever the specs run, so hosts are unique in the repository.
     Ports collide only where specs share a machine: the local and docker targets run here and
@@ -376,6 +419,8 @@ SPEC_CHECKS: dict[str, SpecCheck] = {
     "pickle_artifacts_allowed": pickle_artifacts_allowed,
     "pickle_imports_allowed": pickle_imports_allowed,
     "smoke_tested_before_merge": smoke_tested_before_merge,
+    "runtime_selection": runtime_selection,
+    "service_account_of_team": service_account_of_team,
 }
 REPOSITORY_CHECKS: dict[str, RepositoryCheck] = {
     "unique_endpoints": unique_endpoints,

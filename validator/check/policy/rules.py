@@ -61,6 +61,9 @@ class Rule:
     # output rules only: what `when` and `require` look at, and the kinds of objects
     subjects: tuple[str, ...] = ()
     kinds: tuple[str, ...] | None = None
+    # what the rule judges, as written (before parameters are substituted)
+    definition: dict[str, Any] = field(default_factory=dict)
+    changed_at: str = ""  # policies/FILE.yaml:LINE of the last override, if any
     _severities: dict[tuple[str, ...], Severity | None] = field(default_factory=dict, repr=False)
 
     def severity_for(self, environments: list[str]) -> Severity | None:
@@ -108,15 +111,17 @@ class Rule:
 
 @dataclass(frozen=True)
 class Weakening:
-    """A built-in rule turned off or downgraded, a built-in parameter emptied, removed or
-    loosened, or the built-in set itself missing: reported, never a finding."""
+    """Where the policy in force is laxer than the built-in set modelgate ships (its floor):
+    a rule removed, changed, turned off or downgraded, a parameter loosened, a policy file or
+    the built-in set missing. Reported, never a finding."""
 
     kind: str  # rule | parameter | set
     name: str
-    change: str  # e.g. "off", "error -> warning in production", "emptied", "90 -> 3650"
+    change: str  # e.g. "off", "error -> warning in production", "adds 'x'", "90 -> 3650"
+    where: str = ""  # policies/FILE.yaml:LINE that made the change, where one did
 
     def __str__(self) -> str:
-        return f"{self.name} {self.change}"
+        return f"{self.name} {self.change}" + (f" at {self.where}" if self.where else "")
 
 
 @dataclass
@@ -125,9 +130,12 @@ class Policy:
     output_rules: list[Rule] = field(default_factory=list)
     # `engines` defaults to every engine record with the formats it serves; a set may narrow it
     parameters: dict[str, Any] = field(default_factory=lambda: {"engines": policy_parameter()})
-    # the built-in set as it declared itself, before the sets that extend it; None: not loaded
+    # whether policies/ holds the built-in set; None: it does not
     builtin_rules: dict[str, Rule] | None = None
-    builtin_parameters: dict[str, Any] = field(default_factory=dict)
+    # policies/FILE.yaml:LINE of the set that gave each parameter its value
+    parameter_sources: dict[str, str] = field(default_factory=dict)
+    root: Path | None = None
+    builtin_document: load.Document | None = None  # policies/modelgate.yaml, as loaded
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((rule for rule in self.every_rule() if rule.id == rule_id), None)
@@ -139,95 +147,24 @@ class Policy:
     def output_rule_ids(self) -> set[str]:
         return {rule.id for rule in self.output_rules}
 
-    def weakened(self) -> list[Weakening]:
-        """What the sets applied after the built-in one loosened, in the built-in order."""
-        if self.builtin_rules is None:
-            return [Weakening("set", BUILTIN_SET, "missing")]
-        found = [
-            weakening
-            for base in self.builtin_rules.values()
-            if (weakening := _rule_weakening(base, self.rule(base.id)))
-        ]
-        return found + [
-            weakening
-            for name, base in self.builtin_parameters.items()
-            if (weakening := _parameter_weakening(name, base, self.parameters.get(name)))
-        ]
+    def weakened(self, base: str | None = None) -> list[Weakening]:
+        """What the policy in force loosened against the floor (weakening.py); `base`, a git
+        revision, also names the policy files it had that are gone."""
+        from . import weakening
+
+        return weakening.against_floor(self, base)
 
     def remember_builtin(self, document: load.Document) -> None:
-        """A copy of the built-in set's own rules and parameters, as it declares them."""
+        """The built-in set's own rules, as the repository declares them (copies, which the
+        sets that extend it leave alone), and its text: when it is the floor's, they are
+        the floor's too, without reading that file again."""
         defined_here = f"{document.path}:"
         self.builtin_rules = {
             rule.id: dataclasses.replace(rule, _severities={})
             for rule in self.every_rule()
             if rule.source.startswith(defined_here)
         }
-        self.builtin_parameters = copy.deepcopy(document.data.get("parameters", {}))
-
-
-def _rank(rule: Rule | None, environment: str) -> int:
-    severity = rule.severity_for([environment]) if rule else None
-    return severity.rank if severity else 0
-
-
-def _rule_weakening(base: Rule, now: Rule | None) -> Weakening | None:
-    """Where `now` is laxer than `base`: one change per group of environments."""
-    named = sorted(
-        {
-            env
-            for rule in (base, now)
-            if rule
-            for env in (*(rule.environments or ()), *rule.severity_by_environment)
-        }
-    )
-    everywhere = [*named, OTHER_ENVIRONMENTS]
-    applicable = [env for env in everywhere if _rank(base, env)]
-    changes: dict[str, list[str]] = {}
-    for env in applicable:
-        if _rank(now, env) < _rank(base, env):
-            changes.setdefault(_change(base, now, env), []).append(env)
-    if not changes:
-        return None
-    described = [change + _where(envs, applicable, named) for change, envs in changes.items()]
-    return Weakening("rule", base.id, "; ".join(described))
-
-
-def _change(base: Rule, now: Rule | None, environment: str) -> str:
-    after = now.severity_for([environment]) if now else None
-    if after is None:
-        return OFF
-    before = base.severity_for([environment])
-    return f"{before.value if before else OFF} -> {after.value}"
-
-
-def _where(environments: list[str], applicable: list[str], named: list[str]) -> str:
-    if environments == applicable:
-        return ""
-    if OTHER_ENVIRONMENTS in environments:
-        spared = [env for env in named if env not in environments]
-        return f" in every environment but {', '.join(spared)}"
-    return f" in {', '.join(environments)}"
-
-
-# parameters that list what is let through: a longer list is the laxer one, a shorter stricter
-ALLOW_LISTS = ("pickleGlobals",)
-
-
-def _parameter_weakening(name: str, base: Any, now: Any) -> Weakening | None:
-    if name in ALLOW_LISTS and isinstance(now, list) and isinstance(base, list):
-        added = sorted(set(map(str, now)) - set(map(str, base)))
-        return Weakening("parameter", name, "added " + ", ".join(added)) if added else None
-    if now is None and base is not None:
-        return Weakening("parameter", name, "removed")
-    if now in ([], {}, "") and base not in ([], {}, ""):
-        return Weakening("parameter", name, "emptied")
-    if name.startswith("max") and _number(base) and _number(now) and now > base:
-        return Weakening("parameter", name, f"{base} -> {now}")  # a higher cap is a laxer one
-    return None
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+        self.builtin_document = document
 
 
 def read_policy(
@@ -236,8 +173,8 @@ def read_policy(
     """Every policy set in policies/ (waivers.yaml aside), applied parents first; a rule's
     `check` must be one of the checks named (policy/__init__.py passes the built-in ones)."""
     directory = root / POLICY_DIR
-    if not directory.is_dir():  # a repository without policies: no built-in set to weaken
-        return Policy(builtin_rules={}), []
+    if not directory.is_dir():  # a repository without policies: weakened() asks git
+        return Policy(builtin_rules={}, root=root), []
     documents, problems = [], []
     for path in sorted(directory.glob("*.yaml")):
         if path.name == WAIVERS_FILE:
@@ -253,7 +190,7 @@ def read_policy(
             documents.append(document)
     ordered, order_problems = _ordered(documents)
     problems.extend(order_problems)
-    policy = Policy()
+    policy = Policy(root=root)
     for document in ordered:
         problems.extend(_apply(policy, document))
     problems.extend(_compile_rules(policy, spec_checks, output_checks))
@@ -322,6 +259,9 @@ def _apply(policy: Policy, document: load.Document) -> list[Diagnostic]:
     problems = _parameter_problems(document)
     given = data.get("parameters", {})
     policy.parameters.update({name: value for name, value in given.items() if value is not None})
+    policy.parameter_sources.update(
+        (name, _where(document, ["parameters", name])) for name in given
+    )
     for section, into in (("rules", policy.rules), ("outputRules", policy.output_rules)):
         for index, raw in enumerate(data.get(section, [])):
             if policy.rule(raw["id"]):
@@ -354,6 +294,7 @@ def _apply(policy: Policy, document: load.Document) -> list[Diagnostic]:
         }
         if "environments" in change:
             rule.environments = tuple(change["environments"])
+        rule.changed_at = _where(document, ["overrides", rule_id])
         rule._severities.clear()
     if data["metadata"]["name"] == BUILTIN_SET:
         policy.remember_builtin(document)
@@ -408,7 +349,16 @@ def _rule(document: load.Document, section: str, index: int, raw: dict[str, Any]
         failing=[Example(case["patch"], case["at"]) for case in examples["fail"]],
         subjects=(subject,) if isinstance(subject, str) else tuple(subject),
         kinds=tuple(raw["kinds"]) if "kinds" in raw else None,
+        definition=copy.deepcopy({key: raw[key] for key in DEFINITION if key in raw}),
     )
+
+
+DEFINITION = ("when", "require", "check", "subject", "kinds")  # what a rule judges
+
+
+def _where(document: load.Document, path: list[str | int]) -> str:
+    line, _ = document.locate(path)
+    return f"{document.path}:{line}"
 
 
 def _compile_rules(
@@ -455,6 +405,8 @@ def substitute(node: Any, parameters: dict[str, Any]) -> Any:
     if "$param" in node:
         value = parameters[node["$param"]]
         if node.get("as") == "prefixPattern":
+            if not value:  # an empty allow-list allows nothing
+                return "^(?!)"
             return "^(" + "|".join(re.escape(prefix) for prefix in value) + ")"
         return value
     return {key: substitute(value, parameters) for key, value in node.items()}
