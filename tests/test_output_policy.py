@@ -134,7 +134,7 @@ def line_of(text: str, needle: str) -> int:
 # The one policy finding of the examples: a warning that churn-pipeline (a transformer on a
 # feature store) is first smoke-tested after merge
 CHURN_UNTESTED = (
-    "models/churn-pipeline.yaml:53:3: MG-OPS-050 warning: neither the local nor the docker "
+    "models/churn-pipeline.yaml:55:3: MG-OPS-050 warning: neither the local nor the docker "
     "target runs it (engine kserve, model s3://growth-models/churn/3.1.0/model.joblib): its "
     "smoke tests would first run after merge"
 )
@@ -158,8 +158,9 @@ ATTACK = {
     "          securityContext:{{ v.container_security | toyaml(12) }}\n": (
         "          securityContext: {privileged: true, runAsUser: 0}\n"
     ),
-    '        - {name: "tmp", emptyDir: {}}\n': (
-        '        - {name: "tmp", emptyDir: {}}\n        - {name: "node", hostPath: {path: "/"}}\n'
+    '        - {name: "tmp", emptyDir: {sizeLimit: {{ v.scratch_size | tojson }}}}\n': (
+        '        - {name: "tmp", emptyDir: {sizeLimit: {{ v.scratch_size | tojson }}}}\n'
+        '        - {name: "node", hostPath: {path: "/"}}\n'
     ),
 }
 

@@ -39,6 +39,7 @@ from .load import Document
 from .platform import VALUES_PATH, Platform
 
 NOT_PROVIDED = "MG210"
+AMBIENT = "ambient"  # the Istio data plane mode without sidecars (check/platform.py)
 ENGINE_CANNOT = "MG211"
 CONTRADICTORY = "MG212"
 KEY_TWICE = "MG213"
@@ -348,6 +349,20 @@ def _mesh_auth(document: Document, endpoint: Endpoint, platform: Platform) -> li
                 "declares " + ("no identity provider" if platform.istio else "no service mesh"),
                 f"declare them in {VALUES_PATH} (exposure.mesh: istio, exposure.oidc: "
                 "issuer, jwksUri)",
+            )
+        ]
+    if endpoint.auth == "oidc" and platform.istio_mode == AMBIENT:
+        # ztunnel enforces no request-level policy: a RequestAuthentication is ignored and an
+        # AuthorizationPolicy on requestPrincipals denies every request
+        return [
+            _not_provided(
+                document,
+                AUTH_TYPE,
+                "auth.type oidc needs the mesh to check each request's token, which the "
+                "ambient data plane does only through a waypoint proxy the platform does not "
+                "declare",
+                f"use auth.type mtls, or run Istio with sidecars (exposure.istio.mode: "
+                f"sidecar-cni in {VALUES_PATH})",
             )
         ]
     if endpoint.auth == "mtls" and not endpoint.public and not platform.istio:

@@ -26,6 +26,14 @@ from . import delivery, load
 VALUES_PATH = "templates/values.yaml"
 VALUES_INVALID = "MG215"
 MESHES = ("istio", "none")
+# How the model namespaces join the Istio mesh: the labels that enrol a namespace in each
+# data plane mode. Plain sidecars (istio-init, NET_ADMIN) are no mode here: Pod Security
+# "restricted" refuses them, so the sidecar mode needs Istio CNI.
+ISTIO_MODES: dict[str, dict[str, str]] = {
+    "sidecar-cni": {"istio-injection": "enabled"},
+    "ambient": {"istio.io/dataplane-mode": "ambient"},
+}
+DEFAULT_ISTIO_NAMESPACE = "istio-system"
 # The auth types a Seldon Core v2 installation can enforce for every model it serves.
 SELDON_AUTH = ("none", "mtls", "oidc")
 DEFAULT_HOSTS = {"default": "{host}"}
@@ -66,6 +74,8 @@ class Platform:
     modelmesh_tls: bool = False  # KServe ModelMesh's shared serving Service, likewise
     modelmesh_auth: str = "none"
     inference_service_tls: bool = False
+    istio_mode: str = ""  # of ISTIO_MODES, with mesh istio
+    istio_namespace: str = DEFAULT_ISTIO_NAMESPACE  # where istiod runs
     default_versions: Mapping[str, str] = field(default_factory=dict)
     # the environments specs may name, in rollout order (check/delivery.py); None: none declared
     environments: Mapping[str, delivery.Environment] | None = None
@@ -73,6 +83,11 @@ class Platform:
     @property
     def istio(self) -> bool:
         return self.mesh == "istio"
+
+    @property
+    def namespace_labels(self) -> dict[str, str]:
+        """The labels that enrol the model namespaces in the mesh's data plane."""
+        return dict(ISTIO_MODES.get(self.istio_mode, {})) if self.istio else {}
 
 
 def from_values(values: Mapping[str, Any]) -> Platform:
@@ -84,6 +99,7 @@ def from_values(values: Mapping[str, Any]) -> Platform:
     seldon = _mapping(exposure.get("seldon"))
     modelmesh = _mapping(exposure.get("modelMesh"))
     inference_service = _mapping(exposure.get("inferenceService"))
+    istio = _mapping(exposure.get("istio"))
     return Platform(
         ingress=_ingress(ingress) if ingress else None,
         mesh=exposure.get("mesh") if exposure.get("mesh") in MESHES else "none",
@@ -93,6 +109,8 @@ def from_values(values: Mapping[str, Any]) -> Platform:
         modelmesh_tls=modelmesh.get("tls") is True,
         modelmesh_auth=modelmesh.get("auth") if modelmesh.get("auth") in SELDON_AUTH else "none",
         inference_service_tls=inference_service.get("ingressTLS") is True,
+        istio_mode=istio.get("mode") if istio.get("mode") in ISTIO_MODES else "",
+        istio_namespace=_text(istio.get("namespace")) or DEFAULT_ISTIO_NAMESPACE,
         default_versions={
             name: str(engine_values(values, name).get("defaultVersion") or "") for name in ENGINES
         },
@@ -165,6 +183,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "seldon": ("tls", "auth"),
     "modelMesh": ("tls", "auth"),
     "inferenceService": ("ingressTLS",),
+    "istio": ("mode", "namespace"),
 }
 
 
@@ -179,6 +198,18 @@ def check_values(document: load.Document) -> list[Diagnostic]:
         problems.append(
             _bad(
                 document, ["exposure", "mesh"], f"exposure.mesh must be one of {', '.join(MESHES)}"
+            )
+        )
+    if exposure.get("mesh") == "istio" and not isinstance(exposure.get("istio"), dict):
+        problems.append(
+            _bad(
+                document,
+                ["exposure", "mesh"],
+                "exposure.mesh istio needs exposure.istio.mode: how the model namespaces join "
+                "the mesh",
+                f"declare exposure.istio: {{mode: {' or '.join(ISTIO_MODES)}, namespace: "
+                "ISTIOD_NAMESPACE}; without it the Istio policies rendered for endpoints are "
+                "not enforced",
             )
         )
     for name, allowed in _SECTIONS.items():
@@ -278,12 +309,35 @@ def _check_inference_service(document: load.Document, section: dict[str, Any]) -
     return []
 
 
+def _check_istio(document: load.Document, section: dict[str, Any]) -> list[Diagnostic]:
+    where = ["exposure", "istio"]
+    problems = []
+    mode = section.get("mode")
+    if mode not in ISTIO_MODES:
+        problems.append(
+            _bad(
+                document,
+                [*where, "mode"] if "mode" in section else where,
+                f"exposure.istio.mode must be one of {', '.join(ISTIO_MODES)}",
+                "sidecars without Istio CNI need istio-init (NET_ADMIN, NET_RAW), which Pod "
+                "Security 'restricted' refuses: install Istio CNI and declare sidecar-cni, "
+                "or run the ambient data plane",
+            )
+        )
+    if "namespace" in section and not _NAME.match(_text(section["namespace"])):
+        problems.append(
+            _bad(document, [*where, "namespace"], "exposure.istio.namespace must be a namespace")
+        )
+    return problems
+
+
 _SECTION_CHECKS = {
     "ingress": _check_ingress,
     "oidc": _check_oidc,
     "seldon": _check_seldon,
     "modelMesh": _check_modelmesh,
     "inferenceService": _check_inference_service,
+    "istio": _check_istio,
 }
 
 

@@ -78,6 +78,21 @@ ACCELERATORS: dict[str, Accelerator] = {
     "intel": Accelerator("gpu.intel.com/i915", "gpu.intel.com/product"),
 }
 EVERY_ACCELERATOR = tuple(ACCELERATORS)
+# GPU nodes are tainted so that only pods asking for GPUs land there: the taint's key is the
+# vendor's resource (nvidia.com/gpu on GKE, EKS and the GPU operator's node pools)
+GPU_TAINT_EFFECT = "NoSchedule"
+
+
+def tolerates(toleration: Any, key: str, effect: str = GPU_TAINT_EFFECT) -> bool:
+    """A pod toleration lets the pod onto nodes tainted `key` with `effect`, whatever the
+    taint's value: every key (operator Exists, no key), or the key, of that effect or all."""
+    if not isinstance(toleration, Mapping):
+        return False
+    if toleration.get("effect") not in (None, "", effect):
+        return False
+    if toleration.get("key") in (None, ""):
+        return toleration.get("operator") == "Exists"
+    return toleration.get("key") == key
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,8 @@ class Gpus:
 
 
 CPU_ONLY = Gpus(())
+
+
 # How a pod gets an artifact from a store (spec.model.artifact, or the artifact store a
 # repository artifact is uploaded to): an init container (values.storageInitializer) fetches
 # it ALWAYS; for STORES only what is not on the Hugging Face Hub (hf://, which the server

@@ -2,6 +2,7 @@
 defines (spec.runtime, rendered as a ServingRuntime)."""
 
 from . import (
+    ALWAYS,
     ARTIFACT,
     BY_INFERENCE_SERVICE,
     BY_MODELMESH,
@@ -13,7 +14,6 @@ from . import (
     KEDA,
     KNATIVE,
     MESH,
-    TO_VERIFY,
     Engine,
     Gpus,
     Mode,
@@ -21,6 +21,8 @@ from . import (
 )
 
 RUNTIME = "kserve/servingruntime.yaml.j2"
+# The label KServe gives the pods of each component: predictor, transformer, explainer
+COMPONENT_LABEL = "component"
 
 # The keys under which an InferenceService component (predictor, transformer, explainer) names
 # its serving runtime's container: `model`, or in the older form the framework. KServe merges
@@ -135,10 +137,11 @@ ENGINE = Engine(
         ),
     },
     packaging=(ARTIFACT, IMAGE),
-    # KServe's storage initializer fetches storageUri into /mnt/models. To check a digest
-    # before the runtime starts, the InferenceService names its own init container
-    # `storage-initializer` (KServe then injects none) and the check after it.
-    fetch=TO_VERIFY,
+    # The InferenceService names its own init container `storage-initializer`, which fetches
+    # storageUri into /mnt/models (KServe then injects none: its own has no security context,
+    # which Pod Security "restricted" refuses, and takes its credentials from the service
+    # account), and the digest check after it where the spec names one.
+    fetch=ALWAYS,
     model_volume="kserve-provision-location",
     model_mount="/mnt/models",
     model_dir="/mnt/models",

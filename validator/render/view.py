@@ -21,6 +21,7 @@ from ..engines import (
     COMPONENT_HEALTH,
     COMPONENTS,
     ENGINES,
+    GPU_TAINT_EFFECT,
     HPA,
     KNATIVE,
     Engine,
@@ -31,8 +32,11 @@ from ..engines import (
     fetched_by_pod,
     health_paths,
     runtime_for,
+    tolerates,
     verified_by_pod,
 )
+from ..engines.kserve import COMPONENT_LABEL
+from ..quantities import mebibytes, to_bytes
 from . import images, modelcar, verify
 
 MANAGED_BY = "modelgate"
@@ -44,9 +48,14 @@ HF = "hf://"
 MODEL_IMAGE = "model_image"
 # what the init containers that fetch and check the model may use
 INIT_RESOURCES = {
-    "requests": {"cpu": "100m", "memory": "256Mi"},
-    "limits": {"cpu": "1", "memory": "1Gi"},
+    "requests": {"cpu": "100m", "ephemeral-storage": "256Mi", "memory": "256Mi"},
+    "limits": {"cpu": "1", "ephemeral-storage": "256Mi", "memory": "1Gi"},
 }
+# Node disk every container may fill besides the volumes its pod sizes: its logs (the root
+# filesystem is read-only); /tmp of a Deployment when the values name no size
+LOG_ALLOWANCE = 256 * 2**20
+SCRATCH_SIZE = "1Gi"
+PREDICTOR = "predictor"
 # the init container that fetches the model: KServe injects none of its own into a pod that
 # already has one of this name
 FETCH_CONTAINER = "storage-initializer"
@@ -163,6 +172,9 @@ def cluster(
     container_security = _container_security(spec.get("security", {}))
     model_image = view.get(MODEL_IMAGE, "")
     uri = storage_uri(document, values, model_image)
+    cache_size = _volume(spec, "cache") or values.get("modelCacheSize", "20Gi")
+    scratch_size = values.get("scratchSize", SCRATCH_SIZE)
+    mesh = platform_mesh(platform or from_values(values))
     return {
         **view,
         "environment": environment,
@@ -180,13 +192,17 @@ def cluster(
         "env": _cluster_env(engine, spec["engine"].get("env", []))
         + _revision_env(engine, spec["model"])
         + exposed["env"],
-        "resources": _resources(spec),
+        "resources": _with_disk(
+            _resources(spec), _server_disk(spec, engine, cache_size, scratch_size)
+        ),
         "node_selector": _node_selector(spec),
         # a transformer's or explainer's: the spec's own, without the GPU product (no GPUs)
         "component_node_selector": dict(sorted(scheduling.get("nodeSelector", {}).items())),
-        "tolerations": scheduling.get("tolerations", []),
+        "tolerations": _tolerations(spec),
+        # a transformer's or explainer's: the spec's own (no GPUs, so no GPU toleration)
+        "component_tolerations": scheduling.get("tolerations", []),
         "affinity": scheduling.get("affinity", {}),
-        "topology_spread": _topology_spread(scheduling, engine, view["selector"]),
+        "topology_spread": _topology_spread(scheduling, engine, view["selector"], PREDICTOR),
         "min_replicas": low,
         "max_replicas": max(scaling.get("maxReplicas", low), low),
         # the mode's own default where the spec names none (Knative scales on concurrency)
@@ -201,12 +217,12 @@ def cluster(
             scaling.get("target", 80),
             values,
         ),
-        "components": _components(spec, view["name"], namespace, metric, values),
+        "components": _components(spec, view["name"], namespace, metric, values, engine),
         "serving_runtime": _serving_runtime(spec, view["runtime"], engine),
         "runtime_version": spec["engine"].get("runtimeVersion"),
         "canary": spec.get("rollout", {}).get("canaryTrafficPercent"),
         "deployment_mode": mode,
-        "service_account": spec.get("serviceAccountName"),
+        "service_account": spec.get("serviceAccountName") or _reader_account(spec, values),
         "exposure": exposed,
         # a public InferenceService is reached through KServe's own gateway (NetworkPolicy)
         "public": spec.get("endpoint", {}).get("visibility") == "public",
@@ -227,8 +243,11 @@ def cluster(
         "model_volume": engine.model_volume if fetched_by_pod(spec) and not model_image else "",
         "model_mount": engine.fetch_mount,
         "metrics_port": engine.metrics_port,
-        "egress": _egress(spec, values),
-        "cache_size": _volume(spec, "cache") or values.get("modelCacheSize", "20Gi"),
+        "egress": _egress(spec, values, mesh),
+        "peers": _peers(spec, view["name"], engine, port),
+        "mesh": mesh,
+        "cache_size": cache_size,
+        "scratch_size": scratch_size,
         "shm_size": _volume(spec, "shm"),
         "triton_outputs": _triton_tensors(spec, "outputs"),
     }
@@ -271,19 +290,29 @@ COMPONENT_PORT = 8080
 
 
 def _components(
-    spec: dict[str, Any], name: str, namespace: str, metric: str, values: dict[str, Any]
+    spec: dict[str, Any],
+    name: str,
+    namespace: str,
+    metric: str,
+    values: dict[str, Any],
+    engine: Engine,
 ) -> list[dict[str, Any]]:
     """spec.transformer and spec.explainer as KServe components (their pods are named
-    NAME-COMPONENT-...), each scaled like the predictor."""
+    NAME-COMPONENT-...), each scaled and spread like the predictor."""
     target = spec.get("scaling", {}).get("target", 80)
+    scheduling = spec.get("scheduling", {})
+    selector = {engine.pod_label: name}
     return [
         {
             "name": component,
             "image": spec[component]["image"],
             "args": list(spec[component].get("args", [])),
             "env": [_env(variable) for variable in spec[component].get("env", [])],
-            # no GPUs: only its requests and limits
-            "resources": _resources({"resources": spec[component].get("resources", {})}),
+            # no GPUs: only its requests and limits, and the disk its logs may fill
+            "resources": _with_disk(
+                _resources({"resources": spec[component].get("resources", {})}), LOG_ALLOWANCE
+            ),
+            "topology_spread": _topology_spread(scheduling, engine, selector, component),
             "keda": _keda(f"{name}-{component}", namespace, metric, target, values),
             "port": COMPONENT_PORT,
             # its own server's, not the predictor's (another runtime, or spec.probes)
@@ -385,6 +414,7 @@ def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, l
                     **sync.get("default", {}),
                     **sync.get(env, {}),
                 },
+                "mesh_labels": from_values(values).namespace_labels,
             }
             for env in order
             if env in named
@@ -574,6 +604,9 @@ def _init_containers(
         "securityContext": security,
         "volumeMounts": [mount],
     }
+    secret = _store_credentials(spec, values).get("secret")
+    if secret:
+        fetch["envFrom"] = [{"secretRef": {"name": secret}}]
     if not verified_by_pod(spec):
         return [fetch]
     field = digest_field(model) or ""
@@ -624,13 +657,66 @@ DNS_PEERS = [
 ARTIFACT_PEERS = [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}]
 
 
-def _egress(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+def _egress(spec: dict[str, Any], values: dict[str, Any], mesh: dict[str, Any]) -> dict[str, Any]:
     chosen = values.get("egress") or {}
     downloads = "artifact" in spec["model"]
     return {
         "dns": chosen.get("dns", DNS_PEERS),
         "artifacts": chosen.get("artifacts", ARTIFACT_PEERS) if downloads else [],
+        "istiod": [_in_namespace(mesh["namespace"], ISTIOD_LABELS)] if mesh.get("sidecars") else [],
     }
+
+
+# Sidecars fetch their configuration and certificates from istiod (xDS and CA on 15012); in
+# ambient mode ztunnel carries mesh traffic to the peer pod's HBONE port, and the kubelet's
+# probes reach the pod from ztunnel's link-local address
+ISTIOD_LABELS = {"app": "istiod"}
+ISTIOD_PORT = 15012
+HBONE_PORT = 15008
+AMBIENT_PROBE_SOURCE = "169.254.7.127/32"
+
+
+def platform_mesh(platform: Platform) -> dict[str, Any]:
+    """What the model pods' NetworkPolicy must admit for the mesh the platform runs."""
+    if not platform.istio or not platform.istio_mode:
+        return {}
+    ambient = platform.istio_mode == "ambient"
+    return {
+        "mode": platform.istio_mode,
+        "namespace": platform.istio_namespace,
+        "sidecars": not ambient,
+        "istiod_port": ISTIOD_PORT,
+        "hbone_port": HBONE_PORT if ambient else None,
+        "probe_source": AMBIENT_PROBE_SOURCE if ambient else None,
+    }
+
+
+def _in_namespace(namespace: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A NetworkPolicy peer: the pods of a namespace (those with `labels`, or all)."""
+    peer: dict[str, Any] = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    }
+    if labels:
+        peer["podSelector"] = {"matchLabels": dict(sorted(labels.items()))}
+    return peer
+
+
+def _peers(spec: dict[str, Any], name: str, engine: Engine, port: int) -> list[dict[str, Any]]:
+    """Where the model's pods call besides DNS and the artifact store, as NetworkPolicy egress
+    rules: a transformer and an explainer call the predictor, and each component the peers it
+    declares (spec.COMPONENT.peers: a feature store)."""
+    rules: list[dict[str, Any]] = []
+    components = [component for component in COMPONENTS if component in spec]
+    if components:
+        predictor = {engine.pod_label: name, COMPONENT_LABEL: PREDICTOR}
+        rules.append({"to": [{"podSelector": {"matchLabels": predictor}}], "ports": [port]})
+    for component in components:
+        for peer in spec[component].get("peers", []):
+            rule = {"to": [_in_namespace(peer["namespace"], peer.get("podLabels"))],
+                    "ports": [peer["port"]]}  # fmt: skip
+            if rule not in rules:
+                rules.append(rule)
+    return rules
 
 
 KNATIVE_QUEUE_PORT = 8012  # Serverless KServe pods receive requests through queue-proxy
@@ -687,14 +773,68 @@ DEFAULT_SPREAD = tuple(
 
 
 def _topology_spread(
-    scheduling: dict[str, Any], engine: Engine, selector: dict[str, str]
+    scheduling: dict[str, Any], engine: Engine, selector: dict[str, str], component: str
 ) -> list[dict[str, Any]]:
-    """Spread constraints over the model's own pods: the spec's, else the default (for the
-    Deployments modelgate writes; KServe spreads its pods as the cluster says)."""
+    """Spread constraints over the model's own pods: the spec's, else the default. The pods
+    of an InferenceService component are told apart by KServe's component label: each
+    component spreads its own replicas."""
     given = scheduling.get("topologySpread")
     if given is None:
-        given = DEFAULT_SPREAD if engine.exposure == BY_WORKLOAD else ()
+        given = DEFAULT_SPREAD
+    if engine.exposure != BY_WORKLOAD:
+        selector = {**selector, COMPONENT_LABEL: component}
     return [{**each, "labelSelector": {"matchLabels": selector}} for each in given]
+
+
+def _tolerations(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """spec.scheduling.tolerations, and the taint GPU nodes carry (their device plugin's
+    resource as its key, NoSchedule) unless the spec tolerates it already."""
+    given = list(spec.get("scheduling", {}).get("tolerations", []))
+    if not spec.get("resources", {}).get("gpu"):
+        return given
+    key = accelerator_of(spec).resource
+    if any(tolerates(toleration, key) for toleration in given):
+        return given
+    return [*given, {"key": key, "operator": "Exists", "effect": GPU_TAINT_EFFECT}]
+
+
+def _server_disk(spec: dict[str, Any], engine: Engine, cache_size: str, scratch_size: str) -> int:
+    """The node disk the serving container may fill: its logs, a Deployment's /tmp and the
+    model's volume (an engine's cache, or KServe's /mnt/models where the pod fetches the
+    model). The kubelet counts every emptyDir on disk against the pod's containers' limits."""
+    total = LOG_ALLOWANCE
+    if engine.exposure == BY_WORKLOAD:
+        total += to_bytes(scratch_size) or 0
+    if engine.cache or fetched_by_pod(spec):
+        total += to_bytes(cache_size) or 0
+    return total
+
+
+def _with_disk(resources: dict[str, Any], disk: int) -> dict[str, Any]:
+    """`resources` requesting and limited to `disk` bytes of ephemeral storage."""
+    amount = mebibytes(disk)
+    return {
+        kind: dict(sorted({**resources.get(kind, {}), "ephemeral-storage": amount}.items()))
+        for kind in ("requests", "limits")
+    }
+
+
+def _store_credentials(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """What values.artifactCredentials names for the scheme of the store the spec's pods
+    fetch their model from ({} for none)."""
+    artifact = spec["model"].get("artifact", "")
+    scheme = artifact.split("://", 1)[0] if "://" in artifact else ""
+    if not scheme:  # kept in the repository: uploaded to values.artifactStore
+        scheme = str(values.get("artifactStore", "")).split("://", 1)[0]
+    chosen = (values.get("artifactCredentials") or {}).get(scheme)
+    return chosen if isinstance(chosen, dict) else {}
+
+
+def _reader_account(spec: dict[str, Any], values: dict[str, Any]) -> str | None:
+    """The service account the platform gives pods that read the artifact store."""
+    if "artifact" not in spec["model"] or not engine_for(spec).fetch:
+        return None
+    return _store_credentials(spec, values).get("serviceAccount")
 
 
 # (periodSeconds, failureThreshold) of each probe the spec does not set

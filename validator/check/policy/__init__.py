@@ -12,7 +12,7 @@ from ..load import Document, Key
 from ..schema import dotted, failure_path
 from . import waivers
 from .checks import CHECKS, REPOSITORY_CHECKS, SPEC_CHECKS, Context
-from .output_checks import OUTPUT_CHECKS
+from .cluster_checks import NAMED_CHECKS
 from .rules import Policy, Rule, read_policy
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
 def load_policy(root: Path) -> tuple[Policy, list[Diagnostic]]:
     """Every policy set in policies/ (waivers.yaml aside), applied parents first, its rules'
     checks among the built-in ones."""
-    return read_policy(root, spec_checks=CHECKS, output_checks=OUTPUT_CHECKS)
+    return read_policy(root, spec_checks=CHECKS, output_checks=NAMED_CHECKS)
 
 
 def evaluate(

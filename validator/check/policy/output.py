@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ...diagnostics import Severity
 from . import failure_detail
-from .output_checks import OUTPUT_CHECKS
+from .cluster_checks import NAMED_CHECKS
 from .rendered import JsonPath, OutputContext, OutputObject, subjects
 from .rules import Policy, Rule
 
@@ -51,7 +51,7 @@ def rule_findings(
     rule: Rule, objects: Sequence[OutputObject], context: OutputContext
 ) -> Iterator[tuple[OutputObject, JsonPath, str]]:
     if rule.check:
-        yield from OUTPUT_CHECKS[rule.check](rule, objects, context)
+        yield from NAMED_CHECKS[rule.check](rule, objects, context)
         return
     for obj in objects:
         for base, subject in subjects(rule, obj):
