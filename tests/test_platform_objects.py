@@ -20,9 +20,10 @@ from validator.check.policy.examples import example_objects
 from validator.quantities import to_bytes
 
 from .conftest import PROJECT, Scaffold
-from .test_exposure import VALUES, at, assert_refused, copy_spec, declare, position, refusals
+from .test_exposure import VALUES, assert_refused, at, copy_spec, declare, position, refusals
 
 SIDECARS = {"exposure": {"mesh": "istio", "istio": {"mode": "sidecar-cni"}}}
+BUILTIN, _ = policy.load_policy(PROJECT)
 AMBIENT = VALUES.replace("mode: sidecar-cni", "mode: ambient")
 
 
@@ -45,11 +46,12 @@ def spec_objects(objects: dict, environment: str, name: str) -> list[rendered.Ou
 
 
 def run(check: str, found: list[rendered.OutputObject], values: Any = None, spec: Any = None):
-    context = rendered.OutputContext({}, spec, values or {})
-    rule = None  # the named checks read nothing of their rule
+    """(path, where, message) of each finding of the built-in rule with the named check."""
+    [rule] = [rule for rule in BUILTIN.output_rules if rule.check == check]
+    context = rendered.OutputContext(BUILTIN.parameters, spec, values or {})
     return [
         (obj.path, where, message)
-        for obj, where, message in cluster_checks.NAMED_CHECKS[check](rule, found, context)  # type: ignore[arg-type]
+        for obj, where, message in cluster_checks.NAMED_CHECKS[check](rule, found, context)
     ]
 
 
@@ -170,11 +172,14 @@ def test_ambient_admits_hbone_and_ztunnels_probes_and_labels_the_namespace(
     assert not result.failed(), result.diagnostics
     rendering = render.render_all(result.valid_documents(), scaffold.root)
     assert rendering.diagnostics == []
-    files = {str(f.path): yaml.safe_load(f.content) for f in rendering.files if f.path.suffix == ".yaml"}
+    files = {
+        str(f.path): yaml.safe_load(f.content) for f in rendering.files if f.path.suffix == ".yaml"
+    }
     appset = files["rendered/argocd/staging.yaml"]["spec"]["template"]["spec"]
-    assert appset["syncPolicy"]["managedNamespaceMetadata"]["labels"][
-        "istio.io/dataplane-mode"
-    ] == "ambient"
+    assert (
+        appset["syncPolicy"]["managedNamespaceMetadata"]["labels"]["istio.io/dataplane-mode"]
+        == "ambient"
+    )
     policy = files["rendered/staging/fraud-onnx/networkpolicy.yaml"]["spec"]
     assert {"port": 15008, "protocol": "TCP"} in policy["ingress"][0]["ports"]
     assert {"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}]} in policy["ingress"]
@@ -203,8 +208,7 @@ def test_oidc_in_ambient_mode_is_refused(scaffold: Scaffold) -> None:
         (
             "",
             "mesh: istio",
-            "exposure.mesh istio needs exposure.istio.mode: how the model namespaces join the "
-            "mesh",
+            "exposure.mesh istio needs exposure.istio.mode: how the model namespaces join the mesh",
         ),
         (
             "  istio: {mode: ambient, namespace: Istio_System}\n",
@@ -257,7 +261,9 @@ def test_budgets_let_unhealthy_pods_go(objects: dict) -> None:
 
 def test_each_kserve_component_spreads_its_own_pods(objects: dict) -> None:
     [isvc] = [
-        o for o in spec_objects(objects, "staging", "churn-pipeline") if o.kind == "InferenceService"
+        o
+        for o in spec_objects(objects, "staging", "churn-pipeline")
+        if o.kind == "InferenceService"
     ]
     for component in ("predictor", "transformer", "explainer"):
         constraints = isvc.data["spec"][component]["topologySpreadConstraints"]
