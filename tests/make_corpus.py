@@ -263,6 +263,7 @@ def provenance_cases() -> Iterator[tuple[str, bytes, list[str]]]:
     data["spec"]["model"]["revision"] = "0" * 40
     yield "revision-of-a-repository-artifact", dump(data).encode(), ["MG240"]
     yield from yaml_1_1_cases()
+    yield from peer_cases()
 
 
 def yaml_1_1_cases() -> Iterator[tuple[str, bytes, list[str]]]:
@@ -278,6 +279,25 @@ def yaml_1_1_cases() -> Iterator[tuple[str, bytes, list[str]]]:
         ("license-2.0", "license: BSD-3-Clause", "license: 2.0"),
     ):
         yield f"yaml-1.1-{label}", IRIS_TEXT.replace(old, new, 1).encode(), ["MG255"]
+
+
+def peer_cases() -> Iterator[tuple[str, bytes, list[str]]]:
+    """A transformer's declared peers that would render a NetworkPolicy admitting more, or
+    nothing: a namespace that is no name, ports out of range or of text."""
+    for label, peer in (
+        ("namespace-traversal", {"namespace": "../kube-system", "port": 6566}),
+        ("namespace-selector-injection", {"namespace": "feast}, {podSelector: {}", "port": 1}),
+        ("port-zero", {"namespace": "feast", "port": 0}),
+        ("port-text", {"namespace": "feast", "port": "6566; any"}),
+        ("labels-nested", {"namespace": "feast", "port": 6566, "podLabels": {"a": {"b": "c"}}}),
+    ):
+        data = copy.deepcopy(IRIS)
+        data["spec"]["engine"] = {"name": "kserve", "protocol": "v2"}
+        data["spec"]["transformer"] = {
+            "image": "registry.example.com/ml/features@sha256:" + "ab" * 32,
+            "peers": [peer],
+        }
+        yield f"peer-{label}", dump(data).encode(), ["MG201"]
 
 
 def secret_cases() -> Iterator[tuple[str, bytes, list[str]]]:

@@ -158,22 +158,30 @@ def egress_ports(manifests: dict[str, dict[str, Any]]) -> list[list[dict[str, An
     return [rule["ports"] for rule in policy["egress"]]
 
 
-def test_network_policy_limits_egress_to_dns_and_artifact_downloads() -> None:
+def test_network_policy_limits_egress_to_dns_artifact_downloads_and_istiod() -> None:
     manifests = rendered(spec_data("fraud-onnx"))
     rules = manifests["networkpolicy.yaml"]["spec"]["egress"]
     assert egress_ports(manifests) == [
         [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
         [{"port": 443, "protocol": "TCP"}],
+        [{"port": 15012, "protocol": "TCP"}],  # the sidecar's istiod (exposure.istio)
+    ]
+    assert rules[2]["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
+            "podSelector": {"matchLabels": {"app": "istiod"}},
+        }
     ]
     assert rules[1]["to"] == [
         {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}
     ], "the cloud metadata service stays out of reach"
 
 
-def test_a_model_image_that_downloads_nothing_reaches_only_dns() -> None:
+def test_a_model_image_that_downloads_nothing_reaches_only_dns_and_istiod() -> None:
     manifests = rendered(custom_container("v2"))
     assert egress_ports(manifests) == [
-        [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+        [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+        [{"port": 15012, "protocol": "TCP"}],
     ]
 
 

@@ -10,8 +10,11 @@ tests/upstream/NAME.expect.yaml are written in this same vocabulary, from readin
 upstream manifests; `meaning_of` reads a rendered manifest into it.
 
 What is left out on purpose: labels, annotations and security contexts that modelgate adds
-to every manifest (they change no behaviour the samples define), the namespace (an
-environment's), and container ports of the runtimes (theirs, unchanged).
+to every manifest (they change no behaviour the samples define), the bounds it gives every
+pod likewise (ephemeral-storage requests and limits, the size of the volume its own storage
+initializer fetches into, its default spread of each component's replicas over nodes and
+zones), the namespace (an environment's), and container ports of the runtimes (theirs,
+unchanged).
 """
 
 from __future__ import annotations
@@ -65,6 +68,10 @@ SUFFIXES = {
 }
 
 Path = tuple[str, ...]
+DISK = "ephemeral-storage"
+FETCH_VOLUME = "kserve-provision-location"  # modelgate's storage initializer fetches into it
+# modelgate's spread of a component's replicas where the spec names none
+DEFAULT_SPREAD = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
 
 
 # -- normal forms -------------------------------------------------------------------------------
@@ -88,6 +95,8 @@ def resources(block: dict[str, Any] | None) -> dict[str, Any]:
     limits = {name: quantity(value) for name, value in (block.get("limits") or {}).items()}
     requests = {name: quantity(value) for name, value in (block.get("requests") or {}).items()}
     requests = {**limits, **requests}
+    for bounds in (requests, limits):
+        bounds.pop(DISK, None)
     return prune({"requests": requests, "limits": limits})
 
 
@@ -199,14 +208,24 @@ def component(block: dict[str, Any], mode: str, autoscaler: str | None) -> dict[
         name: _probe(container[field]) for field, name in PROBES.items() if field in container
     }
     meaning["volumes"] = {
-        volume["name"]: volume.get("emptyDir") for volume in block.get("volumes") or []
+        volume["name"]: volume.get("emptyDir")
+        for volume in block.get("volumes") or []
+        if volume["name"] != FETCH_VOLUME
     }
     for field, name in POD_FIELDS.items():
         meaning[name] = block.get(field)
+    if _default_spread(meaning["topologySpread"]):
+        meaning["topologySpread"] = None
     if mode != "ModelMesh":  # ModelMesh places models on its own runtime pods
         meaning["scaling"] = _scaling(block, mode, autoscaler)
     meaning["canaryTrafficPercent"] = block.get("canaryTrafficPercent")
     return meaning
+
+
+def _default_spread(constraints: Any) -> bool:
+    return isinstance(constraints, list) and [
+        (c.get("topologyKey"), c.get("maxSkew"), c.get("whenUnsatisfiable")) for c in constraints
+    ] == [(key, 1, "ScheduleAnyway") for key in DEFAULT_SPREAD]
 
 
 def _env_value(item: dict[str, Any]) -> Any:
