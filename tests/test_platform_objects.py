@@ -275,19 +275,30 @@ def test_each_kserve_component_spreads_its_own_pods(objects: dict) -> None:
     assert run("topology_spread", [isvc]) == []
 
 
-def test_the_storage_initializer_gets_the_stores_credentials(objects: dict) -> None:
+def test_the_storage_initializer_reads_the_stores_secret_as_files(objects: dict) -> None:
     for name in ("churn-pipeline", "iris-kserve"):
         found = spec_objects(objects, "staging", name)
         [isvc] = [o for o in found if o.kind == "InferenceService"]
-        [fetch] = [
-            c for c in isvc.data["spec"]["predictor"]["initContainers"]
-            if c["name"] == "storage-initializer"
-        ]  # fmt: skip
-        assert fetch["envFrom"] == [{"secretRef": {"name": "model-artifacts-s3"}}], name
+        predictor = isvc.data["spec"]["predictor"]
+        [fetch] = [c for c in predictor["initContainers"] if c["name"] == "storage-initializer"]
+        folder = "/var/run/secrets/modelgate/artifact-store"
+        assert fetch["env"] == [
+            {"name": "AWS_SHARED_CREDENTIALS_FILE", "value": f"{folder}/credentials"},
+            {"name": "AWS_CONFIG_FILE", "value": f"{folder}/config"},
+        ]
+        assert {"name": "artifact-store-credentials", "mountPath": folder, "readOnly": True} in (
+            fetch["volumeMounts"]
+        )
+        assert {
+            "name": "artifact-store-credentials",
+            "secret": {"secretName": "model-artifacts-s3", "defaultMode": 0o440},
+        } in predictor["volumes"]
         assert fetch["securityContext"]["allowPrivilegeEscalation"] is False
         assert run("artifact_credentials", found) == []
-        del fetch["envFrom"]
-        assert len(run("artifact_credentials", found)) == 1
+        fetch["volumeMounts"] = fetch["volumeMounts"][:1]
+        [(_, where, message)] = run("artifact_credentials", found)
+        assert where == ["spec", "predictor", "initContainers", 0]
+        assert "downloads s3://" in message
 
 
 def test_a_service_account_is_a_credential_path_too(scaffold: Scaffold) -> None:
@@ -308,7 +319,8 @@ def test_a_service_account_is_a_credential_path_too(scaffold: Scaffold) -> None:
     ]
     predictor = isvc["spec"]["predictor"]
     assert predictor["serviceAccountName"] == "model-artifacts-reader"
-    assert "envFrom" not in predictor["initContainers"][0]
+    assert "env" not in predictor["initContainers"][0]
+    assert [v["name"] for v in predictor["volumes"]] == ["kserve-provision-location"]
 
 
 def test_an_hf_model_on_kserve_is_fetched_by_modelgates_hardened_initializer(

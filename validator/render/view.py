@@ -175,6 +175,7 @@ def cluster(
     cache_size = _volume(spec, "cache") or values.get("modelCacheSize", "20Gi")
     scratch_size = values.get("scratchSize", SCRATCH_SIZE)
     mesh = platform_mesh(platform or from_values(values))
+    fetches = fetched_by_pod(spec) and not model_image  # into a volume of the pod's
     return {
         **view,
         "environment": environment,
@@ -193,7 +194,7 @@ def cluster(
         + _revision_env(engine, spec["model"])
         + exposed["env"],
         "resources": _with_disk(
-            _resources(spec), _server_disk(spec, engine, cache_size, scratch_size)
+            _resources(spec), _server_disk(engine, fetches, cache_size, scratch_size)
         ),
         "node_selector": _node_selector(spec),
         # a transformer's or explainer's: the spec's own, without the GPU product (no GPUs)
@@ -222,7 +223,8 @@ def cluster(
         "runtime_version": spec["engine"].get("runtimeVersion"),
         "canary": spec.get("rollout", {}).get("canaryTrafficPercent"),
         "deployment_mode": mode,
-        "service_account": spec.get("serviceAccountName") or _reader_account(spec, values),
+        "service_account": spec.get("serviceAccountName")
+        or (_reader_account(spec, values) if fetches else None),
         "exposure": exposed,
         # a public InferenceService is reached through KServe's own gateway (NetworkPolicy)
         "public": spec.get("endpoint", {}).get("visibility") == "public",
@@ -240,6 +242,7 @@ def cluster(
         "init_containers": []
         if model_image
         else _init_containers(document, values, container_security, uri),
+        "credentials_volume": None if model_image else _credentials_volume(document, values),
         "model_volume": engine.model_volume if fetched_by_pod(spec) and not model_image else "",
         "model_mount": engine.fetch_mount,
         "metrics_port": engine.metrics_port,
@@ -604,9 +607,16 @@ def _init_containers(
         "securityContext": security,
         "volumeMounts": [mount],
     }
-    secret = _store_credentials(spec, values).get("secret")
-    if secret:
-        fetch["envFrom"] = [{"secretRef": {"name": secret}}]
+    scheme, credentials = _store_credentials(spec, values)
+    if credentials.get("secret") and scheme in CREDENTIAL_FILES:
+        fetch["env"] = [
+            {"name": variable, "value": f"{CREDENTIALS_MOUNT}/{file}"}
+            for variable, file in CREDENTIAL_FILES[scheme].items()
+        ]
+        fetch["volumeMounts"] = [
+            mount,
+            {"name": CREDENTIALS_VOLUME, "mountPath": CREDENTIALS_MOUNT, "readOnly": True},
+        ]
     if not verified_by_pod(spec):
         return [fetch]
     field = digest_field(model) or ""
@@ -798,14 +808,14 @@ def _tolerations(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [*given, {"key": key, "operator": "Exists", "effect": GPU_TAINT_EFFECT}]
 
 
-def _server_disk(spec: dict[str, Any], engine: Engine, cache_size: str, scratch_size: str) -> int:
+def _server_disk(engine: Engine, fetches: bool, cache_size: str, scratch_size: str) -> int:
     """The node disk the serving container may fill: its logs, a Deployment's /tmp and the
     model's volume (an engine's cache, or KServe's /mnt/models where the pod fetches the
     model). The kubelet counts every emptyDir on disk against the pod's containers' limits."""
     total = LOG_ALLOWANCE
     if engine.exposure == BY_WORKLOAD:
         total += to_bytes(scratch_size) or 0
-    if engine.cache or fetched_by_pod(spec):
+    if engine.cache or fetches:
         total += to_bytes(cache_size) or 0
     return total
 
@@ -819,22 +829,44 @@ def _with_disk(resources: dict[str, Any], disk: int) -> dict[str, Any]:
     }
 
 
-def _store_credentials(spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """What values.artifactCredentials names for the scheme of the store the spec's pods
-    fetch their model from ({} for none)."""
+# The Secret values.artifactCredentials names is mounted into the storage initializer as files
+# (never as environment variables), each found through the variable its store's client reads
+CREDENTIALS_VOLUME = "artifact-store-credentials"
+CREDENTIALS_MOUNT = "/var/run/secrets/modelgate/artifact-store"
+CREDENTIAL_FILES: dict[str, dict[str, str]] = {
+    "s3": {"AWS_SHARED_CREDENTIALS_FILE": "credentials", "AWS_CONFIG_FILE": "config"},
+    "gs": {"GOOGLE_APPLICATION_CREDENTIALS": "key.json"},
+    "hf": {"HF_TOKEN_PATH": "token"},
+}
+SECRET_FILE_MODE = 0o440  # the owner and the pod's fsGroup read it
+
+
+def _credentials_volume(document: Document, values: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod volume of the store's Secret, where the pod's storage initializer mounts it."""
+    spec = document.data["spec"]
+    scheme, credentials = _store_credentials(spec, values)
+    if not (fetched_by_pod(spec) and credentials.get("secret") and scheme in CREDENTIAL_FILES):
+        return None
+    secret = {"secretName": credentials["secret"], "defaultMode": SECRET_FILE_MODE}
+    return {"name": CREDENTIALS_VOLUME, "secret": secret}
+
+
+def _store_credentials(spec: dict[str, Any], values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The scheme of the store the spec's pods fetch their model from, and what
+    values.artifactCredentials names for it ({} for none)."""
     artifact = spec["model"].get("artifact", "")
     scheme = artifact.split("://", 1)[0] if "://" in artifact else ""
     if not scheme:  # kept in the repository: uploaded to values.artifactStore
         scheme = str(values.get("artifactStore", "")).split("://", 1)[0]
     chosen = (values.get("artifactCredentials") or {}).get(scheme)
-    return chosen if isinstance(chosen, dict) else {}
+    return scheme, chosen if isinstance(chosen, dict) else {}
 
 
 def _reader_account(spec: dict[str, Any], values: dict[str, Any]) -> str | None:
     """The service account the platform gives pods that read the artifact store."""
     if "artifact" not in spec["model"] or not engine_for(spec).fetch:
         return None
-    return _store_credentials(spec, values).get("serviceAccount")
+    return _store_credentials(spec, values)[1].get("serviceAccount")
 
 
 # (periodSeconds, failureThreshold) of each probe the spec does not set

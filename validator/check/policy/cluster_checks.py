@@ -363,9 +363,9 @@ def artifact_credentials(
     rule: Rule, objects: Sequence[OutputObject], context: OutputContext
 ) -> Iterator[Finding]:
     """A pod that downloads from a store needing credentials (s3://, gs://) has a way to
-    them: its fetching container's environment from a Secret, or a service account of its
-    own (IRSA, or the one whose secrets KServe's credential builder reads). The default
-    service account has none, and the cloud metadata address is blocked."""
+    them: a Secret mounted into its fetching container (or in its environment), or a service
+    account of its own (IRSA, or the one whose secrets KServe's credential builder reads).
+    The default service account has none, and the cloud metadata address is blocked."""
     for obj in objects:
         for path, pod in obj.pod_specs:
             if pod.get("serviceAccountName"):
@@ -373,13 +373,13 @@ def artifact_credentials(
             own = _fetches_itself(pod)
             for where, container in containers(obj, path, pod):
                 uri = _store_uri(container, own)
-                if uri and not _secret_env(container):
+                if uri and not _secret_env(container) and not _secret_mount(container, pod):
                     yield (
                         obj,
                         where,
                         f"container {container.get('name', where[-1])} of {obj.kind} {obj.name} "
-                        f"downloads {uri} with no credentials (no Secret in its environment, "
-                        "the default service account)",
+                        f"downloads {uri} with no credentials (no Secret mounted or in its "
+                        "environment, the default service account)",
                     )
 
 
@@ -401,6 +401,29 @@ def _store_uri(container: dict[str, Any], own_fetch: bool) -> str:
         ),
         "",
     )
+
+
+def _secret_mount(container: dict[str, Any], pod: dict[str, Any]) -> bool:
+    """A Secret (or a projected volume holding one) is mounted into the container."""
+    volumes = pod.get("volumes") if isinstance(pod.get("volumes"), list) else []
+    secrets = {
+        volume.get("name")
+        for volume in volumes
+        if isinstance(volume, dict)
+        and (
+            "secret" in volume
+            or any("secret" in source for source in _sources(volume.get("projected")))
+        )
+    }
+    mounts = (
+        container.get("volumeMounts") if isinstance(container.get("volumeMounts"), list) else []
+    )
+    return any(isinstance(mount, dict) and mount.get("name") in secrets for mount in mounts)
+
+
+def _sources(projected: Any) -> list[dict[str, Any]]:
+    listed = projected.get("sources") if isinstance(projected, dict) else None
+    return [item for item in listed if isinstance(item, dict)] if isinstance(listed, list) else []
 
 
 def _secret_env(container: dict[str, Any]) -> bool:
