@@ -353,3 +353,28 @@ def test_gpu_pods_tolerate_their_vendors_taint(objects: dict) -> None:
     [(_, where, message)] = run("gpu_tolerations", found)
     assert where == ["spec", "template", "spec"]
     assert "nvidia.com/gpu:NoSchedule" in message
+
+
+def test_a_serverless_transformer_reaches_the_predictors_queue_proxy(scaffold: Scaffold) -> None:
+    scaffold.with_policies()
+    text = copy_spec(scaffold, "churn-pipeline")
+    text = text.replace("deploymentMode: RawDeployment", "deploymentMode: Serverless").replace(
+        "    autoscaler: keda                      # KServe makes a KEDA ScaledObject "
+        "(autoscalerClass keda)\n",
+        "",
+    )
+    scaffold.write_spec("churn-pipeline", text)
+    result = workspace.validate(workspace.discover(scaffold.root, []), scaffold.root)
+    assert not result.failed(), result.diagnostics
+    judged = render.Renderer(scaffold.root, policy=policy.load_policy(scaffold.root)[0])
+    rendering = render.render_all(result.valid_documents(), scaffold.root, renderer=judged)
+    assert [d for d in rendering.diagnostics if d.rule.startswith("MG-")] == []
+    files = {str(f.path): f.content for f in rendering.files}
+    egress = yaml.safe_load(files["rendered/staging/churn-pipeline/networkpolicy.yaml"])["spec"][
+        "egress"
+    ]
+    predictor = {"serving.kserve.io/inferenceservice": "churn-pipeline", "component": "predictor"}
+    [to_predictor] = [
+        rule for rule in egress if rule["to"] == [{"podSelector": {"matchLabels": predictor}}]
+    ]
+    assert [port["port"] for port in to_predictor["ports"]] == [8080, 8012]

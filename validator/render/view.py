@@ -247,7 +247,7 @@ def cluster(
         "model_mount": engine.fetch_mount,
         "metrics_port": engine.metrics_port,
         "egress": _egress(spec, values, mesh),
-        "peers": _peers(spec, view["name"], engine, port),
+        "peers": _peers(spec, view["name"], engine, _traffic_ports(engine, spec, port)),
         "mesh": mesh,
         "cache_size": cache_size,
         "scratch_size": scratch_size,
@@ -711,15 +711,18 @@ def _in_namespace(namespace: str, labels: dict[str, str] | None = None) -> dict[
     return peer
 
 
-def _peers(spec: dict[str, Any], name: str, engine: Engine, port: int) -> list[dict[str, Any]]:
+def _peers(
+    spec: dict[str, Any], name: str, engine: Engine, ports: list[str | int]
+) -> list[dict[str, Any]]:
     """Where the model's pods call besides DNS and the artifact store, as NetworkPolicy egress
-    rules: a transformer and an explainer call the predictor, and each component the peers it
-    declares (spec.COMPONENT.peers: a feature store)."""
+    rules: a transformer and an explainer call the predictor (at its traffic ports: Knative's
+    queue-proxy too in Serverless mode), and each component the peers it declares
+    (spec.COMPONENT.peers: a feature store)."""
     rules: list[dict[str, Any]] = []
     components = [component for component in COMPONENTS if component in spec]
     if components:
         predictor = {engine.pod_label: name, COMPONENT_LABEL: PREDICTOR}
-        rules.append({"to": [{"podSelector": {"matchLabels": predictor}}], "ports": [port]})
+        rules.append({"to": [{"podSelector": {"matchLabels": predictor}}], "ports": ports})
     for component in components:
         for peer in spec[component].get("peers", []):
             rule = {"to": [_in_namespace(peer["namespace"], peer.get("podLabels"))],

@@ -26,7 +26,14 @@ from .output_checks import (
     policy_types,
     selects,
 )
-from .rendered import JsonPath, OutputContext, OutputObject, containers, serving_container
+from .rendered import (
+    DEPLOYMENT_MODE,
+    JsonPath,
+    OutputContext,
+    OutputObject,
+    containers,
+    serving_container,
+)
 from .rules import Rule
 
 Finding = tuple[OutputObject, JsonPath, str]
@@ -40,6 +47,7 @@ ISTIO_KINDS = ("PeerAuthentication", "RequestAuthentication", "AuthorizationPoli
 # Stores whose downloads need credentials (hf:// serves public models without any)
 CREDENTIAL_SCHEMES = ("s3://", "gs://")
 FETCH_CONTAINER = "storage-initializer"  # KServe injects none into a pod that has one
+KNATIVE_QUEUE_PORT = 8012  # where a Serverless pod's queue-proxy takes its requests
 DISK = "ephemeral-storage"
 GPU_RESOURCES = tuple(accelerator.resource for accelerator in ACCELERATORS.values())
 
@@ -114,7 +122,7 @@ def _peers(caller: Pods, groups: list[Pods], context: OutputContext) -> Iterator
     if caller.component in COMPONENTS:
         for callee in groups:
             if callee.workload is caller.workload and callee.component == PREDICTOR:
-                port = _serving_port(callee)
+                port = KNATIVE_QUEUE_PORT if _serverless(callee.workload) else _serving_port(callee)
                 yield Peer(callee.namespace, callee.labels, port, f"the predictor (port {port})")
         yield from _declared(caller, context)
     mesh = from_values(context.values)
@@ -131,6 +139,14 @@ def _declared(caller: Pods, context: OutputContext) -> Iterator[Peer]:
     for _, container in containers(caller.workload, caller.path, caller.spec):
         for namespace, port in SERVICE_ADDRESS.findall(" ".join(_strings(container))):
             yield Peer(namespace, None, int(port), f"{namespace} (port {port}, named in its args)")
+
+
+def _serverless(workload: OutputObject) -> bool:
+    """A Serverless InferenceService: requests reach its pods through Knative's queue-proxy."""
+    metadata = workload.data.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    mode = annotations.get(DEPLOYMENT_MODE) if isinstance(annotations, dict) else None
+    return mode in (None, "Serverless")  # KServe's default mode
 
 
 def _strings(container: dict[str, Any]) -> list[str]:
