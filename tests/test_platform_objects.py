@@ -378,3 +378,8 @@ def test_a_serverless_transformer_reaches_the_predictors_queue_proxy(scaffold: S
         rule for rule in egress if rule["to"] == [{"podSelector": {"matchLabels": predictor}}]
     ]
     assert [port["port"] for port in to_predictor["ports"]] == [8080, 8012]
+    activator = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "knative-serving"}},
+        "podSelector": {"matchLabels": {"app": "activator"}},
+    }
+    assert {"to": [activator], "ports": [{"port": 8012, "protocol": "TCP"}]} in egress

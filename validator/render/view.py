@@ -723,6 +723,9 @@ def _peers(
     if components:
         predictor = {engine.pod_label: name, COMPONENT_LABEL: PREDICTOR}
         rules.append({"to": [{"podSelector": {"matchLabels": predictor}}], "ports": ports})
+        if KNATIVE_QUEUE_PORT in ports:  # Serverless: Knative's activator may answer instead
+            rules.append({"to": [_in_namespace(KNATIVE_NAMESPACE, ACTIVATOR_LABELS)],
+                          "ports": [KNATIVE_QUEUE_PORT]})  # fmt: skip
     for component in components:
         for peer in spec[component].get("peers", []):
             rule = {"to": [_in_namespace(peer["namespace"], peer.get("podLabels"))],
@@ -733,6 +736,10 @@ def _peers(
 
 
 KNATIVE_QUEUE_PORT = 8012  # Serverless KServe pods receive requests through queue-proxy
+# A Serverless predictor scaled to zero, or short of burst capacity, is reached through the
+# activator of Knative Serving, on the same port
+KNATIVE_NAMESPACE = "knative-serving"
+ACTIVATOR_LABELS = {"app": "activator"}
 
 
 def _traffic_ports(engine: Engine, spec: dict[str, Any], port: int) -> list[str | int]:

@@ -48,6 +48,9 @@ ISTIO_KINDS = ("PeerAuthentication", "RequestAuthentication", "AuthorizationPoli
 CREDENTIAL_SCHEMES = ("s3://", "gs://")
 FETCH_CONTAINER = "storage-initializer"  # KServe injects none into a pod that has one
 KNATIVE_QUEUE_PORT = 8012  # where a Serverless pod's queue-proxy takes its requests
+# and Knative's activator, which answers for a Serverless predictor scaled to zero
+KNATIVE_NAMESPACE = "knative-serving"
+ACTIVATOR = {"app": "activator"}
 DISK = "ephemeral-storage"
 GPU_RESOURCES = tuple(accelerator.resource for accelerator in ACCELERATORS.values())
 
@@ -122,8 +125,11 @@ def _peers(caller: Pods, groups: list[Pods], context: OutputContext) -> Iterator
     if caller.component in COMPONENTS:
         for callee in groups:
             if callee.workload is caller.workload and callee.component == PREDICTOR:
-                port = KNATIVE_QUEUE_PORT if _serverless(callee.workload) else _serving_port(callee)
+                serverless = _serverless(callee.workload)
+                port = KNATIVE_QUEUE_PORT if serverless else _serving_port(callee)
                 yield Peer(callee.namespace, callee.labels, port, f"the predictor (port {port})")
+                if serverless:
+                    yield Peer(KNATIVE_NAMESPACE, ACTIVATOR, port, f"Knative's activator ({port})")
         yield from _declared(caller, context)
     mesh = from_values(context.values)
     if mesh.istio and mesh.istio_mode == "sidecar-cni":
