@@ -90,7 +90,7 @@ def test_the_policy_main_rendered_leaves_every_component_cut_off(objects: dict) 
         "NetworkPolicy churn-pipeline lets the transformer pods of InferenceService "
         "churn-pipeline reach nothing of feast (port 6566, spec.transformer.peers)",
         "NetworkPolicy churn-pipeline lets the transformer pods of InferenceService "
-        "churn-pipeline reach nothing of feast (port 6566, named in its args)",
+        "churn-pipeline reach nothing of feast (port 6566, named in its args or env)",
         "NetworkPolicy churn-pipeline lets the transformer pods of InferenceService "
         "churn-pipeline reach nothing of istiod (port 15012)",
         "NetworkPolicy churn-pipeline lets the explainer pods of InferenceService "
@@ -120,7 +120,7 @@ def test_a_component_naming_an_undeclared_service_is_refused_at_render(
         for env in ("staging", "production")
     }
     [message] = {d.message for d in rendering.diagnostics if "staging" in d.path}
-    assert "feast (port 6566, named in its args)" in message
+    assert "feast (port 6566, named in its args or env)" in message
 
 
 # -- 2. the mesh ----------------------------------------------------------------------------

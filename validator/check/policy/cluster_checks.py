@@ -144,7 +144,8 @@ def _declared(caller: Pods, context: OutputContext) -> Iterator[Peer]:
         yield Peer(peer["namespace"], peer.get("podLabels"), peer["port"], where)
     for _, container in containers(caller.workload, caller.path, caller.spec):
         for namespace, port in SERVICE_ADDRESS.findall(" ".join(_strings(container))):
-            yield Peer(namespace, None, int(port), f"{namespace} (port {port}, named in its args)")
+            named = f"{namespace} (port {port}, named in its args or env)"
+            yield Peer(namespace, None, int(port), named)
 
 
 def _serverless(workload: OutputObject) -> bool:
@@ -167,7 +168,7 @@ def _serving_port(pods: Pods) -> int:
     found = serving_container(pods.workload, pods.path, pods.spec)
     container = found[1] if found else {}
     for probe in ("readinessProbe", "livenessProbe"):
-        port = (container.get(probe) or {}).get("httpGet", {}).get("port")
+        port = _mapping(_mapping(container.get(probe)).get("httpGet")).get("port")
         if isinstance(port, int):
             return port
     ports = container.get("ports") if isinstance(container.get("ports"), list) else []
@@ -288,11 +289,9 @@ def ephemeral_storage(
     for pods in pod_sets(objects):
         limits = 0
         for where, container in containers(pods.workload, pods.path, pods.spec):
-            resources = (
-                container.get("resources") if isinstance(container.get("resources"), dict) else {}
-            )
+            resources = _mapping(container.get("resources"))
             missing = [
-                kind for kind in ("requests", "limits") if DISK not in (resources.get(kind) or {})
+                kind for kind in ("requests", "limits") if DISK not in _mapping(resources.get(kind))
             ]
             if missing:
                 yield (
@@ -363,7 +362,7 @@ def gpu_tolerations(
                     resource
                     for _, container in containers(obj, path, pod)
                     for kind in ("requests", "limits")
-                    for resource in ((container.get("resources") or {}).get(kind) or {})
+                    for resource in _mapping(_mapping(container.get("resources")).get(kind))
                     if resource in GPU_RESOURCES
                 }
             )
@@ -509,6 +508,10 @@ def _deepest(data: Any, path: JsonPath) -> JsonPath:
         found.append(part)
         data = data[part]
     return found
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _spec(obj: OutputObject) -> dict[str, Any]:
