@@ -383,3 +383,34 @@ def test_a_serverless_transformer_reaches_the_predictors_queue_proxy(scaffold: S
         "podSelector": {"matchLabels": {"app": "activator"}},
     }
     assert {"to": [activator], "ports": [{"port": 8012, "protocol": "TCP"}]} in egress
+
+
+MISSHAPEN = [
+    {"deployment": {"spec": {"template": {"spec": {"containers": [{"resources": []}]}}}}},
+    {
+        "deployment": {
+            "spec": {"template": {"spec": {"containers": [{"resources": {"limits": 7}}]}}}
+        }
+    },
+    {
+        "deployment": {
+            "spec": {"template": {"spec": {"volumes": [{"emptyDir": []}], "tolerations": 3}}}
+        }
+    },
+    {"deployment": {"spec": {"template": {"spec": {"topologySpreadConstraints": ["x"]}}}}},
+    {"inferenceservice": {"spec": {"predictor": {"model": {"readinessProbe": {"httpGet": "x"}}}}}},
+    {"inferenceservice": {"spec": {"transformer": {"containers": [{"args": "x", "env": [3]}]}}}},
+    {"inferenceservice-networkpolicy": {"spec": {"egress": [{"to": "x", "ports": {"port": 1}}]}}},
+    {"inferenceservice-networkpolicy": {"spec": {"ingress": [{"from": [{"ipBlock": 1}]}]}}},
+    {"applicationset": {"spec": {"template": {"spec": {"syncPolicy": []}}}}},
+]
+
+
+@pytest.mark.parametrize("patch", MISSHAPEN)
+def test_misshapen_template_output_is_judged_without_failing(patch: dict) -> None:
+    """Templates come from pull requests: whatever shape they render, the checks report
+    findings, never an exception (which would be an internal error, exit 3)."""
+    found = example_objects(patch)
+    for check in ("network_peers", "ephemeral_storage", "topology_spread", "gpu_tolerations",
+                  "artifact_credentials", "mesh_enrollment"):  # fmt: skip
+        run(check, found, SIDECARS, {"spec": {"transformer": {"peers": []}}})
