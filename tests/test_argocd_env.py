@@ -4,6 +4,9 @@ ApplicationSet's git directories generator makes one Application per folder."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -139,3 +142,42 @@ def test_an_application_set_makes_an_application_per_folder(
         if any(o["name"] == "folders" for o in item["metadata"].get("ownerReferences", []))
     ]
     assert sorted(owned) == [f"folders-{name}" for name in folders]
+
+
+def listening(pid: int) -> set[str]:
+    """The addresses a process accepts connections on (IPv4 and IPv6), as HOST:PORT."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = set()
+    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address, port = fields[1].split(":")
+                packed = bytes.fromhex(address)
+                # /proc prints each 32-bit word of the address in host (little-endian) order
+                words = b"".join(packed[i : i + 4][::-1] for i in range(0, len(packed), 4))
+                found.add(f"{socket.inet_ntop(family, words)}:{int(port, 16)}")
+    return found
+
+
+def test_everything_listens_on_loopback_but_the_controllers_metrics(
+    argocd: argocd_env.ArgoCD,
+) -> None:
+    """redis, the repo-server and the applicationset-controller listen on 127.0.0.1 only; the
+    application-controller's metrics server binds every address, with no flag to change it
+    (the one exception), and its port is the one the harness chose."""
+    processes = dict(zip(("redis-server", *argocd_env.PROGRAMS), argocd.processes, strict=True))
+    for name, process in processes.items():
+        addresses = listening(process.pid)
+        assert addresses, name
+        if name == "argocd-application-controller":
+            wildcard = {a for a in addresses if not a.startswith("127.0.0.1:")}
+            assert {a.rsplit(":", 1)[0] for a in wildcard} <= {"0.0.0.0", "::"}, addresses
+            assert len({a.rsplit(":", 1)[1] for a in wildcard}) == 1, addresses
+        else:
+            assert all(a.startswith("127.0.0.1:") for a in addresses), (name, addresses)
