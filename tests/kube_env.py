@@ -620,7 +620,7 @@ def default_crd_dirs() -> list[Path]:
     """MODELGATE_TEST_CRDS's folders (Seldon's Model CRD), then the CRDs of the Go modules
     (KServe, Argo CD, Istio, KEDA), which win over a folder's of the same name. Unavailable
     where the module proxy does not answer."""
-    return [*CRD_DIRS, module_crds()]
+    return [*(folder for folder in CRD_DIRS if folder.is_dir()), module_crds()]
 
 
 def missing_crds_problem(files: Sequence[Path]) -> str:
