@@ -347,7 +347,7 @@ def _go_run(
         env=env,
         capture_output=True,
         text=True,
-        timeout=3600,
+        timeout=4 * 3600,  # a cold kube-apiserver build took over an hour on 2 cores at load 20
         check=False,
         preexec_fn=_lowest_priority,  # a build must not slow the tests running beside it
     )
