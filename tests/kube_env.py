@@ -116,7 +116,10 @@ class Build:
         return required_version(self.gomod.read_text(), self.module)
 
     def key(self) -> str:
-        digest = hashlib.sha256(self.gomod.read_bytes() + self.gosum.read_bytes()).hexdigest()
+        """The version and a digest of the folder's files: go.mod, go.sum and any Go source
+        of our own (a main package)."""
+        files = sorted(path for path in (self.modules / self.folder).iterdir() if path.is_file())
+        digest = hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()
         return f"{self.version()}-{digest[:12]}"
 
     def output(self) -> Path:

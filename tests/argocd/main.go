@@ -17,13 +17,13 @@ import (
 	gitaskpass "github.com/argoproj/argo-cd/v3/cmd/argocd-git-ask-pass/commands"
 	reposerver "github.com/argoproj/argo-cd/v3/cmd/argocd-repo-server/commands"
 	"github.com/argoproj/argo-cd/v3/common"
-	"github.com/argoproj/argo-cd/v3/util/grpc"
 	"github.com/argoproj/argo-cd/v3/util/log"
 )
 
 func main() {
+	// Argo CD's own main also turns gRPC's DNS SRV lookups off (util/grpc.DisableSRVLookups):
+	// grpclb turns them on, and it is not linked into these programs, so they stay off.
 	klog.SetLogger(log.NewLogrusLogger(log.NewWithCurrentConfig()))
-	grpc.DisableSRVLookups()
 	name := filepath.Base(os.Args[0])
 	if chosen := os.Getenv("ARGOCD_BINARY_NAME"); chosen != "" {
 		name = chosen
