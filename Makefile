@@ -47,15 +47,17 @@ test: $(STAMP) system-deps
 	fi; exit $$rc
 
 # System packages some tests drive for real (a headless browser for the catalog page,
-# shellcheck for actionlint's checks of workflow scripts). They
+# shellcheck for actionlint's checks of workflow scripts, redis and git for Argo CD). They
 # are installed when missing and this machine allows it (root with apt-get); elsewhere those
 # tests skip and say why.
 system-deps:
-	@if ! { command -v chromium && command -v shellcheck; } >/dev/null 2>&1 \
+	@if ! { command -v chromium && command -v shellcheck && command -v redis-server \
+	    && command -v git; } >/dev/null 2>&1 \
 	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing chromium and shellcheck for the browser and workflow tests"; \
+	  echo "installing chromium, shellcheck, redis and git for the browser, workflow and Argo CD tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends chromium fonts-liberation shellcheck >/dev/null) \
+	    --no-install-recommends chromium fonts-liberation shellcheck redis-server git \
+	    >/dev/null) \
 	  || echo "could not install them: those checks will skip"; \
 	fi
 

@@ -20,7 +20,7 @@ from validator import placeholders, render
 from validator.check import load
 from validator.render import readback
 
-from . import kube_env
+from . import argocd_env, kube_env
 
 PROJECT = Path(__file__).resolve().parents[1]
 IRIS_SPEC = (PROJECT / "models" / "iris.yaml").read_text(encoding="utf-8")
@@ -213,6 +213,20 @@ def committed(scaffold: Scaffold) -> Scaffold:
     return scaffold
 
 
+def crd_dirs(seldon: bool = False) -> list[Path]:
+    """The folders of the CRDs custom resources are checked against: those of the Go modules
+    pinned in tests/kube/crds (KServe, Argo CD, Istio, KEDA) and MODELGATE_TEST_CRDS's.
+    Skips where the module proxy cannot be reached, or, with `seldon`, where no folder holds
+    Seldon Core v2's Model CRD."""
+    try:
+        folders = kube_env.default_crd_dirs()
+    except kube_env.Unavailable as reason:
+        pytest.skip(f"no CRDs from the pinned Go modules: {reason}")
+    if seldon and (problem := kube_env.missing_crds_problem(kube_env.crd_files(folders))):
+        pytest.skip(problem)
+    return folders
+
+
 _KUBE_FAILED: list[BaseException] = []  # pytest retries a failed session fixture per test
 
 
@@ -232,6 +246,33 @@ def kube() -> Iterator[kube_env.KubeEnv]:
         pytest.skip(f"no Kubernetes API server: {reason}")
     except kube_env.Broken as broken:
         _KUBE_FAILED.append(broken)
+        raise
+    try:
+        yield env
+    finally:
+        env.close()
+
+
+_ARGOCD_FAILED: list[BaseException] = []
+
+
+@pytest.fixture(scope="session")
+def argocd(kube: kube_env.KubeEnv) -> Iterator[argocd_env.ArgoCD]:
+    """A real Argo CD (repo-server, application-controller, applicationset-controller and
+    redis; built on first use) syncing into `kube` for the whole session: `repo_url`, `sync`,
+    `refresh`, `wait_synced` (tests/argocd_env.py). Skips where it cannot be had."""
+    if _ARGOCD_FAILED:
+        failure = _ARGOCD_FAILED[0]
+        if isinstance(failure, kube_env.Unavailable):
+            pytest.skip(f"no Argo CD: {failure}")
+        raise failure
+    try:
+        env = argocd_env.start(kube)
+    except kube_env.Unavailable as reason:
+        _ARGOCD_FAILED.append(reason)
+        pytest.skip(f"no Argo CD: {reason}")
+    except kube_env.Broken as broken:
+        _ARGOCD_FAILED.append(broken)
         raise
     try:
         yield env

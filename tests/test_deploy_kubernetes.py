@@ -31,12 +31,11 @@ from validator.deploy.readiness import judge, pod_trouble
 from validator.render import crds, kube_schemas
 
 from . import kube_env
-from .conftest import PROJECT, Scaffold, run_cli
+from .conftest import PROJECT, Scaffold, crd_dirs, run_cli
 from .kube_controllers import FAILED, READY, playing, wait_for
 from .test_kube_apiserver import ensure_namespace
 
 DATA = Path(__file__).parent / "data" / "kubernetes"
-CRDS = PROJECT.parent / "shared" / "crds"
 
 
 def status(name: str) -> dict:
@@ -48,10 +47,9 @@ def status(name: str) -> dict:
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in DATA.glob("*.json")))
 def test_status_documents_fit_the_real_schemas(name: str) -> None:
-    if not CRDS.is_dir():
-        pytest.skip(f"the CRDs are not beside the checkout ({CRDS})")
+    folders = crd_dirs(seldon=name.startswith("seldon"))
     document = status(name)
-    problem, found = kube_schemas.check(document, crds.load_dirs([CRDS]))
+    problem, found = kube_schemas.check(document, crds.load_dirs(folders))
     assert found and problem is None
 
 

@@ -73,22 +73,34 @@ def test_rbac_is_on_admin_may_deployer_may_not(kube: kube_env.KubeEnv) -> None:
 def test_the_crds_at_hand_are_installed(kube: kube_env.KubeEnv) -> None:
     files = kube_env.crd_files(kube_env.default_crd_dirs())
     assert len(kube.crds) == len(files)
-    kube.serves_or_skip("serving.kserve.io/v1beta1", "InferenceService")
     assert kube.resource("serving.kserve.io/v1beta1", "InferenceService") is not None
     assert kube.resource("argoproj.io/v1alpha1", "ApplicationSet") is not None
 
 
-def test_istio_and_keda_crds_come_from_their_pinned_modules(kube: kube_env.KubeEnv) -> None:
-    """The kinds the templates render for a mesh and for KEDA are served by the tests' API
-    server, from the CRDs of the Go modules tests/kube/crds/go.mod pins."""
+def test_every_crd_but_seldons_comes_from_its_pinned_module(kube: kube_env.KubeEnv) -> None:
+    """The custom kinds the templates render are served by the tests' API server, from the
+    CRDs of the Go modules tests/kube/crds/go.mod pins: none needs a folder beside the
+    checkout but Seldon's Model."""
     folder = kube_env.module_crds()
     assert sorted(path.name for path in folder.iterdir()) == [
+        "applications.argoproj.io.yaml",
+        "applicationsets.argoproj.io.yaml",
+        "appprojects.argoproj.io.yaml",
         "authorizationpolicies.security.istio.io.yaml",
+        "clusterservingruntimes.serving.kserve.io.yaml",
+        "inferenceservices.serving.kserve.io.yaml",
         "peerauthentications.security.istio.io.yaml",
         "requestauthentications.security.istio.io.yaml",
         "scaledobjects.keda.sh.yaml",
+        "servingruntimes.serving.kserve.io.yaml",
     ]
     for api_version, kind in [
+        ("serving.kserve.io/v1beta1", "InferenceService"),
+        ("serving.kserve.io/v1alpha1", "ServingRuntime"),
+        ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"),
+        ("argoproj.io/v1alpha1", "Application"),
+        ("argoproj.io/v1alpha1", "ApplicationSet"),
+        ("argoproj.io/v1alpha1", "AppProject"),
         ("security.istio.io/v1", "PeerAuthentication"),
         ("security.istio.io/v1", "RequestAuthentication"),
         ("security.istio.io/v1", "AuthorizationPolicy"),
@@ -97,10 +109,25 @@ def test_istio_and_keda_crds_come_from_their_pinned_modules(kube: kube_env.KubeE
         assert kube.resource(api_version, kind) is not None, kind
 
 
+def test_a_folders_crd_of_a_modules_name_gives_way_to_the_modules(tmp_path: Path) -> None:
+    """Of two files defining one CRD, the later folder's is installed (as crds.load_dirs
+    keeps the later folder's schema): the modules' come last."""
+    module = kube_env.module_crds()
+    older = tmp_path / "serving.kserve.io_inferenceservices.yaml"
+    older.write_text(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n"
+        "  annotations: {}\n  name: inferenceservices.serving.kserve.io\nspec: {}\n"
+    )
+    files = kube_env.crd_files([tmp_path, module])
+    assert older not in files
+    assert module / "inferenceservices.serving.kserve.io.yaml" in files
+    assert kube_env.crd_files([module, tmp_path]).count(older) == 1
+
+
 def test_a_crd_module_whose_hash_is_not_in_go_sum_is_refused(tmp_path: Path) -> None:
     gosum = (kube_env.CRD_MODULES / "go.sum").read_text().replace("h1:37", "h1:00", 1)
     with pytest.raises(kube_env.Broken, match=r"not the one in go\.sum"):
-        kube_env._downloaded(kube_env._go(), "istio.io/api", "v1.32.0", gosum)
+        kube_env.downloaded(kube_env._go(), "istio.io/api", "v1.32.0", gosum)
 
 
 def test_stale_runs_are_stopped_and_live_ones_left_alone(tmp_path: Path) -> None:

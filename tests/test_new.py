@@ -18,13 +18,12 @@ from validator import placeholders, render
 from validator.check import policy, workspace
 from validator.render import crds, kube_schemas
 
-from .conftest import PROJECT, fill_in, run_cli
+from .conftest import PROJECT, crd_dirs, fill_in, run_cli
 
 ENGINES = policy.load_policy(PROJECT)[0].parameters["engines"]
 COMBINATIONS = [
     (engine, fmt) for engine, allowed in sorted(ENGINES.items()) for fmt in allowed["formats"]
 ]
-CRDS = PROJECT.parent / "shared" / "crds"
 ZERO = placeholders.ZERO_DIGEST
 
 
@@ -135,7 +134,7 @@ def test_a_filled_in_scaffold_validates(filled: Path) -> None:
 
 
 def test_every_filled_in_scaffold_renders_valid_manifests(filled: Path) -> None:
-    schemas = crds.load_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
+    schemas = crds.load_dirs(crd_dirs())
     documents = workspace.validate(workspace.discover(filled, []), filled).valid_documents()
     assert len(documents) == len(COMBINATIONS)
     rendering = render.render_all(documents, filled, schemas)
@@ -234,7 +233,7 @@ def test_a_transformer_and_an_explainer_are_scaffolded_beside_a_kserve_predictor
     card = root / "docs" / "models" / "churn.md"
     card.write_text(card.read_text().replace("TODO: ", "Written: "))
     assert run_cli("--root", str(root), "validate", "--strict").code == 0
-    schemas = crds.load_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
+    schemas = crds.load_dirs(crd_dirs())
     documents = workspace.validate(workspace.discover(root, []), root).valid_documents()
     rendering = render.render_all(documents, root, schemas)
     assert rendering.diagnostics == []

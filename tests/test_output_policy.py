@@ -26,7 +26,7 @@ from validator.check.policy.examples import example_objects, output_path, parse_
 from validator.engines import health_paths
 from validator.render import crds
 
-from .conftest import PROJECT, Scaffold, run_cli
+from .conftest import PROJECT, Scaffold, crd_dirs, run_cli
 
 BUILTIN, PROBLEMS = policy.load_policy(PROJECT)
 CASES = [
@@ -35,7 +35,6 @@ CASES = [
     for kind, examples in (("pass", rule.passing), ("fail", rule.failing))
     for index in range(len(examples))
 ]
-CRDS = PROJECT.parent / "shared" / "crds"
 DIGEST = "@sha256:" + "5e" * 32
 
 
@@ -360,10 +359,8 @@ KSERVE_RUNTIME = {
 
 
 def test_a_runtime_served_inference_service_gets_probes_the_crd_allows(scaffold: Scaffold) -> None:
-    if not CRDS.is_dir():
-        pytest.skip(f"the KServe CRD is not beside the checkout ({CRDS})")
+    schemas = crds.load_dirs(crd_dirs())
     scaffold.iris(**KSERVE_RUNTIME)
-    schemas = crds.load_dirs([CRDS])
     validation = workspace.validate(workspace.discover(scaffold.root, []), scaffold.root)
     assert not validation.failed(), validation.diagnostics
     rendering = render.render_all(validation.valid_documents(), scaffold.root, schemas)

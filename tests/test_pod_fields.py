@@ -17,10 +17,9 @@ from validator.render import crds as crd_files
 from validator.render import kube_schemas
 
 from . import kube_env
-from .conftest import PROJECT, Scaffold, located, run_cli
+from .conftest import PROJECT, Scaffold, crd_dirs, located, run_cli
 from .test_kube_apiserver import dry_run_problems, objects_in
 
-CRDS = PROJECT.parent / "shared" / "crds"
 BASES = {
     name: (PROJECT / "models" / f"{name}.yaml").read_text(encoding="utf-8")
     for name in ("iris", "chat-assistant", "churn-kserve", "fraud-onnx")
@@ -39,9 +38,7 @@ SERVERLESS = {"deploymentMode: RawDeployment": "deploymentMode: Serverless"}
 
 @pytest.fixture(scope="module")
 def crds() -> kube_schemas.Schemas:
-    if not CRDS.is_dir():
-        pytest.skip(f"the KServe CRDs are not beside the checkout ({CRDS})")
-    return crd_files.load_dirs([CRDS])
+    return crd_files.load_dirs(crd_dirs())
 
 
 def write(scaffold: Scaffold, base: str, replacements: dict[str, str]) -> tuple[Path, str]:

@@ -19,22 +19,22 @@ from validator import render
 from validator.check import load, names, workspace
 from validator.render import crds, kube_schemas, pbtxt
 
-from .conftest import PROJECT, Scaffold, assert_both_parsers_agree, run_cli
-
-CRDS = PROJECT.parent / "shared" / "crds"
+from . import kube_env
+from .conftest import PROJECT, Scaffold, assert_both_parsers_agree, crd_dirs, run_cli
 
 
 @pytest.fixture(scope="module")
 def schemas() -> kube_schemas.Schemas:
-    if not CRDS.is_dir():
-        pytest.skip(f"the KServe, Seldon and Argo CD CRDs are not beside the checkout ({CRDS})")
-    return crds.load_dirs([CRDS])
+    return crds.load_dirs(crd_dirs())
 
 
 @pytest.fixture(scope="module")
 def any_schemas() -> kube_schemas.Schemas:
     """The CRDs where they are at hand; built-in kinds are checked either way."""
-    return crds.load_dirs([CRDS]) if CRDS.is_dir() else kube_schemas.Schemas()
+    try:
+        return crds.load_dirs(kube_env.default_crd_dirs())
+    except kube_env.Unavailable:
+        return kube_schemas.Schemas()
 
 
 def project_documents() -> list[load.Document]:
@@ -57,30 +57,14 @@ def copy_project(tmp_path: Path) -> Path:
     return copy
 
 
-def test_with_the_istio_crds_every_rendered_kind_is_checked(schemas: kube_schemas.Schemas) -> None:
-    """The Istio and KEDA CRDs from their pinned Go modules (tests/kube/crds): then no kind
-    of rendered/ goes unchecked, and every object passes its CRD's schema."""
-    from . import kube_env
-
-    try:
-        modules = kube_env.module_crds()
-    except kube_env.Unavailable as why:
-        pytest.skip(str(why))
-    every = crds.load_dirs([CRDS, modules])
-    assert every.problems == []
-    rendering = render.render_all(project_documents(), PROJECT, every)
-    assert rendering.diagnostics == [] and rendering.unchecked == set()
-
-
 def test_every_target_of_every_example_validates(schemas: kube_schemas.Schemas) -> None:
+    """With the CRDs of the pinned Go modules (tests/kube/crds) and Seldon's, no kind of
+    rendered/ goes unchecked, and every object passes its CRD's schema."""
+    crd_dirs(seldon=True)
+    assert schemas.problems == []
     rendering = render.render_all(project_documents(), PROJECT, schemas)
     assert rendering.diagnostics == []
-    # the Istio policies' CRDs are not among the test data: reported unchecked (MG405), and
-    # their fields are asserted in tests/test_exposure.py
-    assert rendering.unchecked == {
-        f"security.istio.io/v1 {kind}"
-        for kind in ("PeerAuthentication", "RequestAuthentication", "AuthorizationPolicy")
-    }, "every other kind was checked against a real schema"
+    assert rendering.unchecked == set(), "every kind was checked against a real schema"
     kinds = {
         yaml.safe_load(f.content).get("kind")
         for f in rendering.files

@@ -27,7 +27,7 @@ from validator.render import crds, kube_schemas
 
 from . import kube_env
 from . import upstream_meaning as meaning
-from .conftest import PROJECT, run_cli
+from .conftest import PROJECT, crd_dirs, run_cli
 from .test_kube_apiserver import dry_run_problems, manifest_files
 
 UPSTREAM = Path(__file__).parent / "upstream"
@@ -37,7 +37,6 @@ EXAMPLES = sorted(
     for path in UPSTREAM.glob("*.yaml")
     if not path.name.endswith(EXPECT_SUFFIX)
 )
-CRDS = PROJECT.parent / "shared" / "crds"
 DOCS = PROJECT / "docs" / "upstream.md"
 KINDS = ("policy", "explicit", "gap")  # why a field deviates; see docs/upstream.md
 PLACEHOLDER = "placeholder "  # placeholder digests are sha256("placeholder " + what they pin)
@@ -67,9 +66,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def schemas() -> kube_schemas.Schemas:
-    if not CRDS.is_dir():
-        pytest.skip(f"the KServe and Seldon CRDs are not beside the checkout ({CRDS})")
-    return crds.load_dirs([CRDS])
+    return crds.load_dirs(crd_dirs(seldon=True))
 
 
 @pytest.fixture(scope="module")
