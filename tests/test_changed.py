@@ -142,6 +142,11 @@ def test_render_check_of_a_change_finds_what_the_full_check_finds(repo: Path) ->
 
 def test_a_change_to_the_environments_reaches_the_applicationsets(repo: Path) -> None:
     edit(repo, "m-00004", "- staging\n", "- staging\n  - canary\n")  # a new environment
+    values = repo / "templates" / "values.yaml"  # declared where environments are declared
+    text = values.read_text(encoding="utf-8")
+    values.write_text(
+        text.replace("environments:\n", "environments:\n  canary: {delivery: argocd}\n", 1)
+    )
     full_code, full = report(repo, "render", "--check")
     code, partial = report(repo, "render", "--check", "--changed-since", "HEAD")
     assert (code, findings(partial)) == (full_code, findings(full))

@@ -160,7 +160,9 @@ def test_a_longer_pickle_allow_list_is_a_weakening_a_shorter_one_is_not(tmp_path
     longer = (
         head + "extends: [modelgate]\nparameters:\n  pickleGlobals: [numpy.ndarray, os.system]\n"
     )
-    assert weakened_by(longer, tmp_path / "longer") == ["pickleGlobals added os.system"]
+    assert weakened_by(longer, tmp_path / "longer") == [
+        "pickleGlobals adds 'os.system' at policies/lenient.yaml:6"
+    ]
     shorter = head + "extends: [modelgate]\nparameters:\n  pickleGlobals: []\n"
     assert weakened_by(shorter, tmp_path / "shorter") == []
 
@@ -221,7 +223,7 @@ def parameters(text: str) -> str:
         ('allowedRegistries: ["", registry.local/]', "allowedRegistries adds ''"),
         ("waiverApprovers: [security@example.com, compliance@example.com, me@example.com]",
          "waiverApprovers adds 'me@example.com'"),
-        ("pickleArtifacts: {production: allowed}", "pickleArtifacts.production checked -> allowed"),
+        ("pickleArtifacts: {production: allowed}", "pickleArtifacts.production scanned -> allowed"),
         ("pickleArtifacts: allowed", "pickleArtifacts changed"),
         ('allowedArtifactSchemes: ["s3://", "http://"]', "allowedArtifactSchemes adds 'http://'"),
         ("licenses: {production: {deny: [GPL-3.0-only]}}",

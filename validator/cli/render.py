@@ -190,10 +190,11 @@ def _check_changed(
         every_waiver=True,
         locks_changed=any(path.parts[0] == "locks" for path in found.scope.changed),
     )
-    # an ApplicationSet per environment: the unchanged specs' environments are all it needs
-    unchanged = [found.known[shown] for shown in found.scope.unchanged]
-    environments = sorted({env for value in unchanged if value for env in value[1] or ()})
-    others = [facts.peer("", facts.of_environments(environments))]
+    # an ApplicationSet per environment, and the Role that syncs its Applications: the
+    # unchanged specs' names and environments are all they need
+    unchanged = {shown: found.known[shown] for shown in found.scope.unchanged}
+    environments = sorted({env for value in unchanged.values() if value for env in value[1] or ()})
+    others = [facts.peer(shown, value) for shown, value in unchanged.items() if value]
     # the deployer Role of an environment none of the unchanged specs deploys to is made
     # from the checked specs alone
     roles = {

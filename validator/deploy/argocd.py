@@ -118,11 +118,15 @@ def appeared(name: str, applicationset: str, seconds: float = APPEAR_SECONDS) ->
 
 
 def sync(name: str, revision: str, prune: bool) -> None:
-    """Start a sync of the Application at `revision` (a full commit id)."""
+    """Start a sync of the Application at `revision` (a full commit id), with the sync options
+    its spec names (server-side apply, the namespace made with its labels): an operation
+    carries its own, as `argocd app sync` copies them, or the controller ignores them."""
+    application = get(name) or {}
+    options = ((application.get("spec") or {}).get("syncPolicy") or {}).get("syncOptions") or []
     operation = {
         "operation": {
             "initiatedBy": {"username": SYNC_INITIATOR},
-            "sync": {"revision": revision, "prune": prune},
+            "sync": {"revision": revision, "prune": prune, "syncOptions": list(options)},
             "info": [{"name": "reason", "value": f"modelgate rollout of {revision[:12]}"}],
         }
     }

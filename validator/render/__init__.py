@@ -285,17 +285,21 @@ def _render_applicationsets(
     renderer: Renderer,
     roles: set[str] | None = None,
 ) -> None:
-    """One ApplicationSet per environment of `documents`, and the deployer's Role from the
-    kinds rendered there (only in the environments `roles` names, when given), judged by the
-    output rules."""
+    """One ApplicationSet per environment of `documents` delivered by Argo CD, with the Role
+    that lets a rollout sync its Applications (both need only the specs' names and
+    environments), and the deployer's Role from the kinds rendered there (only in the
+    environments `roles` names, when given), judged by the output rules."""
     for env_view in view.repository(list(documents), renderer.values)["applicationsets"]:
-        if renderer.environment not in (None, env_view["environment"]):
+        environment = env_view["environment"]
+        if renderer.environment not in (None, environment):
             continue
         if env_view["delivery"] == ARGOCD:  # a pushed environment: no second manager
-            output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{env_view['environment']}.yaml")
+            output = PurePosixPath(RENDERED_DIR, ARGOCD, f"{environment}.yaml")
             _render_into(result, None, renderer, APPLICATIONSET_TEMPLATE, {"a": env_view}, output)
-        if roles is None or env_view["environment"] in roles:
-            _render_rbac(result, renderer, env_view)
+            syncer = view.syncer(environment, env_view["models"], renderer.values)
+            _render_role(result, renderer, environment, syncer, f"{ARGOCD}-")
+        if roles is None or environment in roles:
+            _render_rbac(result, renderer, environment)
         if renderer.output_policy is not None:
             judged = {item.path for item in result.objects}
             texts = {str(f.path): f.content for f in result.files if str(f.path) in judged}
@@ -325,23 +329,18 @@ def waive_output_findings(
     return others + sorted(judged, key=Diagnostic.sort_key)
 
 
-def _render_rbac(result: Rendering, renderer: Renderer, env_view: dict[str, Any]) -> None:
-    """The deployer's Role in the environment's namespace and, where Argo CD delivers it, the
-    Role that lets the rollout sync the environment's Applications and nothing else."""
-    environment = env_view["environment"]
+def _render_rbac(result: Rendering, renderer: Renderer, environment: str) -> None:
+    """The deployer's Role in the environment's namespace, from the kinds rendered there."""
     kinds = {(api, kind) for folder, api, kind in result.kinds if folder == environment}
-    contexts = {"": view.deployer(environment, kinds, renderer.values)}
-    if env_view["delivery"] == ARGOCD:
-        models = {
-            item.path.parts[2]
-            for item in result.files
-            if len(item.path.parts) == 4 and item.path.parts[1] == environment
-        }
-        contexts[f"{ARGOCD}-"] = view.syncer(environment, sorted(models - {RBAC}), renderer.values)
-    for prefix, context in contexts.items():
-        for template in RBAC_TEMPLATES:
-            output = PurePosixPath(RENDERED_DIR, environment, RBAC, prefix + _output(template))
-            _render_into(result, None, renderer, template, {"r": context}, output)
+    _render_role(result, renderer, environment, view.deployer(environment, kinds, renderer.values))
+
+
+def _render_role(
+    result: Rendering, renderer: Renderer, environment: str, context: dict, prefix: str = ""
+) -> None:
+    for template in RBAC_TEMPLATES:
+        output = PurePosixPath(RENDERED_DIR, environment, RBAC, prefix + _output(template))
+        _render_into(result, None, renderer, template, {"r": context}, output)
 
 
 def missing_grants(
@@ -598,8 +597,10 @@ def _render_into(
         return
     if unchecked:
         result.unchecked.add(unchecked)
-    if output.suffix not in (".json", PBTXT) and output.name != "compose.yaml":
-        # what the deployer's Role must grant in this folder of rendered/
+    rbac = len(output.parts) > 2 and output.parts[2] == RBAC
+    if output.suffix not in (".json", PBTXT) and output.name != "compose.yaml" and not rbac:
+        # what the deployer's Role must grant in this folder of rendered/ (a cluster admin
+        # applies _rbac/ itself)
         result.kinds.add((output.parts[1], str(data.get("apiVersion")), str(data.get("kind"))))
     result.files.append(RenderedFile(output, text))
     if renderer.output_policy is not None and output.suffix not in (".json", PBTXT):

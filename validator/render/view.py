@@ -399,7 +399,7 @@ def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, l
     its delivery, and for Argo CD delivery its ApplicationSet's settings. Only an environment
     declared with autoSync syncs by itself; the others wait for `modelgate rollout`."""
     declared = delivery.from_values(values) or {}
-    named = {env for doc in documents for env in doc.data["spec"]["environments"]}
+    named = {env for doc in documents for env in doc.data["spec"].get("environments") or ()}
     order = [*declared, *sorted(named - set(declared))]
     sync = values.get("sync", {})
     return {
@@ -412,6 +412,13 @@ def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, l
                 "repo_url": values["repoURL"],
                 "revision": values["targetRevision"],
                 "auto_sync": env in declared and declared[env].auto_sync,
+                # the models it deploys: their Applications are the ones a rollout may sync
+                "models": sorted(
+                    name
+                    for doc in documents
+                    if env in (doc.data["spec"].get("environments") or ())
+                    and isinstance(name := doc.data["metadata"].get("name"), str)
+                ),
                 "sync": {
                     **{"prune": True, "selfHeal": True},
                     **sync.get("default", {}),
@@ -688,8 +695,15 @@ AMBIENT_PROBE_SOURCE = "169.254.7.127/32"
 
 def platform_mesh(platform: Platform) -> dict[str, Any]:
     """What the model pods' NetworkPolicy must admit for the mesh the platform runs."""
-    if not platform.istio or not platform.istio_mode:
-        return {}
+    if not platform.istio or not platform.istio_mode:  # no mesh: nothing to admit for one
+        return {
+            "mode": "",
+            "namespace": "",
+            "sidecars": False,
+            "istiod_port": None,
+            "hbone_port": None,
+            "probe_source": None,
+        }
     ambient = platform.istio_mode == "ambient"
     return {
         "mode": platform.istio_mode,
