@@ -25,15 +25,20 @@ WORKLOADS = {  # kind -> where its objects are listed in a namespace
     "InferenceService": "/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices",
     "Model": "/apis/mlops.seldon.io/v1alpha1/namespaces/{namespace}/models",
     "PodDisruptionBudget": "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets",
+    "HorizontalPodAutoscaler": (
+        "/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers"
+    ),
 }
-# what the disruption controller reports whatever the test decides for the workloads: the
-# budget is met (Argo CD counts a budget with no status as still progressing)
-ALWAYS_READY = ("PodDisruptionBudget",)
+# what the disruption and autoscaling controllers report whatever the test decides for the
+# workloads: the budget is met, the autoscaler can scale (Argo CD counts either with no status
+# as still progressing)
+ALWAYS_READY = ("PodDisruptionBudget", "HorizontalPodAutoscaler")
 MANAGERS = {  # the field manager each controller's status updates carry
     "Deployment": "kube-controller-manager",
     "InferenceService": "kserve-controller-manager",
     "Model": "seldon-manager",
     "PodDisruptionBudget": "kube-controller-manager",
+    "HorizontalPodAutoscaler": "kube-controller-manager",
 }
 
 Decide = Callable[[dict[str, Any]], str | None]
@@ -214,8 +219,23 @@ def disruption_budget_status(budget: dict[str, Any], ready: bool) -> dict[str, A
     }
 
 
+def autoscaler_status(autoscaler: dict[str, Any], ready: bool) -> dict[str, Any]:
+    """As the autoscaling controller writes it for an autoscaler whose metrics it reads."""
+    replicas = autoscaler["spec"].get("minReplicas", 1)
+    return {
+        "observedGeneration": autoscaler["metadata"]["generation"],
+        "currentReplicas": replicas,
+        "desiredReplicas": replicas,
+        "conditions": [
+            _condition("AbleToScale", True, "ReadyForNewScale", "recommended size matches"),
+            _condition("ScalingActive", True, "ValidMetricFound", "the HPA computes replicas"),
+        ],
+    }
+
+
 STATUS = {
     "Deployment": deployment_status,
+    "HorizontalPodAutoscaler": autoscaler_status,
     "PodDisruptionBudget": disruption_budget_status,
     "InferenceService": inference_service_status,
     "Model": seldon_model_status,

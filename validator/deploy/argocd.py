@@ -27,6 +27,8 @@ FIRST_POLLS = (0.2, 0.3, 0.5)
 APPEAR_SECONDS = 120.0  # for the ApplicationSet controller to make a new model's Application
 SYNC_INITIATOR = "modelgate"
 RUNNING = ("Running", "Terminating")
+DEGRADED = "the Application is Degraded"
+DEGRADED_HOLDS = 5.0  # seconds Degraded must last after the sync to be the verdict
 
 
 class SyncFailed(Exception):
@@ -161,10 +163,19 @@ def wait(
     instead renders the model as `revision` does (a later commit that left it alone)."""
     deadline = time.monotonic() + timeout
     pauses = iter(FIRST_POLLS)
+    degraded_since: float | None = None
     while True:
         state = State.of(get(name))
         problem = _final_problem(name, state, revision, same_manifests)
-        if problem:
+        # Argo CD may still show the health it had before the sync for a moment (a workload
+        # whose controller has not seen the new generation yet): Degraded ends the wait only
+        # when it holds
+        degraded = problem.startswith(DEGRADED)
+        if degraded and degraded_since is None:
+            degraded_since = time.monotonic()
+        if not degraded:
+            degraded_since = None
+        if problem and (not degraded or time.monotonic() - degraded_since >= DEGRADED_HOLDS):
             raise SyncFailed(problem)
         if _done(state, revision, same_manifests):
             return state
@@ -207,7 +218,7 @@ def _final_problem(
             "changed this model and was synced over it; that commit's own rollout verifies it"
         )
     if state.phase == "Succeeded" and state.health == "Degraded":
-        return f"the Application is Degraded: {state.health_message or 'see its resources'}"
+        return f"{DEGRADED}: {state.health_message or 'see its resources'}"
     return ""
 
 
