@@ -316,9 +316,12 @@ def test_an_inference_service_predictor_takes_scheduling_probes_shm_and_annotati
     ][0]["podAffinityTerm"]["topologyKey"] == ("kubernetes.io/hostname")
     [spread] = predictor["topologySpreadConstraints"]
     assert spread["topologyKey"] == "kubernetes.io/hostname"
-    # over the pods KServe labels with the InferenceService's name
+    # over the pods KServe labels with the InferenceService's name and the component
     assert spread["labelSelector"] == {
-        "matchLabels": {"serving.kserve.io/inferenceservice": "churn-kserve"}
+        "matchLabels": {
+            "serving.kserve.io/inferenceservice": "churn-kserve",
+            "component": "predictor",
+        }
     }
     assert predictor["annotations"] == {"example.com/cost-center": "growth"}
     assert isvc["metadata"]["annotations"]["example.com/cost-center"] == "growth"
@@ -326,7 +329,12 @@ def test_an_inference_service_predictor_takes_scheduling_probes_shm_and_annotati
     # the runtime starts (the spec names its sha256; tests/test_provenance.py)
     assert predictor["volumes"] == [
         {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
-        {"name": "kserve-provision-location", "emptyDir": {}},
+        {"name": "kserve-provision-location", "emptyDir": {"sizeLimit": "20Gi"}},
+        # the artifact store's credentials, as files (templates/values.yaml artifactCredentials)
+        {
+            "name": "artifact-store-credentials",
+            "secret": {"defaultMode": 288, "secretName": "model-artifacts-s3"},
+        },
     ]
     # the runtime's container is merged with `model`: the mounts and the probes go there
     assert mounts_of(model) == {"shm": "/dev/shm", "kserve-provision-location": "/mnt/models"}
@@ -646,7 +654,7 @@ def test_an_allowed_prefix_does_not_allow_opting_out_of_the_mesh(scaffold: Scaff
     line, col = located(text, "linkerd.io/inject: disabled", "disabled")
     assert f"models/chat-assistant.yaml:{line}:{col}: MG-SEC-042 " in result.out, result.out
     assert "MG-SEC-041" not in result.out and "MG-SEC-040" not in result.out, result.out
-    assert "systemNodeKeys emptied" in result.out + result.err
+    assert "systemNodeKeys drops" in result.out + result.err
 
 
 def test_a_template_that_tolerates_every_taint_is_refused_by_render(scaffold: Scaffold) -> None:

@@ -279,14 +279,17 @@ def test_kserve_fetches_and_checks_a_model_whose_digest_the_spec_names(scaffold:
     assert fetch["name"] == "storage-initializer"
     assert fetch["args"] == ["gs://models/churn/", "/mnt/models"]
     assert check["args"] == ["treeSha256", TREE, "/mnt/models"]
-    assert predictor["volumes"] == [{"name": "kserve-provision-location", "emptyDir": {}}]
+    assert predictor["volumes"] == [
+        {"name": "kserve-provision-location", "emptyDir": {"sizeLimit": "20Gi"}}
+    ]
     assert predictor["model"]["volumeMounts"] == [
         {"name": "kserve-provision-location", "mountPath": "/mnt/models", "readOnly": True}
     ]
     assert predictor["model"]["storageUri"] == "gs://models/churn/"
-    # without a digest there is nothing to check: KServe's own storage initializer fetches it
+    # without a digest there is nothing to check: modelgate's hardened storage initializer
+    # fetches it all the same (KServe's own has no security context), with no check after it
     free = manifest(scaffold, "staging", "churn-free", "inferenceservice")["spec"]["predictor"]
-    assert "initContainers" not in free and "volumeMounts" not in free["model"]
+    assert [c["name"] for c in free["initContainers"]] == ["storage-initializer"]
 
 
 def test_llm_servers_load_a_model_from_a_store_only_after_the_check(scaffold: Scaffold) -> None:

@@ -91,7 +91,7 @@ def test_junit_reports_a_warning_without_failing_the_file_unless_strict() -> Non
     assert suite is not None and suite.get("failures") == "0"
     assert suite.findall("testcase/failure") == []
     out = suite.findtext("system-out") or ""
-    assert "models/churn-pipeline.yaml:53:3: MG-OPS-050 warning: neither the local" in out
+    assert "models/churn-pipeline.yaml:55:3: MG-OPS-050 warning: neither the local" in out
     assert "0 failing finding(s), 1 warning(s) and note(s) that fail nothing" in out
 
     strict = run_cli("--root", str(PROJECT), "validate", "--format", "junit", "--strict")

@@ -394,6 +394,15 @@ def for_compose(value: Any) -> Any:
     return value
 
 
+# the namespace Argo CD creates admits only pods meeting Pod Security "restricted"
+RESTRICTED_NAMESPACE = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/audit": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
+
+
 def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, list[dict]]:
     """Per environment the specs deploy to, in the order templates/values.yaml declares them:
     its delivery, and for Argo CD delivery its ApplicationSet's settings. Only an environment
@@ -424,7 +433,10 @@ def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, l
                     **sync.get("default", {}),
                     **sync.get(env, {}),
                 },
-                "mesh_labels": from_values(values).namespace_labels,
+                "namespace_labels": {
+                    **RESTRICTED_NAMESPACE,
+                    **from_values(values).namespace_labels,
+                },
             }
             for env in order
             if env in named
