@@ -20,7 +20,7 @@ from validator import placeholders, render
 from validator.check import load
 from validator.render import readback
 
-from . import argocd_env, kube_env
+from . import argocd_env, kube_env, registry_env
 
 PROJECT = Path(__file__).resolve().parents[1]
 IRIS_SPEC = (PROJECT / "models" / "iris.yaml").read_text(encoding="utf-8")
@@ -278,3 +278,16 @@ def argocd(kube: kube_env.KubeEnv) -> Iterator[argocd_env.ArgoCD]:
         yield env
     finally:
         env.close()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[registry_env.Registry]:
+    """A real docker-registry on loopback for a test module; skips where it cannot be had."""
+    try:
+        started = registry_env.start(tmp_path_factory.mktemp("registry"))
+    except registry_env.Unavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield started
+    finally:
+        started.stop()

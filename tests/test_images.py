@@ -38,18 +38,6 @@ WANTED = (
 )
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[registry_env.Registry]:
-    try:
-        started = registry_env.start(tmp_path_factory.mktemp("registry"))
-    except registry_env.Unavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield started
-    finally:
-        started.stop()
-
-
 def values_path(scaffold: Scaffold) -> Path:
     return scaffold.root / "templates" / "values.yaml"
 

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,18 +36,6 @@ MIRROR_LINE = "imageMirror: registry.example.com/mirror\n"
 BASE_REPOSITORY = "library/busybox"
 RENDERED = Path("rendered/staging/iris-kserve/inferenceservice.yaml")
 PASSWORD = "hunter2-not-to-be-printed"
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[registry_env.Registry]:
-    try:
-        started = registry_env.start(tmp_path_factory.mktemp("registry"))
-    except registry_env.Unavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 def modelgate(scaffold: Scaffold, *args: str) -> CliResult:
