@@ -22,6 +22,8 @@ from .output_checks import (
     KSERVE_POD_LABEL,
     OUTPUT_CHECKS,
     OutputCheck,
+    _namespace,
+    _spec,
     pod_labels,
     policy_types,
     selects,
@@ -512,16 +514,6 @@ def _deepest(data: Any, path: JsonPath) -> JsonPath:
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _spec(obj: OutputObject) -> dict[str, Any]:
-    spec = obj.data.get("spec")
-    return spec if isinstance(spec, dict) else {}
-
-
-def _namespace(obj: OutputObject) -> Any:
-    metadata = obj.data.get("metadata")
-    return metadata.get("namespace") if isinstance(metadata, dict) else None
 
 
 NAMED_CHECKS: dict[str, OutputCheck] = {
