@@ -226,6 +226,8 @@ class Engine:
     # when an init container fetches the artifact with values.storageInitializer (pinned like
     # `image`): ALWAYS, STORES or TO_VERIFY (see ALWAYS); "": never, the cluster does
     fetch: str = ""
+    # its pods pull a model image named by an oci:// storage URI (KServe's "modelcar")
+    model_images: bool = False
     # the emptyDir the artifact is fetched into; where the server mounts it when that is not
     # its `cache` volume (KServe's /mnt/models); and the folder in it the artifact goes to
     # ({name} is the spec's name): a folder artifact goes into a folder of its own name there

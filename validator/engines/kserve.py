@@ -142,6 +142,7 @@ ENGINE = Engine(
     # which Pod Security "restricted" refuses, and takes its credentials from the service
     # account), and the digest check after it where the spec names one.
     fetch=ALWAYS,
+    model_images=True,
     model_volume="kserve-provision-location",
     model_mount="/mnt/models",
     model_dir="/mnt/models",

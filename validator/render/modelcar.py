@@ -26,12 +26,12 @@ from typing import IO, Any
 from ..check import artifacts
 from ..check.load import Document
 from ..diagnostics import Diagnostic
+from ..engines import engine_for
 from ..paths import LinkOut, leads_out
 from . import images
 
 OCI_PREFIX = "oci://"
 UNSERVED = "MG250"  # the spec's engine cannot pull a model image
-KSERVE_ENGINE = "kserve"  # its InferenceService pulls a model image (modelcar)
 INVALID_STORE = "MG254"  # an oci:// artifactStore or modelImageBase that cannot be used
 STORE_KEY, BASE_KEY = "artifactStore", "modelImageBase"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -200,9 +200,9 @@ def _is_digest(value: Any) -> bool:
 
 def unserved(document: Document) -> Diagnostic | None:
     """MG250 for a spec whose pods cannot pull a model image: only a KServe InferenceService
-    does (modelcar); every other engine's storage initializer reads object stores alone."""
+    does (modelcar, Engine.model_images); every other engine's storage initializer reads object stores alone."""
     spec = document.data["spec"]
-    if spec["engine"]["name"] == KSERVE_ENGINE:
+    if engine_for(spec).model_images:
         return None
     return document.finding(
         ["spec", "model", "artifact"],
