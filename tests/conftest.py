@@ -25,7 +25,7 @@ from . import argocd_env, kube_env, registry_env
 PROJECT = Path(__file__).resolve().parents[1]
 IRIS_SPEC = (PROJECT / "models" / "iris.yaml").read_text(encoding="utf-8")
 IRIS_ARTIFACT = Path("models/artifacts/iris/model.joblib")
-IRIS_SHA256 = "1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253"
+IRIS_SHA256 = "8698570b26d3905996e7e4cc7fb011d9f4e7d66cad16bdd14e47891e9f7c44be"
 IRIS_FOLDER = "models/artifacts/iris"
 # The scripts that make the stand-ins the example specs name (spec.smoke.standIn.script): a
 # spec that names one is refused where the script is missing (MG233), so scratch

@@ -18,7 +18,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 TREES = HERE / "corpus" / "trees"
 IRIS = (HERE.parent / "models" / "artifacts" / "iris" / "model.joblib").read_bytes()
-IRIS_SHA256 = "1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253"
+IRIS_SHA256 = "8698570b26d3905996e7e4cc7fb011d9f4e7d66cad16bdd14e47891e9f7c44be"
 MARKER = Path("/tmp/modelgate-pickle-ran")  # never written: nothing loads these files
 AT = "models/evil.yaml:14:15"  # spec.model.artifact of the iris spec
 CUSTOM = {  # a pickle named like something else, served by MLServer's scikit-learn runtime

@@ -69,7 +69,7 @@ def image_spec(image: str, **replacements: str) -> load.Document:
     """iris packaged as an image that serves itself: the docker engine's."""
     text = IRIS_SPEC.replace(
         "    artifact: models/artifacts/iris/model.joblib\n"
-        "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n",
+        "    sha256: 8698570b26d3905996e7e4cc7fb011d9f4e7d66cad16bdd14e47891e9f7c44be\n",
         f"    image: {image}\n",
     ).replace("    name: mlserver\n    version: 1.7.1\n", "    name: docker\n")
     for old, new in replacements.items():

@@ -276,7 +276,7 @@ def test_kserve_model_that_does_not_load_is_not_deployed(example) -> None:
     shutil.copyfile(iris.artifact, folder / "other.joblib")
     iris.edit("artifact: models/artifacts/iris/model.joblib", "artifact: models/artifacts/iris")
     iris.edit(
-        "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n",
+        "    sha256: 8698570b26d3905996e7e4cc7fb011d9f4e7d66cad16bdd14e47891e9f7c44be\n",
         f"    treeSha256: {tree_sha256(folder)}\n",
     )
     code, out, err = iris.deploy()

@@ -284,7 +284,7 @@ def test_image_models_are_not_for_the_local_target(repo: Scaffold) -> None:
         **{
             "artifact: models/artifacts/iris/model.joblib": "image: registry.local/iris@sha256:"
             + "a" * 64,
-            "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n": "",
+            "    sha256: 8698570b26d3905996e7e4cc7fb011d9f4e7d66cad16bdd14e47891e9f7c44be\n": "",
             "    name: mlserver\n    version: 1.7.1\n": "    name: docker\n",
         }
     )

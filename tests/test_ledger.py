@@ -30,7 +30,7 @@ def test_every_attempt_is_recorded_and_history_reads_it(repo: Scaffold) -> None:
     first, second = records
     assert first["commit"] == git(repo.root, "rev-parse", "HEAD").strip()
     assert first["endpoint"].endswith("/v2/models/iris/infer") and first["error"] == ""
-    assert first["artifact"] == "1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253"
+    assert first["artifact"] == "8698570b26d3905996e7e4cc7fb011d9f4e7d66cad16bdd14e47891e9f7c44be"
     assert second["endpoint"] == "" and "endpoint not available" in second["error"]
     assert first["spec_hash"] != second["spec_hash"]
     text = run_cli("--root", str(repo.root), "history", "iris")

@@ -119,7 +119,7 @@ def test_severity_follows_the_environment(scaffold: Scaffold) -> None:
     (scaffold.root / "policies" / "acme.yaml").write_text(ACME)
     spec = scaffold.iris(
         **{
-            "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n": "",
+            "    sha256: 8698570b26d3905996e7e4cc7fb011d9f4e7d66cad16bdd14e47891e9f7c44be\n": "",
             "format: sklearn": "format: xgboost",
             "maxReplicas: 3": "maxReplicas: 2",
         }
@@ -369,7 +369,7 @@ IN_A_BUCKET = {
 AN_IMAGE = {  # a model image serves itself: the docker engine
     "artifact: models/artifacts/iris/model.joblib": "image: registry.example.com/ml/iris@sha256:"
     + "c" * 64,
-    "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n": "",
+    "    sha256: 8698570b26d3905996e7e4cc7fb011d9f4e7d66cad16bdd14e47891e9f7c44be\n": "",
     "name: mlserver\n    version: 1.7.1": "name: docker",
 }
 

@@ -182,7 +182,7 @@ def test_a_changed_artifact_never_replaces_a_published_version(
     spec.write_text(
         IRIS_KSERVE.replace(
             "    artifact: models/artifacts/iris/model.joblib\n"
-            "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n",
+            "    sha256: 8698570b26d3905996e7e4cc7fb011d9f4e7d66cad16bdd14e47891e9f7c44be\n",
             "".join(
                 line + "\n"
                 for line in spec.read_text(encoding="utf-8").splitlines()

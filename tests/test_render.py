@@ -405,7 +405,7 @@ def test_render_env_touches_only_that_environment(tmp_path: Path) -> None:
 AS_IMAGE = {
     "    artifact: models/artifacts/iris/model.joblib\n": "    image: "
     "registry.example.com/ml/iris@sha256:" + "a" * 64 + "\n",
-    "    sha256: 1849801354f9fbc32e3e9c7af80480f4a23e4055147b1cea760d14829e633253\n": "",
+    "    sha256: 8698570b26d3905996e7e4cc7fb011d9f4e7d66cad16bdd14e47891e9f7c44be\n": "",
     "    name: mlserver\n    version: 1.7.1\n": "    name: docker\n",
 }
 

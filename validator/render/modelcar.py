@@ -200,7 +200,8 @@ def _is_digest(value: Any) -> bool:
 
 def unserved(document: Document) -> Diagnostic | None:
     """MG250 for a spec whose pods cannot pull a model image: only a KServe InferenceService
-    does (modelcar, Engine.model_images); every other engine's storage initializer reads object stores alone."""
+    does (modelcar, Engine.model_images); every other engine's storage initializer reads
+    object stores alone."""
     spec = document.data["spec"]
     if engine_for(spec).model_images:
         return None
