@@ -81,7 +81,8 @@ def _stamp(output: Path, fingerprint: str, what: str) -> None:
         f"{FINGERPRINT_PREFIX}{fingerprint}\n"
     )
     body = "".join(
-        line for line in output.read_text(encoding="utf-8").splitlines(keepends=True)
+        line
+        for line in output.read_text(encoding="utf-8").splitlines(keepends=True)
         if not line.startswith("# ")
     )
     output.write_text(header + body, encoding="utf-8")

@@ -38,6 +38,12 @@ EXAMPLES = sorted(
     if not path.name.endswith(EXPECT_SUFFIX)
 )
 DOCS = PROJECT / "docs" / "upstream.md"
+PUBLIC_STORES = [
+    "gs://kfserving-examples/",
+    "gs://kfserving-samples/",
+    "gs://seldon-models/",
+    "s3://modelmesh-example-models/",
+]
 KINDS = ("policy", "explicit", "gap")  # why a field deviates; see docs/upstream.md
 PLACEHOLDER = "placeholder "  # placeholder digests are sha256("placeholder " + what they pin)
 SOURCE_COMMENT = re.compile(r"^# Upstream: ", re.MULTILINE)
@@ -58,6 +64,14 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("upstream") / "repo"
     for part in ("templates", "policies"):
         shutil.copytree(PROJECT / part, root / part)
+    values = root / "templates" / "values.yaml"
+    # the samples read KServe's and Seldon's public example buckets, which need no credentials
+    values.write_text(
+        values.read_text(encoding="utf-8").replace(
+            "publicArtifactStores: []", f"publicArtifactStores: {json.dumps(PUBLIC_STORES)}"
+        ),
+        encoding="utf-8",
+    )
     (root / "models").mkdir()
     for name in EXAMPLES:
         shutil.copyfile(UPSTREAM / f"{name}.yaml", root / "models" / f"{name}.yaml")

@@ -21,7 +21,7 @@ from typing import Any
 from .. import paths
 from ..diagnostics import Diagnostic, error
 from ..engines import ENGINES, engine_values
-from . import delivery, load
+from . import delivery, load, stores
 
 VALUES_PATH = "templates/values.yaml"
 VALUES_INVALID = "MG215"
@@ -171,7 +171,9 @@ def read(root: Path) -> tuple[Platform | None, list[Diagnostic]]:
     document, problems = load.load_file(path, VALUES_PATH)
     if document is None or problems:
         return None, problems
-    problems = check_values(document) + delivery.check_values(document)
+    problems = (
+        check_values(document) + delivery.check_values(document) + stores.check_values(document)
+    )
     return (None if problems else from_values(document.data)), problems
 
 

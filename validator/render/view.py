@@ -13,7 +13,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..check import delivery, exposure, pod
+from ..check import delivery, exposure, pod, stores
 from ..check.load import Document
 from ..check.platform import Platform, from_values
 from ..engines import (
@@ -636,6 +636,8 @@ def _init_containers(
             mount,
             {"name": CREDENTIALS_VOLUME, "mountPath": CREDENTIALS_MOUNT, "readOnly": True},
         ]
+    elif uri.startswith("s3://") and stores.is_public(uri, values):
+        fetch["env"] = [ANONYMOUS_S3]
     if not verified_by_pod(spec):
         return [fetch]
     field = digest_field(model) or ""
@@ -874,6 +876,9 @@ CREDENTIAL_FILES: dict[str, dict[str, str]] = {
     "gs": {"GOOGLE_APPLICATION_CREDENTIALS": "key.json"},
     "hf": {"HF_TOKEN_PATH": "token"},
 }
+# KServe's storage initializer sends unsigned requests to s3:// with this set (a store of
+# values.publicArtifactStores); for gs:// it falls back to an anonymous client by itself
+ANONYMOUS_S3 = {"name": "awsAnonymousCredential", "value": "true"}
 SECRET_FILE_MODE = 0o440  # the owner and the pod's fsGroup read it
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from ...engines import ACCELERATORS, COMPONENTS, tolerates
 from ...engines.kserve import COMPONENT_LABEL
 from ...quantities import to_bytes
+from .. import stores
 from ..platform import from_values
 from .output_checks import (
     KSERVE_POD_LABEL,
@@ -388,7 +389,8 @@ def artifact_credentials(
     """A pod that downloads from a store needing credentials (s3://, gs://) has a way to
     them: a Secret mounted into its fetching container (or in its environment), or a service
     account of its own (IRSA, or the one whose secrets KServe's credential builder reads).
-    The default service account has none, and the cloud metadata address is blocked."""
+    The default service account has none, and the cloud metadata address is blocked. A store
+    the values declare public (publicArtifactStores) needs none."""
     for obj in objects:
         for path, pod in obj.pod_specs:
             if pod.get("serviceAccountName"):
@@ -396,7 +398,12 @@ def artifact_credentials(
             own = _fetches_itself(pod)
             for where, container in containers(obj, path, pod):
                 uri = _store_uri(container, own)
-                if uri and not _secret_env(container) and not _secret_mount(container, pod):
+                if (
+                    uri
+                    and not stores.is_public(uri, context.values)
+                    and not _secret_env(container)
+                    and not _secret_mount(container, pod)
+                ):
                     yield (
                         obj,
                         where,
