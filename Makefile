@@ -3,7 +3,7 @@
 # pip installs the pinned installer (uv) with its hashes, uv installs every locked package
 # with hashes required, then the project itself without resolving anything again. Bytecode
 # is compiled at install: every `modelgate validate` in a pre-commit hook starts faster; so
-# are the schema checks modelgate compiles (validator/precompile.py), into its cache.
+# are the schema checks modelgate compiles (validator/cli/precompile.py), into its cache.
 
 PYTHON ?= python3
 VENV := .venv
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml locks/modelgate.txt locks/uv.txt
 	  locks/modelgate.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	$(BIN)/python -m compileall -q validator >/dev/null
-	$(BIN)/python -m validator.precompile
+	$(BIN)/python -m validator.cli.precompile
 	touch $(STAMP)
 
 # Re-resolve locks/ after editing pyproject.toml. Existing pins are kept: upgrade one

@@ -30,9 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from validator import smoke  # noqa: E402
 from validator.check import workspace  # noqa: E402
-from validator.deploy import environments, local  # noqa: E402
+from validator.deploy import environments, local, smoke  # noqa: E402
 
 EXAMPLES = ("iris", "iris-xgboost", "iris-kserve", "fraud-onnx-small", "tiny-llama")
 

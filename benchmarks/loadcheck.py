@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import validator.deploy as deploy_stage  # noqa: E402
-from validator import smoke  # noqa: E402
 from validator.check import workspace  # noqa: E402
+from validator.deploy import smoke  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TARGET_OVERHEAD = 0.10

@@ -11,7 +11,7 @@ cold `modelgate` process; CPU is user + system time of the command and every pro
 waited for (workers, git); memory is the peak resident size of its largest process.
 
 - pre-commit hook: `modelgate validate models/m-00041.yaml` in the repository, once with no
-  facts index (the cache as `make venv` leaves it: validator/precompile.py) and then warm
+  facts index (the cache as `make venv` leaves it: validator/cli/precompile.py) and then warm
   (median of --repeat); the peer is the same command on one of the project's own 4 specs.
   Target at 10,000 specs: <= 0.3 s, the same as in the 4-spec repository.
 - pull request in CI: a fresh clone at `change` on a fresh runner, whose cache holds only
@@ -159,7 +159,7 @@ def cache_env(directory: Path, fresh: bool = False, installed: bool = False) -> 
         shutil.rmtree(directory, ignore_errors=True)
     env = {**os.environ, "MODELGATE_CACHE_DIR": str(directory)}
     if installed:
-        precompile = [sys.executable, "-m", "validator.precompile"]
+        precompile = [sys.executable, "-m", "validator.cli.precompile"]
         subprocess.run(precompile, env=env, check=True, cwd=ROOT)
     return env
 

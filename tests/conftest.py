@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from validator import placeholders, render
-from validator.check import load
+from validator import render
+from validator.check import load, placeholders
 from validator.render import readback
 
 from . import argocd_env, kube_env, registry_env

@@ -17,8 +17,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from validator import changes
-from validator.check import artifacts, load, workspace
+from validator.check import artifacts, changes, load, workspace
 from validator.render import view
 
 from .conftest import IRIS_FOLDER, IRIS_SHA256, PROJECT, Scaffold, run_cli, tree_sha256

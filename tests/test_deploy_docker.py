@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from validator import ledger
 from validator.check import load, schema
 from validator.deploy import docker as target
+from validator.deploy import ledger
 
 from . import docker_env
 from .conftest import IRIS_SPEC, PROJECT, Scaffold

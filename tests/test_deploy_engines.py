@@ -24,8 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from validator import ledger
-from validator.deploy import environments
+from validator.deploy import environments, ledger
 
 from .conftest import PROJECT, Scaffold, run_cli, tree_sha256
 

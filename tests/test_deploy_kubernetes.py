@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from validator import deploy, ledger
+from validator import deploy
 from validator.check import workspace
-from validator.deploy import interrupt, kubectl, last_good
+from validator.deploy import interrupt, kubectl, last_good, ledger
 from validator.deploy.kubectl import refusal
 from validator.deploy.kubernetes import not_ready
 from validator.deploy.net import free_port

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from validator import ledger
 from validator.check import workspace
-from validator.deploy import local
+from validator.deploy import ledger, local
 from validator.deploy.net import free_port
 
 from .conftest import IRIS_FOLDER, PROJECT, Scaffold, run_cli

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from validator import render, smoke
+from validator import render
 from validator.check import load, workspace
+from validator.deploy import smoke
 from validator.render import kube_schemas
 
 from .conftest import PROJECT, Scaffold, assert_both_parsers_agree, run_cli

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from validator import registry as registry_client
 from validator.check import load
 from validator.render import images
+from validator.render import registry as registry_client
 
 from . import registry_env
 from .conftest import PROJECT, Scaffold, run_cli

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from validator import scaffold
+from validator.cli import scaffold
 from validator.engines import ENGINES
 
 from . import kube_env

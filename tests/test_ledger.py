@@ -7,8 +7,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from validator import changes, ledger
-from validator.check import workspace
+from validator.check import changes, workspace
+from validator.deploy import ledger
 from validator.deploy.lock import deploy_lock
 
 from .conftest import IRIS_ARTIFACT, PROJECT, Scaffold, git, run_cli

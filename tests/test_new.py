@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from validator import placeholders, render
-from validator.check import policy, workspace
+from validator import render
+from validator.check import placeholders, policy, workspace
 from validator.render import crds, kube_schemas
 
 from .conftest import PROJECT, crd_dirs, fill_in, run_cli

@@ -1,5 +1,5 @@
 """`make venv` compiles the schema checks that depend on modelgate alone (validator/
-precompile.py): a fresh CI runner then compiles only what its repository brings."""
+cli/precompile.py): a fresh CI runner then compiles only what its repository brings."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_every_builtin_kind_the_templates_render_is_precompiled() -> None:
 def test_precompiling_fills_the_cache(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     done = subprocess.run(
-        [sys.executable, "-m", "validator.precompile"],
+        [sys.executable, "-m", "validator.cli.precompile"],
         cwd=PROJECT,
         env={"MODELGATE_CACHE_DIR": str(cache), "PATH": "/usr/bin:/bin"},
         capture_output=True,

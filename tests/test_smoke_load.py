@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from validator.check import load
-from validator.smoke import Endpoint, load_check, percentile
+from validator.deploy.smoke import Endpoint, load_check, percentile
 
 from .conftest import IRIS_SPEC, Scaffold, run_cli
 from .test_deploy_local import engine_processes

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from validator import changes, ledger, stand_ins
-from validator.check import workspace
+from validator.check import changes, stand_ins, workspace
+from validator.deploy import ledger
 
 from .conftest import IRIS_SHA256, PROJECT, Scaffold, git, run_cli
 

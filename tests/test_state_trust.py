@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from validator import ledger
+from validator.deploy import ledger
 
 from .conftest import Scaffold, git, run_cli
 

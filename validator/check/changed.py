@@ -3,7 +3,7 @@
 
 REF is the base of the change (a pull request's target branch), which passed the full
 checks; a spec the change does not touch is as it was there, so it passed too. What the
-change touches is what `deploy --changed-since` deploys (validator/changes.py): the specs it
+change touches is what `deploy --changed-since` deploys (validator/check/changes.py): the specs it
 edits, the specs whose artifact or whose engine's templates it changes, every spec when it
 changes policies, shared templates, templates/values.yaml or modelgate itself; for `render
 --check`, also the specs whose files under rendered/ it changes, and every spec when it
@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .. import changes
 from ..diagnostics import Diagnostic, Severity
-from . import facts, load
+from . import changes, facts, load
 from .facts import Facts
 
 NOT_RECHECKED = "MG125"

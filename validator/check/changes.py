@@ -13,14 +13,11 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
+from ..engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
+from ..git import run_git
 from . import stand_ins
-from .engines import APPLICATIONSET_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
-from .git import run_git
-
-if TYPE_CHECKING:  # check/ reads what a change touches: only its type comes from there
-    from .check.load import Document
+from .load import Document
 
 CARDS = "docs/models"  # the model cards `modelgate new` writes, which MG-CMP-004 reads
 WATCHED = ("models", "templates", "policies", CARDS)

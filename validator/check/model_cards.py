@@ -6,7 +6,7 @@ policy parameter `modelCardSections` (by default the core of the Hugging Face mo
 layout: intended use, limitations, training data, evaluation): a heading whose words include
 the section's name (`## Bias, Risks, and Limitations` has Limitations), with real text under it
 before the next heading of its level or above: not only headings, comments, the Hugging Face
-template's filler or a placeholder (validator/placeholders.py: `TODO: ...`). The catalog
+template's filler or a placeholder (validator/check/placeholders.py: `TODO: ...`). The catalog
 shows the card's summary (its first paragraph) and the card itself (report/catalog.py).
 
 Only what Markdown needs for that is read here: ATX headings (`#` to `######`), paragraphs,
@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-from .. import paths, placeholders
+from .. import paths
+from . import placeholders
 
 MAX_BYTES = 1024 * 1024
 PLACEHOLDER = "[More Information Needed]"  # what the Hugging Face template leaves in a section

@@ -11,10 +11,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import stand_ins
 from ..diagnostics import Diagnostic
 from ..engines import ENGINES
-from . import artifacts, pickles
+from . import artifacts, pickles, stand_ins
 from .load import Document, JsonPath
 
 UNSERVABLE = "MG232"

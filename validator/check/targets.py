@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..engines import ENGINES
 from . import stand_ins
-from .engines import ENGINES
 
 LOCAL, DOCKER, KUBERNETES = "local", "docker", "kubernetes"
 ON_THIS_MACHINE = (LOCAL, DOCKER)

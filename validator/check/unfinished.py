@@ -2,7 +2,7 @@
 to replace. Such a spec renders and may even deploy, serving `TODO-org/NAME` at a revision of
 zeros under a licence nobody named, so every placeholder is an error at its value, with what to
 write there; a deploy to this machine only (the local and docker targets) is told of them as
-warnings (cli/deploy.py). validator/placeholders.py holds the rule that recognises them.
+warnings (cli/deploy.py). validator/check/placeholders.py holds the rule that recognises them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from .. import placeholders
 from ..diagnostics import Diagnostic, Severity
+from . import placeholders
 from .load import Document, JsonPath
 from .schema import dotted
 

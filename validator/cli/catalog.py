@@ -31,7 +31,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace, output: Output) -> int:
     from jinja2 import TemplateNotFound
 
-    from .. import ledger
+    from ..deploy import ledger
     from ..report.catalog import build
 
     root = root_of(args)

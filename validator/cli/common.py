@@ -43,7 +43,7 @@ def changed_scope(
 ) -> ChangedScope | None:
     """The spec files among `files` that the change since --changed-since touches; None
     (a usage error, already said) when git cannot tell."""
-    from ..changes import GitError
+    from ..check.changes import GitError
 
     listed = list(files)
     shown = [workspace.display_path(path, root) for path in listed]

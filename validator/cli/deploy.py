@@ -160,7 +160,8 @@ def _say_not_run(output: Output, root: Any, document: Any, target: str) -> None:
     """A changed spec the target cannot run: left to the other target of this machine that
     runs it (the pull-request workflow deploys on both), or said plainly and noted in the
     ledger, so that no report shows its smoke tests as passed."""
-    from .. import deploy, targets
+    from .. import deploy
+    from ..check import targets
 
     name = document.data["metadata"]["name"]
     others = [
@@ -197,7 +198,7 @@ def _say_exposure_is_left_out(output: Output, documents: list, target: str) -> N
 
 
 def _changed(root: Any, documents: list, ref: str, output: Output) -> list | None:
-    from ..changes import GitError, affected, artifacts, changed_files
+    from ..check.changes import GitError, affected, artifacts, changed_files
 
     try:
         return affected(documents, changed_files(root, ref, also=artifacts(documents)))
@@ -317,7 +318,7 @@ def run_stop(args: argparse.Namespace, output: Output) -> int:
 
 
 def run_history(args: argparse.Namespace, output: Output) -> int:
-    from .. import ledger
+    from ..deploy import ledger
 
     if args.env:
         from .rollout import show_live_history

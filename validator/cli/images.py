@@ -69,8 +69,8 @@ def run_list(args: argparse.Namespace, output: Output) -> int:
 
 
 def run_pin(args: argparse.Namespace, output: Output) -> int:
-    from ..registry import resolve
     from ..render import images, write_values
+    from ..render.registry import resolve
 
     if not args.timeout > 0:
         output.error("--timeout needs a number of seconds above 0")

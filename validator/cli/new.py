@@ -35,8 +35,8 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    from .. import placeholders, scaffold
-    from ..check import load
+    from ..check import load, placeholders
+    from . import scaffold
 
     root = root_of(args)
     try:

@@ -5,7 +5,7 @@ only, never on a repository, and go to the cache (validator/cache.py) where ever
 for them; a run on a fresh CI runner then compiles only what the repository itself brings
 (its policy rules, its templates).
 
-    python -m validator.precompile
+    python -m validator.cli.precompile
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import sys
 
 
 def main() -> int:
-    from .check import compiled, schema
-    from .check.policy.rules import POLICY_SCHEMA
-    from .check.policy.waivers import WAIVERS_SCHEMA
-    from .render import kube_schemas
+    from ..check import compiled, schema
+    from ..check.policy.rules import POLICY_SCHEMA
+    from ..check.policy.waivers import WAIVERS_SCHEMA
+    from ..render import kube_schemas
 
     for name in (schema.SPEC_SCHEMA, POLICY_SCHEMA, WAIVERS_SCHEMA):
         compiled.compiled(schema.schema(name))

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
 
 def _changed(root: Any, documents: list, ref: str, output: Output) -> list | None:
-    from ..changes import GitError, affected, artifacts, changed_files
+    from ..check.changes import GitError, affected, artifacts, changed_files
 
     try:
         return affected(documents, changed_files(root, ref, also=artifacts(documents)))

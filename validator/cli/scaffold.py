@@ -1,5 +1,5 @@
 """`modelgate new`: a spec that is valid in every other respect, with placeholders where only its
-author knows the answer (validator/placeholders.py), which validation refuses until they are
+author knows the answer (validator/check/placeholders.py), which validation refuses until they are
 replaced (MG122)."""
 
 from __future__ import annotations
@@ -8,11 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import placeholders, targets
-from .check import pickles, workspace
-from .check.policy.checks import PICKLE_FORMATS
-from .engines import COMPONENTS, ENGINES, Engine
-from .render import templates
+from ..check import pickles, placeholders, targets, workspace
+from ..check.policy.checks import PICKLE_FORMATS
+from ..engines import COMPONENTS, ENGINES, Engine
+from ..render import templates
 
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 EXTENSIONS = {
@@ -87,7 +86,7 @@ def write_card(root: Path, name: str, text: str) -> Path | None:
 
 
 def _card_sections(root: Path) -> list[str]:
-    from .check import policy
+    from ..check import policy
 
     rules, problems = policy.load_policy(root)
     sections = [] if problems else rules.parameters.get("modelCardSections") or []
@@ -168,7 +167,7 @@ def _custom_runtime(record: Engine, model_format: str) -> str | None:
 
 
 def _allowed_formats(root: Path, engine: str) -> list[str] | None:
-    from .check import policy
+    from ..check import policy
 
     rules, problems = policy.load_policy(root)
     if problems:
@@ -177,7 +176,7 @@ def _allowed_formats(root: Path, engine: str) -> list[str] | None:
 
 
 def _git_email(root: Path) -> str:
-    from .git import run_git
+    from ..git import run_git
 
     done = run_git(root, "config", "user.email", timeout=10)
     return (done.stdout.strip() if done else "") or placeholders.OWNER

@@ -11,7 +11,7 @@ from ..report.output import Output
 from .common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, root_of
 
 if TYPE_CHECKING:
-    from ..smoke import SmokeResult
+    from ..deploy.smoke import SmokeResult
 
 MAX_CONCURRENCY = 256  # connections at once; more measures the client, not the model
 
@@ -47,8 +47,9 @@ def show_results(output: Output, results: Sequence[SmokeResult], details: bool =
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    from .. import deploy, ledger, smoke, stand_ins
-    from ..deploy import local
+    from .. import deploy
+    from ..check import stand_ins
+    from ..deploy import ledger, local, smoke
 
     if args.load is not None and args.load < 1:
         output.error("--load must be at least 1")

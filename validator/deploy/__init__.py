@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .. import stand_ins
-from ..check import pod
+from ..check import pod, stand_ins
 from ..check.load import Document
 from ..diagnostics import Diagnostic
-from ..smoke import Endpoint, SmokeResult
+from .smoke import Endpoint, SmokeResult
 
 MODEL_NOT_DEPLOYED = "MG501"
 ENDPOINT_NOT_AVAILABLE = "MG502"
@@ -182,9 +181,8 @@ def run(
     environment: str | None = None,
 ) -> Outcome:
     """Deploy one spec under its lock and record the attempt in the ledger, whatever happens."""
-    from .. import ledger
     from ..render.view import spec_hash
-    from . import interrupt
+    from . import interrupt, ledger
     from .lock import Busy, deploy_lock
 
     name = document.data["metadata"]["name"]
@@ -253,8 +251,8 @@ def _pin(model: dict) -> str:
 def record_not_run(document: Document, root: Path, target: str, reason: str) -> None:
     """Note in the ledger that a spec a change touched was not deployed on `target`, and
     why: its smoke tests did not run, which a report must not show as passed."""
-    from .. import ledger
     from ..render.view import spec_hash
+    from . import ledger
 
     model = document.data["spec"]["model"]
     ledger.record(

@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import smoke, targets
+from ..check import targets
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
 from ..render import view
-from ..smoke import Endpoint
 from . import (
     DOCKER_UNAVAILABLE,
     MODEL_NOT_DEPLOYED,
@@ -32,9 +31,11 @@ from . import (
     interrupt,
     not_ready,
     readiness_timeout,
+    smoke,
     smoke_failures,
 )
 from .net import answers_200, free_port, port_free
+from .smoke import Endpoint
 
 NAME_LABEL = "modelgate.dev/name"
 HASH_LABEL = "modelgate.dev/spec-hash"

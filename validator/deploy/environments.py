@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import cache
-from ..changes import LOCK_PREFIX
+from ..check.changes import LOCK_PREFIX
 from .lock import held
 
 LOCKS = Path(__file__).resolve().parents[2] / "locks"

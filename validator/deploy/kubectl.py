@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..logs import said
 from ..render.view import plural
+from .logs import said
 
 FIELD_MANAGER = "modelgate"
 UNKNOWN_TYPE = "the server doesn't have a resource type"

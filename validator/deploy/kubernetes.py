@@ -36,10 +36,9 @@ from typing import Any
 
 import yaml
 
-from .. import paths, render, smoke
+from .. import paths, render
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
-from ..smoke import Endpoint
 from . import (
     ENDPOINT_NOT_AVAILABLE,
     ENGINE_MISSING,
@@ -52,11 +51,13 @@ from . import (
     kubectl,
     last_good,
     readiness_timeout,
+    smoke,
 )
 from .kubectl import FIELD_MANAGER, KubectlError, Ref, Refusal
 from .last_good import LastGood
 from .net import free_port, listening
 from .readiness import WORKLOAD_KINDS, Verdict, judge, not_ready, pod_trouble
+from .smoke import Endpoint
 
 __all__ = ["FIELD_MANAGER", "WORKLOAD_KINDS", "deploy", "not_ready", "running", "stop"]
 

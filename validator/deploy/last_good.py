@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import ledger, paths
+from .. import paths
+from . import ledger
 
 STORE = Path(".modelgate") / "kubernetes"
 DIGEST = re.compile(r"^[0-9a-f]{64}$")

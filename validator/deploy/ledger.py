@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from .. import paths
 
 LEDGER = Path(".modelgate") / "ledger.jsonl"
 DIED = "died"  # the result of a kept server found gone: not a deploy, the end of one
@@ -138,7 +138,7 @@ def _user() -> str:
 
 
 def _commit(root: Path) -> str:
-    from .git import run_git
+    from ..git import run_git
 
     done = run_git(root, "rev-parse", "HEAD", timeout=10)
     return done.stdout.strip() if done and done.returncode == 0 else ""

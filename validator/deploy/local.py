@@ -42,12 +42,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import ledger, paths, render, smoke, stand_ins, targets
-from ..check import artifacts, stand_in
+from .. import paths, render
+from ..check import artifacts, stand_in, stand_ins, targets
 from ..check.load import Document
 from ..diagnostics import Diagnostic, error
 from ..engines import ENGINES, Engine
-from ..smoke import Endpoint
 from . import (
     ENGINE_MISSING,
     MODEL_NOT_DEPLOYED,
@@ -58,12 +57,15 @@ from . import (
     RunState,
     fixed_port_held_by,
     interrupt,
+    ledger,
     not_ready,
     readiness_timeout,
+    smoke,
     smoke_failures,
 )
 from .environments import Progress, Unavailable, ensure
 from .net import answers_200, free_port, free_ports, port_free
+from .smoke import Endpoint
 
 STATE_DIR = Path(".modelgate") / "run"
 STAND_IN_HINT = "name a stand-in the local target can serve (spec.smoke.standIn)"
@@ -154,7 +156,7 @@ def deploy(
     document: Document, root: Path, keep: bool = False, environment: str | None = None
 ) -> Outcome:
     """`environment` is for cluster targets: a local server belongs to no environment.
-    A spec that names a stand-in is served with it (stand_ins.py), and the outcome says so."""
+    A spec that names a stand-in is served with it (check/stand_ins.py), and the outcome says so."""
     name = document.data["metadata"]["name"]
     outcome = Outcome(name, stand_in=stand_ins.description(document.data["spec"]))
     document = stand_in.served(document)

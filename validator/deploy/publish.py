@@ -23,8 +23,8 @@ from ..check import artifacts
 from ..check.load import Document
 from ..diagnostics import Diagnostic, Severity
 from ..paths import LinkOut
-from ..registry import RegistryError, Repository, credentials_from
 from ..render import modelcar, view
+from ..render.registry import RegistryError, Repository, credentials_from
 
 TAG_REPLACED = "MG251"
 NOT_PUBLISHED = "MG252"

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .check.load import Document
-from .diagnostics import Diagnostic
+from ..check.load import Document
+from ..diagnostics import Diagnostic
 
 SMOKE_FAILED = "MG601"
 DEFAULT_TIMEOUT_S = 30.0

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .. import paths, targets
-from ..check import artifacts, load, stand_in
+from .. import paths
+from ..check import artifacts, load, stand_in, targets
 from ..check.load import Document
 from ..check.platform import from_values
 from ..check.workspace import Validation

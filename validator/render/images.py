@@ -9,7 +9,7 @@ of what the mirror serves for it, and the rendered image is MIRROR/REPOSITORY:TA
 A reference without a pin is refused where the spec chooses it (MG410).
 
 `modelgate images pin` resolves every reference the repository can render through the mirror's
-registry (validator/registry.py) and rewrites the section in place: every other line of the
+registry (validator/render/registry.py) and rewrites the section in place: every other line of the
 file stays as it was, byte for byte, and entries are sorted so that the file is reproducible.
 """
 
@@ -285,7 +285,7 @@ Resolver = Callable[[str, str, str], str]  # (host, repository, tag) -> digest
 def pin(values_document: Document, documents: Iterable[Document], resolve: Resolver) -> Pinning:
     """Resolve every image the repository renders in the mirror; a finding (MG412) for
     each the registry cannot give a digest for."""
-    from ..registry import RegistryError
+    from .registry import RegistryError
 
     values = values_document.data
     pinning = Pinning(wanted(documents, values), pins(values))

@@ -63,7 +63,7 @@ def builtin(api_version: str) -> bool:
 
 _BUILTIN_GROUPS = ("apps/", "autoscaling/", "policy/", "networking.k8s.io/", "batch/", "rbac.")
 # The built-in kinds the engines' templates render (tests/test_render.py keeps the list whole):
-# their checks are compiled when modelgate is installed (precompile.py), like its bytecode.
+# their checks are compiled when modelgate is installed (cli/precompile.py), like its bytecode.
 RENDERED_KINDS = (
     ("apps/v1", "Deployment"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import ledger, logs
 from ..check import licenses, load, model_cards, policy, workspace
 from ..check.policy import waivers
+from ..deploy import ledger, logs
 from ..diagnostics import Diagnostic, Severity
 from ..secrets import mask
 

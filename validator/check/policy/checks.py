@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ... import targets
 from ...engines import engine_for, loads_pickles, verified_by_pod
 from ...secrets import ANY_TOKEN, TOKEN_START, find_secret
-from .. import fetched, licenses, model_cards, pickles
+from .. import fetched, licenses, model_cards, pickles, targets
 from ..load import Document, Key
 from ..schema import dotted
 from .rules import OTHER_ENVIRONMENTS
