@@ -7,13 +7,15 @@ used only while its sha256 is the pinned one.
   github.com/owenrumney/go-sarif/v3 v3.3.1 (pinned in tests/schemas/go.mod, its hash in
   tests/schemas/go.sum) holds it byte for byte as the Go raw string `schema` of
   pkg/report/v210/sarif/schema.go.
-- JUnit: the JUnit XSD pytest validates its own JUnit reports against,
+- JUnit: the XSD pytest validates its own JUnit reports against,
   `testing/example_scripts/junit-10.xsd` of pytest's 9.2.0 source distribution on PyPI (sdist
   sha256 97c4f3b1f3c7414aa36465e09b8220f1d03627993bd51b1282e193753c80557b; the XSD 6,555
-  bytes, sha256 a1a816f58d1bf95ebabf371994df0b9246dee66ea9572fbec4f9296f1b2c0ff6): the
-  Jenkins xunit plugin's junit-10.xsd (MIT, Gregory Boissinot), which Jenkins reads JUnit
-  reports with. The Apache Ant schema of Windy Road (JUnit-Schema's JUnit.xsd), stricter about
-  required attributes, is in no package of a registry the tests may use.
+  bytes, sha256 a1a816f58d1bf95ebabf371994df0b9246dee66ea9572fbec4f9296f1b2c0ff6): pytest's
+  copy of the Jenkins xunit plugin's junit-10.xsd (MIT, Gregory Boissinot), the format Jenkins
+  reads JUnit reports in. It differs from the plugin's file (at its commit 031e285e) in two
+  places: `time` takes at most three fraction digits, and a testsuite may carry `version`.
+  Windy Road's Apache Ant schema (JUnit-Schema's JUnit.xsd), stricter about required
+  attributes, is in no package of a registry the tests may use.
 
 Where the registry cannot be reached (or Go, for the SARIF schema, is missing) the tests skip
 and say why; a download whose hash is not the pinned one fails them.
@@ -56,7 +58,7 @@ def sarif_schema() -> Path:
 
 
 def junit_xsd() -> Path:
-    """The Jenkins xunit plugin's junit-10.xsd, from pytest's source distribution."""
+    """The Jenkins xunit plugin's junit-10.xsd as pytest's source distribution ships it."""
     return _cached("junit-10.xsd", JUNIT_SHA256, _junit_from_pytest_sdist)
 
 

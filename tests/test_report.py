@@ -5,7 +5,7 @@ The schemas come from package registries, pinned by hash and cached (tests/offic
   c3b4bb2d6093897483348925aaa73af03b3e3f4bd4ca38cef26dcb4212a2682e, as the Go module
   github.com/owenrumney/go-sarif/v3 v3.3.1 embeds it (pkg/report/v210/sarif/schema.go; the
   module's hash in tests/schemas/go.sum).
-- JUnit: the Jenkins xunit plugin's junit-10.xsd as pytest 9.2.0's sdist ships it
+- JUnit: pytest's copy of the Jenkins xunit plugin's junit-10.xsd, from pytest 9.2.0's sdist
   (testing/example_scripts/junit-10.xsd, sha256
   a1a816f58d1bf95ebabf371994df0b9246dee66ea9572fbec4f9296f1b2c0ff6; the sdist's sha256
   97c4f3b1f3c7414aa36465e09b8220f1d03627993bd51b1282e193753c80557b).
@@ -131,3 +131,21 @@ def test_a_cached_schema_is_used_only_with_its_pinned_hash(
     monkeypatch.setattr(official_schemas, "SARIF_SHA256", "0" * 64)
     with pytest.raises(official_schemas.Broken, match=r"sha256 c3b4bb2d6093\w+, not 0{64}"):
         official(official_schemas.sarif_schema)
+
+
+def test_the_official_schemas_refuse_what_their_formats_forbid() -> None:
+    sarif = {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "modelgate"}}}]}
+    validator = Draft4Validator(json.loads(official(official_schemas.sarif_schema).read_text()))
+    assert list(validator.iter_errors(sarif)) == []
+    assert list(validator.iter_errors({**sarif, "version": "2.2.0"}))
+    assert list(validator.iter_errors({**sarif, "findings": []}))  # no additional properties
+
+    xmlschema = pytest.importorskip("xmlschema")
+    junit = xmlschema.XMLSchema(str(official(official_schemas.junit_xsd)))
+    suite = (
+        '<testsuites><testsuite name="s" tests="1" failures="0" errors="0">{}</testsuite>'
+        "</testsuites>"
+    )
+    assert junit.is_valid(suite.format('<testcase name="t" classname="c"/>'))
+    assert not junit.is_valid(suite.format('<testcase classname="c"/>'))  # a case needs its name
+    assert not junit.is_valid(suite.format('<testcase name="t"><failed/></testcase>'))
