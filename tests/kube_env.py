@@ -226,11 +226,12 @@ _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # KServe's CRD is 2
 _SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def downloaded(go: str, module: str, version: str, gosum: str) -> Path:
-    """The module's folder in the module cache, its hash the one go.sum holds."""
+def downloaded(go: str, module: str, version: str, gosum: str, modules: Path = CRD_MODULES) -> Path:
+    """The module's folder in the module cache, its hash the one go.sum holds (the go.sum of
+    `modules`, the folder the go command runs in)."""
     done = subprocess.run(
         [go, "mod", "download", "-json", f"{module}@{version}"],
-        cwd=CRD_MODULES, env=go_environment(), capture_output=True, text=True, check=False,
+        cwd=modules, env=go_environment(), capture_output=True, text=True, check=False,
     )  # fmt: skip
     answer = json.loads(done.stdout or "{}") if done.stdout.strip().startswith("{") else {}
     if done.returncode != 0 or "Dir" not in answer:

@@ -1,4 +1,16 @@
-"""Reporters: SARIF and JUnit validate against their official schemas; text reads like ruff."""
+"""Reporters: SARIF and JUnit validate against official schemas; text reads like ruff.
+
+The schemas come from package registries, pinned by hash and cached (tests/official_schemas.py):
+- SARIF: OASIS's sarif-schema-2.1.0.json (errata01), sha256
+  c3b4bb2d6093897483348925aaa73af03b3e3f4bd4ca38cef26dcb4212a2682e, as the Go module
+  github.com/owenrumney/go-sarif/v3 v3.3.1 embeds it (pkg/report/v210/sarif/schema.go; the
+  module's hash in tests/schemas/go.sum).
+- JUnit: pytest's copy of the Jenkins xunit plugin's junit-10.xsd, from pytest 9.2.0's sdist
+  (testing/example_scripts/junit-10.xsd, sha256
+  a1a816f58d1bf95ebabf371994df0b9246dee66ea9572fbec4f9296f1b2c0ff6; the sdist's sha256
+  97c4f3b1f3c7414aa36465e09b8220f1d03627993bd51b1282e193753c80557b).
+Where a registry (or Go) is out of reach, the two schema tests skip and say why.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +18,22 @@ import datetime as dt
 import json
 import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from jsonschema import Draft4Validator
 
+from . import official_schemas
 from .conftest import PROJECT, Scaffold, run_cli
+from .kube_env import Unavailable
 
-SHARED_SCHEMAS = PROJECT.parent / "shared" / "schemas"
 
-
-def official(name: str) -> Path:
-    path = SHARED_SCHEMAS / name
-    if not path.is_file():
-        pytest.skip(f"the official schema {name} is not beside the checkout ({SHARED_SCHEMAS})")
-    return path
+def official(fetch: Callable[[], Path]) -> Path:
+    try:
+        return fetch()
+    except Unavailable as reason:
+        pytest.skip(f"the official schema could not be fetched: {reason}")
 
 
 @pytest.fixture
@@ -47,7 +60,7 @@ def test_sarif_is_valid_and_carries_rules_and_locations(findings_repo: Scaffold)
     result = run_cli("--root", str(findings_repo.root), "validate", "--format", "sarif")
     assert result.code == 1
     sarif = json.loads(result.out)
-    schema = json.loads(official("sarif-schema-2.1.0.json").read_text())
+    schema = json.loads(official(official_schemas.sarif_schema).read_text())
     errors = sorted(Draft4Validator(schema).iter_errors(sarif), key=str)
     assert errors == [], errors[0].message if errors else ""
     run = sarif["runs"][0]
@@ -71,7 +84,7 @@ def test_junit_is_valid_against_the_xsd(findings_repo: Scaffold) -> None:
     xmlschema = pytest.importorskip("xmlschema")
     result = run_cli("--root", str(findings_repo.root), "validate", "--format", "junit")
     assert result.code == 1
-    schema = xmlschema.XMLSchema(str(official("junit.xsd")))
+    schema = xmlschema.XMLSchema(str(official(official_schemas.junit_xsd)))
     schema.validate(result.out.encode())
     assert 'tests="3" failures="2"' in result.out
     assert "models/broken.yaml:26:18: MG-OPS-011" in result.out
@@ -100,3 +113,39 @@ def test_junit_reports_a_warning_without_failing_the_file_unless_strict() -> Non
     assert suite is not None and suite.get("failures") == "1"
     failures = suite.findall("testcase/failure")
     assert [f.get("type") for f in failures] == ["MG-OPS-050"]
+
+
+def test_a_cached_schema_is_used_only_with_its_pinned_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(official_schemas, "SCHEMAS", tmp_path)
+    tampered = tmp_path / official_schemas.SARIF_SHA256[:12] / "sarif-schema-2.1.0.json"
+    tampered.parent.mkdir()
+    tampered.write_text('{"description": "accepts anything"}')
+    fetched = official(official_schemas.sarif_schema)
+    assert fetched == tampered
+    assert json.loads(fetched.read_text())["id"].endswith(
+        "/errata01/os/schemas/sarif-schema-2.1.0.json"
+    )
+
+    monkeypatch.setattr(official_schemas, "SARIF_SHA256", "0" * 64)
+    with pytest.raises(official_schemas.Broken, match=r"sha256 c3b4bb2d6093\w+, not 0{64}"):
+        official(official_schemas.sarif_schema)
+
+
+def test_the_official_schemas_refuse_what_their_formats_forbid() -> None:
+    sarif = {"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "modelgate"}}}]}
+    validator = Draft4Validator(json.loads(official(official_schemas.sarif_schema).read_text()))
+    assert list(validator.iter_errors(sarif)) == []
+    assert list(validator.iter_errors({**sarif, "version": "2.2.0"}))
+    assert list(validator.iter_errors({**sarif, "findings": []}))  # no additional properties
+
+    xmlschema = pytest.importorskip("xmlschema")
+    junit = xmlschema.XMLSchema(str(official(official_schemas.junit_xsd)))
+    suite = (
+        '<testsuites><testsuite name="s" tests="1" failures="0" errors="0">{}</testsuite>'
+        "</testsuites>"
+    )
+    assert junit.is_valid(suite.format('<testcase name="t" classname="c"/>'))
+    assert not junit.is_valid(suite.format('<testcase classname="c"/>'))  # a case needs its name
+    assert not junit.is_valid(suite.format('<testcase name="t"><failed/></testcase>'))
