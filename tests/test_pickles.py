@@ -27,6 +27,7 @@ import numpy
 import pytest
 
 from validator.check import pickles, policy
+from validator.deploy import environments
 from validator.render import verify
 
 from . import pickle_payloads as payloads
@@ -151,22 +152,38 @@ def test_scikit_learn_and_numpy_files_pass_the_allow_list(tmp_path: Path) -> Non
     assert problems == []
 
 
-def test_xgboost_and_lightgbm_files_pass_the_allow_list(tmp_path: Path) -> None:
-    xgboost = pytest.importorskip("xgboost")
-    lightgbm = pytest.importorskip("lightgbm")
-    from sklearn.datasets import load_iris
+# Written by the engine environment that loads these models (locks/engine-mlserver-boosting.txt),
+# with the versions MLServer's XGBoost and LightGBM runtimes run
+BOOSTED = """
+import pickle, sys
+from pathlib import Path
 
-    x, y = load_iris(return_X_y=True)
-    models = {
-        "xgboost": xgboost.XGBClassifier(n_estimators=2).fit(x, y),
-        "lightgbm": lightgbm.LGBMClassifier(n_estimators=2, verbose=-1).fit(x, y),
-    }
-    problems = []
-    for name, model in models.items():
-        folder = tmp_path / name
-        folder.mkdir()
-        problems += [f"{name} {problem}" for p in _written(model, folder) for problem in _clean(p)]
-    assert problems == []
+import joblib, lightgbm, xgboost
+from sklearn.datasets import load_iris
+
+x, y = load_iris(return_X_y=True)
+models = {
+    "xgboost": xgboost.XGBClassifier(n_estimators=2).fit(x, y),
+    "lightgbm": lightgbm.LGBMClassifier(n_estimators=2, verbose=-1).fit(x, y),
+}
+for name, model in models.items():
+    folder = Path(sys.argv[1]) / name
+    folder.mkdir()
+    for compress in (0, ("zlib", 3), ("gzip", 3), ("bz2", 3), ("xz", 3)):
+        joblib.dump(model, folder / f"joblib-{compress[0] if compress else 'plain'}.joblib",
+                    compress=compress)
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        (folder / f"pickle-{protocol}.pkl").write_bytes(pickle.dumps(model, protocol=protocol))
+"""
+
+
+def test_xgboost_and_lightgbm_files_pass_the_allow_list(tmp_path: Path) -> None:
+    python = environments.ensure("mlserver-boosting") / "bin" / "python"
+    subprocess.run([python, "-c", BOOSTED, tmp_path], check=True, capture_output=True)
+    written = sorted(tmp_path.glob("*/*"))
+    assert {path.parent.name for path in written} == {"xgboost", "lightgbm"}
+    assert len(written) == 2 * (5 + pickle.HIGHEST_PROTOCOL - 1)
+    assert [problem for path in written for problem in _clean(path)] == []
 
 
 def test_torch_files_pass_the_allow_list(tmp_path: Path) -> None:
