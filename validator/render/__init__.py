@@ -184,7 +184,13 @@ class Renderer:
     ) -> None:
         self.root = root
         self.schemas = schemas or kube_schemas.Schemas()
-        self.values = load_values(root) if values is None else values
+        # templates/values.yaml with its positions, for findings about a value written there
+        self.values_document = values_document(root) if values is None else None
+        self.values = (
+            (self.values_document.data if self.values_document else load_values(root))
+            if values is None
+            else values
+        )
         self.platform = from_values(self.values)  # what spec.endpoint may ask of the clusters
         self.templates = templates.Templates(root)
         # only this environment's manifests and ApplicationSet, no local or docker files
@@ -194,7 +200,7 @@ class Renderer:
         self._directories = Directories(root)
         # the policy's outputRules judge every object rendered (none: nothing is judged)
         self.output_policy = (
-            OutputPolicy(policy, self.values, self.templates)
+            OutputPolicy(policy, self.values, self.templates, self.values_document)
             if policy is not None and policy.output_rules
             else None
         )
