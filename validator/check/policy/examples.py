@@ -84,6 +84,8 @@ def output_path(name: str) -> str:
         return "rendered/docker/reference/compose.yaml"
     if name == "applicationset":
         return "rendered/argocd/staging.yaml"
+    if name == "appproject":
+        return "rendered/staging/_rbac/argocd-appproject.yaml"
     return f"rendered/staging/reference/{name}.yaml"
 
 

@@ -217,7 +217,109 @@ def _written(context: OutputContext, revision: Any) -> str:
     return f" (templates/values.yaml:{line}:{col} {REVISION_VALUE})"
 
 
+def argocd_project(
+    rule: Rule, objects: Sequence[OutputObject], context: OutputContext
+) -> Iterator[Finding]:
+    """An environment's ApplicationSet makes Applications of a project the policy parameter
+    argocdProjects lists for it ({environment} stands for its name): its restricted one."""
+    for obj in objects:
+        folder, environment = _room(obj)
+        if obj.kind != "ApplicationSet" or folder != ARGOCD:
+            continue
+        wanted = {
+            str(name).replace("{environment}", environment)
+            for name in context.parameters.get("argocdProjects") or ()
+        }
+        where: JsonPath = ["spec", "template", "spec", "project"]
+        found = _at(obj.data, where)
+        if found not in wanted:
+            yield (
+                obj,
+                where if isinstance(found, str) else where[:-1],
+                f"ApplicationSet {obj.name} makes Applications of project {found!r}, not of "
+                f"environment {environment}'s ({', '.join(sorted(wanted))})",
+            )
+
+
+def restricted_project(
+    rule: Rule, objects: Sequence[OutputObject], context: OutputContext
+) -> Iterator[Finding]:
+    """An environment's Argo CD project allows only what the policy lets its objects be: the
+    repositories of gitRepositories, the clusters of argocdDestinations and the environment's
+    namespaces, the kinds of renderedKinds, and of the cluster's kinds only the environment's
+    Namespace (which CreateNamespace=true makes)."""
+    parameters = context.parameters
+    for obj in objects:
+        if obj.kind != "AppProject":
+            continue
+        environment = obj.path.split("/")[1]
+        namespaces = _namespaces(parameters, environment)
+        spec = obj.data.get("spec") if isinstance(obj.data.get("spec"), dict) else {}
+        yield from _listed(obj, spec, "sourceRepos", set(parameters.get("gitRepositories") or ()))
+        for index, destination in enumerate(_items(spec, "destinations")):
+            server, namespace = destination.get("server"), destination.get("namespace")
+            if server not in (parameters.get("argocdDestinations") or ()) or (
+                namespace not in namespaces
+            ):
+                yield (
+                    obj,
+                    ["spec", "destinations", index],
+                    f"AppProject {obj.name} lets its Applications deploy to {namespace!r} of "
+                    f"{server!r}: only environment {environment}'s namespaces "
+                    f"({', '.join(sorted(namespaces))}) of the allowed clusters",
+                )
+        for index, entry in enumerate(_items(spec, "clusterResourceWhitelist")):
+            if (entry.get("group"), entry.get("kind")) != ("", "Namespace") or (
+                entry.get("name") not in namespaces
+            ):
+                yield (
+                    obj,
+                    ["spec", "clusterResourceWhitelist", index],
+                    f"AppProject {obj.name} lets its Applications make cluster-scoped "
+                    f"{entry.get('kind')!r} objects named {entry.get('name', '*')!r}: only the "
+                    "environment's own Namespace",
+                )
+        if not isinstance(spec.get("namespaceResourceWhitelist"), list):
+            yield (
+                obj,
+                ["spec"],
+                f"AppProject {obj.name} has no namespaceResourceWhitelist: Argo CD then allows "
+                "every namespaced kind",
+            )
+        kinds = set(parameters.get("renderedKinds") or ())
+        for index, entry in enumerate(_items(spec, "namespaceResourceWhitelist")):
+            if entry.get("kind") not in kinds or "*" in str(entry.get("group")):
+                yield (
+                    obj,
+                    ["spec", "namespaceResourceWhitelist", index],
+                    f"AppProject {obj.name} allows {entry.get('group')!r} {entry.get('kind')!r}, "
+                    "not a kind modelgate may render (policy parameter renderedKinds)",
+                )
+
+
+def _listed(obj: OutputObject, spec: dict[str, Any], key: str, allowed: set) -> Iterator[Finding]:
+    listed = spec.get(key)
+    if not isinstance(listed, list) or not listed:
+        yield obj, ["spec"], f"AppProject {obj.name} names no {key}"
+        return
+    for index, item in enumerate(listed):
+        if item not in allowed:
+            yield (
+                obj,
+                ["spec", key, index],
+                f"AppProject {obj.name} allows {item!r} in {key}: only "
+                f"{', '.join(sorted(map(str, allowed)))}",
+            )
+
+
+def _items(spec: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    listed = spec.get(key)
+    return [item for item in listed if isinstance(item, dict)] if isinstance(listed, list) else []
+
+
 PLACEMENT_CHECKS = {
+    "argocd_project": argocd_project,
+    "restricted_project": restricted_project,
     "protected_revision": protected_revision,
     "rendered_kinds": rendered_kinds,
     "rendered_namespaces": rendered_namespaces,
