@@ -175,6 +175,41 @@ def test_a_role_that_does_not_grant_what_a_changed_spec_renders_fails(repo: Path
     assert "does not let the deployer apply autoscaling/horizontalpodautoscalers" in message
 
 
+EXTRA_GRANT = """  - apiGroups: [""]
+    resources: [secrets]
+    verbs: [get, list]
+"""
+CLUSTER_ADMIN = """apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: modelgate-deployer-admin}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "modelgate:deployers"}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "added"),
+    [
+        ("rendered/staging/_rbac/role.yaml", EXTRA_GRANT),  # one more rule in the Role
+        ("rendered/production/_rbac/clusterrolebinding.yaml", CLUSTER_ADMIN),  # a new file
+    ],
+)
+def test_a_grant_added_to_the_deployer_roles_by_hand_is_refused(
+    repo: Path, path: str, added: str
+) -> None:
+    """rendered/ENV/_rbac/ is judged whole, by a check of some specs too: a change to it is
+    a change to every spec of ENV, and the files are compared with what the templates make."""
+    with (repo / path).open("a", encoding="utf-8") as stream:
+        stream.write(added)
+    git(repo, "add", "-A")
+    full_code, full = report(repo, "render", "--check")
+    code, partial = report(repo, "render", "--check", "--changed-since", "HEAD")
+    assert (code, findings(partial)) == (full_code, findings(full))
+    assert code == 1
+    assert [(found, rule) for found, _, _, rule, *_ in findings(full)] == [(path, "MG404")]
+    assert f"every spec checked: {path} changed since HEAD" in note(partial)
+
+
 def test_an_unchanged_repository_checks_nothing_and_says_so(repo: Path) -> None:
     code, partial = report(repo, "validate", "--changed-since", "HEAD")
     assert (code, partial["files"], findings(partial)) == (0, [], [])

@@ -32,6 +32,12 @@ def plant(scaffold: Scaffold, outside: Path, tree: dict[str, Any]) -> None:
     for where, text in tree.get("files", {}).items():
         (scaffold.root / where).parent.mkdir(parents=True, exist_ok=True)
         (scaffold.root / where).write_text(text)
+    for where, replacements in tree.get("edits", {}).items():
+        text = (scaffold.root / where).read_text(encoding="utf-8")
+        for old, new in replacements.items():
+            assert old in text, f"{old!r} is not in {where}"
+            text = text.replace(old, new)
+        (scaffold.root / where).write_text(text, encoding="utf-8")
     for where, encoded in tree.get("binary", {}).items():
         (scaffold.root / where).parent.mkdir(parents=True, exist_ok=True)
         (scaffold.root / where).write_bytes(base64.b64decode(encoded))

@@ -206,6 +206,7 @@ def test_with_exactly_the_role_the_deployer_applies_and_reads_every_model(
     rbac = RENDERED / environment / "_rbac"
     namespace = role(RENDERED, environment)["metadata"]["namespace"]
     ensure_namespace(kube, namespace)
+    ensure_namespace(kube, view.ARGOCD_NAMESPACE)  # the Argo CD project and the sync Role
     assert not allowed(kube, namespace, "create", "deployments", "apps")
     granted = kube.kubectl("apply", "--server-side", "-f", str(rbac))
     assert granted.returncode == 0, granted.stderr
@@ -334,6 +335,12 @@ def test_a_deploy_without_the_role_fails_cleanly_and_with_it_reaches_readiness(
         .replace('"models-{environment}"', '"e2e-{environment}"')
         .replace("  mesh: istio\n", "  mesh: none\n")
     )
+    # an organisation's own namespaces are its policy's to allow (MG-SEC-181)
+    (root / "policies" / "e2e.yaml").write_text(
+        "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: e2e}\n"
+        "extends: [modelgate]\nparameters:\n"
+        '  renderedNamespaces: {"*": ["e2e-{environment}"], argocd: [argocd]}\n'
+    )
     spec = root / "models" / "fraud-onnx.yaml"  # no controller makes it ready: wait briefly
     for other in (root / "models").glob("*.yaml"):
         if other != spec:
@@ -347,6 +354,7 @@ def test_a_deploy_without_the_role_fails_cleanly_and_with_it_reaches_readiness(
     rendered = run_cli("render", cwd=root)
     assert rendered.code == 0, rendered.err
     ensure_namespace(kube, "e2e-staging")
+    ensure_namespace(kube, view.ARGOCD_NAMESPACE)  # the Argo CD project and the sync Role
 
     refused = deploy_as_deployer(kube, root)
     assert refused.returncode == 1, refused.stderr

@@ -116,6 +116,9 @@ CPU_ONLY = Gpus(())
 ALWAYS, STORES, TO_VERIFY = "always", "stores", "to-verify"
 COMPOSE_TEMPLATE = "docker/compose.yaml.j2"
 APPLICATIONSET_TEMPLATE = "argocd/applicationset.yaml.j2"
+# The Argo CD project of an environment's Applications, made from the kinds rendered there
+# (rendered/ENV/_rbac/, with the deployer's Role: a cluster admin applies both)
+APPPROJECT_TEMPLATE = "argocd/appproject.yaml.j2"
 ARTIFACT, IMAGE = "artifact", "image"  # how a model is packaged: spec.model.artifact or .image
 
 

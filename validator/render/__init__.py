@@ -39,6 +39,7 @@ from ..check.workspace import Validation
 from ..diagnostics import Diagnostic, Refused, Severity, error
 from ..engines import (
     APPLICATIONSET_TEMPLATE,
+    APPPROJECT_TEMPLATE,
     COMPOSE_TEMPLATE,
     ENGINES,
     RBAC_TEMPLATES,
@@ -184,7 +185,13 @@ class Renderer:
     ) -> None:
         self.root = root
         self.schemas = schemas or kube_schemas.Schemas()
-        self.values = load_values(root) if values is None else values
+        # templates/values.yaml with its positions, for findings about a value written there
+        self.values_document = values_document(root) if values is None else None
+        self.values = (
+            (self.values_document.data if self.values_document else load_values(root))
+            if values is None
+            else values
+        )
         self.platform = from_values(self.values)  # what spec.endpoint may ask of the clusters
         self.templates = templates.Templates(root)
         # only this environment's manifests and ApplicationSet, no local or docker files
@@ -194,7 +201,7 @@ class Renderer:
         self._directories = Directories(root)
         # the policy's outputRules judge every object rendered (none: nothing is judged)
         self.output_policy = (
-            OutputPolicy(policy, self.values, self.templates)
+            OutputPolicy(policy, self.values, self.templates, self.values_document)
             if policy is not None and policy.output_rules
             else None
         )
@@ -207,7 +214,7 @@ class Renderer:
 
     def preload(self) -> Renderer:
         """Compile every engine's templates now, so that forked workers inherit them."""
-        names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE, *RBAC_TEMPLATES}
+        names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE, APPPROJECT_TEMPLATE, *RBAC_TEMPLATES}
         for engine in ENGINES.values():
             names.update(engine.templates)
         self.templates.preload(sorted(names))
@@ -299,7 +306,7 @@ def _render_applicationsets(
             syncer = view.syncer(environment, env_view["models"], renderer.values)
             _render_role(result, renderer, environment, syncer, f"{ARGOCD}-")
         if roles is None or environment in roles:
-            _render_rbac(result, renderer, environment)
+            _render_rbac(result, renderer, environment, env_view["delivery"] == ARGOCD)
         if renderer.output_policy is not None:
             judged = {item.path for item in result.objects}
             texts = {str(f.path): f.content for f in result.files if str(f.path) in judged}
@@ -329,10 +336,19 @@ def waive_output_findings(
     return others + sorted(judged, key=Diagnostic.sort_key)
 
 
-def _render_rbac(result: Rendering, renderer: Renderer, environment: str) -> None:
-    """The deployer's Role in the environment's namespace, from the kinds rendered there."""
+def _render_rbac(
+    result: Rendering, renderer: Renderer, environment: str, argocd: bool = False
+) -> None:
+    """The deployer's Role in the environment's namespace, from the kinds rendered there; for
+    Argo CD delivery, the Argo CD project its Applications are restricted to, from the same."""
     kinds = {(api, kind) for folder, api, kind in result.kinds if folder == environment}
     _render_role(result, renderer, environment, view.deployer(environment, kinds, renderer.values))
+    if argocd:
+        output = PurePosixPath(
+            RENDERED_DIR, environment, RBAC, f"{ARGOCD}-{_output(APPPROJECT_TEMPLATE)}"
+        )
+        context = {"p": view.project(environment, kinds, renderer.values)}
+        _render_into(result, None, renderer, APPPROJECT_TEMPLATE, context, output)
 
 
 def _render_role(

@@ -26,10 +26,17 @@ OutputObject = rendered.OutputObject
 class OutputPolicy:
     """The output rules of one render run, compiled once (before workers fork)."""
 
-    def __init__(self, policy: Policy, values: Mapping[str, Any], templates: Templates) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        values: Mapping[str, Any],
+        templates: Templates,
+        values_document: Document | None = None,
+    ) -> None:
         self.policy = policy
         self.values = values
         self.templates = templates
+        self.values_document = values_document
 
     def preload(self) -> OutputPolicy:
         for rule in self.policy.output_rules:
@@ -48,7 +55,10 @@ class OutputPolicy:
         """Findings of every output rule on objects rendered together (one spec in one
         environment, one compose file, one ApplicationSet); `texts` holds their files."""
         context = rendered.OutputContext(
-            self.policy.parameters, document.data if document else None, self.values
+            self.policy.parameters,
+            document.data if document else None,
+            self.values,
+            self.values_document,
         )
         findings = output.evaluate(objects, self.policy, context, environments)
         located: dict[str, Document | None] = {}

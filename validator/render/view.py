@@ -526,6 +526,24 @@ def syncer(environment: str, models: list[str], values: dict[str, Any]) -> dict:
     }
 
 
+def project(environment: str, kinds: set[tuple[str, str]], values: dict[str, Any]) -> dict:
+    """The Argo CD project of an environment's Applications: from the deployment repository,
+    into the environment's namespace of this cluster, only the namespaced kinds rendered there
+    (apiVersion, kind), and of the cluster's kinds only the environment's own Namespace, which
+    CreateNamespace=true makes (Argo CD checks it against the project like any object)."""
+    return {
+        "environment": environment,
+        "name": applicationset_name(environment),
+        "namespace": ARGOCD_NAMESPACE,
+        "repo_url": values["repoURL"],
+        "destination": values["namespace"].format(environment=environment),
+        "kinds": [
+            {"group": group, "kind": kind}
+            for group, kind in sorted({(api.rpartition("/")[0], kind) for api, kind in kinds})
+        ],
+    }
+
+
 def applicationset_name(environment: str) -> str:
     """rendered/argocd/ENV.yaml's ApplicationSet."""
     return f"modelgate-{environment}"

@@ -29,6 +29,7 @@ from .output_checks import (
     policy_types,
     selects,
 )
+from .placement import PLACEMENT_CHECKS
 from .rendered import (
     DEPLOYMENT_MODE,
     JsonPath,
@@ -525,6 +526,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 NAMED_CHECKS: dict[str, OutputCheck] = {
     **OUTPUT_CHECKS,
+    **PLACEMENT_CHECKS,
     "network_peers": network_peers,
     "ephemeral_storage": ephemeral_storage,
     "topology_spread": topology_spread,

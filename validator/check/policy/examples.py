@@ -82,6 +82,10 @@ def output_path(name: str) -> str:
     """Where the reference output's object `name` stands in rendered/."""
     if name == "compose":
         return "rendered/docker/reference/compose.yaml"
+    if name == "applicationset":
+        return "rendered/argocd/staging.yaml"
+    if name == "appproject":
+        return "rendered/staging/_rbac/argocd-appproject.yaml"
     return f"rendered/staging/reference/{name}.yaml"
 
 

@@ -20,10 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...engines.kserve import RUNTIME_CONTAINERS
 from .rules import Rule
+
+if TYPE_CHECKING:
+    from ..load import Document
 
 JsonPath = list[str | int]
 COMPOSE = "Compose"  # the kind a compose file stands for (it has no `kind` of its own)
@@ -116,6 +119,7 @@ class OutputContext:
     parameters: Mapping[str, Any]
     spec: Mapping[str, Any] | None = None  # the whole spec document's data
     values: Mapping[str, Any] = field(default_factory=dict)
+    values_document: Document | None = None  # templates/values.yaml, for its positions
 
 
 def subjects(rule: Rule, obj: OutputObject) -> Iterator[tuple[JsonPath, Any]]:
