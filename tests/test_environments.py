@@ -136,9 +136,10 @@ def _requirements(lock: Path, names: tuple[str, ...]) -> str:
 INSTALL = """\
 import sys
 from pathlib import Path
+from validator.cli.environments import main
 from validator.deploy import environments
 environments.LOCKS = Path(sys.argv[1])
-sys.exit(environments.main(["big"]))
+sys.exit(main(["big"]))
 """
 
 

@@ -279,26 +279,3 @@ def _trusted(path: Path) -> bool:
     except OSError:
         return False
     return found.st_uid == os.geteuid() and not found.st_mode & 0o022
-
-
-def main(arguments: list[str]) -> int:
-    """`python -m validator.deploy.environments NAME`: install NAME's environment if need be,
-    and print its directory (a training script runs with its Python)."""
-    from ..report.output import Output
-
-    output = Output()
-    if len(arguments) != 1:
-        output.error("usage: python -m validator.deploy.environments NAME")
-        return 2
-    try:
-        output.line(str(ensure(arguments[0], output.error)))
-    except Unavailable as reason:
-        output.error(f"the {arguments[0]} engine environment cannot be installed: {reason}")
-        return 1
-    except KeyboardInterrupt:
-        return 130  # the install said what it kept
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -6,7 +6,7 @@ small enough for every test run.
 It runs in the environment the local target serves Triton models from (the onnx version of
 locks/engine-triton.txt), from the repository root:
 
-    python -m validator.deploy.environments triton   # prints its directory
+    python -m validator.cli.environments triton   # prints its directory
     ENV/bin/python models/artifacts/fraud-onnx-small/make.py
 
 The output is the same bytes for one onnx version, so its sha256 in the spec changes only

@@ -3,7 +3,7 @@
 It runs in the environment the local target serves LightGBM models from (the lightgbm and
 scikit-learn versions of locks/engine-mlserver-boosting.txt), from the repository root:
 
-    python -m validator.deploy.environments mlserver-boosting   # prints its directory
+    python -m validator.cli.environments mlserver-boosting   # prints its directory
     ENV/bin/python models/artifacts/iris-lightgbm/train.py
 
 MLServer's LightGBM runtime loads a booster saved as text (model.bst). One thread, a fixed

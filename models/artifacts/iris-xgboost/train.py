@@ -3,7 +3,7 @@
 It runs in the environment the local target serves XGBoost models from (the xgboost and
 scikit-learn versions of locks/engine-mlserver-boosting.txt), from the repository root:
 
-    python -m validator.deploy.environments mlserver-boosting   # prints its directory
+    python -m validator.cli.environments mlserver-boosting   # prints its directory
     ENV/bin/python models/artifacts/iris-xgboost/train.py
 
 One thread and a fixed seed: model.json is the same bytes on every machine for those

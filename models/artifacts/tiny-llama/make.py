@@ -10,7 +10,7 @@ server code and protocol the real model would use.
 It runs in the environment the local target serves GGUF models from (the gguf and numpy
 versions of locks/engine-llamacpp.txt), from the repository root:
 
-    python -m validator.deploy.environments llamacpp   # prints its directory
+    python -m validator.cli.environments llamacpp   # prints its directory
     ENV/bin/python models/artifacts/tiny-llama/make.py
 
 A fixed seed and no timestamps: the file is the same bytes for those versions, so its sha256

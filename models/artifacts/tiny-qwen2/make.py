@@ -10,7 +10,7 @@ projections, rope base 1,000,000, Qwen2's pre-tokenizer, its special tokens
 It runs in the llama.cpp environment (the gguf and numpy versions of
 locks/engine-llamacpp.txt), from the repository root:
 
-    python -m validator.deploy.environments llamacpp   # prints its directory
+    python -m validator.cli.environments llamacpp   # prints its directory
     ENV/bin/python models/artifacts/tiny-qwen2/make.py
 
 The file is the same bytes for those versions: its sha256 in models/chat-assistant.yaml
