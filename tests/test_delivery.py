@@ -11,6 +11,7 @@ Deployment, and the record ConfigMap the rollout writes.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -238,6 +239,29 @@ def test_an_application_argo_cd_does_not_have_is_a_clear_error(gitops: GitOps) -
     assert "ApplicationSet (rendered/argocd/) applied" in done.err
     assert time.monotonic() - started < 180  # the Application is awaited 120 s
     assert gitops.record("staging")["current"]["result"] == "failed"
+
+
+def test_a_role_applied_before_it_granted_watch_still_rolls_out(
+    gitops: GitOps, tmp_path: Path
+) -> None:
+    """The rollout watches the Application; where the cluster admin has not applied the newer
+    Role yet, the watch is refused and each look at the Application is a `get`."""
+    base, good = first_merge(gitops)
+    role = gitops.work / "rendered" / "staging" / "_rbac" / "argocd-role.yaml"
+    older = role.read_text(encoding="utf-8").replace('      - "watch"\n', "")
+    assert older != role.read_text(encoding="utf-8")
+    (tmp_path / "older-role.yaml").write_text(older, encoding="utf-8")
+    gitops.admin_apply(tmp_path / "older-role.yaml")
+    applied = gitops.kube.kubectl(
+        "get", "role", "modelgate-deployer-staging", "-n", gitops.argocd.namespace, "-o", "json"
+    )
+    assert all("watch" not in rule["verbs"] for rule in json.loads(applied.stdout)["rules"])
+    with playing(gitops.kube, gitops.namespace("staging"), serving(GOOD)):
+        done = gitops.modelgate(
+            "rollout", "--env", "staging", "--commit", good, "--changed-since", base
+        )
+    ok(done)
+    assert f"{gitops.model}: serving in staging at {good[:12]}" in done.out
 
 
 def test_a_revert_that_does_not_apply_cleanly_changes_nothing(gitops: GitOps) -> None:
