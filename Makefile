@@ -47,9 +47,10 @@ test: $(STAMP) system-deps
 	fi; exit $$rc
 
 # System packages some tests drive for real (a headless browser for the catalog page,
-# shellcheck for actionlint's checks of workflow scripts, redis and git for Argo CD). They
-# are installed when missing and this machine allows it (root with apt-get); elsewhere those
-# tests skip and say why.
+# shellcheck for actionlint's checks of workflow scripts, redis and git for Argo CD; with
+# MODELGATE_TEST_KUBELET=1, containerd, runc and the CNI plugins for the node of
+# tests/kube_node.py). They are installed when missing and this machine allows it (root with
+# apt-get); elsewhere those tests skip and say why.
 system-deps:
 	@if ! { command -v chromium && command -v shellcheck && command -v redis-server \
 	    && command -v git; } >/dev/null 2>&1 \
@@ -59,6 +60,15 @@ system-deps:
 	    --no-install-recommends chromium fonts-liberation shellcheck redis-server git \
 	    >/dev/null) \
 	  || echo "could not install them: those checks will skip"; \
+	fi
+	@if [ "$$MODELGATE_TEST_KUBELET" = 1 ] && [ "$$(id -u)" = 0 ] \
+	    && command -v apt-get >/dev/null 2>&1 \
+	    && ! { command -v containerd && command -v runc \
+	           && [ -x /usr/lib/cni/bridge ]; } >/dev/null 2>&1; then \
+	  echo "installing containerd, runc and the CNI plugins for the node (MODELGATE_TEST_KUBELET)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends containerd runc containernetworking-plugins >/dev/null) \
+	  || echo "could not install them: the node's tests will skip"; \
 	fi
 
 # The property-based fuzz tests with many examples (make test runs a small, fixed sample).

@@ -387,7 +387,10 @@ def _start_programs(node: Node, binaries: Path) -> None:
         "kube-controller-manager",
         [str(binaries / "kube-controller-manager"), *common,
          f"--service-account-private-key-file={pki / 'sa.key'}",
-         f"--root-ca-file={pki / 'ca.crt'}"],
+         f"--root-ca-file={pki / 'ca.crt'}",
+         # no metrics API serves here: the autoscaler would only report FailedGetResourceMetric
+         # (Degraded, to Argo CD); the tests play it (tests/kube_controllers.py)
+         "--controllers=*,-horizontalpodautoscaling"],
     )  # fmt: skip
     node.processes["kube-scheduler"] = kube_env._spawn(
         kube, "kube-scheduler", [str(binaries / "kube-scheduler"), *common]

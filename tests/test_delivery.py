@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,10 @@ import pytest
 import yaml
 
 from . import argocd_env, kube_env
-from .conftest import PROJECT, CliResult, Scaffold, git, run_cli
+from .conftest import PROJECT, Scaffold, git
+from .gitops_env import GitOps, connect, ok, repository
 from .kube_controllers import FAILED, READY, playing
 from .test_deploy_kubernetes import BAD, GOOD, IMAGE, web_spec
-from .test_kube_apiserver import ensure_namespace
 
 pytestmark = [pytest.mark.kube, pytest.mark.argocd]
 
@@ -41,74 +40,6 @@ def serving(*digests: str) -> Callable[[dict[str, Any]], str | None]:
         return READY if image.rpartition(":")[2] in digests else FAILED
 
     return decide
-
-
-@dataclass
-class GitOps:
-    """A repository whose `origin` is a bare repository Argo CD syncs, its environments' RBAC
-    and ApplicationSets applied by the admin, and a deployer that has only those rights."""
-
-    kube: kube_env.KubeEnv
-    argocd: argocd_env.ArgoCD
-    work: Path  # the clone commits are made in, as a developer's (and CI's checkout)
-    origin: Path
-    slug: str
-    deployer_kubeconfig: Path
-    model: str  # each test's own: one Argo CD serves them all, and Applications go by name
-
-    def named(self, spec: str) -> str:
-        return spec.replace("\n  name: web\n", f"\n  name: {self.model}\n", 1)
-
-    def namespace(self, environment: str) -> str:
-        return f"{self.slug}-{environment}"
-
-    def commit(self, message: str, spec: str | None = None) -> str:
-        if spec is not None:
-            path = self.work / "models" / f"{self.model}.yaml"
-            path.write_text(self.named(spec), encoding="utf-8")
-        done = run_cli("render", cwd=self.work)
-        assert done.code == 0, done.err
-        git(self.work, "add", "-A")
-        git(self.work, "commit", "-q", "-m", message)
-        git(self.work, "push", "-q", "origin", "HEAD:main")
-        return self.head()
-
-    def head(self, ref: str = "HEAD") -> str:
-        return git(self.work, "rev-parse", ref).strip()
-
-    def modelgate(self, *args: str, timeout: float = 240) -> CliResult:
-        return run_cli(*args, cwd=self.work, timeout=timeout)
-
-    def admin_apply(self, *paths: Path) -> None:
-        for path in paths:
-            done = self.kube.kubectl("apply", "--server-side", "-f", str(path))
-            assert done.returncode == 0, done.stderr
-
-    def record(self, environment: str) -> dict[str, Any]:
-        done = self.kube.kubectl(
-            "get", "configmap", f"modelgate-record-{self.model}", "-n", self.namespace(environment),
-            "-o", "json",
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        data = json.loads(done.stdout)["data"]
-        return {"current": json.loads(data["current"]), "history": json.loads(data["history"])}
-
-    def image(self, environment: str) -> str:
-        done = self.kube.kubectl(
-            "get", "deployment", self.model, "-n", self.namespace(environment), "-o", "json"
-        )
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)["spec"]["template"]["spec"]["containers"][0]["image"]
-
-    def at_origin(self, path: str) -> str:
-        return git(self.origin, "show", f"main:{path}")
-
-    def environments(self, **declared: str) -> None:
-        values = self.work / "templates" / "values.yaml"
-        text = values.read_text(encoding="utf-8")
-        lines = "".join(f"  {env}: {setting}\n" for env, setting in declared.items())
-        text = re.sub(r"(?m)^environments:\n(  .*\n)+", f"environments:\n{lines}", text)
-        values.write_text(text, encoding="utf-8")
 
 
 _MODELS: list[str] = []
@@ -124,62 +55,9 @@ def gitops(
     request: Any,
 ) -> Iterator[GitOps]:
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:30].strip("-")
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
-    work = scaffold.root
-    values = work / "templates" / "values.yaml"
-    text = (
-        values.read_text(encoding="utf-8")
-        .replace('"models-{environment}"', f'"{slug}-{{environment}}"')
-        .replace("  mesh: istio\n", "  mesh: none\n")
-    )
-    text = re.sub(r"(?m)^repoURL: .*$", f"repoURL: {argocd.repo_url(origin)}", text)
-    # Argo CD syncs when the rollout asks it to, not on its own at a moment of its choosing:
-    # one Argo CD serves every test, and an automated sync racing the next test's is its own
-    text = text.replace(
-        "staging: {delivery: argocd, autoSync: true}", "staging: {delivery: argocd}"
-    )
-    values.write_text(text, encoding="utf-8")
-    git(work, "init", "-q", "-b", "main")
-    git(work, "remote", "add", "origin", str(origin))
-    git(work, "commit", "-q", "--allow-empty", "-m", "the repository before any model")
-    git(work, "push", "-q", "origin", "main")
-    for environment in ("staging", "production"):
-        ensure_namespace(kube, f"{slug}-{environment}")
-    monkeypatch.setenv("PATH", f"{kube.bin}{os.pathsep}{os.environ.get('PATH', '')}")
-    deployer = kube.kubeconfig_for(kube.deployer)
-    monkeypatch.setenv("KUBECONFIG", str(deployer))
     _MODELS.append(f"web{len(_MODELS)}")
-    yield GitOps(kube, argocd, work, origin, slug, deployer, _MODELS[-1])
-    # the next test's ApplicationSets make Applications of the same names: none is left over
-    # (no garbage collector runs here to remove an ApplicationSet's Applications with it)
-    for kind in ("applicationsets", "applications"):
-        kube.kubectl("delete", kind, "--all", "-n", argocd.namespace, "--wait=false")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        listed = kube.kubectl("get", "applications", "-n", argocd.namespace, "-o", "name")
-        if not listed.stdout.split():
-            break
-        for application in listed.stdout.split():  # their objects go with the namespace
-            kube.kubectl(
-                "patch", application, "-n", argocd.namespace, "--type", "merge",
-                "-p", '{"metadata": {"finalizers": null}}',
-            )  # fmt: skip
-        time.sleep(0.5)
-
-
-def connect(gitops: GitOps, environment: str = "staging") -> None:
-    """What a platform team does once per environment (docs/delivery.md): apply the deployer's
-    RBAC and, for Argo CD delivery, the environment's ApplicationSet."""
-    rbac = sorted((gitops.work / "rendered" / environment / "_rbac").glob("*.yaml"))
-    gitops.admin_apply(*rbac)
-    appset = gitops.work / "rendered" / "argocd" / f"{environment}.yaml"
-    if appset.is_file():
-        gitops.admin_apply(appset)
-
-
-def ok(done: CliResult) -> None:
-    assert done.code == 0, done.err + done.out
+    with repository(kube, argocd, scaffold.root, tmp_path, monkeypatch, slug, _MODELS[-1]) as made:
+        yield made
 
 
 def first_merge(gitops: GitOps) -> tuple[str, str]:
@@ -361,6 +239,29 @@ def test_an_application_argo_cd_does_not_have_is_a_clear_error(gitops: GitOps) -
     assert "ApplicationSet (rendered/argocd/) applied" in done.err
     assert time.monotonic() - started < 180  # the Application is awaited 120 s
     assert gitops.record("staging")["current"]["result"] == "failed"
+
+
+def test_a_role_applied_before_it_granted_watch_still_rolls_out(
+    gitops: GitOps, tmp_path: Path
+) -> None:
+    """The rollout watches the Application; where the cluster admin has not applied the newer
+    Role yet, the watch is refused and each look at the Application is a `get`."""
+    base, good = first_merge(gitops)
+    role = gitops.work / "rendered" / "staging" / "_rbac" / "argocd-role.yaml"
+    older = role.read_text(encoding="utf-8").replace('      - "watch"\n', "")
+    assert older != role.read_text(encoding="utf-8")
+    (tmp_path / "older-role.yaml").write_text(older, encoding="utf-8")
+    gitops.admin_apply(tmp_path / "older-role.yaml")
+    applied = gitops.kube.kubectl(
+        "get", "role", "modelgate-deployer-staging", "-n", gitops.argocd.namespace, "-o", "json"
+    )
+    assert all("watch" not in rule["verbs"] for rule in json.loads(applied.stdout)["rules"])
+    with playing(gitops.kube, gitops.namespace("staging"), serving(GOOD)):
+        done = gitops.modelgate(
+            "rollout", "--env", "staging", "--commit", good, "--changed-since", base
+        )
+    ok(done)
+    assert f"{gitops.model}: serving in staging at {good[:12]}" in done.out
 
 
 def test_a_revert_that_does_not_apply_cleanly_changes_nothing(gitops: GitOps) -> None:

@@ -3,19 +3,26 @@
 An Application's `operation` field is how Argo CD's own CLI and UI start a sync: the
 application controller picks it up, syncs, and reports in `status.operationState`. Patching it
 with kubectl needs no Argo CD token, CLI or server, only the rights rendered/ENV/_rbac/ grants
-on the environment's Applications (get, patch, by name).
+on the environment's Applications (get, patch and watch, by name).
 
 Waiting ends when the sync operation Succeeded at the commit and the Application reports
 Synced and Healthy, or with the reason it cannot: the Application does not exist, the sync
 failed, the health is Degraded, Argo CD reports a newer commit that changed the model, or the
-timeout passed.
+timeout passed. The wait watches the Application (one `kubectl get --watch`), so it sees each
+report as Argo CD writes it; a kubectl started for every look costs a process start each time
+(a large part of a second on a busy runner) on top of the pause between looks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +36,9 @@ SYNC_INITIATOR = "modelgate"
 RUNNING = ("Running", "Terminating")
 DEGRADED = "the Application is Degraded"
 DEGRADED_HOLDS = 5.0  # seconds Degraded must last after the sync to be the verdict
+WATCH_SLICE = 0.1  # a wait on the watch looks for an interrupt this often
+FIRST_EVENT_SECONDS = 10.0  # for the watch's first report, before reading by `get` instead
+REFRESH = "argocd.argoproj.io/refresh"
 
 
 class SyncFailed(Exception):
@@ -49,6 +59,7 @@ class State:
     health: str = ""  # Healthy, Progressing, Degraded, Suspended, Missing, Unknown
     health_message: str = ""
     failed_resources: tuple[str, ...] = ()
+    sync_options: tuple[str, ...] = ()  # the Application's spec.syncPolicy.syncOptions
 
     @classmethod
     def of(cls, application: dict[str, Any] | None) -> State:
@@ -59,6 +70,7 @@ class State:
         result = operation.get("syncResult") or {}
         sync = status.get("sync") or {}
         health = status.get("health") or {}
+        policy = (application.get("spec") or {}).get("syncPolicy") or {}
         return cls(
             True,
             operation_pending="operation" in application,
@@ -74,6 +86,7 @@ class State:
                 for r in result.get("resources") or []
                 if r.get("status") == "SyncFailed" or r.get("hookPhase") == "Failed"
             ),
+            sync_options=tuple(str(option) for option in policy.get("syncOptions") or ()),
         )
 
 
@@ -119,27 +132,23 @@ def appeared(name: str, applicationset: str, seconds: float = APPEAR_SECONDS) ->
         interrupt.pause(next(pauses, POLL_SECONDS))
 
 
-def sync(name: str, revision: str, prune: bool) -> None:
+def sync(name: str, revision: str, prune: bool, options: tuple[str, ...]) -> None:
     """Start a sync of the Application at `revision` (a full commit id), with the sync options
-    its spec names (server-side apply, the namespace made with its labels): an operation
-    carries its own, as `argocd app sync` copies them, or the controller ignores them."""
-    application = get(name) or {}
-    options = ((application.get("spec") or {}).get("syncPolicy") or {}).get("syncOptions") or []
-    operation = {
+    its spec names (State.sync_options: server-side apply, the namespace made with its labels):
+    an operation carries its own, as `argocd app sync` copies them, or the controller ignores
+    them. The same patch asks Argo CD to look at the repository again: it compares against
+    the branch head it cached."""
+    patch = {
+        "metadata": {"annotations": {REFRESH: "normal"}},
         "operation": {
             "initiatedBy": {"username": SYNC_INITIATOR},
             "sync": {"revision": revision, "prune": prune, "syncOptions": list(options)},
             "info": [{"name": "reason", "value": f"modelgate rollout of {revision[:12]}"}],
-        }
+        },
     }
     kubectl.kubectl(
         "patch", "applications.argoproj.io", name, "-n", ARGOCD_NAMESPACE, "--type", "merge",
-        "-p", json.dumps(operation),
-    )  # fmt: skip
-    # Argo CD compares against the branch head it cached: look at the repository again
-    kubectl.run(
-        "annotate", "applications.argoproj.io", name, "-n", ARGOCD_NAMESPACE,
-        "argocd.argoproj.io/refresh=normal", "--overwrite",
+        "-p", json.dumps(patch),
     )  # fmt: skip
 
 
@@ -164,24 +173,113 @@ def wait(
     deadline = time.monotonic() + timeout
     pauses = iter(FIRST_POLLS)
     degraded_since: float | None = None
-    while True:
-        state = State.of(get(name))
-        problem = _final_problem(name, state, revision, same_manifests)
-        # Argo CD may still show the health it had before the sync for a moment (a workload
-        # whose controller has not seen the new generation yet): Degraded ends the wait only
-        # when it holds
-        degraded = problem.startswith(DEGRADED)
-        if degraded and degraded_since is None:
-            degraded_since = time.monotonic()
-        if not degraded:
-            degraded_since = None
-        if problem and (not degraded or time.monotonic() - degraded_since >= DEGRADED_HOLDS):
-            raise SyncFailed(problem)
-        if _done(state, revision, same_manifests):
-            return state
-        if time.monotonic() >= deadline:
-            raise SyncFailed(f"not Synced and Healthy within {timeout:g} s: {describe(state)}")
-        interrupt.pause(next(pauses, POLL_SECONDS))
+    with watching(name) as watch:
+        while True:
+            state = State.of(watch.current())
+            problem = _final_problem(name, state, revision, same_manifests)
+            # Argo CD may still show the health it had before the sync for a moment (a
+            # workload whose controller has not seen the new generation yet): Degraded ends
+            # the wait only when it holds
+            degraded = problem.startswith(DEGRADED)
+            if degraded and degraded_since is None:
+                degraded_since = time.monotonic()
+            if not degraded:
+                degraded_since = None
+            if problem and (not degraded or time.monotonic() - degraded_since >= DEGRADED_HOLDS):
+                raise SyncFailed(problem)
+            if _done(state, revision, same_manifests):
+                return state
+            if time.monotonic() >= deadline:
+                raise SyncFailed(f"not Synced and Healthy within {timeout:g} s: {describe(state)}")
+            watch.pause(next(pauses, POLL_SECONDS))
+
+
+class Watch:
+    """One Application as Argo CD reports it, from `kubectl get --watch`: every change arrives
+    as it is written, with no kubectl started per look. Where the stream cannot be had or
+    ends (a Role applied before it granted `watch`, a watch the server closed), each look is a
+    `get`, and pauses are polls."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._latest: dict[str, Any] | None = None
+        self._seen = threading.Event()  # the first report arrived
+        self._changed = threading.Event()
+        self._ended = threading.Event()
+        self._process = subprocess.Popen(
+            kubectl.command(
+                "get", "applications.argoproj.io", name, "-n", ARGOCD_NAMESPACE, "-o", "json",
+                "--watch", "--output-watch-events",
+            ),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            start_new_session=True,  # its own group: close() ends a kubectl shim's child too
+        )  # fmt: skip
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        """kubectl prints each event as a JSON document, {"type": ..., "object": ...}."""
+        decoder = json.JSONDecoder()
+        text = ""
+        try:
+            for line in self._process.stdout or ():
+                text += line
+                if not line.rstrip().endswith("}"):
+                    continue
+                try:
+                    event, _ = decoder.raw_decode(text.strip())
+                except ValueError:
+                    continue  # a document printed over several lines, not ended yet
+                text = ""
+                if event.get("type") not in ("ADDED", "MODIFIED", "DELETED"):
+                    break  # ERROR: the server ended the watch
+                self._latest = None if event["type"] == "DELETED" else event.get("object")
+                self._seen.set()
+                self._changed.set()
+        finally:
+            self._ended.set()
+            self._changed.set()
+
+    def streaming(self) -> bool:
+        return self._seen.is_set() and not self._ended.is_set()
+
+    def current(self) -> dict[str, Any] | None:
+        """The Application as last reported (None: it does not exist)."""
+        if not self._seen.is_set() and not self._ended.is_set():
+            deadline = time.monotonic() + FIRST_EVENT_SECONDS
+            while not self._changed.wait(WATCH_SLICE) and time.monotonic() < deadline:
+                interrupt.check()
+        self._changed.clear()
+        return self._latest if self.streaming() else get(self.name)
+
+    def pause(self, seconds: float) -> None:
+        """Until the Application changes or `seconds` pass; raises Interrupted on a stop."""
+        if not self.streaming():
+            interrupt.pause(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            interrupt.check()
+            if self._changed.wait(min(WATCH_SLICE, left)):
+                return
+        interrupt.check()
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=10)
+        self._reader.join(timeout=10)  # the stream's end: every writer to it is gone
+
+
+@contextlib.contextmanager
+def watching(name: str) -> Iterator[Watch]:
+    watch = Watch(name)
+    try:
+        yield watch
+    finally:
+        watch.close()
 
 
 def _done(state: State, revision: str, same_manifests: Callable[[str], bool]) -> bool:

@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from .. import paths, render
-from ..check.load import Document
+from ..check.load import Document, SafeLoader
 from ..diagnostics import Diagnostic, error
 from . import (
     ENDPOINT_NOT_AVAILABLE,
@@ -184,7 +184,7 @@ def manifests_in(root: Path, folder: Path) -> list[Manifest]:
         for path in sorted(folder.iterdir(), key=lambda p: p.name)
         if path.suffix == ".yaml" and path.is_file()
         for content in [paths.read_bytes(path, root)]
-        for data in [yaml.safe_load(content)]
+        for data in [yaml.load(content, Loader=SafeLoader)]  # libyaml's safe loader
         if isinstance(data, dict)
     ]
 

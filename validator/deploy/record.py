@@ -108,9 +108,13 @@ def every_model(namespace: str, kubeconfig: str = "") -> dict[str, Entry]:
     return latest
 
 
-def write(namespace: str, entry: Entry) -> None:
-    """Add the entry to the model's record (server-side apply by modelgate's record manager)."""
-    entries = [entry, *history(namespace, entry.model)][:HISTORY_KEPT]
+def write(namespace: str, entry: Entry, earlier: list[Entry] | None = None) -> None:
+    """Add the entry to the model's record (server-side apply by modelgate's record manager).
+    `earlier`: its history as read before (a rollout reads it while Argo CD syncs), else it
+    is read now."""
+    if earlier is None:
+        earlier = history(namespace, entry.model)
+    entries = [entry, *earlier][:HISTORY_KEPT]
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",

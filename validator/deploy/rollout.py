@@ -25,6 +25,7 @@ what the cluster reports, and asks the model to answer.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime
 import shutil
@@ -176,20 +177,25 @@ def roll_out(ctx: Context, name: str, commit: str, reverts: str = "") -> Result:
     result.outcome = outcome
     waiter = Rollout(document, ctx.root, ctx.environment, manifests, outcome)
     started = time.monotonic()
-    try:
-        result.diagnostics = (
-            _deliver(ctx, document, commit, manifests, result) or waiter.ready() or waiter.smoke()
-        )
-    except (interrupt.Interrupted, KeyboardInterrupt):  # SIGINT or SIGTERM: stop waiting
-        outcome.interrupted = True
-        result.diagnostics = [_interrupted(ctx, document, name)]
-        return result  # nothing recorded: the rollout did not finish
-    except kubectl.KubectlError as exc:
-        result.diagnostics = [
-            document.finding(
-                ["spec", "engine"], MODEL_NOT_DEPLOYED, f"model not deployed: {exc}", _hint(ctx)
+    with concurrent.futures.ThreadPoolExecutor(1) as reader:
+        # the record's history, read while Argo CD syncs rather than after it serves
+        earlier = reader.submit(record.history, ctx.namespace, name)
+        try:
+            result.diagnostics = (
+                _deliver(ctx, document, commit, manifests, result)
+                or waiter.ready()
+                or waiter.smoke()
             )
-        ]
+        except (interrupt.Interrupted, KeyboardInterrupt):  # SIGINT or SIGTERM: stop waiting
+            outcome.interrupted = True
+            result.diagnostics = [_interrupted(ctx, document, name)]
+            return result  # nothing recorded: the rollout did not finish
+        except kubectl.KubectlError as exc:
+            result.diagnostics = [
+                document.finding(
+                    ["spec", "engine"], MODEL_NOT_DEPLOYED, f"model not deployed: {exc}", _hint(ctx)
+                )
+            ]
     entry.finished = now()
     entry.smoke = _smoke_verdict(document, outcome)
     if result.ok:
@@ -199,7 +205,7 @@ def roll_out(ctx: Context, name: str, commit: str, reverts: str = "") -> Result:
         entry.result = record.FAILED
         entry.message = "; ".join(d.message for d in result.diagnostics)[:2000]
     entry.notes.append(f"rollout took {time.monotonic() - started:.1f} s")
-    record.write(ctx.namespace, entry)
+    record.write(ctx.namespace, entry, earlier.result())
     result.entry = entry
     return result
 
@@ -269,7 +275,7 @@ def _sync(ctx: Context, document: Document, commit: str, result: Result) -> list
         if argocd.settled(state, commit):
             result.notes.append(f"Argo CD had already synced {application} at {commit[:12]}")
         else:
-            argocd.sync(application, commit, ctx.prune)
+            argocd.sync(application, commit, ctx.prune, state.sync_options)
         state = argocd.wait(
             application,
             commit,

@@ -453,9 +453,11 @@ APPLY_VERBS = ("create", "delete", "get", "list", "patch")
 PORT_FORWARD = {"services": ("get",), "pods": ("get", "list"), "pods/portforward": ("create",)}
 # What serves where is recorded in the cluster, a ConfigMap per model (deploy/record.py)
 RECORD = {"configmaps": ("create", "get", "list", "patch")}
-# Argo CD's namespace, where the rollout asks the environment's Applications to sync
+# Argo CD's namespace, where the rollout asks the environment's Applications to sync (and
+# watches each until Argo CD reports it done) and their ApplicationSet to read the repository
 ARGOCD_NAMESPACE = "argocd"
-SYNC_VERBS = ("get", "patch")
+SYNC_VERBS = ("get", "patch", "watch")
+REFRESH_VERBS = ("get", "patch")
 DEPLOYER_GROUP = "modelgate:deployers"
 
 
@@ -495,9 +497,9 @@ def deployer(environment: str, kinds: set[tuple[str, str]], values: dict[str, An
 
 
 def syncer(environment: str, models: list[str], values: dict[str, Any]) -> dict:
-    """The Role a rollout needs in Argo CD's namespace: read and sync (patch `operation`) the
-    environment's Applications, by name, and no other Application; ask the environment's
-    ApplicationSet to read the repository again (a new model's Application)."""
+    """The Role a rollout needs in Argo CD's namespace: read, sync (patch `operation`) and
+    watch the environment's Applications, by name, and no other Application; ask the
+    environment's ApplicationSet to read the repository again (a new model's Application)."""
     return {
         "environment": environment,
         "name": f"modelgate-deployer-{environment}",
@@ -508,7 +510,7 @@ def syncer(environment: str, models: list[str], values: dict[str, Any]) -> dict:
                 "apiGroups": ["argoproj.io"],
                 "resources": ["applicationsets"],
                 "resourceNames": [applicationset_name(environment)],
-                "verbs": list(SYNC_VERBS),
+                "verbs": list(REFRESH_VERBS),
             },
             *(
                 [
