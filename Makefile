@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 LOCK_ARGS ?=
 
-.PHONY: demo test lint scan bench fuzz venv lock clean system-deps
+.PHONY: demo test lint scan bench fuzz venv lock lock-check clean system-deps
 
 venv: $(STAMP)
 
@@ -31,6 +31,11 @@ $(STAMP): pyproject.toml locks/modelgate.txt locks/uv.txt
 # package with `make lock LOCK_ARGS="--upgrade-package numpy"`, all with LOCK_ARGS=--upgrade.
 lock: $(STAMP)
 	$(BIN)/python locks/update.py $(LOCK_ARGS)
+
+# Resolve every lock again in a scratch copy and compare: a lock edited by hand (a package
+# added under a made-up `# via`) is not what pyproject.toml resolves to, and fails here.
+lock-check: $(STAMP)
+	$(BIN)/python locks/update.py --check
 
 demo: $(STAMP)
 	$(BIN)/modelgate validate

@@ -23,12 +23,23 @@ are kept unless asked otherwise:
 
 Each file starts with the fingerprint of the pyproject.toml it was made from; a test fails
 when pyproject.toml changes without the locks.
+
+    python locks/update.py --check               # resolve again into a scratch copy: exit 1,
+                                                 # naming each file and line, where a lock is
+                                                 # not what its inputs resolve to
+
+`--check` is how an edited lock is refused: a package added by hand, with a `# via` that names
+any parent, is not in what pyproject.toml resolves to (make lock-check; the pull-request
+workflow runs it when locks/ or pyproject.toml change).
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,6 +55,9 @@ SCANNER = LOCKS / "checkov.txt"
 SCANNER_GROUP = "scan"
 ENGINE_GROUP_PREFIX = "engine-"
 FINGERPRINT_PREFIX = "# pyproject.toml: sha256:"
+# uv names a requirements file by the path it was given: the scratch folder's is left out, so
+# that the same inputs make the same bytes on every run
+SCRATCH_SOURCE = re.compile(r"^(\s*#\s+-r ).*/([^/\s]+\.in)$", re.M)
 
 
 def pyproject_fingerprint(pyproject: Path = ROOT / "pyproject.toml") -> str:
@@ -85,7 +99,7 @@ def _stamp(output: Path, fingerprint: str, what: str) -> None:
         for line in output.read_text(encoding="utf-8").splitlines(keepends=True)
         if not line.startswith("# ")
     )
-    output.write_text(header + body, encoding="utf-8")
+    output.write_text(header + SCRATCH_SOURCE.sub(r"\1\2", body), encoding="utf-8")
 
 
 def engine_groups(pyproject: dict) -> list[str]:
@@ -94,7 +108,39 @@ def engine_groups(pyproject: dict) -> list[str]:
     return sorted(name for name in groups if name.startswith(ENGINE_GROUP_PREFIX))
 
 
+def check() -> int:
+    """Resolve every lock again in a scratch copy of pyproject.toml and locks/ (the committed
+    pins as preferences, nothing upgraded) and compare it with the committed one."""
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch)
+        shutil.copy2(ROOT / "pyproject.toml", copy / "pyproject.toml")
+        shutil.copytree(LOCKS, copy / "locks")
+        made = subprocess.run(
+            [sys.executable, str(copy / "locks" / "update.py")], capture_output=True, text=True
+        )
+        if made.returncode:
+            print(f"locks/update.py --check: could not resolve: {made.stderr.strip()}")
+            return 2
+        differing = 0
+        for lock in sorted(LOCKS.glob("*.txt")):
+            committed = lock.read_text(encoding="utf-8").splitlines()
+            resolved = (copy / "locks" / lock.name).read_text(encoding="utf-8").splitlines()
+            if committed != resolved:
+                differing += 1
+                name = f"locks/{lock.name}"
+                print(f"{name}: not what pyproject.toml resolves to (edited by hand?)")
+                for line in difflib.unified_diff(
+                    committed, resolved, name, f"{name} (resolved)", lineterm="", n=1
+                ):
+                    print(f"  {line}")
+    if differing:
+        print("run `make lock` and commit locks/ (a lock is never edited by hand)")
+    return 1 if differing else 0
+
+
 def main(arguments: list[str]) -> int:
+    if arguments == ["--check"]:
+        return check()
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     floor = _python_floor(pyproject)
     fingerprint = pyproject_fingerprint()
