@@ -211,6 +211,7 @@ def test_pull_fills_crds_from_the_cluster_and_render_uses_them(
     served_seldon = kube.resource("mlops.seldon.io/v1alpha1", "Model") is not None
     assert written == sorted([
         "argoproj.io_applicationsets.yaml",
+        "argoproj.io_appprojects.yaml",  # the environments' projects, in rendered/ENV/_rbac/
         *(["mlops.seldon.io_models.yaml"] if served_seldon else []),
         "serving.kserve.io_inferenceservices.yaml",
         "serving.kserve.io_servingruntimes.yaml",  # a custom runtime's (churn-pipeline)
@@ -229,7 +230,7 @@ def test_pull_fills_crds_from_the_cluster_and_render_uses_them(
     checked = render(scaffold, "--check")
     assert checked.code == 0, checked.err
     unchecked = "".join(line for line in checked.err.splitlines() if "MG405" in line)
-    for kind in ("InferenceService", "ServingRuntime", "ApplicationSet"):
+    for kind in ("InferenceService", "ServingRuntime", "ApplicationSet", "AppProject"):
         assert kind not in unchecked
     assert ("mlops.seldon.io/v1alpha1 Model" in unchecked) is not served_seldon
     # Istio's CRDs declare spec alone: their objects' apiVersion, kind and metadata are taken
