@@ -14,8 +14,9 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,29 +28,27 @@ from .test_kube_apiserver import ensure_namespace
 pytestmark = pytest.mark.kube
 
 
-@pytest.fixture(scope="module")
-def node() -> Iterator[kube_node.Node]:
+def _running(start: Callable[[], Any], what: str) -> Iterator[Any]:
+    """What `start` starts, closed after the module's tests; a skip naming why it cannot run."""
     try:
-        started = kube_node.start()
+        started = start()
     except kube_env.Unavailable as reason:
-        pytest.skip(f"no node: {reason}")
+        pytest.skip(f"no {what}: {reason}")
     try:
         yield started
     finally:
         started.close()
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[kube_node.Node]:
+    yield from _running(kube_node.start, "node")
 
 
 @pytest.fixture(scope="module")
 def node_argocd(node: kube_node.Node) -> Iterator[argocd_env.ArgoCD]:
     """A real Argo CD syncing into the node's API server (the session's has no node)."""
-    try:
-        started = argocd_env.start(node.kube)
-    except kube_env.Unavailable as reason:
-        pytest.skip(f"no Argo CD: {reason}")
-    try:
-        yield started
-    finally:
-        started.close()
+    yield from _running(lambda: argocd_env.start(node.kube), "Argo CD")
 
 
 def iris_spec(image: str, readiness: int) -> str:
