@@ -17,6 +17,7 @@ from jsonschema import Draft4Validator
 
 from validator.check import policy
 
+from . import official_schemas
 from .conftest import PROJECT, Scaffold, git, run_cli
 from .test_report import official
 from .test_workflows import WORKFLOW_DIR, job_step, jobs, load
@@ -97,7 +98,7 @@ def test_json_carries_the_weakenings(lenient: Scaffold) -> None:
 
 def test_sarif_run_properties_carry_the_weakenings(lenient: Scaffold) -> None:
     sarif = json.loads(validate(lenient, "sarif"))
-    schema = json.loads(official("sarif-schema-2.1.0.json").read_text())
+    schema = json.loads(official(official_schemas.sarif_schema).read_text())
     errors = sorted(Draft4Validator(schema).iter_errors(sarif), key=str)
     assert errors == [], errors[0].message if errors else ""
     assert sarif["runs"][0]["properties"]["policyWeakened"] == WEAKENED
@@ -106,7 +107,7 @@ def test_sarif_run_properties_carry_the_weakenings(lenient: Scaffold) -> None:
 def test_junit_carries_the_weakenings(lenient: Scaffold) -> None:
     xmlschema = pytest.importorskip("xmlschema")
     out = validate(lenient, "junit")
-    xmlschema.XMLSchema(str(official("junit.xsd"))).validate(out.encode())
+    xmlschema.XMLSchema(str(official(official_schemas.junit_xsd))).validate(out.encode())
     suite = ET.fromstring(out).find("testsuite")
     assert suite is not None
     properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
