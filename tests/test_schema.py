@@ -48,7 +48,7 @@ def test_the_example_is_clean() -> None:
 
 
 def test_a_wrong_value_points_at_the_value() -> None:
-    text = IRIS_SPEC.replace("sha256: 184980", "sha256: XX4980")
+    text = IRIS_SPEC.replace("sha256: 869857", "sha256: XX9857")
     [(rule, line, col, message, hint)] = findings(text)
     assert (rule, line, col) == (schema.SCHEMA_VIOLATION, line_of(text, "sha256:"), 13)
     assert message.startswith("spec.model.sha256:")
