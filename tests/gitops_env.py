@@ -70,6 +70,12 @@ class GitOps:
     def modelgate(self, *args: str, timeout: float = 240) -> CliResult:
         return run_cli(*args, cwd=self.work, timeout=timeout)
 
+    def rollout(self, commit: str, since: str, environment: str = "staging") -> CliResult:
+        """`modelgate rollout` of `commit`, the models changed since `since`."""
+        return self.modelgate(
+            "rollout", "--env", environment, "--commit", commit, "--changed-since", since
+        )
+
     def admin_apply(self, *paths: Path) -> None:
         for path in paths:
             done = self.kube.kubectl("apply", "--server-side", "-f", str(path))

@@ -75,9 +75,7 @@ def test_a_good_merge_is_synced_at_its_commit_awaited_and_recorded_in_the_cluste
 ) -> None:
     base, good = first_merge(gitops)
     with playing(gitops.kube, gitops.namespace("staging"), serving(GOOD)):
-        done = gitops.modelgate(
-            "rollout", "--env", "staging", "--commit", good, "--changed-since", base
-        )
+        done = gitops.rollout(good, base)
     assert done.code == 0, done.err + done.out
     assert f"{gitops.model}: serving in staging at {good[:12]}" in done.out
     application = gitops.argocd.application(f"{gitops.model}-staging")
@@ -101,15 +99,9 @@ def test_a_failed_merge_is_reverted_by_a_commit_and_the_last_good_version_serves
 ) -> None:
     base, good = first_merge(gitops)
     with playing(gitops.kube, gitops.namespace("staging"), serving(GOOD)):
-        ok(
-            gitops.modelgate(
-                "rollout", "--env", "staging", "--commit", good, "--changed-since", base
-            )
-        )
+        ok(gitops.rollout(good, base))
         bad = gitops.commit("web 1.0.1: a broken image", web_spec(BAD))
-        failed = gitops.modelgate(
-            "rollout", "--env", "staging", "--commit", bad, "--changed-since", good
-        )
+        failed = gitops.rollout(bad, good)
         assert failed.code == 1, failed.out
         assert "MG501" in failed.err and "Degraded" in failed.err, failed.err
         assert "modelgate revert --env staging" in failed.err
@@ -146,15 +138,9 @@ def test_two_merges_in_a_row_each_serve_at_their_own_commit(gitops: GitOps) -> N
     base, first = first_merge(gitops)
     third = "3" * 64
     with playing(gitops.kube, gitops.namespace("staging"), serving(GOOD, third)):
-        ok(
-            gitops.modelgate(
-                "rollout", "--env", "staging", "--commit", first, "--changed-since", base
-            )
-        )
+        ok(gitops.rollout(first, base))
         second = gitops.commit("web on another image", web_spec(third))
-        done = gitops.modelgate(
-            "rollout", "--env", "staging", "--commit", second, "--changed-since", first
-        )
+        done = gitops.rollout(second, first)
     assert done.code == 0, done.err + done.out
     assert gitops.image("staging") == f"{IMAGE}{third}"
     assert [e["commit"] for e in gitops.record("staging")["history"]] == [second, first]
@@ -164,9 +150,7 @@ def test_a_commit_that_changes_no_model_rolls_out_nothing(gitops: GitOps) -> Non
     _, good = first_merge(gitops)
     (gitops.work / "README.md").write_text("notes\n", encoding="utf-8")
     other = gitops.commit("notes")
-    done = gitops.modelgate(
-        "rollout", "--env", "staging", "--commit", other, "--changed-since", good
-    )
+    done = gitops.rollout(other, good)
     assert done.code == 0 and "no model changed" in done.out
 
 
@@ -190,9 +174,7 @@ def test_production_never_syncs_by_itself_only_its_rollout_does(gitops: GitOps) 
         "status", {}
     )
     with playing(gitops.kube, gitops.namespace("production"), serving(GOOD)):
-        done = gitops.modelgate(
-            "rollout", "--env", "production", "--commit", good, "--changed-since", base
-        )
+        done = gitops.rollout(good, base, "production")
     assert done.code == 0, done.err + done.out
     assert gitops.record("production")["current"]["commit"] == good
 
@@ -207,15 +189,11 @@ def test_an_environment_delivered_by_push_is_applied_and_reverted_the_same_way(
     base, good = first_merge(gitops)
     assert not (gitops.work / "rendered" / "argocd" / "staging.yaml").exists()
     with playing(gitops.kube, gitops.namespace("staging"), serving(GOOD)):
-        done = gitops.modelgate(
-            "rollout", "--env", "staging", "--commit", good, "--changed-since", base
-        )
+        done = gitops.rollout(good, base)
         assert done.code == 0, done.err + done.out
         assert gitops.record("staging")["current"]["delivery"] == "push"
         bad = gitops.commit("web 1.0.1", web_spec(BAD))
-        failed = gitops.modelgate(
-            "rollout", "--env", "staging", "--commit", bad, "--changed-since", good
-        )
+        failed = gitops.rollout(bad, good)
         assert failed.code == 1, failed.err + failed.out
         reverted = gitops.modelgate("revert", "--env", "staging", "--commit", bad)
     assert reverted.code == 0, reverted.err + reverted.out
@@ -231,9 +209,7 @@ def test_an_application_argo_cd_does_not_have_is_a_clear_error(gitops: GitOps) -
     rbac = sorted((gitops.work / "rendered" / "staging" / "_rbac").glob("*.yaml"))
     gitops.admin_apply(*rbac)  # but not the ApplicationSet
     started = time.monotonic()
-    done = gitops.modelgate(
-        "rollout", "--env", "staging", "--commit", good, "--changed-since", base
-    )
+    done = gitops.rollout(good, base)
     assert done.code == 1
     assert f"Argo CD has no Application {gitops.model}-staging" in done.err
     assert "ApplicationSet (rendered/argocd/) applied" in done.err
@@ -257,9 +233,7 @@ def test_a_role_applied_before_it_granted_watch_still_rolls_out(
     )
     assert all("watch" not in rule["verbs"] for rule in json.loads(applied.stdout)["rules"])
     with playing(gitops.kube, gitops.namespace("staging"), serving(GOOD)):
-        done = gitops.modelgate(
-            "rollout", "--env", "staging", "--commit", good, "--changed-since", base
-        )
+        done = gitops.rollout(good, base)
     ok(done)
     assert f"{gitops.model}: serving in staging at {good[:12]}" in done.out
 
@@ -267,13 +241,9 @@ def test_a_role_applied_before_it_granted_watch_still_rolls_out(
 def test_a_revert_that_does_not_apply_cleanly_changes_nothing(gitops: GitOps) -> None:
     base, good = first_merge(gitops)
     with playing(gitops.kube, gitops.namespace("staging"), serving(GOOD)):
-        assert gitops.modelgate(
-            "rollout", "--env", "staging", "--commit", good, "--changed-since", base
-        )
+        assert gitops.rollout(good, base)
         bad = gitops.commit("web 1.0.1", web_spec(BAD))
-        failed = gitops.modelgate(
-            "rollout", "--env", "staging", "--commit", bad, "--changed-since", good
-        )
+        failed = gitops.rollout(bad, good)
         assert failed.code == 1, failed.err + failed.out
     later = gitops.commit("web 1.0.2", web_spec(BAD).replace('"1.0.0"', '"1.0.2"'))
     done = gitops.modelgate("revert", "--env", "staging", "--commit", bad)
@@ -285,16 +255,9 @@ def test_a_revert_that_does_not_apply_cleanly_changes_nothing(gitops: GitOps) ->
 def test_a_revert_the_branch_refuses_goes_to_a_branch_of_its_own(gitops: GitOps) -> None:
     base, good = first_merge(gitops)
     with playing(gitops.kube, gitops.namespace("staging"), serving(GOOD)):
-        assert gitops.modelgate(
-            "rollout", "--env", "staging", "--commit", good, "--changed-since", base
-        )
+        assert gitops.rollout(good, base)
         bad = gitops.commit("web 1.0.1", web_spec(BAD))
-        assert (
-            gitops.modelgate(
-                "rollout", "--env", "staging", "--commit", bad, "--changed-since", good
-            ).code
-            == 1
-        )
+        assert gitops.rollout(bad, good).code == 1
     hook = gitops.origin / "hooks" / "pre-receive"  # main is protected: no direct pushes
     hook.write_text(
         '#!/bin/sh\nwhile read old new ref; do [ "$ref" = refs/heads/main ] && exit 1; done\n'
@@ -413,9 +376,7 @@ def test_a_workload_that_never_becomes_ready_times_out_with_argo_cds_account(
     base = gitops.head()
     good = gitops.commit("web 1.0.0", web_spec(GOOD, smoke=4))
     connect(gitops)
-    done = gitops.modelgate(
-        "rollout", "--env", "staging", "--commit", good, "--changed-since", base
-    )  # no controller reports on the Deployment
+    done = gitops.rollout(good, base)  # no controller reports on the Deployment
     assert done.code == 1
     assert "not Synced and Healthy within 4 s" in done.err
     assert "health Progressing" in done.err, done.err
@@ -436,9 +397,7 @@ def test_a_sync_argo_cd_cannot_complete_is_reported_in_its_words(gitops: GitOps)
     git(gitops.work, "push", "-q", "origin", "HEAD:main")
     broken = gitops.head()
     with playing(gitops.kube, gitops.namespace("staging"), serving(GOOD)):
-        done = gitops.modelgate(
-            "rollout", "--env", "staging", "--commit", broken, "--changed-since", base
-        )
+        done = gitops.rollout(broken, base)
     assert done.code == 1, done.out
     assert "Argo CD's sync failed" in done.err or "Argo CD's sync error" in done.err, done.err
     assert good != broken
