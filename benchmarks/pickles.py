@@ -105,7 +105,8 @@ def files_table(paths: Sequence[Path], repeat: int, cache: Path) -> list[str]:
 
 
 def repository(count: int, parent: Path, policies_from: str | None) -> Path:
-    """COUNT specs serving the iris model, its artifact, and policies/ (of REF, if given)."""
+    """COUNT specs serving the iris model, its artifact, and policies/ and templates/values.yaml
+    (of REF, if given: that validator reads them)."""
     root = parent / (f"at-{policies_from}" if policies_from else "here")
     _module("validate").write_specs(root, count)  # type: ignore[attr-defined]
     artifact = root / "models" / "artifacts" / "iris"
@@ -113,7 +114,9 @@ def repository(count: int, parent: Path, policies_from: str | None) -> Path:
     shutil.copytree(REPO / "docs" / "models", root / "docs" / "models")
     if policies_from:
         shutil.rmtree(root / "policies")
+        shutil.rmtree(root / "templates")
         _extract(policies_from, "policies", root)
+        _extract(policies_from, "templates/values.yaml", root)
     return root
 
 
@@ -138,7 +141,7 @@ def validate_cpu(root: Path, env: dict[str, str], repeat: int, cache: Path, cold
         assert process.stderr is not None
         errors = process.stderr.read()
         _, status, usage = os.wait4(process.pid, 0)
-        if os.waitstatus_to_exitcode(status) not in (0, 1):
+        if os.waitstatus_to_exitcode(status) != 0:  # findings would measure their reporting
             raise SystemExit(f"validate failed in {root}:\n{errors[-2000:]!r}")
         runs.append(usage.ru_utime + usage.ru_stime)
     return min(runs if cold else runs[1:])

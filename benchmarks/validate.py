@@ -37,6 +37,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "models" / "iris.yaml"
 POLICIES = REPO / "policies"
+VALUES = REPO / "templates" / "values.yaml"  # the environments the specs name
 SCHEMA = REPO / "validator" / "schemas" / "modeldeployment.v1alpha1.json"
 BIN = Path(sysconfig.get_path("scripts"))
 ARGV_BUDGET = 100_000  # bytes of file arguments per check-jsonschema call
@@ -46,7 +47,8 @@ TARGET_RATIO = 3.0
 
 DOMAINS = ("botany", "fraud", "search", "ads", "vision", "speech", "pricing")
 TIERS = ("gold", "silver", "bronze")
-ENVIRONMENTS = (["staging", "production"], ["staging"], ["dev", "staging", "production"])
+# the environments templates/values.yaml declares
+ENVIRONMENTS = (["staging", "production"], ["staging"], ["production"])
 
 
 class BenchError(Exception):
@@ -71,7 +73,7 @@ def variant(template: dict[str, Any], index: int) -> dict[str, Any]:
     spec["metadata"]["labels"] = {
         "domain": DOMAINS[index % len(DOMAINS)],
         "tier": TIERS[index % len(TIERS)],
-        "modelgate.dev/batch": f"b{index // 100}",
+        "batch": f"b{index // 100}",
     }
     body = spec["spec"]
     body["model"]["version"] = f"{1 + index % 4}.{index % 10}.{index}"
@@ -95,12 +97,15 @@ def smoke_requests(requests: list[dict[str, Any]], index: int) -> list[dict[str,
 
 
 def write_specs(root: Path, count: int) -> list[Path]:
-    """ROOT/models/<name>.yaml for count specs, and a copy of policies/; the files, sorted."""
+    """ROOT/models/<name>.yaml for count specs, and copies of policies/ and the values; the
+    files, sorted."""
     template = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
     models = root / "models"
     models.mkdir(parents=True)
     if POLICIES.is_dir():
         shutil.copytree(POLICIES, root / "policies")
+    (root / "templates").mkdir()
+    shutil.copy(VALUES, root / "templates" / "values.yaml")
     files = []
     for index in range(1, count + 1):
         spec = variant(template, index)

@@ -49,6 +49,11 @@ def _validator(name: str) -> Any:
     return Draft202012Validator(schema(name))
 
 
+def check_compiled(name: str = SPEC_SCHEMA) -> None:
+    """Compile the named schema's fast check now (see workspace._compile_before_forking)."""
+    compiled.compiled(schema(name))
+
+
 def check(document: Document, name: str = SPEC_SCHEMA) -> list[Diagnostic]:
     """All violations of the named schema, each at the line:col of the offending value."""
     if compiled.compiled(schema(name))(document.data):

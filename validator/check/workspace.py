@@ -152,6 +152,8 @@ def validate(
     declared, problems = platform.read(root)
     result.diagnostics.extend(problems)
     check = _FileCheck(root, result.policy, environment, follow, declared)
+    if len(files) >= PARALLEL_FROM:
+        _compile_before_forking(result.policy)
     checked = parallel.fork_map(check, list(files), PARALLEL_FROM, alongside)
     policy_findings: list[Diagnostic] = []
     for document, problems, findings, followed in checked:
@@ -395,6 +397,14 @@ def committed_state(root: Path) -> list[Diagnostic]:
 
 
 PARALLEL_FROM = 256  # files; below this, starting a second process costs more than it saves
+
+
+def _compile_before_forking(loaded: Any) -> None:
+    """The spec schema's and the rules' compiled checks, made once here: with an empty cache,
+    each forked worker would otherwise generate every one of them again."""
+    schema.check_compiled()
+    for rule in loaded.rules if loaded is not None else ():
+        rule.compile()
 
 
 def peers_of(root: Path, paths: Sequence[str]) -> list[str]:

@@ -101,6 +101,13 @@ class Rule:
     def satisfied(self, data: Any) -> bool:
         return self.require is None or compiled.compiled(self.require)(data)
 
+    def compile(self) -> None:
+        """Compile `when` and `require` now (or read them from the cache), so that worker
+        processes forked after this inherit them rather than each compile its own."""
+        for part in (self.when, self.require):
+            if part is not None:
+                compiled.compiled(part)
+
     @cached_property
     def require_validator(self) -> Any:
         """The slow, detailed validator: only for specs that failed `satisfied`."""
