@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from . import memo
 from .diagnostics import Diagnostic, error
 
 LINK_OUT = "MG118"
@@ -44,6 +45,10 @@ def read_at_most(stream: BinaryIO, limit: int) -> bytes:
 
 def leads_out(path: Path | str, root: Path | str) -> bool:
     """True when `path`, every link on the way followed, lies outside `root`."""
+    return memo.remembered("leads_out", (str(path), str(root)), lambda: _leads_out(path, root))
+
+
+def _leads_out(path: Path | str, root: Path | str) -> bool:
     real_root = _real(str(root))
     real = os.path.realpath(path)
     return real != real_root and not real.startswith(real_root + os.sep)

@@ -20,7 +20,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
+from .. import memo, paths
 from ..diagnostics import Diagnostic
 from .load import Document, JsonPath
 
@@ -78,6 +78,11 @@ def digest_of(path: Path, root: Path, shown: str | None = None) -> Digest:
     Raises paths.LinkOut when a path inside `root` leads out of it, Unhashable when it has
     no digest (missing, a special file, or a folder holding what a tree digest refuses)."""
     shown = shown or str(path)
+    key = (str(path), str(root), shown)
+    return memo.remembered("digest", key, lambda: _digest_of(path, root, shown))
+
+
+def _digest_of(path: Path, root: Path, shown: str) -> Digest:
     if _inside(path, root) and paths.leads_out(path, root):
         raise paths.LinkOut(path, root)
     try:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
-from .. import paths
+from .. import memo, paths
 from . import placeholders
 
 MAX_BYTES = 1024 * 1024
@@ -110,6 +110,10 @@ def in_repository(reference: str) -> bool:
 
 def read(root: Path, reference: str) -> Card:
     """The card at repository path `reference`; Unreadable when there is none to read."""
+    return memo.remembered("model_card", (str(root), reference), lambda: _read(root, reference))
+
+
+def _read(root: Path, reference: str) -> Card:
     relative = PurePosixPath(reference)
     if relative.is_absolute() or ".." in relative.parts or "\\" in reference:
         raise Unreadable(

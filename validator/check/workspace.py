@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import parallel
+from .. import memo, parallel
 from ..codes import BUILTIN_RULES
 from ..diagnostics import Diagnostic, RuleInfo, error, has_errors
 from ..git import run_git
@@ -138,9 +138,27 @@ def validate(
     Its results are in `followed`; cross-file findings may still fail some of those specs.
     `loaded_policy` is policy.load_policy(root)'s result when the caller already has it.
     """
+    with memo.run():
+        return _validate(
+            list(files), root, environment, policies, list(peers), follow, loaded_policy,
+            known, every_waiver, alongside, locks_changed,
+        )  # fmt: skip
+
+
+def _validate(
+    files: list[Path],
+    root: Path,
+    environment: str | None,
+    policies: bool,
+    peer_paths: list[Path | str],
+    follow: Callable[[load.Document], Any] | None,
+    loaded_policy: tuple[Any, list[Diagnostic]] | None,
+    known: Mapping[str, facts.Facts | None] | None,
+    every_waiver: bool,
+    alongside: Callable[[], object] | None,
+    locks_changed: bool,
+) -> Validation:
     result = Validation()
-    files = list(files)
-    peer_paths = list(peers)
     if policies:
         from . import policy
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ... import paths
 from ...engines import engine_for, loads_pickles, verified_by_pod
 from ...secrets import ANY_TOKEN, TOKEN_START, find_secret
 from .. import fetched, licenses, model_cards, pickles, targets
@@ -67,7 +68,7 @@ def artifact_inside_repository(document: Document, context: Context) -> Iterator
         yield where, f"artifact path '{artifact}' climbs out with '..'"
     else:
         local = context.root / artifact
-        if local.exists() and not local.resolve().is_relative_to(context.root.resolve()):
+        if local.exists() and paths.leads_out(local, context.root):
             yield where, f"artifact path '{artifact}' is a symlink that leaves the repository"
 
 
