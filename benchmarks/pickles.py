@@ -109,9 +109,6 @@ def repository(count: int, parent: Path, policies_from: str | None) -> Path:
     (of REF, if given: that validator reads them)."""
     root = parent / (f"at-{policies_from}" if policies_from else "here")
     _module("validate").write_specs(root, count)  # type: ignore[attr-defined]
-    artifact = root / "models" / "artifacts" / "iris"
-    shutil.copytree(ARTIFACTS / "iris", artifact)
-    shutil.copytree(REPO / "docs" / "models", root / "docs" / "models")
     if policies_from:
         shutil.rmtree(root / "policies")
         shutil.rmtree(root / "templates")

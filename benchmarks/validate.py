@@ -38,6 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "models" / "iris.yaml"
 POLICIES = REPO / "policies"
 VALUES = REPO / "templates" / "values.yaml"  # the environments the specs name
+IRIS = REPO / "models" / "artifacts" / "iris"  # the model and card every spec names
+CARDS = REPO / "docs" / "models"
 SCHEMA = REPO / "validator" / "schemas" / "modeldeployment.v1alpha1.json"
 BIN = Path(sysconfig.get_path("scripts"))
 ARGV_BUDGET = 100_000  # bytes of file arguments per check-jsonschema call
@@ -97,8 +99,8 @@ def smoke_requests(requests: list[dict[str, Any]], index: int) -> list[dict[str,
 
 
 def write_specs(root: Path, count: int) -> list[Path]:
-    """ROOT/models/<name>.yaml for count specs, and copies of policies/ and the values; the
-    files, sorted."""
+    """ROOT/models/<name>.yaml for count specs, and copies of policies/, the values, the iris
+    artifact and the model cards; the files, sorted."""
     template = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))
     models = root / "models"
     models.mkdir(parents=True)
@@ -106,6 +108,8 @@ def write_specs(root: Path, count: int) -> list[Path]:
         shutil.copytree(POLICIES, root / "policies")
     (root / "templates").mkdir()
     shutil.copy(VALUES, root / "templates" / "values.yaml")
+    shutil.copytree(IRIS, models / "artifacts" / "iris")
+    shutil.copytree(CARDS, root / "docs" / "models")
     files = []
     for index in range(1, count + 1):
         spec = variant(template, index)
