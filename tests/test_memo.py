@@ -60,3 +60,17 @@ def test_a_second_validation_in_one_process_sees_the_edited_card_and_artifact(
     again = _rules(scaffold.root, *specs)
     assert again.count("MG119") == 3  # the artifact differs from its digest, for each spec
     assert again.count("MG-CMP-004") == 3, again  # the card is incomplete, for each spec
+
+
+def test_an_answer_about_an_object_is_kept_by_its_identity_not_its_equality() -> None:
+    calls: list[dict] = []
+
+    def ask(subject: dict) -> int:
+        calls.append(subject)
+        return len(calls)
+
+    first, equal = {"a": 1}, {"a": 1}
+    with memo.run():
+        assert memo.remembered_for("kind", first, lambda: ask(first)) == 1
+        assert memo.remembered_for("kind", first, lambda: ask(first)) == 1
+        assert memo.remembered_for("kind", equal, lambda: ask(equal)) == 2

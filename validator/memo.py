@@ -30,6 +30,15 @@ def run() -> Iterator[None]:
         _ANSWERS = outer
 
 
+def remembered_for(kind: str, subject: object, compute: Callable[[], Value]) -> Value:
+    """remembered() for an answer about an object that cannot be a key (the values mapping):
+    by its identity, the object kept alive with the answer, so that its id is not reused."""
+    answer: tuple[object, Value] = remembered(kind, id(subject), lambda: (subject, compute()))
+    if answer[0] is subject:
+        return answer[1]
+    return compute()
+
+
 def remembered(kind: str, key: Hashable, compute: Callable[[], Value]) -> Value:
     """compute(), or within a run the answer it gave for (kind, key) before."""
     if _ANSWERS is None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import paths
+from .. import memo, paths
 from ..diagnostics import Diagnostic, error
 from ..engines import ENGINES, engine_values
 from . import delivery, load, stores
@@ -93,6 +93,10 @@ class Platform:
 def from_values(values: Mapping[str, Any]) -> Platform:
     """The platform a values mapping declares. Lenient: a value of the wrong shape counts as
     not declared (read() reports it, MG215, so the run fails before anything is written)."""
+    return memo.remembered_for("platform", values, lambda: _from_values(values))
+
+
+def _from_values(values: Mapping[str, Any]) -> Platform:
     exposure = _mapping(values.get("exposure"))
     ingress = _mapping(exposure.get("ingress"))
     oidc = _mapping(exposure.get("oidc"))
