@@ -129,6 +129,14 @@ _CODES: dict[str, tuple[str, str]] = {
         "oci:// artifact store that cannot be used",
         "write oci://HOST[:PORT]/PATH and a modelImageBase (docs/artifacts.md)",
     ),
+    "MG270": (
+        "team cannot name its Argo CD project",
+        "write metadata.team as a DNS-1123 label: lowercase letters, digits and '-'",
+    ),
+    "MG271": (
+        "two teams' Argo CD projects share a name",
+        "rename a team or an environment: modelgate-TEAM-ENV must name one of each",
+    ),
     "MG301": ("two specs share a name", "give every model deployment its own name"),
     "MG302": (
         "runtime definition not named like its spec",

@@ -14,7 +14,13 @@ import posixpath
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
-from ..engines import APPLICATIONSET_TEMPLATE, APPPROJECT_TEMPLATE, COMPOSE_TEMPLATE, ENGINES
+from ..engines import (
+    APPLICATION_TEMPLATE,
+    APPLICATIONSET_TEMPLATE,
+    APPPROJECT_TEMPLATE,
+    COMPOSE_TEMPLATE,
+    ENGINES,
+)
 from ..git import run_git
 from . import stand_ins
 from .load import Document
@@ -22,8 +28,14 @@ from .load import Document
 CARDS = "docs/models"  # the model cards `modelgate new` writes, which MG-CMP-004 reads
 WATCHED = ("models", "templates", "policies", CARDS)
 # templates every spec renders whatever its engine: the docker target's compose file (every
-# spec with a model image), the ApplicationSets and their Argo CD projects (every environment)
-_EVERY_ENGINE = (COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE, APPPROJECT_TEMPLATE)
+# spec with a model image), the ApplicationSets, the teams' Argo CD projects and the file of
+# each model the ApplicationSets' generators read (every environment Argo CD delivers)
+_EVERY_ENGINE = (
+    COMPOSE_TEMPLATE,
+    APPLICATIONSET_TEMPLATE,
+    APPPROJECT_TEMPLATE,
+    APPLICATION_TEMPLATE,
+)
 # modelgate's own code and pins, where a repository holds them (this one does): a change to
 # the tool changes what every spec renders to and how it is checked; but for the engines'
 # own environments (locks/engine-NAME.txt), which concern the specs run from them

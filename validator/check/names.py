@@ -1,12 +1,15 @@
-"""A spec's identity: its name matches its file, no two specs share a name, and its
-environments do not take the names of rendered/'s other directories."""
+"""A spec's identity: its name matches its file, no two specs share a name, its
+environments do not take the names of rendered/'s other directories, and its team can name
+the Argo CD project its Applications belong to."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container, Iterable
 from pathlib import PurePath
 
 from ..diagnostics import Diagnostic
+from . import placeholders
 from .load import Document
 
 NAME_MISMATCH = "MG109"
@@ -14,6 +17,9 @@ RESERVED_ENVIRONMENT = "MG114"
 DUPLICATE_NAME = "MG301"
 RUNTIME_NAME = "MG302"
 RUNTIME_BUILT_IN = "MG303"
+TEAM_NAME = "MG270"
+# a DNS-1123 label: a team names its Argo CD project in each environment, modelgate-TEAM-ENV
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 # The runtimes a KServe installation brings (config/runtimes of KServe, and ModelMesh's):
 # a namespaced ServingRuntime of one of these names shadows the cluster-wide one.
 BUILT_IN_RUNTIMES = frozenset(
@@ -140,3 +146,24 @@ def check_runtime_name(document: Document) -> list[Diagnostic]:
             )
         ]
     return []
+
+
+def check_team(document: Document) -> list[Diagnostic]:
+    """metadata.team names the Argo CD project of the spec's Applications (modelgate-TEAM-ENV)
+    and its rendered file: a DNS-1123 label, as object names are. A placeholder is left to
+    MG122, which says what to write."""
+    metadata = document.data.get("metadata")
+    team = metadata.get("team") if isinstance(metadata, dict) else None
+    if not isinstance(team, str) or DNS_LABEL.fullmatch(team) or placeholders.find(team):
+        return []
+    suggested = re.sub(r"[^a-z0-9-]+", "-", team.lower()).strip("-") or "ml-platform"
+    return [
+        document.finding(
+            ["metadata", "team"],
+            TEAM_NAME,
+            f"team '{team}' cannot name the team's Argo CD project (modelgate-TEAM-ENV): a team "
+            "is a DNS-1123 label, lowercase letters, digits and '-', starting and ending with a "
+            "letter or digit",
+            f"write the team as '{suggested[:63].strip('-')}'",
+        )
+    ]

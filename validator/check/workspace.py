@@ -330,6 +330,7 @@ class _FileCheck:
         problems.extend(pod.check(document))
         problems.extend(licenses.check(document))
         problems.extend(unfinished.check(document))
+        problems.extend(names.check_team(document))
         changed = artifacts.check(document, self.root)
         # a changed or unhashable artifact is not the one reviewed: nothing to scan in it
         located = fetched.located(document.data["spec"])

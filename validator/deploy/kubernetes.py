@@ -167,7 +167,8 @@ def _deploy(document: Document, root: Path, environment: str, outcome: Outcome) 
     manifests = [
         Manifest(root / item.path, item.path.as_posix(), item.content.encode(), data, Ref.of(data))
         for item in sorted(rendering.files, key=lambda f: f.path.name)
-        if item.path.parent == folder
+        # the manifests: not application.json, which only Argo CD's generator reads
+        if item.path.parent == folder and item.path.suffix == ".yaml"
         for data in [yaml.safe_load(item.content)]
     ]
     elsewhere = _namespace_differs(document, manifests, folder)

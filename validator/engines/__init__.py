@@ -116,9 +116,14 @@ CPU_ONLY = Gpus(())
 ALWAYS, STORES, TO_VERIFY = "always", "stores", "to-verify"
 COMPOSE_TEMPLATE = "docker/compose.yaml.j2"
 APPLICATIONSET_TEMPLATE = "argocd/applicationset.yaml.j2"
-# The Argo CD project of an environment's Applications, made from the kinds rendered there
-# (rendered/ENV/_rbac/, with the deployer's Role: a cluster admin applies both)
+# The Argo CD project of a team's Applications in an environment, made from the kinds the
+# team renders there (rendered/ENV/_rbac/, with the deployer's Role: a cluster admin applies
+# both)
 APPPROJECT_TEMPLATE = "argocd/appproject.yaml.j2"
+# What an environment's ApplicationSet reads of each model (its git files generator): the team
+# whose project the model's Application belongs to, rendered/ENV/NAME/application.json
+APPLICATION_TEMPLATE = "argocd/application.json.j2"
+APPLICATION_FILE = "application.json"
 ARTIFACT, IMAGE = "artifact", "image"  # how a model is packaged: spec.model.artifact or .image
 
 

@@ -4,7 +4,8 @@
     rendered/ENV/NAME/         Kubernetes manifests, per environment of the spec
     rendered/docker/NAME/      compose file for specs whose model is an image
     rendered/argocd/ENV.yaml   one Argo CD ApplicationSet per environment
-    rendered/ENV/_rbac/        the Role (and its binding) a deployer needs in ENV's namespace
+    rendered/ENV/_rbac/        the Role (and its binding) a deployer needs in ENV's namespace,
+                               and the Argo CD project of each team's Applications in ENV
 
 Templates are an attack surface: they run in Jinja's sandbox with StrictUndefined, every value
 reaches them through `tojson` (or `toyaml`, which encodes every scalar the same way), and every
@@ -32,12 +33,14 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .. import paths
-from ..check import artifacts, load, stand_in, targets
+from ..check import artifacts, delivery, load, stand_in, targets
 from ..check.load import Document
 from ..check.platform import from_values
 from ..check.workspace import Validation
 from ..diagnostics import Diagnostic, Refused, Severity, error
 from ..engines import (
+    APPLICATION_FILE,
+    APPLICATION_TEMPLATE,
     APPLICATIONSET_TEMPLATE,
     APPPROJECT_TEMPLATE,
     COMPOSE_TEMPLATE,
@@ -83,6 +86,7 @@ TEMPLATE_ERROR = "MG401"
 NO_RUNTIME = "MG402"
 RENDERED_INVALID = "MG403"
 UNCHECKED = "MG405"
+SHARED_PROJECT = "MG271"
 
 
 @dataclass
@@ -94,12 +98,16 @@ class Rendering:
     objects: list[OutputObject] = field(default_factory=list)
     # (folder of rendered/, apiVersion, kind) of every manifest: what the deployer's Role grants
     kinds: set[tuple[str, str, str]] = field(default_factory=set)
+    # (folder of rendered/, team, apiVersion, kind) of every spec's manifest: what the team's
+    # Argo CD project in that environment allows
+    team_kinds: set[tuple[str, str, str, str]] = field(default_factory=set)
 
     def extend(self, other: Rendering) -> None:
         self.files.extend(other.files)
         self.diagnostics.extend(other.diagnostics)
         self.unchecked |= other.unchecked
         self.kinds |= other.kinds
+        self.team_kinds |= other.team_kinds
 
     def failed(self) -> bool:
         return any(d.severity is Severity.ERROR and not d.waived for d in self.diagnostics)
@@ -193,6 +201,9 @@ class Renderer:
             else values
         )
         self.platform = from_values(self.values)  # what spec.endpoint may ask of the clusters
+        # the environments Argo CD delivers (an undeclared one is Argo CD's, as view.repository)
+        declared = delivery.from_values(self.values) or {}
+        self.pushed = {name for name, env in declared.items() if not env.argocd}
         self.templates = templates.Templates(root)
         # only this environment's manifests and ApplicationSet, no local or docker files
         self.environment = environment
@@ -214,7 +225,13 @@ class Renderer:
 
     def preload(self) -> Renderer:
         """Compile every engine's templates now, so that forked workers inherit them."""
-        names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE, APPPROJECT_TEMPLATE, *RBAC_TEMPLATES}
+        names = {
+            COMPOSE_TEMPLATE,
+            APPLICATIONSET_TEMPLATE,
+            APPPROJECT_TEMPLATE,
+            APPLICATION_TEMPLATE,
+            *RBAC_TEMPLATES,
+        }
         for engine in ENGINES.values():
             names.update(engine.templates)
         self.templates.preload(sorted(names))
@@ -296,6 +313,7 @@ def _render_applicationsets(
     that lets a rollout sync its Applications (both need only the specs' names and
     environments), and the deployer's Role from the kinds rendered there (only in the
     environments `roles` names, when given), judged by the output rules."""
+    made: dict[str, tuple[str, str]] = {}  # (team, environment) of each project name
     for env_view in view.repository(list(documents), renderer.values)["applicationsets"]:
         environment = env_view["environment"]
         if renderer.environment not in (None, environment):
@@ -307,6 +325,8 @@ def _render_applicationsets(
             _render_role(result, renderer, environment, syncer, f"{ARGOCD}-")
         if roles is None or environment in roles:
             _render_rbac(result, renderer, environment, env_view["delivery"] == ARGOCD)
+            if env_view["delivery"] == ARGOCD:
+                result.diagnostics.extend(_shared_projects(result, documents, environment, made))
         if renderer.output_policy is not None:
             judged = {item.path for item in result.objects}
             texts = {str(f.path): f.content for f in result.files if str(f.path) in judged}
@@ -340,15 +360,71 @@ def _render_rbac(
     result: Rendering, renderer: Renderer, environment: str, argocd: bool = False
 ) -> None:
     """The deployer's Role in the environment's namespace, from the kinds rendered there; for
-    Argo CD delivery, the Argo CD project its Applications are restricted to, from the same."""
+    Argo CD delivery, the Argo CD project of each team's Applications there, from the kinds
+    that team's models render."""
     kinds = {(api, kind) for folder, api, kind in result.kinds if folder == environment}
     _render_role(result, renderer, environment, view.deployer(environment, kinds, renderer.values))
-    if argocd:
-        output = PurePosixPath(
-            RENDERED_DIR, environment, RBAC, f"{ARGOCD}-{_output(APPPROJECT_TEMPLATE)}"
-        )
-        context = {"p": view.project(environment, kinds, renderer.values)}
+    if not argocd:
+        return
+    for team, team_kinds in sorted(_kinds_by_team(result, environment).items()):
+        context = {"p": view.project(environment, team, team_kinds, renderer.values)}
+        output = project_path(environment, team)
         _render_into(result, None, renderer, APPPROJECT_TEMPLATE, context, output)
+
+
+def project_path(environment: str, team: str) -> PurePosixPath:
+    """rendered/ENV/_rbac/argocd-appproject-TEAM.yaml: the team's Argo CD project in ENV."""
+    name = _output(APPPROJECT_TEMPLATE).removesuffix(".yaml")
+    return PurePosixPath(RENDERED_DIR, environment, RBAC, f"{ARGOCD}-{name}-{team}.yaml")
+
+
+def _kinds_by_team(result: Rendering, environment: str) -> dict[str, set[tuple[str, str]]]:
+    """(apiVersion, kind) of what each team's models render in the environment."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for folder, team, api_version, kind in result.team_kinds:
+        if folder == environment:
+            found.setdefault(team, set()).add((api_version, kind))
+    return found
+
+
+def _shared_projects(
+    result: Rendering,
+    documents: Sequence[Document],
+    environment: str,
+    made: dict[str, tuple[str, str]],
+) -> list[Diagnostic]:
+    """MG271 where a team's project in this environment is named like another team's in
+    another environment (modelgate-a-b-c: team a-b in c, or team a in b-c): one would
+    replace the other in Argo CD's namespace."""
+    findings = []
+    for team in sorted(_kinds_by_team(result, environment)):
+        name = view.project_name(team, environment)
+        other = made.setdefault(name, (team, environment))
+        if other == (team, environment):
+            continue
+        message = (
+            f"team {team}'s Argo CD project in {environment} would be {name}, the name of team "
+            f"{other[0]}'s in {other[1]}: one would replace the other"
+        )
+        hint = (
+            "rename the team (or the environment) so that modelgate-TEAM-ENV names one team "
+            "and one environment"
+        )
+        document = next(
+            (
+                d
+                for d in documents
+                if d.data["metadata"].get("team") == team
+                and environment in d.data["spec"].get("environments", ())
+            ),
+            None,
+        )
+        findings.append(
+            document.finding(["metadata", "team"], SHARED_PROJECT, message, hint)
+            if document is not None
+            else error(str(project_path(environment, team)), 0, 0, SHARED_PROJECT, message, hint)
+        )
+    return findings
 
 
 def _render_role(
@@ -389,7 +465,59 @@ def missing_grants(
                     "run `modelgate render` and commit rendered/",
                 )
             )
+    return findings + _missing_in_projects(rendering, root, not_environments)
+
+
+def _missing_in_projects(
+    rendering: Rendering, root: Path, not_environments: set[str]
+) -> list[Diagnostic]:
+    """MG404 at each team's Argo CD project (rendered/ENV/_rbac/argocd-appproject-TEAM.yaml)
+    that is missing or does not allow a kind the checked specs of that team render in ENV,
+    where Argo CD delivers ENV (its specs render application.json for the generator)."""
+    delivered = {
+        item.path.parts[1]
+        for item in rendering.files
+        if len(item.path.parts) == 4 and item.path.name == APPLICATION_FILE
+    }
+    findings = []
+    for environment in sorted(delivered - not_environments):
+        for team, kinds in sorted(_kinds_by_team(rendering, environment).items()):
+            path = project_path(environment, team)
+            needed = {(api.rpartition("/")[0], kind) for api, kind in kinds}
+            allowed = _allowed_kinds(root, path)
+            missing = sorted(needed - (allowed or set()))
+            if not missing:
+                continue
+            named = ", ".join(f"{group or 'core'}/{kind}" for group, kind in missing)
+            state = (
+                "is missing: Argo CD makes no Application of a project that does not exist"
+                if allowed is None
+                else f"does not let team {team}'s Applications sync {named}, which the checked "
+                "specs render"
+            )
+            hint = "run `modelgate render` and commit rendered/ (a cluster admin applies _rbac/)"
+            findings.append(error(str(path), 0, 0, DRIFT, f"{path} {state}", hint))
     return findings
+
+
+def _allowed_kinds(root: Path, path: PurePosixPath) -> set[tuple[str, str]] | None:
+    """(API group, kind) pairs a committed Argo CD project lets its Applications sync; None
+    when the file is missing, a link or does not load."""
+    if paths.leads_out(root / path, root) or (root / path).is_symlink():
+        return None
+    try:
+        document, _ = load.load_bytes(paths.read_bytes(root / path, root), str(path))
+    except OSError:
+        return None
+    if document is None or not isinstance(document.data.get("spec"), dict):
+        return None
+    listed = document.data["spec"].get("namespaceResourceWhitelist")
+    entries = listed if isinstance(listed, list) else []
+    return {
+        (str(entry.get("group")), str(entry.get("kind")))
+        for entry in entries
+        if isinstance(entry, dict)
+    }
 
 
 def _granted(root: Path, path: PurePosixPath) -> set[tuple[str, str]]:
@@ -466,6 +594,10 @@ def _render_spec(document: Document, renderer: Renderer, local_only: bool) -> Re
             _render_model_config(result, document, renderer, engine.model_config, context)
         for template in engine.cluster:
             _render_into(result, document, renderer, template, context, out_dir / _output(template))
+        if environment not in renderer.pushed:  # what the ApplicationSet's generator reads
+            parameters = {"v": view.application(document)}
+            output = out_dir / APPLICATION_FILE
+            _render_into(result, document, renderer, APPLICATION_TEMPLATE, parameters, output)
     if spec["model"].get("image") and renderer.environment is None:
         out_dir = rendered_dir(DOCKER, name)
         context = {"v": view.for_compose(view.docker(document, shared))}
@@ -617,7 +749,11 @@ def _render_into(
     if output.suffix not in (".json", PBTXT) and output.name != "compose.yaml" and not rbac:
         # what the deployer's Role must grant in this folder of rendered/ (a cluster admin
         # applies _rbac/ itself)
-        result.kinds.add((output.parts[1], str(data.get("apiVersion")), str(data.get("kind"))))
+        api_version, kind = str(data.get("apiVersion")), str(data.get("kind"))
+        result.kinds.add((output.parts[1], api_version, kind))
+        if document is not None:
+            team = document.data["metadata"]["team"]
+            result.team_kinds.add((output.parts[1], team, api_version, kind))
     result.files.append(RenderedFile(output, text))
     if renderer.output_policy is not None and output.suffix not in (".json", PBTXT):
         result.objects.append(OutputObject(str(output), data, template))

@@ -17,6 +17,7 @@ from ..check import delivery, exposure, pod, stores
 from ..check.load import Document
 from ..check.platform import Platform, from_values
 from ..engines import (
+    APPLICATION_FILE,
     BY_WORKLOAD,
     COMPONENT_HEALTH,
     COMPONENTS,
@@ -421,6 +422,9 @@ def repository(documents: list[Document], values: dict[str, Any]) -> dict[str, l
                 "repo_url": values["repoURL"],
                 "revision": values["targetRevision"],
                 "auto_sync": env in declared and declared[env].auto_sync,
+                # each Application's project: its team's, named in the generator's file
+                "project": project_name("{{.team}}", env),
+                "parameters": APPLICATION_FILE,
                 # the models it deploys: their Applications are the ones a rollout may sync
                 "models": sorted(
                     name
@@ -528,14 +532,18 @@ def syncer(environment: str, models: list[str], values: dict[str, Any]) -> dict:
     }
 
 
-def project(environment: str, kinds: set[tuple[str, str]], values: dict[str, Any]) -> dict:
-    """The Argo CD project of an environment's Applications: from the deployment repository,
-    into the environment's namespace of this cluster, only the namespaced kinds rendered there
-    (apiVersion, kind), and of the cluster's kinds only the environment's own Namespace, which
-    CreateNamespace=true makes (Argo CD checks it against the project like any object)."""
+def project(
+    environment: str, team: str, kinds: set[tuple[str, str]], values: dict[str, Any]
+) -> dict:
+    """The Argo CD project of a team's Applications in an environment: from the deployment
+    repository, into the environment's namespace of this cluster, only the namespaced kinds
+    the team's models render there (apiVersion, kind), and of the cluster's kinds only the
+    environment's own Namespace, which CreateNamespace=true makes (Argo CD checks it against
+    the project like any object)."""
     return {
         "environment": environment,
-        "name": applicationset_name(environment),
+        "team": team,
+        "name": project_name(team, environment),
         "namespace": ARGOCD_NAMESPACE,
         "repo_url": values["repoURL"],
         "destination": values["namespace"].format(environment=environment),
@@ -544,6 +552,17 @@ def project(environment: str, kinds: set[tuple[str, str]], values: dict[str, Any
             for group, kind in sorted({(api.rpartition("/")[0], kind) for api, kind in kinds})
         ],
     }
+
+
+def project_name(team: str, environment: str) -> str:
+    """The Argo CD project of a team's Applications in an environment."""
+    return f"modelgate-{team}-{environment}"
+
+
+def application(document: Document) -> dict[str, Any]:
+    """What an environment's ApplicationSet reads of the model (rendered/ENV/NAME/
+    application.json): the team whose project its Application belongs to."""
+    return {"team": document.data["metadata"]["team"]}
 
 
 def applicationset_name(environment: str) -> str:

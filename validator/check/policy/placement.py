@@ -25,6 +25,9 @@ ANY_ENVIRONMENT = "*"
 DEFAULT_BRANCH = "main"
 REVISION_VALUE = "targetRevision"  # the key of templates/values.yaml ApplicationSets render
 DESTINATION = ["spec", "template", "spec", "destination", "namespace"]
+# in argocdProjects: an Application's team, which an ApplicationSet's Applications take from
+# the file its git files generator reads in each model's folder (rendered/ENV/NAME/)
+TEAM, TEAM_PARAMETER = "{team}", "{{.team}}"
 # Kubernetes' own cluster-scoped kinds and those of the CRDs the engines use; an object of
 # another kind with no namespace is taken as cluster-scoped too
 CLUSTER_SCOPED = frozenset(
@@ -221,13 +224,14 @@ def argocd_project(
     rule: Rule, objects: Sequence[OutputObject], context: OutputContext
 ) -> Iterator[Finding]:
     """An environment's ApplicationSet makes Applications of a project the policy parameter
-    argocdProjects lists for it ({environment} stands for its name): its restricted one."""
+    argocdProjects lists for it ({environment} stands for its name, {team} for the team its
+    generator reads for each Application): its team's restricted one."""
     for obj in objects:
         folder, environment = _room(obj)
         if obj.kind != "ApplicationSet" or folder != ARGOCD:
             continue
         wanted = {
-            str(name).replace("{environment}", environment)
+            str(name).replace("{environment}", environment).replace(TEAM, TEAM_PARAMETER)
             for name in context.parameters.get("argocdProjects") or ()
         }
         where: JsonPath = ["spec", "template", "spec", "project"]
