@@ -85,7 +85,7 @@ def output_path(name: str) -> str:
     if name == "applicationset":
         return "rendered/argocd/staging.yaml"
     if name == "appproject":
-        return "rendered/staging/_rbac/argocd-appproject.yaml"
+        return "rendered/staging/_rbac/argocd-appproject-ml-platform.yaml"
     return f"rendered/staging/reference/{name}.yaml"
 
 
