@@ -23,6 +23,7 @@ from .test_crds import NARROW_MODEL_CRD
 from .test_policy import SOON
 
 COUNT = 1000
+ENVIRONMENTS = ("staging", "production")
 INFO_NOTE = "MG125"
 
 
@@ -173,6 +174,42 @@ def test_a_role_that_does_not_grant_what_a_changed_spec_renders_fails(repo: Path
     [(path, _, _, rule, message, _)] = findings(partial)
     assert (path, rule) == ("rendered/staging/_rbac/role.yaml", "MG404")
     assert "does not let the deployer apply autoscaling/horizontalpodautoscalers" in message
+
+
+def test_a_spec_moved_to_a_team_without_a_project_fails_as_in_the_full_check(repo: Path) -> None:
+    """Each team's Applications belong to the team's Argo CD project in their environment,
+    made from every spec of that team there: a check of some specs makes sure their teams'
+    projects are committed and allow what they render (the full check compares them whole)."""
+    edit(repo, "m-00001", "team: genai-platform", "team: vision-ml")
+    run_cli("--root", str(repo), "render", str(repo / "models" / "m-00001.yaml"))
+    full_code, full = report(repo, "render", "--check")
+    code, partial = report(repo, "render", "--check", "--changed-since", "HEAD")
+    assert code == full_code == 1
+    projects = [f"rendered/{env}/_rbac/argocd-appproject-vision-ml.yaml" for env in ENVIRONMENTS]
+    assert {(path, rule) for path, _, _, rule, *_ in findings(full)} >= {
+        (path, "MG404") for path in projects
+    }
+    assert [(path, rule, message) for path, _, _, rule, message, _ in findings(partial)] == [
+        (path, "MG404", f"{path} is missing: Argo CD makes no Application of a project that "
+         "does not exist")
+        for path in sorted(projects)
+    ]  # fmt: skip
+
+
+def test_a_project_that_does_not_allow_what_a_changed_spec_renders_fails(repo: Path) -> None:
+    project = repo / "rendered" / "staging" / "_rbac" / "argocd-appproject-genai-platform.yaml"
+    text = project.read_text(encoding="utf-8")
+    allowed = '    - group: "autoscaling"\n      kind: "HorizontalPodAutoscaler"\n'
+    assert allowed in text
+    project.write_text(text.replace(allowed, ""), encoding="utf-8")
+    git(repo, "commit", "-q", "-am", "a project that allows no autoscaler")
+    edit(repo, "m-00001", "maxReplicas: 6", "maxReplicas: 7")  # the vLLM spec has an HPA
+    run_cli("--root", str(repo), "render", str(repo / "models" / "m-00001.yaml"))
+    code, partial = report(repo, "render", "--check", "--changed-since", "HEAD")
+    assert code == 1
+    [(path, _, _, rule, message, _)] = findings(partial)
+    assert (path, rule) == (str(project.relative_to(repo)), "MG404")
+    assert "does not let team genai-platform's Applications sync autoscaling/Horizontal" in message
 
 
 EXTRA_GRANT = """  - apiGroups: [""]

@@ -98,11 +98,18 @@ def test_the_binding_names_the_deployer_group_in_the_namespace(environment: str)
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_argo_cd_does_not_sync_the_role(environment: str) -> None:
-    """The Role is for whoever deploys by hand or from CI; an admin applies it. Argo CD would
-    otherwise make it an Application named `_rbac-ENV`, which is not a valid name."""
+    """The Role is for whoever deploys by hand or from CI; an admin applies it. Argo CD makes
+    Applications of the folders whose application.json its generator reads, which _rbac/
+    never has (and were one written there by hand, the generator would leave it out)."""
     application_set = objects_in(RENDERED / "argocd" / f"{environment}.yaml")[0]
-    directories = application_set["spec"]["generators"][0]["git"]["directories"]
-    assert {"path": f"rendered/{environment}/_rbac", "exclude": True} in directories
+    files = application_set["spec"]["generators"][0]["git"]["files"]
+    assert files == [
+        {"path": f"rendered/{environment}/*/application.json"},
+        {"path": f"rendered/{environment}/_rbac/application.json", "exclude": True},
+    ]
+    assert not list((RENDERED / environment / "_rbac").glob("*.json"))
+    folders = {path.parent.name for path in (RENDERED / environment).glob("*/application.json")}
+    assert folders == {p.name for p in (RENDERED / environment).iterdir()} - {"_rbac"}
 
 
 def test_the_role_follows_what_a_repository_renders(scaffold: Scaffold) -> None:

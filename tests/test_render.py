@@ -478,3 +478,68 @@ def test_render_check_names_a_failing_spec_first_and_not_its_files_as_orphans(
     assert "1 rendered file(s) out of date; run `modelgate render` once the specs pass" in (
         result.err
     )
+
+
+def objects_of(path: Path) -> list[dict[str, Any]]:
+    return list(yaml.safe_load_all(path.read_text()))
+
+
+def manifests_of(folder: Path) -> list[dict[str, Any]]:
+    return [yaml.safe_load(path.read_text()) for path in sorted(folder.glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_each_team_has_a_project_allowing_only_the_kinds_it_renders(environment: str) -> None:
+    """Argo CD delivers both environments: every model's folder names its team for the
+    ApplicationSet's generator, and each team gets the project modelgate-TEAM-ENV, which
+    allows exactly the namespaced kinds that team's models render there."""
+    rendered = PROJECT / "rendered" / environment
+    teams: dict[str, set[tuple[str, str]]] = {}
+    for document in project_documents():
+        if environment not in document.data["spec"]["environments"]:
+            continue
+        folder = rendered / document.data["metadata"]["name"]
+        team = document.data["metadata"]["team"]
+        assert json.loads((folder / "application.json").read_text()) == {"team": team}
+        teams.setdefault(team, set()).update(
+            (m["apiVersion"].rpartition("/")[0], m["kind"]) for m in manifests_of(folder)
+        )
+    assert len(teams) > 1  # the examples belong to several teams
+    projects = sorted((rendered / "_rbac").glob("argocd-appproject*.yaml"))
+    assert [path.name for path in projects] == [
+        f"argocd-appproject-{team}.yaml" for team in sorted(teams)
+    ]
+    for team, kinds in teams.items():
+        [project] = objects_of(rendered / "_rbac" / f"argocd-appproject-{team}.yaml")
+        assert project["metadata"]["name"] == f"modelgate-{team}-{environment}"
+        assert project["metadata"]["labels"]["modelgate.dev/team"] == team
+        spec = project["spec"]
+        allowed = {(entry["group"], entry["kind"]) for entry in spec["namespaceResourceWhitelist"]}
+        assert allowed == kinds, team
+        assert spec["destinations"] == [
+            {"server": "https://kubernetes.default.svc", "namespace": f"models-{environment}"}
+        ]
+        assert spec["clusterResourceWhitelist"] == [
+            {"group": "", "kind": "Namespace", "name": f"models-{environment}"}
+        ]
+    application_set = objects_of(PROJECT / "rendered" / "argocd" / f"{environment}.yaml")[0]
+    template = application_set["spec"]["template"]["spec"]
+    assert template["project"] == f"modelgate-{{{{.team}}}}-{environment}"
+    assert template["source"]["directory"] == {"exclude": "application.json"}
+
+
+def test_a_pushed_environment_has_no_generator_files_nor_projects(scaffold: Scaffold) -> None:
+    """No ApplicationSet reads a pushed environment: nothing rendered for one."""
+    scaffold.iris()
+    values = scaffold.root / "templates" / "values.yaml"
+    values.write_text(
+        values.read_text().replace(
+            "staging: {delivery: argocd, autoSync: true}", "staging: {delivery: push}"
+        )
+    )
+    assert run_cli("render", cwd=scaffold.root).code == 0
+    rendered = scaffold.root / "rendered"
+    assert not (rendered / "staging" / "iris" / "application.json").exists()
+    assert not list((rendered / "staging" / "_rbac").glob("argocd-*"))
+    assert (rendered / "production" / "iris" / "application.json").is_file()
+    assert (rendered / "production" / "_rbac" / "argocd-appproject-ml-platform.yaml").is_file()
