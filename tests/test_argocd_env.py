@@ -1,10 +1,13 @@
 """The Argo CD of tests/argocd_env.py syncs for real: an Application synced by its `operation`
-field lands each commit's objects in the API server and reports Synced at that commit, and an
-ApplicationSet's git directories generator makes one Application per folder."""
+field lands each commit's objects in the API server and reports Synced at that commit, an
+ApplicationSet's git directories generator makes one Application per folder, and its git files
+generator (as modelgate renders it) one per folder that holds the file, in the project of the
+team the file names, without applying the file."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import time
@@ -142,6 +145,95 @@ def test_an_application_set_makes_an_application_per_folder(
         if any(o["name"] == "folders" for o in item["metadata"].get("ownerReferences", []))
     ]
     assert sorted(owned) == [f"folders-{name}" for name in folders]
+
+
+def team_project(argocd: argocd_env.ArgoCD, team: str, url: str) -> dict:
+    """A project as modelgate renders one per team: its repository, its namespace, ConfigMaps."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AppProject",
+        "metadata": {"name": f"files-{team}", "namespace": argocd.namespace},
+        "spec": {
+            "sourceRepos": [url],
+            "destinations": [{"server": IN_CLUSTER, "namespace": f"files-{team}"}],
+            "clusterResourceWhitelist": [
+                {"group": "", "kind": "Namespace", "name": f"files-{team}"}
+            ],
+            "namespaceResourceWhitelist": [{"group": "", "kind": "ConfigMap"}],
+        },
+    }
+
+
+def test_an_application_set_makes_an_application_per_file_in_its_teams_project(
+    argocd: argocd_env.ArgoCD, tmp_path: Path
+) -> None:
+    """The generator modelgate renders (rendered/argocd/ENV.yaml): a file in each folder names
+    the team, the Application lands in that team's project and its source leaves the file out
+    (a sync that applied it would fail: it is no manifest). A folder whose team has no project
+    gets no Application; one under the excluded path gets none either."""
+    teams = {"alpha": "red", "beta": "blue", "gamma": "green", "_rbac": "red"}
+    files = {f"apps/{name}/greeting.yaml": config_map("greeting", name) for name in teams}
+    files |= {f"apps/{name}/application.json": json.dumps({"team": t}) for name, t in teams.items()}
+    bare, work = bare_repository(tmp_path, files)
+    head = git(work, "rev-parse", "HEAD").strip()
+    url = argocd.repo_url(bare)
+    for team in ("red", "blue"):  # green has none
+        status, answer = argocd.kube.apply(team_project(argocd, team, url))
+        assert status in (200, 201), answer
+    template = application(argocd, "files-{{.path.basename}}", url, "{{.path.path}}")
+    template["spec"]["project"] = "files-{{.team}}"
+    template["spec"]["source"]["directory"] = {"exclude": "application.json"}
+    template["spec"]["destination"]["namespace"] = "files-{{.team}}"
+    application_set = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ApplicationSet",
+        "metadata": {"name": "files", "namespace": argocd.namespace},
+        "spec": {
+            "goTemplate": True,
+            "goTemplateOptions": ["missingkey=error"],
+            "generators": [
+                {
+                    "git": {
+                        "repoURL": url,
+                        "revision": "main",
+                        "files": [
+                            {"path": "apps/*/application.json"},
+                            {"path": "apps/_rbac/application.json", "exclude": True},
+                        ],
+                    }
+                }
+            ],
+            "template": {"metadata": template["metadata"], "spec": template["spec"]},
+        },
+    }
+    status, answer = argocd.kube.apply(application_set)
+    assert status in (200, 201), answer
+
+    for name, team in (("alpha", "red"), ("beta", "blue")):
+        made = argocd.wait(f"files-{name}", lambda found: True, what="made")
+        assert made["spec"]["project"] == f"files-{team}"
+        assert made["spec"]["source"]["path"] == f"apps/{name}"
+        argocd.sync(f"files-{name}", head)
+        synced = argocd.wait_synced(f"files-{name}", head)
+        applied = [r["kind"] for r in synced["status"]["operationState"]["syncResult"]["resources"]]
+        assert applied == ["Namespace", "ConfigMap"]  # the Namespace: CreateNamespace=true
+        assert greeting(argocd.kube, f"files-{team}", "greeting") == name
+    path = f"/apis/argoproj.io/v1alpha1/namespaces/{argocd.namespace}/applicationsets/files"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the controller says why gamma has no Application
+        status, found = argocd.kube.request("GET", path)
+        said = " ".join(c.get("message", "") for c in found.get("status", {}).get("conditions", []))
+        if "files-green which does not exist" in said:
+            break
+        time.sleep(0.5)
+    assert "application references project files-green which does not exist" in said
+    status, listed = argocd.kube.request("GET", argocd_env.APPLICATIONS)
+    owned = [
+        item["metadata"]["name"]
+        for item in listed["items"]
+        if any(o["name"] == "files" for o in item["metadata"].get("ownerReferences", []))
+    ]
+    assert sorted(owned) == ["files-alpha", "files-beta"]
 
 
 def listening(pid: int) -> set[str]:
