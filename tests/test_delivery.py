@@ -217,6 +217,32 @@ def test_an_application_argo_cd_does_not_have_is_a_clear_error(gitops: GitOps) -
     assert gitops.record("staging")["current"]["result"] == "failed"
 
 
+def test_a_team_without_its_project_is_a_clear_error(gitops: GitOps) -> None:
+    """The ApplicationSet makes no Application of a project that does not exist: a team's
+    first model waits for a cluster admin to apply the team's project, and the rollout says
+    so in the ApplicationSet's own words."""
+    base = gitops.head()
+    good = gitops.commit("web 1.0.0", web_spec(GOOD))
+    rbac = sorted((gitops.work / "rendered" / "staging" / "_rbac").glob("*.yaml"))
+    project = gitops.work / "rendered" / "staging" / "_rbac" / "argocd-appproject-ml.yaml"
+    assert project in rbac
+    # one Argo CD serves every test: an earlier test's connect applied the project
+    gitops.kube.kubectl(
+        "delete", "appproject", "modelgate-ml-staging", "-n", gitops.argocd.namespace,
+        "--ignore-not-found",
+    )  # fmt: skip
+    gitops.admin_apply(*(path for path in rbac if path != project))
+    gitops.admin_apply(gitops.work / "rendered" / "argocd" / "staging.yaml")
+    done = gitops.rollout(good, base)
+    assert done.code == 1
+    assert (
+        "ApplicationSet modelgate-staging says: application references project "
+        "modelgate-ml-staging which does not exist"
+    ) in done.err
+    assert "rendered/ENV/_rbac/argocd-appproject-TEAM.yaml" in done.err
+    assert gitops.argocd.application(f"{gitops.model}-staging") == {}
+
+
 def test_a_role_applied_before_it_granted_watch_still_rolls_out(
     gitops: GitOps, tmp_path: Path
 ) -> None:

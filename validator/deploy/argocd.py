@@ -124,12 +124,41 @@ def appeared(name: str, applicationset: str, seconds: float = APPEAR_SECONDS) ->
             )  # fmt: skip
             asked = True
         if time.monotonic() >= deadline:
+            said = _applicationset_error(applicationset)
             raise SyncFailed(
                 f"Argo CD has no Application {name} in namespace {ARGOCD_NAMESPACE} after "
-                f"{seconds:g} s: is the environment's ApplicationSet (rendered/argocd/) applied, "
-                "and does Argo CD reach the repository?"
+                f"{seconds:g} s: "
+                + (
+                    f"ApplicationSet {applicationset} says: {said} (a cluster admin applies "
+                    "the team's project, rendered/ENV/_rbac/argocd-appproject-TEAM.yaml)"
+                    if said
+                    else "is the environment's ApplicationSet (rendered/argocd/) applied, with "
+                    "the team's project (rendered/ENV/_rbac/), and does Argo CD reach the "
+                    "repository?"
+                )
             )
         interrupt.pause(next(pauses, POLL_SECONDS))
+
+
+def _applicationset_error(applicationset: str) -> str:
+    """Why the ApplicationSet made no Application, in its own words (an Application of a
+    project that does not exist, a repository it cannot read); "" when it says nothing."""
+    done = kubectl.run(
+        "get", "applicationsets.argoproj.io", applicationset, "-n", ARGOCD_NAMESPACE, "-o", "json"
+    )
+    if done.returncode != 0:
+        return ""
+    try:
+        conditions = json.loads(done.stdout).get("status", {}).get("conditions") or []
+    except (ValueError, AttributeError):
+        return ""
+    return "; ".join(
+        str(condition.get("message"))
+        for condition in conditions
+        if isinstance(condition, dict)
+        and condition.get("type") == "ErrorOccurred"
+        and condition.get("status") == "True"
+    )
 
 
 def sync(name: str, revision: str, prune: bool, options: tuple[str, ...]) -> None:
