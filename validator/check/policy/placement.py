@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from ...engines import APPLICATION_FILE
 from .rendered import JsonPath, OutputContext, OutputObject
 from .rules import Rule
 
@@ -28,6 +29,7 @@ DESTINATION = ["spec", "template", "spec", "destination", "namespace"]
 # in argocdProjects: an Application's team, which an ApplicationSet's Applications take from
 # the file its git files generator reads in each model's folder (rendered/ENV/NAME/)
 TEAM, TEAM_PARAMETER = "{team}", "{{.team}}"
+PATH_PARAMETER = "{{.path.path}}"  # the folder a git files generator found its file in
 # Kubernetes' own cluster-scoped kinds and those of the CRDs the engines use; an object of
 # another kind with no namespace is taken as cluster-scoped too
 CLUSTER_SCOPED = frozenset(
@@ -245,6 +247,77 @@ def argocd_project(
             )
 
 
+def team_generator(
+    rule: Rule, objects: Sequence[OutputObject], context: OutputContext
+) -> Iterator[Finding]:
+    """An environment's ApplicationSet takes each Application's team, and so its project, from
+    the file the render writes into the model's folder and render --check compares: one git
+    files generator reading rendered/ENV/*/application.json (excludes may narrow it), with
+    no values or other generators that could name a team, and each Application's source is
+    the folder the file was found in."""
+    for obj in objects:
+        folder, environment = _room(obj)
+        if obj.kind != "ApplicationSet" or folder != ARGOCD:
+            continue
+        wanted = f"rendered/{environment}/*/{APPLICATION_FILE}"
+        spec = obj.data.get("spec") if isinstance(obj.data.get("spec"), dict) else {}
+        generators = spec.get("generators")
+        if not isinstance(generators, list) or len(generators) != 1:
+            yield (
+                obj,
+                ["spec"],
+                f"ApplicationSet {obj.name} has {_count(generators)} generators: only one git "
+                f"files generator reading {wanted} says each Application's team",
+            )
+            continue
+        yield from _files_generator(obj, generators[0], wanted)
+        where: JsonPath = ["spec", "template", "spec", "source"]
+        source = _at(obj.data, where)
+        if not isinstance(source, dict) or source.get("path") != PATH_PARAMETER:
+            found = source.get("path") if isinstance(source, dict) else None
+            yield (
+                obj,
+                [*where, "path"] if isinstance(found, str) else where,
+                f"ApplicationSet {obj.name}'s Applications sync {found!r}, not the folder whose "
+                f"{APPLICATION_FILE} named their team ({PATH_PARAMETER})",
+            )
+
+
+def _files_generator(obj: OutputObject, generator: Any, wanted: str) -> Iterator[Finding]:
+    where: JsonPath = ["spec", "generators", 0]
+    git = generator.get("git") if isinstance(generator, dict) else None
+    if not isinstance(git, dict) or set(generator) != {"git"}:
+        kinds = ", ".join(sorted(generator)) if isinstance(generator, dict) else "none"
+        yield (
+            obj,
+            where,
+            f"ApplicationSet {obj.name}'s generator is {kinds}, not a git files generator "
+            f"reading {wanted}: another could name any team for any folder",
+        )
+        return
+    for key in ("directories", "values", "pathParamPrefix"):
+        if key in git:
+            yield (
+                obj,
+                [*where, "git", key],
+                f"ApplicationSet {obj.name}'s git generator sets {key}: only the files "
+                f"{wanted} say each Application's team",
+            )
+    files = git.get("files") if isinstance(git.get("files"), list) else []
+    read = [f.get("path") for f in files if isinstance(f, dict) and not f.get("exclude")]
+    if read != [wanted]:
+        yield (
+            obj,
+            [*where, "git", "files"] if files else [*where, "git"],
+            f"ApplicationSet {obj.name} reads {', '.join(map(repr, read)) or 'no files'}: "
+            f"only {wanted}, which the render writes with each model's team",
+        )
+
+
+def _count(generators: Any) -> int:
+    return len(generators) if isinstance(generators, list) else 0
+
+
 def restricted_project(
     rule: Rule, objects: Sequence[OutputObject], context: OutputContext
 ) -> Iterator[Finding]:
@@ -323,6 +396,7 @@ def _items(spec: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 PLACEMENT_CHECKS = {
     "argocd_project": argocd_project,
+    "team_generator": team_generator,
     "restricted_project": restricted_project,
     "protected_revision": protected_revision,
     "rendered_kinds": rendered_kinds,
