@@ -303,9 +303,11 @@ def test_a_deploy_applies_with_modelgates_field_manager_and_waits_for_the_contro
     [record] = cluster.records()
     assert record["result"] == "deployed" and record["target"] == "kubernetes"
     saved = cluster.root / last_good.STORE / "staging" / "web" / record["manifests"]
+    # the manifests, not application.json (what Argo CD's generator reads, never applied)
     assert sorted(p.name for p in saved.iterdir()) == sorted(
-        p.name for p in (cluster.root / "rendered" / "staging" / "web").iterdir()
+        p.name for p in (cluster.root / "rendered" / "staging" / "web").glob("*.yaml")
     )
+    assert (cluster.root / "rendered" / "staging" / "web" / "application.json").is_file()
 
 
 @pytest.mark.kube

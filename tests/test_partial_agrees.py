@@ -1,7 +1,8 @@
 """Partial checks see what full checks see: over a corpus of one-file changes to the example
-repository (a spec, a model card, a template, values, a policy, an engine lock, the deployer
-Roles, a stand-in and its script, an artifact), `validate --changed-since` and `render --check
---changed-since` reach the verdict the full commands reach, finding for finding."""
+repository (a spec, its team, a model card, a template, values, a policy, an engine lock, the
+deployer Roles, the file Argo CD's generator reads, a stand-in and its script, an artifact),
+`validate --changed-since` and `render --check --changed-since` reach the verdict the full
+commands reach, finding for finding."""
 
 from __future__ import annotations
 
@@ -44,6 +45,11 @@ def delete(path: str) -> Callable[[Path], None]:
 EVIL_PIN = "evil-pth==6.6.6 \\\n    --hash=sha256:" + "e" * 64 + "\n    # via nothing\n"
 CHANGES = {
     "spec": replace("models/iris.yaml", "minReplicas: 2", "minReplicas: 1"),
+    # a team with no Argo CD project yet, its files not rendered
+    "spec's team": replace("models/iris.yaml", "team: ml-platform", "team: vision-ml"),
+    "generator file": replace(
+        "rendered/staging/iris/application.json", '"ml-platform"', '"growth-ml"'
+    ),
     "model card gutted": replace("docs/models/iris.md", "## Intended use", "## Notes"),
     "docker template": replace(
         "templates/docker/compose.yaml.j2", 'cap_drop: ["ALL"]', "cap_drop: []"
