@@ -211,7 +211,7 @@ def test_pull_fills_crds_from_the_cluster_and_render_uses_them(
     served_seldon = kube.resource("mlops.seldon.io/v1alpha1", "Model") is not None
     assert written == sorted([
         "argoproj.io_applicationsets.yaml",
-        "argoproj.io_appprojects.yaml",  # the environments' projects, in rendered/ENV/_rbac/
+        "argoproj.io_appprojects.yaml",  # the teams' projects, in rendered/ENV/_rbac/
         *(["mlops.seldon.io_models.yaml"] if served_seldon else []),
         "serving.kserve.io_inferenceservices.yaml",
         "serving.kserve.io_servingruntimes.yaml",  # a custom runtime's (churn-pipeline)
