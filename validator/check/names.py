@@ -156,7 +156,7 @@ def check_team(document: Document) -> list[Diagnostic]:
     team = metadata.get("team") if isinstance(metadata, dict) else None
     if not isinstance(team, str) or DNS_LABEL.fullmatch(team) or placeholders.find(team):
         return []
-    suggested = re.sub(r"[^a-z0-9-]+", "-", team.lower()).strip("-") or "ml-platform"
+    suggested = re.sub(r"[^a-z0-9-]+", "-", team.lower())[:63].strip("-")
     return [
         document.finding(
             ["metadata", "team"],
@@ -164,6 +164,8 @@ def check_team(document: Document) -> list[Diagnostic]:
             f"team '{team}' cannot name the team's Argo CD project (modelgate-TEAM-ENV): a team "
             "is a DNS-1123 label, lowercase letters, digits and '-', starting and ending with a "
             "letter or digit",
-            f"write the team as '{suggested[:63].strip('-')}'",
+            f"write the team as '{suggested}'"
+            if suggested
+            else "write the team in lowercase letters, digits and '-'",
         )
     ]
