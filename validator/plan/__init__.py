@@ -63,6 +63,7 @@ def run(
     if problems:
         return Planned(plan, problems, unplanned=True)
     before = sides.at_ref(root, commit, names)
+    table_before = _prices_at(root, commit, table)
     present = [root / "models" / f"{name}{suffix}" for name in names
                for suffix in workspace.SPEC_SUFFIXES]  # fmt: skip
     after = sides.of_change(root, [path for path in present if path.is_file()], loaded)
@@ -73,7 +74,7 @@ def run(
         old, new = before.endpoints.get(key), after.side.endpoints.get(key)
         document = after.side.documents.get(key[0]) or before.documents.get(key[0])
         shown = document.path if document is not None else f"models/{key[0]}.yaml"
-        endpoint = compare.endpoint(old, new, shown, table)
+        endpoint = compare.endpoint(old, new, shown, table, table_before)
         endpoint.waivers = [w for w in waivers if w.spec == key[0]]
         if new is not None and key[0] in after.side.documents:
             endpoint.fit = endpoint_fit(after.side.documents[key[0]], root, _values(values))
@@ -91,6 +92,18 @@ def run(
 
         plan.live = live_diff.compare(root, live, after.side)
     return Planned(plan, diagnostics)
+
+
+def _prices_at(root: Path, commit: str, now: prices.PriceTable) -> prices.PriceTable:
+    """REF's price table, for what the endpoints cost there; the change's where REF's is
+    unusable (it passed its checks there, so only a repository without one)."""
+    from ..render import TEMPLATE_DIR, VALUES_FILE
+
+    name = f"{commit}:{TEMPLATE_DIR}/{VALUES_FILE}"
+    raw = sides.read_blobs(root, [name]).get(name)
+    document = load.load_bytes(raw, f"{TEMPLATE_DIR}/{VALUES_FILE}")[0] if raw else None
+    table, problems = prices.read(document)
+    return now if problems or document is None else table
 
 
 def _values(document: load.Document | None) -> dict:

@@ -10,7 +10,11 @@ from .prices import PriceTable, hourly
 
 
 def endpoint(
-    before: Endpoint | None, after: Endpoint | None, spec: str, prices: PriceTable
+    before: Endpoint | None,
+    after: Endpoint | None,
+    spec: str,
+    prices: PriceTable,
+    prices_before: PriceTable | None = None,
 ) -> EndpointPlan:
     present = after or before
     assert present is not None
@@ -32,7 +36,8 @@ def endpoint(
             )
     plan.objects = objects(before, after)
     rates = prices.rates(present.environment)
-    plan.cost_before = cost(before, rates) if before is not None and before.spec else None
+    rates_before = (prices_before or prices).rates(present.environment)
+    plan.cost_before = cost(before, rates_before) if before is not None and before.spec else None
     plan.cost_after = cost(after, rates) if after is not None else None
     if plan.cost_before != plan.cost_after and prices.currency:
         for label, pick in (("atMin", _at_min), ("atMax", _at_max)):

@@ -1,0 +1,266 @@
+"""`modelgate plan`: each kind of delta (tests/plan_corpus/cases.yaml) on a copy of the
+project's repository committed as REF, the formats (JSON against its schema), the change
+rules' refusals, budgets, waivers and weakened rules, the price table, and bad REFs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from validator import plan
+from validator.plan.model import Plan
+
+from .conftest import PROJECT, git, run_cli
+
+CASES = yaml.safe_load((Path(__file__).parent / "plan_corpus" / "cases.yaml").read_text())
+PLAN_SCHEMA = json.loads((PROJECT / "validator/schemas/plan.v1alpha1.json").read_text())
+PARTS = ("models", "templates", "policies", "docs/models", "crds", "rendered")
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's specs, templates, policies and rendered/, committed on main."""
+    root = tmp_path_factory.mktemp("plan") / "repo"
+    for part in PARTS:
+        shutil.copytree(PROJECT / part, root / part, ignore=shutil.ignore_patterns("waivers.yaml"))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "REF")
+    return root
+
+
+@pytest.fixture
+def repo(repository: Path) -> Iterator[Path]:
+    """The repository, put back as REF has it after each test."""
+    yield repository
+    git(repository, "checkout", "-q", "--", ".")
+    git(repository, "clean", "-qfd")
+
+
+def _apply(root: Path, case: dict) -> None:
+    for source, target in (case.get("copy") or {}).items():
+        shutil.copyfile(root / source, root / target)
+    for path, edits in (case.get("edit") or {}).items():
+        text = (root / path).read_text()
+        for old, new in edits:
+            assert old in text, f"{old!r} is not in {path}"
+            text = text.replace(old, new, 1)
+        (root / path).write_text(text)
+    for path in case.get("delete") or []:
+        (root / path).unlink()
+
+
+def _changed(result: Plan) -> set[str]:
+    return {
+        f"{e.name} {e.environment} {c.section}.{c.field}" for e in result.endpoints for c in e.changes
+    }
+
+
+def test_the_corpus_has_a_case_for_every_kind_of_delta() -> None:
+    kinds = {line.split()[2].split(".")[0] for case in CASES.values() for line in case.get("expect", [])}
+    assert kinds == {"model", "engine", "capacity", "exposure", "cost"}
+    actions = {line.split()[2] for case in CASES.values() for line in case.get("objects", [])}
+    assert actions == {"created", "changed", "deleted"}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_delta_is_planned(repo: Path, name: str) -> None:
+    case = CASES[name]
+    _apply(repo, case)
+    planned = plan.run(repo, "main", approvers=case.get("approvedBy", []))
+    assert not planned.unplanned, planned.diagnostics
+    assert not planned.failed(), planned.diagnostics
+    result = planned.plan
+    assert set(case.get("expect", [])) <= _changed(result), sorted(_changed(result))
+    objects = {f"{e.name} {e.environment} {o.action} {o.kind}" for e in result.endpoints
+               for o in e.objects}  # fmt: skip
+    assert set(case.get("objects", [])) <= objects, sorted(objects)
+    statuses = {f"{e.name} {e.environment} {e.status}" for e in result.endpoints}
+    assert set(case.get("status", [])) <= statuses, sorted(statuses)
+    security = {f"{e.name} {e.environment}" for e in result.endpoints if e.security_relevant}
+    assert set(case.get("security", [])) <= security
+    if "security" not in case:
+        assert not security, security
+    document = json.loads(plan_json(result))
+    jsonschema.validate(document, PLAN_SCHEMA)
+
+
+def plan_json(result: Plan) -> str:
+    from validator.report.plan import format_plan
+
+    return format_plan("json", result)
+
+
+def test_an_unchanged_repository_plans_nothing(repo: Path) -> None:
+    result = plan.run(repo, "main", ["models/iris.yaml"]).plan
+    assert [e.status for e in result.endpoints] == ["unchanged", "unchanged"]
+    assert result.changed == []
+
+
+def test_the_cli_in_every_format(repo: Path) -> None:
+    _apply(repo, CASES["replicas"])
+    text = run_cli("--root", str(repo), "plan", "--changed-since", "main")
+    assert text.code == 0, text.err
+    assert "chat-assistant in production: changed" in text.out
+    assert "capacity  maxReplicas: 6 -> 7" in text.out
+    markdown = run_cli("--root", str(repo), "plan", "--changed-since", "main", "--format",
+                       "markdown", "models/chat-assistant.yaml", "models/iris.yaml")  # fmt: skip
+    assert markdown.code == 0, markdown.err
+    assert "### chat-assistant · production: changed" in markdown.out
+    assert "<details><summary>iris · production: unchanged</summary>" in markdown.out
+    assert "| capacity | maxReplicas | 6 | 7 |" in markdown.out
+    found = run_cli("--root", str(repo), "plan", "--changed-since", "main", "--format", "json")
+    document = json.loads(found.out)
+    jsonschema.validate(document, PLAN_SCHEMA)
+    assert document["summary"]["changed"] == 2
+
+
+def test_a_visibility_change_without_a_security_reviewer_is_refused(repo: Path) -> None:
+    _apply(repo, CASES["visibility"])
+    assert "approvedBy" in CASES["visibility"]
+    found = run_cli("--root", str(repo), "plan", "--changed-since", "main",
+                    "--approved-by", "someone-else")  # fmt: skip
+    assert found.code == 1
+    text = (repo / "models/chat-assistant.yaml").read_text()
+    line = text[: text.index("visibility: internal")].count("\n") + 1
+    assert f"models/chat-assistant.yaml:{line}:17: MG-SEC-190 " in found.out, found.out
+    assert found.out.count("MG-SEC-190") == 1  # one finding for the spec's line
+    approved = run_cli("--root", str(repo), "plan", "--changed-since", "main",
+                       "--approved-by", "security-reviewer")  # fmt: skip
+    assert approved.code == 0, approved.out
+
+
+def test_too_many_gpus_added_to_production_are_refused(repo: Path) -> None:
+    _apply(repo, {"edit": {"models/chat-assistant.yaml": [["maxReplicas: 6", "maxReplicas: 15"]]}})
+    planned = plan.run(repo, "main")
+    [finding] = [d for d in planned.diagnostics if d.rule == "MG-OPS-140"]
+    assert finding.path == "models/chat-assistant.yaml" and finding.line > 0
+    assert "adds 9 GPU(s) to production" in finding.message
+    assert planned.failed()
+
+
+def test_a_team_over_its_budget_is_refused(repo: Path) -> None:
+    (repo / "policies/acme.yaml").write_text(
+        "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: acme}\n"
+        "extends: [modelgate]\nparameters:\n  budgets: {genai-platform: {production: 20}}\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "budget")
+    try:
+        _apply(repo, CASES["replicas"])  # 16.78 -> 19.58 USD/h for the chat assistant
+        assert not plan.run(repo, "HEAD").failed()
+        _apply(repo, {"edit": {"models/chat-assistant.yaml": [["maxReplicas: 7", "maxReplicas: 8"]]}})
+        planned = plan.run(repo, "HEAD")
+        [finding] = [d for d in planned.diagnostics if d.rule == "MG-OPS-141"]
+        assert "over its budget of 20 USD" in finding.message
+        assert "production" in finding.message
+    finally:
+        git(repo, "checkout", "-q", "--", ".")
+        git(repo, "reset", "-q", "--hard", "HEAD~1")
+
+
+def test_waivers_added_removed_and_expiring(repo: Path) -> None:
+    today = dt.date(2026, 12, 7)
+    waivers = repo / "policies/waivers.yaml"
+
+    def write(*entries: tuple[str, str]) -> None:
+        lines = ["waivers:"]
+        for rule, expires in entries:
+            lines += [f"  - rule: {rule}", "    spec: iris", "    justification: a test",
+                      "    approver: security@example.com", f'    expires: "{expires}"']  # fmt: skip
+        waivers.write_text("\n".join(lines) + "\n")
+
+    write(("MG-OPS-011", "2026-12-15"), ("MG-OPS-020", "2027-02-01"))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "waivers")
+    try:
+        write(("MG-OPS-011", "2026-12-15"), ("MG-SEC-001", "2027-01-30"))
+        result = plan.run(repo, "HEAD", ["models/iris.yaml"], today=today).plan
+        found = {(w.action, w.rule) for w in result.endpoints[0].waivers}
+        assert found == {("expiring", "MG-OPS-011"), ("added", "MG-SEC-001"),
+                         ("removed", "MG-OPS-020")}  # fmt: skip
+    finally:
+        git(repo, "checkout", "-q", "--", ".")
+        git(repo, "reset", "-q", "--hard", "HEAD~1")
+
+
+def test_rules_the_change_weakens(repo: Path) -> None:
+    (repo / "policies/acme.yaml").write_text(
+        "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: acme}\n"
+        "extends: [modelgate]\noverrides:\n  MG-OPS-011: {severity: off}\n"
+    )
+    result = plan.run(repo, "main", ["models/iris.yaml"]).plan
+    assert [(w.name, w.change) for w in result.weakened] == [("MG-OPS-011", "off")]
+    text = run_cli("--root", str(repo), "plan", "models/iris.yaml", "--changed-since", "main")
+    assert "policy weakened: MG-OPS-011 off at policies/acme.yaml:" in text.out
+
+
+def test_a_broken_price_table_is_refused_at_its_line(repo: Path) -> None:
+    _apply(repo, {"edit": {"templates/values.yaml": [["    cpuHour: 0.05\n", "    cpuHour: -1\n"]]}})
+    found = run_cli("--root", str(repo), "plan", "--changed-since", "main")
+    text = (repo / "templates/values.yaml").read_text()
+    line = text[: text.index("cpuHour: -1")].count("\n") + 1
+    assert found.code == 1
+    assert f"templates/values.yaml:{line}:14: MG901 prices.production.cpuHour must be" in found.err
+
+
+def test_a_change_that_does_not_render_gets_no_plan(repo: Path) -> None:
+    _apply(repo, {"edit": {"models/iris.yaml": [["maxReplicas: 3", "maxReplicas: many"]]}})
+    found = run_cli("--root", str(repo), "plan", "--changed-since", "main")
+    assert found.code == 1 and "models/iris.yaml:" in found.err and "no plan" in found.err
+    assert "Traceback" not in found.err
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--changed-since", "no-such-branch"], "no commit named 'no-such-branch'"),
+        (["--changed-since=-oops"], "cannot start with '-'"),
+        ([], "plan what?"),
+    ],
+)
+def test_bad_refs_are_usage_errors(repo: Path, args: list[str], said: str) -> None:
+    found = run_cli("--root", str(repo), "plan", *args)
+    assert found.code == 2, found
+    assert said in found.err and "Traceback" not in found.err
+
+
+def test_the_change_rules_examples(repo: Path) -> None:
+    """Each change rule's examples (policies/modelgate.yaml), run as its own plan."""
+    from validator.check import policy
+
+    loaded, problems = policy.load_policy(repo)
+    assert problems == [] and len(loaded.change_rules) == 3
+    for rule in loaded.change_rules:
+        for example, fails in [*((e, False) for e in rule.passing), *((e, True) for e in rule.failing)]:
+            assert _example_refused(repo, rule.id, example.patch) == fails, (rule.id, example)
+            git(repo, "checkout", "-q", "--", ".")
+            git(repo, "clean", "-qfd")
+
+
+def _example_refused(repo: Path, rule: str, patch: dict) -> bool:
+    """The example's `after` merged into its spec as the change (its `before` is REF's),
+    its parameters in a policy set of its own."""
+    from validator.check.policy.examples import merge_patch
+
+    name = "chat-assistant"
+    spec = repo / f"models/{name}.yaml"
+    data = yaml.safe_load(spec.read_text())
+    assert patch.get("before") == {}
+    changed = merge_patch(data, patch["after"])
+    spec.write_text(yaml.safe_dump(changed, sort_keys=False))
+    if patch.get("parameters"):
+        (repo / "policies/example.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "modelgate.dev/v1alpha1", "kind": "PolicySet",
+            "metadata": {"name": "example"}, "extends": ["modelgate"],
+            "parameters": patch["parameters"]}))  # fmt: skip
+    planned = plan.run(repo, "main", [f"models/{name}.yaml"], patch.get("approvedBy", []))
+    assert not planned.unplanned, planned.diagnostics
+    return any(d.rule == rule for d in planned.diagnostics)
