@@ -171,9 +171,9 @@ def test_waivers_added_removed_and_expiring(repo: Path) -> None:
     waivers = repo / "policies/waivers.yaml"
 
     def write(*entries: tuple[str, str]) -> None:
-        lines = ["waivers:"]
+        lines = ["apiVersion: modelgate.dev/v1alpha1", "kind: Waivers", "waivers:"]
         for rule, expires in entries:
-            lines += [f"  - rule: {rule}", "    spec: iris", "    justification: a test",
+            lines += [f"  - rule: {rule}", "    spec: iris", "    justification: the test of what a plan says of waivers",
                       "    approver: security@example.com", f'    expires: "{expires}"']  # fmt: skip
         waivers.write_text("\n".join(lines) + "\n")
 
@@ -194,7 +194,7 @@ def test_waivers_added_removed_and_expiring(repo: Path) -> None:
 def test_rules_the_change_weakens(repo: Path) -> None:
     (repo / "policies/acme.yaml").write_text(
         "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: acme}\n"
-        "extends: [modelgate]\noverrides:\n  MG-OPS-011: {severity: off}\n"
+        "extends: [modelgate]\noverrides:\n  MG-OPS-011: {severity: \"off\"}\n"
     )
     result = plan.run(repo, "main", ["models/iris.yaml"]).plan
     assert [(w.name, w.change) for w in result.weakened] == [("MG-OPS-011", "off")]
