@@ -59,12 +59,16 @@ def _apply(root: Path, case: dict) -> None:
 
 def _changed(result: Plan) -> set[str]:
     return {
-        f"{e.name} {e.environment} {c.section}.{c.field}" for e in result.endpoints for c in e.changes
+        f"{e.name} {e.environment} {c.section}.{c.field}"
+        for e in result.endpoints
+        for c in e.changes
     }
 
 
 def test_the_corpus_has_a_case_for_every_kind_of_delta() -> None:
-    kinds = {line.split()[2].split(".")[0] for case in CASES.values() for line in case.get("expect", [])}
+    kinds = {
+        line.split()[2].split(".")[0] for case in CASES.values() for line in case.get("expect", [])
+    }
     assert kinds == {"model", "engine", "capacity", "exposure", "cost"}
     actions = {line.split()[2] for case in CASES.values() for line in case.get("objects", [])}
     assert actions == {"created", "changed", "deleted"}
@@ -79,8 +83,9 @@ def test_each_delta_is_planned(repo: Path, name: str) -> None:
     assert not planned.failed(), planned.diagnostics
     result = planned.plan
     assert set(case.get("expect", [])) <= _changed(result), sorted(_changed(result))
-    objects = {f"{e.name} {e.environment} {o.action} {o.kind}" for e in result.endpoints
-               for o in e.objects}  # fmt: skip
+    objects = {
+        f"{e.name} {e.environment} {o.action} {o.kind}" for e in result.endpoints for o in e.objects
+    }
     assert set(case.get("objects", [])) <= objects, sorted(objects)
     statuses = {f"{e.name} {e.environment} {e.status}" for e in result.endpoints}
     assert set(case.get("status", [])) <= statuses, sorted(statuses)
@@ -110,8 +115,17 @@ def test_the_cli_in_every_format(repo: Path) -> None:
     assert text.code == 0, text.err
     assert "chat-assistant in production: changed" in text.out
     assert "capacity  maxReplicas: 6 -> 7" in text.out
-    markdown = run_cli("--root", str(repo), "plan", "--changed-since", "main", "--format",
-                       "markdown", "models/chat-assistant.yaml", "models/iris.yaml")  # fmt: skip
+    markdown = run_cli(
+        "--root",
+        str(repo),
+        "plan",
+        "--changed-since",
+        "main",
+        "--format",
+        "markdown",
+        "models/chat-assistant.yaml",
+        "models/iris.yaml",
+    )
     assert markdown.code == 0, markdown.err
     assert "### chat-assistant · production: changed" in markdown.out
     assert "<details><summary>iris · production: unchanged</summary>" in markdown.out
@@ -125,15 +139,17 @@ def test_the_cli_in_every_format(repo: Path) -> None:
 def test_a_visibility_change_without_a_security_reviewer_is_refused(repo: Path) -> None:
     _apply(repo, CASES["visibility"])
     assert "approvedBy" in CASES["visibility"]
-    found = run_cli("--root", str(repo), "plan", "--changed-since", "main",
-                    "--approved-by", "someone-else")  # fmt: skip
+    found = run_cli(
+        "--root", str(repo), "plan", "--changed-since", "main", "--approved-by", "someone-else"
+    )
     assert found.code == 1
     text = (repo / "models/chat-assistant.yaml").read_text()
     line = text[: text.index("visibility: internal")].count("\n") + 1
     assert f"models/chat-assistant.yaml:{line}:17: MG-SEC-190 " in found.out, found.out
     assert found.out.count("MG-SEC-190") == 1  # one finding for the spec's line
-    approved = run_cli("--root", str(repo), "plan", "--changed-since", "main",
-                       "--approved-by", "security-reviewer")  # fmt: skip
+    approved = run_cli(
+        "--root", str(repo), "plan", "--changed-since", "main", "--approved-by", "security-reviewer"
+    )
     assert approved.code == 0, approved.out
 
 
@@ -156,7 +172,9 @@ def test_a_team_over_its_budget_is_refused(repo: Path) -> None:
     try:
         _apply(repo, CASES["replicas"])  # 16.78 -> 19.58 USD/h for the chat assistant
         assert not plan.run(repo, "HEAD").failed()
-        _apply(repo, {"edit": {"models/chat-assistant.yaml": [["maxReplicas: 7", "maxReplicas: 8"]]}})
+        _apply(
+            repo, {"edit": {"models/chat-assistant.yaml": [["maxReplicas: 7", "maxReplicas: 8"]]}}
+        )
         planned = plan.run(repo, "HEAD")
         [finding] = [d for d in planned.diagnostics if d.rule == "MG-OPS-141"]
         assert "over its budget of 20 USD" in finding.message
@@ -173,8 +191,13 @@ def test_waivers_added_removed_and_expiring(repo: Path) -> None:
     def write(*entries: tuple[str, str]) -> None:
         lines = ["apiVersion: modelgate.dev/v1alpha1", "kind: Waivers", "waivers:"]
         for rule, expires in entries:
-            lines += [f"  - rule: {rule}", "    spec: iris", "    justification: the test of what a plan says of waivers",
-                      "    approver: security@example.com", f'    expires: "{expires}"']  # fmt: skip
+            lines += [
+                f"  - rule: {rule}",
+                "    spec: iris",
+                "    justification: the test of what a plan says of waivers",
+                "    approver: security@example.com",
+                f'    expires: "{expires}"',
+            ]
         waivers.write_text("\n".join(lines) + "\n")
 
     write(("MG-OPS-011", "2026-12-15"), ("MG-OPS-020", "2027-02-01"))
@@ -184,8 +207,11 @@ def test_waivers_added_removed_and_expiring(repo: Path) -> None:
         write(("MG-OPS-011", "2026-12-15"), ("MG-SEC-001", "2027-01-30"))
         result = plan.run(repo, "HEAD", ["models/iris.yaml"], today=today).plan
         found = {(w.action, w.rule) for w in result.endpoints[0].waivers}
-        assert found == {("expiring", "MG-OPS-011"), ("added", "MG-SEC-001"),
-                         ("removed", "MG-OPS-020")}  # fmt: skip
+        assert found == {
+            ("expiring", "MG-OPS-011"),
+            ("added", "MG-SEC-001"),
+            ("removed", "MG-OPS-020"),
+        }
     finally:
         git(repo, "checkout", "-q", "--", ".")
         git(repo, "reset", "-q", "--hard", "HEAD~1")
@@ -194,7 +220,7 @@ def test_waivers_added_removed_and_expiring(repo: Path) -> None:
 def test_rules_the_change_weakens(repo: Path) -> None:
     (repo / "policies/acme.yaml").write_text(
         "apiVersion: modelgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: acme}\n"
-        "extends: [modelgate]\noverrides:\n  MG-OPS-011: {severity: \"off\"}\n"
+        'extends: [modelgate]\noverrides:\n  MG-OPS-011: {severity: "off"}\n'
     )
     result = plan.run(repo, "main", ["models/iris.yaml"]).plan
     assert [(w.name, w.change) for w in result.weakened] == [("MG-OPS-011", "off")]
@@ -203,7 +229,9 @@ def test_rules_the_change_weakens(repo: Path) -> None:
 
 
 def test_a_broken_price_table_is_refused_at_its_line(repo: Path) -> None:
-    _apply(repo, {"edit": {"templates/values.yaml": [["    cpuHour: 0.05\n", "    cpuHour: -1\n"]]}})
+    _apply(
+        repo, {"edit": {"templates/values.yaml": [["    cpuHour: 0.05\n", "    cpuHour: -1\n"]]}}
+    )
     found = run_cli("--root", str(repo), "plan", "--changed-since", "main")
     text = (repo / "templates/values.yaml").read_text()
     line = text[: text.index("cpuHour: -1")].count("\n") + 1
@@ -239,7 +267,10 @@ def test_the_change_rules_examples(repo: Path) -> None:
     loaded, problems = policy.load_policy(repo)
     assert problems == [] and len(loaded.change_rules) == 3
     for rule in loaded.change_rules:
-        for example, fails in [*((e, False) for e in rule.passing), *((e, True) for e in rule.failing)]:
+        for example, fails in [
+            *((e, False) for e in rule.passing),
+            *((e, True) for e in rule.failing),
+        ]:
             assert _example_refused(repo, rule.id, example.patch) == fails, (rule.id, example)
             git(repo, "checkout", "-q", "--", ".")
             git(repo, "clean", "-qfd")
@@ -257,10 +288,17 @@ def _example_refused(repo: Path, rule: str, patch: dict) -> bool:
     changed = merge_patch(data, patch["after"])
     spec.write_text(yaml.safe_dump(changed, sort_keys=False))
     if patch.get("parameters"):
-        (repo / "policies/example.yaml").write_text(yaml.safe_dump({
-            "apiVersion": "modelgate.dev/v1alpha1", "kind": "PolicySet",
-            "metadata": {"name": "example"}, "extends": ["modelgate"],
-            "parameters": patch["parameters"]}))  # fmt: skip
+        (repo / "policies/example.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "modelgate.dev/v1alpha1",
+                    "kind": "PolicySet",
+                    "metadata": {"name": "example"},
+                    "extends": ["modelgate"],
+                    "parameters": patch["parameters"],
+                }
+            )
+        )
     planned = plan.run(repo, "main", [f"models/{name}.yaml"], patch.get("approvedBy", []))
     assert not planned.unplanned, planned.diagnostics
     return any(d.rule == rule for d in planned.diagnostics)

@@ -64,8 +64,9 @@ def run(
         return Planned(plan, problems, unplanned=True)
     before = sides.at_ref(root, commit, names)
     table_before = _prices_at(root, commit, table)
-    present = [root / "models" / f"{name}{suffix}" for name in names
-               for suffix in workspace.SPEC_SUFFIXES]  # fmt: skip
+    present = [
+        root / "models" / f"{name}{suffix}" for name in names for suffix in workspace.SPEC_SUFFIXES
+    ]
     after = sides.of_change(root, [path for path in present if path.is_file()], loaded)
     if after.failed:
         return Planned(plan, after.diagnostics, unplanned=True)
@@ -159,7 +160,7 @@ def _unpriced(
     return list(found.values())
 
 
-def _team_cost(root: Path, table: prices.PriceTable, side: sides.Side):  # noqa: ANN202
+def _team_cost(root: Path, table: prices.PriceTable, side: sides.Side):
     """A team's hourly cost in an environment at max replicas: the change's specs as
     rendered, every other spec of models/ as the work tree has it (read only when a budget
     is asked about)."""
@@ -190,5 +191,3 @@ def _team_cost(root: Path, table: prices.PriceTable, side: sides.Side):  # noqa:
         )
 
     return team_cost
-
-

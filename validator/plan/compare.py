@@ -4,8 +4,16 @@ the objects created, changed and deleted, and what it costs an hour on each side
 from __future__ import annotations
 
 from .endpoint import SECURITY, Endpoint
-from .model import CHANGED, CREATED, DELETED, UNCHANGED, Cost, EndpointPlan, FieldChange
-from .model import ObjectChange
+from .model import (
+    CHANGED,
+    CREATED,
+    DELETED,
+    UNCHANGED,
+    Cost,
+    EndpointPlan,
+    FieldChange,
+    ObjectChange,
+)
 from .prices import PriceTable, hourly
 
 

@@ -15,8 +15,12 @@ from .prices import Replica
 SPEC_HASH = "modelgate.dev/spec-hash"
 SECTIONS = ("model", "engine", "capacity", "exposure")
 SECURITY = "exposure"  # the section whose every change is security-relevant
-POLICY_KINDS = ("NetworkPolicy", "AuthorizationPolicy", "PeerAuthentication",
-                "RequestAuthentication")  # fmt: skip
+POLICY_KINDS = (
+    "NetworkPolicy",
+    "AuthorizationPolicy",
+    "PeerAuthentication",
+    "RequestAuthentication",
+)
 
 
 @dataclass(frozen=True)
@@ -170,8 +174,13 @@ def rendered_object(file: str, data: Any) -> RenderedObject:
     an object whose only change it is does not change what the cluster does."""
     labels = (data.get("metadata") or {}).get("labels") if isinstance(data, dict) else None
     if isinstance(labels, dict) and SPEC_HASH in labels:
-        data = {**data, "metadata": {**data["metadata"], "labels": {
-            key: value for key, value in labels.items() if key != SPEC_HASH}}}  # fmt: skip
+        data = {
+            **data,
+            "metadata": {
+                **data["metadata"],
+                "labels": {key: value for key, value in labels.items() if key != SPEC_HASH},
+            },
+        }
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     if isinstance(data, dict) and isinstance(data.get("kind"), str):
         name = (data.get("metadata") or {}).get("name")

@@ -77,8 +77,7 @@ def _environment(environment: str, kubeconfig: Path, side: Side) -> LiveDiff:
         differences = list(_differences(wanted, current, ""))
         if differences:
             diff.differing += 1
-            diff.lines += [f"~ {name}: {where}: {was} -> {now}"
-                           for where, was, now in differences]  # fmt: skip
+            diff.lines += [f"~ {name}: {where}: {was} -> {now}" for where, was, now in differences]
         else:
             diff.same += 1
     if len(diff.lines) > MAX_LINES:
@@ -94,11 +93,22 @@ def _get(kubeconfig: Path, objects: list[dict]) -> tuple[dict, str]:
         listed.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
         try:
             done = subprocess.run(
-                ["kubectl", f"--kubeconfig={kubeconfig}", "get", "-f", str(listed),
-                 "--ignore-not-found", "-o", "json"],
-                capture_output=True, text=True, timeout=120, check=False,
+                [
+                    "kubectl",
+                    f"--kubeconfig={kubeconfig}",
+                    "get",
+                    "-f",
+                    str(listed),
+                    "--ignore-not-found",
+                    "-o",
+                    "json",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
                 env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-            )  # fmt: skip
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             return {}, str(exc)
     if done.returncode != 0:
@@ -115,7 +125,7 @@ def _get(kubeconfig: Path, objects: list[dict]) -> tuple[dict, str]:
     }, ""
 
 
-def _differences(wanted: Any, current: Any, where: str):  # noqa: ANN202
+def _differences(wanted: Any, current: Any, where: str):
     """(path, live value, rendered value) where the cluster's object differs from a field
     the rendered object sets; fields it leaves out (defaults, status) are not compared."""
     if isinstance(wanted, dict) and isinstance(current, dict):

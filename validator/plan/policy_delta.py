@@ -45,8 +45,13 @@ def waiver_changes(root: Path, commit: str, today: dt.date) -> list[WaiverChange
             action = "expiring"
         if action is not None:
             changes.append(
-                WaiverChange(action, key[0], key[1], str(entry.get("expires", "")),
-                             str(entry.get("approver", "")))  # fmt: skip
+                WaiverChange(
+                    action,
+                    key[0],
+                    key[1],
+                    str(entry.get("expires", "")),
+                    str(entry.get("approver", "")),
+                )
             )
     return changes
 
@@ -69,8 +74,10 @@ def weakened_by_change(root: Path, commit: str, now: Any) -> list[Any]:
         # bytes, not text: run_git's text mode would mangle the tar
         tar = subprocess.run(
             ["git", "archive", "--format=tar", commit, "--", f"{POLICY_DIR}/"],
-            cwd=root, capture_output=True, check=False,
-        )  # fmt: skip
+            cwd=root,
+            capture_output=True,
+            check=False,
+        )
         if tar.returncode != 0:
             return after  # REF had no policies/: every weakening is the change's
         subprocess.run(["tar", "-x", "-C", scratch], input=tar.stdout, check=False)

@@ -122,7 +122,9 @@ def _price(values: Document, where: list, price: Any, problems: list[Diagnostic]
     number = isinstance(price, int | float) and not isinstance(price, bool)
     if not number or not math.isfinite(price) or price < 0:
         dotted = ".".join(str(part) for part in where)
-        problems.append(_bad(values, where, f"{dotted} must be a number of 0 or more, not {price!r}"))
+        problems.append(
+            _bad(values, where, f"{dotted} must be a number of 0 or more, not {price!r}")
+        )
 
 
 def _over(default: Rates, entry: dict[str, Any]) -> Rates:
@@ -142,5 +144,5 @@ def _bad(values: Document, where: list, message: str) -> Diagnostic:
         where,
         PRICE_TABLE_INVALID,
         message,
-        "fix the price table in templates/values.yaml (docs/plan.md, \"Cost\")",
+        'fix the price table in templates/values.yaml (docs/plan.md, "Cost")',
     )

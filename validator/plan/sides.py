@@ -34,7 +34,9 @@ def resolve(root: Path, ref: str) -> str:
     """REF's commit id; GitError with git's own words when REF names no commit here."""
     if ref.startswith("-"):
         raise GitError("a git ref cannot start with '-'")
-    done = run_git(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    done = run_git(
+        root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"
+    )
     if done is None:
         raise GitError("cannot run git")
     if done.returncode != 0:
@@ -78,8 +80,10 @@ def at_ref(root: Path, commit: str, names: Iterable[str]) -> Side:
     """REF's side: each named spec (models/NAME.yaml) and what rendered/ENV/NAME/ held."""
     names = sorted(set(names))
     side = Side()
-    specs = read_blobs(root, [f"{commit}:models/{name}{suffix}" for name in names
-                              for suffix in workspace.SPEC_SUFFIXES])  # fmt: skip
+    specs = read_blobs(
+        root,
+        [f"{commit}:models/{name}{suffix}" for name in names for suffix in workspace.SPEC_SUFFIXES],
+    )
     for key, raw in specs.items():
         shown = key.partition(":")[2]
         document, _ = load.load_bytes(raw, shown)
@@ -108,8 +112,9 @@ def endpoint_of(name: str, environment: str, document: Document) -> Endpoint:
 
 
 def _environments_at(root: Path, commit: str) -> list[str]:
-    listed = run_git(root, "ls-tree", "-z", "--name-only", "--end-of-options", commit, "--",
-                     f"{RENDERED}/")  # fmt: skip
+    listed = run_git(
+        root, "ls-tree", "-z", "--name-only", "--end-of-options", commit, "--", f"{RENDERED}/"
+    )
     if listed is None or listed.returncode != 0:
         return []
     folders = (PurePosixPath(path).name for path in listed.stdout.split("\0") if path)

@@ -64,8 +64,9 @@ def _cost_line(endpoint: EndpointPlan, currency: str) -> str:
 def text(plan: Plan) -> str:
     lines = [_headline(plan)]
     for endpoint in plan.endpoints:
-        lines.append(f"{endpoint.name} in {endpoint.environment}: {endpoint.status} "
-                     f"({endpoint.spec})")  # fmt: skip
+        lines.append(
+            f"{endpoint.name} in {endpoint.environment}: {endpoint.status} ({endpoint.spec})"
+        )
         if endpoint.status == "unchanged":
             continue
         for change in endpoint.changes:
@@ -78,8 +79,10 @@ def text(plan: Plan) -> str:
         for item in endpoint.objects:
             lines.append(f"  {'objects':<9} {item.action} {item.kind}/{item.name}")
         for waiver in endpoint.waivers:
-            lines.append(f"  {'policy':<9} waiver {waiver.action}: {waiver.rule} until "
-                         f"{waiver.expires} (approved by {waiver.approver})")  # fmt: skip
+            lines.append(
+                f"  {'policy':<9} waiver {waiver.action}: {waiver.rule} until "
+                f"{waiver.expires} (approved by {waiver.approver})"
+            )
         for key, value in (endpoint.fit or {}).items():
             lines.append(f"  {'fit':<9} {key}: {value}")
     for weakening in plan.weakened:
@@ -94,8 +97,17 @@ def text(plan: Plan) -> str:
 
 def _cell(value: str) -> str:
     """Text safe inside a Markdown table cell: no pipes, tags or code spans of its own."""
-    for raw, escaped in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"),
-                         ("`", "\\`"), ("*", "\\*"), ("_", "\\_"), ("[", "\\["), ("]", "\\]")):  # fmt: skip
+    for raw, escaped in (
+        ("\\", "\\\\"),
+        ("|", "\\|"),
+        ("<", "&lt;"),
+        (">", "&gt;"),
+        ("`", "\\`"),
+        ("*", "\\*"),
+        ("_", "\\_"),
+        ("[", "\\["),
+        ("]", "\\]"),
+    ):
         value = value.replace(raw, escaped)
     return one_line(value)
 
@@ -104,8 +116,10 @@ def markdown(plan: Plan) -> str:
     out = [f"## {_cell(_headline(plan))}", ""]
     if plan.findings:
         out += ["**Findings** (the change is refused until they are resolved):", ""]
-        out += [f"- {_cell(format_diagnostic(safe_diagnostic(d)).splitlines()[0])}"
-                for d in plan.findings]  # fmt: skip
+        out += [
+            f"- {_cell(format_diagnostic(safe_diagnostic(d)).splitlines()[0])}"
+            for d in plan.findings
+        ]
         out.append("")
     for endpoint in plan.endpoints:
         title = f"{endpoint.name} · {endpoint.environment}: {endpoint.status}"
@@ -128,16 +142,25 @@ def markdown(plan: Plan) -> str:
         if plan.currency:
             out += [f"Cost: {_cell(_cost_line(endpoint, plan.currency))}", ""]
         if endpoint.objects:
-            out += ["Objects: " + ", ".join(
-                f"{item.action} `{_cell(item.kind)}/{_cell(item.name)}`"
-                for item in endpoint.objects
-            ), ""]  # fmt: skip
+            out += [
+                "Objects: "
+                + ", ".join(
+                    f"{item.action} `{_cell(item.kind)}/{_cell(item.name)}`"
+                    for item in endpoint.objects
+                ),
+                "",
+            ]
         for waiver in endpoint.waivers:
-            out.append(f"- waiver {waiver.action}: {_cell(waiver.rule)} until "
-                       f"{_cell(waiver.expires)} (approved by {_cell(waiver.approver)})")  # fmt: skip
+            out.append(
+                f"- waiver {waiver.action}: {_cell(waiver.rule)} until "
+                f"{_cell(waiver.expires)} (approved by {_cell(waiver.approver)})"
+            )
         if endpoint.fit:
-            out += ["GPU fit: " + ", ".join(f"{_cell(str(k))} {_cell(str(v))}"
-                                            for k, v in endpoint.fit.items()), ""]  # fmt: skip
+            out += [
+                "GPU fit: "
+                + ", ".join(f"{_cell(str(k))} {_cell(str(v))}" for k, v in endpoint.fit.items()),
+                "",
+            ]
     if plan.weakened:
         out += ["### Policy weakened", ""]
         out += [f"- {_cell(str(w))}" for w in plan.weakened]
@@ -145,8 +168,12 @@ def markdown(plan: Plan) -> str:
     for diff in plan.live:
         out += [f"### Live: {_cell(diff.environment)}", "", _cell(diff.summary()), ""]
         if diff.lines:
-            out += ["```diff", *(one_line(line).replace("```", "'''") for line in diff.lines),
-                    "```", ""]  # fmt: skip
+            out += [
+                "```diff",
+                *(one_line(line).replace("```", "'''") for line in diff.lines),
+                "```",
+                "",
+            ]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
