@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 TARGET = 1.5
 
 
-def _scale():  # noqa: ANN202
+def _scale():
     spec = importlib.util.spec_from_file_location("bench_scale", HERE / "scale.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
