@@ -28,9 +28,9 @@ def register(commands: Any) -> None:
         "--approved-by",
         action="append",
         default=[],
-        metavar="LOGIN",
-        help="someone who approved the change (repeatable): a security reviewer's approval "
-        "lets an endpoint's exposure change (policy parameter securityReviewers)",
+        metavar="LOGIN[,LOGIN...]",
+        help="who approved the change (repeatable, or comma-separated): a security reviewer's "
+        "approval lets an endpoint's exposure change (policy parameter securityReviewers)",
     )
     parser.add_argument(
         "--live",
@@ -56,8 +56,9 @@ def run(args: argparse.Namespace, output: Output) -> int:
         return EXIT_USAGE
     root = root_of(args)
     ref = args.changed_since or "HEAD"
+    approvers = [login.strip() for given in args.approved_by for login in given.split(",")]
     try:
-        planned = plan.run(root, ref, args.paths, args.approved_by, live=live)
+        planned = plan.run(root, ref, args.paths, [a for a in approvers if a], live=live)
     except plan.GitError as exc:
         output.error(f"--changed-since {ref}: {exc}" if args.changed_since else f"{ref}: {exc}")
         return EXIT_USAGE
