@@ -576,7 +576,7 @@ def _served(reviews: list[dict[str, Any]]) -> Iterator[str]:
     import threading
 
     class Reviews(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             assert "/pulls/7/reviews" in self.path and self.headers["Authorization"]
             body = json.dumps(reviews).encode()
             self.send_response(200)
