@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import yaml
 from validator import plan
 from validator.plan.model import Plan
 
+from . import kube_env
 from .conftest import PROJECT, git, run_cli
 
 CASES = yaml.safe_load((Path(__file__).parent / "plan_corpus" / "cases.yaml").read_text())
@@ -302,3 +304,89 @@ def _example_refused(repo: Path, rule: str, patch: dict) -> bool:
     planned = plan.run(repo, "main", [f"models/{name}.yaml"], patch.get("approvedBy", []))
     assert not planned.unplanned, planned.diagnostics
     return any(d.rule == rule for d in planned.diagnostics)
+
+
+def _reader_kubeconfig(kube: kube_env.KubeEnv, namespace: str, path: Path) -> Path:
+    """A kubeconfig for a service account that may only read in `namespace`."""
+    reader = [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": "plan-reader", "namespace": namespace}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "plan-reader", "namespace": namespace},
+         "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "plan-reader", "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                     "name": "plan-reader"},
+         "subjects": [{"kind": "ServiceAccount", "name": "plan-reader",
+                       "namespace": namespace}]},
+    ]  # fmt: skip
+    for document in reader:
+        status, answer = kube.apply(document)
+        assert status in (200, 201), answer
+    status, answer = kube.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/plan-reader/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+    )
+    assert status == 201, answer
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "test", "cluster": {"server": kube.server,
+                                                   "certificate-authority": str(kube.ca)}}],
+        "users": [{"name": "reader", "user": {"token": answer["status"]["token"]}}],
+        "contexts": [{"name": "reader", "context": {"cluster": "test", "user": "reader"}}],
+        "current-context": "reader",
+    }  # fmt: skip
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_live_compares_the_change_with_the_cluster_with_read_access_only(
+    repo: Path, kube: kube_env.KubeEnv, tmp_path: Path
+) -> None:
+    """REF's objects of the chat assistant served in staging; the change raises its max
+    replicas: --live names the fields the cluster would change, as a reader that may not
+    write anything."""
+    namespace = "models-staging"
+    status, answer = kube.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    )
+    assert status in (200, 201), answer
+    folder = repo / "rendered/staging/chat-assistant"
+    for path in sorted(folder.glob("*.yaml")):
+        status, answer = kube.apply(yaml.safe_load(path.read_text()))
+        assert status in (200, 201), (path.name, answer)
+    kubeconfig = _reader_kubeconfig(kube, namespace, tmp_path / "reader.json")
+    can = subprocess.run(
+        ["kubectl", f"--kubeconfig={kubeconfig}", "auth", "can-i", "patch", "deployments",
+         "-n", namespace],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert can.stdout.strip() == "no"
+    _apply(repo, CASES["replicas"])
+    found = run_cli("--root", str(repo), "plan", "models/chat-assistant.yaml",
+                    "--changed-since", "main", "--live", f"staging={kubeconfig}")  # fmt: skip
+    assert found.code == 0, found.err
+    said = "live staging: 0 object(s) not in the cluster, 2 differ, 4 as rendered"
+    assert said in found.out, found.out
+    assert "~ HorizontalPodAutoscaler/chat-assistant: spec.maxReplicas: 6 -> 7" in found.out
+    # the pods roll: their template carries the spec's new hash
+    assert (
+        "~ Deployment/chat-assistant: spec.template.metadata.labels.modelgate.dev/spec-hash: "
+        in found.out
+    )
+    document = json.loads(
+        run_cli("--root", str(repo), "plan", "models/chat-assistant.yaml", "--changed-since",
+                "main", "--live", f"staging={kubeconfig}", "--format", "json").out
+    )  # fmt: skip
+    jsonschema.validate(document, PLAN_SCHEMA)
+    assert document["live"][0]["differing"] == 2
+
+
+def test_live_says_when_the_cluster_cannot_be_read(repo: Path, tmp_path: Path) -> None:
+    found = run_cli("--root", str(repo), "plan", "models/iris.yaml", "--changed-since", "main",
+                    "--live", f"staging={tmp_path / 'missing'}")  # fmt: skip
+    assert found.code == 0
+    assert "live staging: cannot read the cluster:" in found.out
