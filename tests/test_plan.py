@@ -390,3 +390,44 @@ def test_live_says_when_the_cluster_cannot_be_read(repo: Path, tmp_path: Path) -
                     "--live", f"staging={tmp_path / 'missing'}")  # fmt: skip
     assert found.code == 0
     assert "live staging: cannot read the cluster:" in found.out
+
+
+def test_a_spec_named_that_exists_nowhere_is_a_usage_error(repo: Path) -> None:
+    found = run_cli("--root", str(repo), "plan", "models/nope.yaml")
+    assert found.code == 2
+    assert "no spec models/nope.yaml here or at HEAD" in found.err
+
+
+def test_every_format_masks_secrets_and_escapes_controls() -> None:
+    """Whatever a field holds reaches the terminal, the comment or the JSON through the one
+    reporter: a token masked, an escape sequence and a workflow command made visible."""
+    import io
+
+    from validator.plan.model import EndpointPlan, FieldChange
+    from validator.report.output import Output
+    from validator.report.plan import format_plan
+
+    token = "ghp_" + "A1b2C3d4" * 5
+    endpoint = EndpointPlan("iris", "staging", "models/iris.yaml", "changed", "ml")
+    endpoint.changes = [
+        FieldChange("model", "version", "1.0.0", f"{token}\x1b[31m"),
+        FieldChange("exposure", "hosts", [], ["\n::error::forged"], security=True),
+    ]
+    result = Plan("main", "a" * 40, "USD", [endpoint])
+    for fmt in ("text", "markdown", "json"):
+        out = io.StringIO()
+        Output(out, io.StringIO()).block(format_plan(fmt, result))
+        shown = out.getvalue()
+        assert token[4:20] not in shown, fmt
+        assert "\x1b" not in shown and "\n::error::" not in shown, fmt
+
+
+def test_policies_list_names_the_change_rules() -> None:
+    found = run_cli("policies", "list")
+    [line] = [line for line in found.out.splitlines() if line.startswith("MG-SEC-190 ")]
+    assert "change (modelgate plan)" in line
+    assert ", 3 change rules" in found.out
+    described = json.loads(run_cli("policies", "list", "--format", "json").out)
+    assert {r["id"] for r in described if r["judges"] == "change"} == {
+        "MG-OPS-140", "MG-SEC-190", "MG-OPS-141"
+    }  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import PurePosixPath
 from typing import Any
 
 from ..report.output import Output
@@ -61,6 +62,14 @@ def run(args: argparse.Namespace, output: Output) -> int:
         planned = plan.run(root, ref, args.paths, [a for a in approvers if a], live=live)
     except plan.GitError as exc:
         output.error(f"--changed-since {ref}: {exc}" if args.changed_since else f"{ref}: {exc}")
+        return EXIT_USAGE
+    planned_names = {endpoint.name for endpoint in planned.plan.endpoints}
+    unknown = [p for p in args.paths if PurePosixPath(p).stem not in planned_names]
+    if unknown and not planned.unplanned:
+        output.error(
+            f"no spec {', '.join(unknown)} here or at {ref}",
+            "name spec files in models/ (models/NAME.yaml)",
+        )
         return EXIT_USAGE
     if planned.unplanned:
         output.diagnostics(planned.diagnostics)

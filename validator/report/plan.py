@@ -96,7 +96,9 @@ def text(plan: Plan) -> str:
 
 
 def _cell(value: str) -> str:
-    """Text safe inside a Markdown table cell: no pipes, tags or code spans of its own."""
+    """Text safe inside a Markdown table cell: no pipes, tags or code spans of its own. Made
+    one safe line first: a secret is masked before escaping splits it (ghp\\_...)."""
+    value = one_line(value)
     for raw, escaped in (
         ("\\", "\\\\"),
         ("|", "\\|"),
@@ -109,7 +111,7 @@ def _cell(value: str) -> str:
         ("]", "\\]"),
     ):
         value = value.replace(raw, escaped)
-    return one_line(value)
+    return value
 
 
 def markdown(plan: Plan) -> str:
