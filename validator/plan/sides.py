@@ -20,6 +20,7 @@ from .endpoint import Endpoint, rendered_object
 RENDERED = "rendered"
 NOT_ENVIRONMENTS = {"argocd", "local", "docker"}  # rendered/ folders that are no cluster's
 RBAC = "_rbac"
+WHOLE_FOLDERS_FROM = 200  # specs; from here REF's rendered/ENV/ folders are listed whole
 
 
 @dataclass
@@ -93,13 +94,24 @@ def at_ref(root: Path, commit: str, names: Iterable[str]) -> Side:
         for env in document.data["spec"].get("environments") or []:
             side.endpoints.setdefault((name, env), endpoint_of(name, env, document))
     environments = _environments_at(root, commit)
-    folders = [f"{RENDERED}/{env}/{name}/" for env in environments for name in names]
+    if not names or not environments:  # `ls-tree -r` of no folder would list everything
+        return side
+    if len(names) > WHOLE_FOLDERS_FROM:  # each environment's folder: a shorter command line
+        folders = [f"{RENDERED}/{env}/" for env in environments]
+    else:
+        folders = [f"{RENDERED}/{env}/{name}/" for env in environments for name in names]
     listed = run_git(root, "ls-tree", "-r", "-z", "--end-of-options", commit, "--", *folders)
     if listed is None or listed.returncode != 0:
         raise GitError(f"cannot list rendered/ at {commit[:12]}")
-    entries = [line.partition("\t") for line in listed.stdout.split("\0") if line]
-    blobs = read_blobs(root, [info.split(" ")[2] for info, _, _ in entries])
-    for info, _, path in entries:
+    wanted = set(names)
+    entries = []
+    for line in filter(None, listed.stdout.split("\0")):
+        info, _, path = line.partition("\t")
+        parts = path.split("/")  # rendered/ENV/NAME/FILE
+        if len(parts) == 4 and parts[2] in wanted:
+            entries.append((info, path))
+    blobs = read_blobs(root, [info.split(" ")[2] for info, _ in entries])
+    for info, path in entries:
         content = blobs.get(info.split(" ")[2])
         if content is not None:
             _add(side, path, content.decode("utf-8", "replace"))
@@ -163,6 +175,8 @@ def of_change(root: Path, files: Sequence[Path], loaded_policy: Any = None) -> C
     if not files:
         return Changed(side, [], False)
     renderer = render.Renderer(root, crds.repository_schemas(root))
+    if len(files) >= render.PARALLEL_FROM:  # compiled once, before the workers fork
+        renderer.preload()
     validation = workspace.validate(files, root, follow=renderer, loaded_policy=loaded_policy)
     for document in validation.valid_documents():
         name = document.data["metadata"]["name"]
