@@ -431,3 +431,18 @@ def test_policies_list_names_the_change_rules() -> None:
     assert {r["id"] for r in described if r["judges"] == "change"} == {
         "MG-OPS-140", "MG-SEC-190", "MG-OPS-141"
     }  # fmt: skip
+
+
+def test_many_specs_read_refs_folders_whole_with_the_same_plan(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from validator.plan import sides
+
+    _apply(repo, CASES["price"])  # every spec planned
+    few = plan.run(repo, "main").plan
+    monkeypatch.setattr(sides, "WHOLE_FOLDERS_FROM", 0)
+    many = plan.run(repo, "main").plan
+    assert len(many.endpoints) == len(few.endpoints) > 10
+    assert [(e.name, e.environment, e.status, e.changes, e.objects) for e in many.endpoints] == [
+        (e.name, e.environment, e.status, e.changes, e.objects) for e in few.endpoints
+    ]
