@@ -14,7 +14,7 @@ checked out. Entry: plan.run(...) -> Planned.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -22,6 +22,7 @@ from ..check import changes, load, workspace
 from ..check.changes import GitError
 from ..diagnostics import Diagnostic, Severity, has_errors
 from . import compare, policy_delta, prices, refusals, sides
+from .endpoint import Endpoint
 from .fit import endpoint_fit
 from .model import DELETED, Plan
 
@@ -160,25 +161,27 @@ def _unpriced(
     return list(found.values())
 
 
-def _team_cost(root: Path, table: prices.PriceTable, side: sides.Side):
+def _team_cost(
+    root: Path, table: prices.PriceTable, side: sides.Side
+) -> Callable[[str, str], float]:
     """A team's hourly cost in an environment at max replicas: the change's specs as
     rendered, every other spec of models/ as the work tree has it (read only when a budget
     is asked about)."""
-    cache: dict[str, list[sides.Endpoint]] = {}
+    cache: dict[str, list[Endpoint]] = {}
 
-    def endpoints() -> list[sides.Endpoint]:
+    def endpoints() -> list[Endpoint]:
         if "all" not in cache:
             found = dict(side.endpoints)
             for path in workspace.every_spec(root):
                 name = Path(path).stem
                 if name in side.documents:
                     continue
-                document, problems = load.load_file(Path(path), name)
+                document, problems = load.load_file(Path(path), f"models/{Path(path).name}")
                 spec = document.data.get("spec") if document is not None else None
                 if problems or not isinstance(spec, dict):
                     continue
                 for env in spec.get("environments") or []:
-                    found[(name, env)] = sides.endpoint_of(name, env, document)  # type: ignore[arg-type]
+                    found[(name, env)] = sides.endpoint_of(name, env, document)
             cache["all"] = list(found.values())
         return cache["all"]
 
