@@ -446,3 +446,23 @@ def test_many_specs_read_refs_folders_whole_with_the_same_plan(
     assert [(e.name, e.environment, e.status, e.changes, e.objects) for e in many.endpoints] == [
         (e.name, e.environment, e.status, e.changes, e.objects) for e in few.endpoints
     ]
+
+
+def test_the_fit_section_shows_what_the_fit_stage_computes() -> None:
+    """validator/plan/fit.py is the one place the GPU fit plugs in; the formats say it in a
+    reviewer's words, and that it does not fit when it does not."""
+    from validator.plan import fit
+    from validator.report.plan import fit_line
+
+    assert fit.FIT_MODULE == "validator.check.fit"
+    figures = {
+        "weights_bytes": 15 * 2**30, "kv_cache_bytes": 4 * 2**30, "reserve_bytes": 2**30,
+        "needed_bytes": 20 * 2**30, "available_bytes": 18 * 2**30, "product": "NVIDIA-L4",
+        "gpus": 1, "headroom": -0.11, "largest_context": 2048,
+        "smallest_product": "NVIDIA-A100-SXM4-40GB",
+    }  # fmt: skip
+    said = fit_line(figures)
+    assert said.startswith("needs 20.0 GiB (weights 15.0, KV cache 4.0, reserve 1.0) of 18.0 GiB")
+    assert "on 1 x NVIDIA-L4: does NOT fit; largest context that fits: 2048" in said
+    assert "smallest product that fits: NVIDIA-A100-SXM4-40GB" in said
+    assert "fits, 10% headroom" in fit_line({**figures, "headroom": 0.1})

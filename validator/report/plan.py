@@ -83,8 +83,8 @@ def text(plan: Plan) -> str:
                 f"  {'policy':<9} waiver {waiver.action}: {waiver.rule} until "
                 f"{waiver.expires} (approved by {waiver.approver})"
             )
-        for key, value in (endpoint.fit or {}).items():
-            lines.append(f"  {'fit':<9} {key}: {value}")
+        if endpoint.fit:
+            lines.append(f"  {'fit':<9} {fit_line(endpoint.fit)}")
     for weakening in plan.weakened:
         lines.append(f"policy weakened: {weakening}")
     for diff in plan.live:
@@ -93,6 +93,26 @@ def text(plan: Plan) -> str:
     lines = [one_line(line) for line in lines]
     lines += [format_diagnostic(safe_diagnostic(finding)) for finding in plan.findings]
     return "\n".join(lines) + "\n"
+
+
+def fit_line(fit: dict[str, Any]) -> str:
+    """The GPU fit in a reviewer's words: needed of available, on what, the headroom, and
+    what would fit where it does not."""
+    gib = {key: (fit.get(key) or 0) / GIB for key in ("needed_bytes", "available_bytes",
+           "weights_bytes", "kv_cache_bytes", "reserve_bytes")}  # fmt: skip
+    headroom = fit.get("headroom") or 0.0
+    line = (
+        f"needs {gib['needed_bytes']:.1f} GiB (weights {gib['weights_bytes']:.1f}, KV cache "
+        f"{gib['kv_cache_bytes']:.1f}, reserve {gib['reserve_bytes']:.1f}) of "
+        f"{gib['available_bytes']:.1f} GiB on {fit.get('gpus', 1)} x {fit.get('product')}: "
+        + (f"fits, {headroom:.0%} headroom" if headroom >= 0 else "does NOT fit")
+    )
+    if headroom < 0:
+        line += (
+            f"; largest context that fits: {fit.get('largest_context')}, smallest product "
+            f"that fits: {fit.get('smallest_product') or 'none'}"
+        )
+    return line
 
 
 def _cell(value: str) -> str:
@@ -158,11 +178,7 @@ def markdown(plan: Plan) -> str:
                 f"{_cell(waiver.expires)} (approved by {_cell(waiver.approver)})"
             )
         if endpoint.fit:
-            out += [
-                "GPU fit: "
-                + ", ".join(f"{_cell(str(k))} {_cell(str(v))}" for k, v in endpoint.fit.items()),
-                "",
-            ]
+            out += [f"GPU fit: {_cell(fit_line(endpoint.fit))}", ""]
     if plan.weakened:
         out += ["### Policy weakened", ""]
         out += [f"- {_cell(str(w))}" for w in plan.weakened]
