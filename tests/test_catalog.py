@@ -30,6 +30,7 @@ HEADER = [
     "Engine",
     "Format",
     "Environments",
+    "Cost per hour (min-max replicas)",
     "License",
     "Model card",
     "Policy status",
@@ -550,3 +551,14 @@ def test_a_failed_kubectl_attempt_shows_its_reason_not_its_log_lines(
     index = next(path for path in pages if path.name == "index.html").read_text("utf-8")
     assert f'<div class="error">model not deployed: {reason}</div>' in index
     assert "memcache.go" not in index
+
+
+def test_the_catalog_shows_what_each_model_costs_an_hour(built: dict[str, Path]) -> None:
+    """From the price table of templates/values.yaml: a chat-assistant replica in production
+    requests 4 CPUs (0.05 an hour each), 16 GiB (0.006) and a GPU of no named product (the
+    `*` price, 2.5): 2.796 an hour, 2 to 6 replicas."""
+    table = _table(built["catalog.md"].read_text(encoding="utf-8"))
+    cost = table["chat-assistant"]["Cost per hour (min-max replicas)"]
+    assert cost == "staging: 5.48-16.44 USD/h<br>production: 5.59-16.78 USD/h"
+    index = built["index.html"].read_text(encoding="utf-8")
+    assert '<span class="tag">production: 5.59-16.78 USD/h</span>' in index

@@ -24,7 +24,7 @@ import yaml
 
 from validator.cli import build_parser
 
-from .conftest import PROJECT
+from .conftest import PROJECT, git
 
 WORKFLOW_DIR = PROJECT / ".github" / "workflows"
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.y*ml"))
@@ -568,6 +568,122 @@ def test_one_sticky_comment_from_the_only_job_that_may_write_to_the_pr(
     assert comment["with"]["header"]
     assert "needs.deploy-changed.outputs.summary" in comment["with"]["message"]
     assert "head.repo.full_name == github.repository" in job["if"]
+
+
+def _served(reviews: list[dict[str, Any]]) -> Iterator[str]:
+    """GitHub's reviews API on loopback: the reviews of any pull request."""
+    import http.server
+    import threading
+
+    class Reviews(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            assert "/pulls/7/reviews" in self.path and self.headers["Authorization"]
+            body = json.dumps(reviews).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Reviews)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _pull_request_clone(tmp_path: Path) -> tuple[Path, str]:
+    """A clone whose origin/main is the project's specs and rendered/, and whose head makes
+    the chat assistant internal with two more replicas: the head commit."""
+    origin = tmp_path / "origin"
+    for part in ("models", "templates", "policies", "docs/models", "crds", "rendered"):
+        shutil.copytree(
+            PROJECT / part, origin / part, ignore=shutil.ignore_patterns("waivers.yaml")
+        )
+    git(origin, "init", "-q", "-b", "main")
+    git(origin, "add", "-A")
+    git(origin, "commit", "-q", "-m", "base")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    spec = clone / "models" / "chat-assistant.yaml"
+    text = spec.read_text().replace("maxReplicas: 6", "maxReplicas: 8")
+    text = text.replace("visibility: public", "visibility: internal")
+    spec.write_text(text.replace("    host: chat.models.example.com\n", ""))
+    git(clone, "commit", "-q", "-am", "chat-assistant: internal, two more replicas")
+    (clone / ".venv").symlink_to(BIN.parent)  # the runner's `make venv`
+    return clone, git(clone, "rev-parse", "HEAD").strip()
+
+
+def _run_step(step: dict[str, Any], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", step["run"]],
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("approved", [True, False], ids=["approved", "not-approved"])
+def test_the_pull_request_comment_is_the_plan(
+    pull_request: dict[str, Any], tmp_path: Path, approved: bool
+) -> None:
+    """The plan job's own steps on a pull request that makes an endpoint internal: the
+    approving reviews of the head commit read from the reviews API, the plan, and the
+    Markdown the sticky comment shows; without a security reviewer's approval the plan
+    refuses the change at the spec's line and the job fails."""
+    clone, head = _pull_request_clone(tmp_path)
+    job = jobs(pull_request)["plan"]
+    assert job["permissions"] == {"contents": "read", "pull-requests": "read"}
+    output = tmp_path / "output"
+    reviewer = "security-reviewer" if approved else "a-colleague"
+    reviews = [
+        {"user": {"login": reviewer}, "state": "APPROVED", "commit_id": head},
+        {"user": {"login": "security-reviewer"}, "state": "APPROVED", "commit_id": "0" * 40},
+    ]
+    with contextlib.contextmanager(_served)(reviews) as api:
+        step = job_step(job, "GITHUB_API_URL")
+        base = {"GITHUB_OUTPUT": str(output), "GITHUB_REPOSITORY": "acme/models"}
+        env = {
+            **base,
+            "GITHUB_API_URL": api,
+            "GH_TOKEN": "t",
+            "PULL_REQUEST": "7",
+            "HEAD_SHA": head,
+        }
+        done = _run_step(step, clone, env)
+        assert done.returncode == 0, done.stderr
+    logins = output.read_text().split("logins=", 1)[1].splitlines()[0]
+    assert logins == reviewer  # an approval of an older commit does not count
+    planned = _run_step(
+        job_step(job, "--format markdown"), clone, {"BASE_REF": "main", "APPROVERS": logins}
+    )
+    assert planned.returncode == (0 if approved else 1), planned.stderr
+    summary = tmp_path / "summary.md"
+    env = {**base, "GITHUB_STEP_SUMMARY": str(summary),
+           "OUTCOME": "success" if approved else "failure"}  # fmt: skip
+    done = _run_step(job_step(job, "GITHUB_STEP_SUMMARY"), clone, env)
+    assert done.returncode == 0, done.stderr
+    markdown = output.read_text().split("markdown<<", 1)[1]
+    assert "### chat-assistant · production: changed (security-relevant)" in markdown
+    assert "| **exposure** (security) | visibility | public | internal |" in markdown
+    assert "| capacity | maxReplicas | 6 | 8 |" in markdown
+    assert "<details><summary>" not in markdown  # only the changed spec is planned
+    refused = "the plan refuses this change" in markdown
+    assert refused != approved
+    assert ("MG-SEC-190" in markdown) != approved
+    assert summary.read_text() in markdown
+    comment = job_step(jobs(pull_request)["comment"], "marocchino/sticky-pull-request-comment@")
+    assert "needs.plan.outputs.markdown" in comment["with"]["message"]
+    assert "plan" in jobs(pull_request)["comment"]["needs"]
 
 
 # --- what the deploy workflow does --------------------------------------------------------------

@@ -204,8 +204,10 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG805": ("waiver names an unknown rule", "name a rule `modelgate policies list` shows"),
     "MG806": ("waiver names an unknown spec", "name the metadata.name of a spec in models/"),
     "MG807": ("waiver names a code no waiver can accept", "fix the finding; delete the waiver"),
+    "MG901": ("invalid price table", "fix prices in templates/values.yaml at the position shown"),
+    "MG902": ("GPU product without a price", "price it (or `*`) under prices.*.gpuHour"),
 }
-_WARNINGS = {"MG802"}
+_WARNINGS = {"MG802", "MG902"}
 _INFORMATION = {"MG125"}
 
 BUILTIN_RULES: dict[str, RuleInfo] = {

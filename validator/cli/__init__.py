@@ -30,6 +30,7 @@ from . import (
     hash,
     images,
     new,
+    plan,
     policies,
     publish,
     render,
@@ -42,6 +43,7 @@ from .common import EXIT_FINDINGS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 COMMANDS = (
     validate,
     render,
+    plan,
     deploy,
     publish,
     rollout,

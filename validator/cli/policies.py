@@ -46,11 +46,14 @@ def run_list(args: argparse.Namespace, output: Output) -> int:
         overrides = "".join(
             f" {env}={level}" for env, level in sorted(rule.severity_by_environment.items())
         )
-        judged = f"output:{','.join(rule.subjects)}" if rule.output else "spec"
+        judged = _judged(rule)
         output.line(
             f"{rule.id:<12} {rule.severity:<8} env:{scope:<12} {judged:<32} {rule.title}{overrides}"
         )
-    output.line(f"{len(rules.rules)} spec rules, {len(rules.output_rules)} output rules")
+    output.line(
+        f"{len(rules.rules)} spec rules, {len(rules.output_rules)} output rules, "
+        f"{len(rules.change_rules)} change rules"
+    )
     return EXIT_OK
 
 
@@ -78,6 +81,13 @@ def run_explain(args: argparse.Namespace, output: Output) -> int:
     return EXIT_OK
 
 
+def _judged(rule: Any) -> str:
+    """What a rule looks at: a spec, rendered output (and its subjects) or a change (plan)."""
+    if rule.change:
+        return "change (modelgate plan)"
+    return f"output:{','.join(rule.subjects)}" if rule.output else "spec"
+
+
 def _described(rule: Any) -> dict[str, Any]:
     """What `policies list --format json` says of a rule."""
     return {
@@ -86,7 +96,7 @@ def _described(rule: Any) -> dict[str, Any]:
         "severity": rule.severity,
         "severityByEnvironment": dict(sorted(rule.severity_by_environment.items())),
         "environments": list(rule.environments) if rule.environments else None,
-        "judges": "output" if rule.output else "spec",
+        "judges": "change" if rule.change else "output" if rule.output else "spec",
         "subjects": list(rule.subjects),
         "source": rule.source,
     }

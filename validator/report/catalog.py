@@ -25,7 +25,9 @@ from typing import Any
 from ..check import licenses, load, model_cards, policy, workspace
 from ..check.policy import waivers
 from ..deploy import ledger, logs
-from ..diagnostics import Diagnostic, Severity
+from ..diagnostics import Diagnostic, Refused, Severity
+from ..plan import compare, prices
+from ..plan.endpoint import Endpoint
 from ..secrets import mask
 
 TEMPLATE_DIR = Path("templates") / "catalog"
@@ -152,6 +154,8 @@ class Entry:
     waivers: tuple[WaiverEntry, ...]
     deploy: Deploy | None
     serving: tuple[Serving, ...] = ()  # per environment read with --live
+    # per environment: what it costs an hour at min and at max replicas (the price table)
+    cost: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,9 +214,10 @@ def collect(root: Path, today: dt.date) -> Catalog:
     found, _ = waivers.load_waivers(root)  # a broken waivers file is among the findings
     rule_ids = policy.waivable(result.policy) if result.policy is not None else None
     deploys = last_deploys(root)
+    table = _prices(root)
     entries = sorted(
         (
-            _entry(doc, result.diagnostics, found, deploys, today, root, rule_ids)
+            _entry(doc, result.diagnostics, found, deploys, today, root, rule_ids, table)
             for doc in result.documents
         ),
         key=lambda entry: (entry.name, entry.path),
@@ -378,6 +383,7 @@ def _entry(
     today: dt.date,
     root: Path,
     rule_ids: set[str] | None = None,
+    table: prices.PriceTable = prices.NO_PRICES,
 ) -> Entry:
     data = document.data
     name = _text(data, "metadata", "name") or Path(document.path).stem
@@ -410,7 +416,39 @@ def _entry(
             _waiver(w, today, rule_ids) for w in _sorted_waivers(found) if w.spec == name
         ),
         deploy=deploys.get(name),
+        cost=_costs(document, table),
     )
+
+
+def _prices(root: Path) -> prices.PriceTable:
+    """templates/values.yaml's price table; none when it is unusable (`modelgate plan` says
+    why, at its line)."""
+    from ..render import values_document
+
+    try:
+        table, problems = prices.read(values_document(root))
+    except Refused:
+        return prices.NO_PRICES
+    return prices.NO_PRICES if problems else table
+
+
+def _costs(document: load.Document, table: prices.PriceTable) -> tuple[str, ...]:
+    """ "ENV: LOW-HIGH CURRENCY/h" per environment of a valid spec; none without prices."""
+    spec = document.data.get("spec")
+    if not table.currency or not isinstance(spec, dict):
+        return ()
+    found = []
+    for environment in _texts(spec.get("environments")):
+        side = Endpoint(document.path, environment, spec)
+        try:
+            cost = compare.cost(side, table.rates(environment))
+        except (TypeError, ValueError, AttributeError):  # a spec its findings call broken
+            return ()
+        if cost.at_min is None or cost.at_max is None:
+            found.append(f"{environment}: GPU not priced")
+        else:
+            found.append(f"{environment}: {cost.at_min:.2f}-{cost.at_max:.2f} {table.currency}/h")
+    return tuple(found)
 
 
 def _stand_in(data: Any) -> str:

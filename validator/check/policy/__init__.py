@@ -11,6 +11,7 @@ from ...diagnostics import Diagnostic, Severity
 from ..load import Document, Key
 from ..schema import dotted, failure_path
 from . import waivers
+from .change_checks import CHANGE_CHECKS
 from .checks import CHECKS, REPOSITORY_CHECKS, SPEC_CHECKS, Context
 from .cluster_checks import NAMED_CHECKS
 from .rules import Policy, Rule, read_policy
@@ -24,7 +25,9 @@ __all__ = [
 def load_policy(root: Path) -> tuple[Policy, list[Diagnostic]]:
     """Every policy set in policies/ (waivers.yaml aside), applied parents first, its rules'
     checks among the built-in ones."""
-    return read_policy(root, spec_checks=CHECKS, output_checks=NAMED_CHECKS)
+    return read_policy(
+        root, spec_checks=CHECKS, output_checks=NAMED_CHECKS, change_checks=CHANGE_CHECKS
+    )
 
 
 def evaluate(

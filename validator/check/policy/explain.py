@@ -9,6 +9,11 @@ from .rules import Rule
 def explain(rule: Rule) -> str:
     scope = ", ".join(rule.environments) if rule.environments else "all environments"
     reference = "output, validator/check/policy/reference_output.yaml" if rule.output else "spec"
+    examples = (
+        "a change of the project's chat-assistant spec, its `after`, planned against it"
+        if rule.change
+        else f"changes to the reference {reference}"
+    )
     lines = [
         f"{rule.id}: {rule.title}",
         f"severity: {rule.severity}"
@@ -25,7 +30,7 @@ def explain(rule: Rule) -> str:
         "What to do:",
         f"  {rule.remediation}",
         "",
-        f"Passes (changes to the reference {reference}):",
+        f"Passes ({examples}):",
         _indent(to_yaml(rule.passing[0].patch)),
         f"Fails (the finding points at {rule.failing[0].at}):",
         _indent(to_yaml(rule.failing[0].patch)),

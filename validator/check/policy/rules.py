@@ -7,7 +7,8 @@ to turn a list of prefixes into a regular expression), so allow-lists live in da
 
 `rules` judge specs; `outputRules` judge what rendering makes of them (check/policy/output.py):
 the same fields, plus the `subject` they look at (each object, pod spec, container or compose
-service) and the object `kinds` they are about.
+service) and the object `kinds` they are about. `changeRules` judge a change, what `modelgate
+plan` finds between REF and the work tree: each names a built-in `check` (change_checks.py).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Rule:
     # output rules only: what `when` and `require` look at, and the kinds of objects
     subjects: tuple[str, ...] = ()
     kinds: tuple[str, ...] | None = None
+    change: bool = False  # a change rule: it judges a plan's deltas (changeRules)
     # what the rule judges, as written (before parameters are substituted)
     definition: dict[str, Any] = field(default_factory=dict)
     changed_at: str = ""  # policies/FILE.yaml:LINE of the last override, if any
@@ -135,6 +137,7 @@ class Weakening:
 class Policy:
     rules: list[Rule] = field(default_factory=list)
     output_rules: list[Rule] = field(default_factory=list)
+    change_rules: list[Rule] = field(default_factory=list)
     # `engines` defaults to every engine record with the formats it serves; a set may narrow it
     parameters: dict[str, Any] = field(default_factory=lambda: {"engines": policy_parameter()})
     # whether policies/ holds the built-in set; None: it does not
@@ -148,8 +151,8 @@ class Policy:
         return next((rule for rule in self.every_rule() if rule.id == rule_id), None)
 
     def every_rule(self) -> list[Rule]:
-        """Spec rules, then output rules: ids are unique across both."""
-        return [*self.rules, *self.output_rules]
+        """Spec rules, output rules, then change rules: ids are unique across them."""
+        return [*self.rules, *self.output_rules, *self.change_rules]
 
     def output_rule_ids(self) -> set[str]:
         return {rule.id for rule in self.output_rules}
@@ -175,7 +178,10 @@ class Policy:
 
 
 def read_policy(
-    root: Path, spec_checks: Collection[str], output_checks: Collection[str]
+    root: Path,
+    spec_checks: Collection[str],
+    output_checks: Collection[str],
+    change_checks: Collection[str] = (),
 ) -> tuple[Policy, list[Diagnostic]]:
     """Every policy set in policies/ (waivers.yaml aside), applied parents first; a rule's
     `check` must be one of the checks named (policy/__init__.py passes the built-in ones)."""
@@ -200,7 +206,7 @@ def read_policy(
     policy = Policy(root=root)
     for document in ordered:
         problems.extend(_apply(policy, document))
-    problems.extend(_compile_rules(policy, spec_checks, output_checks))
+    problems.extend(_compile_rules(policy, spec_checks, output_checks, change_checks))
     return policy, problems
 
 
@@ -269,7 +275,12 @@ def _apply(policy: Policy, document: load.Document) -> list[Diagnostic]:
     policy.parameter_sources.update(
         (name, _where(document, ["parameters", name])) for name in given
     )
-    for section, into in (("rules", policy.rules), ("outputRules", policy.output_rules)):
+    sections = (
+        ("rules", policy.rules),
+        ("outputRules", policy.output_rules),
+        ("changeRules", policy.change_rules),
+    )
+    for section, into in sections:
         for index, raw in enumerate(data.get(section, [])):
             if policy.rule(raw["id"]):
                 problems.append(
@@ -356,10 +367,12 @@ def _rule(document: load.Document, section: str, index: int, raw: dict[str, Any]
         failing=[Example(case["patch"], case["at"]) for case in examples["fail"]],
         subjects=(subject,) if isinstance(subject, str) else tuple(subject),
         kinds=tuple(raw["kinds"]) if "kinds" in raw else None,
+        change=section == CHANGE_RULES,
         definition=copy.deepcopy({key: raw[key] for key in DEFINITION if key in raw}),
     )
 
 
+CHANGE_RULES = "changeRules"
 DEFINITION = ("when", "require", "check", "subject", "kinds")  # what a rule judges
 
 
@@ -369,11 +382,14 @@ def _where(document: load.Document, path: list[str | int]) -> str:
 
 
 def _compile_rules(
-    policy: Policy, spec_checks: Collection[str], output_checks: Collection[str]
+    policy: Policy,
+    spec_checks: Collection[str],
+    output_checks: Collection[str],
+    change_checks: Collection[str],
 ) -> list[Diagnostic]:
     problems = []
     for rule in policy.every_rule():
-        known = output_checks if rule.output else spec_checks
+        known = change_checks if rule.change else output_checks if rule.output else spec_checks
         path, line = rule.source.rsplit(":", 1)
         try:
             rule.when = substitute(rule.when, policy.parameters)

@@ -62,7 +62,7 @@ def _shipped() -> tuple[str, Floor]:
         raise RuntimeError(f"the built-in policy set {FLOOR} does not load: {problems}")
     rules = {
         raw["id"]: _rule(document, section, index, raw)
-        for section in ("rules", "outputRules")
+        for section in ("rules", "outputRules", "changeRules")
         for index, raw in enumerate(document.data.get(section, []))
     }
     return document.text, _floor_of(document.data, rules)
