@@ -5,6 +5,7 @@
     rendered/docker/NAME/      compose file for specs whose model is an image
     rendered/argocd/ENV.yaml   one Argo CD ApplicationSet per environment
     rendered/ENV/_rbac/        the Role (and its binding) a deployer needs in ENV's namespace
+    rendered/ENV/_admission/   the output rules as ValidatingAdmissionPolicies (admission.py)
 
 Templates are an attack surface: they run in Jinja's sandbox with StrictUndefined, every value
 reaches them through `tojson` (or `toyaml`, which encodes every scalar the same way), and every
@@ -46,7 +47,7 @@ from ..engines import (
     engine_for,
 )
 from ..parallel import fork_map
-from . import encode, images, kube_schemas, modelcar, readback, templates, view
+from . import admission, encode, images, kube_schemas, modelcar, readback, templates, view
 from .policy import OutputObject, OutputPolicy, environment_of
 from .sync import (
     ARGOCD,
@@ -215,6 +216,7 @@ class Renderer:
     def preload(self) -> Renderer:
         """Compile every engine's templates now, so that forked workers inherit them."""
         names = {COMPOSE_TEMPLATE, APPLICATIONSET_TEMPLATE, APPPROJECT_TEMPLATE, *RBAC_TEMPLATES}
+        names.update(admission.TEMPLATES)
         for engine in ENGINES.values():
             names.update(engine.templates)
         self.templates.preload(sorted(names))
@@ -307,6 +309,7 @@ def _render_applicationsets(
             _render_role(result, renderer, environment, syncer, f"{ARGOCD}-")
         if roles is None or environment in roles:
             _render_rbac(result, renderer, environment, env_view["delivery"] == ARGOCD)
+            admission.render(result, renderer, environment, _render_into)
         if renderer.output_policy is not None:
             judged = {item.path for item in result.objects}
             texts = {str(f.path): f.content for f in result.files if str(f.path) in judged}
@@ -613,7 +616,7 @@ def _render_into(
         return
     if unchecked:
         result.unchecked.add(unchecked)
-    rbac = len(output.parts) > 2 and output.parts[2] == RBAC
+    rbac = len(output.parts) > 2 and output.parts[2] in (RBAC, admission.ADMISSION)
     if output.suffix not in (".json", PBTXT) and output.name != "compose.yaml" and not rbac:
         # what the deployer's Role must grant in this folder of rendered/ (a cluster admin
         # applies _rbac/ itself)

@@ -1,0 +1,301 @@
+"""One verdict, two places: rendered/ENV/_admission/ (the output rules compiled to
+ValidatingAdmissionPolicies) installed on the real API server refuses exactly the objects the
+Python evaluation of the same rules refuses, with a message naming the same rule.
+
+Objects: every output rule's passing and failing examples (merge patches on the reference
+output) and every object of rendered/. Each is created with a server-side dry run into its
+environment's namespace; the rule ids the server names are compared with those the Python
+evaluation finds, over the compiled rules, in both directions.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import re
+import time
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from validator.check import policy
+from validator.check.policy import cel, output, rendered, waivers
+from validator.check.policy.examples import example_objects
+from validator.diagnostics import Diagnostic, Severity
+from validator.render import admission
+
+from . import kube_env
+from .conftest import PROJECT
+from .test_kube_apiserver import ensure_namespace
+
+BUILTIN, _ = policy.load_policy(PROJECT)
+COMPILED = admission.compile_policy(BUILTIN)
+COMPILED_IDS = {compiled.rule.id for compiled in COMPILED.rules}
+ENVIRONMENTS = ("staging", "production")
+RULE_ID = re.compile(r"\bMG-[A-Z]+-\d+\b")
+CONTEXT = rendered.OutputContext(parameters=BUILTIN.parameters)
+ENFORCED_WITHIN = 60.0  # seconds: a policy the server has just been given takes effect
+
+
+def python_verdict(obj: rendered.OutputObject) -> set[str]:
+    """The compiled rules whose Python evaluation refuses the object."""
+    return {
+        compiled.rule.id
+        for compiled in COMPILED.rules
+        if any(found is obj for found, _, _ in output.rule_findings(compiled.rule, [obj], CONTEXT))
+    }
+
+
+def dry_run_create(kube: kube_env.KubeEnv, data: dict[str, Any]) -> tuple[int, dict]:
+    resource = kube.resource(data["apiVersion"], data["kind"])
+    assert resource is not None, f"{data['apiVersion']} {data['kind']} is not served"
+    namespace = data["metadata"]["namespace"]
+    query = urllib.parse.urlencode({"dryRun": "All", "fieldValidation": "Strict"})
+    return kube.request(
+        "POST", f"{resource.prefix}/namespaces/{namespace}/{resource.plural}?{query}", data
+    )
+
+
+def server_verdict(kube: kube_env.KubeEnv, data: dict[str, Any]) -> set[str]:
+    """The rule ids the server's refusal names (none: it admitted the object). A refusal
+    that names no rule (a schema error) fails the test."""
+    status, answer = dry_run_create(kube, data)
+    if status == 201:
+        return set()
+    named = set(RULE_ID.findall(answer.get("message", "")))
+    assert named, f"refused for another reason ({status}): {answer.get('message')}"
+    return named
+
+
+def admission_objects() -> Iterator[dict[str, Any]]:
+    for environment in ENVIRONMENTS:
+        for path in sorted((PROJECT / "rendered" / environment / admission.ADMISSION).iterdir()):
+            yield yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def enforcing(kube: kube_env.KubeEnv) -> kube_env.KubeEnv:
+    """The API server with every environment's _admission/ applied (as a cluster admin
+    does), each policy seen refusing its rule's first failing example."""
+    for environment in ENVIRONMENTS:
+        ensure_namespace(kube, f"models-{environment}")
+    for data in admission_objects():
+        status, answer = kube.apply(data)
+        assert status in (200, 201), (data["metadata"]["name"], answer.get("message"))
+    for compiled in COMPILED.rules:
+        example = compiled.rule.failing[0]
+        refused = [obj for obj in on_cluster(example_objects(example.patch)) if python_verdict(obj)]
+        deadline = time.monotonic() + ENFORCED_WITHIN
+        while compiled.rule.id not in server_verdict(kube, refused[0].data):
+            assert time.monotonic() < deadline, f"{compiled.rule.id} never took effect"
+            time.sleep(0.2)
+    return kube
+
+
+def on_cluster(objects: list[rendered.OutputObject]) -> list[rendered.OutputObject]:
+    """The objects an environment's namespace receives (not compose files, not Argo CD's)."""
+    return [
+        obj
+        for obj in objects
+        if obj.kind != rendered.COMPOSE and obj.kind not in admission.ARGOCD_KINDS
+    ]
+
+
+def served(kube: kube_env.KubeEnv, objects: list[rendered.OutputObject]) -> list:
+    return [obj for obj in objects if kube.resource(obj.data["apiVersion"], obj.kind)]
+
+
+EXAMPLES = [
+    (rule.id, kind, index)
+    for rule in BUILTIN.output_rules
+    if rule.id in COMPILED_IDS
+    for kind, examples in (("pass", rule.passing), ("fail", rule.failing))
+    for index in range(len(examples))
+]
+COUNTED: dict[str, int] = {}  # what the parity tests compared: objects x compiled rules
+
+
+@pytest.mark.kube
+@pytest.mark.parametrize(("rule_id", "kind", "index"), EXAMPLES)
+def test_the_server_refuses_what_python_refuses_in_the_rules_examples(
+    enforcing: kube_env.KubeEnv, rule_id: str, kind: str, index: int
+) -> None:
+    rule = BUILTIN.rule(rule_id)
+    assert rule is not None
+    example = (rule.passing if kind == "pass" else rule.failing)[index]
+    objects = on_cluster(example_objects(example.patch))
+    checked = served(enforcing, objects)
+    assert [obj for obj in checked if obj.kind == "InferenceService"], "KServe's CRD is installed"
+    refused_here = False
+    for obj in checked:
+        expected = python_verdict(obj)
+        refused_here |= rule_id in expected
+        assert server_verdict(enforcing, obj.data) == expected, obj.path
+    COUNTED["examples"] = COUNTED.get("examples", 0) + len(checked)
+    assert refused_here == (kind == "fail")
+
+
+def rendered_objects() -> list[rendered.OutputObject]:
+    found = []
+    for environment in ENVIRONMENTS:
+        for path in sorted((PROJECT / "rendered" / environment).glob("*/*.yaml")):
+            if path.parent.name.startswith("_"):
+                continue
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            found.append(rendered.OutputObject(str(path.relative_to(PROJECT)), data))
+    return found
+
+
+@pytest.mark.kube
+def test_the_server_agrees_with_python_on_every_rendered_object(
+    enforcing: kube_env.KubeEnv,
+) -> None:
+    objects = served(enforcing, on_cluster(rendered_objects()))
+    assert len(objects) > 20
+    disagreements = [
+        (obj.path, expected, found)
+        for obj in objects
+        if (expected := python_verdict(obj)) != (found := server_verdict(enforcing, obj.data))
+    ]
+    assert not disagreements
+    print(f"rendered: {len(objects)} objects x {len(COMPILED.rules)} compiled rules")
+
+
+def test_every_output_rule_is_compiled_or_has_a_reason() -> None:
+    ids = {rule.id for rule in BUILTIN.output_rules}
+    assert COMPILED_IDS | set(COMPILED.not_compiled) == ids
+    assert not COMPILED_IDS & set(COMPILED.not_compiled)
+    assert {"MG-SEC-101", "MG-SEC-110", "MG-SEC-111", "MG-SEC-141", "MG-SEC-153"} <= COMPILED_IDS
+    documented = (PROJECT / "docs" / "admission.md").read_text(encoding="utf-8")
+    for rule_id, reason in COMPILED.not_compiled.items():
+        assert f"| {rule_id} |" in documented and reason in documented, rule_id
+
+
+def test_every_policy_message_names_its_rule() -> None:
+    for data in admission_objects():
+        if data["kind"] == "ValidatingAdmissionPolicy":
+            rule_id = data["metadata"]["labels"]["modelgate.dev/rule"]
+            assert all(v["message"].startswith(rule_id + " ") for v in data["spec"]["validations"])
+
+
+def test_an_unknown_keyword_or_a_recursive_reference_is_not_compiled() -> None:
+    rule = copy.deepcopy(BUILTIN.rule("MG-OPS-131"))
+    assert rule is not None
+    rule.require = {"properties": {"spec": {"dependentRequired": {"a": ["b"]}}}}
+    with pytest.raises(cel.Untranslatable, match="dependentRequired"):
+        cel.compile_rule(rule, ())
+    rule.require = {
+        "$ref": "#/definitions/a",
+        "definitions": {"a": {"items": {"$ref": "#/definitions/a"}}},
+    }
+    with pytest.raises(cel.Untranslatable, match="recursive"):
+        cel.compile_rule(rule, ())
+
+
+def waiver(expires: dt.date) -> waivers.Waiver:
+    return waivers.Waiver(
+        rule="MG-SEC-112",
+        spec="iris-kserve",
+        justification="the model server reads its own token",
+        approver="security@example.com",
+        expires=expires.isoformat(),
+        path="policies/waivers.yaml",
+        line=2,
+        col=5,
+    )
+
+
+def waived_binding(found: list[waivers.Waiver]) -> dict[str, Any]:
+    """MG-SEC-112's staging binding as render makes it with `found` in policies/waivers.yaml."""
+    compiled = next(c for c in COMPILED.rules if c.rule.id == "MG-SEC-112")
+    approvers = BUILTIN.parameters["waiverApprovers"]
+    today = dt.date.today()
+    valid = [w for w in found if waivers.valid(w, approvers, today, 90)]
+    excluded = {"InferenceService": ["iris-kserve"]} if valid else None
+    name = admission.policy_name(compiled.rule)
+    view = admission.binding_view(
+        compiled, name, "staging", ["models-staging"], Severity.ERROR, excluded
+    )
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": view["name"]},
+        "spec": view["spec"],
+    }
+
+
+def token_mounted(name: str) -> dict[str, Any]:
+    data = copy.deepcopy(rendered_file("staging", "iris-kserve", "inferenceservice.yaml"))
+    data["metadata"]["name"] = name
+    data["spec"]["predictor"].pop("automountServiceAccountToken")
+    return data
+
+
+def rendered_file(environment: str, spec: str, name: str) -> dict[str, Any]:
+    path = PROJECT / "rendered" / environment / spec / name
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.kube
+def test_a_waived_object_passes_both_and_an_expired_waiver_exempts_nothing(
+    enforcing: kube_env.KubeEnv,
+) -> None:
+    today = dt.date.today()
+    kept, expired = waiver(today + dt.timedelta(days=30)), waiver(today - dt.timedelta(days=1))
+    finding = Diagnostic(
+        "rendered/staging/iris-kserve/inferenceservice.yaml", 1, 1, "MG-SEC-112",
+        Severity.ERROR, "automountServiceAccountToken", "",
+    )  # fmt: skip
+    names = {finding.path: "iris-kserve"}
+    approvers = BUILTIN.parameters["waiverApprovers"]
+    try:
+        for found, waived in (([kept], True), ([expired], False)):
+            judged = waivers.apply([finding], names, found, approvers, today, 90)
+            assert bool(judged[0].waiver) is waived
+            status, answer = enforcing.apply(waived_binding(found))
+            assert status == 200, answer
+            verdict = {"MG-SEC-112"} if not waived else set()
+            deadline = time.monotonic() + ENFORCED_WITHIN
+            while server_verdict(enforcing, token_mounted("iris-kserve")) != verdict:
+                assert time.monotonic() < deadline, "the binding's exclusions never took effect"
+                time.sleep(0.2)
+            # another object of the kind is not waived
+            assert "MG-SEC-112" in server_verdict(enforcing, token_mounted("other"))
+    finally:
+        status, answer = enforcing.apply(waived_binding([]))
+        assert status == 200, answer
+
+
+@pytest.mark.kube
+def test_a_malformed_object_is_refused_by_both_before_any_rule(
+    enforcing: kube_env.KubeEnv,
+) -> None:
+    """render refuses it (MG403, the Kubernetes schema) and so does the server, by its
+    schema: no rule is asked, in either place."""
+    from validator.render import kube_schemas
+
+    broken = copy.deepcopy(example_objects({})[0].data)
+    broken["spec"]["template"]["spec"]["containers"] = "not a list"
+    problem, _ = kube_schemas.check(broken, kube_schemas.Schemas())
+    assert problem and "containers" in problem
+    status, answer = dry_run_create(enforcing, broken)
+    assert status in (400, 422) and not RULE_ID.findall(answer.get("message", "")), answer
+
+
+@pytest.mark.kube
+def test_a_kind_whose_crd_is_not_installed_never_reaches_admission(
+    enforcing: kube_env.KubeEnv,
+) -> None:
+    data = {
+        "apiVersion": "models.example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "models-staging"},
+    }
+    assert enforcing.resource(data["apiVersion"], data["kind"]) is None
+    status, answer = enforcing.request(
+        "POST", "/apis/models.example.com/v1/namespaces/models-staging/widgets?dryRun=All", data
+    )
+    assert status == 404, answer
