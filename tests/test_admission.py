@@ -14,11 +14,13 @@ import copy
 import datetime as dt
 import json
 import re
+import shlex
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,8 +33,9 @@ from validator.diagnostics import Diagnostic, Severity
 from validator.render import admission
 
 from . import kube_env
-from .conftest import PROJECT
+from .conftest import PROJECT, run_cli
 from .test_kube_apiserver import ensure_namespace
+from .test_output_policy import clean_copy
 
 BUILTIN, _ = policy.load_policy(PROJECT)
 COMPILED = admission.compile_policy(BUILTIN)
@@ -357,3 +360,50 @@ def test_a_kind_whose_crd_is_not_installed_never_reaches_admission(
         "POST", "/apis/models.example.com/v1/namespaces/models-staging/widgets?dryRun=All", data
     )
     assert status == 404, answer
+
+
+EXPIRY_WORKFLOW = PROJECT / ".github" / "workflows" / "admission-expiry.yml"
+
+
+def expiry_check_step() -> list[str]:
+    workflow = yaml.safe_load(EXPIRY_WORKFLOW.read_text(encoding="utf-8"))
+    assert "schedule" in workflow[True]  # YAML 1.1 reads the key `on` as true
+    steps = workflow["jobs"]["render"]["steps"]
+    step = next(step for step in steps if step.get("id") == "render")
+    return shlex.split(step["run"])
+
+
+def write_waiver(root: Path, expires: dt.date) -> None:
+    text = (
+        "apiVersion: modelgate.dev/v1alpha1\nkind: Waivers\nwaivers:\n"
+        "  - rule: MG-SEC-112\n"
+        "    spec: iris-kserve\n"
+        "    justification: the model server reads its own token\n"
+        "    approver: security@example.com\n"
+        f'    expires: "{expires.isoformat()}"\n'
+    )
+    (root / "policies" / "waivers.yaml").write_text(text, encoding="utf-8")
+
+
+def test_the_daily_render_fails_the_day_a_waiver_expires(tmp_path: Path) -> None:
+    """rendered/ made while the waiver held excludes the spec's objects from the binding;
+    once it has expired, the scheduled workflow's check step fails and names that binding."""
+    root = clean_copy(tmp_path)
+    today = dt.date.today()
+    write_waiver(root, today + dt.timedelta(days=1))
+    assert run_cli("--root", str(root), "render").code == 0
+    binding = root / "rendered/staging/_admission/modelgate-mg-sec-112-binding.yaml"
+    assert "iris-kserve" in binding.read_text(encoding="utf-8")
+    command = expiry_check_step()
+    assert command[:3] == [".venv/bin/modelgate", "render", "--check"]
+    assert run_cli("--root", str(root), *command[1:]).code == 0
+    write_waiver(root, today - dt.timedelta(days=1))  # the day after it ran out
+    done = run_cli("--root", str(root), *command[1:])
+    assert done.code == 1
+    assert "modelgate-mg-sec-112-binding.yaml" in done.err + done.out
+    # render writes nothing while the expired waiver is there (MG801); without it, the
+    # binding exempts nothing
+    assert run_cli("--root", str(root), "render").code == 1
+    (root / "policies" / "waivers.yaml").unlink()
+    assert run_cli("--root", str(root), "render").code == 0
+    assert "iris-kserve" not in binding.read_text(encoding="utf-8")
