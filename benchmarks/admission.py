@@ -9,9 +9,10 @@ connection, with staging's compiled policies and bindings applied (and seen refu
 turns into models-staging, which the bindings cover, and into a namespace they do not, so
 that both series see the same load of a shared machine. Both objects pass every rule: the
 figures are what evaluating the policies costs an object that is let in. Median and p99 of
-each, and what the policies add. Target: under 5 ms added at the median. Kyverno publishes 35 to 43 ms average
-admission latency at 100 concurrent users (its own figures on its own cluster; a different
-load and machine, for scale only). Prints figures; exits 0 whether or not the target holds.
+each, and what the policies add. Target: under 5 ms added at the median. Kyverno publishes
+35 to 43 ms average admission latency at 100 concurrent users (its own figures on its own
+cluster; a different load and machine, for scale only). Prints figures; exits 0 whether or
+not the target holds.
 """
 
 from __future__ import annotations
