@@ -50,6 +50,7 @@ from ..parallel import fork_map
 from . import admission, encode, images, kube_schemas, modelcar, readback, templates, view
 from .policy import OutputObject, OutputPolicy, environment_of
 from .sync import (
+    ADMISSION,
     ARGOCD,
     DRIFT,
     RBAC,
@@ -70,9 +71,9 @@ if TYPE_CHECKING:
 
 # The stage's surface: render specs, then sync the files with rendered/ (sync.py).
 __all__ = [
-    "DRIFT", "RBAC", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "links",
-    "missing_grants", "orphans", "present", "render_all", "render_document", "rendered_dir",
-    "run", "scope", "unchanged",
+    "ADMISSION", "DRIFT", "RBAC", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift",
+    "links", "missing_grants", "orphans", "present", "render_all", "render_document",
+    "rendered_dir", "run", "scope", "unchanged",
     "values_document", "values_path", "write", "write_values",
 ]  # fmt: skip
 
@@ -616,7 +617,7 @@ def _render_into(
         return
     if unchecked:
         result.unchecked.add(unchecked)
-    rbac = len(output.parts) > 2 and output.parts[2] in (RBAC, admission.ADMISSION)
+    rbac = len(output.parts) > 2 and output.parts[2] in (RBAC, ADMISSION)
     if output.suffix not in (".json", PBTXT) and output.name != "compose.yaml" and not rbac:
         # what the deployer's Role must grant in this folder of rendered/ (a cluster admin
         # applies _rbac/ itself)
