@@ -51,7 +51,11 @@ def rights(role_document: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 
 
 def model_folders(rendered: Path, environment: str) -> list[Path]:
-    return sorted(p for p in (rendered / environment).iterdir() if p.is_dir() and p.name != "_rbac")
+    """The models' folders, not those a cluster admin applies (_rbac/, _admission/)."""
+    admins = ("_rbac", "_admission")
+    return sorted(
+        p for p in (rendered / environment).iterdir() if p.is_dir() and p.name not in admins
+    )
 
 
 def rendered_kinds(rendered: Path, environment: str) -> set[tuple[str, str]]:
@@ -98,11 +102,13 @@ def test_the_binding_names_the_deployer_group_in_the_namespace(environment: str)
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_argo_cd_does_not_sync_the_role(environment: str) -> None:
-    """The Role is for whoever deploys by hand or from CI; an admin applies it. Argo CD would
-    otherwise make it an Application named `_rbac-ENV`, which is not a valid name."""
+    """The Role is for whoever deploys by hand or from CI; an admin applies it, and the
+    admission policies. Argo CD would otherwise make them Applications named `_rbac-ENV` and
+    `_admission-ENV`, which are not valid names."""
     application_set = objects_in(RENDERED / "argocd" / f"{environment}.yaml")[0]
     directories = application_set["spec"]["generators"][0]["git"]["directories"]
     assert {"path": f"rendered/{environment}/_rbac", "exclude": True} in directories
+    assert {"path": f"rendered/{environment}/_admission", "exclude": True} in directories
 
 
 def test_the_role_follows_what_a_repository_renders(scaffold: Scaffold) -> None:
