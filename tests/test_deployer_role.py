@@ -51,7 +51,11 @@ def rights(role_document: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 
 
 def model_folders(rendered: Path, environment: str) -> list[Path]:
-    return sorted(p for p in (rendered / environment).iterdir() if p.is_dir() and p.name != "_rbac")
+    """The models' folders, not those a cluster admin applies (_rbac/, _admission/)."""
+    admins = ("_rbac", "_admission")
+    return sorted(
+        p for p in (rendered / environment).iterdir() if p.is_dir() and p.name not in admins
+    )
 
 
 def rendered_kinds(rendered: Path, environment: str) -> set[tuple[str, str]]:
@@ -98,9 +102,10 @@ def test_the_binding_names_the_deployer_group_in_the_namespace(environment: str)
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_argo_cd_does_not_sync_the_role(environment: str) -> None:
-    """The Role is for whoever deploys by hand or from CI; an admin applies it. Argo CD makes
-    Applications of the folders whose application.json its generator reads, which _rbac/
-    never has (and were one written there by hand, the generator would leave it out)."""
+    """The Role is for whoever deploys by hand or from CI; an admin applies it, and the
+    admission policies. Argo CD makes Applications of the folders whose application.json its
+    generator reads, which neither _rbac/ nor _admission/ has (and were one written in _rbac/
+    by hand, the generator would leave it out)."""
     application_set = objects_in(RENDERED / "argocd" / f"{environment}.yaml")[0]
     files = application_set["spec"]["generators"][0]["git"]["files"]
     assert files == [
@@ -109,7 +114,9 @@ def test_argo_cd_does_not_sync_the_role(environment: str) -> None:
     ]
     assert not list((RENDERED / environment / "_rbac").glob("*.json"))
     folders = {path.parent.name for path in (RENDERED / environment).glob("*/application.json")}
-    assert folders == {p.name for p in (RENDERED / environment).iterdir()} - {"_rbac"}
+    assert not list((RENDERED / environment / "_admission").glob("*.json"))
+    not_models = {"_rbac", "_admission"}
+    assert folders == {p.name for p in (RENDERED / environment).iterdir()} - not_models
 
 
 def test_the_role_follows_what_a_repository_renders(scaffold: Scaffold) -> None:

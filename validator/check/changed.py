@@ -27,6 +27,7 @@ NOT_RECHECKED = "MG125"
 RENDERED = "rendered"
 CRDS = "crds"  # render.crds.CRDS_DIR; validate does not load the render stage
 ROLES = "_rbac"  # rendered/ENV/_rbac/ (render.RBAC): made from every spec of ENV
+ADMISSION = "_admission"  # rendered/ENV/_admission/ (render.ADMISSION): from the policy
 LISTED = 5  # unchanged specs named one by one in the note; the rest are counted
 
 
@@ -128,8 +129,9 @@ def _concerns(path: Path | str, name: str, changed: Sequence[PurePosixPath]) -> 
 
 
 def _roles(path: PurePosixPath) -> bool:
-    """rendered/ENV/_rbac/...: the deployer's Roles, made from every spec of ENV, judged whole."""
-    return len(path.parts) > 3 and path.parts[0] == RENDERED and path.parts[2] == ROLES
+    """rendered/ENV/_rbac/...: the deployer's Roles, made from every spec of ENV, and
+    rendered/ENV/_admission/..., made from the policy and waivers: judged whole."""
+    return len(path.parts) > 3 and path.parts[0] == RENDERED and path.parts[2] in (ROLES, ADMISSION)
 
 
 def _is_spec(path: PurePosixPath) -> bool:
@@ -142,7 +144,9 @@ def _rendered_names(changed: Sequence[PurePosixPath]) -> set[str]:
     return {
         path.parts[2]
         for path in changed
-        if path.parts[0] == RENDERED and len(path.parts) > 3 and path.parts[2] != ROLES
+        if path.parts[0] == RENDERED
+        and len(path.parts) > 3
+        and path.parts[2] not in (ROLES, ADMISSION)
     }
 
 

@@ -133,7 +133,8 @@ def changed_models(root: Path, environment: str, base: str, commit: str) -> list
     names = {
         parts[2]
         for line in listed.splitlines()
-        if len(parts := PurePosixPath(line).parts) >= 4 and parts[2] != render.RBAC
+        if len(parts := PurePosixPath(line).parts) >= 4
+        and parts[2] not in (render.RBAC, render.ADMISSION)
     }
     return sorted(n for n in names if (root / "rendered" / environment / n).is_dir())
 

@@ -6,6 +6,7 @@
     rendered/argocd/ENV.yaml   one Argo CD ApplicationSet per environment
     rendered/ENV/_rbac/        the Role (and its binding) a deployer needs in ENV's namespace,
                                and the Argo CD project of each team's Applications in ENV
+    rendered/ENV/_admission/   the output rules as ValidatingAdmissionPolicies (admission.py)
 
 Templates are an attack surface: they run in Jinja's sandbox with StrictUndefined, every value
 reaches them through `tojson` (or `toyaml`, which encodes every scalar the same way), and every
@@ -49,9 +50,10 @@ from ..engines import (
     engine_for,
 )
 from ..parallel import fork_map
-from . import encode, images, kube_schemas, modelcar, readback, templates, view
+from . import admission, encode, images, kube_schemas, modelcar, readback, templates, view
 from .policy import OutputObject, OutputPolicy, environment_of
 from .sync import (
+    ADMISSION,
     ARGOCD,
     DRIFT,
     RBAC,
@@ -72,9 +74,9 @@ if TYPE_CHECKING:
 
 # The stage's surface: render specs, then sync the files with rendered/ (sync.py).
 __all__ = [
-    "DRIFT", "RBAC", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift", "links",
-    "missing_grants", "orphans", "present", "render_all", "render_document", "rendered_dir",
-    "run", "scope", "unchanged",
+    "ADMISSION", "DRIFT", "RBAC", "RENDERED_DIR", "RenderedFile", "Renderer", "Rendering", "drift",
+    "links", "missing_grants", "orphans", "present", "render_all", "render_document",
+    "rendered_dir", "run", "scope", "unchanged",
     "values_document", "values_path", "write", "write_values",
 ]  # fmt: skip
 
@@ -232,6 +234,7 @@ class Renderer:
             APPLICATION_TEMPLATE,
             *RBAC_TEMPLATES,
         }
+        names.update(admission.TEMPLATES)
         for engine in ENGINES.values():
             names.update(engine.templates)
         self.templates.preload(sorted(names))
@@ -327,6 +330,7 @@ def _render_applicationsets(
             _render_rbac(result, renderer, environment, env_view["delivery"] == ARGOCD)
             if env_view["delivery"] == ARGOCD:
                 result.diagnostics.extend(_shared_projects(result, documents, environment, made))
+            admission.render(result, renderer, environment, _render_into)
         if renderer.output_policy is not None:
             judged = {item.path for item in result.objects}
             texts = {str(f.path): f.content for f in result.files if str(f.path) in judged}
@@ -745,7 +749,7 @@ def _render_into(
         return
     if unchecked:
         result.unchecked.add(unchecked)
-    rbac = len(output.parts) > 2 and output.parts[2] == RBAC
+    rbac = len(output.parts) > 2 and output.parts[2] in (RBAC, ADMISSION)
     if output.suffix not in (".json", PBTXT) and output.name != "compose.yaml" and not rbac:
         # what the deployer's Role must grant in this folder of rendered/ (a cluster admin
         # applies _rbac/ itself)

@@ -61,7 +61,10 @@ def builtin(api_version: str) -> bool:
     return "." not in api_version.split("/")[0] or api_version.startswith(_BUILTIN_GROUPS)
 
 
-_BUILTIN_GROUPS = ("apps/", "autoscaling/", "policy/", "networking.k8s.io/", "batch/", "rbac.")
+_BUILTIN_GROUPS = (
+    "apps/", "autoscaling/", "policy/", "networking.k8s.io/", "batch/", "rbac.",
+    "admissionregistration.k8s.io/",
+)  # fmt: skip
 # The built-in kinds the engines' templates render (tests/test_render.py keeps the list whole):
 # their checks are compiled when modelgate is installed (cli/precompile.py), like its bytecode.
 RENDERED_KINDS = (
@@ -70,6 +73,8 @@ RENDERED_KINDS = (
     ("networking.k8s.io/v1", "Ingress"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("policy/v1", "PodDisruptionBudget"),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"),
     ("rbac.authorization.k8s.io/v1", "Role"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("v1", "ConfigMap"),

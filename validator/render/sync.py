@@ -19,6 +19,7 @@ RENDERED_DIR = "rendered"
 LINK = b"\x00link"  # stands for a symbolic link's content, which is never read
 ARGOCD = "argocd"
 RBAC = "_rbac"  # rendered/ENV/_rbac/: no spec is named so (names are DNS labels)
+ADMISSION = "_admission"  # rendered/ENV/_admission/ (admission.py): made from the policy
 DRIFT = "MG404"
 NOT_A_DIRECTORY = "MG407"
 
@@ -291,7 +292,9 @@ def is_held(path: str, held: Collection[str]) -> bool:
     if not held:
         return False
     parts = path.split("/")
-    return len(parts) > 2 and (parts[1] == ARGOCD or parts[2] == RBAC or parts[2] in held)
+    return len(parts) > 2 and (
+        parts[1] == ARGOCD or parts[2] in (RBAC, ADMISSION) or parts[2] in held
+    )
 
 
 def _diff(path: str, before: str, after: str) -> str:

@@ -86,6 +86,8 @@ def output_path(name: str) -> str:
         return "rendered/argocd/staging.yaml"
     if name == "appproject":
         return "rendered/staging/_rbac/argocd-appproject-ml-platform.yaml"
+    if name == "admission":
+        return "rendered/staging/_admission/reference.yaml"
     return f"rendered/staging/reference/{name}.yaml"
 
 

@@ -21,6 +21,7 @@ from .rules import Rule
 Finding = tuple[OutputObject, JsonPath, str]
 ARGOCD = "argocd"  # rendered/argocd/: the ApplicationSets; the key of Argo CD's namespaces
 RBAC = "_rbac"
+CLUSTER_SCOPED_FOLDERS = "clusterScopedFolders"
 NOT_CLUSTERS = ("local", "docker")  # rendered/ folders no cluster reads
 ANY_ENVIRONMENT = "*"
 DEFAULT_BRANCH = "main"
@@ -112,9 +113,11 @@ def cluster_scoped(
     rule: Rule, objects: Sequence[OutputObject], context: OutputContext
 ) -> Iterator[Finding]:
     """No cluster-scoped object (a kind Kubernetes keeps outside namespaces, or any object
-    that names no namespace) is rendered outside rendered/ENV/_rbac/."""
+    that names no namespace) is rendered outside the folders of rendered/ENV/ a cluster admin
+    applies (policy parameter clusterScopedFolders: _rbac/ and _admission/)."""
+    folders = context.parameters.get(CLUSTER_SCOPED_FOLDERS) or (RBAC,)
     for obj in _on_clusters(objects):
-        if obj.path.split("/")[2] == RBAC:
+        if obj.path.split("/")[2] in folders:
             continue
         namespace = _metadata(obj).get("namespace")
         if obj.kind in CLUSTER_SCOPED:
@@ -122,7 +125,9 @@ def cluster_scoped(
                 obj,
                 ["kind"],
                 f"{obj.kind} {obj.name} is cluster-scoped: it reaches past every namespace, "
-                "and only the deployer's Roles (rendered/ENV/_rbac/) may be rendered so",
+                "and only what a cluster admin applies (rendered/ENV/"
+                f"{', rendered/ENV/'.join(folders)}, policy parameter {CLUSTER_SCOPED_FOLDERS}) "
+                "may be rendered so",
             )
         elif not isinstance(namespace, str) or not namespace:
             yield (
@@ -147,6 +152,11 @@ def _room(obj: OutputObject) -> tuple[str, str]:
     if parts[1] == ARGOCD:
         return ARGOCD, parts[-1].rsplit(".", 1)[0]
     return parts[1], ""
+
+
+def environment_namespaces(parameters: Mapping[str, Any], environment: str) -> set[str]:
+    """The namespaces an environment's objects may go to (policy parameter renderedNamespaces)."""
+    return _namespaces(parameters, environment)
 
 
 def _namespaces(parameters: Mapping[str, Any], folder: str) -> set[str]:

@@ -174,6 +174,11 @@ def _names(message: str, name: str) -> bool:
     return f" imports {name} when " in message
 
 
+def valid(waiver: Waiver, approvers: list[str], today: dt.date, max_days: int | None) -> bool:
+    """Whether the waiver accepts findings today: not expired, approved, within the limit."""
+    return _invalid(waiver, approvers, today, max_days) is None
+
+
 def _invalid(
     waiver: Waiver, approvers: list[str], today: dt.date, max_days: int | None
 ) -> Diagnostic | None:
