@@ -224,7 +224,7 @@ def test_with_exactly_the_role_the_deployer_applies_and_reads_every_model(
     assert not allowed(kube, namespace, "create", "deployments", "apps")
     granted = kube.kubectl("apply", "--server-side", "-f", str(rbac))
     assert granted.returncode == 0, granted.stderr
-    applied: list[Path] = []
+    applied: list[list[str]] = []
     skipped: list[str] = []
     try:
         settle(kube, namespace, "create", "deployments", "apps", to=True)
@@ -232,12 +232,13 @@ def test_with_exactly_the_role_the_deployer_applies_and_reads_every_model(
             if served(kube, folder):
                 skipped.append(f"{folder.relative_to(PROJECT)}: {', '.join(served(kube, folder))}")
                 continue
-            done = kube.kubectl(
-                "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", str(folder),
+            manifests = [arg for path in sorted(folder.glob("*.yaml")) for arg in ("-f", str(path))]
+            done = kube.kubectl(  # the manifests, as the kubernetes target applies them
+                "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", *manifests,
                 identity=kube.deployer,
             )  # fmt: skip
             assert done.returncode == 0, done.stderr
-            applied.append(folder)
+            applied.append(manifests)
             for path in sorted(folder.glob("*.yaml")):
                 for document in objects_in(path):
                     if document["kind"] not in WORKLOAD_KINDS:
@@ -262,8 +263,8 @@ def test_with_exactly_the_role_the_deployer_applies_and_reads_every_model(
             assert allowed(kube, namespace, verb, resource, group) is expected, (verb, resource)
         assert not allowed(kube, "kube-system", "create", "deployments", "apps")
     finally:
-        for folder in applied:
-            kube.kubectl("delete", "--wait=false", "-f", str(folder))
+        for manifests in applied:
+            kube.kubectl("delete", "--wait=false", *manifests)
         kube.kubectl("delete", "-f", str(rbac))
     if skipped:
         warnings.warn(f"not applied (no CRD at hand): {'; '.join(skipped)}", stacklevel=1)
