@@ -96,6 +96,7 @@ def fetch(source: str, revision: str) -> dict[str, Any]:
     """The record of an hf:// model's headers at `revision`, read from the Hub (HF_ENDPOINT,
     HF_TOKEN) with its client: config.json and the index whole, each safetensors file's
     header by ranged reads. Raises Unreadable with the reason."""
+    from httpx2 import HTTPError  # the transport of the Hub's client (huggingface-hub 2)
     from huggingface_hub import get_session, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
@@ -132,7 +133,7 @@ def fetch(source: str, revision: str) -> dict[str, Any]:
             files[shard] = _header(get, shard, f"{source}@{revision}/{shard}")
     except HfHubHTTPError as exc:
         raise Unreadable(f"{source}@{revision}: the Hub answered {exc}") from None
-    except OSError as exc:
+    except (HTTPError, OSError) as exc:
         raise Unreadable(f"{source}@{revision}: the Hub cannot be reached ({exc})") from None
     record = {"source": source, "revision": revision, "files": files}
     model_of(files, source)  # what validation will read must be readable

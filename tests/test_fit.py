@@ -1,0 +1,590 @@
+"""GPU fit (validator/check/fit/): models written here in their real formats (safetensors with
+config.json, GGUF, ONNX protobuf), validated as specs of each engine against products whose
+memory puts them just inside and just outside the fit; hostile and broken headers; an hf://
+model's headers read through the Hugging Face client from a local Hub (HF_ENDPOINT)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import math
+import re
+import shutil
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from validator.check import workspace
+from validator.check.fit import gguf, memory, onnx, safetensors
+from validator.check.fit.model import Unreadable
+from validator.engines import ENGINES
+
+from .conftest import PROJECT, Scaffold, run_cli, tree_sha256
+
+CHAT = (PROJECT / "models" / "chat-assistant.yaml").read_text(encoding="utf-8")
+TINY_LLAMA = PROJECT / "models" / "artifacts" / "tiny-llama" / "tiny-llama.gguf"
+FOLDER = "models/artifacts/tiny-hf"
+REVISION = "7ae557604adf67be50417f59c2c2f167def9a775"
+# a small Hugging Face decoder: grouped-query attention, bfloat16 matrices and float32 norms
+LAYERS, HIDDEN, HEADS, KV_HEADS, VOCAB, FFN, CONTEXT = 2, 64, 4, 2, 128, 128, 2048
+HEAD_DIM = HIDDEN // HEADS
+CONFIG = {
+    "architectures": ["Qwen2ForCausalLM"],
+    "num_hidden_layers": LAYERS,
+    "hidden_size": HIDDEN,
+    "num_attention_heads": HEADS,
+    "num_key_value_heads": KV_HEADS,
+    "intermediate_size": FFN,
+    "vocab_size": VOCAB,
+    "max_position_embeddings": CONTEXT,
+    "torch_dtype": "bfloat16",
+}
+ENV = "    env:\n      - name: HF_TOKEN\n        valueFrom: {name: huggingface, key: token}\n"
+CHAT_ENDPOINT = CHAT[CHAT.index("  endpoint:\n") : CHAT.index("  environments:")]
+INTERNAL_ENDPOINT = "  endpoint:\n    visibility: internal\n    auth: {type: none}\n    tls: true\n"
+SIZES = {"BF16": 2, "F32": 4, "F16": 2, "I32": 4}
+
+
+def hf_tensors(
+    layers: int = LAYERS,
+    hidden: int = HIDDEN,
+    kv: int = KV_HEADS,
+    ffn: int = FFN,
+    vocab: int = VOCAB,
+    heads: int = HEADS,
+) -> dict:
+    """name -> (dtype, shape), as a Qwen2/Llama checkpoint names them."""
+    head = hidden // heads
+    found = {"model.embed_tokens.weight": ("BF16", [vocab, hidden])}
+    for layer in range(layers):
+        block = f"model.layers.{layer}"
+        found |= {
+            f"{block}.self_attn.q_proj.weight": ("BF16", [hidden, hidden]),
+            f"{block}.self_attn.k_proj.weight": ("BF16", [kv * head, hidden]),
+            f"{block}.self_attn.v_proj.weight": ("BF16", [kv * head, hidden]),
+            f"{block}.self_attn.o_proj.weight": ("BF16", [hidden, hidden]),
+            f"{block}.mlp.gate_proj.weight": ("BF16", [ffn, hidden]),
+            f"{block}.mlp.up_proj.weight": ("BF16", [ffn, hidden]),
+            f"{block}.mlp.down_proj.weight": ("BF16", [hidden, ffn]),
+            f"{block}.input_layernorm.weight": ("F32", [hidden]),
+            f"{block}.post_attention_layernorm.weight": ("F32", [hidden]),
+        }
+    return found | {
+        "model.norm.weight": ("F32", [hidden]),
+        "lm_head.weight": ("BF16", [vocab, hidden]),
+    }
+
+
+def safetensors_bytes(tensors: dict, with_data: bool = True) -> bytes:
+    header, offset = {}, 0
+    for name, (dtype, shape) in tensors.items():
+        size = math.prod(shape) * SIZES[dtype]
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + (bytes(offset) if with_data else b"")
+
+
+def elements(tensors: dict) -> int:
+    return sum(math.prod(shape) for _, shape in tensors.values())
+
+
+def write_hf_model(root: Path) -> Path:
+    folder = root / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(CONFIG))
+    (folder / "model.safetensors").write_bytes(safetensors_bytes(hf_tensors()))
+    return folder
+
+
+def without_stand_in(text: str) -> str:
+    start = text.index("    standIn:\n")
+    return text[:start] + text[text.index("    requests:\n", start) :]
+
+
+def spec_text(
+    engine: str, artifact_lines: str, args: list[str], gpus: int = 1, product: str = ""
+) -> str:
+    text = without_stand_in(CHAT)
+    text = text.replace(
+        "    artifact: hf://Qwen/Qwen2.5-0.5B-Instruct\n"
+        f"    revision: {REVISION}  # the commit reviewed (MG-SEC-008)\n"
+        "    format: huggingface\n",
+        artifact_lines,
+    )
+    text = text.replace("    name: vllm\n    version: 0.6.3\n", f"    name: {engine}\n")
+    text = text.replace(
+        '    args: ["--max-model-len=4096", "--gpu-memory-utilization=0.90"]\n',
+        f"    args: {json.dumps(args)}\n",
+    )
+    text = text.replace(
+        "    gpu: 1\n",
+        f"    gpu: {gpus}\n" + (f"    acceleratorProduct: {product}\n" if product else ""),
+    )
+    return text
+
+
+def hf_folder_lines(root: Path) -> str:
+    return (
+        f"    artifact: {FOLDER}\n    treeSha256: {tree_sha256(root / FOLDER)}\n"
+        "    format: huggingface\n"
+    )
+
+
+def with_products(root: Path, products: dict[str, int]) -> None:
+    values = root / "templates" / "values.yaml"
+    text = values.read_text()
+    start = text.index("accelerators:\n")
+    end = text.index("\n\n", start)
+    table = "".join(f"  {name}: {{memory: {size}}}\n" for name, size in products.items())
+    values.write_text(text[:start] + "accelerators:\n" + table.rstrip("\n") + text[end:])
+
+
+def fit_findings(root: Path, spec: Path) -> list:
+    result = workspace.validate([spec], root, policies=False)
+    others = [d for d in result.diagnostics if d.severity.value == "error" and d.rule[:4] != "MG26"]
+    assert others == [], others
+    return [d for d in result.diagnostics if d.rule.startswith("MG26")]
+
+
+def vllm_need(context: int, shards: int = 1, utilisation: float = 0.9) -> tuple[int, float]:
+    """The test's own arithmetic: vLLM casts every float tensor to bfloat16 (the config's)."""
+    weights = elements(hf_tensors()) * 2
+    kv = 2 * LAYERS * KV_HEADS * HEAD_DIM * 2 * context
+    return weights + kv + ENGINES["vllm"].gpu_memory.reserve * shards, utilisation
+
+
+def just(need: int, utilisation: float) -> tuple[int, int]:
+    """Product memories just inside and just outside `need` at `utilisation`."""
+    inside = math.ceil(need / utilisation)
+    while int(inside * utilisation) < need:
+        inside += 1
+    outside = inside - 1
+    while int(outside * utilisation) >= need:
+        outside -= 1
+    return inside, outside
+
+
+@pytest.mark.parametrize("engine", ["vllm", "tgi"])
+def test_a_huggingface_model_just_fits_and_just_does_not(scaffold: Scaffold, engine: str) -> None:
+    write_hf_model(scaffold.root)
+    if engine == "vllm":
+        args, (need, utilisation) = ["--max-model-len=1024"], vllm_need(1024)
+    else:
+        args = ["--max-total-tokens", "1024", "--cuda-memory-fraction", "0.8"]
+        weights = elements(hf_tensors()) * 2
+        need = weights + 2 * LAYERS * KV_HEADS * HEAD_DIM * 2 * 1024
+        need, utilisation = need + ENGINES["tgi"].gpu_memory.reserve, 0.8
+    inside, outside = just(need, utilisation)
+    with_products(scaffold.root, {"SMALL-GPU": outside, "EXACT-GPU": inside, "BIG-GPU": 2 * inside})
+    lines = hf_folder_lines(scaffold.root)
+    spec = scaffold.write_spec(
+        "chat-assistant", spec_text(engine, lines, args, product="EXACT-GPU")
+    )
+    (warning,) = fit_findings(scaffold.root, spec)
+    assert (warning.rule, warning.severity.value) == ("MG261", "warning")
+    assert "headroom" in warning.message
+    spec = scaffold.write_spec(
+        "chat-assistant", spec_text(engine, lines, args, product="SMALL-GPU")
+    )
+    (error,) = fit_findings(scaffold.root, spec)
+    assert error.rule == "MG260" and error.severity.value == "error"
+    text = spec.read_text().splitlines()
+    assert text[error.line - 1].strip() == "resources:"
+    assert "the smallest product of the table that fits is EXACT-GPU" in error.hint
+    largest = re.search(r"the largest context that fits is (\d+) tokens", error.hint)
+    assert largest and int(largest.group(1)) < 1024
+
+
+def test_the_largest_context_that_fits_is_the_one_that_fits(scaffold: Scaffold) -> None:
+    write_hf_model(scaffold.root)
+    need, utilisation = vllm_need(1000)
+    inside, _ = just(need, utilisation)
+    with_products(scaffold.root, {"GPU": inside})
+    lines = hf_folder_lines(scaffold.root)
+    spec = scaffold.write_spec(
+        "chat-assistant", spec_text("vllm", lines, ["--max-model-len", "2048"], product="GPU")
+    )
+    (error,) = fit_findings(scaffold.root, spec)
+    largest = int(re.search(r"largest context that fits is (\d+)", error.hint).group(1))
+    assert largest == 1000  # the KV cache of 1000 tokens was the room left
+    spec = scaffold.write_spec(
+        "chat-assistant", spec_text("vllm", lines, [f"--max-model-len={largest}"], product="GPU")
+    )
+    assert [d.rule for d in fit_findings(scaffold.root, spec)] == ["MG261"]
+
+
+def test_fp8_kv_cache_and_quantization_on_load_shrink_what_is_needed(scaffold: Scaffold) -> None:
+    write_hf_model(scaffold.root)
+    need, utilisation = vllm_need(2048)
+    _, outside = just(need, utilisation)
+    with_products(scaffold.root, {"GPU": outside})
+    lines = hf_folder_lines(scaffold.root)
+    spec = scaffold.write_spec("chat-assistant", spec_text("vllm", lines, [], product="GPU"))
+    assert [d.rule for d in fit_findings(scaffold.root, spec)] == ["MG260"]
+    smaller = ["--kv-cache-dtype", "fp8", "--quantization", "fp8"]
+    spec = scaffold.write_spec("chat-assistant", spec_text("vllm", lines, smaller, product="GPU"))
+    assert [d.rule for d in fit_findings(scaffold.root, spec)] == ["MG261"]
+
+
+def test_a_spec_without_a_product_is_judged_on_the_smallest_of_its_vendor(
+    scaffold: Scaffold,
+) -> None:
+    write_hf_model(scaffold.root)
+    need, utilisation = vllm_need(2048)
+    inside, outside = just(need, utilisation)
+    with_products(scaffold.root, {"SMALL-GPU": outside, "GPU": inside})
+    spec = scaffold.write_spec(
+        "chat-assistant", spec_text("vllm", hf_folder_lines(scaffold.root), [])
+    )
+    (error,) = fit_findings(scaffold.root, spec)
+    assert error.rule == "MG260"
+    assert "SMALL-GPU (none named: the smallest)" in error.message
+
+
+def test_a_product_the_table_does_not_list_is_refused_at_its_line(scaffold: Scaffold) -> None:
+    write_hf_model(scaffold.root)
+    lines = hf_folder_lines(scaffold.root)
+    spec = scaffold.write_spec(
+        "chat-assistant", spec_text("vllm", lines, [], product="NVIDIA-B300")
+    )
+    (error,) = fit_findings(scaffold.root, spec)
+    assert error.rule == "MG264"
+    assert spec.read_text().splitlines()[error.line - 1].strip().startswith("acceleratorProduct")
+
+
+def test_an_unreadable_engine_flag_is_refused_at_its_place(scaffold: Scaffold) -> None:
+    write_hf_model(scaffold.root)
+    spec = scaffold.write_spec(
+        "chat-assistant",
+        spec_text("vllm", hf_folder_lines(scaffold.root), ["--max-model-len=lots"]),
+    )
+    (error,) = fit_findings(scaffold.root, spec)
+    assert error.rule == "MG266" and "'lots'" in error.message
+
+
+@pytest.mark.parametrize("shards", [2, 4, 8])
+def test_tensor_parallel_shares_the_model_over_the_gpus(scaffold: Scaffold, shards: int) -> None:
+    write_hf_model(scaffold.root)
+    need, utilisation = vllm_need(2048, shards)
+    # KV heads split over the shards, copied where there are fewer heads than shards
+    need += 2 * LAYERS * HEAD_DIM * 2 * 2048 * (shards * max(1, KV_HEADS // shards) - KV_HEADS)
+    per_gpu_inside, _ = just(math.ceil(need / shards), utilisation)
+    with_products(scaffold.root, {"GPU": per_gpu_inside})
+    args = ["--tensor-parallel-size", str(shards)]
+    spec = scaffold.write_spec(
+        "chat-assistant",
+        spec_text("vllm", hf_folder_lines(scaffold.root), args, gpus=shards, product="GPU"),
+    )
+    assert [d.rule for d in fit_findings(scaffold.root, spec)] == ["MG261"]
+    spec = scaffold.write_spec(
+        "chat-assistant",
+        spec_text("vllm", hf_folder_lines(scaffold.root), args, gpus=shards - 1, product="GPU"),
+    )
+    assert [d.rule for d in fit_findings(scaffold.root, spec)] == ["MG267"]
+
+
+def test_llamacpp_offloads_the_layers_ngl_names(scaffold: Scaffold) -> None:
+    target = scaffold.root / "models" / "artifacts" / "tiny-llama" / "tiny-llama.gguf"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(TINY_LLAMA, target)
+    model = gguf.read(target, "tiny-llama.gguf")
+    weights = sum(t.stored_bytes for t in model.tensors if t.name != "token_embd.weight")
+    kv = 2 * 2 * 4 * 16 * 2 * 1024  # f16 cells of both layers, 1000 rounded up to 1024
+    need = weights + kv + ENGINES["llamacpp"].gpu_memory.reserve
+    inside, outside = just(need, 1.0)
+    with_products(scaffold.root, {"SMALL-GPU": outside, "GPU": inside})
+    lines = (
+        "    artifact: models/artifacts/tiny-llama/tiny-llama.gguf\n"
+        "    sha256: c81a2b40671c7b4d1c97148691eac10b6bf291acba5a9dccdac3ea342a39a408\n"
+        "    format: gguf\n"
+    )
+    image = "ghcr.io/ggml-org/llama.cpp@sha256:" + "1" * 64
+    for product, rule in (("GPU", "MG261"), ("SMALL-GPU", "MG260")):
+        text = spec_text("llamacpp", lines, ["-c", "1000", "-ngl", "99"], product=product)
+        text = text.replace("    protocol: openai\n", f"    image: {image}\n    protocol: openai\n")
+        text = text.replace(ENV, "").replace(CHAT_ENDPOINT, INTERNAL_ENDPOINT)
+        spec = scaffold.write_spec("chat-assistant", text)
+        assert [d.rule for d in fit_findings(scaffold.root, spec)] == [rule]
+
+
+# -- hostile and broken headers: a clear finding, never a guess ----------------------------------
+
+
+def test_a_truncated_safetensors_file_is_refused_at_the_artifact(scaffold: Scaffold) -> None:
+    folder = write_hf_model(scaffold.root)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    spec = scaffold.write_spec(
+        "chat-assistant", spec_text("vllm", hf_folder_lines(scaffold.root), [])
+    )
+    (error,) = fit_findings(scaffold.root, spec)
+    assert error.rule == "MG262" and "ends at byte" in error.message
+    assert spec.read_text().splitlines()[error.line - 1].strip().startswith("artifact:")
+
+
+def test_a_missing_config_is_refused(scaffold: Scaffold) -> None:
+    (write_hf_model(scaffold.root) / "config.json").unlink()
+    spec = scaffold.write_spec(
+        "chat-assistant", spec_text("vllm", hf_folder_lines(scaffold.root), [])
+    )
+    (error,) = fit_findings(scaffold.root, spec)
+    assert error.rule == "MG262" and "config.json is missing" in error.message
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (struct.pack("<Q", 2**40) + b"{}", "over the 100000000-byte limit"),
+        (struct.pack("<Q", 50) + b"{}", "header of 50 bytes in a file of"),
+        (b"\x01", "too short"),
+        (struct.pack("<Q", 2) + b"[]", "not a JSON object"),
+    ],
+)
+def test_hostile_safetensors_headers(tmp_path: Path, raw: bytes, said: str) -> None:
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(raw)
+    with pytest.raises(Unreadable, match=re.escape(said)):
+        safetensors.read_file(path, "model.safetensors")
+
+
+def test_a_header_whose_offsets_disagree_with_its_shape_is_refused() -> None:
+    header = json.dumps({"w": {"dtype": "F16", "shape": [4, 4], "data_offsets": [0, 16]}})
+    with pytest.raises(Unreadable, match="hold 16 bytes, where F16 \\[4, 4\\] takes 32"):
+        safetensors.parse_header(header.encode(), "model.safetensors", None)
+
+
+def gguf_prefix(tensors: int, keys: int) -> bytes:
+    return b"GGUF" + struct.pack("<IQQ", 3, tensors, keys)
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (b"GGML" + bytes(20), "no GGUF magic"),
+        (b"GGUF" + struct.pack("<IQQ", 1, 0, 0), "GGUF version 1"),
+        (gguf_prefix(2**40, 0), "over the limits"),
+        # a key whose length claims more than the file holds
+        (gguf_prefix(0, 1) + struct.pack("<Q", 2**15) + b"a", "a file of"),
+        # an array of 2**60 strings
+        (
+            gguf_prefix(0, 1) + struct.pack("<Q", 1) + b"k" + struct.pack("<IIQ", 9, 8, 2**60),
+            "past the end of file",
+        ),
+    ],
+)
+def test_hostile_gguf_headers(raw: bytes, said: str) -> None:
+    with pytest.raises(Unreadable, match=re.escape(said)):
+        gguf.parse(raw + bytes(8), "model.gguf")
+
+
+def test_a_truncated_gguf_is_refused() -> None:
+    raw = TINY_LLAMA.read_bytes()
+    with pytest.raises(Unreadable, match="ends at byte"):
+        gguf.parse(raw[: len(raw) // 2], "tiny-llama.gguf")
+
+
+def test_onnx_initializers_are_sized_without_reading_their_data() -> None:
+    model = onnx.read(
+        PROJECT / "models" / "artifacts" / "fraud-onnx-small" / "model.onnx", "model.onnx"
+    )
+    # the logistic score's weights: 32 x 1 floats and a bias
+    assert sorted((t.elements, t.dtype) for t in model.tensors) == [(1, "FLOAT"), (32, "FLOAT")]
+    assert model.stored_bytes == 33 * 4
+
+
+def onnx_initializer(dims: list[int], data_type: int) -> bytes:
+    def varint(value: int) -> bytes:
+        out = b""
+        while True:
+            byte, value = value & 0x7F, value >> 7
+            out += bytes([byte | (0x80 if value else 0)])
+            if not value:
+                return out
+
+    def field(number: int, payload: bytes) -> bytes:
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    tensor = b"".join(varint(1 << 3) + varint(d) for d in dims) + varint(2 << 3) + varint(data_type)
+    # data_location EXTERNAL (14 = 1): the weights live in a file never followed
+    tensor += field(8, b"w") + varint(14 << 3) + varint(1)
+    return field(7, field(5, tensor))
+
+
+def test_onnx_external_data_is_sized_from_dims_never_followed() -> None:
+    model = onnx.parse(onnx_initializer([1024, 1024, 16], 10), "model.onnx")
+    assert model.stored_bytes == 1024 * 1024 * 16 * 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (b"\x3a\xff\xff\xff\xff\x0f", "runs past its message"),
+        (b"\x0a", "runs past the end"),
+        (b"\xff" * 12, "over 10 bytes"),
+        (onnx_initializer([4], 8), "no fixed size"),
+    ],
+)
+def test_hostile_onnx(raw: bytes, said: str) -> None:
+    with pytest.raises(Unreadable, match=re.escape(said)):
+        onnx.parse(raw, "model.onnx")
+
+
+def test_triton_onnx_on_a_gpu_just_fits_and_just_does_not(scaffold: Scaffold) -> None:
+    artifact = scaffold.root / "models" / "artifacts" / "big" / "model.onnx"
+    artifact.parent.mkdir(parents=True)
+    artifact.write_bytes(onnx_initializer([1024, 1024, 256], 10))  # 512 MiB of float16
+    need = 1024 * 1024 * 256 * 2 + ENGINES["triton"].gpu_memory.reserve
+    with_products(scaffold.root, {"SMALL-GPU": need - 1, "GPU": need})
+    fraud = (PROJECT / "models" / "fraud-onnx-small.yaml").read_text()
+    digest = __import__("hashlib").sha256(artifact.read_bytes()).hexdigest()
+    fraud = fraud.replace(
+        "models/artifacts/fraud-onnx-small/model.onnx", "models/artifacts/big/model.onnx", 1
+    )
+    fraud = fraud.replace(
+        "1d57244435217e57b2493aebb4ae9cae47a33dcce32dd47a7f7e204aa8b42d60", digest, 1
+    )
+    for product, rule in (("GPU", "MG261"), ("SMALL-GPU", "MG260")):
+        text = fraud.replace(
+            '    limits: {cpu: "1", memory: 1Gi}\n',
+            f'    limits: {{cpu: "1", memory: 1Gi}}\n    gpu: 1\n'
+            f"    acceleratorProduct: {product}\n",
+        )
+        spec = scaffold.write_spec("fraud-onnx-small", text)
+        assert [d.rule for d in fit_findings(scaffold.root, spec)] == [rule]
+
+
+def test_an_invalid_accelerators_table_is_refused_at_its_line(scaffold: Scaffold) -> None:
+    values = scaffold.root / "templates" / "values.yaml"
+    values.write_text(
+        values.read_text().replace("NVIDIA-L4: {memory: 24Gi}", "NVIDIA-L4: {memory: lots}")
+    )
+    scaffold.iris()
+    result = run_cli("--root", str(scaffold.root), "validate")
+    line = values.read_text().splitlines().index("  NVIDIA-L4: {memory: lots}") + 1
+    assert result.code == 1
+    assert f"templates/values.yaml:{line}:" in result.out and "MG263" in result.out
+
+
+# -- hf:// models: headers through the Hugging Face client, recorded -----------------------------
+
+
+class _Hub(http.server.BaseHTTPRequestHandler):
+    files: ClassVar[dict[str, bytes]] = {}
+
+    def do_GET(self) -> None:
+        body = self.files.get(self.path)
+        if body is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        found = re.match(r"bytes=(\d+)-(\d+)", self.headers.get("range", ""))
+        if found:
+            begin, end = int(found.group(1)), int(found.group(2))
+            body = body[begin : end + 1]
+            self.send_response(206)
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hub() -> Iterator[tuple[str, dict[str, bytes]]]:
+    files: dict[str, bytes] = {}
+    handler = type("Hub", (_Hub,), {"files": files})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", files
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+LLAMA_70B = {"layers": 80, "hidden": 8192, "kv": 8}
+
+
+def test_an_hf_model_s_headers_are_recorded_and_validated_offline(
+    scaffold: Scaffold, hub: tuple[str, dict[str, bytes]], tmp_path: Path
+) -> None:
+    endpoint, files = hub
+    base = f"/Qwen/Qwen2.5-0.5B-Instruct/resolve/{REVISION}"
+    config = dict(
+        CONFIG,
+        num_hidden_layers=80,
+        hidden_size=8192,
+        num_attention_heads=64,
+        num_key_value_heads=8,
+        max_position_embeddings=8192,
+    )
+    files[f"{base}/config.json"] = json.dumps(config).encode()
+    shards = {}
+    tensors = hf_tensors(80, 8192, 8, 28672, 128256, 64)  # Llama-3-70B's shapes
+    for index, name in enumerate(tensors):
+        shards.setdefault(f"model-{index % 4 + 1:05}-of-00004.safetensors", {})[name] = tensors[
+            name
+        ]
+    weight_map = {name: shard for shard, named in shards.items() for name in named}
+    files[f"{base}/model.safetensors.index.json"] = json.dumps({"weight_map": weight_map}).encode()
+    for shard, named in shards.items():
+        files[f"{base}/{shard}"] = safetensors_bytes(named, with_data=False)
+    spec = scaffold.write_spec(
+        "chat-assistant",
+        without_stand_in(CHAT).replace(
+            "    gpu: 1\n", "    gpu: 1\n    acceleratorProduct: NVIDIA-A100-SXM4-80GB\n"
+        ),
+    )
+    result = run_cli("--root", str(scaffold.root), "validate", str(spec))
+    assert "MG265" in result.out and "not recorded" in result.out
+    env_result = _refresh(scaffold.root, spec, endpoint)
+    assert env_result.code == 0, env_result.out + env_result.err
+    record = scaffold.root / "models" / "headers" / "chat-assistant.json"
+    assert record.is_file()
+    result = run_cli("--root", str(scaffold.root), "validate", str(spec))
+    assert "MG260" in result.out and "the model does not fit" in result.out
+    assert "smallest product of the table that fits" not in result.out  # 130 GiB on one GPU
+    # another revision pinned: the record is refused, never used
+    spec.write_text(spec.read_text().replace(REVISION, "c" * 40))
+    result = run_cli("--root", str(scaffold.root), "validate", str(spec))
+    assert "MG268" in result.out
+
+
+def _refresh(root: Path, spec: Path, endpoint: str):
+    import os
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "validator.cli", "--root", str(root), "fit", "refresh", str(spec)],
+        env={
+            **os.environ,
+            "HF_ENDPOINT": endpoint,
+            "HF_HUB_OFFLINE": "0",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT,
+    )
+    return type(
+        "Result",
+        (),
+        {"code": completed.returncode, "out": completed.stdout, "err": completed.stderr},
+    )
+
+
+def test_the_flags_are_read_as_the_engines_write_them() -> None:
+    assert memory.flag(["--max-model-len=4096"], ("--max-model-len",)) == (0, "4096")
+    assert memory.flag(["-c", "512", "-c", "1024"], ("--ctx-size", "-c")) == (3, "1024")
