@@ -588,3 +588,41 @@ def _refresh(root: Path, spec: Path, endpoint: str):
 def test_the_flags_are_read_as_the_engines_write_them() -> None:
     assert memory.flag(["--max-model-len=4096"], ("--max-model-len",)) == (0, "4096")
     assert memory.flag(["-c", "512", "-c", "1024"], ("--ctx-size", "-c")) == (3, "1024")
+
+
+# -- the arithmetic against a real engine: llama.cpp's own figures --------------------------------
+
+LOADS = """
+import sys
+from llama_cpp import Llama
+Llama(sys.argv[1], n_ctx=int(sys.argv[2]), n_batch=64, verbose=True)
+"""
+
+
+@pytest.mark.parametrize("artifact", ["tiny-llama/tiny-llama.gguf", "tiny-qwen2/tiny-qwen2.gguf"])
+def test_llama_cpp_reports_the_kv_cache_and_weights_the_fit_computes(artifact: str) -> None:
+    import subprocess
+
+    from validator.deploy import environments
+
+    python = environments.ensure("llamacpp") / "bin" / "python"
+    path = PROJECT / "models" / "artifacts" / artifact
+    context = 4000  # llama.cpp rounds it up to 4096 cells, as the record's padding says
+    loaded = subprocess.run(
+        [str(python), "-c", LOADS, str(path), str(context)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    log = loaded.stdout + loaded.stderr
+    assert loaded.returncode == 0, log
+    kv_mib = float(re.search(r"llama_kv_cache: size =\s+([\d.]+) MiB", log).group(1))
+    weights_mib = float(re.search(r"model buffer size =\s+([\d.]+) MiB", log).group(1))
+    model = gguf.read(path, artifact)
+    engine = ENGINES["llamacpp"].gpu_memory
+    chosen = memory.settings(engine, ["-c", str(context), "-ngl", "999"], model, 1)
+    needed = memory.need(engine, model, chosen)
+    assert chosen.context == 4096
+    assert needed.kv_cache / 2**20 == pytest.approx(kv_mib, rel=0.05)
+    # on the CPU build every tensor is in the model buffer, the token embeddings too
+    assert model.stored_bytes / 2**20 == pytest.approx(weights_mib, rel=0.05)
