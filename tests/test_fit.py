@@ -5,6 +5,7 @@ model's headers read through the Hugging Face client from a local Hub (HF_ENDPOI
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import math
@@ -441,7 +442,7 @@ def test_triton_onnx_on_a_gpu_just_fits_and_just_does_not(scaffold: Scaffold) ->
     need = 1024 * 1024 * 256 * 2 + ENGINES["triton"].gpu_memory.reserve
     with_products(scaffold.root, {"SMALL-GPU": need - 1, "GPU": need})
     fraud = (PROJECT / "models" / "fraud-onnx-small.yaml").read_text()
-    digest = __import__("hashlib").sha256(artifact.read_bytes()).hexdigest()
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
     fraud = fraud.replace(
         "models/artifacts/fraud-onnx-small/model.onnx", "models/artifacts/big/model.onnx", 1
     )
@@ -626,3 +627,96 @@ def test_llama_cpp_reports_the_kv_cache_and_weights_the_fit_computes(artifact: s
     assert needed.kv_cache / 2**20 == pytest.approx(kv_mib, rel=0.05)
     # on the CPU build every tensor is in the model buffer, the token embeddings too
     assert model.stored_bytes / 2**20 == pytest.approx(weights_mib, rel=0.05)
+
+
+QUANTIZE = """
+import importlib.util, sys
+from pathlib import Path
+import llama_cpp
+make, f32, quantized = sys.argv[1:4]
+spec = importlib.util.spec_from_file_location("tiny_llama_make", make)
+module = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = module
+spec.loader.exec_module(module)
+module.EMBEDDING, module.FEED_FORWARD, module.LAYERS = 512, 1024, 4  # MiB, not KiB
+module.make(Path(f32))
+params = llama_cpp.llama_model_quantize_default_params()
+params.ftype = 15  # LLAMA_FTYPE_MOSTLY_Q4_K_M: Q4_K, Q6_K where it matters, F32 norms
+assert llama_cpp.llama_model_quantize(f32.encode(), quantized.encode(), params) == 0
+"""
+
+
+def test_a_quantized_gguf_made_by_llama_cpp_is_sized_as_llama_cpp_loads_it(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+
+    from validator.deploy import environments
+
+    python = str(environments.ensure("llamacpp") / "bin" / "python")
+    quantized = tmp_path / "q4_k_m.gguf"
+    made = subprocess.run(
+        [python, "-c", QUANTIZE, str(PROJECT / "models/artifacts/tiny-llama/make.py"),
+         str(tmp_path / "f32.gguf"), str(quantized)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    model = gguf.read(quantized, "q4_k_m.gguf")
+    assert {"Q4_K", "Q6_K", "F32"} <= {t.dtype for t in model.tensors}  # mixed precision
+    loaded = subprocess.run(
+        [python, "-c", LOADS, str(quantized), "2048"], capture_output=True, text=True, timeout=300
+    )
+    log = loaded.stdout + loaded.stderr
+    assert loaded.returncode == 0, log
+    kv_mib = float(re.search(r"llama_kv_cache: size =\s+([\d.]+) MiB", log).group(1))
+    weights_mib = float(re.search(r"model buffer size =\s+([\d.]+) MiB", log).group(1))
+    engine = ENGINES["llamacpp"].gpu_memory
+    needed = memory.need(engine, model, memory.settings(engine, ["-c", "2048"], model, 1))
+    assert needed.kv_cache == 0  # -ngl 0, b6000's default: nothing on the GPUs
+    everything = memory.settings(engine, ["-c", "2048", "-ngl", "99"], model, 1)
+    assert memory.need(engine, model, everything).kv_cache / 2**20 == pytest.approx(
+        kv_mib, rel=0.05
+    )
+    assert model.stored_bytes / 2**20 == pytest.approx(weights_mib, rel=0.05)
+
+
+def test_a_format_without_a_reader_is_not_computed_never_guessed(scaffold: Scaffold) -> None:
+    artifact = scaffold.root / "models" / "artifacts" / "big" / "model.pt"
+    artifact.parent.mkdir(parents=True)
+    artifact.write_bytes(b"not read")
+    fraud = (PROJECT / "models" / "fraud-onnx-small.yaml").read_text()
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    fraud = fraud.replace(
+        "models/artifacts/fraud-onnx-small/model.onnx", "models/artifacts/big/model.pt", 1
+    )
+    fraud = fraud.replace(
+        "1d57244435217e57b2493aebb4ae9cae47a33dcce32dd47a7f7e204aa8b42d60", digest, 1
+    )
+    fraud = fraud.replace("format: onnx", "format: pytorch", 1)
+    fraud = fraud.replace("memory: 1Gi}\n", "memory: 1Gi}\n    gpu: 1\n", 1)
+    spec = scaffold.write_spec("fraud-onnx-small", fraud)
+    (warning,) = fit_findings(scaffold.root, spec)
+    assert (warning.rule, warning.severity.value) == ("MG265", "warning")
+    assert "not pytorch" in warning.message
+
+
+def test_a_record_whose_text_differs_from_its_sha256_is_refused(scaffold: Scaffold) -> None:
+    config = json.dumps(CONFIG)
+    header = safetensors_bytes(hf_tensors(), with_data=False)[8:].decode()
+    record = {
+        "source": "hf://Qwen/Qwen2.5-0.5B-Instruct",
+        "revision": REVISION,
+        "files": {
+            "config.json": {"sha256": hashlib.sha256(config.encode()).hexdigest(), "text": config},
+            "model.safetensors": {"sha256": "0" * 64, "header": header},
+        },
+    }
+    headers = scaffold.root / "models" / "headers"
+    headers.mkdir()
+    (headers / "chat-assistant.json").write_text(json.dumps(record))
+    spec = scaffold.write_spec("chat-assistant", without_stand_in(CHAT))
+    (error,) = fit_findings(scaffold.root, spec)
+    assert error.rule == "MG262" and "differs from its sha256" in error.message
+    record["files"]["model.safetensors"]["sha256"] = hashlib.sha256(header.encode()).hexdigest()
+    (headers / "chat-assistant.json").write_text(json.dumps(record))
+    assert fit_findings(scaffold.root, spec) == []  # a tiny model: plenty of headroom on a T4

@@ -28,6 +28,7 @@ from .products import Product
 DOES_NOT_FIT, LITTLE_HEADROOM, UNREADABLE, UNKNOWN_PRODUCT = "MG260", "MG261", "MG262", "MG264"
 NOT_COMPUTED, BAD_FLAG, TOO_FEW_GPUS, OTHER_RECORD = "MG265", "MG266", "MG267", "MG268"
 HEADROOM_WARNING = 0.10
+READ_FORMATS = ("huggingface", "gguf", "onnx")  # the formats whose headers are read
 _RESOURCES = ["spec", "resources"]
 _ARTIFACT = ["spec", "model", "artifact"]
 
@@ -144,6 +145,17 @@ def _model(document: load.Document, root: Path) -> Model:
                     "does not read; it sizes weights in the repository and hf:// models",
                     "commit the model (or its headers) in the repository, or watch the "
                     "engine's start-up log for out-of-memory errors",
+                )
+            )
+        if model_format not in READ_FORMATS:
+            raise _Finding(
+                _not_computed(
+                    document,
+                    ["spec", "model", "format"],
+                    f"GPU fit not computed: modelgate sizes {', '.join(READ_FORMATS)} models "
+                    f"from their headers, not {model_format}",
+                    "watch the engine's start-up log for out-of-memory errors, or export "
+                    "the model as ONNX",
                 )
             )
         return _local(root, artifact, model_format)
