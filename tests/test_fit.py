@@ -383,6 +383,13 @@ def test_hostile_gguf_headers(raw: bytes, said: str) -> None:
         gguf.parse(raw + bytes(8), "model.gguf")
 
 
+def test_an_array_of_more_strings_than_any_vocabulary_is_refused_before_it_is_walked() -> None:
+    items = gguf.MAX_ITEMS + 1
+    raw = gguf_prefix(0, 1) + struct.pack("<Q", 1) + b"k" + struct.pack("<IIQ", 9, 8, items)
+    with pytest.raises(Unreadable, match="over the limit"):
+        gguf.parse(raw + bytes(8 * items), "model.gguf")
+
+
 def test_a_truncated_gguf_is_refused() -> None:
     raw = TINY_LLAMA.read_bytes()
     with pytest.raises(Unreadable, match="ends at byte"):
@@ -720,3 +727,44 @@ def test_a_record_whose_text_differs_from_its_sha256_is_refused(scaffold: Scaffo
     record["files"]["model.safetensors"]["sha256"] = hashlib.sha256(header.encode()).hexdigest()
     (headers / "chat-assistant.json").write_text(json.dumps(record))
     assert fit_findings(scaffold.root, spec) == []  # a tiny model: plenty of headroom on a T4
+
+
+def test_endpoint_fit_gives_the_plan_the_figures(scaffold: Scaffold) -> None:
+    from validator.check import load
+    from validator.check.fit import Fit, endpoint_fit
+
+    write_hf_model(scaffold.root)
+    need, _ = vllm_need(1024)
+    lines = hf_folder_lines(scaffold.root)
+    path = scaffold.write_spec(
+        "chat-assistant", spec_text("vllm", lines, ["--max-model-len=1024"], product="GPU")
+    )
+    document, _ = load.load_file(path, "models/chat-assistant.yaml")
+    fit = endpoint_fit(document, scaffold.root, {"accelerators": {"GPU": {"memory": "16Gi"}}})
+    assert isinstance(fit, Fit) and fit.fits
+    assert (fit.product, fit.gpus, fit.smallest_product) == ("GPU", 1, "GPU")
+    assert fit.needed_bytes == need == fit.weights_bytes + fit.kv_cache_bytes + fit.reserve_bytes
+    assert fit.available_bytes == int(16 * 2**30 * 0.9)
+    assert fit.headroom == pytest.approx((fit.available_bytes - need) / fit.available_bytes)
+    assert fit.largest_context == CONTEXT  # the model's own: more would not be allowed
+    iris = load.load_text((PROJECT / "models" / "iris.yaml").read_text(), "models/iris.yaml")[0]
+    assert endpoint_fit(iris, scaffold.root, {}) is None  # no GPU engine, no GPU
+
+
+@pytest.mark.parametrize("shards", [2, 4])
+def test_tgi_shards_over_every_gpu_of_the_pod_unless_told(scaffold: Scaffold, shards: int) -> None:
+    from validator.check import load
+    from validator.check.fit import endpoint_fit
+
+    write_hf_model(scaffold.root)
+    lines = hf_folder_lines(scaffold.root)
+    values = {"accelerators": {"GPU": {"memory": "16Gi"}}}
+    path = scaffold.write_spec(
+        "chat-assistant", spec_text("tgi", lines, [], gpus=shards, product="GPU")
+    )
+    fit = endpoint_fit(load.load_file(path, "x.yaml")[0], scaffold.root, values)
+    assert fit.gpus == shards and fit.reserve_bytes == shards * ENGINES["tgi"].gpu_memory.reserve
+    path = scaffold.write_spec(
+        "chat-assistant", spec_text("tgi", lines, ["--num-shard", "1"], gpus=shards, product="GPU")
+    )
+    assert endpoint_fit(load.load_file(path, "x.yaml")[0], scaffold.root, values).gpus == 1

@@ -20,6 +20,7 @@ MAX_NAME = 1 << 16  # ggml's own limit is 64 bytes; keys and names are short
 MAX_KEPT_STRING = 1 << 12  # longer strings (chat templates) are skipped, not kept
 MAX_DIMS = 4  # GGML_MAX_DIMS
 MAX_ARRAY_DEPTH = 2
+MAX_ITEMS = 1 << 21  # items of an array walked one by one: a vocabulary is under 300,000
 DEFAULT_ALIGNMENT = 32
 # ggml type id -> (name, elements per block, bytes per block): ggml.h / gguf-py constants
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
@@ -149,6 +150,11 @@ def _value(cursor: _Cursor, kind: int, depth: int) -> object:
     else:
         if count > len(cursor.data) - cursor.at:  # every item takes a byte at least
             raise Unreadable(f"{cursor.shown}: an array of {count} items past the end of file")
+        if count > MAX_ITEMS:
+            raise Unreadable(
+                f"{cursor.shown}: an array of {count} strings or arrays, over the limit of "
+                f"{MAX_ITEMS}"
+            )
         for _ in range(count):
             _value(cursor, item_kind, depth + 1)
     return _Array(count)
