@@ -768,3 +768,14 @@ def test_tgi_shards_over_every_gpu_of_the_pod_unless_told(scaffold: Scaffold, sh
         "chat-assistant", spec_text("tgi", lines, ["--num-shard", "1"], gpus=shards, product="GPU")
     )
     assert endpoint_fit(load.load_file(path, "x.yaml")[0], scaffold.root, values).gpus == 1
+
+
+def test_a_changed_record_touches_its_spec() -> None:
+    from pathlib import PurePosixPath
+
+    from validator.check import changes, load
+
+    chat, _ = load.load_text(CHAT, "models/chat-assistant.yaml")
+    iris, _ = load.load_text((PROJECT / "models" / "iris.yaml").read_text(), "models/iris.yaml")
+    changed = [PurePosixPath("models/headers/chat-assistant.json")]
+    assert changes.affected([chat, iris], changed) == [chat]
