@@ -9,9 +9,12 @@ import hashlib
 import http.server
 import json
 import math
+import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -482,9 +485,25 @@ def test_an_invalid_accelerators_table_is_refused_at_its_line(scaffold: Scaffold
 
 
 class _Hub(http.server.BaseHTTPRequestHandler):
+    """The Hub's resolve endpoint: files by /REPO/resolve/REVISION/NAME, ranged reads, and the
+    HEAD the client asks a file's ETag with (the sha256 of its content, as for large files).
+    Every request is noted in `asked`: (method, path, range)."""
+
     files: ClassVar[dict[str, bytes]] = {}
+    asked: ClassVar[list[tuple[str, str, str]]] = []
+
+    def do_HEAD(self) -> None:
+        self.asked.append(("HEAD", self.path, ""))
+        body = self.files.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        if body is not None:
+            self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+            self.send_header("X-Repo-Commit", REVISION)
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
 
     def do_GET(self) -> None:
+        self.asked.append(("GET", self.path, self.headers.get("range", "")))
         body = self.files.get(self.path)
         if body is None:
             self.send_response(404)
@@ -507,26 +526,24 @@ class _Hub(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hub() -> Iterator[tuple[str, dict[str, bytes]]]:
+def hub() -> Iterator[tuple[str, dict[str, bytes], list[tuple[str, str, str]]]]:
     files: dict[str, bytes] = {}
-    handler = type("Hub", (_Hub,), {"files": files})
+    asked: list[tuple[str, str, str]] = []
+    handler = type("Hub", (_Hub,), {"files": files, "asked": asked})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", files
+        yield f"http://127.0.0.1:{server.server_address[1]}", files, asked
     finally:
         server.shutdown()
         server.server_close()
 
 
-LLAMA_70B = {"layers": 80, "hidden": 8192, "kv": 8}
-
-
 def test_an_hf_model_s_headers_are_recorded_and_validated_offline(
-    scaffold: Scaffold, hub: tuple[str, dict[str, bytes]], tmp_path: Path
+    scaffold: Scaffold, hub: tuple[str, dict[str, bytes], list], tmp_path: Path
 ) -> None:
-    endpoint, files = hub
+    endpoint, files, asked = hub
     base = f"/Qwen/Qwen2.5-0.5B-Instruct/resolve/{REVISION}"
     config = dict(
         CONFIG,
@@ -537,28 +554,33 @@ def test_an_hf_model_s_headers_are_recorded_and_validated_offline(
         max_position_embeddings=8192,
     )
     files[f"{base}/config.json"] = json.dumps(config).encode()
-    shards = {}
+    shards: dict[str, dict] = {}
     tensors = hf_tensors(80, 8192, 8, 28672, 128256, 64)  # Llama-3-70B's shapes
     for index, name in enumerate(tensors):
-        shards.setdefault(f"model-{index % 4 + 1:05}-of-00004.safetensors", {})[name] = tensors[
-            name
-        ]
+        shard = f"model-{index % 4 + 1:05}-of-00004.safetensors"
+        shards.setdefault(shard, {})[name] = tensors[name]
     weight_map = {name: shard for shard, named in shards.items() for name in named}
     files[f"{base}/model.safetensors.index.json"] = json.dumps({"weight_map": weight_map}).encode()
     for shard, named in shards.items():
         files[f"{base}/{shard}"] = safetensors_bytes(named, with_data=False)
+    product = "    gpu: 1\n    acceleratorProduct: NVIDIA-A100-SXM4-80GB\n"
     spec = scaffold.write_spec(
-        "chat-assistant",
-        without_stand_in(CHAT).replace(
-            "    gpu: 1\n", "    gpu: 1\n    acceleratorProduct: NVIDIA-A100-SXM4-80GB\n"
-        ),
+        "chat-assistant", without_stand_in(CHAT).replace("    gpu: 1\n", product)
     )
     result = run_cli("--root", str(scaffold.root), "validate", str(spec))
     assert "MG265" in result.out and "not recorded" in result.out
-    env_result = _refresh(scaffold.root, spec, endpoint)
-    assert env_result.code == 0, env_result.out + env_result.err
+    refreshed = _refresh(scaffold.root, spec, endpoint, tmp_path / "cache")
+    assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
     record = scaffold.root / "models" / "headers" / "chat-assistant.json"
     assert record.is_file()
+    ranged = sorted((path, span) for _, path, span in asked if span)
+    assert ranged == sorted((f"{base}/{shard}", "bytes=0-100000") for shard in shards)
+    # again: each shard's header comes from the cache, by its content's ETag
+    asked.clear()
+    first = record.read_text()
+    assert _refresh(scaffold.root, spec, endpoint, tmp_path / "cache").returncode == 0
+    assert [path for _, path, span in asked if span] == []
+    assert record.read_text() == first
     result = run_cli("--root", str(scaffold.root), "validate", str(spec))
     assert "MG260" in result.out and "the model does not fit" in result.out
     assert "smallest product of the table that fits" not in result.out  # 130 GiB on one GPU
@@ -568,15 +590,13 @@ def test_an_hf_model_s_headers_are_recorded_and_validated_offline(
     assert "MG268" in result.out
 
 
-def _refresh(root: Path, spec: Path, endpoint: str):
-    import os
-    import subprocess
-    import sys
-
-    completed = subprocess.run(
-        [sys.executable, "-m", "validator.cli", "--root", str(root), "fit", "refresh", str(spec)],
+def _refresh(root: Path, spec: Path, endpoint: str, cache: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "validator.cli", "--root", str(root), "fit", "refresh"]
+    return subprocess.run(
+        [*command, str(spec)],
         env={
             **os.environ,
+            "MODELGATE_CACHE_DIR": str(cache),
             "HF_ENDPOINT": endpoint,
             "HF_HUB_OFFLINE": "0",
             "HF_HUB_DISABLE_TELEMETRY": "1",
@@ -585,11 +605,6 @@ def _refresh(root: Path, spec: Path, endpoint: str):
         text=True,
         timeout=120,
         cwd=PROJECT,
-    )
-    return type(
-        "Result",
-        (),
-        {"code": completed.returncode, "out": completed.stdout, "err": completed.stderr},
     )
 
 

@@ -12,6 +12,7 @@ another source or revision than the spec pins is refused; refresh writes it agai
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -25,6 +26,7 @@ DIRECTORY = "models/headers"
 MAX_RECORD = 256 * 2**20  # headers of a model of thousands of shards
 HF = "hf://"
 CONFIG_BYTES = 100_000  # the first ranged read of a safetensors file, as the Hub client's
+HEADER_CACHE = "hf-safetensors-header"
 
 
 class NotRecorded(Exception):
@@ -95,9 +97,11 @@ def _text(files: dict[str, Any], name: str, field: str, shown: str) -> bytes:
 def fetch(source: str, revision: str) -> dict[str, Any]:
     """The record of an hf:// model's headers at `revision`, read from the Hub (HF_ENDPOINT,
     HF_TOKEN) with its client: config.json and the index whole, each safetensors file's
-    header by ranged reads. Raises Unreadable with the reason."""
+    header by ranged reads, cached by the file's content (its ETag, the sha256 the Hub keeps
+    large files under): a shard another revision or model shares is not read again. Raises
+    Unreadable with the reason."""
     from httpx2 import HTTPError  # the transport of the Hub's client (huggingface-hub 2)
-    from huggingface_hub import get_session, hf_hub_url
+    from huggingface_hub import get_hf_file_metadata, get_session, hf_hub_url
     from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
@@ -130,7 +134,9 @@ def fetch(source: str, revision: str) -> dict[str, Any]:
         else:
             named = [safetensors.SINGLE]
         for shard in named:
-            files[shard] = _header(get, shard, f"{source}@{revision}/{shard}")
+            etag = get_hf_file_metadata(hf_hub_url(repo, shard, revision=revision)).etag
+            shown = f"{source}@{revision}/{shard}"
+            files[shard] = _cached_header(etag, lambda s=shard, at=shown: _header(get, s, at))
     except HfHubHTTPError as exc:
         raise Unreadable(f"{source}@{revision}: the Hub answered {exc}") from None
     except (HTTPError, OSError) as exc:
@@ -152,6 +158,25 @@ def _header(get, name: str, shown: str) -> dict[str, str]:
     if len(header) != length:
         raise Unreadable(f"{shown}: the Hub sent {len(header)} header bytes of {length}")
     return _entry("header", header, shown)
+
+
+def _cached_header(etag: str | None, read) -> dict[str, str]:
+    """A header from the cache by the content its file's ETag names, else read (and kept).
+    A cache entry is sealed (validator/cache.py) and its text checked against its sha256."""
+    from ... import cache
+
+    if etag:
+        kept = cache.load(HEADER_CACHE, etag)
+        if kept is not None:
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                entry = json.loads(kept)
+                text = entry.get("header", "") if isinstance(entry, dict) else ""
+                if hashlib.sha256(text.encode()).hexdigest() == entry.get("sha256"):
+                    return entry
+    entry = read()
+    if etag:
+        cache.store(HEADER_CACHE, etag, json.dumps(entry).encode())
+    return entry
 
 
 def _entry(field: str, raw: bytes, shown: str) -> dict[str, str]:
