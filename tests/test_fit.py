@@ -24,7 +24,7 @@ import pytest
 
 from validator.check import workspace
 from validator.check.fit import gguf, memory, onnx, safetensors
-from validator.check.fit.model import Unreadable
+from validator.check.fit.model import Attention, Model, Unreadable
 from validator.engines import ENGINES
 
 from .conftest import PROJECT, Scaffold, run_cli, tree_sha256
@@ -794,3 +794,12 @@ def test_a_changed_record_touches_its_spec() -> None:
     iris, _ = load.load_text((PROJECT / "models" / "iris.yaml").read_text(), "models/iris.yaml")
     changed = [PurePosixPath("models/headers/chat-assistant.json")]
     assert changes.affected([chat, iris], changed) == [chat]
+
+
+def test_tgi_sizes_its_cache_by_max_batch_total_tokens_over_max_total_tokens() -> None:
+    engine = ENGINES["tgi"].gpu_memory
+    model = Model((), Attention(2, 2, 16, 16, 4096, "bfloat16"))
+    both = ["--max-batch-total-tokens", "8192", "--max-total-tokens", "1024"]
+    assert memory.settings(engine, both, model, 1).context == 8192
+    assert memory.settings(engine, both[2:], model, 1).context == 1024
+    assert memory.settings(engine, [], model, 1).context == 4096  # the model's own

@@ -205,6 +205,7 @@ class GpuMemory:
 
     # the tokens each sequence's KV cache holds; 0: the model's own context length
     context_flags: tuple[str, ...] = ()
+    fallback_context_flags: tuple[str, ...] = ()  # read where context_flags are not given
     default_context: int = 0
     context_padding: int = 1  # the engine rounds the context up to a multiple of this
     # the sequences that hold a full context each at once; none: one

@@ -34,7 +34,8 @@ ENGINE = Engine(
     # leaves, unless --max-batch-total-tokens fixes it; one request of --max-total-tokens
     # must fit. --num-shard defaults to every GPU the container sees.
     gpu_memory=GpuMemory(
-        context_flags=("--max-batch-total-tokens", "--max-total-tokens"),
+        context_flags=("--max-batch-total-tokens",),
+        fallback_context_flags=("--max-total-tokens",),
         batch_flags=("--max-concurrent-requests",),
         default_batch=128,
         kv_dtype_flags=("--kv-cache-dtype",),

@@ -87,7 +87,10 @@ def _number(args: Sequence[str], names: Sequence[str], default: float, kind: typ
 def settings(memory: GpuMemory, args: Sequence[str], model: Model, gpus: int) -> Settings:
     attention = model.attention
     own_context = attention.context if attention else 0
-    context = int(_number(args, memory.context_flags, memory.default_context, int))
+    context_flags = memory.context_flags
+    if flag(args, context_flags) is None and memory.fallback_context_flags:
+        context_flags = memory.fallback_context_flags
+    context = int(_number(args, context_flags, memory.default_context, int))
     context = context or own_context
     padding = memory.context_padding
     served = _served_dtype(memory, args, attention.dtype if attention else "float32")
