@@ -762,6 +762,9 @@ def test_endpoint_fit_gives_the_plan_the_figures(scaffold: Scaffold) -> None:
     assert fit.available_bytes == int(16 * 2**30 * 0.9)
     assert fit.headroom == pytest.approx((fit.available_bytes - need) / fit.available_bytes)
     assert fit.largest_context == CONTEXT  # the model's own: more would not be allowed
+    kv_per_sequence = 2 * LAYERS * KV_HEADS * HEAD_DIM * 2 * 1024
+    room = fit.available_bytes - fit.weights_bytes - fit.reserve_bytes
+    assert fit.sequences_at_full_context == room // kv_per_sequence
     iris = load.load_text((PROJECT / "models" / "iris.yaml").read_text(), "models/iris.yaml")[0]
     assert endpoint_fit(iris, scaffold.root, {}) is None  # no GPU engine, no GPU
 

@@ -52,6 +52,9 @@ class Fit:
     batch: int = 0  # the sequences the engine batches in the cache (reported)
     utilisation: float = 1.0
     product_named: bool = True  # False: the spec names no product; the smallest was judged
+    # the sequences of the full context the memory left after weights and reserve holds at
+    # once (vLLM and TGI give it all to the KV cache); None: no KV cache
+    sequences_at_full_context: int | None = None
     reserve_source: str = ""
 
     @property
@@ -289,6 +292,11 @@ def _fit(
         batch=chosen.batch,
         utilisation=chosen.utilisation,
         product_named="acceleratorProduct" in document.data["spec"]["resources"],
+        sequences_at_full_context=(
+            max(0, room - needed.weights - needed.reserve) // needed.kv_cache
+            if needed.kv_cache
+            else None
+        ),
         reserve_source=gpu_memory.reserve_source,
     )
 
