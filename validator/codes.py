@@ -155,7 +155,7 @@ _CODES: dict[str, tuple[str, str]] = {
         "declare it under accelerators in templates/values.yaml with its memory",
     ),
     "MG265": (
-        "GPU fit not computed",
+        "GPU fit not computed (information)",
         "see the message: the weights are not where modelgate reads them",
     ),
     "MG266": ("engine flag the GPU fit cannot read", "write the value the engine takes"),
@@ -237,8 +237,8 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG901": ("invalid price table", "fix prices in templates/values.yaml at the position shown"),
     "MG902": ("GPU product without a price", "price it (or `*`) under prices.*.gpuHour"),
 }
-_WARNINGS = {"MG802", "MG902", "MG261", "MG265"}
-_INFORMATION = {"MG125"}
+_WARNINGS = {"MG802", "MG902", "MG261"}
+_INFORMATION = {"MG125", "MG265"}
 
 BUILTIN_RULES: dict[str, RuleInfo] = {
     code: RuleInfo(

@@ -361,7 +361,9 @@ def gib(count: int) -> str:
 
 
 def _not_computed(document: load.Document, where: list, message: str, hint: str) -> Diagnostic:
-    return _as(document.finding(where, NOT_COMPUTED, message, hint), Severity.WARNING)
+    # information, as other "not checked" findings (MG125, MG405): it says what was not
+    # judged and how to have it judged, and fails nothing
+    return _as(document.finding(where, NOT_COMPUTED, message, hint), Severity.INFO)
 
 
 def _as(diagnostic: Diagnostic, severity: Severity) -> Diagnostic:
