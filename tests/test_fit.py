@@ -806,3 +806,20 @@ def test_tgi_sizes_its_cache_by_max_batch_total_tokens_over_max_total_tokens() -
     assert memory.settings(engine, both, model, 1).context == 8192
     assert memory.settings(engine, both[2:], model, 1).context == 1024
     assert memory.settings(engine, [], model, 1).context == 4096  # the model's own
+
+
+def test_the_plan_shows_the_fit_this_stage_computes(scaffold: Scaffold) -> None:
+    from validator.check import load
+    from validator.plan import fit as plan_fit
+    from validator.report.plan import fit_line
+
+    write_hf_model(scaffold.root)
+    lines = hf_folder_lines(scaffold.root)
+    path = scaffold.write_spec(
+        "chat-assistant", spec_text("vllm", lines, ["--max-model-len=2048"], product="SMALL")
+    )
+    values = {"accelerators": {"SMALL": {"memory": "2Gi"}, "BIG": {"memory": "4Gi"}}}
+    figures = plan_fit.endpoint_fit(load.load_file(path, "x.yaml")[0], scaffold.root, values)
+    assert figures is not None and figures["smallest_product"] == "BIG"
+    said = fit_line(figures)
+    assert "on 1 x SMALL: does NOT fit" in said and "smallest product that fits: BIG" in said
