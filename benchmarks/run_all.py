@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 SCRIPTS = (
     "validate.py", "precommit.py", "render.py", "scale.py", "deploy.py", "loadcheck.py",
-    "pickles.py", "delivery.py", "stages.py", "plan.py", "admission.py",
+    "pickles.py", "delivery.py", "stages.py", "plan.py", "admission.py", "fit.py",
 )  # fmt: skip
 TARGET = re.compile(r"^target: (?P<what>.*): (?P<verdict>MET|MISSED)\b(?P<rest>.*)$")
 ROW = re.compile(r"^\| (?P<script>[\w.]+) \| .* \|$")

@@ -745,12 +745,17 @@ def test_policies_explain_covers_the_new_rules(rule: str) -> None:
 
 
 def test_the_repository_s_own_specs_pass_with_the_new_checks() -> None:
-    """No provenance finding; the one finding left is MG-OPS-050's warning on churn-pipeline
-    (no runner has the feature store its transformer reads)."""
+    """No provenance finding; the findings left fail nothing: MG265's note on chat-assistant
+    (its hf:// model's headers are not recorded: the Hub was out of reach where it was
+    written, and the GPU fit is not guessed) and MG-OPS-050's warning on churn-pipeline (no
+    runner has the feature store its transformer reads)."""
     result = run_cli("validate", "--format", "json")
     assert result.code == 0, result.out
     found = [(d["path"], d["rule"]) for d in json.loads(result.out)["diagnostics"]]
-    assert found == [("models/churn-pipeline.yaml", "MG-OPS-050")]
+    assert found == [
+        ("models/chat-assistant.yaml", "MG265"),
+        ("models/churn-pipeline.yaml", "MG-OPS-050"),
+    ]
 
 
 def test_load_leaves_scanned_bytes_alone(tmp_path: Path) -> None:

@@ -137,6 +137,36 @@ _CODES: dict[str, tuple[str, str]] = {
         "two teams' Argo CD projects share a name",
         "rename a team or an environment: modelgate-TEAM-ENV must name one of each",
     ),
+    "MG260": (
+        "model does not fit the GPUs the spec asks for",
+        "see the message: a shorter context, a larger product, more GPUs, or quantization",
+    ),
+    "MG261": (
+        "model fits the GPUs with under 10% headroom",
+        "leave room: the engine's activations vary with the batch",
+    ),
+    "MG262": (
+        "model header missing or malformed: GPU fit cannot be computed",
+        "commit the model files whole, as the engine loads them",
+    ),
+    "MG263": ("invalid accelerators section in templates/values.yaml", "fix it at the position"),
+    "MG264": (
+        "accelerator product not in the accelerators table",
+        "declare it under accelerators in templates/values.yaml with its memory",
+    ),
+    "MG265": (
+        "GPU fit not computed (information)",
+        "see the message: the weights are not where modelgate reads them",
+    ),
+    "MG266": ("engine flag the GPU fit cannot read", "write the value the engine takes"),
+    "MG267": (
+        "engine shards over more GPUs than the spec asks for",
+        "make spec.resources.gpu and the engine's parallelism agree",
+    ),
+    "MG268": (
+        "recorded model headers are of another source or revision",
+        "run `modelgate fit refresh SPEC` and commit what it writes",
+    ),
     "MG301": ("two specs share a name", "give every model deployment its own name"),
     "MG302": (
         "runtime definition not named like its spec",
@@ -207,8 +237,8 @@ _CODES: dict[str, tuple[str, str]] = {
     "MG901": ("invalid price table", "fix prices in templates/values.yaml at the position shown"),
     "MG902": ("GPU product without a price", "price it (or `*`) under prices.*.gpuHour"),
 }
-_WARNINGS = {"MG802", "MG902"}
-_INFORMATION = {"MG125"}
+_WARNINGS = {"MG802", "MG902", "MG261"}
+_INFORMATION = {"MG125", "MG265"}
 
 BUILTIN_RULES: dict[str, RuleInfo] = {
     code: RuleInfo(

@@ -1,9 +1,10 @@
 """Which specs a change touches: the specs edited since a git ref, the specs whose artifact
 (kept in the repository) changed, or the stand-in they name or its script, or their model
-card (docs/models/), every spec whose engine's templates changed, every spec the local target
-runs from an engine environment whose lock changed (locks/engine-NAME.txt), and every spec
-when policies, shared templates or templates/values.yaml changed; for the checks
-(touches_everything), also when modelgate itself changed.
+card (docs/models/), or the headers recorded for their GPU fit (models/headers/), every spec
+whose engine's templates changed, every spec the local target runs from an engine
+environment whose lock changed (locks/engine-NAME.txt), and every spec when policies, shared
+templates or templates/values.yaml changed; for the checks (touches_everything), also when
+modelgate itself changed.
 
 `deploy --changed-since`, `validate --changed-since` and `render --check --changed-since`
 all ask this module; nothing here imports more than the loader (pre-commit speed)."""
@@ -23,6 +24,7 @@ from ..engines import (
 )
 from ..git import run_git
 from . import stand_ins
+from .fit.recorded import shown_path as recorded_headers
 from .load import Document
 
 CARDS = "docs/models"  # the model cards `modelgate new` writes, which MG-CMP-004 reads
@@ -113,6 +115,7 @@ def affected(documents: list[Document], changed: list[PurePosixPath]) -> list[Do
         or not templates.isdisjoint(ENGINES[doc.data["spec"]["engine"]["name"]].templates)
         or (locks and _environment(doc) in locks)
         or (model_card_of(doc) or "") in paths
+        or recorded_headers(str(doc.data["metadata"]["name"])) in paths
     ]
 
 

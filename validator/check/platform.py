@@ -21,7 +21,7 @@ from typing import Any
 from .. import memo, paths
 from ..diagnostics import Diagnostic, error
 from ..engines import ENGINES, engine_values
-from . import delivery, load, stores
+from . import delivery, fit, load, stores
 
 VALUES_PATH = "templates/values.yaml"
 VALUES_INVALID = "MG215"
@@ -79,6 +79,8 @@ class Platform:
     default_versions: Mapping[str, str] = field(default_factory=dict)
     # the environments specs may name, in rollout order (check/delivery.py); None: none declared
     environments: Mapping[str, delivery.Environment] | None = None
+    # the accelerator products the clusters offer, smallest memory first (check/fit/)
+    accelerators: tuple[fit.products.Product, ...] = ()
 
     @property
     def istio(self) -> bool:
@@ -119,6 +121,7 @@ def _from_values(values: Mapping[str, Any]) -> Platform:
             name: str(engine_values(values, name).get("defaultVersion") or "") for name in ENGINES
         },
         environments=delivery.from_values(values),
+        accelerators=fit.products.from_values(values),
     )
 
 
@@ -176,7 +179,10 @@ def read(root: Path) -> tuple[Platform | None, list[Diagnostic]]:
     if document is None or problems:
         return None, problems
     problems = (
-        check_values(document) + delivery.check_values(document) + stores.check_values(document)
+        check_values(document)
+        + delivery.check_values(document)
+        + stores.check_values(document)
+        + fit.products.check_values(document)
     )
     return (None if problems else from_values(document.data)), problems
 

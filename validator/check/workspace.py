@@ -25,6 +25,7 @@ from . import (
     exposure,
     facts,
     fetched,
+    fit,
     licenses,
     load,
     names,
@@ -339,6 +340,8 @@ class _FileCheck:
         if self.offered is not None:
             problems.extend(exposure.check(document, self.offered))
             problems.extend(delivery.check_spec(document, self.offered.environments))
+            if not changed:  # the artifact reviewed, whose headers the fit reads
+                problems.extend(fit.check(document, self.root, self.offered.accelerators))
         findings = []
         if self.policy is not None:
             from . import policy

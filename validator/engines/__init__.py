@@ -193,6 +193,54 @@ KEDA_SCALING = Scaling(
 DEPLOYMENT_MODE = Mode((HPA_SCALING, KEDA_SCALING))
 
 
+MIB, GIB = 2**20, 2**30
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """How an engine that loads a model's weights onto GPUs spends their memory, as its own
+    flags and defaults decide it: what validator/check/fit/ needs to tell whether a spec
+    fits the GPUs it asks for. Flags are given with every spelling the engine accepts; the
+    first one a spec's engine.args sets wins. Each figure says where it comes from."""
+
+    # the tokens each sequence's KV cache holds; 0: the model's own context length
+    context_flags: tuple[str, ...] = ()
+    fallback_context_flags: tuple[str, ...] = ()  # read where context_flags are not given
+    default_context: int = 0
+    context_padding: int = 1  # the engine rounds the context up to a multiple of this
+    # the sequences that hold a full context each at once; none: one
+    sequence_flags: tuple[str, ...] = ()
+    default_sequences: int = 1
+    # sequences the engine batches, where they share the cache sized above (reported only)
+    batch_flags: tuple[str, ...] = ()
+    default_batch: int = 0
+    kv_dtype_flags: tuple[str, ...] = ()
+    kv_value_dtype_flags: tuple[str, ...] = ()  # the V cache's, where set apart from the K's
+    # a KV-cache dtype flag value -> bytes per element; a value not listed: the model's dtype
+    kv_dtypes: Mapping[str, float] = field(default_factory=dict)
+    default_kv_dtype: str = ""  # "": the model's dtype
+    dtype_flags: tuple[str, ...] = ()  # the dtype floating-point weights are loaded in
+    # floating-point weights are loaded in the served dtype (float32 checkpoints in
+    # float16), not as stored; False: every tensor as its file stores it (GGUF)
+    casts_weights: bool = False
+    quantization_flags: tuple[str, ...] = ()
+    # a method that quantizes a checkpoint as it loads -> bytes per element of the decoder
+    # layers' matrices; methods not listed read checkpoints already quantized (their file's
+    # bytes are what loads)
+    quantized_on_load: Mapping[str, float] = field(default_factory=dict)
+    tensor_parallel_flags: tuple[str, ...] = ()
+    default_tensor_parallel: int = 0  # 0: every GPU the pod asks for
+    utilisation_flags: tuple[str, ...] = ()
+    default_utilisation: float = 1.0
+    # the decoder layers offloaded to GPUs (llama.cpp's -ngl); none: every layer
+    gpu_layer_flags: tuple[str, ...] = ()
+    default_gpu_layers: int | None = None
+    kv_cache: bool = True  # False: no KV cache (Triton's ONNX, PyTorch and TensorFlow models)
+    # activations, CUDA context, graphs and workspaces beside weights and KV cache, per GPU
+    reserve: int = 0
+    reserve_source: str = ""
+
+
 # The deployer's Role and its binding, per environment (rendered/ENV/_rbac/)
 RBAC_TEMPLATES = ("_k8s/role.yaml.j2", "_k8s/rolebinding.yaml.j2")
 
@@ -301,6 +349,9 @@ class Engine:
     # it loads a model folder (Triton's model repository layout), never a single file: an
     # artifact named by sha256 (a file) cannot be one
     folder_artifact: bool = False
+    # how it spends GPU memory (validator/check/fit/); None: it loads no weights onto GPUs
+    # that modelgate can size
+    gpu_memory: GpuMemory | None = None
 
     @property
     def templates(self) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """Text Generation Inference: Hugging Face's LLM server (a Deployment)."""
 
-from . import STORES, WORKLOAD, Engine, Gpus
+from . import GIB, STORES, WORKLOAD, Engine, GpuMemory, Gpus
 
 ENGINE = Engine(
     name="tgi",
@@ -29,4 +29,33 @@ ENGINE = Engine(
     # 2.3.0 (huggingface/text-generation-inference#2315)
     api_key_env="API_KEY",
     api_key_since="2.3.0",
+    # The launcher's arguments (text-generation-launcher --help, 2.4). Its warm-up prefills
+    # --max-batch-prefill-tokens, then sizes the KV cache to what --cuda-memory-fraction
+    # leaves, unless --max-batch-total-tokens fixes it; one request of --max-total-tokens
+    # must fit. --num-shard defaults to every GPU the container sees.
+    gpu_memory=GpuMemory(
+        context_flags=("--max-batch-total-tokens",),
+        fallback_context_flags=("--max-total-tokens",),
+        batch_flags=("--max-concurrent-requests",),
+        default_batch=128,
+        kv_dtype_flags=("--kv-cache-dtype",),
+        kv_dtypes={"fp8_e4m3fn": 1, "fp8_e5m2": 1},
+        dtype_flags=("--dtype",),
+        casts_weights=True,
+        quantization_flags=("--quantize",),
+        quantized_on_load={
+            "eetq": 1,
+            "fp8": 1,
+            "bitsandbytes": 1,
+            "bitsandbytes-nf4": 0.5,
+            "bitsandbytes-fp4": 0.5,
+        },
+        tensor_parallel_flags=("--num-shard",),
+        utilisation_flags=("--cuda-memory-fraction",),
+        reserve=GIB,
+        reserve_source=(
+            "TGI 2.4's warm-up: a prefill of --max-batch-prefill-tokens (4096) tokens "
+            "(flash_causal_lm.py, warmup) plus the CUDA context, per shard"
+        ),
+    ),
 )

@@ -7,8 +7,10 @@ from . import (
     BY_SELDON,
     DEPLOYMENT,
     DEPLOYMENT_MODE,
+    GIB,
     WORKLOAD,
     Engine,
+    GpuMemory,
     Gpus,
     Mode,
     Scaling,
@@ -58,6 +60,17 @@ ENGINE = Engine(
         "pytorch": "pytorch_libtorch",
         "tensorflow": "tensorflow_savedmodel",
     },
+    # An ONNX, PyTorch or TensorFlow model instance on one GPU (instance_group's default:
+    # one instance on each GPU, every one a full copy); no KV cache.
+    gpu_memory=GpuMemory(
+        kv_cache=False,
+        default_tensor_parallel=1,
+        reserve=GIB,
+        reserve_source=(
+            "the CUDA context and ONNX Runtime's CUDA execution provider arena and cuDNN "
+            "workspace (onnxruntime.ai, CUDA Execution Provider) for one model instance"
+        ),
+    ),
     modes={
         DEPLOYMENT: DEPLOYMENT_MODE,
         # A Seldon Model scheduled onto the cluster's Triton servers: the artifact is a Triton
@@ -80,6 +93,7 @@ ENGINE = Engine(
                 "packaging": (ARTIFACT,),
                 "folder_artifact": True,
                 "cache": "",  # the servers keep the models they load
+                "gpu_memory": None,  # the servers' own GPUs, sized by their installation
                 # the capability a Seldon Triton server lists for each backend
                 "requirements": {
                     "onnx": "onnx",

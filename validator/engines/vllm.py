@@ -1,6 +1,6 @@
 """vLLM: an OpenAI-compatible server for large language models (a Deployment)."""
 
-from . import STORES, WORKLOAD, Engine, Gpus
+from . import GIB, STORES, WORKLOAD, Engine, GpuMemory, Gpus
 
 ENGINE = Engine(
     name="vllm",
@@ -34,4 +34,30 @@ ENGINE = Engine(
     # the OpenAI server checks `Authorization: Bearer KEY` on /v1 (health stays open)
     api_key_env="VLLM_API_KEY",
     api_key_since="0.3.0",
+    # vLLM 0.6's engine arguments (vllm/engine/arg_utils.py). It loads the weights, profiles
+    # a forward pass, then gives what is left of --gpu-memory-utilization to the KV cache;
+    # it refuses to start unless one sequence of --max-model-len fits
+    # (worker.py, raise_if_cache_size_invalid). --max-num-seqs share that cache.
+    gpu_memory=GpuMemory(
+        context_flags=("--max-model-len",),
+        batch_flags=("--max-num-seqs",),
+        default_batch=256,
+        kv_dtype_flags=("--kv-cache-dtype",),
+        kv_dtypes={"fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1},
+        dtype_flags=("--dtype",),
+        casts_weights=True,  # dtype "auto": float16 for float32 checkpoints
+        quantization_flags=("--quantization", "-q"),
+        quantized_on_load={"fp8": 1},  # dynamic FP8 of a 16-bit checkpoint's linear layers
+        tensor_parallel_flags=("--tensor-parallel-size", "-tp"),
+        default_tensor_parallel=1,
+        utilisation_flags=("--gpu-memory-utilization",),
+        default_utilisation=0.9,
+        reserve=2 * GIB,
+        reserve_source=(
+            "vLLM 0.6's start-up log, per GPU: non-torch memory (CUDA context, NCCL), the "
+            "activation peak its profile run measures (worker.py, "
+            "determine_num_available_blocks) and CUDA graph capture (model_runner.py, "
+            "'Graph capturing finished'), each 0.1-1.5 GiB for 0.5B-70B models"
+        ),
+    ),
 )

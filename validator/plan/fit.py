@@ -1,6 +1,6 @@
-"""The plan's GPU fit section: where the fit stage (validator/check/fit.py's
-`endpoint_fit(document, root, values) -> Fit | None`) plugs in. Until that module is part of
-modelgate, no fit is shown; nothing else in the plan depends on it."""
+"""The plan's GPU fit section: where the fit stage (validator/check/fit/'s
+`endpoint_fit(document, root, values) -> Fit | None`) plugs in. Without that package, no fit
+is shown; nothing else in the plan depends on it."""
 
 from __future__ import annotations
 
