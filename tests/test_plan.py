@@ -466,3 +466,21 @@ def test_the_fit_section_shows_what_the_fit_stage_computes() -> None:
     assert "on 1 x NVIDIA-L4: does NOT fit; largest context that fits: 2048" in said
     assert "smallest product that fits: NVIDIA-A100-SXM4-40GB" in said
     assert "fits, 10% headroom" in fit_line({**figures, "headroom": 0.1})
+
+
+def test_the_cost_is_one_line_and_unknown_where_ref_has_no_price_table(repo: Path) -> None:
+    values = repo / "templates" / "values.yaml"
+    priced = values.read_text()
+    start = priced.index("\nprices:")
+    end = priced.find("\n\n", start + 1)
+    values.write_text(priced[:start] + priced[end:])
+    git(repo, "commit", "-qam", "no prices at REF")
+    try:
+        values.write_text(priced)
+        shown = run_cli("--root", str(repo), "plan", "--changed-since", "HEAD", "models/iris.yaml")
+        assert shown.code == 0, shown.err
+        cost_lines = [line for line in shown.out.splitlines() if line.strip().startswith("cost")]
+        assert cost_lines and all(" - -> " in line for line in cost_lines), shown.out
+        assert "perHour" not in shown.out  # the cost's own line says it, once
+    finally:
+        git(repo, "reset", "-q", "--hard", "HEAD~1")

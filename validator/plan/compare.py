@@ -6,6 +6,7 @@ from __future__ import annotations
 from .endpoint import SECURITY, Endpoint
 from .model import (
     CHANGED,
+    COST,
     CREATED,
     DELETED,
     UNCHANGED,
@@ -45,13 +46,16 @@ def endpoint(
     plan.objects = objects(before, after)
     rates = prices.rates(present.environment)
     rates_before = (prices_before or prices).rates(present.environment)
-    plan.cost_before = cost(before, rates_before) if before is not None and before.spec else None
+    priced_before = (prices_before or prices).currency  # no table at REF: its cost is unknown
+    plan.cost_before = (
+        cost(before, rates_before) if before is not None and before.spec and priced_before else None
+    )
     plan.cost_after = cost(after, rates) if after is not None else None
     if plan.cost_before != plan.cost_after and prices.currency:
         for label, pick in (("atMin", _at_min), ("atMax", _at_max)):
             was, now = pick(plan.cost_before), pick(plan.cost_after)
             if was != now:
-                plan.changes.append(FieldChange("cost", f"perHour.{label}", was, now))
+                plan.changes.append(FieldChange(COST, f"perHour.{label}", was, now))
     if plan.status == UNCHANGED and (plan.changes or plan.objects):
         plan.status = CHANGED
     return plan

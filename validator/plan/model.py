@@ -10,6 +10,9 @@ from ..diagnostics import Diagnostic
 CREATED, CHANGED, DELETED, UNCHANGED = "created", "changed", "deleted", "unchanged"
 
 
+COST = "cost"  # the section of the cost changes: reports give them a line of their own
+
+
 @dataclass(frozen=True)
 class FieldChange:
     section: str  # model | engine | capacity | exposure | fit | cost

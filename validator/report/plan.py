@@ -8,11 +8,12 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..plan.model import COST
 from .formats.text import format_diagnostic
 from .output import one_line, safe_diagnostic
 
 if TYPE_CHECKING:
-    from ..plan.model import Cost, EndpointPlan, Plan
+    from ..plan.model import Cost, EndpointPlan, FieldChange, Plan
 
 PLAN_FORMATS = ("text", "markdown", "json")
 API_VERSION = "modelgate.dev/v1alpha1"
@@ -61,6 +62,11 @@ def _cost_line(endpoint: EndpointPlan, currency: str) -> str:
     return f"{pair(endpoint.cost_before)} -> {after}"
 
 
+def _worded(changes: list[FieldChange]) -> list[FieldChange]:
+    """The changes a reader is shown one by one: the cost's have their own line."""
+    return [change for change in changes if change.section != COST]
+
+
 def text(plan: Plan) -> str:
     lines = [_headline(plan)]
     for endpoint in plan.endpoints:
@@ -69,7 +75,7 @@ def text(plan: Plan) -> str:
         )
         if endpoint.status == "unchanged":
             continue
-        for change in endpoint.changes:
+        for change in _worded(endpoint.changes):
             mark = "  [security]" if change.security else ""
             before = shown(change.field, change.before, plan.currency)
             after = shown(change.field, change.after, plan.currency)
@@ -153,9 +159,9 @@ def markdown(plan: Plan) -> str:
             out += ["", "</details>", ""]
             continue
         out += [f"### {_cell(title)}", "", f"Spec: `{_cell(endpoint.spec)}`", ""]
-        if endpoint.changes:
+        if _worded(endpoint.changes):
             out += ["| section | field | before | after |", "|---|---|---|---|"]
-            for change in endpoint.changes:
+            for change in _worded(endpoint.changes):
                 section = f"**{change.section}** (security)" if change.security else change.section
                 before = _cell(shown(change.field, change.before, plan.currency))
                 after = _cell(shown(change.field, change.after, plan.currency))
