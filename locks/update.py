@@ -59,6 +59,7 @@ SCANNER_GROUP = "scan"
 ENGINE_GROUP_PREFIX = "engine-"
 FINGERPRINT_PREFIX = "# pyproject.toml: sha256:"
 
+
 class Recipe(NamedTuple):
     """How a group resolves where its packages' metadata alone cannot: requirements that
     replace every other requirement of the same package (uv's --overrides), and packages left
