@@ -160,6 +160,7 @@ def deploy(
     name = document.data["metadata"]["name"]
     outcome = Outcome(name, stand_in=stand_ins.description(document.data["spec"]))
     document = stand_in.served(document)
+    outcome.left_out = _left_out(document)
     started = time.monotonic()
     problem = _prepare(document, root)
     if problem:
@@ -463,6 +464,13 @@ class _Server:
             process.stdin.close()  # type: ignore[union-attr]
         _terminate(process.pid, lambda: process.poll() is None, graceful=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _left_out(document: Document) -> list[str]:
+    """The spec's engine arguments the local build cannot take (Engine.local_drops)."""
+    engine = document.data["spec"]["engine"]
+    _, dropped = ENGINES[engine["name"]].local_args(list(engine.get("args", [])))
+    return dropped
 
 
 def can_serve(document: Document) -> bool:
