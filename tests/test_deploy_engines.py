@@ -69,7 +69,10 @@ class Example:
         files = [artifact, *(stand_in[field] for field in ("artifact", "script") if stand_in)]
         for path in (path for path in files if "://" not in path):
             (self.root / path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(PROJECT / path, self.root / path)
+            if (PROJECT / path).is_dir():  # a model folder (Hugging Face's layout)
+                shutil.copytree(PROJECT / path, self.root / path, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(PROJECT / path, self.root / path)
         self.artifact = self.root / artifact
 
     def edit(self, old: str, new: str) -> None:
