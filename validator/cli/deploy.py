@@ -130,6 +130,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         from ..deploy import local
 
         local.install_environments(documents, output.line)
+        local.say_progress(output.line)
     done: list[Outcome] = []
 
     def each(outcome: Outcome) -> None:

@@ -227,7 +227,8 @@ class Engine:
     local: tuple[str, ...] = ()  # the local target runs the engines that have local templates
     # How the local target starts it: an executable (MODELGATE_<NAME> if set, else beside
     # modelgate's Python, else on PATH), its arguments and environment, where {model_dir},
-    # {http_port}, {grpc_port} and {workdir} are filled in.
+    # {http_port}, {grpc_port}, {workdir} and {environment} (the engine's environment, where
+    # what it compiles is kept between deploys) are filled in.
     local_command: tuple[str, ...] = ()
     local_env: Mapping[str, str] = field(default_factory=dict)
     # The environment the local target runs it from, by model format ("*": any format): the

@@ -30,7 +30,9 @@ ENGINE = Engine(
         "{http_port}",
     ),
     local_env={
-        "VLLM_CACHE_ROOT": "{workdir}/vllm",
+        # what it compiles at start (torch.compile's kernels) is kept for the next deploy
+        "VLLM_CACHE_ROOT": "{environment}/cache/vllm",
+        "TORCHINDUCTOR_CACHE_DIR": "{environment}/cache/torchinductor",
         "HF_HOME": "{workdir}/huggingface",
         "HF_HUB_OFFLINE": "1",  # the model is a folder here: nothing is downloaded
         "VLLM_NO_USAGE_STATS": "1",
