@@ -524,7 +524,7 @@ def test_the_summary_says_which_smoke_tests_ran_on_a_stand_in_and_which_did_not_
 def test_the_engine_environments_are_cached_by_their_locks_and_python(
     pull_request: dict[str, Any], job_id: str
 ) -> None:
-    """vLLM's environment (4.7 GB) is cached apart, by its own lock; the others together."""
+    """vLLM's environment (6.2 GiB) is cached apart, by its own lock; the others together."""
     job = jobs(pull_request)[job_id]
     caches = [step for step in job["steps"] if step.get("uses", "").startswith("actions/cache@")]
     others, vllm = caches
