@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/engines.py [--cold] [SPEC...]
 
 For every example spec (default: iris, iris-xgboost, iris-kserve, fraud-onnx-small,
-tiny-llama) it reports:
+tiny-llama, chat-assistant on vLLM, and chat-assistant@llamacpp: the same spec with the
+tiny Qwen2 in GGUF on llama.cpp as its stand-in, the size and architecture of the one vLLM
+serves) it reports:
 
 - install: how long making its engine environment took in this run (0 when it was cached;
   with --cold, every environment is installed again into a scratch cache, removed at the end,
@@ -30,10 +32,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from validator.check import workspace  # noqa: E402
+from validator.check import stand_in, workspace  # noqa: E402
 from validator.deploy import environments, local, smoke  # noqa: E402
 
-EXAMPLES = ("iris", "iris-xgboost", "iris-kserve", "fraud-onnx-small", "tiny-llama")
+EXAMPLES = (
+    "iris",
+    "iris-xgboost",
+    "iris-kserve",
+    "fraud-onnx-small",
+    "tiny-llama",
+    "chat-assistant",
+    "chat-assistant@llamacpp",
+)
+# NAME@VARIANT: spec NAME with its stand-in replaced, to compare engines on one model
+STAND_IN_VARIANTS = {
+    "llamacpp": {
+        "artifact": "models/artifacts/tiny-qwen2/tiny-qwen2.gguf",
+        "sha256": "3870e92149b637a8efd14b59b654c3f1d08f4bee661e649a9ce511c1c1eb25f5",
+        "format": "gguf",
+        "engine": "llamacpp",
+        "script": "models/artifacts/tiny-qwen2/make.py",
+    },
+}
 
 
 def rss_mib(root_pid: int) -> float:
@@ -60,17 +80,21 @@ def rss_mib(root_pid: int) -> float:
 
 
 def measure(name: str) -> tuple[str, float, float, float, float, int] | None:
-    spec = ROOT / "models" / f"{name}.yaml"
+    spec_name, _, variant = name.partition("@")
+    spec = ROOT / "models" / f"{spec_name}.yaml"
     validation = workspace.validate([spec], ROOT)
     if validation.failed():
         print(f"{name}: invalid spec", file=sys.stderr)
         return None
     document = validation.valid_documents()[0]
+    if variant:  # under a name of its own: its local files are not the spec's
+        _as_variant(document.data, variant)
     environment = local._environment_of(document)
     began = time.perf_counter()
     if environment:
         environments.ensure(environment, lambda text: print(f"  {text}", flush=True))
     installed = time.perf_counter() - began
+    document = stand_in.served(document)  # as the deploy serves it
     problem = local._prepare(document, ROOT)
     if problem:
         print(f"{name}: {problem.message}", file=sys.stderr)
@@ -94,6 +118,18 @@ def measure(name: str) -> tuple[str, float, float, float, float, int] | None:
         return environment or "(modelgate's)", installed, ready, smoked, memory, passed
     finally:
         server.stop()
+        if variant:
+            shutil.rmtree(ROOT / "rendered/local" / document.data["metadata"]["name"], True)
+
+
+def _as_variant(data: dict, variant: str) -> None:
+    """The spec with the variant's stand-in, named NAME-on-VARIANT (its smoke requests too)."""
+    name = data["metadata"]["name"]
+    data["metadata"]["name"] = f"{name}-on-{variant}"
+    data["spec"]["smoke"]["standIn"] = STAND_IN_VARIANTS[variant]
+    for request in data["spec"]["smoke"].get("requests", []):
+        if isinstance(request.get("body"), dict) and request["body"].get("model") == name:
+            request["body"]["model"] = data["metadata"]["name"]
 
 
 def main(arguments: list[str]) -> int:
@@ -118,10 +154,10 @@ def report(specs: list[str]) -> int:
         failed |= measured is None
         if measured:
             rows.append((name, *measured))
-    print(f"{'spec':<18} {'environment':<18} {'install s':>9} {'ready s':>8} {'smoke s':>8} "
+    print(f"{'spec':<24} {'environment':<18} {'install s':>9} {'ready s':>8} {'smoke s':>8} "
           f"{'RSS MiB':>8}  smoke passed")  # fmt: skip
     for name, environment, installed, ready, smoked, memory, passed in rows:
-        print(f"{name:<18} {environment:<18} {installed:9.1f} {ready:8.2f} {smoked:8.2f} "
+        print(f"{name:<24} {environment:<18} {installed:9.1f} {ready:8.2f} {smoked:8.2f} "
               f"{memory:8.0f}  {passed}")  # fmt: skip
     print(f"machine: {platform.platform()}, Python {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")  # fmt: skip

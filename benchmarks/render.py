@@ -62,7 +62,10 @@ def make_repository(count: int, parent: Path | None = None) -> Path:
     for index in range(count):
         spec = examples[index % len(examples)]
         name = f"m-{index:05d}"
-        spec["metadata"]["name"] = name
+        spec["metadata"]["name"], example = name, spec["metadata"]["name"]
+        for request in spec["spec"].get("smoke", {}).get("requests", []):
+            if isinstance(request.get("body"), dict) and request["body"].get("model") == example:
+                request["body"]["model"] = name  # clients call it by its name (MG285)
         endpoint = spec["spec"].get("endpoint", {})
         endpoint.pop("port", None)  # hosts and ports must be unique across specs (MG-OPS-040)
         if "host" in endpoint:

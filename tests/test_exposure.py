@@ -109,9 +109,15 @@ def test_api_keys_come_from_whatever_secret_the_spec_names(scaffold: Scaffold) -
     ]
 
 
+# the stand-in runs on vLLM, which the local target starts (TGI it does not)
+TGI_STAND_IN = ("      format: huggingface\n", "      format: huggingface\n      engine: vllm\n")
+
+
 def test_tgi_gets_its_key_as_api_key(scaffold: Scaffold) -> None:
-    spec = copy_spec(scaffold, "chat-assistant").replace(
-        "name: vllm\n    version: 0.6.3", "name: tgi\n    version: 2.4.0"
+    spec = (
+        copy_spec(scaffold, "chat-assistant")
+        .replace("name: vllm\n    version: 0.6.3", "name: tgi\n    version: 2.4.0")
+        .replace(TGI_STAND_IN[0], TGI_STAND_IN[1])
     )
     files = render_spec(scaffold, "chat-assistant", spec)
     env = files["production/chat-assistant/deployment.yaml"]["spec"]["template"]["spec"][
@@ -349,8 +355,10 @@ def test_api_keys_on_engines_without_a_key_check_are_refused(
 
 
 def test_api_keys_on_a_tgi_version_without_the_check_are_refused(scaffold: Scaffold) -> None:
-    text = copy_spec(scaffold, "chat-assistant").replace(
-        "name: vllm\n    version: 0.6.3", "name: tgi\n    version: 2.2.0"
+    text = (
+        copy_spec(scaffold, "chat-assistant")
+        .replace("name: vllm\n    version: 0.6.3", "name: tgi\n    version: 2.2.0")
+        .replace(TGI_STAND_IN[0], TGI_STAND_IN[1])
     )
     assert_refused(
         refusals(scaffold, "chat-assistant", text),

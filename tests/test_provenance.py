@@ -96,6 +96,9 @@ def test_the_revision_reaches_each_engines_own_setting(scaffold: Scaffold) -> No
             "name: chat-assistant": "name: tgi-chat",
             "name: vllm\n    version: 0.6.3": "name: tgi\n    version: 2.4.0",
             "host: chat.models": "host: tgi.models",
+            "model: chat-assistant\n": "model: tgi-chat\n",  # its smoke request
+            # the stand-in runs on vLLM, which the local target starts (TGI it does not)
+            "      format: huggingface\n": "      format: huggingface\n      engine: vllm\n",
             '    args: ["--max-model-len=4096", "--gpu-memory-utilization=0.90"]\n': "",
         },
     )

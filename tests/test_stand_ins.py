@@ -18,16 +18,34 @@ from validator.deploy import ledger
 
 from .conftest import IRIS_SHA256, PROJECT, Scaffold, git, run_cli
 
-CHAT = (PROJECT / "models" / "chat-assistant.yaml").read_text(encoding="utf-8")
 GGUF = "models/artifacts/tiny-qwen2/tiny-qwen2.gguf"
 SCRIPT = "models/artifacts/tiny-qwen2/make.py"
 STAND_IN_START = "    standIn:\n"
+# a stand-in on an engine of its own: the tiny Qwen2 in GGUF on llama.cpp (chat-assistant's
+# own runs on vLLM: tests/test_vllm_local.py)
+ON_LLAMACPP = f"""    standIn:
+      artifact: {GGUF}
+      sha256: 3870e92149b637a8efd14b59b654c3f1d08f4bee661e649a9ce511c1c1eb25f5
+      format: gguf
+      engine: llamacpp
+      script: {SCRIPT}
+"""
 
 
 def without_stand_in(text: str) -> str:
     start = text.index(STAND_IN_START)
     end = text.index("    requests:\n", start)
     return text[:start] + text[end:]
+
+
+def _with_stand_in(text: str, stand_in: str) -> str:
+    start = text.index(STAND_IN_START)
+    return text[:start] + stand_in + without_stand_in(text)[start:]
+
+
+CHAT = _with_stand_in(
+    (PROJECT / "models" / "chat-assistant.yaml").read_text(encoding="utf-8"), ON_LLAMACPP
+)
 
 
 @pytest.fixture
@@ -67,10 +85,10 @@ def test_the_example_stand_in_is_valid(chat: Scaffold) -> None:
     [
         (
             "engine: llamacpp",
-            "engine: vllm",
-            "engine: vllm\n      script",
+            "engine: tgi",
+            "engine: tgi",
             15,
-            "MG232 the local target cannot start engine vllm, so it cannot serve this stand-in",
+            "MG232 the local target cannot start engine tgi, so it cannot serve this stand-in",
         ),
         (
             "engine: llamacpp",
@@ -198,8 +216,8 @@ def test_a_changed_spec_with_no_local_engine_and_no_stand_in_is_reported_not_run
     )
     assert done.code == 0, done.out + done.err
     said = (
-        "chat-assistant: not run: the local target cannot run engine vllm: it serves "
-        "repository artifacts with the engines it starts here: "
+        "chat-assistant: not run: the local target serves artifacts inside this repository, "
+        "not remote URIs"
     )
     assert said in done.out
     assert (
@@ -209,7 +227,7 @@ def test_a_changed_spec_with_no_local_engine_and_no_stand_in_is_reported_not_run
     assert "smoke pass" not in done.out
     (record,) = ledger.history(committed.root, "chat-assistant")
     assert record["result"] == "not run" and record["target"] == "local"
-    assert record["error"].startswith("the local target cannot run engine vllm")
+    assert record["error"].startswith("the local target serves artifacts inside this repository")
     assert record["error"].endswith(
         "names no stand-in (spec.smoke.standIn); its smoke tests did not run"
     )
@@ -220,7 +238,7 @@ def test_deploying_such_a_spec_by_name_fails_and_points_at_stand_ins(scaffold: S
     spec = scaffold.write_spec("chat-assistant", without_stand_in(CHAT))
     done = run_cli("--root", str(scaffold.root), "deploy", str(spec))
     assert done.code == 1
-    assert "MG503 the local target cannot run engine vllm" in done.err
+    assert "MG503 the local target serves artifacts inside this repository" in done.err
     assert "name a stand-in the local target can serve (spec.smoke.standIn)" in done.err
 
 

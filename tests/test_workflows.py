@@ -524,17 +524,28 @@ def test_the_summary_says_which_smoke_tests_ran_on_a_stand_in_and_which_did_not_
 def test_the_engine_environments_are_cached_by_their_locks_and_python(
     pull_request: dict[str, Any], job_id: str
 ) -> None:
+    """vLLM's environment (6.2 GiB) is cached apart, by its own lock; the others together."""
     job = jobs(pull_request)[job_id]
-    cache = job_step(job, "actions/cache@")
-    assert cache["with"]["path"] == "~/.cache/modelgate/engines"
-    assert "hashFiles('" in cache["with"]["key"] and "locks/engine-*.txt')" in cache["with"]["key"]
+    caches = [step for step in job["steps"] if step.get("uses", "").startswith("actions/cache@")]
+    others, vllm = caches
+    assert others["with"]["path"].split() == [
+        "~/.cache/modelgate/engines",
+        "!~/.cache/modelgate/engines/vllm-*",
+    ]
+    assert "locks/engine-*.txt', '!" in others["with"]["key"]
+    assert "locks/engine-vllm.txt')" in others["with"]["key"]
+    assert vllm["with"]["path"] == "~/.cache/modelgate/engines/vllm-*"
+    assert "locks/engine-vllm.txt') }}" in vllm["with"]["key"]
+    assert "'!" not in vllm["with"]["key"]
     python = job_step(job, "actions/setup-python@")
-    assert f"steps.{python['id']}.outputs.python-version" in cache["with"]["key"]
     steps = job["steps"]
     first_use = next(
         s for s in steps if "make test" in s.get("run", "") or "deploy" in s.get("run", "")
     )
-    assert steps.index(python) < steps.index(cache) < steps.index(first_use)
+    for cache in caches:
+        assert f"steps.{python['id']}.outputs.python-version" in cache["with"]["key"]
+        assert steps.index(python) < steps.index(cache) < steps.index(first_use)
+    assert others["with"]["key"].split("-python-")[0] != vllm["with"]["key"].split("-python-")[0]
 
 
 def test_kind_job_runs_the_suite_against_a_cluster_with_the_kserve_crds(

@@ -79,6 +79,14 @@ _CODES: dict[str, tuple[str, str]] = {
         "engine's image needs a GPU the spec does not ask for",
         "set spec.resources.gpu, or name a CPU build of the engine (spec.engine.image)",
     ),
+    "MG285": (
+        "smoke request names a model the server does not serve",
+        "name the model as clients call it: the spec's metadata.name",
+    ),
+    "MG286": (
+        "engine argument modelgate sets itself",
+        "remove it from spec.engine.args; modelgate renders it from the spec",
+    ),
     "MG230": ("pod settings contradict each other", "keep the settings that agree"),
     "MG231": ("label or annotation modelgate writes itself", "remove it from metadata"),
     "MG232": (

@@ -33,6 +33,7 @@ from . import (
     platform,
     pod,
     schema,
+    served_name,
     stand_in,
     unfinished,
 )
@@ -337,6 +338,7 @@ class _FileCheck:
         located = fetched.located(document.data["spec"])
         problems.extend(changed or pickles.check(document, self.root, located))
         problems.extend(stand_in.check(document, self.root))
+        problems.extend(served_name.check(document))
         if self.offered is not None:
             problems.extend(exposure.check(document, self.offered))
             problems.extend(delivery.check_spec(document, self.offered.environments))

@@ -130,6 +130,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         from ..deploy import local
 
         local.install_environments(documents, output.line)
+        local.say_progress(output.line)
     done: list[Outcome] = []
 
     def each(outcome: Outcome) -> None:
@@ -210,6 +211,8 @@ def _changed(root: Any, documents: list, ref: str, output: Output) -> list | Non
 def _show_outcome(output: Output, outcome: Outcome) -> None:
     if outcome.stand_in:
         output.line(f"{outcome.name}: smoke-tested on a stand-in: {outcome.stand_in}")
+    for argument in outcome.left_out:
+        output.line(f"{outcome.name}: left out of the local run: {argument}")
     show_results(output, outcome.smoke)
     if outcome.ok and outcome.endpoint:
         output.line(f"deployed {outcome.name} in {outcome.seconds:.1f} s")

@@ -52,6 +52,8 @@ class Outcome:
     # what ran in place of the real model, for every report to say (stand_ins.description);
     # "" when the real model ran
     stand_in: str = ""
+    # the spec's engine arguments the local build left out, each with why (Engine.local_drops)
+    left_out: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -193,13 +193,16 @@ class Install:
 
 def activity(pid: int) -> str:
     """What an install is doing, from the processes under it: compiling (C/C++ compilers,
-    CMake, a wheel's build backend), else downloading and installing packages."""
+    CMake, a wheel's build backend), uv's bytecode compilation, else downloading and
+    installing packages."""
     commands = [_command(child) for child in _descendants(pid)]
     compilers = sum(1 for command in commands if _is_compiler(command))
     if compilers:
         return f"compiling a package from source ({compilers} compiler process(es))"
     if any("cmake" in command or "ninja" in command for command in commands):
         return "configuring a package's build (CMake)"
+    if any("compileall" in command for command in commands):
+        return "compiling the installed packages' bytecode"
     if any("python" in command for command in commands):
         return "building a package from source"
     return "downloading and installing packages"

@@ -63,7 +63,7 @@ from . import (
     smoke,
     smoke_failures,
 )
-from .environments import Progress, Unavailable, ensure
+from .environments import PROGRESS_EVERY_S, Progress, Unavailable, ensure
 from .net import answers_200, free_port, free_ports, port_free
 from .smoke import Endpoint
 
@@ -86,6 +86,10 @@ SHUTDOWN_CHATTER = re.compile(
     r"shutdown|Shutting down|Waiting for application|Finished server process", re.IGNORECASE
 )
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
+PROGRESS_LOG_CHARS = 160
+# Where an engine slow to be ready (vLLM: a minute and more) says how long it has waited,
+# every PROGRESS_EVERY_S: the command's output (say_progress); nowhere by default.
+_progress: list[Progress] = []
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,7 @@ def deploy(
     name = document.data["metadata"]["name"]
     outcome = Outcome(name, stand_in=stand_ins.description(document.data["spec"]))
     document = stand_in.served(document)
+    outcome.left_out = _left_out(document)
     started = time.monotonic()
     problem = _prepare(document, root)
     if problem:
@@ -465,6 +470,13 @@ class _Server:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _left_out(document: Document) -> list[str]:
+    """The spec's engine arguments the local build cannot take (Engine.local_drops)."""
+    engine = document.data["spec"]["engine"]
+    _, dropped = ENGINES[engine["name"]].local_args(list(engine.get("args", [])))
+    return dropped
+
+
 def can_serve(document: Document) -> bool:
     """The local target runs the engines it can start here on artifacts kept in this
     repository."""
@@ -613,6 +625,7 @@ def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic |
         "grpc_port": str(grpc_port),
         "workdir": str(workdir),
         "servers": str(SERVERS),
+        "environment": str(environment or ""),
     }
     env = {**os.environ, **{key: value.format(**fill) for key, value in engine.local_env.items()}}
     arguments = [argument.format(**fill) for argument in engine.local_command[1:]]
@@ -633,10 +646,19 @@ def _start(document: Document, root: Path) -> tuple[_Server | None, Diagnostic |
     return _Server(process, workdir, endpoint), None
 
 
+def say_progress(progress: Progress | None) -> None:
+    """Have a deploy waiting for its engine say how long it has waited, through `progress`."""
+    _progress[:] = [progress] if progress else []
+
+
 def _wait_ready(document: Document, server: _Server) -> list[Diagnostic]:
     timeout = readiness_timeout(document)
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline, next_word = started + timeout, started + PROGRESS_EVERY_S
     while time.monotonic() < deadline:
+        if _progress and time.monotonic() >= next_word:
+            next_word += PROGRESS_EVERY_S
+            _progress[0](_waiting(server, time.monotonic() - started, timeout))
         code = server.process.poll()
         if code is not None:
             return [
@@ -652,6 +674,15 @@ def _wait_ready(document: Document, server: _Server) -> list[Diagnostic]:
             return []
         interrupt.pause(POLL_INTERVAL_S)
     return [not_ready(document, timeout, _indent(server.log_tail()))]
+
+
+def _waiting(server: _Server, waited: float, timeout: float) -> str:
+    lines = server.log_lines()
+    said = f"; its log: {lines[-1].strip()[:PROGRESS_LOG_CHARS]}" if lines else ""
+    return (
+        f"{server.endpoint.name}: waiting for the model to be ready: {waited:.0f} s of "
+        f"{timeout:.0f} s{said}"
+    )
 
 
 def _promote(root: Path, server: _Server, previous: KeptServer | None) -> None:

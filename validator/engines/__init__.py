@@ -246,6 +246,17 @@ RBAC_TEMPLATES = ("_k8s/role.yaml.j2", "_k8s/rolebinding.yaml.j2")
 
 
 @dataclass(frozen=True)
+class LocalDrop:
+    """An engine argument the build the local target runs cannot take (a GPU's setting on a
+    CPU build): left out of the command line it runs there, with its value when that is
+    given apart (`takes_value`), and the deploy's report names it with `reason`."""
+
+    flag: str
+    reason: str
+    takes_value: bool = True
+
+
+@dataclass(frozen=True)
 class Engine:
     name: str
     summary: str  # one line for the docs and `new`
@@ -264,7 +275,8 @@ class Engine:
     local: tuple[str, ...] = ()  # the local target runs the engines that have local templates
     # How the local target starts it: an executable (MODELGATE_<NAME> if set, else beside
     # modelgate's Python, else on PATH), its arguments and environment, where {model_dir},
-    # {http_port}, {grpc_port} and {workdir} are filled in.
+    # {http_port}, {grpc_port}, {workdir} and {environment} (the engine's environment, where
+    # what it compiles is kept between deploys) are filled in.
     local_command: tuple[str, ...] = ()
     local_env: Mapping[str, str] = field(default_factory=dict)
     # The environment the local target runs it from, by model format ("*": any format): the
@@ -275,6 +287,8 @@ class Engine:
     local_environments: Mapping[str, str] = field(default_factory=dict)
     # The model formats the local target serves with it; empty: every format it serves.
     local_formats: tuple[str, ...] = ()
+    # spec.engine.args the local target leaves out, each with why (its build is a CPU one)
+    local_drops: tuple[LocalDrop, ...] = ()
     cluster: tuple[str, ...] = ()
     # a model configuration template (Triton's config.pbtxt): checked against its grammar and
     # given to the cluster templates as v.model_config; it needs the spec's tensor signature
@@ -369,6 +383,24 @@ class Engine:
         "" for modelgate's own."""
         environments = self.local_environments
         return environments.get(model_format) or environments.get("*", "")
+
+    def local_args(self, args: list[str]) -> tuple[list[str], list[str]]:
+        """spec.engine.args as the local target runs them, and what it left out: one line
+        each, the argument as the spec gives it and why."""
+        drops = {drop.flag: drop for drop in self.local_drops}
+        kept: list[str] = []
+        dropped: list[str] = []
+        pending = iter(args)
+        for argument in pending:
+            flag = argument.split("=", 1)[0]
+            drop = drops.get(flag)
+            if drop is None:
+                kept.append(argument)
+                continue
+            if drop.takes_value and argument == flag:
+                argument = f"{flag} {next(pending, '')}".rstrip()
+            dropped.append(f"{argument}: {drop.reason}")
+        return kept, dropped
 
     @property
     def image_only(self) -> bool:

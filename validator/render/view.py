@@ -35,6 +35,7 @@ from ..engines import (
     runtime_for,
     tolerates,
     verified_by_pod,
+    vllm,
 )
 from ..engines.kserve import COMPONENT_LABEL
 from ..quantities import mebibytes, to_bytes
@@ -128,9 +129,14 @@ def local(
     if "://" not in artifact:
         uri = os.path.relpath(artifact, out_dir).replace(os.sep, "/") + _folder_end(model)
     local_view = {**view, "uri": uri, "signature": model.get("signature")}
+    engine = ENGINES[document.data["spec"]["engine"]["name"]]
+    if engine.name == vllm.ENGINE.name:  # the model folder relative to the settings file
+        args, _ = engine.local_args(list(document.data["spec"]["engine"].get("args", [])))
+        revision_args = _revision_args(engine, model)
+        local_view["vllm_args"] = vllm.command_line(uri, view["name"], revision_args, args)
     # the local server is the engine's own, whatever the spec's cluster mode (Seldon's Triton
     # servers complete a model's configuration; the local one is given it)
-    if ENGINES[document.data["spec"]["engine"]["name"]].model_config:
+    if engine.model_config:
         local_view.update(_local_model_config(document.data["spec"]))
     return local_view
 
@@ -177,6 +183,9 @@ def cluster(
     scratch_size = values.get("scratchSize", SCRATCH_SIZE)
     mesh = platform_mesh(platform or from_values(values))
     fetches = fetched_by_pod(spec) and not model_image  # into a volume of the pod's
+    model_ref = _model_ref(document, values, uri)
+    revision_args = _revision_args(engine, spec["model"])
+    args = list(spec["engine"].get("args", []))
     return {
         **view,
         "environment": environment,
@@ -188,7 +197,8 @@ def cluster(
         "live_path": live_path,
         "ready_path": ready_path,
         "probes": _probes(spec, engine, probe_port, live_path, ready_path),
-        "args": list(spec["engine"].get("args", [])),
+        "args": args,
+        "vllm_args": vllm.command_line(model_ref, view["name"], revision_args, args, port),
         # the engine's own environment, then the spec's; the API key the engine checks
         # (auth.type apiKey) comes from auth.secretRef
         "env": _cluster_env(engine, spec["engine"].get("env", []))
@@ -235,8 +245,8 @@ def cluster(
         "triton_platform": engine.platforms.get(spec["model"]["format"]),
         "max_batch_size": spec["engine"].get("maxBatchSize", 0),
         "triton_inputs": _triton_tensors(spec, "inputs"),
-        "model_ref": _model_ref(document, values, uri),
-        "revision_args": _revision_args(engine, spec["model"]),
+        "model_ref": model_ref,
+        "revision_args": revision_args,
         "model_file": _model_file(spec["model"]),
         # init containers that fetch the model and check its digest before the server starts
         # a model image is pulled by the kubelet, its digest the reference (KServe's modelcar)
