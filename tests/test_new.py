@@ -83,11 +83,12 @@ def placeholder_lines(text: str) -> set[int]:
 def test_every_scaffold_is_refused_at_each_placeholder(repo: Path) -> None:
     """An error (MG122) at every value a person has to write, and the model card's sections
     (MG-CMP-004); nothing else but MG-OPS-050's warning, for the scaffolds of models the pull
-    request's runner cannot serve, each of which says how to name a stand-in."""
+    request's runner cannot serve, each of which says how to name a stand-in, and MG265's note
+    on the GPU scaffolds of hub models, whose headers `modelgate fit refresh` records."""
     result = run_cli("--root", str(repo), "validate", "--env", "production", "--format", "json")
     assert result.code == 1, result.out
     found = json.loads(result.out)["diagnostics"]
-    allowed = {"MG122", "MG-CMP-004", "MG-OPS-050"}
+    allowed = {"MG122", "MG-CMP-004", "MG-OPS-050", "MG265"}
     assert {d["rule"] for d in found} <= allowed | {"MG-SEC-009"}, result.out
     refused = {d["path"] for d in found if d["rule"] == "MG-SEC-009"}
     assert {Path(path).stem for path in refused} <= UNSCANNED_REMOTE, result.out
@@ -140,7 +141,8 @@ def test_a_filled_in_scaffold_validates(filled: Path) -> None:
     result = run_cli("--root", str(filled), "validate", "--env", "production", "--format", "json")
     assert result.code == 0, result.out
     report = json.loads(result.out)
-    assert {d["rule"] for d in report["diagnostics"]} <= {"MG-OPS-050"}, result.out
+    # MG265: a hub model's GPU fit waits for `modelgate fit refresh` to record its headers
+    assert {d["rule"] for d in report["diagnostics"]} <= {"MG-OPS-050", "MG265"}, result.out
     for path in (filled / "models").glob("*.yaml"):
         assert placeholder_lines(path.read_text()) == set(), path
 
