@@ -9,7 +9,6 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,20 +88,8 @@ def modelgate(scaffold: Scaffold, *args: str) -> Any:
 def rendered_images(root: Path) -> list[str]:
     found = []
     for path in sorted((root / "rendered").rglob("*.yaml")):
-        found.extend(_images(yaml.safe_load(path.read_text(encoding="utf-8"))))
+        found.extend(images.named_images(yaml.safe_load(path.read_text(encoding="utf-8"))))
     return found
-
-
-def _images(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "image" and isinstance(value, str):
-                yield value
-            else:
-                yield from _images(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _images(item)
 
 
 # -- modelgate images pin, against a real registry -------------------------------------------

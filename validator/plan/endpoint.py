@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..quantities import to_bytes
+from ..render.images import named_images
 from .prices import Replica
 
 SPEC_HASH = "modelgate.dev/spec-hash"
@@ -119,19 +120,7 @@ def digest(model: dict[str, Any]) -> str | None:
 def images(objects: Any) -> Iterator[str]:
     """Every container image the objects name (pods, ServingRuntimes, InferenceServices)."""
     for item in objects:
-        yield from _images(json.loads(item.body))
-
-
-def _images(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "image" and isinstance(value, str):
-                yield value
-            else:
-                yield from _images(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _images(value)
+        yield from named_images(json.loads(item.body))
 
 
 def hosts(objects: Any) -> list[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -460,3 +460,17 @@ def _is_reference(value: Any) -> bool:
 def _shown(value: Any, limit: int = 120) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def named_images(node: Any) -> Iterator[str]:
+    """Every container image a manifest names, wherever it sits (pods, ServingRuntimes,
+    InferenceServices): each string under a key `image`."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "image" and isinstance(value, str):
+                yield value
+            else:
+                yield from named_images(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from named_images(value)
