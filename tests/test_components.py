@@ -55,7 +55,7 @@ def rendered(
     folder = scaffold.root / "rendered" / "staging" / path.stem
     manifests = {
         file.name: yaml.safe_load(file.read_text(encoding="utf-8"))
-        for file in sorted(folder.iterdir())
+        for file in sorted(folder.glob("*.yaml"))  # application.json is the ApplicationSet's
     }
     for name, manifest in manifests.items():
         problem, found = kube_schemas.check(manifest, crds)

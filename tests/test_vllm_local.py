@@ -8,17 +8,23 @@ starts it once and keeps it for its tests.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
+from validator.check import fit
+from validator.check.fit import memory
+from validator.check.fit.model import DTYPE_BYTES
 from validator.deploy import environments
+from validator.engines.vllm import ENGINE as VLLM
 
 from .conftest import PROJECT, STAND_IN_SCRIPTS, Scaffold, tree_sha256
 from .test_deploy_engines import Example, engine_processes, post
@@ -104,6 +110,30 @@ def test_a_request_for_another_model_gets_vllms_404(chat) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         post(f"{url}/v1/completions", body)
     assert refused.value.code == 404
+
+
+def test_vllm_sizes_its_kv_cache_by_the_fits_arithmetic(chat) -> None:
+    """The GPU fit's KV cache per token (validator/check/fit, read from the stand-in's own
+    config.json) against vLLM's: the CPU build fills VLLM_CPU_KVCACHE_SPACE with blocks and
+    says how many tokens they hold; tokens x the fit's bytes per token is that space, within
+    5 %, in the dtype vLLM says it serves."""
+    example, _, _ = chat
+    state = json.loads((example.root / ".modelgate" / "run" / f"{example.name}.json").read_text())
+    log = Path(state["log"]).read_text(encoding="utf-8", errors="replace")
+    tokens = re.search(r"CPU KV cache size: ([\d,]+) tokens", log)
+    dtype = re.search(r"\bdtype=torch\.(\w+)", log)
+    assert tokens and dtype, log[-3000:]
+    served = DTYPE_BYTES[dtype.group(1)]
+    folder = "models/artifacts/tiny-qwen2-hf/model"
+    model = fit.local_model(example.root, folder, "huggingface")
+    args = yaml.safe_load(example.text)["spec"]["engine"]["args"]
+    chosen = memory.settings(VLLM.gpu_memory, args, model, gpus=1)
+    per_token = memory.need(
+        VLLM.gpu_memory, model, replace(chosen, key_bytes=served, value_bytes=served)
+    ).kv_per_token
+    space = float(VLLM.local_env["VLLM_CPU_KVCACHE_SPACE"]) * 2**30
+    held = int(tokens.group(1).replace(",", "")) * per_token
+    assert abs(held - space) / space <= 0.05, (held, space, per_token, dtype.group(1))
 
 
 def test_the_stand_in_is_made_again_byte_for_byte(tmp_path: Path) -> None:
