@@ -161,7 +161,7 @@ def _model(document: load.Document, root: Path) -> Model:
                     "the model as ONNX",
                 )
             )
-        return _local(root, artifact, model_format)
+        return local_model(root, artifact, model_format)
     except Unreadable as exc:
         raise _Finding(
             document.finding(
@@ -202,7 +202,8 @@ def _recorded(document: load.Document, root: Path, artifact: str) -> Model:
         ) from None
 
 
-def _local(root: Path, artifact: str, model_format: str) -> Model:
+def local_model(root: Path, artifact: str, model_format: str) -> Model:
+    """The model kept in the repository at `artifact`, as its own files describe it."""
     path = root / artifact
     if paths.leads_out(path, root):
         raise Unreadable(f"{artifact} leads out of the repository through a symbolic link")
