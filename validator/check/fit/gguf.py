@@ -10,7 +10,7 @@ import mmap
 import struct
 from pathlib import Path
 
-from .model import Attention, Model, Tensor, Unreadable, positive
+from .model import Attention, Model, Tensor, Unreadable, positive, read_mapped
 
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)
@@ -99,14 +99,7 @@ class _Cursor:
 
 
 def read(path: Path, shown: str) -> Model:
-    try:
-        with path.open("rb") as file:
-            if path.stat().st_size < 24:
-                raise Unreadable(f"{shown}: too short for a GGUF header")
-            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return parse(data, shown)
-    except OSError as exc:
-        raise Unreadable(f"{shown}: cannot be read ({exc.strerror})") from None
+    return read_mapped(path, shown, 24, "too short for a GGUF header", parse)
 
 
 def parse(data: mmap.mmap | bytes, shown: str) -> Model:

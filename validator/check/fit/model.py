@@ -4,8 +4,11 @@ gguf.py, onnx.py, config.py) make these from the model's own headers, never from
 
 from __future__ import annotations
 
+import mmap
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class Unreadable(Exception):
@@ -60,3 +63,18 @@ def positive(value: object, what: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise Unreadable(f"{where}: {what} is {value!r}, not a whole number above zero")
     return value
+
+
+def read_mapped(
+    path: Path, shown: str, shortest: int, too_short: str, parse: Callable[[mmap.mmap, str], Model]
+) -> Model:
+    """parse() of the file mapped into memory (a reader then touches only the header pages),
+    refused with `too_short` below `shortest` bytes; Unreadable when it cannot be read."""
+    try:
+        with path.open("rb") as file:
+            if path.stat().st_size < shortest:
+                raise Unreadable(f"{shown}: {too_short}")
+            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return parse(data, shown)
+    except OSError as exc:
+        raise Unreadable(f"{shown}: cannot be read ({exc.strerror})") from None

@@ -10,7 +10,7 @@ import math
 import mmap
 from pathlib import Path
 
-from .model import Model, Tensor, Unreadable
+from .model import Model, Tensor, Unreadable, read_mapped
 
 MAX_INITIALIZERS = 1 << 20
 MAX_DIMS = 32
@@ -46,14 +46,7 @@ _FLOATING = {"FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16"}
 
 
 def read(path: Path, shown: str) -> Model:
-    try:
-        with path.open("rb") as file:
-            if path.stat().st_size == 0:
-                raise Unreadable(f"{shown}: an empty file, not an ONNX model")
-            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                return parse(data, shown)
-    except OSError as exc:
-        raise Unreadable(f"{shown}: cannot be read ({exc.strerror})") from None
+    return read_mapped(path, shown, 1, "an empty file, not an ONNX model", parse)
 
 
 def parse(data: mmap.mmap | bytes, shown: str) -> Model:
